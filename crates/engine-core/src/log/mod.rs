@@ -1,0 +1,3 @@
+//! The durable, hash-chained, group-committed event log.
+mod state;
+pub use state::*;

@@ -1,0 +1,130 @@
+//! The hook through which the single writer thread runs command handling.
+//!
+//! Decide, append and apply are serialised on the writer thread: for each
+//! request in a group-commit batch the writer calls [`StateMachine::decide`]
+//! (validate against the read models, produce events), seals the records,
+//! then calls [`StateMachine::apply`] for each record so the next request in
+//! the same batch sees its effects. Read-model writes go into the same
+//! RocksDB `WriteBatch` as the records, so the read side is never behind the
+//! log after a crash.
+
+use std::sync::Arc;
+
+use events::{CommandId, ConversationSid, Event, RecordHeader, ServiceSid};
+
+/// What [`StateMachine::decide`] sees besides the command.
+#[derive(Debug, Clone, Copy)]
+pub struct DecideContext {
+    /// The position the first produced event will get.
+    pub next_position: u64,
+    /// The `recorded_at` every produced record will carry, in microseconds.
+    pub now_micros: u64,
+    /// The command's idempotency key.
+    pub command_id: CommandId,
+}
+
+/// The events one command produces, all in one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The service every event belongs to.
+    pub service_sid: ServiceSid,
+    /// The conversation stream the command targets, for the optimistic
+    /// concurrency check (`None`: the service-level stream).
+    pub stream: Option<ConversationSid>,
+    /// The events, appended in order and atomically (possibly none).
+    pub events: Vec<Event>,
+}
+
+/// A record that is durable, handed to [`StateMachine::committed`].
+#[derive(Debug, Clone)]
+pub struct CommittedRecord {
+    /// Its header (position, time, service, conversation, command id).
+    pub header: RecordHeader,
+    /// Its event.
+    pub event: Event,
+}
+
+/// The write-side state the writer thread drives. The engine implements it
+/// with its read models; the bare log uses [`RawEvents`].
+pub trait StateMachine: Send + 'static {
+    /// What callers send.
+    type Command: Send + 'static;
+    /// Why a command was refused (a typed, user-facing error).
+    type Rejection: Send + std::fmt::Debug + 'static;
+
+    /// Column families the state machine persists its read models in. The
+    /// log creates them next to its own.
+    const COLUMN_FAMILIES: &'static [&'static str];
+
+    /// Called once per group-commit batch before the first `decide`.
+    fn begin_batch(&mut self) {}
+
+    /// Validates `command` against the current state (including everything
+    /// applied earlier in this batch) and returns the events to append.
+    /// Must not change state: a refused or version-conflicted command
+    /// leaves no trace.
+    fn decide(
+        &self,
+        command: &Self::Command,
+        ctx: &DecideContext,
+    ) -> Result<Decision, Self::Rejection>;
+
+    /// Folds one sealed record into the state and adds the read-model
+    /// writes to `batch` (column families from `db`). Never fails: the
+    /// event was decided against this very state.
+    fn apply(
+        &mut self,
+        db: &rocksdb::DB,
+        batch: &mut rocksdb::WriteBatch,
+        header: &RecordHeader,
+        event: &Event,
+    );
+
+    /// Called once per batch after it was written. `durable` is false if the
+    /// write failed: the in-memory state is then ahead of the disk and the
+    /// log refuses further appends until it is reopened.
+    fn end_batch(&mut self, durable: bool) {
+        let _ = durable;
+    }
+
+    /// Called with every record of a batch once it is durable, in position
+    /// order, before any caller is acknowledged. The fan-out hangs here.
+    fn committed(&mut self, records: &[Arc<CommittedRecord>]) {
+        let _ = records;
+    }
+}
+
+/// The bare log's state machine: a command is a ready list of events,
+/// appended as given. Used by tests, benches and tools that write raw events.
+#[derive(Debug, Default)]
+pub struct RawEvents;
+
+/// A raw append: events for one service (and optionally one stream).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawAppend {
+    /// The service.
+    pub service_sid: ServiceSid,
+    /// The events.
+    pub events: Vec<Event>,
+}
+
+/// [`RawEvents`] never refuses, so its rejection type is uninhabited.
+#[derive(Debug)]
+pub enum Never {}
+
+impl StateMachine for RawEvents {
+    type Command = RawAppend;
+    type Rejection = Never;
+    const COLUMN_FAMILIES: &'static [&'static str] = &[];
+
+    fn decide(&self, command: &RawAppend, _ctx: &DecideContext) -> Result<Decision, Never> {
+        Ok(Decision {
+            service_sid: command.service_sid,
+            stream: command.events.first().and_then(Event::conversation_sid),
+            events: command.events.clone(),
+        })
+    }
+
+    fn apply(&mut self, _: &rocksdb::DB, _: &mut rocksdb::WriteBatch, _: &RecordHeader, _: &Event) {
+    }
+}

@@ -1,0 +1,394 @@
+//! Commands: what a caller asks the engine to do.
+//!
+//! A command is an intent. The engine validates it against the read models
+//! and, if it holds, turns it into one or more [`Event`](crate::Event)s that
+//! are appended to the log in one batch. Optional fields in `Update*`
+//! commands mean "leave unchanged". JSON `attributes` travel as text and are
+//! validated by the engine.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::*;
+use crate::sid::*;
+
+/// A command plus the metadata the log needs to apply it exactly once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandEnvelope {
+    /// Idempotency key: retrying the same id returns the first result and
+    /// appends nothing.
+    pub command_id: CommandId,
+    /// The chat identity acting, if any. When set, the engine enforces that
+    /// user's role permissions; when `None` the caller is the trusted host
+    /// (Twilio's REST API with account credentials).
+    pub acting_identity: Option<String>,
+    /// Optimistic concurrency: the conversation stream version the caller
+    /// last saw. A mismatch is a typed conflict.
+    pub expected_version: Option<u64>,
+    /// What to do.
+    pub command: Command,
+}
+
+/// A 128-bit idempotency key chosen by the caller (or generated).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+pub struct CommandId(pub [u8; 16]);
+
+impl CommandId {
+    /// Derives a command id from caller-chosen bytes (e.g. an HTTP
+    /// `I-Twilio-Idempotency-Token`).
+    pub fn from_key(key: &[u8]) -> Self {
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&blake3::hash(key).as_bytes()[..16]);
+        Self(out)
+    }
+}
+
+impl std::fmt::Display for CommandId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Addresses a conversation by SID or by its service-unique `unique_name`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationRef {
+    /// By `CH…` SID.
+    Sid(ConversationSid),
+    /// By `unique_name`.
+    UniqueName(String),
+}
+
+/// The fields of a new conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ConversationSpec {
+    /// Display name.
+    pub friendly_name: Option<String>,
+    /// Unique within the service; addresses the conversation like its SID.
+    pub unique_name: Option<String>,
+    /// JSON attributes.
+    pub attributes: Option<String>,
+    /// Initial state (default `active`).
+    pub state: Option<ConversationState>,
+    /// State timers.
+    pub timers: Timers,
+    /// The Messaging Service for non-chat participants.
+    pub messaging_service_sid: Option<String>,
+}
+
+/// The fields of a new participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantSpec {
+    /// Chat identity or messaging binding.
+    pub kind: ParticipantKind,
+    /// JSON attributes.
+    pub attributes: Option<String>,
+    /// Conversation role; the service's default conversation role if `None`.
+    pub role_sid: Option<RoleSid>,
+}
+
+/// Every command the engine accepts. Each variant has exactly one handler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    /// Create a service with its default roles.
+    CreateService {
+        /// Display name.
+        friendly_name: String,
+    },
+    /// Rename a service.
+    UpdateService {
+        /// The service.
+        service: ServiceSid,
+        /// New display name.
+        friendly_name: String,
+    },
+    /// Delete a service and, logically, everything in it.
+    DeleteService {
+        /// The service.
+        service: ServiceSid,
+    },
+    /// Create a conversation.
+    CreateConversation {
+        /// The service.
+        service: ServiceSid,
+        /// Its fields.
+        spec: ConversationSpec,
+    },
+    /// Update a conversation; `None` fields are left unchanged.
+    UpdateConversation {
+        /// The service.
+        service: ServiceSid,
+        /// The conversation.
+        conversation: ConversationRef,
+        /// New display name.
+        friendly_name: Option<String>,
+        /// New unique name.
+        unique_name: Option<String>,
+        /// New JSON attributes.
+        attributes: Option<String>,
+        /// New state.
+        state: Option<ConversationState>,
+        /// New timers.
+        timers: Option<Timers>,
+    },
+    /// Delete a conversation with its participants and messages.
+    DeleteConversation {
+        /// The service.
+        service: ServiceSid,
+        /// The conversation.
+        conversation: ConversationRef,
+    },
+    /// Create a conversation and up to 10 participants atomically.
+    CreateConversationWithParticipants {
+        /// The service.
+        service: ServiceSid,
+        /// The conversation's fields.
+        spec: ConversationSpec,
+        /// The participants.
+        participants: Vec<ParticipantSpec>,
+    },
+    /// Add a participant (creating the User for a new chat identity).
+    AddParticipant {
+        /// The service.
+        service: ServiceSid,
+        /// The conversation.
+        conversation: ConversationRef,
+        /// The participant.
+        participant: ParticipantSpec,
+    },
+    /// Update a participant; `None` fields are left unchanged.
+    UpdateParticipant {
+        /// The service.
+        service: ServiceSid,
+        /// The conversation.
+        conversation: ConversationRef,
+        /// The participant.
+        participant: ParticipantSid,
+        /// New JSON attributes.
+        attributes: Option<String>,
+        /// New conversation role.
+        role_sid: Option<RoleSid>,
+        /// New read horizon (set, clamped to the last index).
+        last_read_message_index: Option<u64>,
+        /// New read timestamp.
+        last_read_timestamp: Option<TimestampMicros>,
+    },
+    /// Remove a participant.
+    RemoveParticipant {
+        /// The service.
+        service: ServiceSid,
+        /// The conversation.
+        conversation: ConversationRef,
+        /// The participant.
+        participant: ParticipantSid,
+    },
+    /// Post a message.
+    PostMessage {
+        /// The service.
+        service: ServiceSid,
+        /// The conversation.
+        conversation: ConversationRef,
+        /// Author identity or address; `system` if `None`.
+        author: Option<String>,
+        /// Text body.
+        body: Option<String>,
+        /// Up to 10 media descriptors.
+        media: Vec<Media>,
+        /// JSON attributes.
+        attributes: Option<String>,
+    },
+    /// Edit a message's body and/or attributes.
+    EditMessage {
+        /// The service.
+        service: ServiceSid,
+        /// The conversation.
+        conversation: ConversationRef,
+        /// The message.
+        message: MessageSid,
+        /// New body.
+        body: Option<String>,
+        /// New JSON attributes.
+        attributes: Option<String>,
+    },
+    /// Delete a message. Its index is never reused.
+    DeleteMessage {
+        /// The service.
+        service: ServiceSid,
+        /// The conversation.
+        conversation: ConversationRef,
+        /// The message.
+        message: MessageSid,
+    },
+    /// Move a participant's read horizon.
+    UpdateReadHorizon {
+        /// The service.
+        service: ServiceSid,
+        /// The conversation.
+        conversation: ConversationRef,
+        /// The participant.
+        participant: ParticipantSid,
+        /// The new last-read index (clamped to the last message index);
+        /// `None` marks everything unread.
+        last_read_message_index: Option<u64>,
+        /// Set, or advance only.
+        mode: HorizonMode,
+    },
+    /// Create a user.
+    CreateUser {
+        /// The service.
+        service: ServiceSid,
+        /// Unique identity within the service.
+        identity: String,
+        /// Display name.
+        friendly_name: Option<String>,
+        /// JSON attributes.
+        attributes: Option<String>,
+        /// Service role; the default service role if `None`.
+        role_sid: Option<RoleSid>,
+    },
+    /// Update a user; `None` fields are left unchanged.
+    UpdateUser {
+        /// The service.
+        service: ServiceSid,
+        /// The user.
+        user: UserSid,
+        /// New display name.
+        friendly_name: Option<String>,
+        /// New JSON attributes.
+        attributes: Option<String>,
+        /// New service role.
+        role_sid: Option<RoleSid>,
+    },
+    /// Delete a user (its participants stay, as in Twilio).
+    DeleteUser {
+        /// The service.
+        service: ServiceSid,
+        /// The user.
+        user: UserSid,
+    },
+    /// Set a user's notification level in a conversation.
+    UpdateUserConversation {
+        /// The service.
+        service: ServiceSid,
+        /// The user.
+        user: UserSid,
+        /// The conversation.
+        conversation: ConversationRef,
+        /// The new level.
+        notification_level: NotificationLevel,
+    },
+    /// Create a role.
+    CreateRole {
+        /// The service.
+        service: ServiceSid,
+        /// Display name.
+        friendly_name: String,
+        /// Service or conversation role.
+        role_type: RoleType,
+        /// Permission list.
+        permissions: Vec<Permission>,
+    },
+    /// Replace a role's permissions.
+    UpdateRole {
+        /// The service.
+        service: ServiceSid,
+        /// The role.
+        role: RoleSid,
+        /// New permission list.
+        permissions: Vec<Permission>,
+    },
+    /// Delete a role that nobody uses.
+    DeleteRole {
+        /// The service.
+        service: ServiceSid,
+        /// The role.
+        role: RoleSid,
+    },
+    /// Create an address configuration.
+    CreateAddressConfiguration {
+        /// The service.
+        service: ServiceSid,
+        /// Channel type.
+        address_type: AddressType,
+        /// The address (the proxy address inbound messages arrive at).
+        address: String,
+        /// Display name.
+        friendly_name: Option<String>,
+        /// Autocreation settings.
+        auto_creation: AutoCreation,
+    },
+    /// Update an address configuration.
+    UpdateAddressConfiguration {
+        /// The service.
+        service: ServiceSid,
+        /// The configuration.
+        address_configuration: AddressConfigurationSid,
+        /// New display name.
+        friendly_name: Option<String>,
+        /// New autocreation settings.
+        auto_creation: Option<AutoCreation>,
+    },
+    /// Delete an address configuration.
+    DeleteAddressConfiguration {
+        /// The service.
+        service: ServiceSid,
+        /// The configuration.
+        address_configuration: AddressConfigurationSid,
+    },
+    /// Record a channel's delivery status for a message to a participant.
+    RecordDeliveryReceipt {
+        /// The service.
+        service: ServiceSid,
+        /// The conversation.
+        conversation: ConversationRef,
+        /// The message.
+        message: MessageSid,
+        /// The non-chat participant it was sent to.
+        participant: ParticipantSid,
+        /// The status.
+        status: DeliveryStatus,
+        /// Channel error code, for failed/undelivered.
+        error_code: Option<u32>,
+        /// The channel's own message id.
+        channel_message_sid: Option<String>,
+    },
+}
+
+impl Command {
+    /// The service this command acts in; `None` only for `CreateService`.
+    pub fn service(&self) -> Option<ServiceSid> {
+        use Command::*;
+        match self {
+            CreateService { .. } => None,
+            UpdateService { service, .. }
+            | DeleteService { service }
+            | CreateConversation { service, .. }
+            | UpdateConversation { service, .. }
+            | DeleteConversation { service, .. }
+            | CreateConversationWithParticipants { service, .. }
+            | AddParticipant { service, .. }
+            | UpdateParticipant { service, .. }
+            | RemoveParticipant { service, .. }
+            | PostMessage { service, .. }
+            | EditMessage { service, .. }
+            | DeleteMessage { service, .. }
+            | UpdateReadHorizon { service, .. }
+            | CreateUser { service, .. }
+            | UpdateUser { service, .. }
+            | DeleteUser { service, .. }
+            | UpdateUserConversation { service, .. }
+            | CreateRole { service, .. }
+            | UpdateRole { service, .. }
+            | DeleteRole { service, .. }
+            | CreateAddressConfiguration { service, .. }
+            | UpdateAddressConfiguration { service, .. }
+            | DeleteAddressConfiguration { service, .. }
+            | RecordDeliveryReceipt { service, .. } => Some(*service),
+        }
+    }
+}

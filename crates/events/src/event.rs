@@ -1,0 +1,349 @@
+//! Events: immutable facts appended to the log.
+//!
+//! Every event names the resources it touches by SID, so it can be folded
+//! without looking anything up. `Updated` events carry the full new values of
+//! the mutable fields, so a reader of one event knows the whole resulting
+//! state of those fields. The record envelope (see [`crate::record`]) adds the
+//! position, time, service, command id and hash chain.
+//!
+//! New variants are only ever appended at the end: bincode encodes the
+//! variant index, so reordering would break decoding of existing logs (the
+//! golden-file test catches it).
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::*;
+use crate::sid::*;
+
+/// Every fact the engine records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// A service was created. Its SID is the record's service.
+    ServiceCreated {
+        /// Display name.
+        friendly_name: String,
+    },
+    /// A service was renamed.
+    ServiceUpdated {
+        /// New display name.
+        friendly_name: String,
+    },
+    /// A service was deleted.
+    ServiceDeleted,
+    /// A role was created.
+    RoleCreated {
+        /// The role.
+        role_sid: RoleSid,
+        /// Display name.
+        friendly_name: String,
+        /// Service or conversation role.
+        role_type: RoleType,
+        /// Permissions.
+        permissions: Vec<Permission>,
+    },
+    /// A role's permissions were replaced.
+    RoleUpdated {
+        /// The role.
+        role_sid: RoleSid,
+        /// New permissions.
+        permissions: Vec<Permission>,
+    },
+    /// A role was deleted.
+    RoleDeleted {
+        /// The role.
+        role_sid: RoleSid,
+    },
+    /// A conversation was created.
+    ConversationCreated {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// Display name.
+        friendly_name: Option<String>,
+        /// Unique name.
+        unique_name: Option<String>,
+        /// JSON attributes (`{}` when none were given).
+        attributes: String,
+        /// Initial state.
+        state: ConversationState,
+        /// Timers.
+        timers: Timers,
+        /// Messaging Service.
+        messaging_service_sid: Option<String>,
+    },
+    /// A conversation's mutable fields changed (full new values).
+    ConversationUpdated {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// Display name.
+        friendly_name: Option<String>,
+        /// Unique name.
+        unique_name: Option<String>,
+        /// JSON attributes.
+        attributes: String,
+        /// State.
+        state: ConversationState,
+        /// Timers.
+        timers: Timers,
+    },
+    /// A conversation was deleted, with its participants and messages.
+    ConversationRemoved {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+    },
+    /// A participant joined.
+    ParticipantAdded {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// The participant.
+        participant_sid: ParticipantSid,
+        /// Chat identity or messaging binding.
+        kind: ParticipantKind,
+        /// The chat user, for chat participants.
+        user_sid: Option<UserSid>,
+        /// JSON attributes.
+        attributes: String,
+        /// Conversation role.
+        role_sid: Option<RoleSid>,
+    },
+    /// A participant's attributes or role changed (full new values).
+    ParticipantUpdated {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// The participant.
+        participant_sid: ParticipantSid,
+        /// JSON attributes.
+        attributes: String,
+        /// Conversation role.
+        role_sid: Option<RoleSid>,
+    },
+    /// A participant's read horizon moved.
+    ReadHorizonUpdated {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// The participant.
+        participant_sid: ParticipantSid,
+        /// Last read message index (`None`: nothing read).
+        last_read_message_index: Option<u64>,
+        /// When it was read.
+        last_read_timestamp: TimestampMicros,
+    },
+    /// A participant left or was removed.
+    ParticipantRemoved {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// The participant.
+        participant_sid: ParticipantSid,
+    },
+    /// A message was posted.
+    MessageAdded {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// The message.
+        message_sid: MessageSid,
+        /// Its per-conversation index: strictly increasing, never reused.
+        index: u64,
+        /// Author identity or address.
+        author: String,
+        /// The authoring participant, if the author is one.
+        participant_sid: Option<ParticipantSid>,
+        /// Text body.
+        body: Option<String>,
+        /// Media descriptors.
+        media: Vec<Media>,
+        /// JSON attributes.
+        attributes: String,
+    },
+    /// A message was edited (full new values).
+    MessageUpdated {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// The message.
+        message_sid: MessageSid,
+        /// Its index.
+        index: u64,
+        /// Text body.
+        body: Option<String>,
+        /// JSON attributes.
+        attributes: String,
+    },
+    /// A message was deleted.
+    MessageRemoved {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// The message.
+        message_sid: MessageSid,
+        /// Its index (never reused).
+        index: u64,
+    },
+    /// A user was created.
+    UserCreated {
+        /// The user.
+        user_sid: UserSid,
+        /// Unique identity.
+        identity: String,
+        /// Display name.
+        friendly_name: Option<String>,
+        /// JSON attributes.
+        attributes: String,
+        /// Service role.
+        role_sid: Option<RoleSid>,
+    },
+    /// A user changed (full new values).
+    UserUpdated {
+        /// The user.
+        user_sid: UserSid,
+        /// Display name.
+        friendly_name: Option<String>,
+        /// JSON attributes.
+        attributes: String,
+        /// Service role.
+        role_sid: Option<RoleSid>,
+    },
+    /// A user was deleted.
+    UserDeleted {
+        /// The user.
+        user_sid: UserSid,
+    },
+    /// A user's notification level in a conversation changed.
+    UserConversationUpdated {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// The user.
+        user_sid: UserSid,
+        /// The new level.
+        notification_level: NotificationLevel,
+    },
+    /// An address configuration was created.
+    AddressConfigurationCreated {
+        /// The configuration.
+        address_configuration_sid: AddressConfigurationSid,
+        /// Channel type.
+        address_type: AddressType,
+        /// The address.
+        address: String,
+        /// Display name.
+        friendly_name: Option<String>,
+        /// Autocreation settings.
+        auto_creation: AutoCreation,
+    },
+    /// An address configuration changed (full new values).
+    AddressConfigurationUpdated {
+        /// The configuration.
+        address_configuration_sid: AddressConfigurationSid,
+        /// Display name.
+        friendly_name: Option<String>,
+        /// Autocreation settings.
+        auto_creation: AutoCreation,
+    },
+    /// An address configuration was deleted.
+    AddressConfigurationDeleted {
+        /// The configuration.
+        address_configuration_sid: AddressConfigurationSid,
+    },
+    /// A channel reported a delivery status.
+    DeliveryReceiptRecorded {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// The receipt.
+        receipt_sid: ReceiptSid,
+        /// The message.
+        message_sid: MessageSid,
+        /// The recipient participant.
+        participant_sid: ParticipantSid,
+        /// The status.
+        status: DeliveryStatus,
+        /// Channel error code.
+        error_code: Option<u32>,
+        /// The channel's message id.
+        channel_message_sid: Option<String>,
+    },
+}
+
+impl Event {
+    /// The conversation this event belongs to, if any. The record envelope
+    /// carries the same value (asserted when a record is built), so readers
+    /// can filter by conversation without decoding the payload.
+    pub fn conversation_sid(&self) -> Option<ConversationSid> {
+        use Event::*;
+        match self {
+            ConversationCreated {
+                conversation_sid, ..
+            }
+            | ConversationUpdated {
+                conversation_sid, ..
+            }
+            | ConversationRemoved { conversation_sid }
+            | ParticipantAdded {
+                conversation_sid, ..
+            }
+            | ParticipantUpdated {
+                conversation_sid, ..
+            }
+            | ReadHorizonUpdated {
+                conversation_sid, ..
+            }
+            | ParticipantRemoved {
+                conversation_sid, ..
+            }
+            | MessageAdded {
+                conversation_sid, ..
+            }
+            | MessageUpdated {
+                conversation_sid, ..
+            }
+            | MessageRemoved {
+                conversation_sid, ..
+            }
+            | UserConversationUpdated {
+                conversation_sid, ..
+            }
+            | DeliveryReceiptRecorded {
+                conversation_sid, ..
+            } => Some(*conversation_sid),
+            ServiceCreated { .. }
+            | ServiceUpdated { .. }
+            | ServiceDeleted
+            | RoleCreated { .. }
+            | RoleUpdated { .. }
+            | RoleDeleted { .. }
+            | UserCreated { .. }
+            | UserUpdated { .. }
+            | UserDeleted { .. }
+            | AddressConfigurationCreated { .. }
+            | AddressConfigurationUpdated { .. }
+            | AddressConfigurationDeleted { .. } => None,
+        }
+    }
+
+    /// The event's type name as it appears in JSON (`message_added`, …).
+    pub fn type_name(&self) -> &'static str {
+        use Event::*;
+        match self {
+            ServiceCreated { .. } => "service_created",
+            ServiceUpdated { .. } => "service_updated",
+            ServiceDeleted => "service_deleted",
+            RoleCreated { .. } => "role_created",
+            RoleUpdated { .. } => "role_updated",
+            RoleDeleted { .. } => "role_deleted",
+            ConversationCreated { .. } => "conversation_created",
+            ConversationUpdated { .. } => "conversation_updated",
+            ConversationRemoved { .. } => "conversation_removed",
+            ParticipantAdded { .. } => "participant_added",
+            ParticipantUpdated { .. } => "participant_updated",
+            ReadHorizonUpdated { .. } => "read_horizon_updated",
+            ParticipantRemoved { .. } => "participant_removed",
+            MessageAdded { .. } => "message_added",
+            MessageUpdated { .. } => "message_updated",
+            MessageRemoved { .. } => "message_removed",
+            UserCreated { .. } => "user_created",
+            UserUpdated { .. } => "user_updated",
+            UserDeleted { .. } => "user_deleted",
+            UserConversationUpdated { .. } => "user_conversation_updated",
+            AddressConfigurationCreated { .. } => "address_configuration_created",
+            AddressConfigurationUpdated { .. } => "address_configuration_updated",
+            AddressConfigurationDeleted { .. } => "address_configuration_deleted",
+            DeliveryReceiptRecorded { .. } => "delivery_receipt_recorded",
+        }
+    }
+}

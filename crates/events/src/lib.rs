@@ -1,0 +1,30 @@
+//! Colloquy's event model: pure data, no I/O.
+//!
+//! This crate is the vocabulary every other crate speaks:
+//! - [`sid`]: Twilio-style SIDs, one type per resource kind;
+//! - [`limits`]: every enforced limit, named with its unit;
+//! - [`model`]: value types (states, bindings, media, permissions, …);
+//! - [`command`]: what callers ask for ([`Command`], [`CommandEnvelope`]);
+//! - [`event`]: what the log records ([`Event`]);
+//! - [`record`]: the versioned, hash-chained envelope and its codec.
+//!
+//! Field names follow Twilio's Conversations v1 OpenAPI description. Nothing
+//! here touches a disk, a clock or a thread: callers supply timestamps and
+//! positions, which keeps every function deterministic and fuzzable.
+
+#![warn(missing_docs)]
+
+pub mod command;
+pub mod event;
+pub mod limits;
+pub mod model;
+pub mod record;
+pub mod sid;
+
+pub use command::{
+    Command, CommandEnvelope, CommandId, ConversationRef, ConversationSpec, ParticipantSpec,
+};
+pub use event::Event;
+pub use model::*;
+pub use record::{CodecError, Hash, Record, RecordHeader, FORMAT_VERSION_CURRENT, GENESIS_HASH};
+pub use sid::*;
