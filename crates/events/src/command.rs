@@ -357,6 +357,50 @@ pub enum Command {
         /// The channel's own message id.
         channel_message_sid: Option<String>,
     },
+    /// Set the service's default roles (Twilio's service Configuration).
+    UpdateServiceConfiguration {
+        /// The service.
+        service: ServiceSid,
+        /// Role given to the creator of a conversation.
+        default_conversation_creator_role_sid: Option<RoleSid>,
+        /// Role given to other conversation participants.
+        default_conversation_role_sid: Option<RoleSid>,
+        /// Service role given to new users.
+        default_chat_service_role_sid: Option<RoleSid>,
+    },
+    /// An inbound message from a channel: routed by its (proxy = `to`,
+    /// address = `from`) binding, or autocreating a conversation as the
+    /// Address Configuration for `to` allows. Atomic: the conversation,
+    /// participant and message are appended together or not at all.
+    ReceiveInbound {
+        /// The service.
+        service: ServiceSid,
+        /// The channel it arrived on.
+        channel: AddressType,
+        /// The sender's address (the binding's `address`).
+        from: String,
+        /// The address it was sent to (the binding's `proxy_address`).
+        to: String,
+        /// Text body.
+        body: Option<String>,
+        /// Media descriptors.
+        media: Vec<Media>,
+    },
+    /// Record that an outbound send to a non-chat participant failed.
+    RecordDeliveryAttemptFailed {
+        /// The service.
+        service: ServiceSid,
+        /// The conversation.
+        conversation: ConversationSid,
+        /// The message.
+        message: MessageSid,
+        /// The recipient participant.
+        participant: ParticipantSid,
+        /// Which attempt failed, from 1.
+        attempt: u32,
+        /// What the channel adapter said.
+        error: String,
+    },
 }
 
 impl Command {
@@ -388,7 +432,10 @@ impl Command {
             | CreateAddressConfiguration { service, .. }
             | UpdateAddressConfiguration { service, .. }
             | DeleteAddressConfiguration { service, .. }
-            | RecordDeliveryReceipt { service, .. } => Some(*service),
+            | RecordDeliveryReceipt { service, .. }
+            | UpdateServiceConfiguration { service, .. }
+            | ReceiveInbound { service, .. }
+            | RecordDeliveryAttemptFailed { service, .. } => Some(*service),
         }
     }
 }

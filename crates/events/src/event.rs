@@ -258,6 +258,29 @@ pub enum Event {
         /// The channel's message id.
         channel_message_sid: Option<String>,
     },
+    /// The service's default roles changed (Twilio's service Configuration).
+    ServiceConfigurationUpdated {
+        /// Role given to the creator of a conversation.
+        default_conversation_creator_role_sid: Option<RoleSid>,
+        /// Role given to other conversation participants.
+        default_conversation_role_sid: Option<RoleSid>,
+        /// Service role given to new users.
+        default_chat_service_role_sid: Option<RoleSid>,
+    },
+    /// An outbound send of a message to a non-chat participant failed; the
+    /// engine retries it with backoff (the outbox lives in the log).
+    DeliveryAttemptFailed {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// The message.
+        message_sid: MessageSid,
+        /// The recipient participant.
+        participant_sid: ParticipantSid,
+        /// Which attempt failed, from 1.
+        attempt: u32,
+        /// What the channel adapter said.
+        error: String,
+    },
 }
 
 impl Event {
@@ -300,6 +323,9 @@ impl Event {
             }
             | DeliveryReceiptRecorded {
                 conversation_sid, ..
+            }
+            | DeliveryAttemptFailed {
+                conversation_sid, ..
             } => Some(*conversation_sid),
             ServiceCreated { .. }
             | ServiceUpdated { .. }
@@ -312,7 +338,8 @@ impl Event {
             | UserDeleted { .. }
             | AddressConfigurationCreated { .. }
             | AddressConfigurationUpdated { .. }
-            | AddressConfigurationDeleted { .. } => None,
+            | AddressConfigurationDeleted { .. }
+            | ServiceConfigurationUpdated { .. } => None,
         }
     }
 
@@ -344,6 +371,8 @@ impl Event {
             AddressConfigurationUpdated { .. } => "address_configuration_updated",
             AddressConfigurationDeleted { .. } => "address_configuration_deleted",
             DeliveryReceiptRecorded { .. } => "delivery_receipt_recorded",
+            ServiceConfigurationUpdated { .. } => "service_configuration_updated",
+            DeliveryAttemptFailed { .. } => "delivery_attempt_failed",
         }
     }
 }
