@@ -1,1 +1,30 @@
-//! placeholder
+//! Colloquy's read models (the query side of CQRS), folded from the log.
+//!
+//! [`ReadModels`] holds, per service:
+//! 1. the conversation index: by SID, by `unique_name`, by creation date
+//!    and state, with paging ([`ReadModels::list_conversations`]);
+//! 2. the participant-binding index: (proxy_address, address) →
+//!    participant for inbound routing, conversation → participants, and
+//!    identity/address → participants ([`ReadModels::participant_by_binding`]);
+//! 3. the per-user subscription index with exact unread counts, newest
+//!    activity first ([`ReadModels::user_conversations`]);
+//! 4. messages per conversation with edits and deletes applied, paged like
+//!    the SDK's `getMessages` ([`ReadModels::messages`]), plus receipts.
+//!
+//! The state lives in memory and is persisted as rows ([`rows`]), one table
+//! per resource kind. [`ReadModels::apply`] folds one event and emits the
+//! changed rows to a [`RowSink`]; the engine points that sink at the same
+//! RocksDB `WriteBatch` as the event itself, so the persisted read side is
+//! never behind the log. This crate does no I/O and never writes the log.
+
+#![warn(missing_docs)]
+
+pub mod digest;
+pub mod query;
+pub mod rows;
+pub mod state;
+
+pub use digest::{digest_rows, Digester};
+pub use query::{DeliverySummary, Direction, Page, PageRequest, QueryError, UserConversation};
+pub use rows::*;
+pub use state::{Conversation, LoadError, ReadModels, Service};

@@ -1,0 +1,343 @@
+//! The persisted form of the read models: one row per resource, in one
+//! table (RocksDB column family) per resource kind.
+//!
+//! Rows are the unit both of persistence and of the digest. Every row key
+//! starts with the service SID, so one service's rows are contiguous.
+
+use serde::{Deserialize, Serialize};
+
+use events::*;
+
+/// A read-model table. Each is one RocksDB column family named
+/// [`Table::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// Bookkeeping: the last applied log position.
+    Meta,
+    /// Services, keyed by service.
+    Services,
+    /// Conversations, keyed by service ‖ conversation.
+    Conversations,
+    /// Participants, keyed by service ‖ conversation ‖ participant.
+    Participants,
+    /// Messages, keyed by service ‖ conversation ‖ index (big endian).
+    Messages,
+    /// Users, keyed by service ‖ user.
+    Users,
+    /// Non-default user-conversation settings, keyed by service ‖ user ‖ conversation.
+    UserConversations,
+    /// Roles, keyed by service ‖ role.
+    Roles,
+    /// Address configurations, keyed by service ‖ configuration.
+    AddressConfigurations,
+    /// Delivery receipts, keyed by service ‖ conversation ‖ message ‖ participant.
+    Receipts,
+    /// Failed outbound attempts, keyed by service ‖ conversation ‖ message ‖ participant.
+    DeliveryAttempts,
+}
+
+impl Table {
+    /// Every table, in a fixed order.
+    pub const ALL: [Table; 11] = [
+        Table::Meta,
+        Table::Services,
+        Table::Conversations,
+        Table::Participants,
+        Table::Messages,
+        Table::Users,
+        Table::UserConversations,
+        Table::Roles,
+        Table::AddressConfigurations,
+        Table::Receipts,
+        Table::DeliveryAttempts,
+    ];
+
+    /// Every table's column-family name, in [`Table::ALL`] order.
+    pub const NAMES: [&'static str; 11] = [
+        "rm_meta",
+        "rm_services",
+        "rm_conversations",
+        "rm_participants",
+        "rm_messages",
+        "rm_users",
+        "rm_user_conversations",
+        "rm_roles",
+        "rm_address_configurations",
+        "rm_receipts",
+        "rm_delivery_attempts",
+    ];
+
+    /// The column-family name.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// The table with this column-family name, if any.
+    pub fn from_name(name: &str) -> Option<Table> {
+        Self::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| Self::ALL[i])
+    }
+}
+
+/// Where row writes go: a RocksDB `WriteBatch` in the engine, a sorted map
+/// when rebuilding off to the side.
+pub trait RowSink {
+    /// Sets `key` in `table` to `value`.
+    fn put(&mut self, table: Table, key: Vec<u8>, value: Vec<u8>);
+    /// Removes `key` from `table` (absent keys are fine).
+    fn delete(&mut self, table: Table, key: Vec<u8>);
+}
+
+/// An in-memory, sorted [`RowSink`]: the persisted form of a whole state,
+/// used for rebuilds and digests.
+pub type RowMap = std::collections::BTreeMap<(Table, Vec<u8>), Vec<u8>>;
+
+impl RowSink for RowMap {
+    fn put(&mut self, table: Table, key: Vec<u8>, value: Vec<u8>) {
+        self.insert((table, key), value);
+    }
+    fn delete(&mut self, table: Table, key: Vec<u8>) {
+        self.remove(&(table, key));
+    }
+}
+
+/// Builds a row key from SID bytes and big-endian integers.
+pub(crate) fn key(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+/// The key of the Meta row holding the last applied position.
+pub(crate) const META_APPLIED_KEY: &[u8] = b"applied_position";
+
+/// A service (Twilio `service` plus its `configuration`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRow {
+    /// `IS…`.
+    pub sid: ServiceSid,
+    /// Display name.
+    pub friendly_name: String,
+    /// Creation time, µs.
+    pub date_created: TimestampMicros,
+    /// Last update time, µs.
+    pub date_updated: TimestampMicros,
+    /// Role given to a conversation's creator.
+    pub default_conversation_creator_role_sid: Option<RoleSid>,
+    /// Role given to other participants.
+    pub default_conversation_role_sid: Option<RoleSid>,
+    /// Service role given to new users.
+    pub default_chat_service_role_sid: Option<RoleSid>,
+}
+
+/// A conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationRow {
+    /// `IS…`.
+    pub chat_service_sid: ServiceSid,
+    /// `CH…`.
+    pub sid: ConversationSid,
+    /// Display name.
+    pub friendly_name: Option<String>,
+    /// Service-unique name.
+    pub unique_name: Option<String>,
+    /// JSON attributes.
+    pub attributes: String,
+    /// State.
+    pub state: ConversationState,
+    /// Timers.
+    pub timers: Timers,
+    /// Messaging Service.
+    pub messaging_service_sid: Option<String>,
+    /// Creation time, µs.
+    pub date_created: TimestampMicros,
+    /// Last update time, µs.
+    pub date_updated: TimestampMicros,
+    /// Index the next message gets: one past the highest ever used.
+    pub next_message_index: u64,
+    /// Time of the last message (or creation), µs: orders user lists.
+    pub last_activity: TimestampMicros,
+}
+
+impl ConversationRow {
+    /// The highest index ever given to a message (deleted or not).
+    pub fn last_message_index(&self) -> Option<u64> {
+        self.next_message_index.checked_sub(1)
+    }
+}
+
+/// A participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantRow {
+    /// `IS…`.
+    pub chat_service_sid: ServiceSid,
+    /// `CH…`.
+    pub conversation_sid: ConversationSid,
+    /// `MB…`.
+    pub sid: ParticipantSid,
+    /// Chat identity or messaging binding.
+    pub kind: ParticipantKind,
+    /// The chat user.
+    pub user_sid: Option<UserSid>,
+    /// JSON attributes.
+    pub attributes: String,
+    /// Conversation role.
+    pub role_sid: Option<RoleSid>,
+    /// Join time, µs.
+    pub date_created: TimestampMicros,
+    /// Last update time, µs.
+    pub date_updated: TimestampMicros,
+    /// Read horizon.
+    pub last_read_message_index: Option<u64>,
+    /// When the horizon last moved, µs.
+    pub last_read_timestamp: Option<TimestampMicros>,
+}
+
+/// A message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRow {
+    /// `IS…`.
+    pub chat_service_sid: ServiceSid,
+    /// `CH…`.
+    pub conversation_sid: ConversationSid,
+    /// `IM…`.
+    pub sid: MessageSid,
+    /// Per-conversation index.
+    pub index: u64,
+    /// Author identity or address.
+    pub author: String,
+    /// Authoring participant.
+    pub participant_sid: Option<ParticipantSid>,
+    /// Body.
+    pub body: Option<String>,
+    /// Media.
+    pub media: Vec<Media>,
+    /// JSON attributes.
+    pub attributes: String,
+    /// Post time, µs.
+    pub date_created: TimestampMicros,
+    /// Last edit time, µs.
+    pub date_updated: TimestampMicros,
+}
+
+/// A user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRow {
+    /// `IS…`.
+    pub chat_service_sid: ServiceSid,
+    /// `US…`.
+    pub sid: UserSid,
+    /// Service-unique identity.
+    pub identity: String,
+    /// Display name.
+    pub friendly_name: Option<String>,
+    /// JSON attributes.
+    pub attributes: String,
+    /// Service role.
+    pub role_sid: Option<RoleSid>,
+    /// Creation time, µs.
+    pub date_created: TimestampMicros,
+    /// Last update time, µs.
+    pub date_updated: TimestampMicros,
+}
+
+/// A role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleRow {
+    /// `IS…`.
+    pub chat_service_sid: ServiceSid,
+    /// `RL…`.
+    pub sid: RoleSid,
+    /// Display name.
+    pub friendly_name: String,
+    /// Service or conversation role.
+    pub role_type: RoleType,
+    /// Permissions.
+    pub permissions: Vec<Permission>,
+    /// Creation time, µs.
+    pub date_created: TimestampMicros,
+    /// Last update time, µs.
+    pub date_updated: TimestampMicros,
+}
+
+/// An address configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressConfigurationRow {
+    /// `IS…`: the service it belongs to.
+    pub chat_service_sid: ServiceSid,
+    /// `IG…`.
+    pub sid: AddressConfigurationSid,
+    /// Channel type.
+    pub address_type: AddressType,
+    /// The address.
+    pub address: String,
+    /// Display name.
+    pub friendly_name: Option<String>,
+    /// Autocreation settings.
+    pub auto_creation: AutoCreation,
+    /// Creation time, µs.
+    pub date_created: TimestampMicros,
+    /// Last update time, µs.
+    pub date_updated: TimestampMicros,
+}
+
+/// The latest delivery receipt of one message to one participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptRow {
+    /// `IS…`.
+    pub chat_service_sid: ServiceSid,
+    /// `CH…`.
+    pub conversation_sid: ConversationSid,
+    /// `DY…`: the first receipt's SID, kept across status updates.
+    pub sid: ReceiptSid,
+    /// `IM…`.
+    pub message_sid: MessageSid,
+    /// `MB…`.
+    pub participant_sid: ParticipantSid,
+    /// Latest status.
+    pub status: DeliveryStatus,
+    /// Channel error code.
+    pub error_code: Option<u32>,
+    /// The channel's message id.
+    pub channel_message_sid: Option<String>,
+    /// First report, µs.
+    pub date_created: TimestampMicros,
+    /// Latest report, µs.
+    pub date_updated: TimestampMicros,
+}
+
+/// A user's non-default notification level in one conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserConversationRow {
+    /// `IS…`.
+    pub chat_service_sid: ServiceSid,
+    /// `US…`.
+    pub user_sid: UserSid,
+    /// `CH…`.
+    pub conversation_sid: ConversationSid,
+    /// The level.
+    pub notification_level: NotificationLevel,
+}
+
+/// Failed outbound attempts of one message to one participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryAttemptsRow {
+    /// `IS…`.
+    pub chat_service_sid: ServiceSid,
+    /// `CH…`.
+    pub conversation_sid: ConversationSid,
+    /// `IM…`.
+    pub message_sid: MessageSid,
+    /// `MB…`.
+    pub participant_sid: ParticipantSid,
+    /// Attempts that failed so far.
+    pub failed_attempts: u32,
+    /// The last adapter error.
+    pub last_error: String,
+    /// When the last attempt failed, µs.
+    pub last_failed_at: TimestampMicros,
+}

@@ -1,0 +1,995 @@
+//! The read models in memory, and how each event changes them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use events::record::{decode, encode};
+use events::*;
+
+use crate::rows::*;
+
+/// One conversation with everything inside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversation {
+    /// The conversation itself.
+    pub row: ConversationRow,
+    /// Participants by SID.
+    pub participants: BTreeMap<ParticipantSid, ParticipantRow>,
+    /// Chat participants by identity.
+    pub by_identity: HashMap<String, ParticipantSid>,
+    /// How many participants are non-chat (messaging bindings).
+    pub non_chat_count: usize,
+    /// Live messages by index (deleted ones are gone; their index is not reused).
+    pub messages: BTreeMap<u64, MessageRow>,
+    /// Message SID → index.
+    pub message_index: HashMap<MessageSid, u64>,
+    /// Latest receipt per (message, participant).
+    pub receipts: BTreeMap<(MessageSid, ParticipantSid), ReceiptRow>,
+    /// Failed outbound attempts per (message, participant).
+    pub delivery_attempts: BTreeMap<(MessageSid, ParticipantSid), DeliveryAttemptsRow>,
+}
+
+impl Conversation {
+    fn new(row: ConversationRow) -> Self {
+        Conversation {
+            row,
+            participants: BTreeMap::new(),
+            by_identity: HashMap::new(),
+            non_chat_count: 0,
+            messages: BTreeMap::new(),
+            message_index: HashMap::new(),
+            receipts: BTreeMap::new(),
+            delivery_attempts: BTreeMap::new(),
+        }
+    }
+
+    /// Live messages after `horizon` (all live messages when `None`): the
+    /// exact unread count, deletes included.
+    pub fn unread_after(&self, horizon: Option<u64>) -> u64 {
+        let n = match horizon {
+            None => self.messages.len(),
+            Some(h) => self
+                .messages
+                .range((std::ops::Bound::Excluded(h), std::ops::Bound::Unbounded))
+                .count(),
+        };
+        n as u64
+    }
+
+    /// The message with this SID, if it exists.
+    pub fn message(&self, sid: &MessageSid) -> Option<&MessageRow> {
+        self.message_index.get(sid).and_then(|i| self.messages.get(i))
+    }
+}
+
+/// Everything in one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    /// The service row.
+    pub row: ServiceRow,
+    /// Conversations by SID.
+    pub conversations: HashMap<ConversationSid, Conversation>,
+    /// Conversation `unique_name` → SID.
+    pub by_unique_name: HashMap<String, ConversationSid>,
+    /// Conversations ordered by creation time.
+    pub by_created: BTreeSet<(TimestampMicros, ConversationSid)>,
+    /// The participant-binding index: (proxy_address, address) → participant.
+    pub bindings: HashMap<(String, String), (ConversationSid, ParticipantSid)>,
+    /// Chat identity → its participants (Twilio ParticipantConversations).
+    pub identity_participants: HashMap<String, BTreeSet<(ConversationSid, ParticipantSid)>>,
+    /// Binding address → its participants (Twilio ParticipantConversations).
+    pub address_participants: HashMap<String, BTreeSet<(ConversationSid, ParticipantSid)>>,
+    /// Users by SID.
+    pub users: HashMap<UserSid, UserRow>,
+    /// User identity → SID.
+    pub user_by_identity: HashMap<String, UserSid>,
+    /// Non-default notification levels per (user, conversation).
+    pub notification_levels: HashMap<(UserSid, ConversationSid), NotificationLevel>,
+    /// Roles by SID.
+    pub roles: HashMap<RoleSid, RoleRow>,
+    /// Address configurations by SID.
+    pub address_configurations: HashMap<AddressConfigurationSid, AddressConfigurationRow>,
+    /// Address → configuration SID.
+    pub address_configuration_by_address: HashMap<String, AddressConfigurationSid>,
+}
+
+impl Service {
+    fn new(row: ServiceRow) -> Self {
+        Service {
+            row,
+            conversations: HashMap::new(),
+            by_unique_name: HashMap::new(),
+            by_created: BTreeSet::new(),
+            bindings: HashMap::new(),
+            identity_participants: HashMap::new(),
+            address_participants: HashMap::new(),
+            users: HashMap::new(),
+            user_by_identity: HashMap::new(),
+            notification_levels: HashMap::new(),
+            roles: HashMap::new(),
+            address_configurations: HashMap::new(),
+            address_configuration_by_address: HashMap::new(),
+        }
+    }
+
+    /// Resolves a conversation reference within this service.
+    pub fn resolve(&self, r: &ConversationRef) -> Option<&Conversation> {
+        let sid = match r {
+            ConversationRef::Sid(sid) => *sid,
+            ConversationRef::UniqueName(name) => *self.by_unique_name.get(name)?,
+        };
+        self.conversations.get(&sid)
+    }
+
+    fn index_participant(&mut self, p: &ParticipantRow) {
+        let entry = (p.conversation_sid, p.sid);
+        match &p.kind {
+            ParticipantKind::Chat { identity, .. } => {
+                self.identity_participants
+                    .entry(identity.clone())
+                    .or_default()
+                    .insert(entry);
+            }
+            ParticipantKind::Messaging(b) => {
+                self.bindings
+                    .insert((b.proxy_address.clone(), b.address.clone()), entry);
+                self.address_participants
+                    .entry(b.address.clone())
+                    .or_default()
+                    .insert(entry);
+            }
+        }
+    }
+
+    fn unindex_participant(&mut self, p: &ParticipantRow) {
+        let entry = (p.conversation_sid, p.sid);
+        let (map, name) = match &p.kind {
+            ParticipantKind::Chat { identity, .. } => (&mut self.identity_participants, identity),
+            ParticipantKind::Messaging(b) => {
+                let k = (b.proxy_address.clone(), b.address.clone());
+                if self.bindings.get(&k) == Some(&entry) {
+                    self.bindings.remove(&k);
+                }
+                (&mut self.address_participants, &b.address)
+            }
+        };
+        if let Some(set) = map.get_mut(name) {
+            set.remove(&entry);
+            if set.is_empty() {
+                map.remove(name);
+            }
+        }
+    }
+}
+
+/// All read models of all services, folded from the log.
+///
+/// Invariant: after `apply` of the record at position `p`, the rows emitted
+/// to the sink since the start equal [`ReadModels::write_rows`] of this state
+/// (the digest test checks it), and `applied_position == Some(p)`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReadModels {
+    /// Services by SID.
+    pub services: BTreeMap<ServiceSid, Service>,
+    /// The last log position folded in.
+    pub applied_position: Option<u64>,
+}
+
+/// A row could not be decoded while loading persisted read models.
+#[derive(Debug, thiserror::Error)]
+#[error("read-model row in {table:?} could not be decoded: {source}")]
+pub struct LoadError {
+    /// The table.
+    pub table: Table,
+    /// The codec error.
+    pub source: CodecError,
+}
+
+fn sid_key(service: &ServiceSid, rest: &[&[u8]]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = vec![service.as_bytes()];
+    parts.extend_from_slice(rest);
+    key(&parts)
+}
+
+fn put_row<T: serde::Serialize>(sink: &mut dyn RowSink, table: Table, k: Vec<u8>, row: &T) {
+    // Rows are built from events that were themselves encoded within
+    // RECORD_BYTES_MAX, plus fixed-size fields; failure is a bug.
+    let bytes = encode(row).expect("read-model rows always encode");
+    sink.put(table, k, bytes);
+}
+
+fn conversation_key(c: &ConversationRow) -> Vec<u8> {
+    sid_key(&c.chat_service_sid, &[c.sid.as_bytes()])
+}
+fn participant_key(p: &ParticipantRow) -> Vec<u8> {
+    sid_key(
+        &p.chat_service_sid,
+        &[p.conversation_sid.as_bytes(), p.sid.as_bytes()],
+    )
+}
+fn message_key(m: &MessageRow) -> Vec<u8> {
+    sid_key(
+        &m.chat_service_sid,
+        &[m.conversation_sid.as_bytes(), &m.index.to_be_bytes()],
+    )
+}
+fn pair_key(
+    service: &ServiceSid,
+    conv: &ConversationSid,
+    message: &MessageSid,
+    participant: &ParticipantSid,
+) -> Vec<u8> {
+    sid_key(
+        service,
+        &[conv.as_bytes(), message.as_bytes(), participant.as_bytes()],
+    )
+}
+
+impl ReadModels {
+    /// An empty state (no service, nothing applied).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The service, if it exists.
+    pub fn service(&self, sid: &ServiceSid) -> Option<&Service> {
+        self.services.get(sid)
+    }
+
+    /// Folds one record's event into the state and writes the changed rows
+    /// to `sink`.
+    ///
+    /// Events are facts the engine decided against this state, so `apply`
+    /// never fails; an event naming a resource that does not exist (only
+    /// possible in a hand-made log) changes nothing but the applied
+    /// position. Panics if `header.position` does not follow the last
+    /// applied position: folding out of order would silently corrupt every
+    /// read model.
+    pub fn apply(&mut self, header: &RecordHeader, event: &Event, sink: &mut dyn RowSink) {
+        let expected = self.applied_position.map_or(0, |p| p + 1);
+        assert_eq!(
+            header.position, expected,
+            "read models fold the log in order, without gaps"
+        );
+        self.apply_event(header, event, sink);
+        self.applied_position = Some(header.position);
+        sink.put(
+            Table::Meta,
+            META_APPLIED_KEY.to_vec(),
+            header.position.to_be_bytes().to_vec(),
+        );
+    }
+
+    fn apply_event(&mut self, h: &RecordHeader, event: &Event, sink: &mut dyn RowSink) {
+        let at = h.recorded_at;
+        let svc_sid = h.service_sid;
+        if let Event::ServiceCreated { friendly_name } = event {
+            let row = ServiceRow {
+                sid: svc_sid,
+                friendly_name: friendly_name.clone(),
+                date_created: at,
+                date_updated: at,
+                default_conversation_creator_role_sid: None,
+                default_conversation_role_sid: None,
+                default_chat_service_role_sid: None,
+            };
+            put_row(sink, Table::Services, sid_key(&svc_sid, &[]), &row);
+            self.services.insert(svc_sid, Service::new(row));
+            return;
+        }
+        if let Event::ServiceDeleted = event {
+            if let Some(svc) = self.services.remove(&svc_sid) {
+                let mut rows = RowMap::new();
+                write_service_rows(&svc, &mut rows);
+                for (table, k) in rows.into_keys() {
+                    sink.delete(table, k);
+                }
+            }
+            return;
+        }
+        let Some(svc) = self.services.get_mut(&svc_sid) else {
+            return;
+        };
+        match event {
+            Event::ServiceCreated { .. } | Event::ServiceDeleted => unreachable!("handled above"),
+            Event::ServiceUpdated { friendly_name } => {
+                svc.row.friendly_name = friendly_name.clone();
+                svc.row.date_updated = at;
+                put_row(sink, Table::Services, sid_key(&svc_sid, &[]), &svc.row);
+            }
+            Event::ServiceConfigurationUpdated {
+                default_conversation_creator_role_sid,
+                default_conversation_role_sid,
+                default_chat_service_role_sid,
+            } => {
+                svc.row.default_conversation_creator_role_sid = *default_conversation_creator_role_sid;
+                svc.row.default_conversation_role_sid = *default_conversation_role_sid;
+                svc.row.default_chat_service_role_sid = *default_chat_service_role_sid;
+                svc.row.date_updated = at;
+                put_row(sink, Table::Services, sid_key(&svc_sid, &[]), &svc.row);
+            }
+            Event::RoleCreated {
+                role_sid,
+                friendly_name,
+                role_type,
+                permissions,
+            } => {
+                let row = RoleRow {
+                    chat_service_sid: svc_sid,
+                    sid: *role_sid,
+                    friendly_name: friendly_name.clone(),
+                    role_type: *role_type,
+                    permissions: permissions.clone(),
+                    date_created: at,
+                    date_updated: at,
+                };
+                put_row(sink, Table::Roles, sid_key(&svc_sid, &[role_sid.as_bytes()]), &row);
+                svc.roles.insert(*role_sid, row);
+            }
+            Event::RoleUpdated {
+                role_sid,
+                permissions,
+            } => {
+                if let Some(row) = svc.roles.get_mut(role_sid) {
+                    row.permissions = permissions.clone();
+                    row.date_updated = at;
+                    put_row(sink, Table::Roles, sid_key(&svc_sid, &[role_sid.as_bytes()]), row);
+                }
+            }
+            Event::RoleDeleted { role_sid } => {
+                svc.roles.remove(role_sid);
+                sink.delete(Table::Roles, sid_key(&svc_sid, &[role_sid.as_bytes()]));
+            }
+            Event::ConversationCreated {
+                conversation_sid,
+                friendly_name,
+                unique_name,
+                attributes,
+                state,
+                timers,
+                messaging_service_sid,
+            } => {
+                let row = ConversationRow {
+                    chat_service_sid: svc_sid,
+                    sid: *conversation_sid,
+                    friendly_name: friendly_name.clone(),
+                    unique_name: unique_name.clone(),
+                    attributes: attributes.clone(),
+                    state: *state,
+                    timers: *timers,
+                    messaging_service_sid: messaging_service_sid.clone(),
+                    date_created: at,
+                    date_updated: at,
+                    next_message_index: 0,
+                    last_activity: at,
+                };
+                put_row(sink, Table::Conversations, conversation_key(&row), &row);
+                if let Some(u) = unique_name {
+                    svc.by_unique_name.insert(u.clone(), *conversation_sid);
+                }
+                svc.by_created.insert((at, *conversation_sid));
+                svc.conversations
+                    .insert(*conversation_sid, Conversation::new(row));
+            }
+            Event::ConversationUpdated {
+                conversation_sid,
+                friendly_name,
+                unique_name,
+                attributes,
+                state,
+                timers,
+            } => {
+                let Some(conv) = svc.conversations.get_mut(conversation_sid) else {
+                    return;
+                };
+                if conv.row.unique_name != *unique_name {
+                    if let Some(old) = &conv.row.unique_name {
+                        svc.by_unique_name.remove(old);
+                    }
+                    if let Some(new) = unique_name {
+                        svc.by_unique_name.insert(new.clone(), *conversation_sid);
+                    }
+                }
+                let row = &mut conv.row;
+                row.friendly_name = friendly_name.clone();
+                row.unique_name = unique_name.clone();
+                row.attributes = attributes.clone();
+                row.state = *state;
+                row.timers = *timers;
+                row.date_updated = at;
+                put_row(sink, Table::Conversations, conversation_key(row), row);
+            }
+            Event::ConversationRemoved { conversation_sid } => {
+                let Some(conv) = svc.conversations.remove(conversation_sid) else {
+                    return;
+                };
+                if let Some(u) = &conv.row.unique_name {
+                    svc.by_unique_name.remove(u);
+                }
+                svc.by_created
+                    .remove(&(conv.row.date_created, *conversation_sid));
+                for p in conv.participants.values() {
+                    svc.unindex_participant(p);
+                }
+                let levels: Vec<_> = svc
+                    .notification_levels
+                    .keys()
+                    .filter(|(_, c)| c == conversation_sid)
+                    .copied()
+                    .collect();
+                for k in levels {
+                    svc.notification_levels.remove(&k);
+                    sink.delete(
+                        Table::UserConversations,
+                        sid_key(&svc_sid, &[k.0.as_bytes(), k.1.as_bytes()]),
+                    );
+                }
+                let mut rows = RowMap::new();
+                write_conversation_rows(&conv, &mut rows);
+                for (table, k) in rows.into_keys() {
+                    sink.delete(table, k);
+                }
+            }
+            Event::ParticipantAdded {
+                conversation_sid,
+                participant_sid,
+                kind,
+                user_sid,
+                attributes,
+                role_sid,
+            } => {
+                let row = ParticipantRow {
+                    chat_service_sid: svc_sid,
+                    conversation_sid: *conversation_sid,
+                    sid: *participant_sid,
+                    kind: kind.clone(),
+                    user_sid: *user_sid,
+                    attributes: attributes.clone(),
+                    role_sid: *role_sid,
+                    date_created: at,
+                    date_updated: at,
+                    last_read_message_index: None,
+                    last_read_timestamp: None,
+                };
+                let Some(conv) = svc.conversations.get_mut(conversation_sid) else {
+                    return;
+                };
+                put_row(sink, Table::Participants, participant_key(&row), &row);
+                match kind {
+                    ParticipantKind::Chat { identity, .. } => {
+                        conv.by_identity.insert(identity.clone(), *participant_sid);
+                    }
+                    ParticipantKind::Messaging(_) => conv.non_chat_count += 1,
+                }
+                conv.participants.insert(*participant_sid, row.clone());
+                svc.index_participant(&row);
+            }
+            Event::ParticipantUpdated {
+                conversation_sid,
+                participant_sid,
+                attributes,
+                role_sid,
+            } => {
+                let Some(p) = svc
+                    .conversations
+                    .get_mut(conversation_sid)
+                    .and_then(|c| c.participants.get_mut(participant_sid))
+                else {
+                    return;
+                };
+                p.attributes = attributes.clone();
+                p.role_sid = *role_sid;
+                p.date_updated = at;
+                put_row(sink, Table::Participants, participant_key(p), p);
+            }
+            Event::ReadHorizonUpdated {
+                conversation_sid,
+                participant_sid,
+                last_read_message_index,
+                last_read_timestamp,
+            } => {
+                let Some(p) = svc
+                    .conversations
+                    .get_mut(conversation_sid)
+                    .and_then(|c| c.participants.get_mut(participant_sid))
+                else {
+                    return;
+                };
+                p.last_read_message_index = *last_read_message_index;
+                p.last_read_timestamp = Some(*last_read_timestamp);
+                p.date_updated = at;
+                put_row(sink, Table::Participants, participant_key(p), p);
+            }
+            Event::ParticipantRemoved {
+                conversation_sid,
+                participant_sid,
+            } => {
+                let Some(conv) = svc.conversations.get_mut(conversation_sid) else {
+                    return;
+                };
+                let Some(p) = conv.participants.remove(participant_sid) else {
+                    return;
+                };
+                match &p.kind {
+                    ParticipantKind::Chat { identity, .. } => {
+                        conv.by_identity.remove(identity);
+                    }
+                    ParticipantKind::Messaging(_) => conv.non_chat_count -= 1,
+                }
+                sink.delete(Table::Participants, participant_key(&p));
+                svc.unindex_participant(&p);
+            }
+            Event::MessageAdded {
+                conversation_sid,
+                message_sid,
+                index,
+                author,
+                participant_sid,
+                body,
+                media,
+                attributes,
+            } => {
+                let Some(conv) = svc.conversations.get_mut(conversation_sid) else {
+                    return;
+                };
+                let row = MessageRow {
+                    chat_service_sid: svc_sid,
+                    conversation_sid: *conversation_sid,
+                    sid: *message_sid,
+                    index: *index,
+                    author: author.clone(),
+                    participant_sid: *participant_sid,
+                    body: body.clone(),
+                    media: media.clone(),
+                    attributes: attributes.clone(),
+                    date_created: at,
+                    date_updated: at,
+                };
+                put_row(sink, Table::Messages, message_key(&row), &row);
+                conv.message_index.insert(*message_sid, *index);
+                conv.messages.insert(*index, row);
+                conv.row.next_message_index = conv.row.next_message_index.max(index + 1);
+                conv.row.last_activity = at;
+                put_row(sink, Table::Conversations, conversation_key(&conv.row), &conv.row);
+            }
+            Event::MessageUpdated {
+                conversation_sid,
+                index,
+                body,
+                attributes,
+                ..
+            } => {
+                let Some(m) = svc
+                    .conversations
+                    .get_mut(conversation_sid)
+                    .and_then(|c| c.messages.get_mut(index))
+                else {
+                    return;
+                };
+                m.body = body.clone();
+                m.attributes = attributes.clone();
+                m.date_updated = at;
+                put_row(sink, Table::Messages, message_key(m), m);
+            }
+            Event::MessageRemoved {
+                conversation_sid,
+                message_sid,
+                index,
+            } => {
+                let Some(conv) = svc.conversations.get_mut(conversation_sid) else {
+                    return;
+                };
+                if let Some(m) = conv.messages.remove(index) {
+                    sink.delete(Table::Messages, message_key(&m));
+                }
+                conv.message_index.remove(message_sid);
+                let pairs: Vec<_> = conv
+                    .receipts
+                    .keys()
+                    .chain(conv.delivery_attempts.keys())
+                    .filter(|(m, _)| m == message_sid)
+                    .copied()
+                    .collect();
+                for pair in pairs {
+                    let k = pair_key(&svc_sid, conversation_sid, &pair.0, &pair.1);
+                    if conv.receipts.remove(&pair).is_some() {
+                        sink.delete(Table::Receipts, k.clone());
+                    }
+                    if conv.delivery_attempts.remove(&pair).is_some() {
+                        sink.delete(Table::DeliveryAttempts, k);
+                    }
+                }
+            }
+            Event::UserCreated {
+                user_sid,
+                identity,
+                friendly_name,
+                attributes,
+                role_sid,
+            } => {
+                let row = UserRow {
+                    chat_service_sid: svc_sid,
+                    sid: *user_sid,
+                    identity: identity.clone(),
+                    friendly_name: friendly_name.clone(),
+                    attributes: attributes.clone(),
+                    role_sid: *role_sid,
+                    date_created: at,
+                    date_updated: at,
+                };
+                put_row(sink, Table::Users, sid_key(&svc_sid, &[user_sid.as_bytes()]), &row);
+                svc.user_by_identity.insert(identity.clone(), *user_sid);
+                svc.users.insert(*user_sid, row);
+            }
+            Event::UserUpdated {
+                user_sid,
+                friendly_name,
+                attributes,
+                role_sid,
+            } => {
+                let Some(u) = svc.users.get_mut(user_sid) else {
+                    return;
+                };
+                u.friendly_name = friendly_name.clone();
+                u.attributes = attributes.clone();
+                u.role_sid = *role_sid;
+                u.date_updated = at;
+                put_row(sink, Table::Users, sid_key(&svc_sid, &[user_sid.as_bytes()]), u);
+            }
+            Event::UserDeleted { user_sid } => {
+                let Some(u) = svc.users.remove(user_sid) else {
+                    return;
+                };
+                svc.user_by_identity.remove(&u.identity);
+                sink.delete(Table::Users, sid_key(&svc_sid, &[user_sid.as_bytes()]));
+                let levels: Vec<_> = svc
+                    .notification_levels
+                    .keys()
+                    .filter(|(usr, _)| usr == user_sid)
+                    .copied()
+                    .collect();
+                for k in levels {
+                    svc.notification_levels.remove(&k);
+                    sink.delete(
+                        Table::UserConversations,
+                        sid_key(&svc_sid, &[k.0.as_bytes(), k.1.as_bytes()]),
+                    );
+                }
+            }
+            Event::UserConversationUpdated {
+                conversation_sid,
+                user_sid,
+                notification_level,
+            } => {
+                let k = (*user_sid, *conversation_sid);
+                let rk = sid_key(&svc_sid, &[user_sid.as_bytes(), conversation_sid.as_bytes()]);
+                if *notification_level == NotificationLevel::Default {
+                    svc.notification_levels.remove(&k);
+                    sink.delete(Table::UserConversations, rk);
+                } else {
+                    svc.notification_levels.insert(k, *notification_level);
+                    let row = UserConversationRow {
+                        chat_service_sid: svc_sid,
+                        user_sid: *user_sid,
+                        conversation_sid: *conversation_sid,
+                        notification_level: *notification_level,
+                    };
+                    put_row(sink, Table::UserConversations, rk, &row);
+                }
+            }
+            Event::AddressConfigurationCreated {
+                address_configuration_sid,
+                address_type,
+                address,
+                friendly_name,
+                auto_creation,
+            } => {
+                let row = AddressConfigurationRow {
+                    chat_service_sid: svc_sid,
+                    sid: *address_configuration_sid,
+                    address_type: *address_type,
+                    address: address.clone(),
+                    friendly_name: friendly_name.clone(),
+                    auto_creation: auto_creation.clone(),
+                    date_created: at,
+                    date_updated: at,
+                };
+                put_row(
+                    sink,
+                    Table::AddressConfigurations,
+                    sid_key(&svc_sid, &[address_configuration_sid.as_bytes()]),
+                    &row,
+                );
+                svc.address_configuration_by_address
+                    .insert(address.clone(), *address_configuration_sid);
+                svc.address_configurations
+                    .insert(*address_configuration_sid, row);
+            }
+            Event::AddressConfigurationUpdated {
+                address_configuration_sid,
+                friendly_name,
+                auto_creation,
+            } => {
+                let Some(row) = svc.address_configurations.get_mut(address_configuration_sid) else {
+                    return;
+                };
+                row.friendly_name = friendly_name.clone();
+                row.auto_creation = auto_creation.clone();
+                row.date_updated = at;
+                put_row(
+                    sink,
+                    Table::AddressConfigurations,
+                    sid_key(&svc_sid, &[address_configuration_sid.as_bytes()]),
+                    row,
+                );
+            }
+            Event::AddressConfigurationDeleted {
+                address_configuration_sid,
+            } => {
+                if let Some(row) = svc.address_configurations.remove(address_configuration_sid) {
+                    svc.address_configuration_by_address.remove(&row.address);
+                }
+                sink.delete(
+                    Table::AddressConfigurations,
+                    sid_key(&svc_sid, &[address_configuration_sid.as_bytes()]),
+                );
+            }
+            Event::DeliveryReceiptRecorded {
+                conversation_sid,
+                receipt_sid,
+                message_sid,
+                participant_sid,
+                status,
+                error_code,
+                channel_message_sid,
+            } => {
+                let Some(conv) = svc.conversations.get_mut(conversation_sid) else {
+                    return;
+                };
+                let pair = (*message_sid, *participant_sid);
+                let row = match conv.receipts.get(&pair) {
+                    Some(old) => ReceiptRow {
+                        status: *status,
+                        error_code: *error_code,
+                        channel_message_sid: channel_message_sid
+                            .clone()
+                            .or_else(|| old.channel_message_sid.clone()),
+                        date_updated: at,
+                        ..old.clone()
+                    },
+                    None => ReceiptRow {
+                        chat_service_sid: svc_sid,
+                        conversation_sid: *conversation_sid,
+                        sid: *receipt_sid,
+                        message_sid: *message_sid,
+                        participant_sid: *participant_sid,
+                        status: *status,
+                        error_code: *error_code,
+                        channel_message_sid: channel_message_sid.clone(),
+                        date_created: at,
+                        date_updated: at,
+                    },
+                };
+                put_row(
+                    sink,
+                    Table::Receipts,
+                    pair_key(&svc_sid, conversation_sid, message_sid, participant_sid),
+                    &row,
+                );
+                conv.receipts.insert(pair, row);
+            }
+            Event::DeliveryAttemptFailed {
+                conversation_sid,
+                message_sid,
+                participant_sid,
+                attempt,
+                error,
+            } => {
+                let Some(conv) = svc.conversations.get_mut(conversation_sid) else {
+                    return;
+                };
+                let row = DeliveryAttemptsRow {
+                    chat_service_sid: svc_sid,
+                    conversation_sid: *conversation_sid,
+                    message_sid: *message_sid,
+                    participant_sid: *participant_sid,
+                    failed_attempts: *attempt,
+                    last_error: error.clone(),
+                    last_failed_at: at,
+                };
+                put_row(
+                    sink,
+                    Table::DeliveryAttempts,
+                    pair_key(&svc_sid, conversation_sid, message_sid, participant_sid),
+                    &row,
+                );
+                conv.delivery_attempts
+                    .insert((*message_sid, *participant_sid), row);
+            }
+        }
+    }
+
+    /// Writes every row of the whole state to `sink`: the persisted form.
+    /// Equal states write equal rows.
+    pub fn write_rows(&self, sink: &mut dyn RowSink) {
+        if let Some(p) = self.applied_position {
+            sink.put(
+                Table::Meta,
+                META_APPLIED_KEY.to_vec(),
+                p.to_be_bytes().to_vec(),
+            );
+        }
+        for svc in self.services.values() {
+            write_service_rows(svc, sink);
+        }
+    }
+
+    /// Rebuilds the state from persisted rows (as written by `apply` or
+    /// [`ReadModels::write_rows`]), in any order.
+    ///
+    /// Errors if a row does not decode. Rows whose parent (service or
+    /// conversation) is missing are ignored, as `apply` would never have
+    /// written them.
+    pub fn load(rows: impl IntoIterator<Item = (Table, Vec<u8>, Vec<u8>)>) -> Result<Self, LoadError> {
+        let mut by_table: BTreeMap<Table, Vec<Vec<u8>>> = BTreeMap::new();
+        let mut me = ReadModels::new();
+        for (table, k, v) in rows {
+            if table == Table::Meta {
+                if k == META_APPLIED_KEY {
+                    let bytes: [u8; 8] = v.as_slice().try_into().map_err(|_| LoadError {
+                        table,
+                        source: CodecError::Malformed("applied position is not 8 bytes".into()),
+                    })?;
+                    me.applied_position = Some(u64::from_be_bytes(bytes));
+                }
+                continue;
+            }
+            by_table.entry(table).or_default().push(v);
+        }
+        fn rows_of<T: serde::de::DeserializeOwned>(
+            by_table: &mut BTreeMap<Table, Vec<Vec<u8>>>,
+            table: Table,
+        ) -> Result<Vec<T>, LoadError> {
+            by_table
+                .remove(&table)
+                .unwrap_or_default()
+                .iter()
+                .map(|v| decode(v).map_err(|source| LoadError { table, source }))
+                .collect()
+        }
+        for row in rows_of::<ServiceRow>(&mut by_table, Table::Services)? {
+            me.services.insert(row.sid, Service::new(row));
+        }
+        for row in rows_of::<RoleRow>(&mut by_table, Table::Roles)? {
+            if let Some(s) = me.services.get_mut(&row.chat_service_sid) {
+                s.roles.insert(row.sid, row);
+            }
+        }
+        for row in rows_of::<UserRow>(&mut by_table, Table::Users)? {
+            if let Some(s) = me.services.get_mut(&row.chat_service_sid) {
+                s.user_by_identity.insert(row.identity.clone(), row.sid);
+                s.users.insert(row.sid, row);
+            }
+        }
+        for row in rows_of::<AddressConfigurationRow>(&mut by_table, Table::AddressConfigurations)? {
+            if let Some(s) = me.services.get_mut(&row.chat_service_sid) {
+                s.address_configuration_by_address
+                    .insert(row.address.clone(), row.sid);
+                s.address_configurations.insert(row.sid, row);
+            }
+        }
+        for row in rows_of::<ConversationRow>(&mut by_table, Table::Conversations)? {
+            if let Some(s) = me.services.get_mut(&row.chat_service_sid) {
+                if let Some(u) = &row.unique_name {
+                    s.by_unique_name.insert(u.clone(), row.sid);
+                }
+                s.by_created.insert((row.date_created, row.sid));
+                s.conversations.insert(row.sid, Conversation::new(row));
+            }
+        }
+        for row in rows_of::<ParticipantRow>(&mut by_table, Table::Participants)? {
+            if let Some(s) = me.services.get_mut(&row.chat_service_sid) {
+                if let Some(c) = s.conversations.get_mut(&row.conversation_sid) {
+                    match &row.kind {
+                        ParticipantKind::Chat { identity, .. } => {
+                            c.by_identity.insert(identity.clone(), row.sid);
+                        }
+                        ParticipantKind::Messaging(_) => c.non_chat_count += 1,
+                    }
+                    c.participants.insert(row.sid, row.clone());
+                    s.index_participant(&row);
+                }
+            }
+        }
+        for row in rows_of::<MessageRow>(&mut by_table, Table::Messages)? {
+            if let Some(c) = me
+                .services
+                .get_mut(&row.chat_service_sid)
+                .and_then(|s| s.conversations.get_mut(&row.conversation_sid))
+            {
+                c.message_index.insert(row.sid, row.index);
+                c.messages.insert(row.index, row);
+            }
+        }
+        for row in rows_of::<ReceiptRow>(&mut by_table, Table::Receipts)? {
+            if let Some(c) = me
+                .services
+                .get_mut(&row.chat_service_sid)
+                .and_then(|s| s.conversations.get_mut(&row.conversation_sid))
+            {
+                c.receipts
+                    .insert((row.message_sid, row.participant_sid), row);
+            }
+        }
+        for row in rows_of::<DeliveryAttemptsRow>(&mut by_table, Table::DeliveryAttempts)? {
+            if let Some(c) = me
+                .services
+                .get_mut(&row.chat_service_sid)
+                .and_then(|s| s.conversations.get_mut(&row.conversation_sid))
+            {
+                c.delivery_attempts
+                    .insert((row.message_sid, row.participant_sid), row);
+            }
+        }
+        for row in rows_of::<UserConversationRow>(&mut by_table, Table::UserConversations)? {
+            if let Some(s) = me.services.get_mut(&row.chat_service_sid) {
+                s.notification_levels
+                    .insert((row.user_sid, row.conversation_sid), row.notification_level);
+            }
+        }
+        Ok(me)
+    }
+}
+
+fn write_service_rows(svc: &Service, sink: &mut dyn RowSink) {
+    let s = &svc.row.sid;
+    put_row(sink, Table::Services, sid_key(s, &[]), &svc.row);
+    for r in svc.roles.values() {
+        put_row(sink, Table::Roles, sid_key(s, &[r.sid.as_bytes()]), r);
+    }
+    for u in svc.users.values() {
+        put_row(sink, Table::Users, sid_key(s, &[u.sid.as_bytes()]), u);
+    }
+    for ((u, c), level) in &svc.notification_levels {
+        let row = UserConversationRow {
+            chat_service_sid: *s,
+            user_sid: *u,
+            conversation_sid: *c,
+            notification_level: *level,
+        };
+        put_row(
+            sink,
+            Table::UserConversations,
+            sid_key(s, &[u.as_bytes(), c.as_bytes()]),
+            &row,
+        );
+    }
+    for a in svc.address_configurations.values() {
+        put_row(
+            sink,
+            Table::AddressConfigurations,
+            sid_key(s, &[a.sid.as_bytes()]),
+            a,
+        );
+    }
+    for conv in svc.conversations.values() {
+        write_conversation_rows(conv, sink);
+    }
+}
+
+fn write_conversation_rows(conv: &Conversation, sink: &mut dyn RowSink) {
+    let s = &conv.row.chat_service_sid;
+    let c = &conv.row.sid;
+    put_row(sink, Table::Conversations, conversation_key(&conv.row), &conv.row);
+    for p in conv.participants.values() {
+        put_row(sink, Table::Participants, participant_key(p), p);
+    }
+    for m in conv.messages.values() {
+        put_row(sink, Table::Messages, message_key(m), m);
+    }
+    for ((m, p), r) in &conv.receipts {
+        put_row(sink, Table::Receipts, pair_key(s, c, m, p), r);
+    }
+    for ((m, p), r) in &conv.delivery_attempts {
+        put_row(sink, Table::DeliveryAttempts, pair_key(s, c, m, p), r);
+    }
+}
