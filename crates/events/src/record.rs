@@ -141,8 +141,9 @@ pub struct Record {
 impl Record {
     /// Builds a record in the current format, chaining it to `prev_hash`.
     ///
-    /// Errors if the event does not encode within [`RECORD_BYTES_MAX`] or if
-    /// the header's conversation is not the event's.
+    /// Errors if the whole record does not encode within
+    /// [`RECORD_BYTES_MAX`] or if the header's conversation is not the
+    /// event's.
     pub fn seal(header: RecordHeader, event: &Event, prev_hash: Hash) -> Result<Self, CodecError> {
         if header.conversation_sid != event.conversation_sid() {
             return Err(CodecError::ConversationMismatch {
@@ -159,17 +160,20 @@ impl Record {
             hash,
             payload,
         };
+        // Fail here, not one step later in `encode`: a sealed record is
+        // always writable.
+        record.encode()?;
         Ok(record)
     }
 
     /// The storage bytes: version prefix plus body.
     ///
-    /// Errors if the record would exceed [`RECORD_BYTES_MAX`].
+    /// Errors if the record would exceed [`RECORD_BYTES_MAX`] or is in a
+    /// format version this build cannot write (only version 1 exists).
     pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
-        assert_eq!(
-            self.format_version, FORMAT_VERSION_CURRENT,
-            "only the current format is ever written"
-        );
+        if self.format_version != 1 {
+            return Err(CodecError::UnknownVersion(self.format_version));
+        }
         let body = BodyV1 {
             header: self.header.clone(),
             prev_hash: self.prev_hash,
