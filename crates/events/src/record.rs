@@ -28,6 +28,12 @@ pub const FORMAT_VERSION_CURRENT: u16 = 1;
 /// Every format version this decoder reads.
 pub const FORMAT_VERSIONS_KNOWN: &[u16] = &[1];
 
+/// An upper bound on what a record adds to its payload when encoded, in
+/// bytes: version (2), header (at most 8 + 10 + 10 + 16 + 17 + 16 with
+/// varints and option tags), two hashes (64) and the payload's length
+/// prefix (at most 9).
+const RECORD_OVERHEAD_BYTES_MAX: usize = 2 + 77 + 64 + 9;
+
 /// A blake3 chain hash.
 pub type Hash = [u8; 32];
 /// The `prev_hash` of the record at position 0.
@@ -161,8 +167,11 @@ impl Record {
             payload,
         };
         // Fail here, not one step later in `encode`: a sealed record is
-        // always writable.
-        record.encode()?;
+        // always writable. Only a payload near the limit needs the full
+        // encode to know; the common case stays one encode per record.
+        if record.payload.len() + RECORD_OVERHEAD_BYTES_MAX > RECORD_BYTES_MAX {
+            record.encode()?;
+        }
         Ok(record)
     }
 
