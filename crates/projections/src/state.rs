@@ -29,6 +29,26 @@ pub struct Conversation {
 }
 
 impl Conversation {
+    /// A conversation that has just been created with default fields and
+    /// nothing in it (used to decide what happens inside a conversation
+    /// created by the same command).
+    pub fn empty(sid: ConversationSid, service: ServiceSid) -> Self {
+        Conversation::new(ConversationRow {
+            chat_service_sid: service,
+            sid,
+            friendly_name: None,
+            unique_name: None,
+            attributes: "{}".to_string(),
+            state: ConversationState::Active,
+            timers: Timers::default(),
+            messaging_service_sid: None,
+            date_created: 0,
+            date_updated: 0,
+            next_message_index: 0,
+            last_activity: 0,
+        })
+    }
+
     fn new(row: ConversationRow) -> Self {
         Conversation {
             row,
@@ -57,7 +77,9 @@ impl Conversation {
 
     /// The message with this SID, if it exists.
     pub fn message(&self, sid: &MessageSid) -> Option<&MessageRow> {
-        self.message_index.get(sid).and_then(|i| self.messages.get(i))
+        self.message_index
+            .get(sid)
+            .and_then(|i| self.messages.get(i))
     }
 }
 
@@ -301,7 +323,8 @@ impl ReadModels {
                 default_conversation_role_sid,
                 default_chat_service_role_sid,
             } => {
-                svc.row.default_conversation_creator_role_sid = *default_conversation_creator_role_sid;
+                svc.row.default_conversation_creator_role_sid =
+                    *default_conversation_creator_role_sid;
                 svc.row.default_conversation_role_sid = *default_conversation_role_sid;
                 svc.row.default_chat_service_role_sid = *default_chat_service_role_sid;
                 svc.row.date_updated = at;
@@ -322,7 +345,12 @@ impl ReadModels {
                     date_created: at,
                     date_updated: at,
                 };
-                put_row(sink, Table::Roles, sid_key(&svc_sid, &[role_sid.as_bytes()]), &row);
+                put_row(
+                    sink,
+                    Table::Roles,
+                    sid_key(&svc_sid, &[role_sid.as_bytes()]),
+                    &row,
+                );
                 svc.roles.insert(*role_sid, row);
             }
             Event::RoleUpdated {
@@ -332,7 +360,12 @@ impl ReadModels {
                 if let Some(row) = svc.roles.get_mut(role_sid) {
                     row.permissions = permissions.clone();
                     row.date_updated = at;
-                    put_row(sink, Table::Roles, sid_key(&svc_sid, &[role_sid.as_bytes()]), row);
+                    put_row(
+                        sink,
+                        Table::Roles,
+                        sid_key(&svc_sid, &[role_sid.as_bytes()]),
+                        row,
+                    );
                 }
             }
             Event::RoleDeleted { role_sid } => {
@@ -549,7 +582,12 @@ impl ReadModels {
                 conv.messages.insert(*index, row);
                 conv.row.next_message_index = conv.row.next_message_index.max(index + 1);
                 conv.row.last_activity = at;
-                put_row(sink, Table::Conversations, conversation_key(&conv.row), &conv.row);
+                put_row(
+                    sink,
+                    Table::Conversations,
+                    conversation_key(&conv.row),
+                    &conv.row,
+                );
             }
             Event::MessageUpdated {
                 conversation_sid,
@@ -616,7 +654,12 @@ impl ReadModels {
                     date_created: at,
                     date_updated: at,
                 };
-                put_row(sink, Table::Users, sid_key(&svc_sid, &[user_sid.as_bytes()]), &row);
+                put_row(
+                    sink,
+                    Table::Users,
+                    sid_key(&svc_sid, &[user_sid.as_bytes()]),
+                    &row,
+                );
                 svc.user_by_identity.insert(identity.clone(), *user_sid);
                 svc.users.insert(*user_sid, row);
             }
@@ -633,7 +676,12 @@ impl ReadModels {
                 u.attributes = attributes.clone();
                 u.role_sid = *role_sid;
                 u.date_updated = at;
-                put_row(sink, Table::Users, sid_key(&svc_sid, &[user_sid.as_bytes()]), u);
+                put_row(
+                    sink,
+                    Table::Users,
+                    sid_key(&svc_sid, &[user_sid.as_bytes()]),
+                    u,
+                );
             }
             Event::UserDeleted { user_sid } => {
                 let Some(u) = svc.users.remove(user_sid) else {
@@ -661,7 +709,10 @@ impl ReadModels {
                 notification_level,
             } => {
                 let k = (*user_sid, *conversation_sid);
-                let rk = sid_key(&svc_sid, &[user_sid.as_bytes(), conversation_sid.as_bytes()]);
+                let rk = sid_key(
+                    &svc_sid,
+                    &[user_sid.as_bytes(), conversation_sid.as_bytes()],
+                );
                 if *notification_level == NotificationLevel::Default {
                     svc.notification_levels.remove(&k);
                     sink.delete(Table::UserConversations, rk);
@@ -709,7 +760,10 @@ impl ReadModels {
                 friendly_name,
                 auto_creation,
             } => {
-                let Some(row) = svc.address_configurations.get_mut(address_configuration_sid) else {
+                let Some(row) = svc
+                    .address_configurations
+                    .get_mut(address_configuration_sid)
+                else {
                     return;
                 };
                 row.friendly_name = friendly_name.clone();
@@ -829,7 +883,9 @@ impl ReadModels {
     /// Errors if a row does not decode. Rows whose parent (service or
     /// conversation) is missing are ignored, as `apply` would never have
     /// written them.
-    pub fn load(rows: impl IntoIterator<Item = (Table, Vec<u8>, Vec<u8>)>) -> Result<Self, LoadError> {
+    pub fn load(
+        rows: impl IntoIterator<Item = (Table, Vec<u8>, Vec<u8>)>,
+    ) -> Result<Self, LoadError> {
         let mut by_table: BTreeMap<Table, Vec<Vec<u8>>> = BTreeMap::new();
         let mut me = ReadModels::new();
         for (table, k, v) in rows {
@@ -870,7 +926,8 @@ impl ReadModels {
                 s.users.insert(row.sid, row);
             }
         }
-        for row in rows_of::<AddressConfigurationRow>(&mut by_table, Table::AddressConfigurations)? {
+        for row in rows_of::<AddressConfigurationRow>(&mut by_table, Table::AddressConfigurations)?
+        {
             if let Some(s) = me.services.get_mut(&row.chat_service_sid) {
                 s.address_configuration_by_address
                     .insert(row.address.clone(), row.sid);
@@ -979,7 +1036,12 @@ fn write_service_rows(svc: &Service, sink: &mut dyn RowSink) {
 fn write_conversation_rows(conv: &Conversation, sink: &mut dyn RowSink) {
     let s = &conv.row.chat_service_sid;
     let c = &conv.row.sid;
-    put_row(sink, Table::Conversations, conversation_key(&conv.row), &conv.row);
+    put_row(
+        sink,
+        Table::Conversations,
+        conversation_key(&conv.row),
+        &conv.row,
+    );
     for p in conv.participants.values() {
         put_row(sink, Table::Participants, participant_key(p), p);
     }

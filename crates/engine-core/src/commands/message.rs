@@ -1,0 +1,284 @@
+//! Messages, read horizons, delivery receipts and failed delivery attempts.
+
+use events::limits::*;
+use events::*;
+use projections::Conversation;
+
+use super::conversation::{open_conversation, reactivate};
+use super::participant::clamp_horizon;
+use super::validate::{attributes, body_and_media, bytes, text};
+use super::{decision, not_found, CommandError, Cx};
+use crate::log::Decision;
+
+/// The author a message is attributed to when none is given (Twilio's default).
+pub const SYSTEM_AUTHOR: &str = "system";
+
+/// The participant an author string names: a chat identity, else a binding address.
+pub(super) fn author_participant(conv: &Conversation, author: &str) -> Option<ParticipantSid> {
+    conv.by_identity.get(author).copied().or_else(|| {
+        conv.participants
+            .values()
+            .find(|p| p.kind.binding().is_some_and(|b| b.address == author))
+            .map(|p| p.sid)
+    })
+}
+
+/// The events of a new message (and of the reactivation it causes).
+pub(super) fn message_events(
+    cx: &mut Cx,
+    conv: &Conversation,
+    author: &str,
+    participant_sid: Option<ParticipantSid>,
+    body: Option<&str>,
+    media: &[Media],
+    attrs: Option<&str>,
+) -> Result<Vec<Event>, CommandError> {
+    text("author", author, AUTHOR_CHARS_MAX)?;
+    body_and_media(body, media)?;
+    let attributes = attributes("attributes", attrs, MESSAGE_ATTRIBUTES_BYTES_MAX)?;
+    let mut events: Vec<Event> = reactivate(conv).into_iter().collect();
+    events.push(Event::MessageAdded {
+        conversation_sid: conv.row.sid,
+        message_sid: MessageSid::derive(&cx.seed()),
+        index: conv.row.next_message_index,
+        author: author.to_string(),
+        participant_sid,
+        body: body.map(str::to_string),
+        media: media.to_vec(),
+        attributes,
+    });
+    Ok(events)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn post(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    conversation: &ConversationRef,
+    author: Option<&str>,
+    body: Option<&str>,
+    media: &[Media],
+    attrs: Option<&str>,
+) -> Result<Decision, CommandError> {
+    let (svc, conv) = open_conversation(cx, service, conversation)?;
+    let author = match (cx.acting, author) {
+        (Some(id), Some(a)) if a != id => {
+            return Err(CommandError::PermissionDenied {
+                identity: id.to_string(),
+                permission: None,
+            })
+        }
+        (Some(id), _) => id,
+        (None, a) => a.unwrap_or(SYSTEM_AUTHOR),
+    };
+    cx.require_conversation(svc, conv, Permission::SendMessage)?;
+    if !media.is_empty() {
+        cx.require_conversation(svc, conv, Permission::SendMediaMessage)?;
+    }
+    let participant = author_participant(conv, author);
+    let events = message_events(cx, conv, author, participant, body, media, attrs)?;
+    Ok(decision(*service, Some(conv.row.sid), events))
+}
+
+fn own_message(cx: &Cx, m: &projections::MessageRow) -> bool {
+    cx.acting.is_some_and(|id| m.author == id)
+}
+
+pub(super) fn edit(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    conversation: &ConversationRef,
+    message: &MessageSid,
+    body: Option<&str>,
+    attrs: Option<&str>,
+) -> Result<Decision, CommandError> {
+    let (svc, conv) = open_conversation(cx, service, conversation)?;
+    let m = conv
+        .message(message)
+        .ok_or_else(|| not_found("message", message))?;
+    let own = own_message(cx, m);
+    if body.is_some() {
+        let perm = if own {
+            Permission::EditOwnMessage
+        } else {
+            Permission::EditAnyMessage
+        };
+        cx.require_conversation(svc, conv, perm)?;
+    }
+    if attrs.is_some() {
+        let perm = if own {
+            Permission::EditOwnMessageAttributes
+        } else {
+            Permission::EditAnyMessageAttributes
+        };
+        cx.require_conversation(svc, conv, perm)?;
+    }
+    let new_body = body.map(str::to_string).or_else(|| m.body.clone());
+    body_and_media(new_body.as_deref(), &m.media)?;
+    let attributes = match attrs {
+        Some(a) => attributes("attributes", Some(a), MESSAGE_ATTRIBUTES_BYTES_MAX)?,
+        None => m.attributes.clone(),
+    };
+    Ok(decision(
+        *service,
+        Some(conv.row.sid),
+        vec![Event::MessageUpdated {
+            conversation_sid: conv.row.sid,
+            message_sid: *message,
+            index: m.index,
+            body: new_body,
+            attributes,
+        }],
+    ))
+}
+
+pub(super) fn delete(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    conversation: &ConversationRef,
+    message: &MessageSid,
+) -> Result<Decision, CommandError> {
+    let (svc, conv) = open_conversation(cx, service, conversation)?;
+    let m = conv
+        .message(message)
+        .ok_or_else(|| not_found("message", message))?;
+    let perm = if own_message(cx, m) {
+        Permission::DeleteOwnMessage
+    } else {
+        Permission::DeleteAnyMessage
+    };
+    cx.require_conversation(svc, conv, perm)?;
+    Ok(decision(
+        *service,
+        Some(conv.row.sid),
+        vec![Event::MessageRemoved {
+            conversation_sid: conv.row.sid,
+            message_sid: *message,
+            index: m.index,
+        }],
+    ))
+}
+
+/// Sets or advances a read horizon. An advance that would not move the
+/// horizon forward appends nothing.
+pub(super) fn read_horizon(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    conversation: &ConversationRef,
+    participant: &ParticipantSid,
+    index: Option<u64>,
+    mode: HorizonMode,
+) -> Result<Decision, CommandError> {
+    let svc = cx.service(service)?;
+    let conv = cx.conversation(svc, conversation)?;
+    let p = conv
+        .participants
+        .get(participant)
+        .ok_or_else(|| not_found("participant", participant))?;
+    if !cx.acting_is(conv, participant) {
+        cx.host_only()?;
+    }
+    let wanted = clamp_horizon(conv, index);
+    let new = match mode {
+        HorizonMode::Set => wanted,
+        HorizonMode::Advance => wanted.max(p.last_read_message_index),
+    };
+    let events = if mode == HorizonMode::Advance && new == p.last_read_message_index {
+        Vec::new()
+    } else {
+        vec![Event::ReadHorizonUpdated {
+            conversation_sid: conv.row.sid,
+            participant_sid: *participant,
+            last_read_message_index: new,
+            last_read_timestamp: cx.now,
+        }]
+    };
+    Ok(decision(*service, Some(conv.row.sid), events))
+}
+
+/// The conversation, message and (existing) participant a delivery report names.
+fn delivery_target<'a>(
+    cx: &Cx<'a>,
+    service: &ServiceSid,
+    conversation: &ConversationRef,
+    message: &MessageSid,
+    participant: &ParticipantSid,
+) -> Result<&'a Conversation, CommandError> {
+    cx.host_only()?;
+    let svc = cx.service(service)?;
+    let conv = cx.conversation(svc, conversation)?;
+    conv.message(message)
+        .ok_or_else(|| not_found("message", message))?;
+    conv.participants
+        .get(participant)
+        .ok_or_else(|| not_found("participant", participant))?;
+    Ok(conv)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn receipt(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    conversation: &ConversationRef,
+    message: &MessageSid,
+    participant: &ParticipantSid,
+    status: DeliveryStatus,
+    error_code: Option<u32>,
+    channel_message_sid: Option<&str>,
+) -> Result<Decision, CommandError> {
+    let conv = delivery_target(cx, service, conversation, message, participant)?;
+    if let Some(c) = channel_message_sid {
+        bytes("channel_message_sid", c, FOREIGN_ID_BYTES_MAX)?;
+    }
+    Ok(decision(
+        *service,
+        Some(conv.row.sid),
+        vec![Event::DeliveryReceiptRecorded {
+            conversation_sid: conv.row.sid,
+            receipt_sid: ReceiptSid::derive(&cx.seed()),
+            message_sid: *message,
+            participant_sid: *participant,
+            status,
+            error_code,
+            channel_message_sid: channel_message_sid.map(str::to_string),
+        }],
+    ))
+}
+
+pub(super) fn attempt_failed(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    conversation: &ConversationSid,
+    message: &MessageSid,
+    participant: &ParticipantSid,
+    attempt: u32,
+    error: &str,
+) -> Result<Decision, CommandError> {
+    let conv = delivery_target(
+        cx,
+        service,
+        &ConversationRef::Sid(*conversation),
+        message,
+        participant,
+    )?;
+    // Adapter errors are free text from elsewhere: keep a bounded prefix.
+    let mut error = error.to_string();
+    if error.len() > FOREIGN_ID_BYTES_MAX * 4 {
+        let mut cut = FOREIGN_ID_BYTES_MAX * 4;
+        while !error.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        error.truncate(cut);
+    }
+    Ok(decision(
+        *service,
+        Some(conv.row.sid),
+        vec![Event::DeliveryAttemptFailed {
+            conversation_sid: conv.row.sid,
+            message_sid: *message,
+            participant_sid: *participant,
+            attempt,
+            error,
+        }],
+    ))
+}

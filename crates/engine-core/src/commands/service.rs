@@ -1,0 +1,517 @@
+//! Services, service configuration, roles, users and address configurations.
+
+use events::limits::*;
+use events::*;
+use projections::Service;
+
+use super::validate::{attributes, opt_text, text};
+use super::{decision, not_found, CommandError, Cx};
+use crate::log::Decision;
+
+use Permission::*;
+
+/// Permissions valid in a service role.
+const SERVICE_PERMISSIONS: &[Permission] = &[
+    CreateConversation,
+    JoinConversation,
+    EditAnyUserInfo,
+    EditOwnUserInfo,
+];
+
+fn is_service_permission(p: &Permission) -> bool {
+    SERVICE_PERMISSIONS.contains(p)
+}
+
+/// Twilio's default roles, created with every service: (name, type, permissions).
+const DEFAULT_ROLES: &[(&str, RoleType, &[Permission])] = &[
+    ("service admin", RoleType::Service, SERVICE_PERMISSIONS),
+    (
+        "service user",
+        RoleType::Service,
+        &[CreateConversation, JoinConversation, EditOwnUserInfo],
+    ),
+    (
+        "channel admin",
+        RoleType::Conversation,
+        &[
+            AddParticipant,
+            RemoveParticipant,
+            SendMessage,
+            SendMediaMessage,
+            LeaveConversation,
+            EditConversationName,
+            EditConversationAttributes,
+            DeleteConversation,
+            EditAnyMessage,
+            EditOwnMessage,
+            EditAnyMessageAttributes,
+            EditOwnMessageAttributes,
+            DeleteAnyMessage,
+            DeleteOwnMessage,
+            EditAnyParticipantAttributes,
+            EditOwnParticipantAttributes,
+            EditNotificationLevel,
+        ],
+    ),
+    (
+        "channel user",
+        RoleType::Conversation,
+        &[
+            SendMessage,
+            SendMediaMessage,
+            LeaveConversation,
+            EditOwnMessage,
+            EditOwnMessageAttributes,
+            DeleteOwnMessage,
+            EditOwnParticipantAttributes,
+            EditNotificationLevel,
+        ],
+    ),
+];
+
+pub(super) fn create_service(cx: &mut Cx, friendly_name: &str) -> Result<Decision, CommandError> {
+    cx.host_only()?;
+    text("friendly_name", friendly_name, FRIENDLY_NAME_CHARS_MAX)?;
+    let service_sid = ServiceSid::derive(&cx.seed());
+    let mut events = vec![Event::ServiceCreated {
+        friendly_name: friendly_name.to_string(),
+    }];
+    let mut sids = Vec::new();
+    for (name, role_type, permissions) in DEFAULT_ROLES {
+        let role_sid = RoleSid::derive(&cx.seed());
+        sids.push(role_sid);
+        events.push(Event::RoleCreated {
+            role_sid,
+            friendly_name: name.to_string(),
+            role_type: *role_type,
+            permissions: permissions.to_vec(),
+        });
+    }
+    events.push(Event::ServiceConfigurationUpdated {
+        default_conversation_creator_role_sid: Some(sids[2]),
+        default_conversation_role_sid: Some(sids[3]),
+        default_chat_service_role_sid: Some(sids[1]),
+    });
+    Ok(decision(service_sid, None, events))
+}
+
+pub(super) fn update_service(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    friendly_name: &str,
+) -> Result<Decision, CommandError> {
+    cx.service(service)?;
+    cx.host_only()?;
+    text("friendly_name", friendly_name, FRIENDLY_NAME_CHARS_MAX)?;
+    Ok(decision(
+        *service,
+        None,
+        vec![Event::ServiceUpdated {
+            friendly_name: friendly_name.to_string(),
+        }],
+    ))
+}
+
+pub(super) fn delete_service(cx: &mut Cx, service: &ServiceSid) -> Result<Decision, CommandError> {
+    cx.service(service)?;
+    cx.host_only()?;
+    Ok(decision(*service, None, vec![Event::ServiceDeleted]))
+}
+
+fn role_of_type(
+    svc: &Service,
+    role: Option<RoleSid>,
+    want: RoleType,
+    field: &'static str,
+) -> Result<(), CommandError> {
+    let Some(role) = role else {
+        return Ok(());
+    };
+    let row = svc
+        .roles
+        .get(&role)
+        .ok_or_else(|| not_found("role", role))?;
+    if row.role_type != want {
+        return Err(CommandError::Invalid {
+            field,
+            reason: format!("role {role} is a {:?} role", row.role_type),
+        });
+    }
+    Ok(())
+}
+
+/// A role given to a participant must exist and be a conversation role.
+pub(super) fn conversation_role(svc: &Service, role: Option<RoleSid>) -> Result<(), CommandError> {
+    role_of_type(svc, role, RoleType::Conversation, "role_sid")
+}
+
+pub(super) fn update_configuration(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    creator: Option<RoleSid>,
+    conversation: Option<RoleSid>,
+    chat_service: Option<RoleSid>,
+) -> Result<Decision, CommandError> {
+    let svc = cx.service(service)?;
+    cx.host_only()?;
+    role_of_type(
+        svc,
+        creator,
+        RoleType::Conversation,
+        "default_conversation_creator_role_sid",
+    )?;
+    role_of_type(
+        svc,
+        conversation,
+        RoleType::Conversation,
+        "default_conversation_role_sid",
+    )?;
+    role_of_type(
+        svc,
+        chat_service,
+        RoleType::Service,
+        "default_chat_service_role_sid",
+    )?;
+    Ok(decision(
+        *service,
+        None,
+        vec![Event::ServiceConfigurationUpdated {
+            default_conversation_creator_role_sid: creator,
+            default_conversation_role_sid: conversation,
+            default_chat_service_role_sid: chat_service,
+        }],
+    ))
+}
+
+fn permissions_fit(role_type: RoleType, permissions: &[Permission]) -> Result<(), CommandError> {
+    if permissions.len() > PERMISSIONS_PER_ROLE_MAX {
+        return Err(CommandError::TooLong {
+            field: "permissions",
+            len: permissions.len(),
+            max: PERMISSIONS_PER_ROLE_MAX,
+            unit: "items",
+        });
+    }
+    let want_service = role_type == RoleType::Service;
+    if let Some(p) = permissions
+        .iter()
+        .find(|p| is_service_permission(p) != want_service)
+    {
+        return Err(CommandError::Invalid {
+            field: "permissions",
+            reason: format!("{p:?} does not apply to a {role_type:?} role"),
+        });
+    }
+    Ok(())
+}
+
+fn dedup(permissions: &[Permission]) -> Vec<Permission> {
+    let mut v = permissions.to_vec();
+    v.sort();
+    v.dedup();
+    v
+}
+
+pub(super) fn create_role(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    friendly_name: &str,
+    role_type: RoleType,
+    permissions: &[Permission],
+) -> Result<Decision, CommandError> {
+    cx.service(service)?;
+    cx.host_only()?;
+    text("friendly_name", friendly_name, FRIENDLY_NAME_CHARS_MAX)?;
+    permissions_fit(role_type, permissions)?;
+    Ok(decision(
+        *service,
+        None,
+        vec![Event::RoleCreated {
+            role_sid: RoleSid::derive(&cx.seed()),
+            friendly_name: friendly_name.to_string(),
+            role_type,
+            permissions: dedup(permissions),
+        }],
+    ))
+}
+
+pub(super) fn update_role(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    role: &RoleSid,
+    permissions: &[Permission],
+) -> Result<Decision, CommandError> {
+    let svc = cx.service(service)?;
+    cx.host_only()?;
+    let row = svc.roles.get(role).ok_or_else(|| not_found("role", role))?;
+    permissions_fit(row.role_type, permissions)?;
+    Ok(decision(
+        *service,
+        None,
+        vec![Event::RoleUpdated {
+            role_sid: *role,
+            permissions: dedup(permissions),
+        }],
+    ))
+}
+
+pub(super) fn delete_role(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    role: &RoleSid,
+) -> Result<Decision, CommandError> {
+    let svc = cx.service(service)?;
+    cx.host_only()?;
+    svc.roles.get(role).ok_or_else(|| not_found("role", role))?;
+    let r = Some(*role);
+    let in_use = svc.row.default_conversation_creator_role_sid == r
+        || svc.row.default_conversation_role_sid == r
+        || svc.row.default_chat_service_role_sid == r
+        || svc.users.values().any(|u| u.role_sid == r)
+        || svc
+            .conversations
+            .values()
+            .any(|c| c.participants.values().any(|p| p.role_sid == r));
+    if in_use {
+        return Err(CommandError::RoleInUse {
+            role: role.to_string(),
+        });
+    }
+    Ok(decision(
+        *service,
+        None,
+        vec![Event::RoleDeleted { role_sid: *role }],
+    ))
+}
+
+/// The `UserCreated` event for a new identity, with the default service role.
+pub(super) fn new_user(
+    cx: &mut Cx,
+    svc: &Service,
+    identity: &str,
+    friendly_name: Option<&str>,
+    attrs: Option<&str>,
+    role_sid: Option<RoleSid>,
+) -> Result<(UserSid, Event), CommandError> {
+    text("identity", identity, IDENTITY_CHARS_MAX)?;
+    opt_text("friendly_name", friendly_name, FRIENDLY_NAME_CHARS_MAX)?;
+    let attributes = attributes("attributes", attrs, USER_ATTRIBUTES_BYTES_MAX)?;
+    role_of_type(svc, role_sid, RoleType::Service, "role_sid")?;
+    let user_sid = UserSid::derive(&cx.seed());
+    Ok((
+        user_sid,
+        Event::UserCreated {
+            user_sid,
+            identity: identity.to_string(),
+            friendly_name: friendly_name.map(str::to_string),
+            attributes,
+            role_sid: role_sid.or(svc.row.default_chat_service_role_sid),
+        },
+    ))
+}
+
+pub(super) fn create_user(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    identity: &str,
+    friendly_name: Option<&str>,
+    attrs: Option<&str>,
+    role_sid: Option<RoleSid>,
+) -> Result<Decision, CommandError> {
+    let svc = cx.service(service)?;
+    cx.host_only()?;
+    if svc.user_by_identity.contains_key(identity) {
+        return Err(CommandError::UserExists {
+            identity: identity.to_string(),
+        });
+    }
+    let (_, event) = new_user(cx, svc, identity, friendly_name, attrs, role_sid)?;
+    Ok(decision(*service, None, vec![event]))
+}
+
+pub(super) fn update_user(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    user: &UserSid,
+    friendly_name: Option<&str>,
+    attrs: Option<&str>,
+    role_sid: Option<RoleSid>,
+) -> Result<Decision, CommandError> {
+    let svc = cx.service(service)?;
+    let row = svc.users.get(user).ok_or_else(|| not_found("user", user))?;
+    if role_sid.is_some() {
+        cx.host_only()?;
+    }
+    let own = cx.acting == Some(row.identity.as_str());
+    cx.require_service(
+        svc,
+        if own {
+            EditOwnUserInfo
+        } else {
+            EditAnyUserInfo
+        },
+    )?;
+    opt_text("friendly_name", friendly_name, FRIENDLY_NAME_CHARS_MAX)?;
+    role_of_type(svc, role_sid, RoleType::Service, "role_sid")?;
+    let attributes = match attrs {
+        Some(a) => attributes("attributes", Some(a), USER_ATTRIBUTES_BYTES_MAX)?,
+        None => row.attributes.clone(),
+    };
+    Ok(decision(
+        *service,
+        None,
+        vec![Event::UserUpdated {
+            user_sid: *user,
+            friendly_name: friendly_name
+                .map(str::to_string)
+                .or_else(|| row.friendly_name.clone()),
+            attributes,
+            role_sid: role_sid.or(row.role_sid),
+        }],
+    ))
+}
+
+pub(super) fn delete_user(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    user: &UserSid,
+) -> Result<Decision, CommandError> {
+    let svc = cx.service(service)?;
+    cx.host_only()?;
+    svc.users.get(user).ok_or_else(|| not_found("user", user))?;
+    Ok(decision(
+        *service,
+        None,
+        vec![Event::UserDeleted { user_sid: *user }],
+    ))
+}
+
+pub(super) fn update_user_conversation(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    user: &UserSid,
+    conversation: &ConversationRef,
+    level: NotificationLevel,
+) -> Result<Decision, CommandError> {
+    let svc = cx.service(service)?;
+    let row = svc.users.get(user).ok_or_else(|| not_found("user", user))?;
+    let conv = cx.conversation(svc, conversation)?;
+    if !conv.by_identity.contains_key(&row.identity) {
+        return Err(not_found("participant", &row.identity));
+    }
+    if let Some(id) = cx.acting {
+        if id != row.identity {
+            return Err(CommandError::PermissionDenied {
+                identity: id.to_string(),
+                permission: None,
+            });
+        }
+        cx.require_conversation(svc, conv, EditNotificationLevel)?;
+    }
+    Ok(decision(
+        *service,
+        Some(conv.row.sid),
+        vec![Event::UserConversationUpdated {
+            conversation_sid: conv.row.sid,
+            user_sid: *user,
+            notification_level: level,
+        }],
+    ))
+}
+
+pub(super) fn create_address_configuration(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    address_type: AddressType,
+    address: &str,
+    friendly_name: Option<&str>,
+    auto_creation: &AutoCreation,
+) -> Result<Decision, CommandError> {
+    let svc = cx.service(service)?;
+    cx.host_only()?;
+    text("address", address, ADDRESS_CHARS_MAX)?;
+    opt_text("friendly_name", friendly_name, FRIENDLY_NAME_CHARS_MAX)?;
+    auto_creation_fits(service, auto_creation)?;
+    if svc.address_configuration_by_address.contains_key(address) {
+        return Err(CommandError::AddressConfigurationExists {
+            address: address.to_string(),
+        });
+    }
+    Ok(decision(
+        *service,
+        None,
+        vec![Event::AddressConfigurationCreated {
+            address_configuration_sid: AddressConfigurationSid::derive(&cx.seed()),
+            address_type,
+            address: address.to_string(),
+            friendly_name: friendly_name.map(str::to_string),
+            auto_creation: auto_creation.clone(),
+        }],
+    ))
+}
+
+/// Autocreation may only target the configuration's own service: one
+/// command writes to one service, which keeps services isolated.
+fn auto_creation_fits(service: &ServiceSid, a: &AutoCreation) -> Result<(), CommandError> {
+    if a.conversation_service_sid.is_some_and(|s| s != *service) {
+        return Err(CommandError::Invalid {
+            field: "auto_creation.conversation_service_sid",
+            reason: "must be the address configuration's own service".into(),
+        });
+    }
+    if let Some(url) = &a.webhook_url {
+        super::validate::bytes("auto_creation.webhook_url", url, ADDRESS_CHARS_MAX)?;
+    }
+    Ok(())
+}
+
+pub(super) fn update_address_configuration(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    sid: &AddressConfigurationSid,
+    friendly_name: Option<&str>,
+    auto_creation: Option<&AutoCreation>,
+) -> Result<Decision, CommandError> {
+    let svc = cx.service(service)?;
+    cx.host_only()?;
+    let row = svc
+        .address_configurations
+        .get(sid)
+        .ok_or_else(|| not_found("address configuration", sid))?;
+    opt_text("friendly_name", friendly_name, FRIENDLY_NAME_CHARS_MAX)?;
+    if let Some(a) = auto_creation {
+        auto_creation_fits(service, a)?;
+    }
+    Ok(decision(
+        *service,
+        None,
+        vec![Event::AddressConfigurationUpdated {
+            address_configuration_sid: *sid,
+            friendly_name: friendly_name
+                .map(str::to_string)
+                .or_else(|| row.friendly_name.clone()),
+            auto_creation: auto_creation
+                .cloned()
+                .unwrap_or_else(|| row.auto_creation.clone()),
+        }],
+    ))
+}
+
+pub(super) fn delete_address_configuration(
+    cx: &mut Cx,
+    service: &ServiceSid,
+    sid: &AddressConfigurationSid,
+) -> Result<Decision, CommandError> {
+    let svc = cx.service(service)?;
+    cx.host_only()?;
+    svc.address_configurations
+        .get(sid)
+        .ok_or_else(|| not_found("address configuration", sid))?;
+    Ok(decision(
+        *service,
+        None,
+        vec![Event::AddressConfigurationDeleted {
+            address_configuration_sid: *sid,
+        }],
+    ))
+}

@@ -1,0 +1,116 @@
+//! Field validation shared by the command handlers. Every limit comes from
+//! [`events::limits`].
+
+use events::limits::*;
+use events::Media;
+
+use super::CommandError;
+
+/// `s` has at most `max` characters and is not empty.
+pub(crate) fn text(field: &'static str, s: &str, max: usize) -> Result<(), CommandError> {
+    if s.is_empty() {
+        return Err(CommandError::Invalid {
+            field,
+            reason: "must not be empty".into(),
+        });
+    }
+    let len = s.chars().count();
+    if len > max {
+        return Err(CommandError::TooLong {
+            field,
+            len,
+            max,
+            unit: "chars",
+        });
+    }
+    Ok(())
+}
+
+/// An optional [`text`].
+pub(crate) fn opt_text(
+    field: &'static str,
+    s: Option<&str>,
+    max: usize,
+) -> Result<(), CommandError> {
+    s.map_or(Ok(()), |s| text(field, s, max))
+}
+
+/// JSON `attributes` of at most `max` bytes; `None` becomes `{}`.
+pub(crate) fn attributes(
+    field: &'static str,
+    s: Option<&str>,
+    max: usize,
+) -> Result<String, CommandError> {
+    let Some(s) = s else {
+        return Ok("{}".to_string());
+    };
+    if s.len() > max {
+        return Err(CommandError::TooLong {
+            field,
+            len: s.len(),
+            max,
+            unit: "bytes",
+        });
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(s).map_err(|e| {
+        CommandError::AttributesNotJson {
+            field,
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(s.to_string())
+}
+
+/// A message body (bytes, may be absent) and its media list.
+pub(crate) fn body_and_media(body: Option<&str>, media: &[Media]) -> Result<(), CommandError> {
+    if let Some(b) = body {
+        if b.len() > BODY_BYTES_MAX {
+            return Err(CommandError::TooLong {
+                field: "body",
+                len: b.len(),
+                max: BODY_BYTES_MAX,
+                unit: "bytes",
+            });
+        }
+    }
+    if media.len() > MEDIA_PER_MESSAGE_MAX {
+        return Err(CommandError::TooLong {
+            field: "media",
+            len: media.len(),
+            max: MEDIA_PER_MESSAGE_MAX,
+            unit: "items",
+        });
+    }
+    for m in media {
+        bytes("media.content_type", &m.content_type, MEDIA_FIELD_BYTES_MAX)?;
+        if let Some(f) = &m.filename {
+            bytes("media.filename", f, MEDIA_FIELD_BYTES_MAX)?;
+        }
+    }
+    if body.is_none_or(str::is_empty) && media.is_empty() {
+        return Err(CommandError::Invalid {
+            field: "body",
+            reason: "a message needs a body or media".into(),
+        });
+    }
+    Ok(())
+}
+
+/// `s` has at most `max` bytes and is not empty.
+pub(crate) fn bytes(field: &'static str, s: &str, max: usize) -> Result<(), CommandError> {
+    if s.is_empty() {
+        return Err(CommandError::Invalid {
+            field,
+            reason: "must not be empty".into(),
+        });
+    }
+    if s.len() > max {
+        return Err(CommandError::TooLong {
+            field,
+            len: s.len(),
+            max,
+            unit: "bytes",
+        });
+    }
+    Ok(())
+}
