@@ -7,13 +7,13 @@ pub mod commands;
 pub mod engine;
 pub mod log;
 
-pub use log::{
-    AppendError, AppendOutcome, AppendRequest, ChainFault, CommittedRecord, DecideContext,
-    Decision, Durability, EventLog, FaultKind, LogHead, LogOptions, LogReader, OpenError,
-    RawAppend, RawEvents, ReadError, StateMachine, VerifyReport,
-};
 pub use commands::{CommandError, EngineCommand};
 pub use engine::{
     fold_records, load_read_models, read_models_digest, state_digest, CommandOutcome, Engine,
     EngineError,
+};
+pub use log::{
+    AppendError, AppendOutcome, AppendRequest, ChainFault, CommittedRecord, DecideContext,
+    Decision, Durability, EventLog, FaultKind, LogHead, LogOptions, LogReader, OpenError,
+    RawAppend, RawEvents, ReadError, StateMachine, VerifyReport,
 };

@@ -1,3 +1,45 @@
 //! The durable, hash-chained, group-committed event log.
+//!
+//! [`EventLog`] stores [`events::Record`]s in RocksDB (layout in [`keys`]),
+//! keyed by a dense global position starting at 0. Each record's
+//! `prev_hash` is the previous record's hash, so the log is one hash chain
+//! that [`EventLog::verify`] (or a [`LogReader`] in a tool) can check end to
+//! end.
+//!
+//! Appends go through a single writer thread that groups whatever is queued
+//! into one RocksDB `WriteBatch` (group commit). Per request it checks the
+//! idempotency key, asks the [`StateMachine`] to decide, checks the
+//! optional expected stream version, seals and stages the records and the
+//! state machine's read-model writes. A caller is answered only after its
+//! batch is written with the configured [`Durability`].
+//!
+//! Guarantees:
+//! - positions are dense and unique; a request's records are contiguous;
+//! - a request is applied entirely or not at all;
+//! - a command id that appended records is remembered for the life of the
+//!   log (it is never expired): a retry answers
+//!   [`AppendOutcome::Duplicate`] with the original position;
+//! - after a failed write the log is poisoned and refuses appends until it
+//!   is reopened; nothing of the failed batch is visible and the head does
+//!   not advance.
+
+mod error;
+mod event_log;
+pub mod keys;
+mod options;
+mod read;
+mod reader;
 mod state;
+mod writer;
+
+pub use error::{hash_hex, AppendError, ChainFault, FaultKind, HexHash, OpenError, ReadError};
+pub use event_log::{AppendOutcome, AppendRequest, EventLog};
+#[doc(hidden)]
+pub use options::{BeforeWriteHook, WriteInfo};
+pub use options::{
+    Durability, LogOptions, BATCH_RECORDS_MAX_DEFAULT, BATCH_REQUESTS_MAX_DEFAULT,
+    CHANNEL_CAPACITY_REQUESTS_DEFAULT, TAIL_VERIFY_RECORDS,
+};
+pub use read::{LogHead, RecordIter, StreamIter, VerifyReport};
+pub use reader::{LogReader, ReaderMode};
 pub use state::*;

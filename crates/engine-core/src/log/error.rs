@@ -1,0 +1,219 @@
+//! The log's typed errors.
+
+use std::fmt;
+
+use events::{CodecError, Hash};
+
+/// Formats a hash as 64 lowercase hex digits.
+pub fn hash_hex(hash: &Hash) -> String {
+    let mut out = String::with_capacity(64);
+    for b in hash {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// A hash printed as hex in error messages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct HexHash(pub Hash);
+
+impl fmt::Debug for HexHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hash_hex(&self.0))
+    }
+}
+
+impl fmt::Display for HexHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hash_hex(&self.0))
+    }
+}
+
+/// What is wrong with the stored log at one position.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaultKind {
+    /// A `log` key is not an 8-byte big-endian position. The fault's
+    /// position is the one expected at that place.
+    #[error("a log key is {len} bytes, not an 8-byte position")]
+    MalformedKey {
+        /// The key's length, in bytes.
+        len: usize,
+    },
+    /// The record at this position is missing: the next stored key is a
+    /// later position.
+    #[error("record missing: the next stored position is {next_found}")]
+    Gap {
+        /// The next position that is stored.
+        next_found: u64,
+    },
+    /// The stored bytes do not decode as a record (length, version,
+    /// malformed body or trailing bytes).
+    #[error("record does not decode: {0}")]
+    Decode(CodecError),
+    /// The record decodes but its stored hash does not match its contents.
+    #[error("stored hash does not match the record's contents")]
+    HashMismatch,
+    /// The record's payload does not decode as an event of its header's
+    /// conversation.
+    #[error("payload does not decode as an event: {0}")]
+    Event(CodecError),
+    /// The record's header names a different position than its key.
+    #[error("stored under this position but its header says {header_position}")]
+    KeyHeaderMismatch {
+        /// The position in the record's header.
+        header_position: u64,
+    },
+    /// The record's `prev_hash` is not the previous record's hash (or
+    /// [`events::GENESIS_HASH`] at position 0).
+    #[error("prev_hash {found} does not link to the previous record's hash {expected}")]
+    BrokenLink {
+        /// The hash the chain expects.
+        expected: HexHash,
+        /// The record's `prev_hash`.
+        found: HexHash,
+    },
+    /// A `stream` index entry points at a position with no record.
+    #[error("the stream index points at a missing record")]
+    DanglingIndex,
+    /// A `stream` index entry points at a record of another stream.
+    #[error("the stream index points at a record of another service or conversation")]
+    IndexMismatch,
+}
+
+/// A fault in the stored log, naming the first bad position.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("log fault at position {position}: {kind}")]
+pub struct ChainFault {
+    /// The first position found bad.
+    pub position: u64,
+    /// What is wrong there.
+    pub kind: FaultKind,
+}
+
+/// Why reading or verifying the log failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// RocksDB failed to read.
+    #[error("storage error: {0}")]
+    Storage(#[from] rocksdb::Error),
+    /// The stored log is damaged.
+    #[error(transparent)]
+    Fault(#[from] ChainFault),
+    /// A value in one of the log's index column families is malformed.
+    #[error("malformed value in column family {column_family}: {detail}")]
+    Corrupt {
+        /// The column family.
+        column_family: &'static str,
+        /// What is malformed.
+        detail: String,
+    },
+}
+
+/// Why a log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// RocksDB failed to open or read the store.
+    #[error("storage error: {0}")]
+    Storage(#[from] rocksdb::Error),
+    /// A store opened read-only or as a secondary lacks one of the log's
+    /// column families: it is not a Colloquy log.
+    #[error("column family {0:?} is missing: not a Colloquy log")]
+    MissingColumnFamily(&'static str),
+    /// The tail of the chain failed verification at open.
+    #[error(transparent)]
+    Fault(#[from] ChainFault),
+    /// A value in one of the log's column families is malformed.
+    #[error("malformed value in column family {column_family}: {detail}")]
+    Corrupt {
+        /// The column family.
+        column_family: &'static str,
+        /// What is malformed.
+        detail: String,
+    },
+    /// The state machine's constructor failed.
+    #[error("state machine initialisation failed: {0}")]
+    Init(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The writer thread could not be started.
+    #[error("could not start the writer thread: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// The secondary instance's scratch directory could not be created.
+    #[error("could not create the secondary directory: {0}")]
+    Io(#[source] std::io::Error),
+}
+
+impl From<ReadError> for OpenError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Storage(e) => OpenError::Storage(e),
+            ReadError::Fault(f) => OpenError::Fault(f),
+            ReadError::Corrupt {
+                column_family,
+                detail,
+            } => OpenError::Corrupt {
+                column_family,
+                detail,
+            },
+        }
+    }
+}
+
+/// Why an append was not applied. Except for [`AppendError::Closed`] after
+/// a writer crash, nothing of the request was written.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError<R> {
+    /// The state machine refused the command ([`super::StateMachine::decide`]).
+    #[error("command rejected: {0:?}")]
+    Rejected(R),
+    /// `expected_version` differs from the stream's current version.
+    #[error("version conflict: expected stream version {expected}, it is {actual}")]
+    VersionConflict {
+        /// The version the caller expected.
+        expected: u64,
+        /// The stream's version.
+        actual: u64,
+    },
+    /// The decision produced more events than one command may append.
+    #[error("a command produced {count} events, over the limit of {max}")]
+    TooManyEvents {
+        /// Events produced.
+        count: usize,
+        /// [`events::limits::EVENTS_PER_COMMAND_MAX`].
+        max: usize,
+    },
+    /// An event could not be sealed into a record (too large, or its
+    /// conversation disagrees with the header).
+    #[error("event {index} of the command cannot be encoded: {source}")]
+    Encode {
+        /// The event's index within the decision.
+        index: usize,
+        /// The codec's reason.
+        source: CodecError,
+    },
+    /// The batch this request was in could not be written. The log is now
+    /// poisoned.
+    #[error("the batch write failed: {message}")]
+    WriteFailed {
+        /// RocksDB's (or the injected) error message.
+        message: String,
+    },
+    /// A previous batch write failed; the log refuses appends until it is
+    /// reopened.
+    #[error("the log is poisoned by an earlier write failure; reopen it")]
+    Poisoned,
+    /// Reading the idempotency or stream-version column family failed.
+    #[error("storage error: {0}")]
+    Storage(rocksdb::Error),
+    /// A stored idempotency or stream-version value is malformed.
+    #[error("malformed value in column family {column_family}: {detail}")]
+    Corrupt {
+        /// The column family.
+        column_family: &'static str,
+        /// What is malformed.
+        detail: String,
+    },
+    /// The writer thread is gone (the log is shutting down, or the state
+    /// machine panicked). Whether the request was written is unknown;
+    /// retrying with the same command id is safe.
+    #[error("the log writer has stopped")]
+    Closed,
+}

@@ -1,0 +1,351 @@
+//! [`EventLog`]: the writable log handle.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Sender, TrySendError};
+use events::{CommandId, ConversationSid, ServiceSid};
+use parking_lot::Mutex;
+use rocksdb::{Options, DB};
+
+use super::error::{AppendError, OpenError, ReadError};
+use super::keys::LOG_COLUMN_FAMILIES;
+use super::options::{Durability, LogOptions, TAIL_VERIFY_RECORDS};
+use super::read::{self, LogHead, RecordIter, StreamIter, VerifyReport};
+use super::state::StateMachine;
+use super::writer::{Reply, Request, Shared, Writer};
+
+/// One append: a command with its idempotency key and an optional
+/// optimistic-concurrency expectation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendRequest<C> {
+    /// Idempotency key. Once a request with this id appended records, every
+    /// later request with the same id answers
+    /// [`AppendOutcome::Duplicate`] and appends nothing, for the life of
+    /// the log (ids are never forgotten).
+    pub command_id: CommandId,
+    /// If set, the append only happens when the version (record count) of
+    /// the decision's stream (`Decision::service_sid`, `Decision::stream`)
+    /// equals it; otherwise [`AppendError::VersionConflict`].
+    pub expected_version: Option<u64>,
+    /// The command for [`StateMachine::decide`].
+    pub command: C,
+}
+
+impl<C> AppendRequest<C> {
+    /// A request with no version expectation.
+    pub fn new(command_id: CommandId, command: C) -> Self {
+        AppendRequest {
+            command_id,
+            expected_version: None,
+            command,
+        }
+    }
+
+    /// Sets the expected stream version.
+    pub fn expect_version(mut self, version: u64) -> Self {
+        self.expected_version = Some(version);
+        self
+    }
+}
+
+/// What a successful append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// The command's records are durable at
+    /// `first_position .. first_position + count`. A decision with no
+    /// events is answered with `count == 0` (and `first_position` the
+    /// head's next position) without writing anything; its command id is
+    /// not remembered, so a retry decides again.
+    Appended {
+        /// The first record's position.
+        first_position: u64,
+        /// How many records were appended.
+        count: u32,
+        /// The decision stream's version (record count) after this append.
+        stream_version: u64,
+    },
+    /// The command id had already been applied; nothing was appended. The
+    /// fields describe the first application.
+    Duplicate {
+        /// The first record's position, as first appended.
+        first_position: u64,
+        /// How many records it appended.
+        count: u32,
+    },
+}
+
+/// The durable, hash-chained, group-committed event log.
+///
+/// One writer thread owns the state machine `S` and serialises every
+/// append: for each group of queued requests it runs idempotency, decide,
+/// the version check, sealing and apply, writes the group as one RocksDB
+/// `WriteBatch` (synced per [`Durability`]), calls
+/// [`StateMachine::committed`], and only then answers the callers. Reads go
+/// straight to RocksDB and see only written batches.
+///
+/// Dropping the log stops taking requests, lets the writer finish what is
+/// queued, and joins it.
+pub struct EventLog<S: StateMachine> {
+    db: Arc<DB>,
+    shared: Arc<Shared>,
+    sender: Option<Sender<Request<S>>>,
+    writer: Option<JoinHandle<()>>,
+    durability: Durability,
+}
+
+impl<S: StateMachine> std::fmt::Debug for EventLog<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLog")
+            .field("path", &self.db.path())
+            .field("head", &self.head())
+            .field("durability", &self.durability)
+            .field("poisoned", &self.is_poisoned())
+            .finish()
+    }
+}
+
+impl<S: StateMachine + Default> EventLog<S> {
+    /// [`EventLog::open`] with `S::default()` as the state machine.
+    ///
+    /// Errors as [`EventLog::open`] (never [`OpenError::Init`]).
+    pub fn open_default(path: impl AsRef<Path>, options: LogOptions) -> Result<Self, OpenError> {
+        Self::open(path, options, |_, _| {
+            Ok::<S, std::convert::Infallible>(S::default())
+        })
+    }
+}
+
+impl<S: StateMachine> EventLog<S> {
+    /// Opens (creating if missing) the log at `path` and starts its writer.
+    ///
+    /// Creates the log's column families and `S::COLUMN_FAMILIES` if
+    /// missing (and opens any other existing ones), recovers the head from
+    /// the last record, and verifies the last [`TAIL_VERIFY_RECORDS`]
+    /// records (contiguous positions, decode and self-hash, key/header
+    /// agreement, `prev_hash` links). Then it calls `init` with the database
+    /// and the head, so the state machine can load its read models, and
+    /// hands the result to the writer thread.
+    ///
+    /// Errors: [`OpenError::Storage`] if RocksDB cannot open or read the
+    /// store (including when another process holds it open for writing),
+    /// [`OpenError::Fault`] naming the first bad position in the tail,
+    /// [`OpenError::Corrupt`] for a malformed last key,
+    /// [`OpenError::Init`] if `init` fails, [`OpenError::Spawn`] if the
+    /// writer thread cannot start.
+    pub fn open<E, F>(
+        path: impl AsRef<Path>,
+        options: LogOptions,
+        init: F,
+    ) -> Result<Self, OpenError>
+    where
+        F: FnOnce(&Arc<DB>, &LogHead) -> Result<S, E>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let path = path.as_ref();
+        let mut db_options = Options::default();
+        db_options.create_if_missing(true);
+        db_options.create_missing_column_families(true);
+        let existing = if path.join("CURRENT").exists() {
+            DB::list_cf(&db_options, path)?
+        } else {
+            Vec::new()
+        };
+        let names: BTreeSet<String> = existing
+            .into_iter()
+            .chain(LOG_COLUMN_FAMILIES.iter().map(|s| s.to_string()))
+            .chain(S::COLUMN_FAMILIES.iter().map(|s| s.to_string()))
+            .collect();
+        let db = Arc::new(DB::open_cf(&db_options, path, names)?);
+        let (head, last_recorded_at) = read::verify_tail(&db, TAIL_VERIFY_RECORDS)?;
+        let state = init(&db, &head).map_err(|e| OpenError::Init(e.into()))?;
+
+        let shared = Arc::new(Shared {
+            head: Mutex::new(head),
+            poisoned: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            space: tokio::sync::Notify::new(),
+        });
+        let (sender, rx) = crossbeam_channel::bounded(options.channel_capacity_requests);
+        let durability = options.durability;
+        let writer = Writer {
+            db: db.clone(),
+            state,
+            rx,
+            shared: shared.clone(),
+            options,
+            head,
+            last_recorded_at: last_recorded_at.unwrap_or(0),
+        };
+        let handle = std::thread::Builder::new()
+            .name("colloquy-log-writer".into())
+            .spawn(move || writer.run())
+            .map_err(OpenError::Spawn)?;
+        Ok(EventLog {
+            db,
+            shared,
+            sender: Some(sender),
+            writer: Some(handle),
+            durability,
+        })
+    }
+
+    fn sender(&self) -> &Sender<Request<S>> {
+        self.sender
+            .as_ref()
+            .expect("the sender lives until the log is dropped")
+    }
+
+    /// Appends, blocking the calling thread until the request's batch is
+    /// durable (or refused). Do not call it from an async task; use
+    /// [`EventLog::append`] there.
+    ///
+    /// Errors: [`AppendError::Rejected`] (decide refused),
+    /// [`AppendError::VersionConflict`], [`AppendError::TooManyEvents`]
+    /// (over [`events::limits::EVENTS_PER_COMMAND_MAX`]),
+    /// [`AppendError::Encode`] (an event does not fit a record) — in these
+    /// cases nothing of the request is written;
+    /// [`AppendError::WriteFailed`] (the batch write failed; the log is now
+    /// poisoned), [`AppendError::Poisoned`] (an earlier write failed),
+    /// [`AppendError::Storage`] / [`AppendError::Corrupt`] (reading the
+    /// idempotency or version index failed), [`AppendError::Closed`] (the
+    /// writer is gone).
+    pub fn append_blocking(
+        &self,
+        request: AppendRequest<S::Command>,
+    ) -> Result<AppendOutcome, AppendError<S::Rejection>> {
+        if self.is_poisoned() {
+            return Err(AppendError::Poisoned);
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.sender()
+            .send(Request {
+                request,
+                reply: Reply::Blocking(tx),
+            })
+            .map_err(|_| AppendError::Closed)?;
+        rx.recv().unwrap_or(Err(AppendError::Closed))
+    }
+
+    /// Appends; resolves once the request's batch is durable (or refused).
+    /// Waits without blocking the executor while the queue is full. The
+    /// writer is a plain thread, so any executor (or none) can poll this.
+    /// Dropping the future does not cancel a request already queued.
+    ///
+    /// Errors: as [`EventLog::append_blocking`].
+    pub async fn append(
+        &self,
+        request: AppendRequest<S::Command>,
+    ) -> Result<AppendOutcome, AppendError<S::Rejection>> {
+        if self.is_poisoned() {
+            return Err(AppendError::Poisoned);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut message = Request {
+            request,
+            reply: Reply::Async(tx),
+        };
+        loop {
+            let notified = self.shared.space.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            match self.sender().try_send(message) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) => {
+                    if self.shared.closed.load(Ordering::SeqCst) {
+                        return Err(AppendError::Closed);
+                    }
+                    message = back;
+                    notified.await;
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(AppendError::Closed),
+            }
+        }
+        rx.await.unwrap_or(Err(AppendError::Closed))
+    }
+
+    /// The durable head: the next position and the last record's hash.
+    pub fn head(&self) -> LogHead {
+        *self.shared.head.lock()
+    }
+
+    /// Whether a failed write poisoned the log (appends then fail with
+    /// [`AppendError::Poisoned`] until it is reopened).
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.poisoned.load(Ordering::SeqCst)
+    }
+
+    /// The configured durability.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// The RocksDB handle, for the engine's read side. Writing to the log's
+    /// own column families through it breaks the log.
+    pub fn db(&self) -> &Arc<DB> {
+        &self.db
+    }
+
+    /// Written records with positions in `range`, in order; see
+    /// [`RecordIter`] for the checks made while reading. Yields
+    /// [`ReadError::Fault`] naming the position of a damaged record, or
+    /// [`ReadError::Storage`], and then ends.
+    pub fn read_range(&self, range: Range<u64>) -> RecordIter<'_> {
+        RecordIter::new(&self.db, range)
+    }
+
+    /// The written records of one stream — `service` and `conversation`
+    /// (`None`: the service-level stream of records without a
+    /// conversation) — from `from_position` on, in position order. Errors
+    /// as [`EventLog::read_range`], plus [`ReadError::Corrupt`] for a
+    /// malformed index key.
+    pub fn read_stream(
+        &self,
+        service: ServiceSid,
+        conversation: Option<ConversationSid>,
+        from_position: u64,
+    ) -> StreamIter<'_> {
+        StreamIter::new(&self.db, service, conversation, from_position)
+    }
+
+    /// A stream's written version: the number of records it holds.
+    ///
+    /// Errors: [`ReadError::Storage`], or [`ReadError::Corrupt`] if the
+    /// stored value is malformed.
+    pub fn stream_version(
+        &self,
+        service: ServiceSid,
+        conversation: Option<ConversationSid>,
+    ) -> Result<u64, ReadError> {
+        read::stream_version(&self.db, &service, conversation.as_ref())
+    }
+
+    /// Walks the whole chain from position 0: every key is the next
+    /// position, every record decodes with a matching self-hash, its header
+    /// names its key's position, its `prev_hash` is the previous record's
+    /// hash ([`events::GENESIS_HASH`] at 0), and its payload decodes as an
+    /// event. Reads a consistent snapshot; concurrent appends are not
+    /// blocked.
+    ///
+    /// Errors: [`ReadError::Fault`] naming the first bad position and what
+    /// is wrong there, or [`ReadError::Storage`].
+    pub fn verify(&self) -> Result<VerifyReport, ReadError> {
+        read::verify_all(&self.db)
+    }
+}
+
+impl<S: StateMachine> Drop for EventLog<S> {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer drain what is left and exit.
+        drop(self.sender.take());
+        if let Some(handle) = self.writer.take() {
+            if handle.join().is_err() {
+                tracing::error!("the event log writer thread panicked");
+            }
+        }
+    }
+}

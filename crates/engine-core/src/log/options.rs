@@ -1,0 +1,130 @@
+//! How a log is opened: durability and group-commit limits.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Requests one group-commit batch takes at most, by default.
+pub const BATCH_REQUESTS_MAX_DEFAULT: usize = 1_024;
+/// Records one group-commit batch takes at most, by default. A batch stops
+/// taking requests once it holds this many records; one request may carry
+/// it over by up to [`events::limits::EVENTS_PER_COMMAND_MAX`] − 1.
+pub const BATCH_RECORDS_MAX_DEFAULT: usize = 4_096;
+/// Requests that may wait in the writer's queue, by default. Senders wait
+/// (block, or await) while it is full.
+pub const CHANNEL_CAPACITY_REQUESTS_DEFAULT: usize = 8_192;
+/// Records verified at the tail of the chain when a log is opened
+/// (contiguous positions, decode and self-hash, `prev_hash` links).
+pub const TAIL_VERIFY_RECORDS: u64 = 1_024;
+
+/// When a batch counts as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Each batch is written to the write-ahead log and fsynced before any
+    /// caller in it is acknowledged: an acknowledged append survives power
+    /// loss and OS crashes.
+    #[default]
+    Sync,
+    /// Each batch is written to the write-ahead log without fsync: an
+    /// acknowledged append survives a crash of the process, but the last
+    /// moments of writes may be lost if the machine loses power.
+    Buffered,
+}
+
+/// What the hidden pre-write test hook is told about a batch.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteInfo {
+    /// Whether the write is issued with `sync = true`.
+    pub sync: bool,
+    /// Requests in the batch.
+    pub requests: usize,
+    /// Records in the batch.
+    pub records: usize,
+    /// The position of the batch's first record.
+    pub first_position: u64,
+}
+
+/// The hidden pre-write test hook: called on the writer thread right before
+/// a batch is written; an `Err` is treated as a failed write.
+#[doc(hidden)]
+pub type BeforeWriteHook = Arc<dyn Fn(&WriteInfo) -> Result<(), String> + Send + Sync>;
+
+/// Options for [`super::EventLog::open`], built fluently from
+/// [`LogOptions::default`].
+#[derive(Clone)]
+pub struct LogOptions {
+    pub(crate) durability: Durability,
+    pub(crate) batch_requests_max: usize,
+    pub(crate) batch_records_max: usize,
+    pub(crate) channel_capacity_requests: usize,
+    pub(crate) before_write: Option<BeforeWriteHook>,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            durability: Durability::default(),
+            batch_requests_max: BATCH_REQUESTS_MAX_DEFAULT,
+            batch_records_max: BATCH_RECORDS_MAX_DEFAULT,
+            channel_capacity_requests: CHANNEL_CAPACITY_REQUESTS_DEFAULT,
+            before_write: None,
+        }
+    }
+}
+
+impl fmt::Debug for LogOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogOptions")
+            .field("durability", &self.durability)
+            .field("batch_requests_max", &self.batch_requests_max)
+            .field("batch_records_max", &self.batch_records_max)
+            .field("channel_capacity_requests", &self.channel_capacity_requests)
+            .field("before_write", &self.before_write.is_some())
+            .finish()
+    }
+}
+
+impl LogOptions {
+    /// Sets the durability (default [`Durability::Sync`]).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets the most requests one batch takes (default
+    /// [`BATCH_REQUESTS_MAX_DEFAULT`]; values below 1 are taken as 1).
+    pub fn batch_requests_max(mut self, requests: usize) -> Self {
+        self.batch_requests_max = requests.max(1);
+        self
+    }
+
+    /// Sets the record count after which a batch takes no more requests
+    /// (default [`BATCH_RECORDS_MAX_DEFAULT`]; values below 1 are taken
+    /// as 1).
+    pub fn batch_records_max(mut self, records: usize) -> Self {
+        self.batch_records_max = records.max(1);
+        self
+    }
+
+    /// Sets how many requests may wait in the writer's queue (default
+    /// [`CHANNEL_CAPACITY_REQUESTS_DEFAULT`]; values below 1 are taken
+    /// as 1).
+    pub fn channel_capacity_requests(mut self, requests: usize) -> Self {
+        self.channel_capacity_requests = requests.max(1);
+        self
+    }
+
+    /// Test seam: a hook called on the writer thread right before each
+    /// batch write. Blocking in it holds the batch back; returning `Err`
+    /// makes the writer treat the batch as failed (nothing is written).
+    #[doc(hidden)]
+    pub fn before_write_hook(mut self, hook: BeforeWriteHook) -> Self {
+        self.before_write = Some(hook);
+        self
+    }
+
+    /// The configured durability.
+    pub fn get_durability(&self) -> Durability {
+        self.durability
+    }
+}

@@ -1,0 +1,363 @@
+//! Reading and verifying a stored log through any RocksDB handle: the
+//! writable [`super::EventLog`]'s, or a read-only or secondary
+//! [`super::LogReader`]'s.
+
+use std::ops::Range;
+
+use events::{
+    CodecError, ConversationSid, Hash, Record, ServiceSid, TimestampMicros, GENESIS_HASH,
+};
+use rocksdb::{ColumnFamily, DBIteratorWithThreadMode, Direction, IteratorMode, DB};
+
+use super::error::{ChainFault, FaultKind, HexHash, ReadError};
+use super::keys::{
+    self, parse_position_key, parse_stream_index_key, parse_stream_version_value, position_key,
+    stream_id, stream_index_key, CF_LOG, CF_STREAM, CF_STREAMS, STREAM_ID_BYTES,
+};
+
+/// Where the log ends: the next position to write and the hash it links to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogHead {
+    /// The position the next record gets (= the number of records).
+    pub next_position: u64,
+    /// The last record's hash ([`GENESIS_HASH`] for an empty log).
+    pub last_hash: Hash,
+}
+
+impl LogHead {
+    /// The head of an empty log.
+    pub const EMPTY: LogHead = LogHead {
+        next_position: 0,
+        last_hash: GENESIS_HASH,
+    };
+}
+
+/// What [`super::EventLog::verify`] found on a healthy log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Records walked (= the head's next position).
+    pub records: u64,
+    /// Sum of the stored record values, in bytes (keys not counted).
+    pub bytes: u64,
+    /// The first record's `recorded_at`, if any.
+    pub first_recorded_at: Option<TimestampMicros>,
+    /// The last record's `recorded_at`, if any.
+    pub last_recorded_at: Option<TimestampMicros>,
+    /// The head: next position and final hash.
+    pub head: LogHead,
+}
+
+/// Looks a column family up; the log checks they all exist when it opens a
+/// store, so a missing one is a broken internal invariant.
+pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> &'a ColumnFamily {
+    match db.cf_handle(name) {
+        Some(cf) => cf,
+        None => panic!("column family {name:?} was checked at open"),
+    }
+}
+
+fn fault(position: u64, kind: FaultKind) -> ReadError {
+    ReadError::Fault(ChainFault { position, kind })
+}
+
+/// Decodes the value stored under `position`, checking the self-hash and
+/// that the header names the same position.
+pub(crate) fn decode_at(position: u64, value: &[u8]) -> Result<Record, ReadError> {
+    let record = Record::decode(value).map_err(|e| {
+        let kind = match e {
+            CodecError::HashMismatch => FaultKind::HashMismatch,
+            other => FaultKind::Decode(other),
+        };
+        fault(position, kind)
+    })?;
+    if record.header.position != position {
+        return Err(fault(
+            position,
+            FaultKind::KeyHeaderMismatch {
+                header_position: record.header.position,
+            },
+        ));
+    }
+    Ok(record)
+}
+
+/// Records in position order over a range, checked as they are read: key
+/// format, contiguous positions (a missing record inside the stored range
+/// is a [`FaultKind::Gap`]), decode and self-hash, key/header agreement,
+/// and `prev_hash` links between consecutive records (and to
+/// [`GENESIS_HASH`] when the range starts at 0). After the first error the
+/// iterator ends.
+pub struct RecordIter<'a> {
+    inner: DBIteratorWithThreadMode<'a, DB>,
+    next_expected: u64,
+    end: u64,
+    prev_hash: Option<Hash>,
+    done: bool,
+}
+
+impl<'a> RecordIter<'a> {
+    pub(crate) fn new(db: &'a DB, range: Range<u64>) -> Self {
+        let start = position_key(range.start);
+        let inner = db.iterator_cf(
+            cf(db, CF_LOG),
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        RecordIter {
+            inner,
+            next_expected: range.start,
+            end: range.end,
+            prev_hash: (range.start == 0).then_some(GENESIS_HASH),
+            done: range.start >= range.end,
+        }
+    }
+
+    /// The next record and its stored size in bytes.
+    pub(crate) fn next_sized(&mut self) -> Option<Result<(Record, usize), ReadError>> {
+        if self.done {
+            return None;
+        }
+        let item = self.step();
+        if !matches!(item, Some(Ok(_))) {
+            self.done = true;
+        }
+        item
+    }
+
+    fn step(&mut self) -> Option<Result<(Record, usize), ReadError>> {
+        let (key, value) = match self.inner.next()? {
+            Ok(kv) => kv,
+            Err(e) => return Some(Err(ReadError::Storage(e))),
+        };
+        let Some(position) = parse_position_key(&key) else {
+            return Some(Err(fault(
+                self.next_expected,
+                FaultKind::MalformedKey { len: key.len() },
+            )));
+        };
+        if position >= self.end {
+            return None;
+        }
+        if position != self.next_expected {
+            return Some(Err(fault(
+                self.next_expected,
+                FaultKind::Gap {
+                    next_found: position,
+                },
+            )));
+        }
+        let record = match decode_at(position, &value) {
+            Ok(r) => r,
+            Err(e) => return Some(Err(e)),
+        };
+        if let Some(expected) = self.prev_hash {
+            if record.prev_hash != expected {
+                return Some(Err(fault(
+                    position,
+                    FaultKind::BrokenLink {
+                        expected: HexHash(expected),
+                        found: HexHash(record.prev_hash),
+                    },
+                )));
+            }
+        }
+        self.prev_hash = Some(record.hash);
+        self.next_expected = position + 1;
+        Some(Ok((record, value.len())))
+    }
+}
+
+impl Iterator for RecordIter<'_> {
+    type Item = Result<Record, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_sized().map(|r| r.map(|(record, _)| record))
+    }
+}
+
+/// One stream's records in position order, via the `stream` index. Each
+/// record is decoded and checked (self-hash, key/header agreement, and that
+/// it belongs to the stream). After the first error the iterator ends.
+pub struct StreamIter<'a> {
+    db: &'a DB,
+    index: DBIteratorWithThreadMode<'a, DB>,
+    stream: [u8; STREAM_ID_BYTES],
+    service: ServiceSid,
+    conversation: Option<ConversationSid>,
+    done: bool,
+}
+
+impl<'a> StreamIter<'a> {
+    pub(crate) fn new(
+        db: &'a DB,
+        service: ServiceSid,
+        conversation: Option<ConversationSid>,
+        from_position: u64,
+    ) -> Self {
+        let stream = stream_id(&service, conversation.as_ref());
+        let start = stream_index_key(&stream, from_position);
+        let index = db.iterator_cf(
+            cf(db, CF_STREAM),
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        StreamIter {
+            db,
+            index,
+            stream,
+            service,
+            conversation,
+            done: false,
+        }
+    }
+
+    fn step(&mut self) -> Option<Result<Record, ReadError>> {
+        let (key, _) = match self.index.next()? {
+            Ok(kv) => kv,
+            Err(e) => return Some(Err(ReadError::Storage(e))),
+        };
+        if !key.starts_with(&self.stream) {
+            return None;
+        }
+        let Some((_, position)) = parse_stream_index_key(&key) else {
+            return Some(Err(ReadError::Corrupt {
+                column_family: CF_STREAM,
+                detail: format!("a stream index key is {} bytes, not 40", key.len()),
+            }));
+        };
+        let value = match self
+            .db
+            .get_pinned_cf(cf(self.db, CF_LOG), position_key(position))
+        {
+            Ok(Some(v)) => v,
+            Ok(None) => return Some(Err(fault(position, FaultKind::DanglingIndex))),
+            Err(e) => return Some(Err(ReadError::Storage(e))),
+        };
+        let record = match decode_at(position, &value) {
+            Ok(r) => r,
+            Err(e) => return Some(Err(e)),
+        };
+        if record.header.service_sid != self.service
+            || record.header.conversation_sid != self.conversation
+        {
+            return Some(Err(fault(position, FaultKind::IndexMismatch)));
+        }
+        Some(Ok(record))
+    }
+}
+
+impl Iterator for StreamIter<'_> {
+    type Item = Result<Record, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = self.step();
+        if !matches!(item, Some(Ok(_))) {
+            self.done = true;
+        }
+        item
+    }
+}
+
+/// The head and the last record's `recorded_at`, from the last stored
+/// record (decoded and self-hash checked).
+pub(crate) fn read_head(db: &DB) -> Result<(LogHead, Option<TimestampMicros>), ReadError> {
+    let mut iter = db.iterator_cf(cf(db, CF_LOG), IteratorMode::End);
+    let Some(item) = iter.next() else {
+        return Ok((LogHead::EMPTY, None));
+    };
+    let (key, value) = item?;
+    let Some(position) = parse_position_key(&key) else {
+        return Err(ReadError::Corrupt {
+            column_family: CF_LOG,
+            detail: format!("the last log key is {} bytes, not 8", key.len()),
+        });
+    };
+    let record = decode_at(position, &value)?;
+    let Some(next_position) = position.checked_add(1) else {
+        return Err(ReadError::Corrupt {
+            column_family: CF_LOG,
+            detail: "the last record claims the largest possible position".into(),
+        });
+    };
+    let head = LogHead {
+        next_position,
+        last_hash: record.hash,
+    };
+    Ok((head, Some(record.header.recorded_at)))
+}
+
+/// Reads the head, then verifies the last `window` records: contiguous
+/// positions up to the head, decode and self-hash, key/header agreement,
+/// `prev_hash` links (and [`GENESIS_HASH`] at position 0).
+pub(crate) fn verify_tail(
+    db: &DB,
+    window: u64,
+) -> Result<(LogHead, Option<TimestampMicros>), ReadError> {
+    let (head, last_recorded_at) = read_head(db)?;
+    let start = head.next_position.saturating_sub(window);
+    let mut iter = RecordIter::new(db, start..head.next_position);
+    let mut seen = 0u64;
+    let mut last_hash = None;
+    while let Some(item) = iter.next_sized() {
+        let (record, _) = item?;
+        last_hash = Some(record.hash);
+        seen += 1;
+    }
+    assert_eq!(
+        seen,
+        head.next_position - start,
+        "the record iterator reports gaps as faults"
+    );
+    if let Some(hash) = last_hash {
+        assert_eq!(hash, head.last_hash, "the window ends at the head record");
+    }
+    Ok((head, last_recorded_at))
+}
+
+/// Walks the whole chain from position 0 (see [`RecordIter`] for the
+/// checks) and also decodes every payload as an event.
+pub(crate) fn verify_all(db: &DB) -> Result<VerifyReport, ReadError> {
+    let mut iter = RecordIter::new(db, 0..u64::MAX);
+    let mut report = VerifyReport {
+        records: 0,
+        bytes: 0,
+        first_recorded_at: None,
+        last_recorded_at: None,
+        head: LogHead::EMPTY,
+    };
+    while let Some(item) = iter.next_sized() {
+        let (record, len) = item?;
+        let position = record.header.position;
+        record
+            .event()
+            .map_err(|e| fault(position, FaultKind::Event(e)))?;
+        report.records += 1;
+        report.bytes += len as u64;
+        report
+            .first_recorded_at
+            .get_or_insert(record.header.recorded_at);
+        report.last_recorded_at = Some(record.header.recorded_at);
+        report.head = LogHead {
+            next_position: position + 1,
+            last_hash: record.hash,
+        };
+    }
+    Ok(report)
+}
+
+/// The stored version (record count) of one stream; 0 if it has none.
+pub(crate) fn stream_version(
+    db: &DB,
+    service: &ServiceSid,
+    conversation: Option<&ConversationSid>,
+) -> Result<u64, ReadError> {
+    let key = stream_id(service, conversation);
+    match db.get_pinned_cf(cf(db, CF_STREAMS), key)? {
+        None => Ok(0),
+        Some(v) => parse_stream_version_value(&v).ok_or_else(|| ReadError::Corrupt {
+            column_family: keys::CF_STREAMS,
+            detail: format!("a stream version is {} bytes, not 8", v.len()),
+        }),
+    }
+}

@@ -1,0 +1,157 @@
+//! [`LogReader`]: a read-only or secondary view of a stored log, for tools
+//! that must work while a host has the store open.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use events::{ConversationSid, ServiceSid};
+use rocksdb::{Options, DB};
+
+use super::error::{OpenError, ReadError};
+use super::keys::LOG_COLUMN_FAMILIES;
+use super::read::{self, LogHead, RecordIter, StreamIter, VerifyReport};
+
+/// How a [`LogReader`] is attached to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReaderMode {
+    /// RocksDB read-only mode: a fixed view of the store as it was when
+    /// opened (files plus write-ahead log). Safe on a closed store; on a
+    /// store a host is writing, prefer [`ReaderMode::Secondary`].
+    ReadOnly,
+    /// A RocksDB secondary instance: follows a live primary, refreshed by
+    /// [`LogReader::catch_up`]. Keeps its own info log in the given
+    /// directory.
+    Secondary(PathBuf),
+}
+
+/// A read-only view of a stored log: reading, stream reads and
+/// verification, without a writer and without taking the store's lock.
+pub struct LogReader {
+    db: DB,
+    mode: ReaderMode,
+}
+
+impl std::fmt::Debug for LogReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogReader")
+            .field("path", &self.db.path())
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+/// The log's column families present at `path`, or why they are not.
+fn log_column_families(options: &Options, path: &Path) -> Result<Vec<&'static str>, OpenError> {
+    let existing = DB::list_cf(options, path)?;
+    for name in LOG_COLUMN_FAMILIES {
+        if !existing.iter().any(|e| e == name) {
+            return Err(OpenError::MissingColumnFamily(name));
+        }
+    }
+    Ok(LOG_COLUMN_FAMILIES.to_vec())
+}
+
+impl LogReader {
+    /// Opens the store at `path` in RocksDB read-only mode. Nothing is
+    /// verified at open; call [`LogReader::verify`].
+    ///
+    /// Errors: [`OpenError::Storage`] if there is no RocksDB store at
+    /// `path` or it cannot be read; [`OpenError::MissingColumnFamily`] if it
+    /// is not a Colloquy log.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        let path = path.as_ref();
+        let options = Options::default();
+        let names = log_column_families(&options, path)?;
+        let db = DB::open_cf_for_read_only(&options, path, names, false)?;
+        Ok(LogReader {
+            db,
+            mode: ReaderMode::ReadOnly,
+        })
+    }
+
+    /// Opens the store at `path` as a RocksDB secondary instance, keeping
+    /// the secondary's own files in `secondary_path` (created if missing).
+    /// Works while a host has the store open for writing; the view is as of
+    /// the open (and of each [`LogReader::catch_up`]).
+    ///
+    /// Errors: as [`LogReader::open_read_only`], plus [`OpenError::Io`] if
+    /// `secondary_path` cannot be created.
+    pub fn open_secondary(
+        path: impl AsRef<Path>,
+        secondary_path: impl AsRef<Path>,
+    ) -> Result<Self, OpenError> {
+        let path = path.as_ref();
+        let secondary_path = secondary_path.as_ref();
+        std::fs::create_dir_all(secondary_path).map_err(OpenError::Io)?;
+        let mut options = Options::default();
+        // Required for secondary instances: keep every table file open.
+        options.set_max_open_files(-1);
+        let names = log_column_families(&options, path)?;
+        let db = DB::open_cf_as_secondary(&options, path, secondary_path, names)?;
+        db.try_catch_up_with_primary()?;
+        Ok(LogReader {
+            db,
+            mode: ReaderMode::Secondary(secondary_path.to_path_buf()),
+        })
+    }
+
+    /// How this reader is attached.
+    pub fn mode(&self) -> &ReaderMode {
+        &self.mode
+    }
+
+    /// A secondary reader catches up with what the primary has written
+    /// since; a read-only reader's view is fixed, so this does nothing.
+    ///
+    /// Errors: [`ReadError::Storage`] if RocksDB cannot catch up.
+    pub fn catch_up(&self) -> Result<(), ReadError> {
+        if let ReaderMode::Secondary(_) = self.mode {
+            self.db.try_catch_up_with_primary()?;
+        }
+        Ok(())
+    }
+
+    /// The head as stored: the last record's position + 1 and its hash
+    /// (the last record is decoded and its self-hash checked).
+    ///
+    /// Errors: [`ReadError::Fault`] if the last record is damaged,
+    /// [`ReadError::Corrupt`] if the last key is malformed,
+    /// [`ReadError::Storage`].
+    pub fn head(&self) -> Result<LogHead, ReadError> {
+        read::read_head(&self.db).map(|(head, _)| head)
+    }
+
+    /// As [`super::EventLog::read_range`].
+    pub fn read_range(&self, range: Range<u64>) -> RecordIter<'_> {
+        RecordIter::new(&self.db, range)
+    }
+
+    /// As [`super::EventLog::read_stream`].
+    pub fn read_stream(
+        &self,
+        service: ServiceSid,
+        conversation: Option<ConversationSid>,
+        from_position: u64,
+    ) -> StreamIter<'_> {
+        StreamIter::new(&self.db, service, conversation, from_position)
+    }
+
+    /// As [`super::EventLog::stream_version`].
+    pub fn stream_version(
+        &self,
+        service: ServiceSid,
+        conversation: Option<ConversationSid>,
+    ) -> Result<u64, ReadError> {
+        read::stream_version(&self.db, &service, conversation.as_ref())
+    }
+
+    /// As [`super::EventLog::verify`].
+    pub fn verify(&self) -> Result<VerifyReport, ReadError> {
+        read::verify_all(&self.db)
+    }
+
+    /// The underlying RocksDB handle (read-only).
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
+}

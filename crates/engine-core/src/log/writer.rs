@@ -1,0 +1,430 @@
+//! The single writer thread: group commit, idempotency, optimistic
+//! concurrency, sealing and the chain invariants.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::Receiver;
+use events::limits::EVENTS_PER_COMMAND_MAX;
+use events::{CommandId, Hash, Record, RecordHeader, TimestampMicros};
+use parking_lot::Mutex;
+use rocksdb::{WriteBatch, WriteOptions, DB};
+
+use super::error::AppendError;
+use super::event_log::{AppendOutcome, AppendRequest};
+use super::keys::{
+    command_key, command_value, parse_command_value, parse_stream_version_value, position_key,
+    stream_id, stream_index_key, stream_version_value, CF_COMMANDS, CF_LOG, CF_STREAM, CF_STREAMS,
+    STREAM_ID_BYTES,
+};
+use super::options::{Durability, LogOptions, WriteInfo};
+use super::read::{cf, LogHead};
+use super::state::{CommittedRecord, DecideContext, StateMachine};
+
+/// What a caller gets back.
+pub(crate) type AppendResult<R> = Result<AppendOutcome, AppendError<R>>;
+
+/// Where the writer sends a caller's answer.
+pub(crate) enum Reply<R> {
+    /// A caller blocked in `append_blocking`.
+    Blocking(crossbeam_channel::Sender<AppendResult<R>>),
+    /// A caller awaiting `append`.
+    Async(tokio::sync::oneshot::Sender<AppendResult<R>>),
+}
+
+impl<R> Reply<R> {
+    /// Delivers the answer; a caller that went away (a dropped future) is
+    /// not an error.
+    pub(crate) fn send(self, result: AppendResult<R>) {
+        match self {
+            Reply::Blocking(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Async(tx) => {
+                let _ = tx.send(result);
+            }
+        }
+    }
+}
+
+/// One queued append.
+pub(crate) struct Request<S: StateMachine> {
+    pub(crate) request: AppendRequest<S::Command>,
+    pub(crate) reply: Reply<S::Rejection>,
+}
+
+/// State shared between the log handle and its writer.
+pub(crate) struct Shared {
+    /// The durable head; advanced only after a successful write.
+    pub(crate) head: Mutex<LogHead>,
+    /// Set after a failed write; appends are refused from then on.
+    pub(crate) poisoned: AtomicBool,
+    /// Set when the writer thread has exited (normally or by panic).
+    pub(crate) closed: AtomicBool,
+    /// Signalled whenever the writer has taken requests off the queue (and
+    /// when it exits), so async senders waiting for room retry.
+    pub(crate) space: tokio::sync::Notify,
+}
+
+/// Wakes waiting senders when the writer exits, even by panic.
+struct ExitGuard(Arc<Shared>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::SeqCst);
+        self.0.space.notify_waiters();
+    }
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer<S: StateMachine> {
+    pub(crate) db: Arc<DB>,
+    pub(crate) state: S,
+    pub(crate) rx: Receiver<Request<S>>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) options: LogOptions,
+    /// The durable head (mirrors `shared.head`).
+    pub(crate) head: LogHead,
+    /// The last durable record's `recorded_at` (records never go back in
+    /// time, even if the clock does).
+    pub(crate) last_recorded_at: TimestampMicros,
+}
+
+/// A stream version seen or changed in the current batch.
+struct VersionSlot {
+    version: u64,
+    dirty: bool,
+}
+
+/// A group-commit batch being assembled.
+struct Batch<R> {
+    write: WriteBatch,
+    /// Answers, held back until the batch is durable.
+    replies: Vec<(Reply<R>, AppendResult<R>)>,
+    records: Vec<Arc<CommittedRecord>>,
+    /// Pending head: next position and the hash it links to.
+    next_position: u64,
+    last_hash: Hash,
+    recorded_at: TimestampMicros,
+    /// Command ids applied in this batch.
+    commands: HashMap<CommandId, (u64, u32)>,
+    /// Stream versions read or changed in this batch.
+    versions: HashMap<[u8; STREAM_ID_BYTES], VersionSlot>,
+}
+
+fn now_micros() -> TimestampMicros {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as TimestampMicros)
+        .unwrap_or(0)
+}
+
+impl<S: StateMachine> Writer<S> {
+    /// The thread body: take a request, drain what else is queued (up to
+    /// the caps) into one batch, write it, answer. Ends when every sender
+    /// is gone and the queue is empty.
+    pub(crate) fn run(mut self) {
+        let _guard = ExitGuard(self.shared.clone());
+        while let Ok(first) = self.rx.recv() {
+            if self.shared.poisoned.load(Ordering::SeqCst) {
+                first.reply.send(Err(AppendError::Poisoned));
+                self.shared.space.notify_waiters();
+                continue;
+            }
+            let mut batch = Batch {
+                write: WriteBatch::default(),
+                replies: Vec::new(),
+                records: Vec::new(),
+                next_position: self.head.next_position,
+                last_hash: self.head.last_hash,
+                recorded_at: self.last_recorded_at,
+                commands: HashMap::new(),
+                versions: HashMap::new(),
+            };
+            self.state.begin_batch();
+            self.process(&mut batch, first);
+            while batch.replies.len() < self.options.batch_requests_max
+                && batch.records.len() < self.options.batch_records_max
+            {
+                match self.rx.try_recv() {
+                    Ok(request) => self.process(&mut batch, request),
+                    Err(_) => break,
+                }
+            }
+            self.shared.space.notify_waiters();
+            self.finish(batch);
+        }
+    }
+
+    /// Handles one request: idempotency, decide, version check, seal,
+    /// stage. Its answer is queued in the batch.
+    fn process(&mut self, batch: &mut Batch<S::Rejection>, request: Request<S>) {
+        let Request { request, reply } = request;
+        let outcome = self.stage(batch, request);
+        batch.replies.push((reply, outcome));
+    }
+
+    fn stage(
+        &mut self,
+        batch: &mut Batch<S::Rejection>,
+        request: AppendRequest<S::Command>,
+    ) -> AppendResult<S::Rejection> {
+        let AppendRequest {
+            command_id,
+            expected_version,
+            command,
+        } = request;
+
+        // (1) Idempotency: earlier in this batch, or ever before.
+        if let Some((first_position, count)) = self.applied(batch, &command_id)? {
+            return Ok(AppendOutcome::Duplicate {
+                first_position,
+                count,
+            });
+        }
+
+        // (2) Decide.
+        let now = now_micros().max(batch.recorded_at);
+        let ctx = DecideContext {
+            next_position: batch.next_position,
+            now_micros: now,
+            command_id,
+        };
+        let decision = self
+            .state
+            .decide(&command, &ctx)
+            .map_err(AppendError::Rejected)?;
+        if decision.events.len() > EVENTS_PER_COMMAND_MAX {
+            return Err(AppendError::TooManyEvents {
+                count: decision.events.len(),
+                max: EVENTS_PER_COMMAND_MAX,
+            });
+        }
+
+        // (3) Optimistic concurrency on the decision's stream.
+        let target = stream_id(&decision.service_sid, decision.stream.as_ref());
+        let current = self.version(batch, target)?;
+        if let Some(expected) = expected_version {
+            if expected != current {
+                return Err(AppendError::VersionConflict {
+                    expected,
+                    actual: current,
+                });
+            }
+        }
+        if decision.events.is_empty() {
+            // Nothing to append, so nothing to remember: a retry decides
+            // again.
+            return Ok(AppendOutcome::Appended {
+                first_position: batch.next_position,
+                count: 0,
+                stream_version: current,
+            });
+        }
+
+        // (4) Seal every record first, so an unencodable event leaves no
+        // trace of the request.
+        let first_position = batch.next_position;
+        let mut sealed = Vec::with_capacity(decision.events.len());
+        let mut running = batch.last_hash;
+        for (index, event) in decision.events.into_iter().enumerate() {
+            let header = RecordHeader {
+                position: first_position + index as u64,
+                recorded_at: now,
+                service_sid: decision.service_sid,
+                conversation_sid: event.conversation_sid(),
+                command_id,
+            };
+            let record = Record::seal(header, &event, running)
+                .map_err(|source| AppendError::Encode { index, source })?;
+            let bytes = record
+                .encode()
+                .map_err(|source| AppendError::Encode { index, source })?;
+            running = record.hash;
+            sealed.push((record, bytes, event));
+        }
+
+        // Stage the records, the indexes and the read-model writes.
+        let count = sealed.len() as u32;
+        for (record, bytes, event) in sealed {
+            assert_eq!(
+                record.header.position, batch.next_position,
+                "positions are contiguous"
+            );
+            assert_eq!(
+                record.prev_hash, batch.last_hash,
+                "each record links to the previous one"
+            );
+            let position = record.header.position;
+            let stream = stream_id(
+                &record.header.service_sid,
+                record.header.conversation_sid.as_ref(),
+            );
+            batch
+                .write
+                .put_cf(cf(&self.db, CF_LOG), position_key(position), &bytes);
+            batch.write.put_cf(
+                cf(&self.db, CF_STREAM),
+                stream_index_key(&stream, position),
+                b"",
+            );
+            let version = self.version(batch, stream)?;
+            batch.versions.insert(
+                stream,
+                VersionSlot {
+                    version: version + 1,
+                    dirty: true,
+                },
+            );
+            batch.next_position = position
+                .checked_add(1)
+                .expect("a u64 position space is never exhausted");
+            batch.last_hash = record.hash;
+            let committed = Arc::new(CommittedRecord {
+                header: record.header,
+                event,
+            });
+            self.state.apply(
+                &self.db,
+                &mut batch.write,
+                &committed.header,
+                &committed.event,
+            );
+            batch.records.push(committed);
+        }
+        batch.recorded_at = now;
+        batch.commands.insert(command_id, (first_position, count));
+        batch.write.put_cf(
+            cf(&self.db, CF_COMMANDS),
+            command_key(&command_id),
+            command_value(first_position, count),
+        );
+        let stream_version = self.version(batch, target)?;
+        Ok(AppendOutcome::Appended {
+            first_position,
+            count,
+            stream_version,
+        })
+    }
+
+    /// Where a command id was first applied, if it was.
+    fn applied(
+        &self,
+        batch: &Batch<S::Rejection>,
+        command_id: &CommandId,
+    ) -> Result<Option<(u64, u32)>, AppendError<S::Rejection>> {
+        if let Some(found) = batch.commands.get(command_id) {
+            return Ok(Some(*found));
+        }
+        let stored = self
+            .db
+            .get_pinned_cf(cf(&self.db, CF_COMMANDS), command_key(command_id))
+            .map_err(AppendError::Storage)?;
+        match stored {
+            None => Ok(None),
+            Some(v) => parse_command_value(&v)
+                .map(Some)
+                .ok_or_else(|| AppendError::Corrupt {
+                    column_family: CF_COMMANDS,
+                    detail: format!("command {command_id} has a {}-byte value", v.len()),
+                }),
+        }
+    }
+
+    /// A stream's version as of everything staged so far.
+    fn version(
+        &self,
+        batch: &mut Batch<S::Rejection>,
+        stream: [u8; STREAM_ID_BYTES],
+    ) -> Result<u64, AppendError<S::Rejection>> {
+        if let Some(slot) = batch.versions.get(&stream) {
+            return Ok(slot.version);
+        }
+        let stored = self
+            .db
+            .get_pinned_cf(cf(&self.db, CF_STREAMS), stream)
+            .map_err(AppendError::Storage)?;
+        let version = match stored {
+            None => 0,
+            Some(v) => parse_stream_version_value(&v).ok_or_else(|| AppendError::Corrupt {
+                column_family: CF_STREAMS,
+                detail: format!("a stream version is {} bytes, not 8", v.len()),
+            })?,
+        };
+        batch.versions.insert(
+            stream,
+            VersionSlot {
+                version,
+                dirty: false,
+            },
+        );
+        Ok(version)
+    }
+
+    /// Writes the batch (if it has records), then tells the state machine
+    /// and answers every caller.
+    fn finish(&mut self, mut batch: Batch<S::Rejection>) {
+        for (stream, slot) in &batch.versions {
+            if slot.dirty {
+                batch.write.put_cf(
+                    cf(&self.db, CF_STREAMS),
+                    stream,
+                    stream_version_value(slot.version),
+                );
+            }
+        }
+        let result = if batch.records.is_empty() {
+            Ok(())
+        } else {
+            let write = std::mem::take(&mut batch.write);
+            self.write(write, batch.replies.len(), batch.records.len())
+        };
+        let durable = result.is_ok();
+        self.state.end_batch(durable);
+        match result {
+            Ok(()) => {
+                if !batch.records.is_empty() {
+                    self.head = LogHead {
+                        next_position: batch.next_position,
+                        last_hash: batch.last_hash,
+                    };
+                    self.last_recorded_at = batch.recorded_at;
+                    *self.shared.head.lock() = self.head;
+                    self.state.committed(&batch.records);
+                }
+                for (reply, outcome) in batch.replies {
+                    reply.send(outcome);
+                }
+            }
+            Err(message) => {
+                tracing::error!(%message, "event log batch write failed; the log is poisoned");
+                self.shared.poisoned.store(true, Ordering::SeqCst);
+                for (reply, _) in batch.replies {
+                    reply.send(Err(AppendError::WriteFailed {
+                        message: message.clone(),
+                    }));
+                }
+            }
+        }
+    }
+
+    /// One RocksDB write for the whole batch, synced per the durability.
+    fn write(&self, write: WriteBatch, requests: usize, records: usize) -> Result<(), String> {
+        let sync = self.options.durability == Durability::Sync;
+        if let Some(hook) = &self.options.before_write {
+            hook(&WriteInfo {
+                sync,
+                requests,
+                records,
+                first_position: self.head.next_position,
+            })?;
+        }
+        let mut write_options = WriteOptions::default();
+        write_options.set_sync(sync);
+        self.db
+            .write_opt(write, &write_options)
+            .map_err(|e| e.into_string())
+    }
+}
