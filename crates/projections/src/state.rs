@@ -152,14 +152,30 @@ impl Service {
                     .insert(entry);
             }
             ParticipantKind::Messaging(b) => {
-                self.bindings
-                    .insert((b.proxy_address.clone(), b.address.clone()), entry);
+                // A binding belongs to at most one open conversation; a
+                // closed one may still hold it. Whatever the order rows
+                // are loaded in, the open holder wins.
+                let key = (b.proxy_address.clone(), b.address.clone());
+                let held_open = self
+                    .bindings
+                    .get(&key)
+                    .is_some_and(|(c, _)| *c != p.conversation_sid && self.is_open(c));
+                if !held_open || self.is_open(&p.conversation_sid) {
+                    self.bindings.insert(key, entry);
+                }
                 self.address_participants
                     .entry(b.address.clone())
                     .or_default()
                     .insert(entry);
             }
         }
+    }
+
+    /// The conversation exists and is not closed.
+    fn is_open(&self, c: &ConversationSid) -> bool {
+        self.conversations
+            .get(c)
+            .is_some_and(|c| c.row.state != ConversationState::Closed)
     }
 
     fn unindex_participant(&mut self, p: &ParticipantRow) {
