@@ -1,146 +1,280 @@
-//! The `verify` subcommand.
+//! `verify`: walk every record and say what was checked, or name the first
+//! damaged position; with `--projections`, also rebuild the read models
+//! off to the side and compare them with the live ones.
 
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Instant;
 
 use clap::Args;
-use engine_core::log::hash_hex;
-use engine_core::{LogReader, ReadError, VerifyReport};
+use engine_core::{fold_records, read_models_digest, state_digest};
+use projections::{RowMap, Table};
+use serde_json::json;
 
-/// Exit code: the log is sound.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: verification found a damaged position.
-pub const EXIT_VERIFY_FAILED: u8 = 1;
-/// Exit code: bad arguments, no readable store, or a storage error.
-pub const EXIT_USAGE_OR_IO: u8 = 2;
+use crate::error::ToolError;
+use crate::progress::Progress;
+use crate::render::{hash_str, hex};
+use crate::scan::{default_workers, par_scan, stored_end, NoAccumulator, ScanSummary, SeqScan};
+use crate::store::{Store, StoreArgs};
+use crate::timefmt::{format_micros, format_span};
 
 /// Arguments of `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The log's RocksDB directory.
-    pub path: PathBuf,
-    /// Open with RocksDB's read-only mode instead of as a secondary
-    /// instance (only safe when no host is writing the store).
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Also rebuild the read models off to the side (nothing is written)
+    /// and compare their digest with the store's live read models.
     #[arg(long)]
-    pub read_only: bool,
-    /// Directory for the secondary instance's own files (default: a fresh
-    /// temporary directory, removed afterwards).
-    #[arg(long, conflicts_with = "read_only")]
-    pub secondary_dir: Option<PathBuf>,
+    projections: bool,
     /// Print the result as one JSON object.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
+    /// Worker threads for the chain walk (default: one per core).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
 }
 
-/// A temporary secondary directory, removed on drop.
-struct Scratch(PathBuf);
+/// The outcome of the projection comparison.
+struct ProjectionCheck {
+    rebuilt: ([u8; 32], u64),
+    live: ([u8; 32], u64),
+    /// Tables whose rows differ, with the first differing key (hex).
+    differences: Vec<(Table, String)>,
+}
 
-impl Scratch {
-    fn new() -> Scratch {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        Scratch(std::env::temp_dir().join(format!(
-            "colloquy-replay-secondary-{}-{nanos}",
-            std::process::id()
-        )))
+impl ProjectionCheck {
+    fn matches(&self) -> bool {
+        self.rebuilt == self.live
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// Runs the chain walk; `Ok` only if every record is sound.
+pub fn walk(
+    db: &rocksdb::DB,
+    threads: usize,
+    progress: &Progress,
+) -> Result<ScanSummary, ToolError> {
+    par_scan(db, 0..u64::MAX, threads, || NoAccumulator, &mut |n| {
+        progress.set(n)
+    })
+    .map(|(summary, _)| summary)
 }
 
-fn open(args: &VerifyArgs, scratch: &Option<Scratch>) -> Result<LogReader, String> {
-    let result = if args.read_only {
-        LogReader::open_read_only(&args.path)
-    } else {
-        let dir: Option<&Path> = args
-            .secondary_dir
-            .as_deref()
-            .or(scratch.as_ref().map(|s| s.0.as_path()));
-        let Some(dir) = dir else {
-            return Err("no directory for the secondary instance".into());
+fn first_difference(rebuilt: &RowMap, db: &rocksdb::DB) -> Result<Vec<(Table, String)>, ToolError> {
+    let mut out = Vec::new();
+    for table in Table::ALL {
+        let Some(cf) = db.cf_handle(table.name()) else {
+            out.push((table, "(column family missing)".to_string()));
+            continue;
         };
-        LogReader::open_secondary(&args.path, dir)
-    };
-    result.map_err(|e| format!("cannot open {}: {e}", args.path.display()))
-}
-
-fn print_ok(args: &VerifyArgs, report: &VerifyReport) {
-    let hash = hash_hex(&report.head.last_hash);
-    if args.json {
-        let value = serde_json::json!({
-            "ok": true,
-            "records": report.records,
-            "bytes": report.bytes,
-            "first_recorded_at": report.first_recorded_at,
-            "last_recorded_at": report.last_recorded_at,
-            "next_position": report.head.next_position,
-            "last_hash": hash,
-        });
-        println!("{value}");
-    } else {
-        println!("ok: {} records, {} bytes", report.records, report.bytes);
-        println!(
-            "head: next position {}, last hash {hash}",
-            report.head.next_position
-        );
-        match (report.first_recorded_at, report.last_recorded_at) {
-            (Some(first), Some(last)) => {
-                println!("recorded_at: first {first} us, last {last} us (since the Unix epoch)")
+        let mut want = rebuilt
+            .range((table, Vec::new())..)
+            .take_while(|((t, _), _)| *t == table);
+        let mut it = db.raw_iterator_cf(cf);
+        it.seek_to_first();
+        loop {
+            let live = it
+                .valid()
+                .then(|| (it.key().unwrap_or_default(), it.value().unwrap_or_default()));
+            let expected = want.next();
+            match (expected, live) {
+                (None, None) => break,
+                (Some(((_, k), v)), Some((lk, lv))) if k.as_slice() == lk && v.as_slice() == lv => {
+                    it.next();
+                }
+                (Some(((_, k), _)), Some((lk, _))) => {
+                    let key = if k.as_slice() <= lk { k.as_slice() } else { lk };
+                    out.push((table, hex(key)));
+                    break;
+                }
+                (Some(((_, k), _)), None) => {
+                    out.push((table, format!("{} (missing from the live rows)", hex(k))));
+                    break;
+                }
+                (None, Some((lk, _))) => {
+                    out.push((table, format!("{} (not in the rebuild)", hex(lk))));
+                    break;
+                }
             }
-            _ => println!("recorded_at: the log is empty"),
         }
+        it.status().map_err(|e| ToolError::Read(e.into()))?;
     }
+    Ok(out)
 }
 
-fn print_failure(args: &VerifyArgs, position: Option<u64>, message: &str) {
-    if args.json {
-        let value = serde_json::json!({
-            "ok": false,
-            "position": position,
-            "fault": message,
-        });
-        println!("{value}");
+fn check_projections(
+    store: &Store,
+    summary: &ScanSummary,
+    quiet: bool,
+) -> Result<ProjectionCheck, ToolError> {
+    if !store.has_read_models() {
+        return Err(ToolError::Usage(format!(
+            "the store at {} has no read models (a bare log): nothing to compare",
+            store.path().display()
+        )));
+    }
+    let db = store.db();
+    let progress = Progress::new(quiet, "fold", summary.next_position);
+    let mut scan = SeqScan::new(db, 0..summary.next_position)?;
+    let records = std::iter::from_fn(|| {
+        scan.next_record()
+            .map(|item| item.map(|s| s.view.to_record()))
+    });
+    let rm = fold_records(records, &mut |n| progress.set(n)).map_err(|e| match e {
+        engine_core::EngineError::Read(r) => ToolError::Read(r),
+        other => ToolError::Io(other.to_string()),
+    })?;
+    progress.finish();
+    let rebuilt = state_digest(&rm);
+    let live = read_models_digest(db).map_err(|e| ToolError::Io(e.to_string()))?;
+    let mut check = ProjectionCheck {
+        rebuilt,
+        live,
+        differences: Vec::new(),
+    };
+    if !check.matches() {
+        let mut rows = RowMap::new();
+        rm.write_rows(&mut rows);
+        check.differences = first_difference(&rows, db)?;
+    }
+    Ok(check)
+}
+
+fn versions_text(versions: &BTreeMap<u16, u64>) -> String {
+    if versions.is_empty() {
+        return "none".into();
+    }
+    versions
+        .iter()
+        .map(|(v, n)| format!("v{v} × {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs `verify`.
+pub fn run(args: &VerifyArgs, quiet: bool) -> Result<(), ToolError> {
+    let store = Store::open(&args.store)?;
+    let db = store.db();
+    let threads = args.threads.unwrap_or_else(default_workers).max(1);
+    let progress = Progress::new(quiet, "verify", stored_end(db)?);
+    let started = Instant::now();
+    let walked = walk(db, threads, &progress);
+    progress.finish();
+    let elapsed = started.elapsed().as_secs_f64();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let summary = match walked {
+        Ok(s) => s,
+        Err(e @ ToolError::Read(engine_core::ReadError::Storage(_))) => return Err(e),
+        Err(e) => {
+            if args.json {
+                let value = json!({
+                    "ok": false,
+                    "position": e.position(),
+                    "fault": e.to_string(),
+                });
+                writeln!(out, "{value}")?;
+            } else {
+                writeln!(out, "verification FAILED: {e}")?;
+            }
+            out.flush()?;
+            return Err(e);
+        }
+    };
+    let projections = if args.projections {
+        Some(check_projections(&store, &summary, quiet)?)
     } else {
-        println!("verification FAILED: {message}");
+        None
+    };
+    let rate = summary.records as f64 / elapsed.max(f64::MIN_POSITIVE);
+    let hash = hash_str(&summary.last_hash);
+    let projections_ok = projections.as_ref().is_none_or(ProjectionCheck::matches);
+    if args.json {
+        let value = json!({
+            "ok": projections_ok,
+            "records": summary.records,
+            "bytes": summary.bytes,
+            "first_recorded_at": summary.first_recorded_at,
+            "last_recorded_at": summary.last_recorded_at,
+            "first_recorded_at_rfc3339": summary.first_recorded_at.map(format_micros),
+            "last_recorded_at_rfc3339": summary.last_recorded_at.map(format_micros),
+            "next_position": summary.next_position,
+            "last_hash": hash,
+            "format_versions": summary.format_versions,
+            "seconds": elapsed,
+            "records_per_second": rate,
+            "projections": projections.as_ref().map(|p| json!({
+                "match": p.matches(),
+                "rebuilt_digest": hex(&p.rebuilt.0),
+                "rebuilt_rows": p.rebuilt.1,
+                "live_digest": hex(&p.live.0),
+                "live_rows": p.live.1,
+                "differences": p.differences.iter().map(|(t, k)| json!({"table": t.name(), "first_key": k})).collect::<Vec<_>>(),
+            })),
+        });
+        writeln!(out, "{value}")?;
+    } else {
+        writeln!(
+            out,
+            "ok: {} records, {} bytes",
+            summary.records, summary.bytes
+        )?;
+        writeln!(
+            out,
+            "checked: hash chain from genesis, contiguous positions 0..{}, record decoding and self-hashes, \
+             format versions ({}), event payloads",
+            summary.next_position,
+            versions_text(&summary.format_versions)
+        )?;
+        match (summary.first_recorded_at, summary.last_recorded_at) {
+            (Some(first), Some(last)) => writeln!(
+                out,
+                "time span: {} .. {} ({})",
+                format_micros(first),
+                format_micros(last),
+                format_span(last.saturating_sub(first))
+            )?,
+            _ => writeln!(out, "time span: the log is empty")?,
+        }
+        writeln!(
+            out,
+            "head: next position {}, last hash {hash}",
+            summary.next_position
+        )?;
+        writeln!(out, "final hash: {hash}")?;
+        writeln!(
+            out,
+            "walked in {elapsed:.3} s ({rate:.0} records/s, {threads} threads)"
+        )?;
+        if let Some(p) = &projections {
+            if p.matches() {
+                writeln!(
+                    out,
+                    "projections: the rebuilt read models match the live ones (digest {}, {} rows)",
+                    hex(&p.rebuilt.0),
+                    p.rebuilt.1
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "projections FAILED: rebuilt digest {} ({} rows) differs from live digest {} ({} rows)",
+                    hex(&p.rebuilt.0),
+                    p.rebuilt.1,
+                    hex(&p.live.0),
+                    p.live.1
+                )?;
+                for (t, k) in &p.differences {
+                    writeln!(out, "  {}: first difference at key {k}", t.name())?;
+                }
+            }
+        }
     }
-}
-
-/// Runs `verify` and returns the process exit code.
-pub fn run(args: &VerifyArgs) -> ExitCode {
-    let scratch = (!args.read_only && args.secondary_dir.is_none()).then(Scratch::new);
-    let reader = match open(args, &scratch) {
-        Ok(reader) => reader,
-        Err(message) => {
-            eprintln!("replay-tool: {message}");
-            return ExitCode::from(EXIT_USAGE_OR_IO);
-        }
-    };
-    let code = match reader.verify() {
-        Ok(report) => {
-            print_ok(args, &report);
-            EXIT_OK
-        }
-        Err(ReadError::Fault(fault)) => {
-            print_failure(args, Some(fault.position), &fault.to_string());
-            EXIT_VERIFY_FAILED
-        }
-        Err(e @ ReadError::Corrupt { .. }) => {
-            print_failure(args, None, &e.to_string());
-            EXIT_VERIFY_FAILED
-        }
-        Err(e @ ReadError::Storage(_)) => {
-            eprintln!("replay-tool: {e}");
-            EXIT_USAGE_OR_IO
-        }
-    };
-    drop(reader);
-    drop(scratch);
-    ExitCode::from(code)
+    out.flush()?;
+    if !projections_ok {
+        return Err(ToolError::Mismatch(
+            "the live read models differ from a rebuild from the log".into(),
+        ));
+    }
+    Ok(())
 }

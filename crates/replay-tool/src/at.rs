@@ -1,0 +1,455 @@
+//! `at`: one conversation as it was at a position or a time, rebuilt from
+//! the log with the projections' own fold.
+//!
+//! The walk folds, in order, the records that can touch the conversation —
+//! its own records and the service-level records (a deleted service takes
+//! its conversations with it) — into fresh [`ReadModels`], up to and
+//! including the chosen position (or the last record at or before the
+//! chosen time). Records of other conversations cannot change this one, so
+//! they are checked (chain, self-hash) but not folded; the fold numbers the
+//! records it sees consecutively, which is all `ReadModels::apply` asks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use clap::{ArgGroup, Args, ValueEnum};
+use events::{ConversationSid, Event, ParticipantKind, RecordHeader, ServiceSid, TimestampMicros};
+use projections::{Conversation, ParticipantRow, ReadModels, RowSink, Table};
+use serde_json::{json, Value};
+
+use crate::check::check_event;
+use crate::error::ToolError;
+use crate::filter::{name_uses, parse_service, ConversationArg, NameUse};
+use crate::progress::Progress;
+use crate::render::{cell, kind_text, table};
+use crate::scan::{stored_end, SeqScan, CANCEL_CHECK_RECORDS};
+use crate::store::{Store, StoreArgs};
+use crate::timefmt::{format_micros, parse_rfc3339};
+
+/// Output formats of `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AtFormat {
+    /// One JSON object.
+    Json,
+    /// Readable tables.
+    Table,
+}
+
+/// Arguments of `at`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("point").required(true).args(["position", "time"])))]
+pub struct AtArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The conversation: a CH… SID, or the unique_name it had at that point.
+    #[arg(long, value_name = "SID|UNIQUE_NAME")]
+    conversation: String,
+    /// The service (IS…), to tell apart unique names used in several.
+    #[arg(long, value_name = "SID")]
+    service: Option<String>,
+    /// The state just after the record at this position.
+    #[arg(long, value_name = "POSITION")]
+    position: Option<u64>,
+    /// The state after every record at or before this RFC 3339 time.
+    #[arg(long, value_name = "RFC3339")]
+    time: Option<String>,
+    /// Also list who had read message N by then (read horizon ≥ N) and who
+    /// had not.
+    #[arg(long, value_name = "N")]
+    read_by: Option<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    format: AtFormat,
+}
+
+/// Where the fold stops.
+#[derive(Debug, Clone, Copy)]
+enum Point {
+    Position(u64),
+    Time(TimestampMicros),
+}
+
+/// Rows are not needed: only the in-memory state.
+struct NullSink;
+
+impl RowSink for NullSink {
+    fn put(&mut self, _: Table, _: Vec<u8>, _: Vec<u8>) {}
+    fn delete(&mut self, _: Table, _: Vec<u8>) {}
+}
+
+/// What the walk learnt besides the read models.
+#[derive(Debug, Default)]
+struct History {
+    /// The last record folded (or walked past): position and time.
+    as_of: Option<(u64, TimestampMicros)>,
+    created_at: Option<u64>,
+    removed_at: Option<u64>,
+    /// Edits per message index.
+    edits: BTreeMap<u64, u64>,
+    /// Removal position per message index.
+    removed_messages: BTreeMap<u64, u64>,
+}
+
+fn resolve(
+    db: &rocksdb::DB,
+    arg: &ConversationArg,
+    service: Option<ServiceSid>,
+    point: Point,
+    quiet: bool,
+) -> Result<ConversationSid, ToolError> {
+    let name = match arg {
+        ConversationArg::Sid(sid) => return Ok(*sid),
+        ConversationArg::Name(name) => name,
+    };
+    let uses = name_uses(db, name, service, u64::MAX, quiet)?;
+    let held = |u: &&NameUse| match point {
+        Point::Position(p) => u.held_at_position(p),
+        Point::Time(t) => u.held_at_time(t),
+    };
+    let holders: BTreeSet<(ServiceSid, ConversationSid)> = uses
+        .iter()
+        .filter(held)
+        .map(|u| (u.service, u.conversation))
+        .collect();
+    match holders.len() {
+        1 => Ok(holders.into_iter().next().map(|(_, c)| c).unwrap_or_default()),
+        0 if uses.is_empty() => Err(ToolError::Usage(format!(
+            "no conversation ever had the unique name {name:?}"
+        ))),
+        0 => Err(ToolError::Usage(format!(
+            "no conversation had the unique name {name:?} at that point; it was held by: {}",
+            uses.iter()
+                .map(|u| format!(
+                    "{} from position {}{}",
+                    u.conversation,
+                    u.from,
+                    u.to.map_or(String::new(), |(p, _)| format!(" to {p}"))
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))),
+        _ => Err(ToolError::Usage(format!(
+            "the unique name {name:?} was held in several services at that point ({}); pass --service",
+            holders
+                .iter()
+                .map(|(s, c)| format!("{c} in {s}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+fn fold(
+    db: &rocksdb::DB,
+    conversation: ConversationSid,
+    point: Point,
+    quiet: bool,
+) -> Result<(ReadModels, History), ToolError> {
+    let stored = stored_end(db)?;
+    let end = match point {
+        Point::Position(p) => {
+            if p >= stored {
+                return Err(ToolError::Usage(format!(
+                    "position {p} is past the end of the log (its last position is {})",
+                    stored
+                        .checked_sub(1)
+                        .map_or("none: it is empty".into(), |l| l.to_string())
+                )));
+            }
+            p + 1
+        }
+        Point::Time(_) => u64::MAX,
+    };
+    let progress = Progress::new(quiet, "fold", stored.min(end));
+    let mut rm = ReadModels::new();
+    let mut history = History::default();
+    let mut service: Option<ServiceSid> = None;
+    let mut folded = 0u64;
+    let mut walked = 0u64;
+    let mut scan = SeqScan::new(db, 0..end)?;
+    while let Some(item) = scan.next_record() {
+        let s = item?;
+        walked += 1;
+        if walked % CANCEL_CHECK_RECORDS == 0 {
+            progress.set(walked);
+        }
+        let h = &s.view.header;
+        if let Point::Time(t) = point {
+            // recorded_at never goes back, so the first later record ends it.
+            if h.recorded_at > t {
+                break;
+            }
+        }
+        history.as_of = Some((h.position, h.recorded_at));
+        let relevant = match h.conversation_sid {
+            Some(c) => c == conversation,
+            None => service.is_none_or(|s| s == h.service_sid),
+        };
+        if !relevant {
+            continue;
+        }
+        let event = check_event(&s.view)?;
+        match &event {
+            Event::ConversationCreated { .. } => {
+                history.created_at = Some(h.position);
+                history.removed_at = None;
+                service = Some(h.service_sid);
+            }
+            Event::ConversationRemoved { .. } => history.removed_at = Some(h.position),
+            Event::ServiceDeleted if service == Some(h.service_sid) => {
+                history.removed_at = Some(h.position)
+            }
+            Event::MessageUpdated { index, .. } => *history.edits.entry(*index).or_default() += 1,
+            Event::MessageRemoved { index, .. } => {
+                history.removed_messages.insert(*index, h.position);
+            }
+            _ => {}
+        }
+        let header = RecordHeader {
+            position: folded,
+            ..h.clone()
+        };
+        rm.apply(&header, &event, &mut NullSink);
+        folded += 1;
+    }
+    progress.finish();
+    Ok((rm, history))
+}
+
+fn find(rm: &ReadModels, sid: &ConversationSid) -> Option<(ServiceSid, Conversation)> {
+    rm.services
+        .iter()
+        .find_map(|(s, svc)| svc.conversations.get(sid).map(|c| (*s, c.clone())))
+}
+
+fn participant_json(p: &ParticipantRow, c: &Conversation) -> Value {
+    let (kind, identity, binding, projected) = match &p.kind {
+        ParticipantKind::Chat {
+            identity,
+            projected_address,
+        } => (
+            "chat",
+            Some(identity.clone()),
+            None,
+            projected_address.clone(),
+        ),
+        ParticipantKind::Messaging(b) => ("messaging", None, Some(b.clone()), None),
+    };
+    json!({
+        "sid": p.sid.to_string(),
+        "kind": kind,
+        "identity": identity,
+        "messaging_binding": binding.map(|b| json!({
+            "address": b.address,
+            "proxy_address": b.proxy_address,
+            "projected_address": b.projected_address,
+        })),
+        "projected_address": projected,
+        "user_sid": p.user_sid.map(|u| u.to_string()),
+        "role_sid": p.role_sid.map(|r| r.to_string()),
+        "attributes": p.attributes,
+        "date_created": format_micros(p.date_created),
+        "date_updated": format_micros(p.date_updated),
+        "last_read_message_index": p.last_read_message_index,
+        "last_read_timestamp": p.last_read_timestamp.map(format_micros),
+        "unread_messages_count": c.unread_after(p.last_read_message_index),
+    })
+}
+
+fn who(p: &ParticipantRow) -> String {
+    match &p.kind {
+        ParticipantKind::Chat { identity, .. } => identity.clone(),
+        ParticipantKind::Messaging(b) => b.address.clone(),
+    }
+}
+
+/// Runs `at`.
+pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
+    let store = Store::open(&args.store)?;
+    let db = store.db();
+    let service = args.service.as_deref().map(parse_service).transpose()?;
+    let point = match (args.position, &args.time) {
+        (Some(p), _) => Point::Position(p),
+        (None, Some(t)) => {
+            Point::Time(parse_rfc3339(t).map_err(|e| ToolError::Usage(format!("--time: {e}")))?)
+        }
+        (None, None) => return Err(ToolError::Usage("give --position or --time".into())),
+    };
+    let arg = ConversationArg::parse(&args.conversation);
+    let sid = resolve(db, &arg, service, point, quiet)?;
+    let (rm, history) = fold(db, sid, point, quiet)?;
+    let Some((as_of_position, as_of_time)) = history.as_of else {
+        return Err(ToolError::Usage(
+            "nothing was recorded at or before that time".into(),
+        ));
+    };
+    let Some((service_sid, conv)) = find(&rm, &sid) else {
+        let why = match (history.created_at, history.removed_at) {
+            (None, _) => "it had not been created yet".to_string(),
+            (Some(_), Some(r)) => format!("it was removed at position {r}"),
+            (Some(c), None) => format!("it was created at position {c} but is gone"),
+        };
+        return Err(ToolError::Usage(format!(
+            "conversation {sid} did not exist at position {as_of_position}: {why}"
+        )));
+    };
+    if service.is_some_and(|s| s != service_sid) {
+        return Err(ToolError::Usage(format!(
+            "conversation {sid} belongs to service {service_sid}, not the one given"
+        )));
+    }
+    let row = &conv.row;
+    let deleted: Vec<u64> = history
+        .removed_messages
+        .keys()
+        .copied()
+        .filter(|i| !conv.messages.contains_key(i))
+        .collect();
+    let read_by = args.read_by.map(|n| {
+        let (read, unread): (Vec<&ParticipantRow>, Vec<&ParticipantRow>) = conv
+            .participants
+            .values()
+            .partition(|p| p.last_read_message_index.is_some_and(|h| h >= n));
+        (n, read, unread)
+    });
+
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match args.format {
+        AtFormat::Json => {
+            let messages: Vec<Value> = conv
+                .messages
+                .values()
+                .map(|m| {
+                    json!({
+                        "index": m.index,
+                        "sid": m.sid.to_string(),
+                        "author": m.author,
+                        "participant_sid": m.participant_sid.map(|p| p.to_string()),
+                        "body": m.body,
+                        "media": m.media,
+                        "attributes": m.attributes,
+                        "date_created": format_micros(m.date_created),
+                        "date_updated": format_micros(m.date_updated),
+                        "edits": history.edits.get(&m.index).copied().unwrap_or(0),
+                    })
+                })
+                .collect();
+            let value = json!({
+                "as_of": {
+                    "position": as_of_position,
+                    "recorded_at": format_micros(as_of_time),
+                    "requested_position": args.position,
+                    "requested_time": args.time,
+                },
+                "conversation": {
+                    "sid": row.sid.to_string(),
+                    "chat_service_sid": service_sid.to_string(),
+                    "unique_name": row.unique_name,
+                    "friendly_name": row.friendly_name,
+                    "attributes": row.attributes,
+                    "state": row.state,
+                    "timers": row.timers,
+                    "messaging_service_sid": row.messaging_service_sid,
+                    "date_created": format_micros(row.date_created),
+                    "date_updated": format_micros(row.date_updated),
+                    "last_message_index": row.last_message_index(),
+                    "created_at_position": history.created_at,
+                },
+                "participants": conv.participants.values().map(|p| participant_json(p, &conv)).collect::<Vec<_>>(),
+                "messages": messages,
+                "deleted_message_indexes": deleted,
+                "read_by": read_by.as_ref().map(|(n, read, unread)| json!({
+                    "index": n,
+                    "posted": row.last_message_index().is_some_and(|l| l >= *n),
+                    "read": read.iter().map(|p| json!({"sid": p.sid.to_string(), "who": who(p), "last_read_message_index": p.last_read_message_index})).collect::<Vec<_>>(),
+                    "not_read": unread.iter().map(|p| json!({"sid": p.sid.to_string(), "who": who(p), "last_read_message_index": p.last_read_message_index})).collect::<Vec<_>>(),
+                })),
+            });
+            writeln!(out, "{value}")?;
+        }
+        AtFormat::Table => {
+            writeln!(
+                out,
+                "conversation {} in service {service_sid}, as of position {as_of_position} ({})",
+                row.sid,
+                format_micros(as_of_time)
+            )?;
+            writeln!(
+                out,
+                "  unique_name: {}  friendly_name: {}  state: {:?}",
+                row.unique_name.as_deref().unwrap_or("-"),
+                row.friendly_name.as_deref().unwrap_or("-"),
+                row.state
+            )?;
+            writeln!(out, "  attributes: {}", cell(&row.attributes))?;
+            writeln!(
+                out,
+                "  created: {}  updated: {}",
+                format_micros(row.date_created),
+                format_micros(row.date_updated)
+            )?;
+            writeln!(out)?;
+            let rows: Vec<Vec<String>> = conv
+                .participants
+                .values()
+                .map(|p| {
+                    vec![
+                        p.sid.to_string(),
+                        kind_text(&p.kind),
+                        p.last_read_message_index
+                            .map_or("-".into(), |i| i.to_string()),
+                        conv.unread_after(p.last_read_message_index).to_string(),
+                        cell(&p.attributes),
+                    ]
+                })
+                .collect();
+            writeln!(out, "PARTICIPANTS ({})", rows.len())?;
+            out.write_all(
+                table(&["SID", "WHO", "LAST_READ", "UNREAD", "ATTRIBUTES"], &rows).as_bytes(),
+            )?;
+            writeln!(out)?;
+            let rows: Vec<Vec<String>> = conv
+                .messages
+                .values()
+                .map(|m| {
+                    vec![
+                        format!("#{}", m.index),
+                        m.author.clone(),
+                        cell(m.body.as_deref().unwrap_or("")),
+                        history
+                            .edits
+                            .get(&m.index)
+                            .map_or(String::new(), |n| format!("edited ×{n}")),
+                        format_micros(m.date_created),
+                    ]
+                })
+                .collect();
+            writeln!(out, "MESSAGES ({})", rows.len())?;
+            out.write_all(
+                table(&["INDEX", "AUTHOR", "BODY", "EDITS", "POSTED"], &rows).as_bytes(),
+            )?;
+            if !deleted.is_empty() {
+                let list: Vec<String> = deleted.iter().map(|i| format!("#{i}")).collect();
+                writeln!(out, "deleted by then: {}", list.join(", "))?;
+            }
+            if let Some((n, read, unread)) = &read_by {
+                writeln!(out)?;
+                let names = |ps: &[&ParticipantRow]| {
+                    if ps.is_empty() {
+                        "nobody".to_string()
+                    } else {
+                        ps.iter()
+                            .map(|p| format!("{} ({})", who(p), p.sid))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                };
+                writeln!(out, "message #{n} read by: {}", names(read))?;
+                writeln!(out, "message #{n} not read by: {}", names(unread))?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! `dump`: events as JSON lines, or a readable table, filtered.
+
+use std::io::Write;
+
+use clap::{Args, ValueEnum};
+
+use crate::check::check_event;
+use crate::error::ToolError;
+use crate::filter::{Filter, FilterArgs};
+use crate::progress::Progress;
+use crate::render::{record_json, summary, table};
+use crate::scan::{stored_end, SeqScan, CANCEL_CHECK_RECORDS};
+use crate::store::{Store, StoreArgs};
+use crate::timefmt::format_micros;
+
+/// Output formats of `dump`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DumpFormat {
+    /// One JSON object per line.
+    Json,
+    /// A readable table.
+    Table,
+}
+
+/// Arguments of `dump`.
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Output format: JSON lines (one object per record: position,
+    /// recorded_at, service_sid, conversation_sid, command_id, type,
+    /// event) or a table.
+    #[arg(long, value_enum, default_value = "json")]
+    format: DumpFormat,
+    /// Stop after this many matching records.
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+}
+
+/// Runs `dump`.
+pub fn run(args: &DumpArgs, quiet: bool) -> Result<(), ToolError> {
+    let store = Store::open(&args.store)?;
+    let db = store.db();
+    let mut filter = Filter::new(&args.filter, db, quiet)?;
+    // A participant filter learns who is who from the start of the log.
+    let walk_from = if filter.needs_every_event() {
+        0
+    } else {
+        filter.range.start
+    };
+    let end = filter.range.end;
+    let total = stored_end(db)?.min(end).saturating_sub(walk_from);
+    let progress = Progress::new(quiet, "dump", total);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut rows = Vec::new();
+    let mut matched = 0u64;
+    let mut walked = 0u64;
+    let mut scan = SeqScan::new(db, walk_from..end)?;
+    while let Some(item) = scan.next_record() {
+        let s = item?;
+        walked += 1;
+        if walked % CANCEL_CHECK_RECORDS == 0 {
+            progress.set(walked);
+        }
+        let h = &s.view.header;
+        if !filter.needs_every_event() && !filter.header_may_match(h) {
+            continue;
+        }
+        let event = check_event(&s.view)?;
+        if !filter.matches(h, &event) || h.position < filter.range.start {
+            continue;
+        }
+        match args.format {
+            DumpFormat::Json => {
+                writeln!(out, "{}", record_json(h, &event))?;
+            }
+            DumpFormat::Table => rows.push(vec![
+                h.position.to_string(),
+                format_micros(h.recorded_at),
+                event.type_name().to_string(),
+                h.conversation_sid
+                    .map_or_else(|| "-".to_string(), |c| c.to_string()),
+                summary(&event),
+            ]),
+        }
+        matched += 1;
+        if args.limit.is_some_and(|l| matched >= l) {
+            break;
+        }
+    }
+    progress.finish();
+    if args.format == DumpFormat::Table {
+        let header = ["POSITION", "RECORDED_AT", "TYPE", "CONVERSATION", "SUMMARY"];
+        out.write_all(table(&header, &rows).as_bytes())?;
+    }
+    out.flush()?;
+    Ok(())
+}

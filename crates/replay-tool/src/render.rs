@@ -1,0 +1,327 @@
+//! Turning records and events into JSON lines and readable tables.
+
+use engine_core::log::hash_hex;
+use events::{Event, ParticipantKind, RecordHeader};
+use serde_json::{json, Map, Value};
+
+use crate::timefmt::format_micros;
+
+/// Longest text shown in a table cell, in characters, before "…".
+pub const CELL_CHARS_MAX: usize = 60;
+
+/// Every event type name ([`Event::type_name`]), in declaration order.
+pub const EVENT_TYPES: [&str; 26] = [
+    "service_created",
+    "service_updated",
+    "service_deleted",
+    "role_created",
+    "role_updated",
+    "role_deleted",
+    "conversation_created",
+    "conversation_updated",
+    "conversation_removed",
+    "participant_added",
+    "participant_updated",
+    "read_horizon_updated",
+    "participant_removed",
+    "message_added",
+    "message_updated",
+    "message_removed",
+    "user_created",
+    "user_updated",
+    "user_deleted",
+    "user_conversation_updated",
+    "address_configuration_created",
+    "address_configuration_updated",
+    "address_configuration_deleted",
+    "delivery_receipt_recorded",
+    "service_configuration_updated",
+    "delivery_attempt_failed",
+];
+
+/// The declaration index of an event's variant: a compile error here means
+/// a variant was added and [`EVENT_TYPES`] needs its name.
+pub fn type_index(event: &Event) -> usize {
+    use Event::*;
+    match event {
+        ServiceCreated { .. } => 0,
+        ServiceUpdated { .. } => 1,
+        ServiceDeleted => 2,
+        RoleCreated { .. } => 3,
+        RoleUpdated { .. } => 4,
+        RoleDeleted { .. } => 5,
+        ConversationCreated { .. } => 6,
+        ConversationUpdated { .. } => 7,
+        ConversationRemoved { .. } => 8,
+        ParticipantAdded { .. } => 9,
+        ParticipantUpdated { .. } => 10,
+        ReadHorizonUpdated { .. } => 11,
+        ParticipantRemoved { .. } => 12,
+        MessageAdded { .. } => 13,
+        MessageUpdated { .. } => 14,
+        MessageRemoved { .. } => 15,
+        UserCreated { .. } => 16,
+        UserUpdated { .. } => 17,
+        UserDeleted { .. } => 18,
+        UserConversationUpdated { .. } => 19,
+        AddressConfigurationCreated { .. } => 20,
+        AddressConfigurationUpdated { .. } => 21,
+        AddressConfigurationDeleted { .. } => 22,
+        DeliveryReceiptRecorded { .. } => 23,
+        ServiceConfigurationUpdated { .. } => 24,
+        DeliveryAttemptFailed { .. } => 25,
+    }
+}
+
+/// Lowercase hex of arbitrary bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
+}
+
+/// The event's fields as a JSON object (without the variant tag; a unit
+/// variant gives `{}`).
+pub fn event_fields(event: &Event) -> Value {
+    match serde_json::to_value(event) {
+        Ok(Value::Object(map)) if map.len() == 1 => map
+            .into_iter()
+            .next()
+            .map(|(_, v)| v)
+            .unwrap_or(Value::Null),
+        Ok(Value::String(_)) => Value::Object(Map::new()),
+        Ok(other) => other,
+        Err(e) => json!({ "error": e.to_string() }),
+    }
+}
+
+/// One record as a JSON object: where, when, what.
+pub fn record_json(header: &RecordHeader, event: &Event) -> Value {
+    json!({
+        "position": header.position,
+        "recorded_at": format_micros(header.recorded_at),
+        "recorded_at_micros": header.recorded_at,
+        "service_sid": header.service_sid.to_string(),
+        "conversation_sid": header.conversation_sid.map(|c| c.to_string()),
+        "command_id": header.command_id.to_string(),
+        "type": event.type_name(),
+        "event": event_fields(event),
+    })
+}
+
+/// A hash as hex.
+pub fn hash_str(hash: &events::Hash) -> String {
+    hash_hex(hash)
+}
+
+/// Cuts text to [`CELL_CHARS_MAX`] characters on one line.
+pub fn cell(text: &str) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if one_line.chars().count() <= CELL_CHARS_MAX {
+        one_line
+    } else {
+        let mut s: String = one_line.chars().take(CELL_CHARS_MAX - 1).collect();
+        s.push('…');
+        s
+    }
+}
+
+fn opt(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("-")
+}
+
+/// Who a participant is, in a few words.
+pub fn kind_text(kind: &ParticipantKind) -> String {
+    match kind {
+        ParticipantKind::Chat { identity, .. } => format!("chat {identity}"),
+        ParticipantKind::Messaging(b) => format!("{} via {}", b.address, b.proxy_address),
+    }
+}
+
+/// A one-line summary of an event for tables.
+pub fn summary(event: &Event) -> String {
+    use Event::*;
+    let text = match event {
+        ServiceCreated { friendly_name } | ServiceUpdated { friendly_name } => {
+            format!("name {friendly_name:?}")
+        }
+        ServiceDeleted => String::new(),
+        RoleCreated {
+            role_sid,
+            friendly_name,
+            ..
+        } => format!("{role_sid} {friendly_name:?}"),
+        RoleUpdated {
+            role_sid,
+            permissions,
+        } => format!("{role_sid} {} permissions", permissions.len()),
+        RoleDeleted { role_sid } => role_sid.to_string(),
+        ConversationCreated {
+            friendly_name,
+            unique_name,
+            state,
+            ..
+        }
+        | ConversationUpdated {
+            friendly_name,
+            unique_name,
+            state,
+            ..
+        } => format!(
+            "name {} unique {} state {state:?}",
+            opt(friendly_name),
+            opt(unique_name)
+        ),
+        ConversationRemoved { .. } => String::new(),
+        ParticipantAdded {
+            participant_sid,
+            kind,
+            ..
+        } => format!("{participant_sid} {}", kind_text(kind)),
+        ParticipantUpdated {
+            participant_sid,
+            attributes,
+            ..
+        } => format!("{participant_sid} attributes {attributes}"),
+        ReadHorizonUpdated {
+            participant_sid,
+            last_read_message_index,
+            ..
+        } => match last_read_message_index {
+            Some(i) => format!("{participant_sid} read up to #{i}"),
+            None => format!("{participant_sid} read nothing"),
+        },
+        ParticipantRemoved {
+            participant_sid, ..
+        } => participant_sid.to_string(),
+        MessageAdded {
+            index,
+            author,
+            body,
+            media,
+            ..
+        } => {
+            let media = if media.is_empty() {
+                String::new()
+            } else {
+                format!(" [+{} media]", media.len())
+            };
+            format!("#{index} {author}: {}{media}", opt(body))
+        }
+        MessageUpdated { index, body, .. } => format!("#{index} now: {}", opt(body)),
+        MessageRemoved { index, .. } => format!("#{index}"),
+        UserCreated {
+            user_sid, identity, ..
+        } => format!("{user_sid} {identity}"),
+        UserUpdated { user_sid, .. } | UserDeleted { user_sid } => user_sid.to_string(),
+        UserConversationUpdated {
+            user_sid,
+            notification_level,
+            ..
+        } => format!("{user_sid} {notification_level:?}"),
+        AddressConfigurationCreated {
+            address_configuration_sid,
+            address,
+            ..
+        } => format!("{address_configuration_sid} {address}"),
+        AddressConfigurationUpdated {
+            address_configuration_sid,
+            ..
+        }
+        | AddressConfigurationDeleted {
+            address_configuration_sid,
+        } => address_configuration_sid.to_string(),
+        DeliveryReceiptRecorded {
+            message_sid,
+            participant_sid,
+            status,
+            ..
+        } => format!("{message_sid} to {participant_sid}: {status:?}"),
+        ServiceConfigurationUpdated { .. } => "default roles".to_string(),
+        DeliveryAttemptFailed {
+            message_sid,
+            participant_sid,
+            attempt,
+            error,
+            ..
+        } => format!("{message_sid} to {participant_sid} attempt {attempt}: {error}"),
+    };
+    cell(&text)
+}
+
+/// A plain text table: a header row and rows, columns padded to fit.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, c) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        for (i, c) in cells.iter().enumerate() {
+            out.push_str(c);
+            if i < last {
+                let pad = widths[i] - c.chars().count() + 2;
+                out.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_type_name() {
+        let samples = [
+            Event::ServiceDeleted,
+            Event::ServiceCreated {
+                friendly_name: "x".into(),
+            },
+            Event::ConversationRemoved {
+                conversation_sid: events::ConversationSid::derive(b"c"),
+            },
+        ];
+        for e in samples {
+            assert_eq!(EVENT_TYPES[type_index(&e)], e.type_name());
+        }
+        let mut sorted = EVENT_TYPES.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), EVENT_TYPES.len());
+    }
+
+    #[test]
+    fn fields_drop_the_tag() {
+        assert_eq!(event_fields(&Event::ServiceDeleted), json!({}));
+        assert_eq!(
+            event_fields(&Event::ServiceCreated {
+                friendly_name: "x".into()
+            }),
+            json!({"friendly_name": "x"})
+        );
+        assert_eq!(hex(&[0, 255, 16]), "00ff10");
+        assert_eq!(
+            table(&["A", "BB"], &[vec!["xyz".into(), "1".into()]]),
+            "A    BB\nxyz  1\n"
+        );
+    }
+}

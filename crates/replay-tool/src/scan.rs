@@ -1,0 +1,535 @@
+//! Walking the `log` column family: in order on one thread
+//! ([`SeqScan`]), or split into segments checked on every core
+//! ([`par_scan`]).
+//!
+//! Both make every check engine-core's reader makes — 8-byte keys,
+//! contiguous positions from the start (a missing record is a
+//! [`FaultKind::Gap`]), decode and self-hash, key/header agreement and the
+//! `prev_hash` links — and report the first fault by position, with the same
+//! [`ChainFault`] engine-core would give.
+//!
+//! The parallel walk splits `0..head` into segments of
+//! [`SEGMENT_RECORDS`]. Each worker thread takes the next segment, walks it
+//! with its own RocksDB iterator (so block reads and decompression run in
+//! parallel too) and checks everything inside it; the links between
+//! segments are checked when results are merged in order. Workers stop
+//! early once a fault is found before their segment.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use engine_core::log::keys::{parse_position_key, position_key, CF_LOG};
+use engine_core::{ChainFault, FaultKind, LogHead, ReadError};
+use events::{Event, Hash, RecordHeader, TimestampMicros, GENESIS_HASH};
+use rocksdb::{DBRawIteratorWithThreadMode, ReadOptions, DB};
+
+use crate::check::{check_event, check_link, decode_checked, RecordView};
+use crate::error::ToolError;
+
+/// Records in one segment of a parallel walk: large enough that seeking a
+/// fresh iterator is noise, small enough that two cores share the work
+/// evenly and progress moves smoothly.
+pub const SEGMENT_RECORDS: u64 = 32_768;
+/// Records a worker checks between looks at the cancellation flag.
+pub const CANCEL_CHECK_RECORDS: u64 = 4_096;
+/// RocksDB readahead for sequential walks, in bytes.
+pub const READAHEAD_BYTES: usize = 4 * 1024 * 1024;
+/// Worker threads of a parallel walk when the core count is unknown.
+pub const WORKERS_FALLBACK: usize = 2;
+
+fn log_cf(db: &DB) -> Result<&rocksdb::ColumnFamily, ToolError> {
+    db.cf_handle(CF_LOG)
+        .ok_or_else(|| ToolError::Usage(format!("no {CF_LOG:?} column family: not a Colloquy log")))
+}
+
+fn read_options() -> ReadOptions {
+    let mut opts = ReadOptions::default();
+    opts.set_readahead_size(READAHEAD_BYTES);
+    // A walk reads every block once: keep the cache for the host.
+    opts.fill_cache(false);
+    opts
+}
+
+fn chain_fault(position: u64, kind: FaultKind) -> ReadError {
+    ReadError::Fault(ChainFault { position, kind })
+}
+
+/// The position after the last stored 8-byte key (0 for an empty log),
+/// without decoding anything: the extent of a walk.
+pub fn stored_end(db: &DB) -> Result<u64, ToolError> {
+    let mut it = db.raw_iterator_cf(log_cf(db)?);
+    it.seek_to_last();
+    while it.valid() {
+        if let Some(p) = it.key().and_then(parse_position_key) {
+            return Ok(p.saturating_add(1));
+        }
+        it.prev();
+    }
+    it.status()
+        .map_err(|e| ToolError::Read(ReadError::Storage(e)))?;
+    Ok(0)
+}
+
+/// The head as stored: the last record (decoded and self-hash checked).
+pub fn head(db: &DB) -> Result<LogHead, ToolError> {
+    let end = stored_end(db)?;
+    if end == 0 {
+        return Ok(LogHead::EMPTY);
+    }
+    let position = end - 1;
+    let cf = log_cf(db)?;
+    let value = db
+        .get_pinned_cf(cf, position_key(position))
+        .map_err(|e| ToolError::Read(ReadError::Storage(e)))?
+        .ok_or_else(|| ToolError::Read(chain_fault(position, FaultKind::DanglingIndex)))?;
+    let view = decode_checked(position, &value).map_err(|f| ToolError::Read(f.into()))?;
+    Ok(LogHead {
+        next_position: end,
+        last_hash: view.hash,
+    })
+}
+
+/// One record as a walk hands it out.
+pub struct Scanned<'a> {
+    /// The record.
+    pub view: RecordView<'a>,
+    /// Its stored size, in bytes.
+    pub len: usize,
+}
+
+/// An in-order, chain-checked walk over `range` on the calling thread.
+///
+/// `next` hands out each record borrowed from the iterator; events are not
+/// decoded (call [`check_event`] on what you keep). After the first error
+/// the walk ends.
+pub struct SeqScan<'a> {
+    it: DBRawIteratorWithThreadMode<'a, DB>,
+    next_expected: u64,
+    end: u64,
+    prev_hash: Option<Hash>,
+    started: bool,
+    done: bool,
+}
+
+impl<'a> SeqScan<'a> {
+    /// A walk over `range`; links are checked from the first record read
+    /// (and to [`GENESIS_HASH`] when the range starts at 0).
+    pub fn new(db: &'a DB, range: Range<u64>) -> Result<Self, ToolError> {
+        let mut it = db.raw_iterator_cf_opt(log_cf(db)?, read_options());
+        it.seek(position_key(range.start));
+        Ok(SeqScan {
+            it,
+            next_expected: range.start,
+            end: range.end,
+            prev_hash: (range.start == 0).then_some(GENESIS_HASH),
+            started: false,
+            done: range.start >= range.end,
+        })
+    }
+
+    /// The next record, `None` at the end of the range or the log.
+    pub fn next_record(&mut self) -> Option<Result<Scanned<'_>, ReadError>> {
+        if self.done {
+            return None;
+        }
+        if self.started {
+            self.it.next();
+        }
+        self.started = true;
+        match check_entry(&self.it, self.next_expected, self.end, &self.prev_hash) {
+            Ok(Some((view, len))) => {
+                self.prev_hash = Some(view.hash);
+                self.next_expected = view.header.position + 1;
+                Some(Ok(Scanned { view, len }))
+            }
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Checks the entry under the iterator: the next sound record and its
+/// stored size, or `None` at the end of the range or the log.
+fn check_entry<'i>(
+    it: &'i DBRawIteratorWithThreadMode<'_, DB>,
+    next_expected: u64,
+    end: u64,
+    prev_hash: &Option<Hash>,
+) -> Result<Option<(RecordView<'i>, usize)>, ReadError> {
+    if !it.valid() {
+        it.status()?;
+        return Ok(None);
+    }
+    let (Some(key), Some(value)) = (it.key(), it.value()) else {
+        return Ok(None);
+    };
+    let Some(position) = parse_position_key(key) else {
+        return Err(chain_fault(
+            next_expected,
+            FaultKind::MalformedKey { len: key.len() },
+        ));
+    };
+    if position >= end {
+        return Ok(None);
+    }
+    if position != next_expected {
+        return Err(chain_fault(
+            next_expected,
+            FaultKind::Gap {
+                next_found: position,
+            },
+        ));
+    }
+    let view = decode_checked(position, value)?;
+    if let Some(expected) = prev_hash {
+        check_link(&view, expected)?;
+    }
+    Ok(Some((view, value.len())))
+}
+
+/// What one walk saw, in the shape of engine-core's `VerifyReport`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanSummary {
+    /// Records walked.
+    pub records: u64,
+    /// Sum of the stored values, in bytes.
+    pub bytes: u64,
+    /// The first record's `recorded_at`.
+    pub first_recorded_at: Option<TimestampMicros>,
+    /// The last record's `recorded_at`.
+    pub last_recorded_at: Option<TimestampMicros>,
+    /// The position after the last record walked.
+    pub next_position: u64,
+    /// The last record's hash ([`GENESIS_HASH`] if none).
+    pub last_hash: Hash,
+    /// Records per format version.
+    pub format_versions: BTreeMap<u16, u64>,
+}
+
+/// Per-segment state of a parallel walk, merged in position order.
+pub trait Accumulator: Send {
+    /// Sees one sound record and its event.
+    fn record(&mut self, header: &RecordHeader, len: usize, event: &Event);
+    /// Folds the next segment's state (which follows this one) into this.
+    fn merge(&mut self, later: Self);
+}
+
+/// An accumulator that keeps nothing: plain verification.
+#[derive(Debug, Default)]
+pub struct NoAccumulator;
+
+impl Accumulator for NoAccumulator {
+    fn record(&mut self, _: &RecordHeader, _: usize, _: &Event) {}
+    fn merge(&mut self, _: Self) {}
+}
+
+/// One segment's outcome.
+struct SegmentResult<A> {
+    /// The first record's `prev_hash`, if it decoded (not yet checked).
+    first_prev: Option<Hash>,
+    /// The last sound record's hash.
+    last_hash: Option<Hash>,
+    /// Sound records.
+    records: u64,
+    bytes: u64,
+    first_recorded_at: Option<TimestampMicros>,
+    last_recorded_at: Option<TimestampMicros>,
+    format_versions: BTreeMap<u16, u64>,
+    /// The first fault, if any.
+    fault: Option<ReadError>,
+    /// Whether the log ended inside this segment.
+    ended: bool,
+    acc: A,
+}
+
+struct Segments {
+    start: u64,
+    end: u64,
+    count: u64,
+}
+
+impl Segments {
+    fn new(range: &Range<u64>, stored_end: u64) -> Segments {
+        let span = stored_end.max(range.start).min(range.end) - range.start;
+        Segments {
+            start: range.start,
+            end: range.end,
+            count: span.div_ceil(SEGMENT_RECORDS).max(1),
+        }
+    }
+
+    /// Segment `k`; the last one is open-ended up to the range's end, so a
+    /// walk sees everything stored (malformed trailing keys included).
+    fn get(&self, k: u64) -> Range<u64> {
+        let start = self.start + k * SEGMENT_RECORDS;
+        let end = if k + 1 == self.count {
+            self.end
+        } else {
+            start + SEGMENT_RECORDS
+        };
+        start..end
+    }
+}
+
+fn scan_segment<A: Accumulator>(
+    db: &DB,
+    range: Range<u64>,
+    mut acc: A,
+    cancel: &dyn Fn() -> bool,
+) -> SegmentResult<A> {
+    let mut first_prev = None;
+    let mut records = 0u64;
+    let mut bytes = 0u64;
+    let mut first_recorded_at = None;
+    let mut last_recorded_at = None;
+    let mut format_versions = BTreeMap::new();
+    let mut fault = None;
+    let mut ended = false;
+    let mut prev: Option<Hash> = None;
+    let mut next_expected = range.start;
+    match db.cf_handle(CF_LOG) {
+        None => ended = true,
+        Some(cf) => {
+            let mut it = db.raw_iterator_cf_opt(cf, read_options());
+            it.seek(position_key(range.start));
+            loop {
+                if !it.valid() {
+                    match it.status() {
+                        Err(e) => fault = Some(ReadError::Storage(e)),
+                        Ok(()) => ended = true,
+                    }
+                    break;
+                }
+                let (Some(key), Some(value)) = (it.key(), it.value()) else {
+                    ended = true;
+                    break;
+                };
+                let Some(position) = parse_position_key(key) else {
+                    fault = Some(chain_fault(
+                        next_expected,
+                        FaultKind::MalformedKey { len: key.len() },
+                    ));
+                    break;
+                };
+                if position != next_expected {
+                    // Past the segment's end is the next segment's business,
+                    // unless records of this one are missing.
+                    if next_expected < range.end {
+                        fault = Some(chain_fault(
+                            next_expected,
+                            FaultKind::Gap {
+                                next_found: position,
+                            },
+                        ));
+                    }
+                    break;
+                }
+                if position >= range.end {
+                    break;
+                }
+                let view = match decode_checked(position, value) {
+                    Ok(v) => v,
+                    Err(f) => {
+                        fault = Some(f.into());
+                        break;
+                    }
+                };
+                match &prev {
+                    None => first_prev = Some(view.prev_hash),
+                    Some(expected) => {
+                        if let Err(f) = check_link(&view, expected) {
+                            fault = Some(f.into());
+                            break;
+                        }
+                    }
+                }
+                let event = match check_event(&view) {
+                    Ok(e) => e,
+                    Err(f) => {
+                        fault = Some(f.into());
+                        break;
+                    }
+                };
+                acc.record(&view.header, value.len(), &event);
+                *format_versions.entry(view.format_version).or_insert(0u64) += 1;
+                records += 1;
+                bytes += value.len() as u64;
+                first_recorded_at.get_or_insert(view.header.recorded_at);
+                last_recorded_at = Some(view.header.recorded_at);
+                prev = Some(view.hash);
+                next_expected = position + 1;
+                if records % CANCEL_CHECK_RECORDS == 0 && cancel() {
+                    break;
+                }
+                it.next();
+            }
+        }
+    }
+    SegmentResult {
+        first_prev,
+        last_hash: prev,
+        records,
+        bytes,
+        first_recorded_at,
+        last_recorded_at,
+        format_versions,
+        fault,
+        ended,
+        acc,
+    }
+}
+
+/// Walks `range` (clamped to what is stored) on `workers` threads, checking
+/// everything engine-core's `verify` checks, including that every event
+/// decodes; feeds each sound record to a per-segment accumulator made by
+/// `new_acc` and merges them in position order. `progress(records)` is
+/// called on the calling thread as segments finish.
+///
+/// Returns the summary and the merged accumulator, or the first fault by
+/// position (or a storage error).
+pub fn par_scan<A, F>(
+    db: &DB,
+    range: Range<u64>,
+    workers: usize,
+    new_acc: F,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(ScanSummary, A), ToolError>
+where
+    A: Accumulator,
+    F: Fn() -> A + Sync,
+{
+    log_cf(db)?;
+    let segments = Segments::new(&range, stored_end(db)?);
+    let next = AtomicU64::new(0);
+    let fault_at = AtomicU64::new(u64::MAX);
+    let workers = workers.max(1);
+    let (tx, rx) = mpsc::channel::<(u64, SegmentResult<A>)>();
+
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, fault_at, segments, new_acc) = (&next, &fault_at, &segments, &new_acc);
+            scope.spawn(move || loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                if k >= segments.count || k > fault_at.load(Ordering::SeqCst) {
+                    break;
+                }
+                let cancel = || k > fault_at.load(Ordering::SeqCst);
+                let result = scan_segment(db, segments.get(k), new_acc(), &cancel);
+                if result.fault.is_some() || result.ended {
+                    fault_at.fetch_min(k, Ordering::SeqCst);
+                }
+                if tx.send((k, result)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let merged = merge(&range, &segments, rx, &fault_at, new_acc(), progress);
+        // Whatever happened, the workers have nothing left to do.
+        fault_at.store(0, Ordering::SeqCst);
+        merged
+    })
+}
+
+fn merge<A: Accumulator>(
+    range: &Range<u64>,
+    segments: &Segments,
+    rx: mpsc::Receiver<(u64, SegmentResult<A>)>,
+    fault_at: &AtomicU64,
+    mut acc: A,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(ScanSummary, A), ToolError> {
+    let mut summary = ScanSummary {
+        next_position: range.start,
+        last_hash: GENESIS_HASH,
+        ..ScanSummary::default()
+    };
+    let mut expected_prev: Option<Hash> = (range.start == 0).then_some(GENESIS_HASH);
+    let mut pending: BTreeMap<u64, SegmentResult<A>> = BTreeMap::new();
+    let mut k = 0u64;
+    let mut done = 0u64;
+    while k < segments.count {
+        let result = match pending.remove(&k) {
+            Some(r) => r,
+            None => match rx.recv() {
+                Ok((j, r)) => {
+                    done += r.records;
+                    progress(done);
+                    pending.insert(j, r);
+                    continue;
+                }
+                Err(_) => break,
+            },
+        };
+        let start = segments.get(k).start;
+        if result.records > 0 {
+            if let (Some(expected), Some(first_prev)) = (&expected_prev, &result.first_prev) {
+                if expected != first_prev {
+                    fault_at.fetch_min(k, Ordering::SeqCst);
+                    return Err(ToolError::Read(chain_fault(
+                        start,
+                        FaultKind::BrokenLink {
+                            expected: engine_core::log::HexHash(*expected),
+                            found: engine_core::log::HexHash(*first_prev),
+                        },
+                    )));
+                }
+            }
+        } else if let (Some(ReadError::Fault(f)), Some(expected), Some(first_prev)) =
+            (&result.fault, &expected_prev, &result.first_prev)
+        {
+            // The first record decoded but failed later (its event): the
+            // link is checked first, as engine-core does.
+            if f.position == start && expected != first_prev {
+                return Err(ToolError::Read(chain_fault(
+                    start,
+                    FaultKind::BrokenLink {
+                        expected: engine_core::log::HexHash(*expected),
+                        found: engine_core::log::HexHash(*first_prev),
+                    },
+                )));
+            }
+        }
+        summary.records += result.records;
+        summary.bytes += result.bytes;
+        if summary.first_recorded_at.is_none() {
+            summary.first_recorded_at = result.first_recorded_at;
+        }
+        if result.last_recorded_at.is_some() {
+            summary.last_recorded_at = result.last_recorded_at;
+        }
+        for (v, n) in &result.format_versions {
+            *summary.format_versions.entry(*v).or_default() += n;
+        }
+        if let Some(h) = result.last_hash {
+            summary.last_hash = h;
+            summary.next_position = start + result.records;
+            expected_prev = Some(h);
+        }
+        acc.merge(result.acc);
+        if let Some(e) = result.fault {
+            return Err(ToolError::Read(e));
+        }
+        if result.ended {
+            break;
+        }
+        k += 1;
+    }
+    Ok((summary, acc))
+}
+
+/// The number of worker threads for a parallel walk: one per core.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(WORKERS_FALLBACK)
+}
