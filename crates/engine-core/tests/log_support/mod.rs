@@ -88,6 +88,9 @@ pub fn delete_record(path: &Path, position: u64) {
     db.delete_cf(cf, position_key(position)).unwrap();
 }
 
+/// How long a gated write waits for the test before failing.
+pub const GATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A pre-write gate: every batch write waits on the test.
 pub struct Gate {
     /// Receives each batch's info as it reaches the gate.
@@ -120,9 +123,11 @@ pub fn gated(options: LogOptions) -> (LogOptions, Gate) {
     let (release, release_rx) = crossbeam_channel::unbounded::<Result<(), String>>();
     let hook: engine_core::log::BeforeWriteHook = std::sync::Arc::new(move |info| {
         entered_tx.send(*info).unwrap();
+        // Bounded, so a failing test (which drops the log, joining the
+        // writer, before it drops the gate) ends instead of hanging.
         release_rx
-            .recv()
-            .unwrap_or_else(|_| Err("gate dropped".into()))
+            .recv_timeout(GATE_TIMEOUT)
+            .unwrap_or_else(|_| Err("gate not released".into()))
     });
     (options.before_write_hook(hook), Gate { entered, release })
 }
