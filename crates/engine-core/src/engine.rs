@@ -2,18 +2,33 @@
 //! over read models that are never behind the log.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use events::{CommandEnvelope, Event, Record, RecordHeader};
+use crossbeam_channel::Sender;
+use events::{
+    AddressType, Command, CommandEnvelope, CommandId, ConversationRef, ConversationSid,
+    DeliveryStatus, Event, Media, MessageSid, ParticipantSid, Record, RecordHeader, ServiceSid,
+};
 use parking_lot::lock_api::ArcRwLockWriteGuard;
 use parking_lot::{RawRwLock, RwLock, RwLockReadGuard};
 use projections::{ReadModels, RowSink, Table};
 use rocksdb::{WriteBatch, DB};
 
 use crate::commands::{self, CommandError, EngineCommand};
+use crate::delivery::{
+    self, DeliveryMetrics, DeliveryOptions, DeliveryShared, DeliveryThreads, DeliveryWriter,
+    SharedAdapter,
+};
+use crate::fanout::{
+    run_worker, FanoutMetrics, FanoutOptions, FanoutWriter, Hub, Session, SessionError,
+    SessionStart, WorkerMsg,
+};
 use crate::log::{
-    AppendError, AppendOutcome, AppendRequest, DecideContext, Decision, EventLog, LogHead,
-    LogOptions, OpenError, ReadError, RecordIter, StateMachine,
+    AppendError, AppendOutcome, AppendRequest, CommittedRecord, DecideContext, Decision, EventLog,
+    LogHead, LogOptions, OpenError, ReadError, RecordIter, StateMachine,
 };
 
 /// Records folded per `WriteBatch` while catching the read models up with
@@ -55,6 +70,9 @@ pub enum EngineError {
         /// RocksDB's message.
         detail: String,
     },
+    /// A fan-out or delivery thread could not be started.
+    #[error("could not start an engine thread: {0}")]
+    Spawn(std::io::Error),
 }
 
 /// A [`RowSink`] that stages rows into a RocksDB `WriteBatch`.
@@ -84,11 +102,15 @@ impl RowSink for BatchSink<'_> {
 
 /// The writer thread's state machine: the read models behind a lock that
 /// the writer holds for a whole batch, so readers never see state that is
-/// not yet durable.
-struct EngineState {
+/// not yet durable. Each event is also routed for fan-out and noted for
+/// non-chat delivery as it is applied (membership at its own position);
+/// both are handed on once the batch is durable.
+pub(crate) struct EngineState {
     db: Arc<DB>,
     read: Arc<RwLock<ReadModels>>,
     guard: Option<ArcRwLockWriteGuard<RawRwLock, ReadModels>>,
+    fanout: FanoutWriter,
+    delivery: DeliveryWriter,
 }
 
 impl StateMachine for EngineState {
@@ -114,6 +136,9 @@ impl StateMachine for EngineState {
             .guard
             .as_deref_mut()
             .expect("apply runs inside a batch");
+        // Routed against the state just before the event.
+        self.fanout.route(rm, header, event);
+        self.delivery.observe(rm, header, event);
         rm.apply(header, event, &mut BatchSink { db, batch });
     }
 
@@ -126,8 +151,15 @@ impl StateMachine for EngineState {
                     Ok(rm) => *guard = rm,
                     Err(e) => tracing::error!("reloading read models after a failed write: {e}"),
                 }
+                self.fanout.discard(&guard);
+                self.delivery.discard(&guard);
             }
         }
+    }
+
+    fn committed(&mut self, records: &[Arc<CommittedRecord>]) {
+        self.fanout.committed(records);
+        self.delivery.committed();
     }
 }
 
@@ -253,75 +285,54 @@ impl CommandOutcome {
     }
 }
 
-/// The Colloquy engine: an event log plus read models, in one directory.
-///
-/// Every command is decided against the read models on the log's single
-/// writer thread, appended as events, and folded into the read models in
-/// the same RocksDB batch. Queries ([`Engine::read`]) see every
-/// acknowledged command and nothing that is not yet durable.
-pub struct Engine {
-    log: EventLog<EngineState>,
-    read: Arc<RwLock<ReadModels>>,
+/// Engine settings beyond the log's: fan-out and non-chat delivery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineOptions {
+    fanout: FanoutOptions,
+    delivery: DeliveryOptions,
 }
 
-impl std::fmt::Debug for Engine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("log", &self.log).finish()
+impl EngineOptions {
+    /// Sets the fan-out options (session queues, typing timeout, replay).
+    pub fn fanout(mut self, fanout: FanoutOptions) -> Self {
+        self.fanout = fanout;
+        self
+    }
+
+    /// Sets the delivery options (attempts, backoff, sender threads).
+    pub fn delivery(mut self, delivery: DeliveryOptions) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    /// The fan-out options.
+    pub fn get_fanout(&self) -> FanoutOptions {
+        self.fanout
+    }
+
+    /// The delivery options.
+    pub fn get_delivery(&self) -> DeliveryOptions {
+        self.delivery
     }
 }
 
-impl Engine {
-    /// Opens (or creates) the store at `path`.
-    ///
-    /// Loads the persisted read models and, if they are behind the log
-    /// (after `rebuild` dropped them, or one was interrupted), folds the
-    /// missing records first.
-    ///
-    /// Errors: as [`EventLog::open`], plus undecodable read-model rows and
-    /// read models ahead of the log.
-    pub fn open(path: impl AsRef<Path>, options: LogOptions) -> Result<Engine, EngineError> {
-        Self::open_with_progress(path, options, &mut |_, _| {})
-    }
+/// What the engine's handle, its sessions and its threads share.
+pub(crate) struct Core {
+    pub(crate) log: EventLog<EngineState>,
+    pub(crate) read: Arc<RwLock<ReadModels>>,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) fanout_tx: Sender<WorkerMsg>,
+    pub(crate) delivery: Arc<DeliveryShared>,
+}
 
-    fn open_with_progress(
-        path: impl AsRef<Path>,
-        options: LogOptions,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<Engine, EngineError> {
-        let read = Arc::new(RwLock::new(ReadModels::new()));
-        let shared = read.clone();
-        let log = EventLog::open(path, options, move |db, head| {
-            let mut rm = load_read_models(db)?;
-            catch_up(db, &mut rm, head, progress)?;
-            *shared.write() = rm;
-            Ok::<_, EngineError>(EngineState {
-                db: db.clone(),
-                read: shared,
-                guard: None,
-            })
-        })?;
-        Ok(Engine { log, read })
-    }
-
-    /// Executes a command and waits until its records are durable.
-    ///
-    /// Returns the appended records, or the original ones for a repeated
-    /// command id. Errors: the handler's typed refusal (nothing written),
-    /// [`CommandError::VersionConflict`], or [`CommandError::Storage`] when
-    /// the log cannot append (I/O failure, poisoned or closed log).
-    pub fn execute(&self, envelope: CommandEnvelope) -> Result<CommandOutcome, CommandError> {
-        let request = request(envelope);
-        let outcome = self.log.append_blocking(request);
-        self.outcome(outcome)
-    }
-
-    /// The async form of [`Engine::execute`]: resolves when durable.
-    pub async fn execute_async(
+impl Core {
+    /// See [`Engine::execute`].
+    pub(crate) fn execute(
         &self,
         envelope: CommandEnvelope,
     ) -> Result<CommandOutcome, CommandError> {
         let request = request(envelope);
-        let outcome = self.log.append(request).await;
+        let outcome = self.log.append_blocking(request);
         self.outcome(outcome)
     }
 
@@ -359,22 +370,353 @@ impl Engine {
             deduplicated,
         })
     }
+}
+
+/// The Colloquy engine: an event log plus read models, in one directory,
+/// with live fan-out to device sessions and non-chat delivery.
+///
+/// Every command is decided against the read models on the log's single
+/// writer thread, appended as events, and folded into the read models in
+/// the same RocksDB batch. Queries ([`Engine::read`]) see every
+/// acknowledged command and nothing that is not yet durable. Durable
+/// events are pushed to the [`Session`]s of the identities that should
+/// see them (see [`crate::fanout`]) and, for non-chat participants, to the
+/// registered [`crate::ChannelAdapter`]s (see [`crate::delivery`]).
+///
+/// Dropping the engine stops delivery (waiting for adapter calls in
+/// flight), ends every session's live stream, and closes the log.
+pub struct Engine {
+    core: Arc<Core>,
+    worker: Option<JoinHandle<()>>,
+    delivery: DeliveryThreads,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("log", &self.core.log)
+            .finish()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.core.delivery.shutdown();
+        self.delivery.join();
+        let _ = self.core.fanout_tx.send(WorkerMsg::Shutdown);
+        if let Some(worker) = self.worker.take() {
+            if worker.join().is_err() {
+                tracing::error!("the fan-out worker thread panicked");
+            }
+        }
+    }
+}
+
+/// A command id no other call of this process (or, in practice, any
+/// other) produces.
+fn fresh_command_id() -> CommandId {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut key = Vec::with_capacity(40);
+    key.extend_from_slice(b"colloquy/fresh/");
+    key.extend_from_slice(&std::process::id().to_le_bytes());
+    key.extend_from_slice(&nanos.to_le_bytes());
+    key.extend_from_slice(&n.to_le_bytes());
+    CommandId::from_key(&key)
+}
+
+fn host_envelope(command_id: CommandId, command: Command) -> CommandEnvelope {
+    CommandEnvelope {
+        command_id,
+        acting_identity: None,
+        expected_version: None,
+        command,
+    }
+}
+
+impl Engine {
+    /// Opens (or creates) the store at `path`.
+    ///
+    /// Loads the persisted read models and, if they are behind the log
+    /// (after `rebuild` dropped them, or one was interrupted), folds the
+    /// missing records first.
+    ///
+    /// Errors: as [`EventLog::open`], plus undecodable read-model rows and
+    /// read models ahead of the log.
+    pub fn open(path: impl AsRef<Path>, options: LogOptions) -> Result<Engine, EngineError> {
+        Self::open_with(path, options, EngineOptions::default())
+    }
+
+    /// [`Engine::open`] with fan-out and delivery settings.
+    ///
+    /// Also recovers the pending non-chat deliveries from the read models
+    /// (they start once an adapter for their channel is registered).
+    ///
+    /// Errors: as [`Engine::open`], plus [`EngineError::Spawn`] if a
+    /// fan-out or delivery thread cannot start.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        options: LogOptions,
+        engine_options: EngineOptions,
+    ) -> Result<Engine, EngineError> {
+        Self::open_with_progress(path, options, engine_options, &mut |_, _| {})
+    }
+
+    fn open_with_progress(
+        path: impl AsRef<Path>,
+        options: LogOptions,
+        engine_options: EngineOptions,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Engine, EngineError> {
+        let read = Arc::new(RwLock::new(ReadModels::new()));
+        let hub = Arc::new(Hub::new(engine_options.fanout));
+        let (fanout_tx, fanout_rx) = crossbeam_channel::unbounded();
+        let (delivery_tx, delivery_rx) = crossbeam_channel::unbounded();
+        let shared = read.clone();
+        let (writer_hub, writer_fanout, writer_delivery) =
+            (hub.clone(), fanout_tx.clone(), delivery_tx.clone());
+        let log = EventLog::open(path, options, move |db, head| {
+            let mut rm = load_read_models(db)?;
+            catch_up(db, &mut rm, head, progress)?;
+            writer_hub.rebuild(&rm);
+            let delivery = DeliveryWriter::new(&rm, writer_delivery);
+            *shared.write() = rm;
+            Ok::<_, EngineError>(EngineState {
+                db: db.clone(),
+                read: shared,
+                guard: None,
+                fanout: FanoutWriter::new(writer_hub, writer_fanout),
+                delivery,
+            })
+        })?;
+        let core = Arc::new(Core {
+            log,
+            read,
+            hub: hub.clone(),
+            fanout_tx,
+            delivery: Arc::new(DeliveryShared::new(engine_options.delivery, delivery_tx)),
+        });
+        let worker = std::thread::Builder::new()
+            .name("colloquy-fanout".into())
+            .spawn(move || run_worker(hub, fanout_rx))
+            .map_err(EngineError::Spawn)?;
+        let delivery = match delivery::start(&core, delivery_rx) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = core.fanout_tx.send(WorkerMsg::Shutdown);
+                let _ = worker.join();
+                return Err(EngineError::Spawn(e));
+            }
+        };
+        Ok(Engine {
+            core,
+            worker: Some(worker),
+            delivery,
+        })
+    }
+
+    /// Executes a command and waits until its records are durable.
+    ///
+    /// Returns the appended records, or the original ones for a repeated
+    /// command id. Errors: the handler's typed refusal (nothing written),
+    /// [`CommandError::VersionConflict`], or [`CommandError::Storage`] when
+    /// the log cannot append (I/O failure, poisoned or closed log).
+    pub fn execute(&self, envelope: CommandEnvelope) -> Result<CommandOutcome, CommandError> {
+        self.core.execute(envelope)
+    }
+
+    /// The async form of [`Engine::execute`]: resolves when durable.
+    pub async fn execute_async(
+        &self,
+        envelope: CommandEnvelope,
+    ) -> Result<CommandOutcome, CommandError> {
+        let request = request(envelope);
+        let outcome = self.core.log.append(request).await;
+        self.core.outcome(outcome)
+    }
 
     /// A read lock on the read models. Hold it briefly: the writer waits
     /// for it at the start of each batch.
     pub fn read(&self) -> RwLockReadGuard<'_, ReadModels> {
-        self.read.read()
+        self.core.read.read()
     }
 
     /// The underlying log (reads, verification, head).
     pub fn log(&self) -> &EventLog<impl StateMachine> {
-        &self.log
+        &self.core.log
     }
 
     /// The digest of the persisted read models and the row count (see
     /// [`read_models_digest`]).
     pub fn live_digest(&self) -> Result<([u8; 32], u64), EngineError> {
-        read_models_digest(self.log.db())
+        read_models_digest(self.core.log.db())
+    }
+
+    /// Opens a device session for `identity` in `service` (any number per
+    /// identity). See [`Session`] for what it yields and guarantees; with
+    /// [`SessionStart::After`] it first replays what the identity missed
+    /// after that cursor. The identity need not be a user or participant
+    /// yet: it sees conversations as it joins them.
+    ///
+    /// Errors: [`SessionError::ServiceNotFound`];
+    /// [`SessionError::CursorAhead`] for a cursor at or past the head.
+    pub fn open_session(
+        &self,
+        service: ServiceSid,
+        identity: &str,
+        start: SessionStart,
+    ) -> Result<Session, SessionError> {
+        Session::open(&self.core, service, identity, start)
+    }
+
+    /// The fan-out counters (sessions, deliveries, lagging sessions, …).
+    pub fn fanout_metrics(&self) -> FanoutMetrics {
+        self.core.hub.metrics()
+    }
+
+    /// Signals that `identity` is typing in `conversation`. Ephemeral:
+    /// nothing is logged. The other members' live sessions (never the
+    /// typist's own) get `typingStarted` unless it is already typing, in
+    /// which case its timeout is pushed back; `typingEnded` follows on
+    /// its next message, when it leaves, or after the typing timeout
+    /// ([`crate::fanout::TYPING_TIMEOUT`] by default).
+    ///
+    /// Errors: [`CommandError::NotFound`] if the service or conversation
+    /// does not exist or `identity` is not a chat participant of it;
+    /// [`CommandError::Storage`] if the engine is shutting down.
+    pub fn typing(
+        &self,
+        service: ServiceSid,
+        conversation: &ConversationRef,
+        identity: &str,
+    ) -> Result<(), CommandError> {
+        let (conversation, participant) = {
+            let rm = self.read();
+            let svc = rm.service(&service).ok_or_else(|| CommandError::NotFound {
+                kind: "service",
+                id: service.to_string(),
+            })?;
+            let conv = svc
+                .resolve(conversation)
+                .ok_or_else(|| CommandError::NotFound {
+                    kind: "conversation",
+                    id: match conversation {
+                        ConversationRef::Sid(s) => s.to_string(),
+                        ConversationRef::UniqueName(n) => n.clone(),
+                    },
+                })?;
+            let participant =
+                conv.by_identity
+                    .get(identity)
+                    .ok_or_else(|| CommandError::NotFound {
+                        kind: "participant",
+                        id: identity.to_string(),
+                    })?;
+            (conv.row.sid, *participant)
+        };
+        let mailbox = self.core.hub.mailbox(service, identity);
+        self.core
+            .fanout_tx
+            .send(WorkerMsg::Typing {
+                service,
+                conversation,
+                participant,
+                mailbox,
+            })
+            .map_err(|_| CommandError::Storage("the engine is shutting down".into()))
+    }
+
+    /// Routes an inbound message from a channel (Command::ReceiveInbound):
+    /// with a binding (`to` = proxy address, `from` = address) to an open
+    /// conversation it is appended as that participant's message; without
+    /// one, the Address Configuration for `to` may autocreate a
+    /// conversation with the participant and the message, atomically. Two
+    /// inbound messages for a new binding arriving at once create one
+    /// conversation: decisions are serialised on the writer.
+    ///
+    /// Each call is a new command (retries are not deduplicated; use
+    /// [`Engine::execute`] with the channel's message id as the command id
+    /// for that).
+    ///
+    /// Errors: [`CommandError::NoRoute`] when no binding matches and no
+    /// address configuration of `channel` for `to` allows autocreation;
+    /// [`CommandError::NotFound`] for an unknown service; validation
+    /// errors for the body and media; [`CommandError::Storage`].
+    pub fn receive_inbound(
+        &self,
+        service: ServiceSid,
+        channel: AddressType,
+        from: &str,
+        to: &str,
+        body: Option<&str>,
+        media: Vec<Media>,
+    ) -> Result<CommandOutcome, CommandError> {
+        self.execute(host_envelope(
+            fresh_command_id(),
+            Command::ReceiveInbound {
+                service,
+                channel,
+                from: from.to_string(),
+                to: to.to_string(),
+                body: body.map(str::to_string),
+                media,
+            },
+        ))
+    }
+
+    /// Registers (or replaces) the [`crate::ChannelAdapter`] that sends
+    /// messages on `channel`. Pending deliveries for that channel,
+    /// including those recovered at open, start right away.
+    pub fn register_channel_adapter(&self, channel: AddressType, adapter: SharedAdapter) {
+        self.core.delivery.register(channel, adapter);
+    }
+
+    /// Records a delivery status a channel reported for `message` to
+    /// `participant` (`sent`, `delivered`, `read`, `failed`,
+    /// `undelivered`, with the channel's error code and message id) as
+    /// Command::RecordDeliveryReceipt. The message's per-participant
+    /// receipts and `delivery` summary are then queryable
+    /// ([`ReadModels::receipts`], [`ReadModels::delivery_summary`]). The
+    /// same report twice is recorded once.
+    ///
+    /// Errors: [`CommandError::NotFound`] for an unknown service,
+    /// conversation, message or participant; [`CommandError::TooLong`]
+    /// for an oversized channel message id; [`CommandError::Storage`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn report_delivery_status(
+        &self,
+        service: ServiceSid,
+        conversation: ConversationSid,
+        message: MessageSid,
+        participant: ParticipantSid,
+        status: DeliveryStatus,
+        error_code: Option<u32>,
+        channel_message_sid: Option<&str>,
+    ) -> Result<CommandOutcome, CommandError> {
+        let key = format!(
+            "colloquy/receipt/{service}/{conversation}/{message}/{participant}/{status:?}/{error_code:?}/{channel_message_sid:?}"
+        );
+        self.execute(host_envelope(
+            CommandId::from_key(key.as_bytes()),
+            Command::RecordDeliveryReceipt {
+                service,
+                conversation: ConversationRef::Sid(conversation),
+                message,
+                participant,
+                status,
+                error_code,
+                channel_message_sid: channel_message_sid.map(str::to_string),
+            },
+        ))
+    }
+
+    /// The delivery counters (pending, attempts, sent, failed, …).
+    pub fn delivery_metrics(&self) -> DeliveryMetrics {
+        self.core.delivery.metrics()
     }
 
     /// Drops the store's read models and refolds them from the log.
@@ -400,7 +742,7 @@ impl Engine {
                 db.create_cf(table.name(), &rocksdb::Options::default())?;
             }
         }
-        Self::open_with_progress(path, options, progress)
+        Self::open_with_progress(path, options, EngineOptions::default(), progress)
     }
 }
 

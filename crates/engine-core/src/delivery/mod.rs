@@ -1,0 +1,307 @@
+//! Non-chat delivery: messages to SMS, WhatsApp, … participants through
+//! host-registered [`ChannelAdapter`]s, durable and at least once.
+//!
+//! The outbox is the log itself. A `MessageAdded` in a conversation with
+//! non-chat participants (other than the author) means one pending
+//! delivery per such participant, identified by [`DeliveryId`] (message,
+//! participant). A delivery is done once a `DeliveryReceiptRecorded`
+//! exists for its pair. So:
+//! - a successful send records [`events::Command::RecordDeliveryReceipt`]
+//!   with status `sent` and the channel's message id;
+//! - a failed send records [`events::Command::RecordDeliveryAttemptFailed`]
+//!   and is retried after an exponential backoff
+//!   ([`DeliveryOptions::backoff`]); after
+//!   [`DeliveryOptions::attempts_max`] attempts, or a permanent error, a
+//!   `failed` receipt ends it;
+//! - on open, pending deliveries are recovered from the read models
+//!   (messages without a receipt for a non-chat participant that had
+//!   joined before the message), with their attempt counts;
+//! - a pair is never sent twice concurrently; after a crash between a send
+//!   and its receipt the send is repeated (at least once), and the adapter
+//!   gets the [`DeliveryId`] to deduplicate;
+//! - channel receipts (`delivered`, `read`, `undelivered`, …) come back
+//!   through [`crate::Engine::report_delivery_status`].
+//!
+//! One scheduler thread owns the pending set and the backoff timers; a
+//! small pool of sender threads ([`DeliveryOptions::sender_threads`]) calls
+//! the adapters, so a slow channel never blocks the log's writer.
+
+mod memory;
+mod scheduler;
+mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use events::{
+    AddressType, ConversationSid, Media, MessageSid, MessagingBinding, ParticipantSid, ServiceSid,
+};
+use serde::Serialize;
+
+pub use memory::InMemoryAdapter;
+pub(crate) use scheduler::{start, DeliveryShared, DeliveryThreads, DeliveryWriter};
+pub use webhook::{WebhookAdapter, WEBHOOK_TIMEOUT_DEFAULT};
+
+/// How many attempts a delivery gets, by default, before a `failed`
+/// receipt ends it.
+pub const DELIVERY_ATTEMPTS_MAX_DEFAULT: u32 = 5;
+/// The wait before the first retry, by default: 1 second. Each further
+/// retry waits twice as long, up to [`DELIVERY_BACKOFF_MAX_DEFAULT`].
+pub const DELIVERY_BACKOFF_INITIAL_DEFAULT: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts, by default: 5 minutes.
+pub const DELIVERY_BACKOFF_MAX_DEFAULT: Duration = Duration::from_secs(300);
+/// Threads that call channel adapters concurrently, by default.
+pub const DELIVERY_SENDER_THREADS_DEFAULT: usize = 2;
+
+/// Delivery settings, built fluently from [`DeliveryOptions::default`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryOptions {
+    pub(crate) attempts_max: u32,
+    pub(crate) backoff_initial: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) sender_threads: usize,
+}
+
+impl Default for DeliveryOptions {
+    fn default() -> Self {
+        DeliveryOptions {
+            attempts_max: DELIVERY_ATTEMPTS_MAX_DEFAULT,
+            backoff_initial: DELIVERY_BACKOFF_INITIAL_DEFAULT,
+            backoff_max: DELIVERY_BACKOFF_MAX_DEFAULT,
+            sender_threads: DELIVERY_SENDER_THREADS_DEFAULT,
+        }
+    }
+}
+
+impl DeliveryOptions {
+    /// Sets the attempts per delivery (default
+    /// [`DELIVERY_ATTEMPTS_MAX_DEFAULT`]; values below 1 are taken as 1).
+    pub fn attempts_max(mut self, attempts: u32) -> Self {
+        self.attempts_max = attempts.max(1);
+        self
+    }
+
+    /// Sets the first retry's wait (default
+    /// [`DELIVERY_BACKOFF_INITIAL_DEFAULT`]).
+    pub fn backoff_initial(mut self, wait: Duration) -> Self {
+        self.backoff_initial = wait;
+        self
+    }
+
+    /// Sets the longest wait between attempts (default
+    /// [`DELIVERY_BACKOFF_MAX_DEFAULT`]).
+    pub fn backoff_max(mut self, wait: Duration) -> Self {
+        self.backoff_max = wait;
+        self
+    }
+
+    /// Sets how many adapter calls may run at once (default
+    /// [`DELIVERY_SENDER_THREADS_DEFAULT`]; values below 1 are taken as 1).
+    pub fn sender_threads(mut self, threads: usize) -> Self {
+        self.sender_threads = threads.max(1);
+        self
+    }
+
+    /// The configured attempts per delivery.
+    pub fn get_attempts_max(&self) -> u32 {
+        self.attempts_max
+    }
+
+    /// The wait before the next attempt after `failed_attempts` failures:
+    /// `backoff_initial × 2^(failed_attempts − 1)`, capped at
+    /// `backoff_max` (zero after no failure).
+    pub fn backoff(&self, failed_attempts: u32) -> Duration {
+        if failed_attempts == 0 {
+            return Duration::ZERO;
+        }
+        let factor = 1u32 << (failed_attempts - 1).min(30);
+        self.backoff_initial
+            .checked_mul(factor)
+            .unwrap_or(self.backoff_max)
+            .min(self.backoff_max)
+    }
+}
+
+/// One delivery: a message to one non-chat participant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct DeliveryId {
+    /// The message.
+    pub message_sid: MessageSid,
+    /// The recipient participant.
+    pub participant_sid: ParticipantSid,
+}
+
+impl std::fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.message_sid, self.participant_sid)
+    }
+}
+
+/// What a [`ChannelAdapter`] is asked to send: from the binding's proxy
+/// address to the participant's address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboundMessage {
+    /// The delivery (stable across retries and restarts: deduplicate on it).
+    pub delivery_id: DeliveryId,
+    /// The service.
+    pub service_sid: ServiceSid,
+    /// The conversation.
+    pub conversation_sid: ConversationSid,
+    /// The message's index in its conversation.
+    pub message_index: u64,
+    /// The channel.
+    pub channel: AddressType,
+    /// The sending address: the binding's `proxy_address`.
+    pub from: String,
+    /// The recipient address: the binding's `address`.
+    pub to: String,
+    /// For group MMS: the address shown to the participant.
+    pub projected_address: Option<String>,
+    /// The message's author.
+    pub author: String,
+    /// Text body.
+    pub body: Option<String>,
+    /// Media descriptors.
+    pub media: Vec<Media>,
+    /// The message's JSON attributes.
+    pub attributes: String,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+}
+
+/// A successful send.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SendReceipt {
+    /// The channel's own id for the sent message, if it gave one.
+    pub channel_message_sid: Option<String>,
+}
+
+/// A failed send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    /// What went wrong (recorded in the log, truncated).
+    pub message: String,
+    /// The channel's error code, if any (recorded on a `failed` receipt).
+    pub error_code: Option<u32>,
+    /// Retrying cannot help (e.g. an invalid number): the delivery fails
+    /// now instead of being retried.
+    pub permanent: bool,
+}
+
+impl SendError {
+    /// A failure worth retrying (timeouts, 5xx, rate limits).
+    pub fn transient(message: impl Into<String>) -> Self {
+        SendError {
+            message: message.into(),
+            error_code: None,
+            permanent: false,
+        }
+    }
+
+    /// A failure retrying cannot fix.
+    pub fn permanent(message: impl Into<String>, error_code: Option<u32>) -> Self {
+        SendError {
+            message: message.into(),
+            error_code,
+            permanent: true,
+        }
+    }
+}
+
+/// Sends messages on one channel type (SMS, WhatsApp, …). The host
+/// registers one per [`AddressType`] with
+/// [`crate::Engine::register_channel_adapter`].
+///
+/// `send` runs on one of the engine's sender threads and may block (it is
+/// never called from the log's writer). It may be called more than once
+/// for the same [`OutboundMessage::delivery_id`] (after a failure, or a
+/// crash before the result was recorded), but never twice at once.
+pub trait ChannelAdapter: Send + Sync + 'static {
+    /// Sends one message.
+    ///
+    /// Errors: a [`SendError`]; transient ones are retried with backoff,
+    /// permanent ones (and the last attempt's) end the delivery with a
+    /// `failed` receipt.
+    fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError>;
+}
+
+/// The channel a binding's address belongs to, by Twilio's address
+/// prefixes: `whatsapp:`, `messenger:`, `gbm:`, `rcs:`, `apple:`, `email:`
+/// (or any address with an `@`); anything else is SMS.
+pub fn channel_of(binding: &MessagingBinding) -> AddressType {
+    let a = binding.address.as_str();
+    let prefixed = |p: &str| {
+        a.get(..p.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(p))
+    };
+    if prefixed("whatsapp:") {
+        AddressType::Whatsapp
+    } else if prefixed("messenger:") {
+        AddressType::Messenger
+    } else if prefixed("gbm:") {
+        AddressType::Gbm
+    } else if prefixed("rcs:") {
+        AddressType::Rcs
+    } else if prefixed("apple:") {
+        AddressType::Apple
+    } else if prefixed("email:") || a.contains('@') {
+        AddressType::Email
+    } else {
+        AddressType::Sms
+    }
+}
+
+/// Counters the host can read with [`crate::Engine::delivery_metrics`].
+/// All but `pending` only grow for the life of the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeliveryMetrics {
+    /// Deliveries not yet done (waiting, in flight, or with no adapter
+    /// registered for their channel).
+    pub pending: u64,
+    /// Pending deliveries recovered from the read models at open.
+    pub recovered: u64,
+    /// Adapter calls made.
+    pub attempts: u64,
+    /// Sends that succeeded.
+    pub sent: u64,
+    /// Sends that failed (each retried or ended).
+    pub failed_attempts: u64,
+    /// Deliveries ended with a `failed` receipt.
+    pub failed: u64,
+}
+
+/// A shared handle to an adapter.
+pub type SharedAdapter = Arc<dyn ChannelAdapter>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let o = DeliveryOptions::default()
+            .backoff_initial(Duration::from_millis(10))
+            .backoff_max(Duration::from_millis(50));
+        assert_eq!(o.backoff(0), Duration::ZERO);
+        assert_eq!(o.backoff(1), Duration::from_millis(10));
+        assert_eq!(o.backoff(2), Duration::from_millis(20));
+        assert_eq!(o.backoff(3), Duration::from_millis(40));
+        assert_eq!(o.backoff(4), Duration::from_millis(50));
+        assert_eq!(o.backoff(99), Duration::from_millis(50));
+    }
+
+    #[test]
+    fn channels_follow_address_prefixes() {
+        let b = |a: &str| MessagingBinding {
+            address: a.into(),
+            proxy_address: "+1".into(),
+            projected_address: None,
+        };
+        assert_eq!(channel_of(&b("+15551230000")), AddressType::Sms);
+        assert_eq!(channel_of(&b("whatsapp:+1555")), AddressType::Whatsapp);
+        assert_eq!(channel_of(&b("WhatsApp:+1555")), AddressType::Whatsapp);
+        assert_eq!(channel_of(&b("a@b.example")), AddressType::Email);
+        assert_eq!(channel_of(&b("messenger:123")), AddressType::Messenger);
+    }
+}

@@ -1,0 +1,325 @@
+//! Fan-out: the live stream of client events each device session receives.
+//!
+//! A host opens a [`Session`] per device for a (service, identity) pair
+//! with [`crate::Engine::open_session`]. The session yields
+//! [`ClientEvent`]s named as Twilio's Conversations SDK names them
+//! (`conversationAdded`, `messageAdded`, `participantUpdated`,
+//! `typingStarted`, …), each carrying its cursor: the log position of the
+//! event it comes from.
+//!
+//! How it works:
+//! - **Routing** happens on the log's writer thread, per event, in
+//!   [`crate::StateMachine::apply`]: the event's recipients are read from an
+//!   in-memory membership index (per conversation, an `Arc<[…]>` snapshot of
+//!   its chat members' mailboxes, replaced copy-on-write on join and leave),
+//!   so membership is evaluated at the event's own position even inside a
+//!   batch. What each recipient sees is decided by the one pure function
+//!   [`client_event_kind`], which resume uses too.
+//! - **Dispatch** happens once the batch is durable
+//!   ([`crate::StateMachine::committed`]): the routed events go over a
+//!   channel to one dedicated worker thread, which pushes one shared
+//!   [`ClientEvent`] (two `Arc`s, no per-recipient allocation) into the
+//!   bounded queue of every recipient session. One worker keeps every
+//!   session's events in log order.
+//! - **Slow consumers** are never waited on: a session whose queue is full
+//!   is marked lagging and its live queue dropped
+//!   ([`FanoutMetrics::lagged`] counts it). The [`Session`] notices, resumes
+//!   itself from its cursor and the consumer loses nothing.
+//! - **Resume**: a session opened with [`SessionStart::After`] first
+//!   receives every event it missed, in order and without duplicates, then
+//!   continues live with no gap (see [`Session`]).
+//! - **Typing** ([`crate::Engine::typing`]) is ephemeral: never logged,
+//!   sent to the other members' live sessions only, ended by the typist's
+//!   next message or after [`FanoutOptions::typing_timeout`].
+
+mod hub;
+mod mapping;
+mod replay;
+mod session;
+mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use events::{ConversationSid, Event, ParticipantSid, ServiceSid};
+
+use crate::log::CommittedRecord;
+
+pub(crate) use hub::{FanoutWriter, Hub};
+pub use mapping::{client_event_kind, ClientEventKind, Perspective};
+pub use session::{Session, SessionError, SessionStart, SessionStream};
+pub(crate) use worker::{run_worker, WorkerMsg};
+
+/// How many client events a session's live queue holds, by default. A
+/// session whose queue is full when the next event for it is dispatched is
+/// dropped to resume from its cursor (it is never waited on).
+pub const SESSION_QUEUE_EVENTS_DEFAULT: usize = 4_096;
+
+/// How long, by default, a participant counts as typing after its last
+/// [`crate::Engine::typing`] call: 5 seconds. Then `typingEnded` is sent.
+pub const TYPING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many log records a resuming session reads per step, by default:
+/// bounds the work one `recv` (or one `poll_next`) does while replaying.
+pub const REPLAY_CHUNK_RECORDS_DEFAULT: u64 = 1_024;
+
+/// Fan-out settings, built fluently from [`FanoutOptions::default`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FanoutOptions {
+    pub(crate) session_queue_events: usize,
+    pub(crate) typing_timeout: Duration,
+    pub(crate) replay_chunk_records: u64,
+}
+
+impl Default for FanoutOptions {
+    fn default() -> Self {
+        FanoutOptions {
+            session_queue_events: SESSION_QUEUE_EVENTS_DEFAULT,
+            typing_timeout: TYPING_TIMEOUT,
+            replay_chunk_records: REPLAY_CHUNK_RECORDS_DEFAULT,
+        }
+    }
+}
+
+impl FanoutOptions {
+    /// Sets each session's live queue capacity in events (default
+    /// [`SESSION_QUEUE_EVENTS_DEFAULT`]; values below 1 are taken as 1).
+    pub fn session_queue_events(mut self, events: usize) -> Self {
+        self.session_queue_events = events.max(1);
+        self
+    }
+
+    /// Sets how long a typing indication lasts without a refresh (default
+    /// [`TYPING_TIMEOUT`]).
+    pub fn typing_timeout(mut self, timeout: Duration) -> Self {
+        self.typing_timeout = timeout;
+        self
+    }
+
+    /// Sets how many log records a resuming session reads per step
+    /// (default [`REPLAY_CHUNK_RECORDS_DEFAULT`]; values below 1 are taken
+    /// as 1).
+    pub fn replay_chunk_records(mut self, records: u64) -> Self {
+        self.replay_chunk_records = records.max(1);
+        self
+    }
+
+    /// The configured session queue capacity, in events.
+    pub fn get_session_queue_events(&self) -> usize {
+        self.session_queue_events
+    }
+
+    /// The configured typing timeout.
+    pub fn get_typing_timeout(&self) -> Duration {
+        self.typing_timeout
+    }
+}
+
+/// Counters the host can read with [`crate::Engine::fanout_metrics`]. All
+/// but `sessions` only grow for the life of the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FanoutMetrics {
+    /// Live session queues registered right now.
+    pub sessions: u64,
+    /// Log events that had at least one recipient.
+    pub events_routed: u64,
+    /// Client events pushed into live session queues (one per recipient
+    /// session, typing included).
+    pub deliveries: u64,
+    /// Times a session's live queue was full: the session was marked
+    /// lagging, its queue dropped, and it resumes from its cursor.
+    pub lagged: u64,
+    /// Resumes: sessions that replayed missed events from the log (opened
+    /// with a cursor behind the head, or after lagging).
+    pub resumes: u64,
+    /// Client events delivered from log replay rather than live.
+    pub replayed: u64,
+    /// Typing notices (`typingStarted` / `typingEnded`) dispatched.
+    pub typing_notices: u64,
+}
+
+/// An ephemeral typing indication (never logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypingNotice {
+    /// The service.
+    pub service_sid: ServiceSid,
+    /// The conversation.
+    pub conversation_sid: ConversationSid,
+    /// The typing participant.
+    pub participant_sid: ParticipantSid,
+    /// The typing participant's identity.
+    pub identity: String,
+}
+
+#[derive(Debug, Clone)]
+enum Payload {
+    Log(Arc<CommittedRecord>),
+    Typing(Arc<TypingNotice>),
+}
+
+/// One event a session receives. Cloning it clones two pointers: every
+/// recipient of one log event shares the same record.
+#[derive(Debug, Clone)]
+pub struct ClientEvent {
+    kind: ClientEventKind,
+    payload: Payload,
+}
+
+impl ClientEvent {
+    pub(crate) fn log(kind: ClientEventKind, record: Arc<CommittedRecord>) -> Self {
+        ClientEvent {
+            kind,
+            payload: Payload::Log(record),
+        }
+    }
+
+    pub(crate) fn typing(kind: ClientEventKind, notice: Arc<TypingNotice>) -> Self {
+        ClientEvent {
+            kind,
+            payload: Payload::Typing(notice),
+        }
+    }
+
+    /// What happened, as the SDK names it.
+    pub fn kind(&self) -> ClientEventKind {
+        self.kind
+    }
+
+    /// The SDK's event name, e.g. `messageAdded`.
+    pub fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// The log position of the event this comes from: pass it as
+    /// [`SessionStart::After`] to resume right after it. `None` for
+    /// ephemeral typing events, which are not in the log.
+    pub fn cursor(&self) -> Option<u64> {
+        match &self.payload {
+            Payload::Log(r) => Some(r.header.position),
+            Payload::Typing(_) => None,
+        }
+    }
+
+    /// The log record behind this event (header and event), if it is one.
+    pub fn record(&self) -> Option<&CommittedRecord> {
+        match &self.payload {
+            Payload::Log(r) => Some(r),
+            Payload::Typing(_) => None,
+        }
+    }
+
+    /// The logged event behind this client event, if it is one.
+    pub fn event(&self) -> Option<&Event> {
+        self.record().map(|r| &r.event)
+    }
+
+    /// The typing indication, for `typingStarted` / `typingEnded`.
+    pub fn typing_notice(&self) -> Option<&TypingNotice> {
+        match &self.payload {
+            Payload::Typing(t) => Some(t),
+            Payload::Log(_) => None,
+        }
+    }
+
+    /// The conversation this event is about, if any (`userUpdated` has
+    /// none).
+    pub fn conversation_sid(&self) -> Option<ConversationSid> {
+        match &self.payload {
+            Payload::Log(r) => r.header.conversation_sid,
+            Payload::Typing(t) => Some(t.conversation_sid),
+        }
+    }
+}
+
+/// Benchmark support: drives the real dispatch path without an engine.
+/// Not part of the stable API.
+#[doc(hidden)]
+pub mod bench_support {
+    use std::sync::Arc;
+
+    use crossbeam_channel::Receiver;
+    use events::{ConversationSid, Event, MessageSid, RecordHeader, ServiceSid};
+
+    use super::hub::{DispatchStats, Hub, Route};
+    use super::{ClientEvent, ClientEventKind, FanoutOptions};
+    use crate::log::CommittedRecord;
+
+    /// One conversation of `members` identities, each with one live
+    /// session queue, and one routed `messageAdded` record.
+    pub struct DispatchBench {
+        hub: Hub,
+        route: Route,
+        record: Arc<CommittedRecord>,
+        receivers: Vec<Receiver<ClientEvent>>,
+    }
+
+    impl DispatchBench {
+        /// Builds the members, their sessions (queues of `queue_events`)
+        /// and the route.
+        pub fn new(members: usize, queue_events: usize) -> Self {
+            let hub = Hub::new(FanoutOptions::default().session_queue_events(queue_events));
+            let service = ServiceSid([1; 16]);
+            let conversation = ConversationSid([2; 16]);
+            let mut mailboxes = Vec::with_capacity(members);
+            let mut receivers = Vec::with_capacity(members);
+            for i in 0..members {
+                let mailbox = hub.mailbox(service, &format!("user-{i}"));
+                let link = hub.register(&mailbox, false);
+                receivers.push(link.rx);
+                mailboxes.push(mailbox);
+            }
+            let route = Route {
+                members: mailboxes.into(),
+                subject: None,
+                subject_kind: None,
+                others_kind: Some(ClientEventKind::MessageAdded),
+            };
+            let record = Arc::new(CommittedRecord {
+                header: RecordHeader {
+                    position: 1,
+                    recorded_at: 0,
+                    service_sid: service,
+                    conversation_sid: Some(conversation),
+                    command_id: Default::default(),
+                },
+                event: Event::MessageAdded {
+                    conversation_sid: conversation,
+                    message_sid: MessageSid([3; 16]),
+                    index: 0,
+                    author: "user-0".into(),
+                    participant_sid: None,
+                    body: Some("hello".into()),
+                    media: vec![],
+                    attributes: "{}".into(),
+                },
+            });
+            DispatchBench {
+                hub,
+                route,
+                record,
+                receivers,
+            }
+        }
+
+        /// Dispatches the record `events` times through the worker's own
+        /// dispatch function; returns the deliveries made.
+        pub fn dispatch(&self, events: usize) -> u64 {
+            let mut stats = DispatchStats::default();
+            for _ in 0..events {
+                self.hub.dispatch(&self.record, &self.route, &mut stats);
+            }
+            self.hub.record(&stats);
+            stats.deliveries
+        }
+
+        /// Empties every session queue; returns how many events were taken.
+        pub fn drain(&self) -> usize {
+            self.receivers.iter().map(|rx| rx.try_iter().count()).sum()
+        }
+
+        /// Sessions dropped for lagging so far (should stay 0).
+        pub fn lagged(&self) -> u64 {
+            self.hub.metrics().lagged
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The fan-out worker thread: dispatches durable batches in log order and
+//! keeps the ephemeral typing state.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use events::{ConversationSid, Event, ParticipantSid, ServiceSid};
+
+use super::hub::{DispatchStats, Hub, Mailbox, Route};
+use super::{ClientEvent, ClientEventKind, TypingNotice};
+use crate::log::CommittedRecord;
+
+/// What the worker is sent.
+pub(crate) enum WorkerMsg {
+    /// A durable batch's routed records, in log order.
+    Batch(Vec<(Arc<CommittedRecord>, Route)>),
+    /// A participant is typing (validated by the caller).
+    Typing {
+        service: ServiceSid,
+        conversation: ConversationSid,
+        participant: ParticipantSid,
+        mailbox: Arc<Mailbox>,
+    },
+    /// Stop: drop every live queue and exit.
+    Shutdown,
+}
+
+type TypingKey = (ServiceSid, ConversationSid, ParticipantSid);
+
+struct Typist {
+    deadline: Instant,
+    seq: u64,
+    notice: Arc<TypingNotice>,
+    mailbox: Arc<Mailbox>,
+}
+
+struct Worker {
+    hub: Arc<Hub>,
+    typists: HashMap<TypingKey, Typist>,
+    deadlines: BTreeMap<(Instant, u64), TypingKey>,
+    seq: u64,
+}
+
+/// The worker thread's body. Returns after [`WorkerMsg::Shutdown`] or when
+/// every sender is gone, having dropped every live queue.
+pub(crate) fn run_worker(hub: Arc<Hub>, rx: Receiver<WorkerMsg>) {
+    let mut worker = Worker {
+        hub: hub.clone(),
+        typists: HashMap::new(),
+        deadlines: BTreeMap::new(),
+        seq: 0,
+    };
+    loop {
+        let next_deadline = worker.deadlines.first_key_value().map(|((d, _), _)| *d);
+        let msg = match next_deadline {
+            Some(deadline) => match rx.recv_deadline(deadline) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(m) => Some(m),
+                Err(_) => break,
+            },
+        };
+        let mut stats = DispatchStats::default();
+        match msg {
+            None => {}
+            Some(WorkerMsg::Batch(items)) => worker.batch(items, &mut stats),
+            Some(WorkerMsg::Typing {
+                service,
+                conversation,
+                participant,
+                mailbox,
+            }) => worker.typing((service, conversation, participant), mailbox, &mut stats),
+            Some(WorkerMsg::Shutdown) => break,
+        }
+        worker.expire(Instant::now(), &mut stats);
+        hub.record(&stats);
+    }
+    hub.close_all();
+}
+
+impl Worker {
+    fn batch(&mut self, items: Vec<(Arc<CommittedRecord>, Route)>, stats: &mut DispatchStats) {
+        for (record, route) in &items {
+            let service = record.header.service_sid;
+            match &record.event {
+                Event::MessageAdded {
+                    conversation_sid,
+                    participant_sid: Some(participant),
+                    ..
+                }
+                | Event::ParticipantRemoved {
+                    conversation_sid,
+                    participant_sid: participant,
+                } => self.end_typing(&(service, *conversation_sid, *participant), stats),
+                Event::ConversationRemoved { conversation_sid } => {
+                    self.forget_conversation(service, *conversation_sid)
+                }
+                _ => {}
+            }
+            self.hub.dispatch(record, route, stats);
+        }
+    }
+
+    fn typing(&mut self, key: TypingKey, mailbox: Arc<Mailbox>, stats: &mut DispatchStats) {
+        let deadline = Instant::now() + self.hub.options.typing_timeout;
+        self.seq += 1;
+        let seq = self.seq;
+        if let Some(t) = self.typists.get_mut(&key) {
+            // Still typing: push the end further out, send nothing.
+            self.deadlines.remove(&(t.deadline, t.seq));
+            t.deadline = deadline;
+            t.seq = seq;
+            self.deadlines.insert((deadline, seq), key);
+            return;
+        }
+        let notice = Arc::new(TypingNotice {
+            service_sid: key.0,
+            conversation_sid: key.1,
+            participant_sid: key.2,
+            identity: mailbox.identity.to_string(),
+        });
+        self.send(ClientEventKind::TypingStarted, &notice, &mailbox, stats);
+        self.deadlines.insert((deadline, seq), key);
+        self.typists.insert(
+            key,
+            Typist {
+                deadline,
+                seq,
+                notice,
+                mailbox,
+            },
+        );
+    }
+
+    fn end_typing(&mut self, key: &TypingKey, stats: &mut DispatchStats) {
+        if let Some(t) = self.typists.remove(key) {
+            self.deadlines.remove(&(t.deadline, t.seq));
+            self.send(ClientEventKind::TypingEnded, &t.notice, &t.mailbox, stats);
+        }
+    }
+
+    fn forget_conversation(&mut self, service: ServiceSid, conversation: ConversationSid) {
+        let deadlines = &mut self.deadlines;
+        self.typists.retain(|(s, c, _), t| {
+            let keep = !(*s == service && *c == conversation);
+            if !keep {
+                deadlines.remove(&(t.deadline, t.seq));
+            }
+            keep
+        });
+    }
+
+    fn expire(&mut self, now: Instant, stats: &mut DispatchStats) {
+        while let Some(entry) = self.deadlines.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let key = entry.remove();
+            self.end_typing(&key, stats);
+        }
+    }
+
+    /// Sends a typing notice to every member of its conversation but the
+    /// typist's own identity (none of its devices).
+    fn send(
+        &self,
+        kind: ClientEventKind,
+        notice: &Arc<TypingNotice>,
+        typist: &Arc<Mailbox>,
+        stats: &mut DispatchStats,
+    ) {
+        let members = self
+            .hub
+            .members(notice.service_sid, notice.conversation_sid);
+        let event = ClientEvent::typing(kind, notice.clone());
+        for m in members.iter() {
+            if !Arc::ptr_eq(m, typist) {
+                self.hub.push(m, &event, stats);
+            }
+        }
+        stats.typing += 1;
+    }
+}

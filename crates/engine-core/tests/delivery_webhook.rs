@@ -1,0 +1,184 @@
+//! The webhook adapter against a tiny HTTP server on 127.0.0.1: the JSON
+//! body and headers, a 5xx retried, a 2xx's channel id on the receipt, a
+//! 4xx as a permanent failure.
+
+mod fanout_support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine_core::{
+    ChannelAdapter, DeliveryId, DeliveryOptions, EngineOptions, OutboundMessage, WebhookAdapter,
+};
+use events::*;
+use fanout_support::*;
+use parking_lot::Mutex;
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// Serves each connection with the next scripted `(status, body)`; stops
+/// after `script` is used up.
+fn serve(script: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/outbound", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for (status, body) in script {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            if let Some(s) = handle(stream, status, body) {
+                log.lock().push(s);
+            }
+        }
+    });
+    (url, seen)
+}
+
+fn handle(mut stream: TcpStream, status: u16, body: &str) -> Option<Seen> {
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let path = line.split_whitespace().nth(1)?.to_string();
+    let mut headers = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
+        if k == "content-length" {
+            length = v.parse().ok()?;
+        }
+        headers.push((k, v));
+    }
+    let mut buf = vec![0; length];
+    reader.read_exact(&mut buf).ok()?;
+    let reason = if status < 300 { "OK" } else { "Error" };
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).ok()?;
+    Some(Seen {
+        path,
+        headers,
+        body: String::from_utf8(buf).ok()?,
+    })
+}
+
+fn header<'a>(seen: &'a Seen, name: &str) -> Option<&'a str> {
+    seen.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn the_webhook_adapter_posts_json_and_retries_server_errors() {
+    let (url, seen) = serve(vec![
+        (503, r#"{"error":"busy"}"#),
+        (200, r#"{"sid":"SM0123","status":"queued"}"#),
+    ]);
+    let f = open(
+        EngineOptions::default().delivery(
+            DeliveryOptions::default()
+                .backoff_initial(Duration::from_millis(10))
+                .backoff_max(Duration::from_millis(10)),
+        ),
+    );
+    let adapter = WebhookAdapter::new(url).header("Authorization", "Bearer test-token");
+    f.engine
+        .register_channel_adapter(AddressType::Whatsapp, Arc::new(adapter));
+    let c = f.conversation();
+    let p = f.join_binding(c, "whatsapp:+15551230001", "whatsapp:+15559870000");
+    let (m, _) = f.post(c, "system", "hello over http");
+
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let rm = f.engine.read();
+        let conv = &rm.service(&f.service).unwrap().conversations[&c];
+        if let Some(r) = conv.receipts.get(&(m, p)) {
+            assert_eq!(r.status, DeliveryStatus::Sent);
+            assert_eq!(r.channel_message_sid.as_deref(), Some("SM0123"));
+            assert_eq!(conv.delivery_attempts[&(m, p)].failed_attempts, 1);
+            assert!(conv.delivery_attempts[&(m, p)].last_error.contains("503"));
+            break;
+        }
+        drop(rm);
+        assert!(Instant::now() < deadline, "no receipt");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let seen = seen.lock().clone();
+    assert_eq!(seen.len(), 2);
+    let last = &seen[1];
+    assert_eq!(last.path, "/outbound");
+    assert_eq!(header(last, "content-type"), Some("application/json"));
+    assert_eq!(header(last, "authorization"), Some("Bearer test-token"));
+    assert_eq!(
+        header(last, "idempotency-key"),
+        Some(format!("{m}/{p}").as_str())
+    );
+    let body: serde_json::Value = serde_json::from_str(&last.body).unwrap();
+    assert_eq!(body["to"], "whatsapp:+15551230001");
+    assert_eq!(body["from"], "whatsapp:+15559870000");
+    assert_eq!(body["body"], "hello over http");
+    assert_eq!(body["channel"], "whatsapp");
+    assert_eq!(body["attempt"], 2);
+    assert_eq!(body["delivery_id"]["message_sid"], m.to_string());
+    assert_eq!(body["delivery_id"]["participant_sid"], p.to_string());
+    assert_eq!(body["conversation_sid"], c.to_string());
+}
+
+#[test]
+fn client_errors_are_permanent_and_unreachable_servers_transient() {
+    let (url, _) = serve(vec![(400, r#"{"error":"bad number"}"#)]);
+    let message = OutboundMessage {
+        delivery_id: DeliveryId {
+            message_sid: MessageSid([1; 16]),
+            participant_sid: ParticipantSid([2; 16]),
+        },
+        service_sid: ServiceSid([3; 16]),
+        conversation_sid: ConversationSid([4; 16]),
+        message_index: 0,
+        channel: AddressType::Sms,
+        from: "+1".into(),
+        to: "+2".into(),
+        projected_address: None,
+        author: "system".into(),
+        body: Some("x".into()),
+        media: vec![],
+        attributes: "{}".into(),
+        attempt: 1,
+    };
+    let err = WebhookAdapter::new(url).send(&message).unwrap_err();
+    assert!(err.permanent, "{err:?}");
+    assert_eq!(err.error_code, Some(400));
+    assert!(err.message.contains("bad number"));
+
+    // Nothing listens on this port any more.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err =
+        WebhookAdapter::with_timeout(format!("http://127.0.0.1:{port}/x"), Duration::from_secs(2))
+            .send(&message)
+            .unwrap_err();
+    assert!(!err.permanent, "{err:?}");
+}

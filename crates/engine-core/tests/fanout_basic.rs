@@ -1,0 +1,485 @@
+//! Live fan-out: what each identity's sessions receive, membership per
+//! event inside a batch, several devices, the async stream, resume from a
+//! cursor (also across a restart) and the session errors.
+
+mod fanout_support;
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine_core::{EngineOptions, SessionError, SessionStart};
+use events::*;
+use fanout_support::*;
+
+#[test]
+fn each_identity_sees_the_sdk_events_for_its_conversations() {
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    f.join(c, "alice");
+    let bob = f.join(c, "bob");
+    let mut alice = f
+        .engine
+        .open_session(f.service, "alice", SessionStart::Live)
+        .unwrap();
+    let mut bob_s = f
+        .engine
+        .open_session(f.service, "bob", SessionStart::Live)
+        .unwrap();
+    let mut carol = f
+        .engine
+        .open_session(f.service, "carol", SessionStart::Live)
+        .unwrap();
+    let mut stranger = f
+        .engine
+        .open_session(f.service, "stranger", SessionStart::Live)
+        .unwrap();
+
+    let (m, _) = f.post(c, "alice", "hi");
+    f.join(c, "carol");
+    f.run(Command::EditMessage {
+        service: f.service,
+        conversation: ConversationRef::Sid(c),
+        message: m,
+        body: Some("hi!".into()),
+        attributes: None,
+    });
+    f.run(Command::UpdateReadHorizon {
+        service: f.service,
+        conversation: ConversationRef::Sid(c),
+        participant: bob,
+        last_read_message_index: Some(0),
+        mode: HorizonMode::Set,
+    });
+    f.run(Command::UpdateConversation {
+        service: f.service,
+        conversation: ConversationRef::Sid(c),
+        friendly_name: Some("renamed".into()),
+        unique_name: None,
+        attributes: None,
+        state: None,
+        timers: None,
+    });
+    let bob_user = f
+        .engine
+        .read()
+        .user_by_identity(&f.service, "bob")
+        .unwrap()
+        .sid;
+    f.run(Command::UpdateUser {
+        service: f.service,
+        user: bob_user,
+        friendly_name: Some("Bob".into()),
+        attributes: None,
+        role_sid: None,
+    });
+    f.run(Command::UpdateUserConversation {
+        service: f.service,
+        user: bob_user,
+        conversation: ConversationRef::Sid(c),
+        notification_level: NotificationLevel::Muted,
+    });
+    f.leave(c, bob);
+    f.post(c, "carol", "bob is gone");
+    f.run(Command::DeleteMessage {
+        service: f.service,
+        conversation: ConversationRef::Sid(c),
+        message: m,
+    });
+    f.run(Command::DeleteConversation {
+        service: f.service,
+        conversation: ConversationRef::Sid(c),
+    });
+
+    let a = take(&mut alice, 9, WAIT);
+    assert_eq!(
+        kinds(&a),
+        [
+            "messageAdded",
+            "participantJoined",
+            "messageUpdated",
+            "participantUpdated",
+            "conversationUpdated",
+            "participantLeft",
+            "messageAdded",
+            "messageRemoved",
+            "conversationRemoved"
+        ]
+    );
+    let b = take(&mut bob_s, 8, WAIT);
+    assert_eq!(
+        kinds(&b),
+        [
+            "messageAdded",
+            "participantJoined",
+            "messageUpdated",
+            "participantUpdated",
+            "conversationUpdated",
+            "userUpdated",
+            "conversationUpdated",
+            "conversationRemoved"
+        ]
+    );
+    let k = take(&mut carol, 8, WAIT);
+    assert_eq!(
+        kinds(&k),
+        [
+            "conversationAdded",
+            "messageUpdated",
+            "participantUpdated",
+            "conversationUpdated",
+            "participantLeft",
+            "messageAdded",
+            "messageRemoved",
+            "conversationRemoved"
+        ]
+    );
+    // Cursors are log positions, increasing.
+    for events in [&a, &b, &k] {
+        let cursors: Vec<u64> = events.iter().map(|e| e.cursor().unwrap()).collect();
+        assert!(cursors.windows(2).all(|w| w[0] < w[1]), "{cursors:?}");
+    }
+    assert!(rest(&mut alice, QUIET).is_empty());
+    assert!(rest(&mut bob_s, QUIET).is_empty());
+    assert!(rest(&mut stranger, QUIET).is_empty());
+    let m = f.engine.fanout_metrics();
+    assert_eq!(m.sessions, 4);
+    assert!(m.deliveries >= 25, "{m:?}");
+    assert_eq!(m.lagged, 0);
+}
+
+#[test]
+fn membership_is_evaluated_per_event_inside_one_batch() {
+    // Hold the first batch at the write so the next two commands queue
+    // and are committed together: [MessageAdded, ParticipantRemoved(bob)].
+    let hold = Arc::new(AtomicBool::new(false));
+    let batches = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let (h, b) = (hold.clone(), batches.clone());
+    let options = log_options().before_write_hook(Arc::new(move |info| {
+        b.lock().push(info.requests);
+        while h.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        engine_core::Engine::open_with(dir.path(), options, EngineOptions::default()).unwrap();
+    let run = |n: u32, command: Command| {
+        engine
+            .execute(CommandEnvelope {
+                command_id: CommandId::from_key(&n.to_le_bytes()),
+                acting_identity: None,
+                expected_version: None,
+                command,
+            })
+            .unwrap()
+    };
+    let service = run(
+        0,
+        Command::CreateService {
+            friendly_name: "s".into(),
+        },
+    )
+    .service_sid()
+    .unwrap();
+    let c = run(
+        1,
+        Command::CreateConversation {
+            service,
+            spec: Default::default(),
+        },
+    )
+    .conversation_sid()
+    .unwrap();
+    let add = |n, identity: &str| {
+        run(
+            n,
+            Command::AddParticipant {
+                service,
+                conversation: ConversationRef::Sid(c),
+                participant: ParticipantSpec {
+                    kind: ParticipantKind::Chat {
+                        identity: identity.into(),
+                        projected_address: None,
+                    },
+                    attributes: None,
+                    role_sid: None,
+                },
+            },
+        )
+        .participant_sids()[0]
+    };
+    add(2, "alice");
+    let bob = add(3, "bob");
+    let mut bob_s = engine
+        .open_session(service, "bob", SessionStart::Live)
+        .unwrap();
+    let mut alice_s = engine
+        .open_session(service, "alice", SessionStart::Live)
+        .unwrap();
+
+    hold.store(true, Ordering::SeqCst);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            run(
+                4,
+                Command::UpdateConversation {
+                    service,
+                    conversation: ConversationRef::Sid(c),
+                    friendly_name: Some("x".into()),
+                    unique_name: None,
+                    attributes: None,
+                    state: None,
+                    timers: None,
+                },
+            )
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        s.spawn(|| {
+            run(
+                5,
+                Command::PostMessage {
+                    service,
+                    conversation: ConversationRef::Sid(c),
+                    author: Some("alice".into()),
+                    body: Some("last words".into()),
+                    media: vec![],
+                    attributes: None,
+                },
+            )
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        s.spawn(|| {
+            run(
+                6,
+                Command::RemoveParticipant {
+                    service,
+                    conversation: ConversationRef::Sid(c),
+                    participant: bob,
+                },
+            )
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        hold.store(false, Ordering::SeqCst);
+    });
+    assert_eq!(
+        batches.lock().last().copied(),
+        Some(2),
+        "the post and the removal were committed in one batch"
+    );
+    let got = take(&mut bob_s, 3, WAIT);
+    assert_eq!(
+        kinds(&got),
+        ["conversationUpdated", "messageAdded", "conversationRemoved"]
+    );
+    let got = take(&mut alice_s, 3, WAIT);
+    assert_eq!(
+        kinds(&got),
+        ["conversationUpdated", "messageAdded", "participantLeft"]
+    );
+}
+
+#[test]
+fn every_device_of_an_identity_gets_every_event() {
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    f.join(c, "alice");
+    let mut phone = f
+        .engine
+        .open_session(f.service, "alice", SessionStart::Live)
+        .unwrap();
+    let mut laptop = f
+        .engine
+        .open_session(f.service, "alice", SessionStart::Live)
+        .unwrap();
+    for i in 0..20 {
+        f.post(c, "alice", &format!("m{i}"));
+    }
+    let a = take(&mut phone, 20, WAIT);
+    let b = take(&mut laptop, 20, WAIT);
+    assert_eq!(names(&a), names(&b));
+    assert_eq!(a.len(), 20);
+    // The two devices share the one record per event.
+    let (ra, rb) = (a[0].record().unwrap(), b[0].record().unwrap());
+    assert!(std::ptr::eq(ra, rb));
+}
+
+#[test]
+fn a_session_is_also_an_async_stream() {
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    f.join(c, "alice");
+    let session = f
+        .engine
+        .open_session(f.service, "alice", SessionStart::Beginning)
+        .unwrap();
+    let mut stream = session.into_stream();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let next = |stream: &mut engine_core::SessionStream| {
+        rt.block_on(async {
+            tokio::time::timeout(
+                WAIT,
+                std::future::poll_fn(|cx| {
+                    futures_core::Stream::poll_next(Pin::new(&mut *stream), cx)
+                }),
+            )
+            .await
+            .expect("an event within the timeout")
+        })
+    };
+    // Replayed first: alice joined.
+    let first = next(&mut stream).unwrap().unwrap();
+    assert_eq!(first.name(), "conversationAdded");
+    // Then live, woken by the dispatcher from another thread.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            f.post(c, "alice", "async");
+        });
+        let e = next(&mut stream).unwrap().unwrap();
+        assert_eq!(e.name(), "messageAdded");
+    });
+    let cursor = stream.cursor();
+    assert_eq!(cursor, Some(f.head() - 1));
+}
+
+#[test]
+fn resume_replays_exactly_what_was_missed_then_goes_live() {
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    let d = f.conversation();
+    f.join(c, "alice");
+    let bob_c = f.join(c, "bob");
+    let mut alice = f
+        .engine
+        .open_session(f.service, "alice", SessionStart::Live)
+        .unwrap();
+    f.post(c, "bob", "one");
+    let got = take(&mut alice, 1, WAIT);
+    assert_eq!(kinds(&got), ["messageAdded"]);
+    let cursor = alice.cursor().unwrap();
+    assert_eq!(cursor, got[0].cursor().unwrap());
+    drop(alice);
+
+    // While alice is away: she leaves c, joins d, bob leaves c, messages.
+    f.post(c, "bob", "two");
+    let alice_c =
+        f.engine.read().service(&f.service).unwrap().conversations[&c].by_identity["alice"];
+    f.leave(c, alice_c);
+    f.post(c, "bob", "unseen");
+    f.join(d, "alice");
+    f.join(d, "bob");
+    f.leave(c, bob_c);
+    f.post(d, "bob", "three");
+
+    let mut alice = f
+        .engine
+        .open_session(f.service, "alice", SessionStart::After(cursor))
+        .unwrap();
+    f.post(d, "bob", "live");
+    let got = take(&mut alice, 6, WAIT);
+    assert_eq!(
+        kinds(&got),
+        [
+            "messageAdded",
+            "conversationRemoved",
+            "conversationAdded",
+            "participantJoined",
+            "messageAdded",
+            "messageAdded"
+        ]
+    );
+    assert!(rest(&mut alice, QUIET).is_empty());
+    assert_eq!(alice.cursor(), Some(f.head() - 1));
+    assert!(f.engine.fanout_metrics().resumes >= 1);
+}
+
+#[test]
+fn resume_works_across_a_restart_and_for_removed_conversations() {
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    let alice_c = f.join(c, "alice");
+    f.join(c, "bob");
+    let gone = f.conversation();
+    f.join(gone, "alice");
+    let mut alice = f
+        .engine
+        .open_session(f.service, "alice", SessionStart::Live)
+        .unwrap();
+    f.post(c, "bob", "before");
+    take(&mut alice, 1, WAIT);
+    let cursor = alice.cursor().unwrap();
+    drop(alice);
+    // Missed: a message in `gone`, then `gone` deleted; alice leaves c
+    // (a participant that joined before the cursor).
+    f.post(gone, "system", "bye");
+    f.run(Command::DeleteConversation {
+        service: f.service,
+        conversation: ConversationRef::Sid(gone),
+    });
+    f.leave(c, alice_c);
+    f.post(c, "bob", "after");
+
+    let f = f.restart(EngineOptions::default());
+    let mut alice = f
+        .engine
+        .open_session(f.service, "alice", SessionStart::After(cursor))
+        .unwrap();
+    let got = take(&mut alice, 3, WAIT);
+    assert_eq!(
+        kinds(&got),
+        ["messageAdded", "conversationRemoved", "conversationRemoved"]
+    );
+    assert_eq!(got[0].conversation_sid(), Some(gone));
+    assert_eq!(got[1].conversation_sid(), Some(gone));
+    assert_eq!(got[2].conversation_sid(), Some(c));
+    assert!(rest(&mut alice, QUIET).is_empty());
+
+    // From the beginning: the whole history of bob.
+    let mut bob = f
+        .engine
+        .open_session(f.service, "bob", SessionStart::Beginning)
+        .unwrap();
+    let all = take(&mut bob, 4, WAIT);
+    assert_eq!(
+        kinds(&all),
+        [
+            "conversationAdded",
+            "messageAdded",
+            "participantLeft",
+            "messageAdded"
+        ]
+    );
+}
+
+#[test]
+fn sessions_report_their_errors_and_end_with_the_engine() {
+    let f = open(EngineOptions::default());
+    let missing = ServiceSid([9; 16]);
+    assert!(matches!(
+        f.engine
+            .open_session(missing, "alice", SessionStart::Live)
+            .unwrap_err(),
+        SessionError::ServiceNotFound(s) if s == missing
+    ));
+    let head = f.head();
+    assert!(matches!(
+        f.engine
+            .open_session(f.service, "alice", SessionStart::After(head))
+            .unwrap_err(),
+        SessionError::CursorAhead { cursor, next_position } if cursor == head && next_position == head
+    ));
+    let mut s = f
+        .engine
+        .open_session(f.service, "alice", SessionStart::Live)
+        .unwrap();
+    assert!(s.try_recv().unwrap().is_none());
+    drop(f);
+    assert!(matches!(s.recv(), Err(SessionError::Closed)));
+    assert!(matches!(s.try_recv(), Err(SessionError::Closed)));
+}

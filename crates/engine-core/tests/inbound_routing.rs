@@ -1,0 +1,217 @@
+//! Inbound routing through `Engine::receive_inbound`: a matched binding,
+//! autocreation, typed refusals, and the race of two first messages from
+//! a new binding.
+
+mod fanout_support;
+
+use std::sync::Barrier;
+
+use engine_core::{CommandError, EngineOptions, SessionStart};
+use events::*;
+use fanout_support::*;
+
+const PROXY: &str = "+15559870000";
+
+fn address_configuration(f: &Fixture, address: &str, enabled: bool) {
+    f.run(Command::CreateAddressConfiguration {
+        service: f.service,
+        address_type: AddressType::Sms,
+        address: address.into(),
+        friendly_name: None,
+        auto_creation: AutoCreation {
+            enabled,
+            conversation_service_sid: None,
+            webhook_url: None,
+        },
+    });
+}
+
+#[test]
+fn a_matched_binding_appends_the_message_as_that_participant() {
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    f.join(c, "agent");
+    let p = f.join_binding(c, "+15551230001", PROXY);
+    let mut agent = f
+        .engine
+        .open_session(f.service, "agent", SessionStart::Live)
+        .unwrap();
+    let out = f
+        .engine
+        .receive_inbound(
+            f.service,
+            AddressType::Sms,
+            "+15551230001",
+            PROXY,
+            Some("hello"),
+            vec![],
+        )
+        .unwrap();
+    let (m, index) = out.message().unwrap();
+    assert_eq!(index, 0);
+    assert!(out.conversation_sid().is_none(), "no new conversation");
+    let rm = f.engine.read();
+    let row = rm
+        .message(&f.service, &ConversationRef::Sid(c), &m)
+        .unwrap();
+    assert_eq!(row.participant_sid, Some(p));
+    assert_eq!(row.author, "+15551230001");
+    assert_eq!(row.body.as_deref(), Some("hello"));
+    drop(rm);
+    let got = take(&mut agent, 1, WAIT);
+    assert_eq!(kinds(&got), ["messageAdded"]);
+}
+
+#[test]
+fn an_unmatched_binding_autocreates_or_is_refused() {
+    let f = open(EngineOptions::default());
+    // No address configuration: a typed refusal, nothing written.
+    let head = f.head();
+    let err = f
+        .engine
+        .receive_inbound(
+            f.service,
+            AddressType::Sms,
+            "+15550000001",
+            PROXY,
+            Some("hi"),
+            vec![],
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        CommandError::NoRoute {
+            from: "+15550000001".into(),
+            to: PROXY.into()
+        }
+    );
+    assert_eq!(f.head(), head);
+
+    // A configuration with autocreation off refuses too.
+    address_configuration(&f, "+15559870001", false);
+    let err = f
+        .engine
+        .receive_inbound(
+            f.service,
+            AddressType::Sms,
+            "+15550000001",
+            "+15559870001",
+            Some("hi"),
+            vec![],
+        )
+        .unwrap_err();
+    assert!(matches!(err, CommandError::NoRoute { .. }), "{err:?}");
+
+    // With autocreation on: conversation, participant and message at once.
+    address_configuration(&f, PROXY, true);
+    let out = f
+        .engine
+        .receive_inbound(
+            f.service,
+            AddressType::Sms,
+            "+15550000001",
+            PROXY,
+            Some("hi"),
+            vec![],
+        )
+        .unwrap();
+    let c = out.conversation_sid().expect("a conversation was created");
+    let p = out.participant_sids()[0];
+    let (m, _) = out.message().unwrap();
+    let rm = f.engine.read();
+    let conv = rm
+        .get_conversation(&f.service, &ConversationRef::Sid(c))
+        .unwrap();
+    let binding = conv.participants[&p].kind.binding().unwrap();
+    assert_eq!(
+        (binding.address.as_str(), binding.proxy_address.as_str()),
+        ("+15550000001", PROXY)
+    );
+    assert_eq!(conv.message(&m).unwrap().participant_sid, Some(p));
+    drop(rm);
+    // The next message from the same sender goes to the same conversation.
+    let again = f
+        .engine
+        .receive_inbound(
+            f.service,
+            AddressType::Sms,
+            "+15550000001",
+            PROXY,
+            Some("again"),
+            vec![],
+        )
+        .unwrap();
+    assert!(again.conversation_sid().is_none());
+    assert_eq!(again.records[0].1.conversation_sid(), Some(c));
+
+    // Wrong channel for the configuration: refused.
+    let err = f
+        .engine
+        .receive_inbound(
+            f.service,
+            AddressType::Whatsapp,
+            "whatsapp:+15550000009",
+            PROXY,
+            Some("hi"),
+            vec![],
+        )
+        .unwrap_err();
+    assert!(matches!(err, CommandError::NoRoute { .. }), "{err:?}");
+    // Unknown service.
+    let err = f
+        .engine
+        .receive_inbound(
+            ServiceSid([9; 16]),
+            AddressType::Sms,
+            "+15550000001",
+            PROXY,
+            Some("hi"),
+            vec![],
+        )
+        .unwrap_err();
+    assert!(matches!(err, CommandError::NotFound { .. }), "{err:?}");
+}
+
+#[test]
+fn two_first_messages_from_a_new_binding_make_one_conversation() {
+    let f = open(EngineOptions::default());
+    address_configuration(&f, PROXY, true);
+    const ROUNDS: usize = 20;
+    const SENDERS: usize = 4;
+    for round in 0..ROUNDS {
+        let from = format!("+1555100{round:04}");
+        let barrier = Barrier::new(SENDERS);
+        let outcomes: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..SENDERS)
+                .map(|i| {
+                    let (f, from, barrier) = (&f, &from, &barrier);
+                    s.spawn(move || {
+                        barrier.wait();
+                        f.engine
+                            .receive_inbound(
+                                f.service,
+                                AddressType::Sms,
+                                from,
+                                PROXY,
+                                Some(&format!("first-{i}")),
+                                vec![],
+                            )
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let created = outcomes
+            .iter()
+            .filter(|o| o.conversation_sid().is_some())
+            .count();
+        assert_eq!(created, 1, "round {round}: one conversation");
+        let rm = f.engine.read();
+        let svc = rm.service(&f.service).unwrap();
+        let participants = &svc.address_participants[&from];
+        assert_eq!(participants.len(), 1, "round {round}: one participant");
+        let (c, _) = participants.iter().next().unwrap();
+        assert_eq!(svc.conversations[c].messages.len(), SENDERS);
+    }
+}
