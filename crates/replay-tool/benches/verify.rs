@@ -1,1 +1,352 @@
-fn main() {}
+//! `replay-tool verify` on a store of 1,000,000 events, against a raw
+//! RocksDB iteration over the same `log` column family, in the same run.
+//!
+//! - `raw_iter`: one thread walks the `log` column family with a raw
+//!   iterator (the same read options as `verify`) and touches every key and
+//!   value: the floor for reading the records, with no decoding or hashing.
+//! - `raw_iter_parallel`: the same, split in one contiguous range per core:
+//!   the ceiling for a parallel walk.
+//! - `verify_walk`: `replay_tool::verify::walk` in process — every check
+//!   `verify` makes (8-byte keys, contiguous positions, decode, self-hash,
+//!   key/header agreement, `prev_hash` links, event decode), on one worker
+//!   per core.
+//! - `verify_cli`: the `replay-tool verify --data DIR --quiet` binary,
+//!   end to end (process start and store open included).
+//! - `engine_core_verify`: engine-core's own single-threaded
+//!   `LogReader::verify`, for comparison.
+//!
+//! One element = one record. The store is generated once (with the raw
+//! `EventLog<RawEvents>`, `Durability::Buffered`, 64-event requests from
+//! several threads) under Cargo's target tmp directory and reused by later
+//! runs. After criterion's report the bench prints each walk's mean
+//! records/s over all timed iterations and its ratio to `raw_iter`.
+//!
+//! Run: `cargo bench -p replay-tool --bench verify`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use engine_core::log::keys::CF_LOG;
+use engine_core::{
+    AppendRequest, Durability, EventLog, LogOptions, LogReader, RawAppend, RawEvents,
+};
+use events::limits::EVENTS_PER_COMMAND_MAX;
+use events::{
+    CommandId, ConversationSid, Event, MessageSid, MessagingBinding, ParticipantKind,
+    ParticipantSid, ServiceSid,
+};
+use replay_tool::progress::Progress;
+
+/// Events in the benchmarked store.
+const EVENTS: u64 = 1_000_000;
+/// Threads appending while the store is generated.
+const GENERATOR_THREADS: u64 = 8;
+/// Messages per conversation in the generated store.
+const MESSAGES_PER_CONVERSATION: u64 = 200;
+/// Criterion samples per benchmark (its minimum).
+const SAMPLES: usize = 10;
+/// Criterion measurement time per benchmark.
+const MEASUREMENT: Duration = Duration::from_secs(8);
+/// Criterion warm-up time per benchmark.
+const WARM_UP: Duration = Duration::from_secs(1);
+
+/// kind → (records, time) over every timed iteration.
+static TOTALS: Mutex<BTreeMap<&'static str, (u64, Duration)>> = Mutex::new(BTreeMap::new());
+
+fn record_total(kind: &'static str, records: u64, t: Duration) {
+    let mut totals = TOTALS.lock().unwrap();
+    let e = totals.entry(kind).or_insert((0, Duration::ZERO));
+    e.0 += records;
+    e.1 += t;
+}
+
+/// The `n`th event of conversation `c`: a realistic mix, mostly messages.
+fn event(c: u64, n: u64) -> Event {
+    let conversation_sid = ConversationSid::derive(&c.to_be_bytes());
+    let participant = |k: u64| ParticipantSid::derive(&[c.to_be_bytes(), k.to_be_bytes()].concat());
+    match n {
+        0 => Event::ConversationCreated {
+            conversation_sid,
+            friendly_name: Some(format!("Support ticket {c}")),
+            unique_name: Some(format!("ticket-{c}")),
+            attributes: r#"{"priority":"normal"}"#.into(),
+            state: events::ConversationState::Active,
+            timers: events::Timers::default(),
+            messaging_service_sid: None,
+        },
+        1 => Event::ParticipantAdded {
+            conversation_sid,
+            participant_sid: participant(1),
+            kind: ParticipantKind::Chat {
+                identity: format!("agent-{}", c % 50),
+                projected_address: None,
+            },
+            user_sid: None,
+            attributes: "{}".into(),
+            role_sid: None,
+        },
+        2 => Event::ParticipantAdded {
+            conversation_sid,
+            participant_sid: participant(2),
+            kind: ParticipantKind::Messaging(MessagingBinding {
+                address: format!("+1555{c:07}"),
+                proxy_address: "+15559870000".into(),
+                projected_address: None,
+            }),
+            user_sid: None,
+            attributes: "{}".into(),
+            role_sid: None,
+        },
+        n if n % 10 == 9 => Event::ReadHorizonUpdated {
+            conversation_sid,
+            participant_sid: participant(1),
+            last_read_message_index: Some(n - 3),
+            last_read_timestamp: 1_700_000_000_000_000 + n,
+        },
+        n => Event::MessageAdded {
+            conversation_sid,
+            message_sid: MessageSid::derive(&[c.to_be_bytes(), n.to_be_bytes()].concat()),
+            index: n - 3,
+            author: if n % 2 == 0 {
+                format!("agent-{}", c % 50)
+            } else {
+                format!("+1555{c:07}")
+            },
+            participant_sid: Some(participant(1 + n % 2)),
+            body: Some(format!(
+                "message {n} of conversation {c}: the quick brown fox jumps over the lazy dog"
+            )),
+            media: Vec::new(),
+            attributes: "{}".into(),
+        },
+    }
+}
+
+/// Generates (or reuses) the store of [`EVENTS`] events.
+fn store() -> PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = root.join(format!("verify-bench-{EVENTS}"));
+    let done = dir.join("GENERATED");
+    if done.exists() {
+        return dir;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("bench store dir");
+    let started = Instant::now();
+    let log = EventLog::<RawEvents>::open_default(
+        &dir,
+        LogOptions::default().durability(Durability::Buffered),
+    )
+    .expect("open bench log");
+    let per_request = EVENTS_PER_COMMAND_MAX as u64;
+    let requests = EVENTS / per_request;
+    let next = AtomicU64::new(0);
+    let service_sid = ServiceSid::derive(b"bench-service");
+    std::thread::scope(|scope| {
+        for _ in 0..GENERATOR_THREADS {
+            scope.spawn(|| loop {
+                let r = next.fetch_add(1, Ordering::Relaxed);
+                if r > requests {
+                    break;
+                }
+                let first = r * per_request;
+                let count = if r == requests {
+                    EVENTS - first
+                } else {
+                    per_request
+                };
+                if count == 0 {
+                    break;
+                }
+                // Each request is a run of one conversation's events.
+                let events = (first..first + count)
+                    .map(|i| {
+                        let c = i / MESSAGES_PER_CONVERSATION;
+                        event(c, i % MESSAGES_PER_CONVERSATION)
+                    })
+                    .collect();
+                log.append_blocking(AppendRequest::new(
+                    CommandId::from_key(&r.to_be_bytes()),
+                    RawAppend {
+                        service_sid,
+                        events,
+                    },
+                ))
+                .expect("append");
+            });
+        }
+    });
+    assert_eq!(log.head().next_position, EVENTS);
+    drop(log);
+    settle(&dir);
+    std::fs::write(&done, b"").expect("mark the store generated");
+    println!(
+        "generated {EVENTS} events in {:.1} s at {}",
+        started.elapsed().as_secs_f64(),
+        dir.display()
+    );
+    dir
+}
+
+/// Flushes every memtable and compacts the `log` column family, as a host
+/// that has been running a while would have: the walks then measure
+/// reading settled table files, not replaying the write-ahead log at open.
+fn settle(dir: &Path) {
+    let options = rocksdb::Options::default();
+    let names = rocksdb::DB::list_cf(&options, dir).expect("list column families");
+    let db = rocksdb::DB::open_cf(&options, dir, &names).expect("open to settle");
+    for name in &names {
+        let cf = db.cf_handle(name).expect("listed column family");
+        db.flush_cf(cf).expect("flush");
+    }
+    let log = db.cf_handle(CF_LOG).expect("log column family");
+    db.compact_range_cf(log, None::<&[u8]>, None::<&[u8]>);
+}
+
+fn open_read_only(dir: &Path) -> rocksdb::DB {
+    let options = rocksdb::Options::default();
+    let names = rocksdb::DB::list_cf(&options, dir).expect("list column families");
+    rocksdb::DB::open_cf_for_read_only(&options, dir, names, false).expect("open read-only")
+}
+
+/// One thread, a raw iterator over `range`, every key and value touched.
+fn raw_iter(db: &rocksdb::DB, range: std::ops::Range<u64>) -> u64 {
+    let cf = db.cf_handle(CF_LOG).expect("log column family");
+    let mut it = db.raw_iterator_cf_opt(cf, replay_tool::scan::read_options());
+    it.seek(range.start.to_be_bytes());
+    let end = range.end.to_be_bytes();
+    let (mut records, mut bytes) = (0u64, 0u64);
+    while it.valid() {
+        let (k, v) = (it.key().unwrap_or_default(), it.value().unwrap_or_default());
+        if k >= end.as_slice() {
+            break;
+        }
+        bytes += (k.len() + v.len()) as u64 + u64::from(v.first().copied().unwrap_or(0));
+        records += 1;
+        it.next();
+    }
+    it.status().expect("raw iteration");
+    std::hint::black_box(bytes);
+    records
+}
+
+fn main() {
+    let dir = store();
+    let db = open_read_only(&dir);
+    let threads = replay_tool::scan::default_workers();
+    let bin = env!("CARGO_BIN_EXE_replay-tool");
+    let reader = LogReader::open_read_only(&dir).expect("open LogReader");
+
+    let mut criterion = Criterion::default()
+        .sample_size(SAMPLES)
+        .measurement_time(MEASUREMENT)
+        .warm_up_time(WARM_UP)
+        .configure_from_args();
+    let mut group = criterion.benchmark_group("verify_1m");
+    group.throughput(Throughput::Elements(EVENTS));
+    group.sample_size(SAMPLES);
+
+    group.bench_function("raw_iter", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                assert_eq!(raw_iter(&db, 0..EVENTS), EVENTS);
+            }
+            let t = start.elapsed();
+            record_total("raw_iter", iters * EVENTS, t);
+            t
+        })
+    });
+    group.bench_function("raw_iter_parallel", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let share = EVENTS.div_ceil(threads as u64);
+                let total: u64 = std::thread::scope(|s| {
+                    let handles: Vec<_> = (0..threads as u64)
+                        .map(|t| {
+                            let db = &db;
+                            s.spawn(move || raw_iter(db, t * share..((t + 1) * share).min(EVENTS)))
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("raw walker"))
+                        .sum()
+                });
+                assert_eq!(total, EVENTS);
+            }
+            let t = start.elapsed();
+            record_total("raw_iter_parallel", iters * EVENTS, t);
+            t
+        })
+    });
+    group.bench_function("verify_walk", |b| {
+        b.iter_custom(|iters| {
+            let progress = Progress::new(true, "verify", EVENTS);
+            let start = Instant::now();
+            for _ in 0..iters {
+                let summary = replay_tool::verify::walk(&db, threads, &progress).expect("sound");
+                assert_eq!(summary.records, EVENTS);
+            }
+            let t = start.elapsed();
+            record_total("verify_walk", iters * EVENTS, t);
+            t
+        })
+    });
+    group.bench_function("verify_cli", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let out = Command::new(bin)
+                    .args(["verify", "--quiet", "--read-only", "--data"])
+                    .arg(&dir)
+                    .output()
+                    .expect("run replay-tool");
+                assert!(out.status.success(), "{out:?}");
+            }
+            let t = start.elapsed();
+            record_total("verify_cli", iters * EVENTS, t);
+            t
+        })
+    });
+    group.bench_function("engine_core_verify", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let report = reader.verify().expect("sound");
+                assert_eq!(report.records, EVENTS);
+            }
+            let t = start.elapsed();
+            record_total("engine_core_verify", iters * EVENTS, t);
+            t
+        })
+    });
+    group.finish();
+    criterion.final_summary();
+
+    let totals = TOTALS.lock().unwrap();
+    let rate = |k: &str| totals.get(k).map(|(n, t)| *n as f64 / t.as_secs_f64());
+    println!();
+    println!(
+        "mean records/s over all timed iterations ({EVENTS} events, {threads} worker threads):"
+    );
+    println!("{:<20} {:>14} {:>9}", "walk", "records/s", "vs raw");
+    let raw = rate("raw_iter");
+    for k in [
+        "raw_iter",
+        "raw_iter_parallel",
+        "verify_walk",
+        "verify_cli",
+        "engine_core_verify",
+    ] {
+        if let (Some(r), Some(raw)) = (rate(k), raw) {
+            println!("{k:<20} {r:>14.0} {:>9.3}", r / raw);
+        }
+    }
+}

@@ -41,6 +41,7 @@ pub mod scan;
 pub mod stats;
 pub mod store;
 pub mod timefmt;
+pub mod validate;
 pub mod verify;
 
 use std::ffi::OsString;

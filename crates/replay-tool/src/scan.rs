@@ -27,6 +27,7 @@ use rocksdb::{DBRawIteratorWithThreadMode, ReadOptions, DB};
 
 use crate::check::{check_event, check_link, decode_checked, RecordView};
 use crate::error::ToolError;
+use crate::validate::is_valid_event_v1;
 
 /// Records in one segment of a parallel walk: large enough that seeking a
 /// fresh iterator is noise, small enough that two cores share the work
@@ -44,7 +45,9 @@ fn log_cf(db: &DB) -> Result<&rocksdb::ColumnFamily, ToolError> {
         .ok_or_else(|| ToolError::Usage(format!("no {CF_LOG:?} column family: not a Colloquy log")))
 }
 
-fn read_options() -> ReadOptions {
+/// The read options of every walk: readahead, and no block-cache fill (a
+/// walk reads every block once; the cache is the host's).
+pub fn read_options() -> ReadOptions {
     let mut opts = ReadOptions::default();
     opts.set_readahead_size(READAHEAD_BYTES);
     // A walk reads every block once: keep the cache for the host.
@@ -216,8 +219,12 @@ pub struct ScanSummary {
 
 /// Per-segment state of a parallel walk, merged in position order.
 pub trait Accumulator: Send {
-    /// Sees one sound record and its event.
-    fn record(&mut self, header: &RecordHeader, len: usize, event: &Event);
+    /// Whether [`Accumulator::record`] needs the decoded event. When not,
+    /// payloads are only checked to decode (a faster check, same verdict).
+    const NEEDS_EVENT: bool;
+    /// Sees one sound record and, if [`Accumulator::NEEDS_EVENT`], its
+    /// event.
+    fn record(&mut self, header: &RecordHeader, len: usize, event: Option<&Event>);
     /// Folds the next segment's state (which follows this one) into this.
     fn merge(&mut self, later: Self);
 }
@@ -227,7 +234,8 @@ pub trait Accumulator: Send {
 pub struct NoAccumulator;
 
 impl Accumulator for NoAccumulator {
-    fn record(&mut self, _: &RecordHeader, _: usize, _: &Event) {}
+    const NEEDS_EVENT: bool = false;
+    fn record(&mut self, _: &RecordHeader, _: usize, _: Option<&Event>) {}
     fn merge(&mut self, _: Self) {}
 }
 
@@ -351,14 +359,27 @@ fn scan_segment<A: Accumulator>(
                         }
                     }
                 }
-                let event = match check_event(&view) {
-                    Ok(e) => e,
-                    Err(f) => {
-                        fault = Some(f.into());
-                        break;
+                if A::NEEDS_EVENT {
+                    match check_event(&view) {
+                        Ok(event) => acc.record(&view.header, value.len(), Some(&event)),
+                        Err(f) => {
+                            fault = Some(f.into());
+                            break;
+                        }
                     }
-                };
-                acc.record(&view.header, value.len(), &event);
+                } else {
+                    let conversation = view.header.conversation_sid.map(|c| c.0);
+                    let valid = view.format_version == 1
+                        && is_valid_event_v1(&view.payload, conversation.as_ref());
+                    if !valid {
+                        // The real decoder's verdict (and error) is final.
+                        if let Err(f) = check_event(&view) {
+                            fault = Some(f.into());
+                            break;
+                        }
+                    }
+                    acc.record(&view.header, value.len(), None);
+                }
                 *format_versions.entry(view.format_version).or_insert(0u64) += 1;
                 records += 1;
                 bytes += value.len() as u64;

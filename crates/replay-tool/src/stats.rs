@@ -103,7 +103,11 @@ pub struct Stats {
 }
 
 impl Accumulator for Stats {
-    fn record(&mut self, h: &RecordHeader, len: usize, event: &Event) {
+    const NEEDS_EVENT: bool = true;
+    fn record(&mut self, h: &RecordHeader, len: usize, event: Option<&Event>) {
+        let Some(event) = event else {
+            return;
+        };
         self.by_type[type_index(event)] += 1;
         let s = self.by_service.entry(h.service_sid).or_default();
         s.records += 1;
