@@ -52,6 +52,7 @@ impl StoreArgs {
 pub struct Store {
     db: DB,
     path: PathBuf,
+    read_only: bool,
     // Dropped after `db`: the secondary's scratch directory.
     _scratch: Option<tempfile::TempDir>,
 }
@@ -113,6 +114,7 @@ impl Store {
         Ok(Store {
             db,
             path,
+            read_only: args.read_only,
             _scratch: scratch,
         })
     }
@@ -120,6 +122,11 @@ impl Store {
     /// The RocksDB handle (never written through).
     pub fn db(&self) -> &DB {
         &self.db
+    }
+
+    /// Whether it was opened read-only (rather than as a secondary).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The store's directory.
