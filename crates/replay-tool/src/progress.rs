@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// How often the bar redraws, per second.
 pub const REDRAWS_PER_SECOND: u8 = 10;
@@ -29,9 +29,15 @@ impl Progress {
         );
         let style = ProgressStyle::with_template(
             "{msg:>9} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} records \
-             ({per_sec}, ETA {eta})",
+             ({rate}, ETA {eta})",
         )
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "rate",
+            |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} records/s", state.per_sec());
+            },
+        );
         bar.set_style(style);
         bar.set_message(what.to_string());
         bar.enable_steady_tick(SPINNER_TICK);
