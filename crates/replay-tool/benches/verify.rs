@@ -55,14 +55,54 @@ const MEASUREMENT: Duration = Duration::from_secs(8);
 /// Criterion warm-up time per benchmark.
 const WARM_UP: Duration = Duration::from_secs(1);
 
-/// kind → (records, time) over every timed iteration.
-static TOTALS: Mutex<BTreeMap<&'static str, (u64, Duration)>> = Mutex::new(BTreeMap::new());
+/// Linux's USER_HZ: the unit of the CPU times in `/proc/self/stat`.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
-fn record_total(kind: &'static str, records: u64, t: Duration) {
+/// kind → (records, wall time, CPU seconds) over every timed iteration.
+static TOTALS: Mutex<BTreeMap<&'static str, (u64, Duration, f64)>> = Mutex::new(BTreeMap::new());
+
+fn record_total(kind: &'static str, records: u64, t: Duration, cpu: f64) {
     let mut totals = TOTALS.lock().unwrap();
-    let e = totals.entry(kind).or_insert((0, Duration::ZERO));
+    let e = totals.entry(kind).or_insert((0, Duration::ZERO, 0.0));
     e.0 += records;
     e.1 += t;
+    e.2 += cpu;
+}
+
+/// CPU seconds (user + system) used so far by this process and by its
+/// waited-for children, from `/proc/self/stat` (0 where unavailable).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime is field 14.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields
+        .get(11..15)
+        .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
+        .unwrap_or(0);
+    ticks as f64 / CLOCK_TICKS_PER_SECOND
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Times `iters` runs of `f` (wall and CPU) and records them under `kind`.
+fn timed(kind: &'static str, iters: u64, mut f: impl FnMut()) -> Duration {
+    let cpu = cpu_seconds();
+    let start = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    let t = start.elapsed();
+    record_total(kind, iters * EVENTS, t, cpu_seconds() - cpu);
+    t
 }
 
 /// The `n`th event of conversation `c`: a realistic mix, mostly messages.
@@ -242,6 +282,7 @@ fn main() {
     let bin = env!("CARGO_BIN_EXE_replay-tool");
     let reader = LogReader::open_read_only(&dir).expect("open LogReader");
 
+    let load_before = load_average();
     let mut criterion = Criterion::default()
         .sample_size(SAMPLES)
         .measurement_time(MEASUREMENT)
@@ -253,19 +294,14 @@ fn main() {
 
     group.bench_function("raw_iter", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                assert_eq!(raw_iter(&db, 0..EVENTS), EVENTS);
-            }
-            let t = start.elapsed();
-            record_total("raw_iter", iters * EVENTS, t);
-            t
+            timed("raw_iter", iters, || {
+                assert_eq!(raw_iter(&db, 0..EVENTS), EVENTS)
+            })
         })
     });
     group.bench_function("raw_iter_parallel", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
+            timed("raw_iter_parallel", iters, || {
                 let share = EVENTS.div_ceil(threads as u64);
                 let total: u64 = std::thread::scope(|s| {
                     let handles: Vec<_> = (0..threads as u64)
@@ -280,63 +316,53 @@ fn main() {
                         .sum()
                 });
                 assert_eq!(total, EVENTS);
-            }
-            let t = start.elapsed();
-            record_total("raw_iter_parallel", iters * EVENTS, t);
-            t
+            })
         })
     });
     group.bench_function("verify_walk", |b| {
         b.iter_custom(|iters| {
             let progress = Progress::new(true, "verify", EVENTS);
-            let start = Instant::now();
-            for _ in 0..iters {
+            timed("verify_walk", iters, || {
                 let summary = replay_tool::verify::walk(&db, threads, &progress).expect("sound");
                 assert_eq!(summary.records, EVENTS);
-            }
-            let t = start.elapsed();
-            record_total("verify_walk", iters * EVENTS, t);
-            t
+            })
         })
     });
     group.bench_function("verify_cli", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
+            timed("verify_cli", iters, || {
                 let out = Command::new(bin)
                     .args(["verify", "--quiet", "--read-only", "--data"])
                     .arg(&dir)
                     .output()
                     .expect("run replay-tool");
                 assert!(out.status.success(), "{out:?}");
-            }
-            let t = start.elapsed();
-            record_total("verify_cli", iters * EVENTS, t);
-            t
+            })
         })
     });
     group.bench_function("engine_core_verify", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
+            timed("engine_core_verify", iters, || {
                 let report = reader.verify().expect("sound");
                 assert_eq!(report.records, EVENTS);
-            }
-            let t = start.elapsed();
-            record_total("engine_core_verify", iters * EVENTS, t);
-            t
+            })
         })
     });
     group.finish();
     criterion.final_summary();
 
     let totals = TOTALS.lock().unwrap();
-    let rate = |k: &str| totals.get(k).map(|(n, t)| *n as f64 / t.as_secs_f64());
+    let rate = |k: &str| totals.get(k).map(|(n, t, _)| *n as f64 / t.as_secs_f64());
     println!();
     println!(
-        "mean records/s over all timed iterations ({EVENTS} events, {threads} worker threads):"
+        "mean over all timed iterations ({EVENTS} events, {threads} worker threads; \
+         load average before {load_before}, after {}):",
+        load_average()
     );
-    println!("{:<20} {:>14} {:>9}", "walk", "records/s", "vs raw");
+    println!(
+        "{:<20} {:>14} {:>9} {:>18}",
+        "walk", "records/s", "vs raw", "records/CPU-second"
+    );
     let raw = rate("raw_iter");
     for k in [
         "raw_iter",
@@ -345,8 +371,9 @@ fn main() {
         "verify_cli",
         "engine_core_verify",
     ] {
-        if let (Some(r), Some(raw)) = (rate(k), raw) {
-            println!("{k:<20} {r:>14.0} {:>9.3}", r / raw);
+        if let (Some(r), Some(raw), Some((n, _, cpu))) = (rate(k), raw, totals.get(k)) {
+            let per_cpu = if *cpu > 0.0 { *n as f64 / cpu } else { 0.0 };
+            println!("{k:<20} {r:>14.0} {:>9.3} {per_cpu:>18.0}", r / raw);
         }
     }
 }
