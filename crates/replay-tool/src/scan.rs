@@ -262,26 +262,29 @@ struct Segments {
     start: u64,
     end: u64,
     count: u64,
+    size: u64,
 }
 
 impl Segments {
-    fn new(range: &Range<u64>, stored_end: u64) -> Segments {
+    fn new(range: &Range<u64>, stored_end: u64, size: u64) -> Segments {
         let span = stored_end.max(range.start).min(range.end) - range.start;
+        let size = size.max(1);
         Segments {
             start: range.start,
             end: range.end,
-            count: span.div_ceil(SEGMENT_RECORDS).max(1),
+            count: span.div_ceil(size).max(1),
+            size,
         }
     }
 
     /// Segment `k`; the last one is open-ended up to the range's end, so a
     /// walk sees everything stored (malformed trailing keys included).
     fn get(&self, k: u64) -> Range<u64> {
-        let start = self.start + k * SEGMENT_RECORDS;
+        let start = self.start + k * self.size;
         let end = if k + 1 == self.count {
             self.end
         } else {
-            start + SEGMENT_RECORDS
+            start + self.size
         };
         start..end
     }
@@ -427,8 +430,25 @@ where
     A: Accumulator,
     F: Fn() -> A + Sync,
 {
+    par_scan_segmented(db, range, workers, SEGMENT_RECORDS, new_acc, progress)
+}
+
+/// [`par_scan`] with segments of `segment_records` (tests use tiny ones
+/// to put faults on every kind of boundary).
+pub fn par_scan_segmented<A, F>(
+    db: &DB,
+    range: Range<u64>,
+    workers: usize,
+    segment_records: u64,
+    new_acc: F,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(ScanSummary, A), ToolError>
+where
+    A: Accumulator,
+    F: Fn() -> A + Sync,
+{
     log_cf(db)?;
-    let segments = Segments::new(&range, stored_end(db)?);
+    let segments = Segments::new(&range, stored_end(db)?, segment_records);
     let next = AtomicU64::new(0);
     let fault_at = AtomicU64::new(u64::MAX);
     let workers = workers.max(1);
