@@ -243,6 +243,13 @@ impl<S: StateMachine> Writer<S> {
                 .encode()
                 .map_err(|source| AppendError::Encode { index, source })?;
             running = record.hash;
+            // Read every touched stream's version now, so staging below
+            // cannot fail half-way through the request.
+            let stream = stream_id(
+                &record.header.service_sid,
+                record.header.conversation_sid.as_ref(),
+            );
+            self.version(batch, stream)?;
             sealed.push((record, bytes, event));
         }
 
@@ -270,14 +277,12 @@ impl<S: StateMachine> Writer<S> {
                 stream_index_key(&stream, position),
                 b"",
             );
-            let version = self.version(batch, stream)?;
-            batch.versions.insert(
-                stream,
-                VersionSlot {
-                    version: version + 1,
-                    dirty: true,
-                },
-            );
+            let slot = batch
+                .versions
+                .get_mut(&stream)
+                .expect("every touched stream's version was read while sealing");
+            slot.version += 1;
+            slot.dirty = true;
             batch.next_position = position
                 .checked_add(1)
                 .expect("a u64 position space is never exhausted");
@@ -301,7 +306,11 @@ impl<S: StateMachine> Writer<S> {
             command_key(&command_id),
             command_value(first_position, count),
         );
-        let stream_version = self.version(batch, target)?;
+        let stream_version = batch
+            .versions
+            .get(&target)
+            .expect("the target stream's version was read for the check")
+            .version;
         Ok(AppendOutcome::Appended {
             first_position,
             count,
