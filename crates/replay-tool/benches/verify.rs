@@ -16,9 +16,11 @@
 //!   `LogReader::verify`, for comparison.
 //!
 //! One element = one record. The store is generated once (with the raw
-//! `EventLog<RawEvents>`, `Durability::Buffered`, 64-event requests from
-//! several threads) under Cargo's target tmp directory and reused by later
-//! runs. After criterion's report the bench prints each walk's mean
+//! `EventLog<RawEvents>`, `Durability::Buffered`, one 64-event request per
+//! conversation from several threads: created, a chat and an SMS
+//! participant, then messages of ~80-byte bodies and read horizons; records
+//! average 262 bytes), flushed and compacted, under Cargo's target tmp
+//! directory, and reused by later runs. After criterion's report the bench prints each walk's mean
 //! records/s over all timed iterations and its ratio to `raw_iter`.
 //!
 //! Run: `cargo bench -p replay-tool --bench verify`.
@@ -46,8 +48,6 @@ use replay_tool::progress::Progress;
 const EVENTS: u64 = 1_000_000;
 /// Threads appending while the store is generated.
 const GENERATOR_THREADS: u64 = 8;
-/// Messages per conversation in the generated store.
-const MESSAGES_PER_CONVERSATION: u64 = 200;
 /// Criterion samples per benchmark (its minimum).
 const SAMPLES: usize = 10;
 /// Criterion measurement time per benchmark.
@@ -170,7 +170,7 @@ fn event(c: u64, n: u64) -> Event {
 /// Generates (or reuses) the store of [`EVENTS`] events.
 fn store() -> PathBuf {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let dir = root.join(format!("verify-bench-{EVENTS}"));
+    let dir = root.join(format!("verify-bench-v2-{EVENTS}"));
     let done = dir.join("GENERATED");
     if done.exists() {
         return dir;
@@ -183,35 +183,33 @@ fn store() -> PathBuf {
         LogOptions::default().durability(Durability::Buffered),
     )
     .expect("open bench log");
+    // One service, then one request per conversation: created, two
+    // participants, then messages and read horizons.
     let per_request = EVENTS_PER_COMMAND_MAX as u64;
-    let requests = EVENTS / per_request;
-    let next = AtomicU64::new(0);
     let service_sid = ServiceSid::derive(b"bench-service");
+    log.append_blocking(AppendRequest::new(
+        CommandId::from_key(b"bench-service"),
+        RawAppend {
+            service_sid,
+            events: vec![Event::ServiceCreated {
+                friendly_name: "bench".into(),
+            }],
+        },
+    ))
+    .expect("append");
+    let conversations = (EVENTS - 1).div_ceil(per_request);
+    let next = AtomicU64::new(0);
     std::thread::scope(|scope| {
         for _ in 0..GENERATOR_THREADS {
             scope.spawn(|| loop {
-                let r = next.fetch_add(1, Ordering::Relaxed);
-                if r > requests {
+                let c = next.fetch_add(1, Ordering::Relaxed);
+                if c >= conversations {
                     break;
                 }
-                let first = r * per_request;
-                let count = if r == requests {
-                    EVENTS - first
-                } else {
-                    per_request
-                };
-                if count == 0 {
-                    break;
-                }
-                // Each request is a run of one conversation's events.
-                let events = (first..first + count)
-                    .map(|i| {
-                        let c = i / MESSAGES_PER_CONVERSATION;
-                        event(c, i % MESSAGES_PER_CONVERSATION)
-                    })
-                    .collect();
+                let count = per_request.min(EVENTS - 1 - c * per_request);
+                let events = (0..count).map(|n| event(c, n)).collect();
                 log.append_blocking(AppendRequest::new(
-                    CommandId::from_key(&r.to_be_bytes()),
+                    CommandId::from_key(&c.to_be_bytes()),
                     RawAppend {
                         service_sid,
                         events,

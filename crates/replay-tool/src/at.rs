@@ -84,6 +84,8 @@ struct History {
     as_of: Option<(u64, TimestampMicros)>,
     created_at: Option<u64>,
     removed_at: Option<u64>,
+    /// The service the conversation was created in.
+    service: Option<ServiceSid>,
     /// Edits per message index.
     edits: BTreeMap<u64, u64>,
     /// Removal position per message index.
@@ -213,6 +215,7 @@ fn fold(
         folded += 1;
     }
     progress.finish();
+    history.service = service;
     Ok((rm, history))
 }
 
@@ -287,7 +290,13 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
         let why = match (history.created_at, history.removed_at) {
             (None, _) => "it had not been created yet".to_string(),
             (Some(_), Some(r)) => format!("it was removed at position {r}"),
-            (Some(c), None) => format!("it was created at position {c} but is gone"),
+            (Some(c), None) => match history.service {
+                Some(s) if rm.service(&s).is_none() => format!(
+                    "it was created at position {c} in service {s}, which does not exist then \
+                     (no service_created record before it)"
+                ),
+                _ => format!("it was created at position {c} but is gone"),
+            },
         };
         return Err(ToolError::Usage(format!(
             "conversation {sid} did not exist at position {as_of_position}: {why}"

@@ -8,7 +8,7 @@ use crate::check::check_event;
 use crate::error::ToolError;
 use crate::filter::{Filter, FilterArgs};
 use crate::progress::Progress;
-use crate::render::{record_json, summary, table};
+use crate::render::{record_json_line, summary, table};
 use crate::scan::{stored_end, SeqScan, CANCEL_CHECK_RECORDS};
 use crate::store::{Store, StoreArgs};
 use crate::timefmt::format_micros;
@@ -75,7 +75,7 @@ pub fn run(args: &DumpArgs, quiet: bool) -> Result<(), ToolError> {
         }
         match args.format {
             DumpFormat::Json => {
-                writeln!(out, "{}", record_json(h, &event))?;
+                writeln!(out, "{}", record_json_line(h, &event))?;
             }
             DumpFormat::Table => rows.push(vec![
                 h.position.to_string(),

@@ -113,6 +113,34 @@ pub fn record_json(header: &RecordHeader, event: &Event) -> Value {
     })
 }
 
+/// [`record_json`] as one line of text, built without an intermediate
+/// `serde_json::Value` (the event's own JSON is reused, minus its variant
+/// tag): the same object, key for key, several times faster.
+pub fn record_json_line(header: &RecordHeader, event: &Event) -> String {
+    let tagged = serde_json::to_string(event).unwrap_or_else(|e| {
+        serde_json::to_string(&json!({ event.type_name(): { "error": e.to_string() } }))
+            .unwrap_or_default()
+    });
+    let name = event.type_name();
+    // `{"name":{...}}` → `{...}`; a unit variant is `"name"` → `{}`.
+    let fields = tagged
+        .strip_prefix(&format!("{{\"{name}\":"))
+        .and_then(|rest| rest.strip_suffix('}'))
+        .unwrap_or("{}");
+    let conversation = header
+        .conversation_sid
+        .map_or_else(|| "null".to_string(), |c| format!("\"{c}\""));
+    format!(
+        "{{\"position\":{},\"recorded_at\":\"{}\",\"recorded_at_micros\":{},\"service_sid\":\"{}\",\
+         \"conversation_sid\":{conversation},\"command_id\":\"{}\",\"type\":\"{name}\",\"event\":{fields}}}",
+        header.position,
+        format_micros(header.recorded_at),
+        header.recorded_at,
+        header.service_sid,
+        header.command_id,
+    )
+}
+
 /// A hash as hex.
 pub fn hash_str(hash: &events::Hash) -> String {
     hash_hex(hash)
@@ -307,6 +335,22 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), EVENT_TYPES.len());
+    }
+
+    #[test]
+    fn the_fast_line_is_the_same_json() {
+        let header = |c: Option<events::ConversationSid>| RecordHeader {
+            position: 7,
+            recorded_at: 1_763_762_667_123_456,
+            service_sid: events::ServiceSid::derive(b"s"),
+            conversation_sid: c,
+            command_id: events::CommandId::from_key(b"k"),
+        };
+        for e in crate::validate::tests::samples() {
+            let h = header(e.conversation_sid());
+            let fast: Value = serde_json::from_str(&record_json_line(&h, &e)).unwrap();
+            assert_eq!(fast, record_json(&h, &e), "{e:?}");
+        }
     }
 
     #[test]
