@@ -26,7 +26,7 @@ pub(crate) type Members = Arc<[Arc<Mailbox>]>;
 /// and the registry always agree on the one `Arc` per identity.
 pub(crate) struct Mailbox {
     pub(crate) identity: Arc<str>,
-    links: Mutex<Vec<Link>>,
+    links: Mutex<Links>,
 }
 
 impl std::fmt::Debug for Mailbox {
@@ -43,14 +43,81 @@ impl std::fmt::Debug for Mailbox {
 struct Link {
     id: u64,
     tx: Sender<ClientEvent>,
+    /// Pushes wake the session's task (async sessions only).
+    is_async: bool,
     state: Arc<LinkState>,
+}
+
+impl Link {
+    fn wake(&self) {
+        if self.is_async {
+            self.state.wake();
+        }
+    }
+}
+
+/// A mailbox's live queues. The first is kept inline, so the common case
+/// (one device online) costs no extra pointer hop per delivery.
+#[derive(Default)]
+struct Links {
+    first: Option<Link>,
+    rest: Vec<Link>,
+}
+
+impl Links {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn get(&self, i: usize) -> Option<&Link> {
+        match i {
+            0 => self.first.as_ref(),
+            _ => self.rest.get(i - 1),
+        }
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Link> {
+        match i {
+            0 => self.first.as_mut(),
+            _ => self.rest.get_mut(i - 1),
+        }
+    }
+
+    fn push(&mut self, link: Link) {
+        match self.first {
+            None => self.first = Some(link),
+            Some(_) => self.rest.push(link),
+        }
+    }
+
+    /// Removes the link at `i`, moving the last one into its place.
+    fn swap_remove(&mut self, i: usize) -> Option<Link> {
+        if i == 0 {
+            let removed = self.first.take();
+            self.first = self.rest.pop();
+            removed
+        } else if i <= self.rest.len() {
+            Some(self.rest.swap_remove(i - 1))
+        } else {
+            None
+        }
+    }
+
+    fn position(&self, id: u64) -> Option<usize> {
+        (0..self.len()).find(|i| self.get(*i).is_some_and(|l| l.id == id))
+    }
+
+    fn take_all(&mut self) -> Vec<Link> {
+        let mut all: Vec<Link> = self.first.take().into_iter().collect();
+        all.append(&mut self.rest);
+        all
+    }
 }
 
 /// What a session and the dispatcher share about one live queue.
 #[derive(Debug, Default)]
 pub(crate) struct LinkState {
     lagging: AtomicBool,
-    is_async: AtomicBool,
     waker: Mutex<Option<Waker>>,
 }
 
@@ -58,11 +125,6 @@ impl LinkState {
     /// Whether the dispatcher dropped the queue because it was full.
     pub(crate) fn lagged(&self) -> bool {
         self.lagging.load(Ordering::Acquire)
-    }
-
-    /// Switches the queue to async mode: pushes wake the registered waker.
-    pub(crate) fn set_async(&self) {
-        self.is_async.store(true, Ordering::Release);
     }
 
     /// Registers the task to wake on the next push (or disconnection).
@@ -75,11 +137,9 @@ impl LinkState {
     }
 
     fn wake(&self) {
-        if self.is_async.load(Ordering::Acquire) {
-            let waker = self.waker.lock().take();
-            if let Some(w) = waker {
-                w.wake();
-            }
+        let waker = self.waker.lock().take();
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 }
@@ -157,7 +217,7 @@ impl Hub {
         let identity: Arc<str> = Arc::from(identity);
         let mailbox = Arc::new(Mailbox {
             identity: identity.clone(),
-            links: Mutex::new(Vec::new()),
+            links: Mutex::new(Links::default()),
         });
         by_identity.insert(identity, mailbox.clone());
         mailbox
@@ -168,13 +228,11 @@ impl Hub {
     pub(crate) fn register(&self, mailbox: &Mailbox, is_async: bool) -> LiveLink {
         let (tx, rx) = crossbeam_channel::bounded(self.options.session_queue_events);
         let state = Arc::new(LinkState::default());
-        if is_async {
-            state.set_async();
-        }
         let id = self.next_link.fetch_add(1, Ordering::Relaxed);
         mailbox.links.lock().push(Link {
             id,
             tx,
+            is_async,
             state: state.clone(),
         });
         self.counters.sessions.fetch_add(1, Ordering::Relaxed);
@@ -184,9 +242,17 @@ impl Hub {
     /// Removes the live queue `id` from `mailbox`, if it is still there.
     pub(crate) fn unregister(&self, mailbox: &Mailbox, id: u64) {
         let mut links = mailbox.links.lock();
-        if let Some(i) = links.iter().position(|l| l.id == id) {
+        if let Some(i) = links.position(id) {
             links.swap_remove(i);
             self.counters.sessions.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Makes pushes to the live queue `id` wake its session's task.
+    pub(crate) fn set_async(&self, mailbox: &Mailbox, id: u64) {
+        let mut links = mailbox.links.lock();
+        if let Some(link) = links.position(id).and_then(|i| links.get_mut(i)) {
+            link.is_async = true;
         }
     }
 
@@ -195,14 +261,16 @@ impl Hub {
     pub(crate) fn close_all(&self) {
         let registry = self.registry.lock();
         for mailbox in registry.values().flat_map(|m| m.values()) {
-            let links = std::mem::take(&mut *mailbox.links.lock());
+            let links = mailbox.links.lock().take_all();
             self.counters
                 .sessions
                 .fetch_sub(links.len() as u64, Ordering::Relaxed);
             for link in links {
-                let state = link.state.clone();
+                let (state, is_async) = (link.state.clone(), link.is_async);
                 drop(link);
-                state.wake();
+                if is_async {
+                    state.wake();
+                }
             }
         }
     }
@@ -260,38 +328,100 @@ impl Hub {
             .fetch_sub(stats.lagged + stats.removed, Ordering::Relaxed);
     }
 
-    /// Pushes `event` into every live queue of `mailbox`, never waiting: a
-    /// full queue is marked lagging and dropped, a queue whose session is
-    /// gone is dropped.
-    pub(crate) fn push(&self, mailbox: &Mailbox, event: &ClientEvent, stats: &mut DispatchStats) {
+    /// Pushes `events`, in order, into every live queue of `mailbox`,
+    /// never waiting: a queue that is full is marked lagging and dropped
+    /// (it gets none of the remaining events: its session resumes from the
+    /// log), a queue whose session is gone is dropped. One lock of the
+    /// mailbox per call.
+    pub(crate) fn push(
+        &self,
+        mailbox: &Mailbox,
+        events: &[ClientEvent],
+        stats: &mut DispatchStats,
+    ) {
         let mut links = mailbox.links.lock();
         let mut i = 0;
-        while i < links.len() {
-            match links[i].tx.try_send(event.clone()) {
-                Ok(()) => {
-                    links[i].state.wake();
-                    stats.deliveries += 1;
-                    i += 1;
-                }
-                Err(TrySendError::Full(_)) => {
-                    let link = links.swap_remove(i);
-                    link.state.lagging.store(true, Ordering::Release);
-                    let state = link.state.clone();
-                    drop(link);
-                    state.wake();
-                    stats.lagged += 1;
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    links.swap_remove(i);
-                    stats.removed += 1;
+        'links: while let Some(link) = links.get(i) {
+            for event in events {
+                match link.tx.try_send(event.clone()) {
+                    Ok(()) => stats.deliveries += 1,
+                    Err(TrySendError::Full(_)) => {
+                        if let Some(link) = links.swap_remove(i) {
+                            link.state.lagging.store(true, Ordering::Release);
+                            let (state, is_async) = (link.state.clone(), link.is_async);
+                            drop(link);
+                            if is_async {
+                                state.wake();
+                            }
+                        }
+                        stats.lagged += 1;
+                        continue 'links;
+                    }
+                    Err(TrySendError::Disconnected(_)) => {
+                        links.swap_remove(i);
+                        stats.removed += 1;
+                        continue 'links;
+                    }
                 }
             }
+            link.wake();
+            i += 1;
         }
     }
 
-    /// Delivers one routed log record to its recipients. The same shared
-    /// record goes to every queue.
+    /// Delivers routed log records, in order, to their recipients. The
+    /// same shared record goes to every queue. Consecutive records routed
+    /// to the same membership snapshot with no subject (messages and
+    /// updates in one conversation) are delivered member by member, so each
+    /// mailbox is locked once for the whole run; every queue still gets
+    /// its events in log order.
     pub(crate) fn dispatch(
+        &self,
+        items: &[(Arc<CommittedRecord>, Route)],
+        stats: &mut DispatchStats,
+    ) {
+        let mut i = 0;
+        while i < items.len() {
+            let route = &items[i].1;
+            if route.subject.is_none() {
+                let run = items[i..]
+                    .iter()
+                    .take_while(|(_, r)| {
+                        r.subject.is_none() && Arc::ptr_eq(&r.members, &route.members)
+                    })
+                    .count();
+                if run > 1 {
+                    self.dispatch_run(&items[i..i + run], stats);
+                    i += run;
+                    continue;
+                }
+            }
+            self.dispatch_one(&items[i].0, route, stats);
+            i += 1;
+        }
+    }
+
+    /// A run of records with one membership snapshot and no subject.
+    fn dispatch_run(&self, run: &[(Arc<CommittedRecord>, Route)], stats: &mut DispatchStats) {
+        stats.routed += run.len() as u64;
+        let events: Vec<ClientEvent> = run
+            .iter()
+            .filter_map(|(record, route)| {
+                route
+                    .others_kind
+                    .map(|kind| ClientEvent::log(kind, record.clone()))
+            })
+            .collect();
+        if events.is_empty() {
+            return;
+        }
+        for m in run[0].1.members.iter() {
+            self.push(m, &events, stats);
+        }
+    }
+
+    /// One routed record.
+    fn dispatch_one(
         &self,
         record: &Arc<CommittedRecord>,
         route: &Route,
@@ -299,7 +429,7 @@ impl Hub {
     ) {
         stats.routed += 1;
         if let Some(kind) = route.others_kind {
-            let event = ClientEvent::log(kind, record.clone());
+            let event = [ClientEvent::log(kind, record.clone())];
             match &route.subject {
                 Some(subject) => {
                     for m in route.members.iter() {
@@ -316,7 +446,7 @@ impl Hub {
             }
         }
         if let (Some(subject), Some(kind)) = (&route.subject, route.subject_kind) {
-            self.push(subject, &ClientEvent::log(kind, record.clone()), stats);
+            self.push(subject, &[ClientEvent::log(kind, record.clone())], stats);
         }
     }
 }

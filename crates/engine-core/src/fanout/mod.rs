@@ -18,9 +18,13 @@
 //! - **Dispatch** happens once the batch is durable
 //!   ([`crate::StateMachine::committed`]): the routed events go over a
 //!   channel to one dedicated worker thread, which pushes one shared
-//!   [`ClientEvent`] (two `Arc`s, no per-recipient allocation) into the
-//!   bounded queue of every recipient session. One worker keeps every
-//!   session's events in log order.
+//!   [`ClientEvent`] (one pointer, built once per record and kind: no
+//!   per-recipient allocation) into the bounded queue of every recipient
+//!   session. One worker keeps every session's events in log order. It
+//!   takes whatever batches are queued (up to
+//!   [`WORKER_BATCH_RECORDS_MAX`]) and delivers consecutive records that
+//!   share a membership snapshot member by member, locking each mailbox
+//!   once per run.
 //! - **Slow consumers** are never waited on: a session whose queue is full
 //!   is marked lagging and its live queue dropped
 //!   ([`FanoutMetrics::lagged`] counts it). The [`Session`] notices, resumes
@@ -52,8 +56,13 @@ pub(crate) use worker::{run_worker, WorkerMsg};
 
 /// How many client events a session's live queue holds, by default. A
 /// session whose queue is full when the next event for it is dispatched is
-/// dropped to resume from its cursor (it is never waited on).
-pub const SESSION_QUEUE_EVENTS_DEFAULT: usize = 4_096;
+/// dropped to resume from its cursor (it is never waited on). The queue is
+/// allocated up front at 16 bytes per event: 8 KiB per session.
+pub const SESSION_QUEUE_EVENTS_DEFAULT: usize = 512;
+
+/// The most routed records the fan-out worker takes from its queue to
+/// dispatch in one go (several durable batches coalesced).
+pub const WORKER_BATCH_RECORDS_MAX: usize = 4_096;
 
 /// How long, by default, a participant counts as typing after its last
 /// [`crate::Engine::typing`] call: 5 seconds. Then `typingEnded` is sent.
@@ -151,50 +160,56 @@ pub struct TypingNotice {
     pub identity: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Payload {
     Log(Arc<CommittedRecord>),
     Typing(Arc<TypingNotice>),
 }
 
-/// One event a session receives. Cloning it clones two pointers: every
-/// recipient of one log event shares the same record.
-#[derive(Debug, Clone)]
-pub struct ClientEvent {
+#[derive(Debug)]
+struct Inner {
     kind: ClientEventKind,
     payload: Payload,
 }
 
+/// One event a session receives.
+///
+/// It is one pointer: built once per log record and kind (not per
+/// recipient), so every recipient of one log event shares it, and
+/// cloning it into a queue costs one reference-count increment.
+#[derive(Debug, Clone)]
+pub struct ClientEvent(Arc<Inner>);
+
 impl ClientEvent {
     pub(crate) fn log(kind: ClientEventKind, record: Arc<CommittedRecord>) -> Self {
-        ClientEvent {
+        ClientEvent(Arc::new(Inner {
             kind,
             payload: Payload::Log(record),
-        }
+        }))
     }
 
     pub(crate) fn typing(kind: ClientEventKind, notice: Arc<TypingNotice>) -> Self {
-        ClientEvent {
+        ClientEvent(Arc::new(Inner {
             kind,
             payload: Payload::Typing(notice),
-        }
+        }))
     }
 
     /// What happened, as the SDK names it.
     pub fn kind(&self) -> ClientEventKind {
-        self.kind
+        self.0.kind
     }
 
     /// The SDK's event name, e.g. `messageAdded`.
     pub fn name(&self) -> &'static str {
-        self.kind.name()
+        self.0.kind.name()
     }
 
     /// The log position of the event this comes from: pass it as
     /// [`SessionStart::After`] to resume right after it. `None` for
     /// ephemeral typing events, which are not in the log.
     pub fn cursor(&self) -> Option<u64> {
-        match &self.payload {
+        match &self.0.payload {
             Payload::Log(r) => Some(r.header.position),
             Payload::Typing(_) => None,
         }
@@ -202,7 +217,7 @@ impl ClientEvent {
 
     /// The log record behind this event (header and event), if it is one.
     pub fn record(&self) -> Option<&CommittedRecord> {
-        match &self.payload {
+        match &self.0.payload {
             Payload::Log(r) => Some(r),
             Payload::Typing(_) => None,
         }
@@ -215,7 +230,7 @@ impl ClientEvent {
 
     /// The typing indication, for `typingStarted` / `typingEnded`.
     pub fn typing_notice(&self) -> Option<&TypingNotice> {
-        match &self.payload {
+        match &self.0.payload {
             Payload::Typing(t) => Some(t),
             Payload::Log(_) => None,
         }
@@ -224,12 +239,16 @@ impl ClientEvent {
     /// The conversation this event is about, if any (`userUpdated` has
     /// none).
     pub fn conversation_sid(&self) -> Option<ConversationSid> {
-        match &self.payload {
+        match &self.0.payload {
             Payload::Log(r) => r.header.conversation_sid,
             Payload::Typing(t) => Some(t.conversation_sid),
         }
     }
 }
+
+// One word: a queue slot is 16 bytes with crossbeam's stamp, like a bare
+// `Arc`'s.
+const _: () = assert!(std::mem::size_of::<ClientEvent>() == 8);
 
 /// Benchmark support: drives the real dispatch path without an engine.
 /// Not part of the stable API.
@@ -237,7 +256,7 @@ impl ClientEvent {
 pub mod bench_support {
     use std::sync::Arc;
 
-    use crossbeam_channel::Receiver;
+    use crossbeam_channel::{Receiver, Sender};
     use events::{ConversationSid, Event, MessageSid, RecordHeader, ServiceSid};
 
     use super::hub::{DispatchStats, Hub, Route};
@@ -245,17 +264,18 @@ pub mod bench_support {
     use crate::log::CommittedRecord;
 
     /// One conversation of `members` identities, each with one live
-    /// session queue, and one routed `messageAdded` record.
+    /// session queue, and a durable batch of routed `messageAdded` records
+    /// in it.
     pub struct DispatchBench {
         hub: Hub,
-        route: Route,
+        items: Vec<(Arc<CommittedRecord>, Route)>,
         record: Arc<CommittedRecord>,
         receivers: Vec<Receiver<ClientEvent>>,
     }
 
     impl DispatchBench {
         /// Builds the members, their sessions (queues of `queue_events`)
-        /// and the route.
+        /// and a batch of `queue_events` routed records.
         pub fn new(members: usize, queue_events: usize) -> Self {
             let hub = Hub::new(FanoutOptions::default().session_queue_events(queue_events));
             let service = ServiceSid([1; 16]);
@@ -293,20 +313,33 @@ pub mod bench_support {
                     attributes: "{}".into(),
                 },
             });
+            let items = (0..queue_events.max(1))
+                .map(|_| (record.clone(), route.clone()))
+                .collect();
             DispatchBench {
                 hub,
-                route,
+                items,
                 record,
                 receivers,
             }
         }
 
-        /// Dispatches the record `events` times through the worker's own
-        /// dispatch function; returns the deliveries made.
+        /// Dispatches the first `events` records of the batch as the
+        /// worker dispatches a durable batch; returns the deliveries made.
         pub fn dispatch(&self, events: usize) -> u64 {
             let mut stats = DispatchStats::default();
-            for _ in 0..events {
-                self.hub.dispatch(&self.record, &self.route, &mut stats);
+            self.hub
+                .dispatch(&self.items[..events.min(self.items.len())], &mut stats);
+            self.hub.record(&stats);
+            stats.deliveries
+        }
+
+        /// Dispatches the records one at a time (one-record batches);
+        /// returns the deliveries made.
+        pub fn dispatch_each(&self, events: usize) -> u64 {
+            let mut stats = DispatchStats::default();
+            for item in self.items[..events.min(self.items.len())].chunks(1) {
+                self.hub.dispatch(item, &mut stats);
             }
             self.hub.record(&stats);
             stats.deliveries
@@ -320,6 +353,45 @@ pub mod bench_support {
         /// Sessions dropped for lagging so far (should stay 0).
         pub fn lagged(&self) -> u64 {
             self.hub.metrics().lagged
+        }
+    }
+
+    /// The baseline: one `Arc` pushed into `members` bounded crossbeam
+    /// channels, nothing else.
+    pub struct RawBaseline {
+        senders: Vec<Sender<Arc<CommittedRecord>>>,
+        receivers: Vec<Receiver<Arc<CommittedRecord>>>,
+        item: Arc<CommittedRecord>,
+    }
+
+    impl RawBaseline {
+        /// `members` channels of `queue_events` slots.
+        pub fn new(members: usize, queue_events: usize) -> Self {
+            let (senders, receivers) = (0..members)
+                .map(|_| crossbeam_channel::bounded(queue_events))
+                .unzip();
+            RawBaseline {
+                senders,
+                receivers,
+                item: DispatchBench::new(0, 1).record,
+            }
+        }
+
+        /// Pushes the item into every channel `events` times; returns the
+        /// pushes that succeeded.
+        pub fn push(&self, events: usize) -> u64 {
+            let mut n = 0;
+            for _ in 0..events {
+                for tx in &self.senders {
+                    n += u64::from(tx.try_send(self.item.clone()).is_ok());
+                }
+            }
+            n
+        }
+
+        /// Empties every channel; returns how many items were taken.
+        pub fn drain(&self) -> usize {
+            self.receivers.iter().map(|rx| rx.try_iter().count()).sum()
         }
     }
 }

@@ -254,7 +254,7 @@ impl Session {
     pub fn into_stream(mut self) -> SessionStream {
         self.is_async = true;
         if let Some(link) = &self.link {
-            link.state.set_async();
+            self.hub.set_async(&self.mailbox, link.id);
         }
         SessionStream { session: self }
     }

@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use events::{ConversationSid, Event, ParticipantSid, ServiceSid};
 
 use super::hub::{DispatchStats, Hub, Mailbox, Route};
-use super::{ClientEvent, ClientEventKind, TypingNotice};
+use super::{ClientEvent, ClientEventKind, TypingNotice, WORKER_BATCH_RECORDS_MAX};
 use crate::log::CommittedRecord;
 
 /// What the worker is sent.
@@ -66,16 +66,36 @@ pub(crate) fn run_worker(hub: Arc<Hub>, rx: Receiver<WorkerMsg>) {
             },
         };
         let mut stats = DispatchStats::default();
-        match msg {
-            None => {}
-            Some(WorkerMsg::Batch(items)) => worker.batch(items, &mut stats),
-            Some(WorkerMsg::Typing {
-                service,
-                conversation,
-                participant,
-                mailbox,
-            }) => worker.typing((service, conversation, participant), mailbox, &mut stats),
-            Some(WorkerMsg::Shutdown) => break,
+        let mut next = msg;
+        while let Some(msg) = next.take() {
+            match msg {
+                WorkerMsg::Batch(mut items) => {
+                    // Coalesce what else is queued: longer runs per
+                    // conversation, fewer mailbox locks.
+                    while items.len() < WORKER_BATCH_RECORDS_MAX {
+                        match rx.try_recv() {
+                            Ok(WorkerMsg::Batch(more)) => items.extend(more),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    worker.batch(items, &mut stats);
+                }
+                WorkerMsg::Typing {
+                    service,
+                    conversation,
+                    participant,
+                    mailbox,
+                } => worker.typing((service, conversation, participant), mailbox, &mut stats),
+                WorkerMsg::Shutdown => {
+                    hub.record(&stats);
+                    hub.close_all();
+                    return;
+                }
+            }
         }
         worker.expire(Instant::now(), &mut stats);
         hub.record(&stats);
@@ -85,7 +105,13 @@ pub(crate) fn run_worker(hub: Arc<Hub>, rx: Receiver<WorkerMsg>) {
 
 impl Worker {
     fn batch(&mut self, items: Vec<(Arc<CommittedRecord>, Route)>, stats: &mut DispatchStats) {
-        for (record, route) in &items {
+        // Dispatched in segments: a typist's `typingEnded` goes out right
+        // before the record that ends it.
+        let mut start = 0;
+        for (k, (record, _)) in items.iter().enumerate() {
+            if self.typists.is_empty() {
+                break;
+            }
             let service = record.header.service_sid;
             match &record.event {
                 Event::MessageAdded {
@@ -96,14 +122,21 @@ impl Worker {
                 | Event::ParticipantRemoved {
                     conversation_sid,
                     participant_sid: participant,
-                } => self.end_typing(&(service, *conversation_sid, *participant), stats),
+                } => {
+                    let key = (service, *conversation_sid, *participant);
+                    if self.typists.contains_key(&key) {
+                        self.hub.dispatch(&items[start..k], stats);
+                        start = k;
+                        self.end_typing(&key, stats);
+                    }
+                }
                 Event::ConversationRemoved { conversation_sid } => {
                     self.forget_conversation(service, *conversation_sid)
                 }
                 _ => {}
             }
-            self.hub.dispatch(record, route, stats);
         }
+        self.hub.dispatch(&items[start..], stats);
     }
 
     fn typing(&mut self, key: TypingKey, mailbox: Arc<Mailbox>, stats: &mut DispatchStats) {
@@ -177,7 +210,7 @@ impl Worker {
         let members = self
             .hub
             .members(notice.service_sid, notice.conversation_sid);
-        let event = ClientEvent::typing(kind, notice.clone());
+        let event = [ClientEvent::typing(kind, notice.clone())];
         for m in members.iter() {
             if !Arc::ptr_eq(m, typist) {
                 self.hub.push(m, &event, stats);
