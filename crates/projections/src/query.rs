@@ -217,10 +217,17 @@ impl ReadModels {
         proxy_address: &str,
         address: &str,
     ) -> Result<Option<(ConversationSid, ParticipantSid)>, QueryError> {
-        Ok(self
-            .get_service(service)?
+        let svc = self.get_service(service)?;
+        // The index may still name a closed conversation (the last holder
+        // of a binding nobody took since); a closed one does not hold it.
+        Ok(svc
             .bindings
             .get(&(proxy_address.to_string(), address.to_string()))
+            .filter(|(c, _)| {
+                svc.conversations
+                    .get(c)
+                    .is_some_and(|c| c.row.state != ConversationState::Closed)
+            })
             .copied())
     }
 

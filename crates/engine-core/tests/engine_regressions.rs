@@ -1,0 +1,54 @@
+//! Regressions found by the engine's model-based tests, one test each,
+//! named after what broke.
+
+mod common;
+
+use common::{binding, Harness};
+use events::*;
+
+/// `participant_by_binding` answered with a participant of a closed
+/// conversation (its doc says `None` when no open conversation holds the
+/// binding), and the answer then depended on history: after another
+/// conversation took the binding and let it go, the live engine said
+/// `None` but a reopened one named the closed conversation again.
+#[test]
+fn participant_by_binding_ignores_closed_conversations() {
+    let mut h = Harness::new();
+    let service = h.service("bindings");
+    let (address, proxy) = ("+15550001", "+15559001");
+    let first = h.conversation(service, None);
+    let first_participant = h.participant(service, first, binding(address, proxy));
+    let lookup = |h: &Harness| {
+        h.engine()
+            .read()
+            .participant_by_binding(&service, proxy, address)
+            .unwrap()
+    };
+    assert_eq!(lookup(&h), Some((first, first_participant)));
+
+    h.ok(Command::UpdateConversation {
+        service,
+        conversation: ConversationRef::Sid(first),
+        friendly_name: None,
+        unique_name: None,
+        attributes: None,
+        state: Some(ConversationState::Closed),
+        timers: None,
+    });
+    assert_eq!(lookup(&h), None, "a closed conversation holds no binding");
+    h.reopen();
+    assert_eq!(lookup(&h), None, "after reopening");
+
+    // Another conversation takes the binding, then lets it go.
+    let second = h.conversation(service, None);
+    let second_participant = h.participant(service, second, binding(address, proxy));
+    assert_eq!(lookup(&h), Some((second, second_participant)));
+    h.ok(Command::RemoveParticipant {
+        service,
+        conversation: ConversationRef::Sid(second),
+        participant: second_participant,
+    });
+    assert_eq!(lookup(&h), None);
+    h.reopen();
+    assert_eq!(lookup(&h), None, "after reopening, as before it");
+}
