@@ -55,6 +55,9 @@ const MEASUREMENT: Duration = Duration::from_secs(8);
 /// Criterion warm-up time per benchmark.
 const WARM_UP: Duration = Duration::from_secs(1);
 
+/// Rounds of the paired comparison after criterion's report.
+const PAIRED_ROUNDS: usize = 15;
+
 /// Linux's USER_HZ: the unit of the CPU times in `/proc/self/stat`.
 const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
@@ -273,6 +276,63 @@ fn raw_iter(db: &rocksdb::DB, range: std::ops::Range<u64>) -> u64 {
     records
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Alternates the walks round by round, so a machine that other work
+/// shares slows them alike, and prints the median rates and ratios.
+fn paired(db: &rocksdb::DB, dir: &Path, threads: usize, bin: &str) {
+    let progress = Progress::new(true, "verify", EVENTS);
+    let rate = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        EVENTS as f64 / start.elapsed().as_secs_f64()
+    };
+    let (mut raw, mut walk, mut cli, mut walk_ratio, mut cli_ratio) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..PAIRED_ROUNDS {
+        let r = rate(&mut || assert_eq!(raw_iter(db, 0..EVENTS), EVENTS));
+        let w = rate(&mut || {
+            let summary = replay_tool::verify::walk(db, threads, &progress).expect("sound");
+            assert_eq!(summary.records, EVENTS);
+        });
+        let c = rate(&mut || {
+            let out = Command::new(bin)
+                .args(["verify", "--quiet", "--read-only", "--data"])
+                .arg(dir)
+                .output()
+                .expect("run replay-tool");
+            assert!(out.status.success(), "{out:?}");
+        });
+        raw.push(r);
+        walk.push(w);
+        cli.push(c);
+        walk_ratio.push(w / r);
+        cli_ratio.push(c / r);
+    }
+    println!();
+    println!(
+        "paired rounds ({PAIRED_ROUNDS}, alternating; medians; load average now {}):",
+        load_average()
+    );
+    println!("{:<20} {:>14} {:>9}", "walk", "records/s", "vs raw");
+    println!("{:<20} {:>14.0} {:>9.3}", "raw_iter", median(raw), 1.0);
+    println!(
+        "{:<20} {:>14.0} {:>9.3}",
+        "verify_walk",
+        median(walk),
+        median(walk_ratio)
+    );
+    println!(
+        "{:<20} {:>14.0} {:>9.3}",
+        "verify_cli",
+        median(cli),
+        median(cli_ratio)
+    );
+}
+
 fn main() {
     let dir = store();
     let db = open_read_only(&dir);
@@ -374,4 +434,6 @@ fn main() {
             println!("{k:<20} {r:>14.0} {:>9.3} {per_cpu:>18.0}", r / raw);
         }
     }
+    drop(totals);
+    paired(&db, &dir, threads, bin);
 }
