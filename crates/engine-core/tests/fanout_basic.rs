@@ -4,6 +4,7 @@
 
 mod fanout_support;
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -220,8 +221,16 @@ fn membership_is_evaluated_per_event_inside_one_batch() {
         .open_session(service, "alice", SessionStart::Live)
         .unwrap();
 
+    let envelope = |n: u32, command: Command| CommandEnvelope {
+        command_id: CommandId::from_key(&n.to_le_bytes()),
+        acting_identity: None,
+        expected_version: None,
+        command,
+    };
     hold.store(true, Ordering::SeqCst);
     std::thread::scope(|s| {
+        // Batch 1: held in the write hook.
+        let before = batches.lock().len();
         s.spawn(|| {
             run(
                 4,
@@ -236,33 +245,39 @@ fn membership_is_evaluated_per_event_inside_one_batch() {
                 },
             )
         });
-        std::thread::sleep(Duration::from_millis(100));
-        s.spawn(|| {
-            run(
-                5,
-                Command::PostMessage {
-                    service,
-                    conversation: ConversationRef::Sid(c),
-                    author: Some("alice".into()),
-                    body: Some("last words".into()),
-                    media: vec![],
-                    attributes: None,
-                },
-            )
-        });
-        std::thread::sleep(Duration::from_millis(100));
-        s.spawn(|| {
-            run(
-                6,
-                Command::RemoveParticipant {
-                    service,
-                    conversation: ConversationRef::Sid(c),
-                    participant: bob,
-                },
-            )
-        });
-        std::thread::sleep(Duration::from_millis(100));
+        while batches.lock().len() == before {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Batch 2: both queued, in this order, while the writer waits. A
+        // first poll of an append future queues its request.
+        let mut post = Box::pin(engine.execute_async(envelope(
+            5,
+            Command::PostMessage {
+                service,
+                conversation: ConversationRef::Sid(c),
+                author: Some("alice".into()),
+                body: Some("last words".into()),
+                media: vec![],
+                attributes: None,
+            },
+        )));
+        let mut remove = Box::pin(engine.execute_async(envelope(
+            6,
+            Command::RemoveParticipant {
+                service,
+                conversation: ConversationRef::Sid(c),
+                participant: bob,
+            },
+        )));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(post.as_mut().poll(&mut cx).is_pending());
+        assert!(remove.as_mut().poll(&mut cx).is_pending());
         hold.store(false, Ordering::SeqCst);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(post).unwrap();
+        rt.block_on(remove).unwrap();
     });
     assert_eq!(
         batches.lock().last().copied(),
