@@ -27,12 +27,13 @@ const FAST_FORMAT_VERSION: u16 = 1;
 const ID_BYTES: usize = 16;
 /// Length of a chain hash, in bytes.
 const HASH_BYTES: usize = 32;
-/// bincode's varint tag for a following little-endian u16.
-const VARINT_U16_TAG: u8 = 251;
+/// bincode's varint tag for a following little-endian u16 (smaller values
+/// are the byte itself).
+pub(crate) const VARINT_U16_TAG: u8 = 251;
 /// bincode's varint tag for a following little-endian u32.
-const VARINT_U32_TAG: u8 = 252;
+pub(crate) const VARINT_U32_TAG: u8 = 252;
 /// bincode's varint tag for a following little-endian u64.
-const VARINT_U64_TAG: u8 = 253;
+pub(crate) const VARINT_U64_TAG: u8 = 253;
 
 /// A decoded record, borrowing from the stored bytes where it can.
 #[derive(Debug, Clone)]

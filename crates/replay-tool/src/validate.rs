@@ -12,6 +12,8 @@
 //! decoder, whose verdict (and error) is final. The tests check both
 //! directions on every variant and on damaged encodings.
 
+use crate::check::{VARINT_U16_TAG, VARINT_U32_TAG, VARINT_U64_TAG};
+
 /// Variants of `Event`.
 const EVENT_VARIANTS: u64 = 26;
 /// Variants of `Permission`.
@@ -56,16 +58,16 @@ impl P<'_> {
     fn varint(&mut self) -> Option<u64> {
         let tag = self.byte()?;
         let v = match tag {
-            0..=250 => return Some(u64::from(tag)),
-            251 => {
+            0..VARINT_U16_TAG => return Some(u64::from(tag)),
+            VARINT_U16_TAG => {
                 let v = u64::from(u16::from_le_bytes(self.take(2)?.try_into().ok()?));
-                (v >= 251).then_some(v)?
+                (v >= u64::from(VARINT_U16_TAG)).then_some(v)?
             }
-            252 => {
+            VARINT_U32_TAG => {
                 let v = u64::from(u32::from_le_bytes(self.take(4)?.try_into().ok()?));
                 (v > u64::from(u16::MAX)).then_some(v)?
             }
-            253 => {
+            VARINT_U64_TAG => {
                 let v = u64::from_le_bytes(self.take(8)?.try_into().ok()?);
                 (v > u64::from(u32::MAX)).then_some(v)?
             }
@@ -364,6 +366,9 @@ pub fn is_valid_event_v1(payload: &[u8], conversation: Option<&[u8; SID_BYTES]>)
     }
     // The conversation SID, when the event has one, is its first field
     // after the variant index (a one-byte varint: fewer than 251 variants).
+    // Those variants: ConversationCreated ..= MessageRemoved (6..=15),
+    // UserConversationUpdated (19), DeliveryReceiptRecorded (23),
+    // DeliveryAttemptFailed (25).
     let has_conversation = matches!(
         payload.first(),
         Some(6..=15) | Some(19) | Some(23) | Some(25)
