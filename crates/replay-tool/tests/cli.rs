@@ -579,3 +579,49 @@ fn every_subcommand_has_help_with_exit_codes() {
     cmd.arg("dump");
     assert_eq!(run(cmd).0, 2, "--data is required");
 }
+
+#[test]
+fn reading_is_safe_while_the_host_writes() {
+    let f = build();
+    let engine = Engine::open(f.path(), support::options()).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                engine
+                    .execute(events::CommandEnvelope {
+                        command_id: events::CommandId::from_key(format!("live-{n}").as_bytes()),
+                        acting_identity: None,
+                        expected_version: None,
+                        command: events::Command::PostMessage {
+                            service: f.service,
+                            conversation: events::ConversationRef::Sid(f.conversation),
+                            author: Some("alice".into()),
+                            body: Some(format!("live {n}")),
+                            media: vec![],
+                            attributes: None,
+                        },
+                    })
+                    .unwrap();
+            }
+        });
+        for _ in 0..3 {
+            let (code, out, err) = run(f.tool(&["verify", "--projections"]));
+            assert_eq!(code, 0, "{out}{err}");
+            let (code, out, err) = run(f.tool(&["dump", "--conversation", "ticket-42"]));
+            assert_eq!(code, 0, "{err}");
+            assert!(json_lines(&out).len() as u64 > 10);
+            let (code, _, err) = run(f.tool(&["stats"]));
+            assert_eq!(code, 0, "{err}");
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let head = engine.log().head().next_position;
+    assert!(head > f.records, "the host kept writing");
+    drop(engine);
+    let (code, out, _) = run(f.tool(&["verify", "--projections"]));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("ok: {head} records")), "{out}");
+}
