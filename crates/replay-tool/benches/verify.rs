@@ -23,7 +23,10 @@
 //! directory, and reused by later runs. After criterion's report the bench prints each walk's mean
 //! records/s over all timed iterations and its ratio to `raw_iter`.
 //!
-//! Run: `cargo bench -p replay-tool --bench verify`.
+//! Run: `cargo bench -p replay-tool --bench verify`. With
+//! `REPLAY_BENCH_UNSETTLED=1` the store is left as the writer closed it
+//! (memtables unflushed, every write-ahead log file kept), in its own
+//! directory, to measure what replaying the write-ahead log at open costs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -173,7 +176,11 @@ fn event(c: u64, n: u64) -> Event {
 /// Generates (or reuses) the store of [`EVENTS`] events.
 fn store() -> PathBuf {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let dir = root.join(format!("verify-bench-v2-{EVENTS}"));
+    let unsettled = std::env::var_os("REPLAY_BENCH_UNSETTLED").is_some();
+    let dir = root.join(format!(
+        "verify-bench-v2-{EVENTS}{}",
+        if unsettled { "-unsettled" } else { "" }
+    ));
     let done = dir.join("GENERATED");
     if done.exists() {
         return dir;
@@ -224,7 +231,9 @@ fn store() -> PathBuf {
     });
     assert_eq!(log.head().next_position, EVENTS);
     drop(log);
-    settle(&dir);
+    if !unsettled {
+        settle(&dir);
+    }
     std::fs::write(&done, b"").expect("mark the store generated");
     println!(
         "generated {EVENTS} events in {:.1} s at {}",
