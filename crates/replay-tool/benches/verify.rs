@@ -443,6 +443,10 @@ fn main() {
             println!("{k:<20} {r:>14.0} {:>9.3} {per_cpu:>18.0}", r / raw);
         }
     }
+    let measured = totals.contains_key("verify_walk");
     drop(totals);
-    paired(&db, &dir, threads, bin);
+    // Only after a full run (not `--list` or a filtered one).
+    if measured {
+        paired(&db, &dir, threads, bin);
+    }
 }
