@@ -508,7 +508,12 @@ fn merge<A: Accumulator>(
                     pending.insert(j, r);
                     continue;
                 }
-                Err(_) => break,
+                // Every segment up to the first fault is always reported.
+                Err(_) => {
+                    return Err(ToolError::Io(format!(
+                        "internal error: segment {k} of the walk was never reported"
+                    )))
+                }
             },
         };
         let start = segments.get(k).start;
