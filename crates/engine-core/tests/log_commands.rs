@@ -497,3 +497,52 @@ fn a_failed_write_poisons_the_log_and_leaves_no_trace() {
     ));
     assert_eq!(log.verify().unwrap().records, 4);
 }
+
+/// A state machine whose `decide` panics on demand.
+struct Fragile;
+
+impl StateMachine for Fragile {
+    type Command = bool;
+    type Rejection = std::convert::Infallible;
+    const COLUMN_FAMILIES: &'static [&'static str] = &[];
+
+    fn decide(
+        &self,
+        panic: &bool,
+        _ctx: &DecideContext,
+    ) -> Result<Decision, std::convert::Infallible> {
+        assert!(!panic, "the test asked decide to panic");
+        Ok(Decision {
+            service_sid: service(8),
+            stream: None,
+            events: vec![service_event("ok")],
+        })
+    }
+
+    fn apply(&mut self, _: &rocksdb::DB, _: &mut rocksdb::WriteBatch, _: &RecordHeader, _: &Event) {
+    }
+}
+
+#[test]
+fn a_crashed_writer_answers_closed_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EventLog::open(dir.path(), LogOptions::default(), |_, _| {
+        Ok::<_, std::convert::Infallible>(Fragile)
+    })
+    .unwrap();
+    log.append_blocking(AppendRequest::new(command_id(6, 0), false))
+        .unwrap();
+    let err = log
+        .append_blocking(AppendRequest::new(command_id(6, 1), true))
+        .unwrap_err();
+    assert!(matches!(err, AppendError::Closed), "{err:?}");
+    // Later appends, blocking or async, are refused too.
+    let err = log
+        .append_blocking(AppendRequest::new(command_id(6, 2), false))
+        .unwrap_err();
+    assert!(matches!(err, AppendError::Closed), "{err:?}");
+    let err = block_on(log.append(AppendRequest::new(command_id(6, 3), false))).unwrap_err();
+    assert!(matches!(err, AppendError::Closed), "{err:?}");
+    // What was durable stays readable.
+    assert_eq!(log.verify().unwrap().records, 1);
+}

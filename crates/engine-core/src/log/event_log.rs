@@ -17,7 +17,7 @@ use super::keys::{CF_COMMANDS, CF_STREAMS, LOG_COLUMN_FAMILIES};
 use super::options::{Durability, LogOptions, TAIL_VERIFY_RECORDS};
 use super::read::{self, LogHead, RecordIter, StreamIter, VerifyReport};
 use super::state::StateMachine;
-use super::writer::{Reply, Request, Shared, Writer};
+use super::writer::{Reply, Request, Shared, Slot, Writer};
 
 /// One append: a command with its idempotency key and an optional
 /// optimistic-concurrency expectation.
@@ -245,14 +245,16 @@ impl<S: StateMachine> EventLog<S> {
         if self.is_poisoned() {
             return Err(AppendError::Poisoned);
         }
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        self.sender()
-            .send(Request {
-                request,
-                reply: Reply::Blocking(tx),
-            })
-            .map_err(|_| AppendError::Closed)?;
-        rx.recv().unwrap_or(Err(AppendError::Closed))
+        let (slot, tx) = Slot::for_current_thread();
+        let sent = self.sender().send(Request {
+            request,
+            reply: Reply::Blocking(tx),
+        });
+        if let Err(crossbeam_channel::SendError(unsent)) = sent {
+            // Dropping the unsent request fills the slot with `Closed`.
+            drop(unsent);
+        }
+        slot.wait()
     }
 
     /// Appends; resolves once the request's batch is durable (or refused).

@@ -29,7 +29,7 @@ pub(crate) type AppendResult<R> = Result<AppendOutcome, AppendError<R>>;
 /// Where the writer sends a caller's answer.
 pub(crate) enum Reply<R> {
     /// A caller blocked in `append_blocking`.
-    Blocking(crossbeam_channel::Sender<AppendResult<R>>),
+    Blocking(SlotSender<R>),
     /// A caller awaiting `append`.
     Async(tokio::sync::oneshot::Sender<AppendResult<R>>),
 }
@@ -39,12 +39,65 @@ impl<R> Reply<R> {
     /// not an error.
     pub(crate) fn send(self, result: AppendResult<R>) {
         match self {
-            Reply::Blocking(tx) => {
-                let _ = tx.send(result);
-            }
+            Reply::Blocking(tx) => tx.send(result),
             Reply::Async(tx) => {
                 let _ = tx.send(result);
             }
+        }
+    }
+}
+
+/// A one-shot answer slot for a thread blocked in `append_blocking`. The
+/// writer fills it and unparks the thread: the waiting thread sleeps
+/// instead of spinning, which matters with many appenders on few cores.
+pub(crate) struct Slot<R> {
+    value: Mutex<Option<AppendResult<R>>>,
+    thread: std::thread::Thread,
+}
+
+impl<R> Slot<R> {
+    /// A slot for the calling thread and the sender that fills it.
+    pub(crate) fn for_current_thread() -> (Arc<Slot<R>>, SlotSender<R>) {
+        let slot = Arc::new(Slot {
+            value: Mutex::new(None),
+            thread: std::thread::current(),
+        });
+        (slot.clone(), SlotSender(Some(slot)))
+    }
+
+    /// Sleeps until the answer is there. Must be called on the thread that
+    /// created the slot.
+    pub(crate) fn wait(&self) -> AppendResult<R> {
+        loop {
+            if let Some(result) = self.value.lock().take() {
+                return result;
+            }
+            std::thread::park();
+        }
+    }
+
+    fn fill(&self, result: AppendResult<R>) {
+        *self.value.lock() = Some(result);
+        self.thread.unpark();
+    }
+}
+
+/// The writer's end of a [`Slot`]. Dropped unfilled (the request was lost
+/// with a crashing writer), it answers [`AppendError::Closed`].
+pub(crate) struct SlotSender<R>(Option<Arc<Slot<R>>>);
+
+impl<R> SlotSender<R> {
+    fn send(mut self, result: AppendResult<R>) {
+        if let Some(slot) = self.0.take() {
+            slot.fill(result);
+        }
+    }
+}
+
+impl<R> Drop for SlotSender<R> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0.take() {
+            slot.fill(Err(AppendError::Closed));
         }
     }
 }
