@@ -26,7 +26,12 @@ pub fn options() -> LogOptions {
 /// rebuilding a small store on a disk. These tests do not depend on what
 /// survives a power loss, so a RAM-backed directory tests the same thing,
 /// several times faster.
+///
+/// `COLLOQUY_TEST_TMPDIR`, when set, names the parent directory instead.
 pub fn temp_dir() -> tempfile::TempDir {
+    if let Some(parent) = std::env::var_os("COLLOQUY_TEST_TMPDIR") {
+        return tempfile::tempdir_in(parent).expect("a temporary directory");
+    }
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
         if let Ok(dir) = tempfile::Builder::new()
