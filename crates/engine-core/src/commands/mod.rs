@@ -439,13 +439,12 @@ pub(crate) fn require_open(conv: &Conversation) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// Identities, bindings and users a multi-event decision has already
+/// Identities and bindings a multi-event decision has already
 /// claimed, so one command cannot claim the same thing twice.
 #[derive(Default)]
 pub(crate) struct Claims {
     pub identities: HashSet<String>,
     pub bindings: HashSet<(String, String)>,
-    pub new_users: std::collections::HashMap<String, UserSid>,
     pub chat: usize,
     pub non_chat: usize,
 }

@@ -64,7 +64,6 @@ pub(super) fn participant_events(
                 Some(u) => Some(*u),
                 None => {
                     let (sid, event) = new_user(cx, svc, identity, None, None, None)?;
-                    claims.new_users.insert(identity.clone(), sid);
                     events.push(event);
                     Some(sid)
                 }
