@@ -1,5 +1,5 @@
-//! Property: under random interleavings of posts, joins, leaves, reads,
-//! disconnects and `since`-reconnects (with tiny queues, so sessions also
+//! Property: under random interleavings of posts, joins, leaves, user
+//! updates and deletions, reads, disconnects and `since`-reconnects (with tiny queues, so sessions also
 //! lag and resume on their own), every device receives exactly the events
 //! its identity should see from its start on: no loss, no duplicate, in
 //! log order. The expected lists come from an independent model folded
@@ -31,6 +31,7 @@ enum Op {
     Leave { conv: usize, who: usize },
     Horizon { conv: usize, who: usize },
     UpdateUser { who: usize },
+    DeleteUser { who: usize },
     DeleteConversation { conv: usize },
     Disconnect { device: usize },
     Reconnect { device: usize },
@@ -47,7 +48,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (conv.clone(), who.clone()).prop_map(|(conv, who)| Op::Join { conv, who }),
         2 => (conv.clone(), who.clone()).prop_map(|(conv, who)| Op::Leave { conv, who }),
         1 => (conv.clone(), who.clone()).prop_map(|(conv, who)| Op::Horizon { conv, who }),
-        1 => who.clone().prop_map(|who| Op::UpdateUser { who }),
+        2 => who.clone().prop_map(|who| Op::UpdateUser { who }),
+        1 => who.clone().prop_map(|who| Op::DeleteUser { who }),
         1 => conv.prop_map(|conv| Op::DeleteConversation { conv }),
         3 => device.clone().prop_map(|device| Op::Disconnect { device }),
         3 => device.clone().prop_map(|device| Op::Reconnect { device }),
@@ -284,6 +286,20 @@ fn run_case(ops: Vec<Op>) -> Result<FanoutMetrics, TestCaseError> {
                         friendly_name: Some(format!("n{}", f.head())),
                         attributes: None,
                         role_sid: None,
+                    });
+                }
+            }
+            Op::DeleteUser { who } => {
+                let user = f
+                    .engine
+                    .read()
+                    .user_by_identity(&f.service, &identity(who))
+                    .map(|u| u.sid)
+                    .ok();
+                if let Some(user) = user {
+                    f.run(Command::DeleteUser {
+                        service: f.service,
+                        user,
                     });
                 }
             }
