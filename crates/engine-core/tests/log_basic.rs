@@ -327,3 +327,39 @@ fn an_oversized_event_is_refused_with_its_index_and_nothing_is_written() {
     .unwrap();
     assert_eq!(log.verify().unwrap().records, 1);
 }
+
+/// Bytes in the store's write-ahead log files.
+fn wal_bytes(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn closing_the_log_leaves_no_write_ahead_log_to_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = open_raw(dir.path(), Durability::Buffered);
+        for i in 0..2_000 {
+            log.append_blocking(AppendRequest::new(
+                command_id(7, i),
+                raw(service(1), vec![message(conversation(1), i)]),
+            ))
+            .unwrap();
+        }
+        assert!(
+            wal_bytes(dir.path()) > 100_000,
+            "the appends went to the WAL"
+        );
+    }
+    assert!(
+        wal_bytes(dir.path()) < 4_096,
+        "{} WAL bytes left after close",
+        wal_bytes(dir.path())
+    );
+    let log = open_raw(dir.path(), Durability::Buffered);
+    assert_eq!(log.verify().unwrap().records, 2_000);
+}

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Sender, TrySendError};
 use events::{CommandId, ConversationSid, ServiceSid};
 use parking_lot::Mutex;
-use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, Options, DB};
+use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, FlushOptions, Options, DB};
 
 use super::error::{AppendError, OpenError, ReadError};
 use super::keys::{CF_COMMANDS, CF_STREAMS, LOG_COLUMN_FAMILIES};
@@ -89,7 +89,8 @@ pub enum AppendOutcome {
 /// straight to RocksDB and see only written batches.
 ///
 /// Dropping the log stops taking requests, lets the writer finish what is
-/// queued, and joins it.
+/// queued, joins it, and flushes the log's and the state machine's column
+/// families (so the next open replays no write-ahead log).
 pub struct EventLog<S: StateMachine> {
     db: Arc<DB>,
     shared: Arc<Shared>,
@@ -108,6 +109,12 @@ impl<S: StateMachine> std::fmt::Debug for EventLog<S> {
             .finish()
     }
 }
+
+/// Write-ahead log size, in bytes, past which RocksDB flushes the column
+/// families holding the oldest WAL file. The log's small column families
+/// would otherwise rarely fill a memtable, pinning every WAL file and
+/// making each open replay all of them.
+pub const WAL_BYTES_MAX: u64 = 128 * 1024 * 1024;
 
 /// Bloom filter density for the point-looked-up column families, in bits
 /// per key (about 1% false positives).
@@ -167,6 +174,7 @@ impl<S: StateMachine> EventLog<S> {
         let mut db_options = Options::default();
         db_options.create_if_missing(true);
         db_options.create_missing_column_families(true);
+        db_options.set_max_total_wal_size(WAL_BYTES_MAX);
         let existing = if path.join("CURRENT").exists() {
             DB::list_cf(&db_options, path)?
         } else {
@@ -372,6 +380,17 @@ impl<S: StateMachine> Drop for EventLog<S> {
             if handle.join().is_err() {
                 tracing::error!("the event log writer thread panicked");
             }
+        }
+        // Flush the log's and the state machine's memtables so the next
+        // open has no write-ahead log to replay. Everything is already
+        // durable in the WAL, so a failure here loses nothing.
+        let families: Vec<_> = LOG_COLUMN_FAMILIES
+            .iter()
+            .chain(S::COLUMN_FAMILIES)
+            .filter_map(|name| self.db.cf_handle(name))
+            .collect();
+        if let Err(e) = self.db.flush_cfs_opt(&families, &FlushOptions::default()) {
+            tracing::warn!(error = %e, "flushing the event log on close failed");
         }
     }
 }

@@ -33,7 +33,9 @@ mod state;
 mod writer;
 
 pub use error::{hash_hex, AppendError, ChainFault, FaultKind, HexHash, OpenError, ReadError};
-pub use event_log::{AppendOutcome, AppendRequest, EventLog, BLOOM_FILTER_BITS_PER_KEY};
+pub use event_log::{
+    AppendOutcome, AppendRequest, EventLog, BLOOM_FILTER_BITS_PER_KEY, WAL_BYTES_MAX,
+};
 #[doc(hidden)]
 pub use options::{BeforeWriteHook, WriteInfo};
 pub use options::{
