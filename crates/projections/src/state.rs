@@ -171,6 +171,24 @@ impl Service {
         }
     }
 
+    /// Adds a participant to its conversation and to the service's
+    /// indexes. Returns false (and changes nothing) if the conversation
+    /// does not exist.
+    fn insert_participant(&mut self, row: ParticipantRow) -> bool {
+        let Some(conv) = self.conversations.get_mut(&row.conversation_sid) else {
+            return false;
+        };
+        match &row.kind {
+            ParticipantKind::Chat { identity, .. } => {
+                conv.by_identity.insert(identity.clone(), row.sid);
+            }
+            ParticipantKind::Messaging(_) => conv.non_chat_count += 1,
+        }
+        conv.participants.insert(row.sid, row.clone());
+        self.index_participant(&row);
+        true
+    }
+
     /// The conversation exists and is not closed.
     fn is_open(&self, c: &ConversationSid) -> bool {
         self.conversations
@@ -499,18 +517,9 @@ impl ReadModels {
                     last_read_message_index: None,
                     last_read_timestamp: None,
                 };
-                let Some(conv) = svc.conversations.get_mut(conversation_sid) else {
-                    return;
-                };
-                put_row(sink, Table::Participants, participant_key(&row), &row);
-                match kind {
-                    ParticipantKind::Chat { identity, .. } => {
-                        conv.by_identity.insert(identity.clone(), *participant_sid);
-                    }
-                    ParticipantKind::Messaging(_) => conv.non_chat_count += 1,
+                if svc.insert_participant(row.clone()) {
+                    put_row(sink, Table::Participants, participant_key(&row), &row);
                 }
-                conv.participants.insert(*participant_sid, row.clone());
-                svc.index_participant(&row);
             }
             Event::ParticipantUpdated {
                 conversation_sid,
@@ -961,16 +970,7 @@ impl ReadModels {
         }
         for row in rows_of::<ParticipantRow>(&mut by_table, Table::Participants)? {
             if let Some(s) = me.services.get_mut(&row.chat_service_sid) {
-                if let Some(c) = s.conversations.get_mut(&row.conversation_sid) {
-                    match &row.kind {
-                        ParticipantKind::Chat { identity, .. } => {
-                            c.by_identity.insert(identity.clone(), row.sid);
-                        }
-                        ParticipantKind::Messaging(_) => c.non_chat_count += 1,
-                    }
-                    c.participants.insert(row.sid, row.clone());
-                    s.index_participant(&row);
-                }
+                s.insert_participant(row);
             }
         }
         for row in rows_of::<MessageRow>(&mut by_table, Table::Messages)? {
