@@ -262,7 +262,7 @@ impl<S: StateMachine> EventLog<S> {
             // Dropping the unsent request fills the slot with `Closed`.
             drop(unsent);
         }
-        slot.wait()
+        slot.wait(&self.shared.closed)
     }
 
     /// Appends; resolves once the request's batch is durable (or refused).
@@ -299,7 +299,21 @@ impl<S: StateMachine> EventLog<S> {
                 Err(TrySendError::Disconnected(_)) => return Err(AppendError::Closed),
             }
         }
-        rx.await.unwrap_or(Err(AppendError::Closed))
+        // A request queued while a crashing writer unwinds is never
+        // answered; the writer's exit notifies `space`, so wait on both.
+        let mut rx = rx;
+        loop {
+            let notified = self.shared.space.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.shared.closed.load(Ordering::SeqCst) {
+                return rx.try_recv().unwrap_or(Err(AppendError::Closed));
+            }
+            tokio::select! {
+                answer = &mut rx => return answer.unwrap_or(Err(AppendError::Closed)),
+                _ = notified => {}
+            }
+        }
     }
 
     /// The durable head: the next position and the last record's hash.

@@ -23,6 +23,11 @@ use super::options::{Durability, LogOptions, WriteInfo};
 use super::read::{cf, LogHead};
 use super::state::{CommittedRecord, DecideContext, StateMachine};
 
+/// How often a waiting caller checks whether the writer is gone. Answers
+/// wake the caller at once; this only bounds how long a caller whose
+/// request was stranded by a crashed writer waits before `Closed`.
+pub(crate) const CLOSED_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// What a caller gets back.
 pub(crate) type AppendResult<R> = Result<AppendOutcome, AppendError<R>>;
 
@@ -65,14 +70,19 @@ impl<R> Slot<R> {
         (slot.clone(), SlotSender(Some(slot)))
     }
 
-    /// Sleeps until the answer is there. Must be called on the thread that
-    /// created the slot.
-    pub(crate) fn wait(&self) -> AppendResult<R> {
+    /// Sleeps until the answer is there, or the writer is gone (`closed`):
+    /// a request queued while a crashing writer unwinds is never answered
+    /// by it, so the waiter checks `closed` every [`CLOSED_POLL_INTERVAL`].
+    /// Must be called on the thread that created the slot.
+    pub(crate) fn wait(&self, closed: &AtomicBool) -> AppendResult<R> {
         loop {
             if let Some(result) = self.value.lock().take() {
                 return result;
             }
-            std::thread::park();
+            if closed.load(Ordering::SeqCst) {
+                return self.value.lock().take().unwrap_or(Err(AppendError::Closed));
+            }
+            std::thread::park_timeout(CLOSED_POLL_INTERVAL);
         }
     }
 
