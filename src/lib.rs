@@ -28,5 +28,7 @@ pub use events;
 pub use projections;
 
 pub use engine_core::log::hash_hex;
-pub use engine_core::{CommandError, CommandOutcome, Durability, Engine, EngineError, LogOptions};
+pub use engine_core::{
+    CommandError, CommandOutcome, Durability, Engine, EngineError, LogOptions, ReadView,
+};
 pub use projections::{Direction, Page, PageRequest, QueryError, ReadModels};

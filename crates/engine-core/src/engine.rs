@@ -13,7 +13,7 @@ use events::{
     DeliveryStatus, Event, Media, MessageSid, ParticipantSid, Record, RecordHeader, ServiceSid,
 };
 use parking_lot::lock_api::ArcRwLockWriteGuard;
-use parking_lot::{RawRwLock, RwLock, RwLockReadGuard};
+use parking_lot::{RawRwLock, RwLock};
 use projections::{ReadModels, RowSink, Table};
 use rocksdb::{WriteBatch, DB};
 
@@ -30,6 +30,7 @@ use crate::log::{
     AppendError, AppendOutcome, AppendRequest, CommittedRecord, DecideContext, Decision, EventLog,
     LogHead, LogOptions, OpenError, ReadError, RecordIter, StateMachine,
 };
+use crate::read_view::ReadView;
 
 /// Records folded per `WriteBatch` while catching the read models up with
 /// the log (on open after a rebuild, or after an interrupted one). Bounds
@@ -331,6 +332,7 @@ impl Core {
         &self,
         envelope: CommandEnvelope,
     ) -> Result<CommandOutcome, CommandError> {
+        refuse_under_read_view()?;
         let request = request(envelope);
         let outcome = self.log.append_blocking(request);
         self.outcome(outcome)
@@ -534,15 +536,21 @@ impl Engine {
         &self,
         envelope: CommandEnvelope,
     ) -> Result<CommandOutcome, CommandError> {
+        refuse_under_read_view()?;
         let request = request(envelope);
         let outcome = self.core.log.append(request).await;
         self.core.outcome(outcome)
     }
 
-    /// A read lock on the read models. Hold it briefly: the writer waits
-    /// for it at the start of each batch.
-    pub fn read(&self) -> RwLockReadGuard<'_, ReadModels> {
-        self.core.read.read()
+    /// A read of the read models, as of the last durable batch. Hold it
+    /// briefly: the writer waits for it at the start of each batch.
+    ///
+    /// While the returned view is alive, this thread cannot execute
+    /// commands: [`Engine::execute`] and everything else that appends answer
+    /// [`CommandError::ReadViewHeld`] at once instead of waiting for a writer
+    /// that waits for the view. Nested views on one thread are fine.
+    pub fn read(&self) -> ReadView<'_> {
+        ReadView::acquire(&self.core.read)
     }
 
     /// The underlying log (reads, verification, head).
@@ -756,6 +764,15 @@ fn in_use(path: &Path, e: rocksdb::Error) -> EngineError {
     } else {
         EngineError::Storage(e)
     }
+}
+
+/// Appending waits for the writer, and the writer waits for every read view
+/// at the start of its batch: a thread holding one would wait forever.
+fn refuse_under_read_view() -> Result<(), CommandError> {
+    if ReadView::held_by_this_thread() {
+        return Err(CommandError::ReadViewHeld);
+    }
+    Ok(())
 }
 
 fn request(envelope: CommandEnvelope) -> AppendRequest<EngineCommand> {

@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod engine;
 pub mod fanout;
 pub mod log;
+mod read_view;
 
 pub use commands::{CommandError, EngineCommand};
 pub use delivery::{
@@ -27,3 +28,4 @@ pub use log::{
     Decision, Durability, EventLog, FaultKind, LogHead, LogOptions, LogReader, OpenError,
     RawAppend, RawEvents, ReadError, StateMachine, VerifyReport,
 };
+pub use read_view::ReadView;

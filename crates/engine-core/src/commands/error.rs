@@ -131,6 +131,15 @@ pub enum CommandError {
     /// The log could not durably append (I/O); nothing was acknowledged.
     #[error("storage error: {0}")]
     Storage(String),
+    /// The calling thread holds a [`crate::ReadView`] (from
+    /// [`crate::Engine::read`]). The writer waits for every view before it
+    /// applies a batch, so waiting for it here would never end; nothing was
+    /// written. Drop the view, then execute.
+    #[error(
+        "this thread holds a read view of the engine (Engine::read), and the writer waits \
+         for it: drop the view before executing a command"
+    )]
+    ReadViewHeld,
 }
 
 impl CommandError {

@@ -22,6 +22,7 @@ use super::{
 };
 use crate::commands::CommandError;
 use crate::engine::Core;
+use crate::read_view::ReadView;
 
 /// What the writer learned about the outbox from one durable record.
 pub(crate) enum Fact {
@@ -589,7 +590,7 @@ fn joined_before(
 fn recover(core: &Core, now: Instant) -> (Option<u64>, Vec<(DeliveryId, Entry)>) {
     let options = core.delivery.options;
     let wall_now = now_micros();
-    let rm = core.read.read();
+    let rm = ReadView::acquire(&core.read);
     let mut out = Vec::new();
     for (service, svc) in &rm.services {
         for conv in svc.conversations.values() {
@@ -751,7 +752,7 @@ fn run_job(core: &Core, job: &Job) -> Outcome {
         );
         return done(r);
     }
-    let Some(message) = outbound(&core.read.read(), job) else {
+    let Some(message) = outbound(&ReadView::acquire(&core.read), job) else {
         return Outcome::Done;
     };
     shared.counters.attempts.fetch_add(1, Ordering::Relaxed);

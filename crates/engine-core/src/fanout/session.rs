@@ -16,6 +16,7 @@ use super::replay::{Replay, Snapshot};
 use super::ClientEvent;
 use crate::engine::Core;
 use crate::log::ReadError;
+use crate::read_view::ReadView;
 
 /// Where a new session starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +151,7 @@ impl Session {
             // Under the read lock the read models are exactly the durable
             // prefix `..head`, and no batch is being applied: every event
             // at or past `head` is routed after the queue below exists.
-            let rm = core.read.read();
+            let rm = ReadView::acquire(&core.read);
             let head = rm.applied_position.map_or(0, |p| p + 1);
             if start.is_some() && rm.service(&self.service).is_none() {
                 return Err(SessionError::ServiceNotFound(self.service));
