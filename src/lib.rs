@@ -30,5 +30,6 @@ pub use projections;
 pub use engine_core::log::hash_hex;
 pub use engine_core::{
     CommandError, CommandOutcome, Durability, Engine, EngineError, LogOptions, ReadView,
+    StorageFailure,
 };
 pub use projections::{Direction, Page, PageRequest, QueryError, ReadModels};

@@ -17,7 +17,7 @@ use parking_lot::{RawRwLock, RwLock};
 use projections::{ReadModels, RowSink, Table};
 use rocksdb::{WriteBatch, DB};
 
-use crate::commands::{self, CommandError, EngineCommand};
+use crate::commands::{self, CommandError, EngineCommand, StorageFailure};
 use crate::delivery::{
     self, DeliveryMetrics, DeliveryOptions, DeliveryShared, DeliveryThreads, DeliveryWriter,
     SharedAdapter,
@@ -356,14 +356,24 @@ impl Core {
             Err(AppendError::VersionConflict { expected, actual }) => {
                 return Err(CommandError::VersionConflict { expected, actual })
             }
-            Err(other) => return Err(CommandError::Storage(other.to_string())),
+            Err(AppendError::Closed) => return Err(StorageFailure::Closed.into()),
+            Err(AppendError::Poisoned) => return Err(StorageFailure::Poisoned.into()),
+            Err(AppendError::WriteFailed { message }) => {
+                return Err(StorageFailure::WriteFailed { message }.into())
+            }
+            Err(e @ (AppendError::Storage(_) | AppendError::Corrupt { .. })) => {
+                return Err(StorageFailure::Read(e.to_string()).into())
+            }
+            Err(e @ (AppendError::TooManyEvents { .. } | AppendError::Encode { .. })) => {
+                return Err(StorageFailure::Internal(e.to_string()).into())
+            }
         };
         let mut records = Vec::with_capacity(count as usize);
         for record in self.log.read_range(first..first + u64::from(count)) {
-            let record = record.map_err(|e| CommandError::Storage(e.to_string()))?;
+            let record = record.map_err(|e| StorageFailure::Read(e.to_string()))?;
             let event = record
                 .event()
-                .map_err(|e| CommandError::Storage(e.to_string()))?;
+                .map_err(|e| StorageFailure::Read(e.to_string()))?;
             records.push((record.header, event));
         }
         Ok(CommandOutcome {
@@ -635,7 +645,7 @@ impl Engine {
                 participant,
                 mailbox,
             })
-            .map_err(|_| CommandError::Storage("the engine is shutting down".into()))
+            .map_err(|_| StorageFailure::Closed.into())
     }
 
     /// Routes an inbound message from a channel (Command::ReceiveInbound):

@@ -10,7 +10,7 @@ pub mod fanout;
 pub mod log;
 mod read_view;
 
-pub use commands::{CommandError, EngineCommand};
+pub use commands::{CommandError, EngineCommand, StorageFailure};
 pub use delivery::{
     channel_of, ChannelAdapter, DeliveryId, DeliveryMetrics, DeliveryOptions, InMemoryAdapter,
     OutboundMessage, SendError, SendReceipt, WebhookAdapter,

@@ -128,9 +128,11 @@ pub enum CommandError {
         /// What it is.
         actual: u64,
     },
-    /// The log could not durably append (I/O); nothing was acknowledged.
-    #[error("storage error: {0}")]
-    Storage(String),
+    /// The log could not take the command; nothing of it was acknowledged.
+    /// [`StorageFailure::is_retryable`] and [`StorageFailure::needs_reopen`]
+    /// tell the host what to do.
+    #[error(transparent)]
+    Storage(#[from] StorageFailure),
     /// The calling thread holds a [`crate::ReadView`] (from
     /// [`crate::Engine::read`]). The writer waits for every view before it
     /// applies a batch, so waiting for it here would never end; nothing was
@@ -153,6 +155,64 @@ impl CommandError {
             CommandError::UniqueNameConflict { .. } => Some(50353),
             CommandError::PermissionDenied { .. } => Some(50107),
             _ => None,
+        }
+    }
+}
+
+/// Why the log could not take a command. Nothing of the command was
+/// acknowledged; whether it was written is said per variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageFailure {
+    /// The engine is shutting down, or its writer thread stopped. Whether
+    /// a command in flight was written is unknown: retrying it with the
+    /// same command id (after reopening, if the engine is gone) is safe and
+    /// answers the original outcome if it was.
+    #[error("the engine is closed: reopen it and retry with the same command id")]
+    Closed,
+    /// The batch holding the command failed to write; the log refuses
+    /// further appends until the engine is reopened. Nothing was written.
+    #[error("writing to the log failed ({message}): reopen the engine, then retry")]
+    WriteFailed {
+        /// RocksDB's message.
+        message: String,
+    },
+    /// An earlier batch failed to write; the log refuses appends until the
+    /// engine is reopened. Nothing was written.
+    #[error("the log refuses writes after an earlier failed write: reopen the engine, then retry")]
+    Poisoned,
+    /// Reading the log's own indexes (idempotency, stream versions) or the
+    /// records just appended failed: the store is damaged or unreadable.
+    /// Run `replay-tool verify` on it.
+    #[error("reading the log failed ({0}): run `replay-tool verify` on the store")]
+    Read(String),
+    /// A broken invariant of the engine itself (a command produced more
+    /// events than a command may, or an event that cannot be encoded).
+    /// Nothing was written. This is a bug: please report it.
+    #[error("internal error, nothing was written (a bug, please report it): {0}")]
+    Internal(String),
+}
+
+impl StorageFailure {
+    /// Whether the same command, with the same command id, may simply be
+    /// sent again later to the same engine.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StorageFailure::Closed
+            | StorageFailure::WriteFailed { .. }
+            | StorageFailure::Poisoned
+            | StorageFailure::Read(_)
+            | StorageFailure::Internal(_) => false,
+        }
+    }
+
+    /// Whether the engine must be dropped and opened again before any
+    /// command can succeed.
+    pub fn needs_reopen(&self) -> bool {
+        match self {
+            StorageFailure::Closed
+            | StorageFailure::WriteFailed { .. }
+            | StorageFailure::Poisoned => true,
+            StorageFailure::Read(_) | StorageFailure::Internal(_) => false,
         }
     }
 }

@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use events::*;
 use projections::{Conversation, ReadModels, Service};
 
-pub use error::CommandError;
+pub use error::{CommandError, StorageFailure};
 
 use crate::log::{DecideContext, Decision};
 
