@@ -11,9 +11,11 @@ pub mod log;
 mod read_view;
 
 pub use commands::{CommandError, EngineCommand, StorageFailure};
+#[cfg(feature = "webhook")]
+pub use delivery::WebhookAdapter;
 pub use delivery::{
     channel_of, ChannelAdapter, DeliveryId, DeliveryMetrics, DeliveryOptions, InMemoryAdapter,
-    OutboundMessage, SendError, SendReceipt, WebhookAdapter,
+    OutboundMessage, SendError, SendReceipt,
 };
 pub use engine::{
     fold_records, load_read_models, read_models_digest, state_digest, CommandOutcome, Engine,

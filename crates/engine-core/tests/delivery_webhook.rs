@@ -1,6 +1,7 @@
 //! The webhook adapter against a tiny HTTP server on 127.0.0.1: the JSON
 //! body and headers, a 5xx retried, a 2xx's channel id on the receipt, a
 //! 4xx as a permanent failure.
+#![cfg(feature = "webhook")]
 
 mod fanout_support;
 

@@ -49,6 +49,8 @@ COMMANDS:
     test [--no-lint]   Run setup, then all tests, in order:
                          fmt     cargo fmt --all -- --check
                          clippy  cargo clippy --workspace --all-targets -- -D warnings
+                         clippy-minimal
+                                 the same for engine-core --no-default-features
                          test    cargo test --workspace
                        --no-lint skips fmt and clippy.
     help               Print this help (also -h, --help).

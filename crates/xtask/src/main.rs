@@ -105,13 +105,28 @@ fn demo(example_args: &[String]) -> Result<(), Error> {
 /// One step of `cargo xtask test`: its name and cargo's arguments.
 type Step = (&'static str, &'static [&'static str]);
 
-const LINT_STEPS: [Step; 2] = [
+const LINT_STEPS: [Step; 3] = [
     ("fmt", &["fmt", "--all", "--", "--check"]),
     (
         "clippy",
         &[
             "clippy",
             "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ),
+    // The library without its optional webhook adapter (and its HTTP
+    // client) must build and lint clean too.
+    (
+        "clippy-minimal",
+        &[
+            "clippy",
+            "--package",
+            "engine-core",
+            "--no-default-features",
             "--all-targets",
             "--",
             "-D",
@@ -186,7 +201,7 @@ mod tests {
     #[test]
     fn test_steps_in_order() {
         let names = |lint| test_steps(lint).iter().map(|(n, _)| *n).collect::<Vec<_>>();
-        assert_eq!(names(true), ["fmt", "clippy", "test"]);
+        assert_eq!(names(true), ["fmt", "clippy", "clippy-minimal", "test"]);
         assert_eq!(names(false), ["test"]);
         let joined: Vec<String> = test_steps(true)
             .iter()
@@ -197,6 +212,7 @@ mod tests {
             [
                 "fmt --all -- --check",
                 "clippy --workspace --all-targets -- -D warnings",
+                "clippy --package engine-core --no-default-features --all-targets -- -D warnings",
                 "test --workspace",
             ]
         );

@@ -28,6 +28,7 @@
 
 mod memory;
 mod scheduler;
+#[cfg(feature = "webhook")]
 mod webhook;
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ use serde::Serialize;
 
 pub use memory::InMemoryAdapter;
 pub(crate) use scheduler::{start, DeliveryShared, DeliveryThreads, DeliveryWriter};
+#[cfg(feature = "webhook")]
 pub use webhook::{WebhookAdapter, WEBHOOK_TIMEOUT_DEFAULT};
 
 /// How many attempts a delivery gets, by default, before a `failed`
