@@ -36,7 +36,9 @@ fn a_command_acting_as_alice_writes_records_whose_actor_is_alice() {
     assert_eq!(records.len() as u64, end);
     for record in &records {
         let position = record.header.position;
-        let want = (alice_from..alice_to).contains(&position).then_some("alice");
+        let want = (alice_from..alice_to)
+            .contains(&position)
+            .then_some("alice");
         assert_eq!(record.header.actor.as_deref(), want, "position {position}");
         assert_eq!(record.format_version, FORMAT_VERSION_CURRENT);
         // The actor is part of what the chain hash covers.

@@ -552,7 +552,11 @@ fn invalid_utf8_and_out_of_range_tags_are_malformed() {
     for damaged in [
         [&good[..actor_tag], &[2u8][..]].concat(),
         [&good[..actor_tag], &[1u8, 2, 0xc3, 0x28][..]].concat(),
-        [&good[..actor_tag], &[1u8, 0xfc, 0xff, 0xff, 0xff, 0xff, b'a'][..]].concat(),
+        [
+            &good[..actor_tag],
+            &[1u8, 0xfc, 0xff, 0xff, 0xff, 0xff, b'a'][..],
+        ]
+        .concat(),
     ] {
         assert!(
             matches!(

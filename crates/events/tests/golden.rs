@@ -193,7 +193,10 @@ fn decode_chain(set: &GoldenSet, bin: &[u8]) -> Vec<(Record, Event)> {
         assert_eq!(record.format_version, set.format_version, "{what}");
         assert_eq!(record.header.position, position as u64, "{what}: position");
         if record.format_version == 1 {
-            assert_eq!(record.header.actor, None, "{what}: a v1 record has no actor");
+            assert_eq!(
+                record.header.actor, None,
+                "{what}: a v1 record has no actor"
+            );
         }
         assert_eq!(record.prev_hash, prev, "{what}: broken chain");
         let event = record.event().unwrap_or_else(|e| panic!("{what}: {e}"));

@@ -9,8 +9,8 @@ mod strategies;
 use std::collections::BTreeSet;
 
 use events::command::{Command, CommandEnvelope};
-use events::model::*;
 use events::limits::IDENTITY_CHARS_MAX;
+use events::model::*;
 use events::record::{self, chain_hash, encode_header, CodecError, Record, RecordHeader};
 use events::{Event, FORMAT_VERSIONS_KNOWN, FORMAT_VERSION_CURRENT, GENESIS_HASH};
 use proptest::prelude::*;
@@ -472,8 +472,13 @@ fn an_actor_over_the_identity_limit_is_refused_on_seal_and_decode() {
         format_version: FORMAT_VERSION_CURRENT,
         header: header(long.clone()),
         prev_hash: GENESIS_HASH,
-        hash: chain_hash(FORMAT_VERSION_CURRENT, &header(long.clone()), &GENESIS_HASH, &payload)
-            .unwrap(),
+        hash: chain_hash(
+            FORMAT_VERSION_CURRENT,
+            &header(long.clone()),
+            &GENESIS_HASH,
+            &payload,
+        )
+        .unwrap(),
         payload,
     };
     assert_eq!(forged.encode(), Err(too_long.clone()));

@@ -508,7 +508,14 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
             writeln!(out, "PARTICIPANTS ({})", rows.len())?;
             out.write_all(
                 table(
-                    &["SID", "WHO", "LAST_READ", "UNREAD", "ADDED_BY", "ATTRIBUTES"],
+                    &[
+                        "SID",
+                        "WHO",
+                        "LAST_READ",
+                        "UNREAD",
+                        "ADDED_BY",
+                        "ATTRIBUTES",
+                    ],
                     &rows,
                 )
                 .as_bytes(),

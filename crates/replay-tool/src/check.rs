@@ -156,9 +156,7 @@ pub fn parse_fast(bytes: &[u8]) -> Option<RecordView<'_>> {
                 let len = usize::try_from(c.varint()?).ok()?;
                 let actor = std::str::from_utf8(c.take(len)?).ok()?;
                 // Over the limit is an error only the decoder may name.
-                if actor.len() > IDENTITY_CHARS_MAX
-                    && actor.chars().count() > IDENTITY_CHARS_MAX
-                {
+                if actor.len() > IDENTITY_CHARS_MAX && actor.chars().count() > IDENTITY_CHARS_MAX {
                     return None;
                 }
                 Some(actor.to_owned())
@@ -401,8 +399,7 @@ mod tests {
     fn an_actor_over_the_limit_falls_back_to_the_decoders_error() {
         let mut record = sample_with(4, false, 3, None);
         record.header.actor = Some("a".repeat(IDENTITY_CHARS_MAX + 1));
-        record.hash =
-            chain_hash(2, &record.header, &record.prev_hash, &record.payload).unwrap();
+        record.hash = chain_hash(2, &record.header, &record.prev_hash, &record.payload).unwrap();
         // `Record::encode` refuses it, so build the bytes by hand.
         let mut bytes = 2u16.to_le_bytes().to_vec();
         bytes.extend_from_slice(&encode(&record.header).unwrap());

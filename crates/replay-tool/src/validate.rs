@@ -629,7 +629,10 @@ pub(crate) mod tests {
             let bytes = encode(&e).unwrap();
             let c = conv_bytes(&e);
             for version in events::FORMAT_VERSIONS_KNOWN {
-                assert!(is_valid_payload(*version, &bytes, c.as_ref()), "v{version} {e:?}");
+                assert!(
+                    is_valid_payload(*version, &bytes, c.as_ref()),
+                    "v{version} {e:?}"
+                );
             }
             assert!(!is_valid_payload(0, &bytes, c.as_ref()));
             assert!(!is_valid_payload(3, &bytes, c.as_ref()));

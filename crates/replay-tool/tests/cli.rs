@@ -579,7 +579,12 @@ fn dump_at_and_export_say_who_acted() {
         "table",
     ]));
     assert_eq!(code, 0);
-    for want in ["ADDED_BY", "POSTED_BY", "edited ×1 (last by alice)", "#1 (by - at"] {
+    for want in [
+        "ADDED_BY",
+        "POSTED_BY",
+        "edited ×1 (last by alice)",
+        "#1 (by - at",
+    ] {
         assert!(out.contains(want), "{want} missing:\n{out}");
     }
 

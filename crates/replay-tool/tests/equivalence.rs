@@ -358,7 +358,11 @@ fn a_sound_log_gives_the_same_head() {
         } else {
             (2, actor(p))
         };
-        assert_eq!((r.format_version, &r.header.actor), (version, &actor), "{p}");
+        assert_eq!(
+            (r.format_version, &r.header.actor),
+            (version, &actor),
+            "{p}"
+        );
     }
 }
 

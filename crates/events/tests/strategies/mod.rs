@@ -19,8 +19,8 @@
 use events::command::{
     Command, CommandEnvelope, CommandId, ConversationRef, ConversationSpec, ParticipantSpec,
 };
-use events::model::*;
 use events::limits::IDENTITY_CHARS_MAX;
+use events::model::*;
 use events::record::RecordHeader;
 use events::sid::*;
 use events::Event;
