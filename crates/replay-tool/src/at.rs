@@ -15,7 +15,7 @@
 //! posted and edited each message, and deleted messages and removed
 //! participants by then. JSON shows it as `actor` (and `edited_by`, a list
 //! in edit order), `null` for none; tables as ADDED_BY / POSTED_BY columns
-//! and "by …" notes, `-` for none.
+//! (`-` for none) and "by …" notes ("by the host" for none).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -296,9 +296,16 @@ fn kind_who(kind: &ParticipantKind) -> String {
     }
 }
 
-/// "by ALICE at POSITION", for table notes.
+/// Who acted, for table notes: the identity, or "the host".
+fn by_whom(actor: &Actor) -> String {
+    actor
+        .as_deref()
+        .map_or_else(|| "the host".to_string(), cell)
+}
+
+/// "by alice at POSITION" (or "by the host at POSITION"), for table notes.
 fn by_at(actor: &Actor, position: u64) -> String {
-    format!("by {} at {position}", actor_cell(actor))
+    format!("by {} at {position}", by_whom(actor))
 }
 
 fn participant_json(p: &ParticipantRow, c: &Conversation, history: &History) -> Value {
@@ -548,7 +555,7 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
                         match edits.last() {
                             None => String::new(),
                             Some(last) => {
-                                format!("edited ×{} (last by {})", edits.len(), actor_cell(last))
+                                format!("edited ×{} (last by {})", edits.len(), by_whom(last))
                             }
                         },
                         format_micros(m.date_created),

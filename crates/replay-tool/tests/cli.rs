@@ -583,7 +583,7 @@ fn dump_at_and_export_say_who_acted() {
         "ADDED_BY",
         "POSTED_BY",
         "edited ×1 (last by alice)",
-        "#1 (by - at",
+        "#1 (by the host at",
     ] {
         assert!(out.contains(want), "{want} missing:\n{out}");
     }
