@@ -4,7 +4,7 @@
 //! (`Record::decode`, the self-hash, key/header agreement, the `prev_hash`
 //! link, the event decode), with the same [`FaultKind`]s, but skips the
 //! allocations of the general decoder on the common path: a record of a
-//! version in [`FAST_FORMAT_VERSIONS`] (1, or 2 with its actor) in canonical
+//! version in `FAST_FORMAT_VERSIONS` (1, or 2 with its actor) in canonical
 //! bincode is parsed in place and its chain hash is computed over the stored
 //! header bytes (which, being canonical, are exactly what the writer
 //! hashed). Anything unusual — another version, a non-canonical varint, an
@@ -127,7 +127,7 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Parses a record of a version in [`FAST_FORMAT_VERSIONS`] in canonical
+/// Parses a record of a version in `FAST_FORMAT_VERSIONS` in canonical
 /// encoding without copying (only a version-2 actor is copied out).
 /// `None` means "not the common case": the caller must use the
 /// authoritative decoder. The hash is not checked here.

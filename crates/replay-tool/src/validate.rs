@@ -1,4 +1,4 @@
-//! A fast check that a record's payload is a well-formed [`Event`], without
+//! A fast check that a record's payload is a well-formed [`Event`](events::Event), without
 //! building one.
 //!
 //! Decoding an event through serde allocates every string and walks each
