@@ -1,5 +1,5 @@
-//! A fast check that a record's payload is a well-formed [`Event`](events::Event), without
-//! building one.
+//! A fast check that a record's payload is a well-formed
+//! [`Event`](events::Event), without building one.
 //!
 //! Decoding an event through serde allocates every string and walks each
 //! 16-byte SID one element at a time; on a verify walk that is a third of
