@@ -128,6 +128,7 @@ impl Raw {
                     service_sid: service(),
                     conversation_sid: event.conversation_sid(),
                     command_id: CommandId::from_key(&n.to_be_bytes()),
+                    actor: None,
                 };
                 let record = Record::seal(header, &event, prev).expect("seal");
                 prev = record.hash;

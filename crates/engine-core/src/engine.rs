@@ -119,6 +119,11 @@ impl StateMachine for EngineState {
     type Rejection = CommandError;
     const COLUMN_FAMILIES: &'static [&'static str] = &Table::NAMES;
 
+    /// The envelope's `acting_identity` (validated by `decide`).
+    fn actor(command: &EngineCommand) -> Option<String> {
+        command.acting_identity.clone()
+    }
+
     fn begin_batch(&mut self) {
         self.guard = Some(self.read.write_arc());
     }

@@ -4,18 +4,23 @@
 //! without looking anything up. `Updated` events carry the full new values of
 //! the mutable fields, so a reader of one event knows the whole resulting
 //! state of those fields. The record envelope (see [`crate::record`]) adds the
-//! position, time, service, command id and hash chain.
+//! position, time, service, command id, actor and hash chain.
 //!
-//! New variants are only ever appended at the end: bincode encodes the
-//! variant index, so reordering would break decoding of existing logs (the
-//! golden-file test catches it).
+//! The bincode encoding of [`Event`] is part of the record format, so the
+//! compatibility rule of [`crate::record`] applies to it: any change to it
+//! or to a type it holds (a new variant, even at the end, a new or
+//! reordered field) needs a new format version with its own decode path,
+//! and the payloads of every earlier version must keep decoding as they
+//! were written. Within that rule, variants are appended at the end, never
+//! reordered: bincode encodes the variant index (the golden-file test
+//! catches a reorder).
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::*;
 use crate::sid::*;
 
-/// Every fact the engine records.
+/// Every fact the engine records. Format versions 1 and 2 encode it alike.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Event {

@@ -26,5 +26,8 @@ pub use command::{
 };
 pub use event::Event;
 pub use model::*;
-pub use record::{CodecError, Hash, Record, RecordHeader, FORMAT_VERSION_CURRENT, GENESIS_HASH};
+pub use record::{
+    CodecError, Hash, Record, RecordHeader, FORMAT_VERSIONS_KNOWN, FORMAT_VERSION_CURRENT,
+    GENESIS_HASH,
+};
 pub use sid::*;

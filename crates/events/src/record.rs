@@ -1,38 +1,56 @@
 //! The versioned, hash-chained record envelope and its codec.
 //!
 //! On disk a record is `format_version: u16 (little endian)` followed by the
-//! bincode encoding of that version's body. Version 1's body is
-//! [`RecordHeader`], `prev_hash`, `hash` and the payload (the bincode
-//! encoding of one [`Event`]). The chain hash is
-//! `blake3(prev_hash ‖ format_version ‖ bincode(header) ‖ payload)`.
+//! bincode encoding of that version's body: the version's header encoding,
+//! `prev_hash`, `hash` and the payload (the bincode encoding of one
+//! [`Event`]). The chain hash is
+//! `blake3(prev_hash ‖ format_version ‖ header ‖ payload)`, where `header`
+//! is the version's header encoding ([`encode_header`]).
+//!
+//! | version | header fields | written |
+//! |---------|---------------|---------|
+//! | 1 | position, recorded_at, service_sid, conversation_sid, command_id | until the actor was added |
+//! | 2 | version 1's fields, then `actor: Option<String>` | today ([`FORMAT_VERSION_CURRENT`]) |
+//!
+//! A version-1 record decodes with `actor: None`: it was written before the
+//! acting identity was recorded, so it does not say who acted. The payload
+//! encoding of [`Event`] is the same in both versions.
 //!
 //! Decoding never panics: every malformed input is a [`CodecError`]. Lengths
 //! inside the encoding are bounded by [`RECORD_BYTES_MAX`], so a corrupt
-//! length prefix cannot make the decoder allocate more than that.
+//! length prefix cannot make the decoder allocate more than that, and an
+//! actor is bounded by [`IDENTITY_CHARS_MAX`] on both seal and decode.
 //!
 //! Compatibility rule: a decoder reads every format version ever written.
 //! A change to any encoded type (the header, [`Event`] or anything it holds)
 //! needs a new format version with its own decode path; the golden-file test
-//! in `tests/golden.rs` fails if version-1 bytes stop decoding.
+//! in `tests/golden.rs` fails if the bytes of an earlier version stop
+//! decoding.
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::command::CommandId;
 use crate::event::Event;
-use crate::limits::RECORD_BYTES_MAX;
+use crate::limits::{IDENTITY_CHARS_MAX, RECORD_BYTES_MAX};
 use crate::model::TimestampMicros;
 use crate::sid::{ConversationSid, ServiceSid};
 
-/// The format version new records are written in.
-pub const FORMAT_VERSION_CURRENT: u16 = 1;
+/// The format version new records are written in (version 2: the header
+/// carries the actor).
+pub const FORMAT_VERSION_CURRENT: u16 = 2;
 /// Every format version this decoder reads.
-pub const FORMAT_VERSIONS_KNOWN: &[u16] = &[1];
+pub const FORMAT_VERSIONS_KNOWN: &[u16] = &[1, 2];
+
+/// The most bytes an actor's UTF-8 takes: [`IDENTITY_CHARS_MAX`] characters
+/// of at most 4 bytes each (UTF-8's longest encoding of one character).
+const ACTOR_BYTES_MAX: usize = IDENTITY_CHARS_MAX * 4;
 
 /// An upper bound on what a record adds to its payload when encoded, in
-/// bytes: version (2), header (at most 8 + 10 + 10 + 16 + 17 + 16 with
-/// varints and option tags), two hashes (64) and the payload's length
-/// prefix (at most 9).
-const RECORD_OVERHEAD_BYTES_MAX: usize = 2 + 77 + 64 + 9;
+/// bytes: version (2), version 1's header fields (at most
+/// 8 + 10 + 10 + 16 + 17 + 16 with varints and option tags), the actor's
+/// option tag (1), length prefix (at most 3 for [`ACTOR_BYTES_MAX`]) and
+/// bytes, two hashes (64) and the payload's length prefix (at most 9).
+const RECORD_OVERHEAD_BYTES_MAX: usize = 2 + 77 + 1 + 3 + ACTOR_BYTES_MAX + 64 + 9;
 
 /// A blake3 chain hash.
 pub type Hash = [u8; 32];
@@ -74,6 +92,24 @@ pub enum CodecError {
         /// What the event says.
         event: Option<ConversationSid>,
     },
+    /// The header's actor is longer than an identity may be.
+    #[error(
+        "record actor is {chars} characters, over the {IDENTITY_CHARS_MAX}-character identity \
+         limit; validate the acting identity before sealing a record for it"
+    )]
+    ActorTooLong {
+        /// The actor's length, in characters.
+        chars: usize,
+    },
+    /// A header with an actor, in a format version that has no actor field.
+    #[error(
+        "format version {format_version} records have no actor field; write records with an \
+         actor in version {FORMAT_VERSION_CURRENT}"
+    )]
+    ActorUnsupported {
+        /// The format version asked for.
+        format_version: u16,
+    },
 }
 
 fn config() -> impl bincode::config::Config {
@@ -105,7 +141,9 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
-/// The part of a record that says where, when and why it was written.
+/// The part of a record that says where, when, why and for whom it was
+/// written. Its bincode encoding is version 2's header; version 1's lacks
+/// the `actor` (see [`encode_header`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordHeader {
     /// Global log position: dense, starting at 0.
@@ -118,15 +156,75 @@ pub struct RecordHeader {
     pub conversation_sid: Option<ConversationSid>,
     /// The command that produced it (several records may share one).
     pub command_id: CommandId,
+    /// The chat identity that acted (the command envelope's
+    /// `acting_identity`), or `None` for the trusted host. At most
+    /// [`IDENTITY_CHARS_MAX`] characters. Always `None` in a version-1
+    /// record, which did not record who acted.
+    pub actor: Option<String>,
 }
 
-/// Version 1's body, exactly as encoded after the version prefix.
+/// Version 1's header: [`RecordHeader`] without the actor.
 #[derive(Serialize, Deserialize)]
-struct BodyV1 {
-    header: RecordHeader,
+struct HeaderV1 {
+    position: u64,
+    recorded_at: TimestampMicros,
+    service_sid: ServiceSid,
+    conversation_sid: Option<ConversationSid>,
+    command_id: CommandId,
+}
+
+impl HeaderV1 {
+    /// The version-1 form of `header`; errors if it has an actor.
+    fn from_header(header: &RecordHeader) -> Result<Self, CodecError> {
+        if header.actor.is_some() {
+            return Err(CodecError::ActorUnsupported { format_version: 1 });
+        }
+        Ok(HeaderV1 {
+            position: header.position,
+            recorded_at: header.recorded_at,
+            service_sid: header.service_sid,
+            conversation_sid: header.conversation_sid,
+            command_id: header.command_id,
+        })
+    }
+
+    fn into_header(self) -> RecordHeader {
+        RecordHeader {
+            position: self.position,
+            recorded_at: self.recorded_at,
+            service_sid: self.service_sid,
+            conversation_sid: self.conversation_sid,
+            command_id: self.command_id,
+            actor: None,
+        }
+    }
+}
+
+/// A version's body, exactly as encoded after the version prefix: version
+/// 1 with [`HeaderV1`], version 2 with [`RecordHeader`]. `P` is the payload
+/// (`Vec<u8>` to decode, a borrow to encode without a copy).
+#[derive(Serialize, Deserialize)]
+struct Body<H, P> {
+    header: H,
     prev_hash: Hash,
     hash: Hash,
-    payload: Vec<u8>,
+    payload: P,
+}
+
+/// Errors with [`CodecError::ActorTooLong`] if `header`'s actor is longer
+/// than an identity may be.
+fn check_actor(header: &RecordHeader) -> Result<(), CodecError> {
+    if let Some(actor) = &header.actor {
+        // Cheap first: a string of at most that many bytes has at most that
+        // many characters.
+        if actor.len() > IDENTITY_CHARS_MAX {
+            let chars = actor.chars().count();
+            if chars > IDENTITY_CHARS_MAX {
+                return Err(CodecError::ActorTooLong { chars });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One sealed log record: header, payload and its link in the hash chain.
@@ -138,7 +236,8 @@ pub struct Record {
     pub header: RecordHeader,
     /// The previous record's hash ([`GENESIS_HASH`] at position 0).
     pub prev_hash: Hash,
-    /// `blake3(prev_hash ‖ format_version ‖ bincode(header) ‖ payload)`.
+    /// `blake3(prev_hash ‖ format_version ‖ header ‖ payload)`, over the
+    /// version's header encoding ([`encode_header`]).
     pub hash: Hash,
     /// The bincode encoding of the [`Event`].
     pub payload: Vec<u8>,
@@ -148,8 +247,9 @@ impl Record {
     /// Builds a record in the current format, chaining it to `prev_hash`.
     ///
     /// Errors if the whole record does not encode within
-    /// [`RECORD_BYTES_MAX`] or if the header's conversation is not the
-    /// event's.
+    /// [`RECORD_BYTES_MAX`], if the header's conversation is not the
+    /// event's ([`CodecError::ConversationMismatch`]) or if its actor is
+    /// over [`IDENTITY_CHARS_MAX`] characters ([`CodecError::ActorTooLong`]).
     pub fn seal(header: RecordHeader, event: &Event, prev_hash: Hash) -> Result<Self, CodecError> {
         if header.conversation_sid != event.conversation_sid() {
             return Err(CodecError::ConversationMismatch {
@@ -157,6 +257,7 @@ impl Record {
                 event: event.conversation_sid(),
             });
         }
+        check_actor(&header)?;
         let payload = encode(event)?;
         let hash = chain_hash(FORMAT_VERSION_CURRENT, &header, &prev_hash, &payload)?;
         let record = Record {
@@ -175,35 +276,49 @@ impl Record {
         Ok(record)
     }
 
-    /// The storage bytes: version prefix plus body.
+    /// The storage bytes: version prefix plus body, in the record's own
+    /// format version (so a decoded version-1 record writes its original
+    /// bytes).
     ///
-    /// Errors if the record would exceed [`RECORD_BYTES_MAX`] or is in a
-    /// format version this build cannot write (only version 1 exists).
+    /// Errors if the record would exceed [`RECORD_BYTES_MAX`], is in a
+    /// format version this build does not know
+    /// ([`CodecError::UnknownVersion`]), or has an actor in version 1
+    /// ([`CodecError::ActorUnsupported`]) or one that is too long
+    /// ([`CodecError::ActorTooLong`]).
     pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
-        if self.format_version != 1 {
-            return Err(CodecError::UnknownVersion(self.format_version));
-        }
-        let body = BodyV1 {
-            header: self.header.clone(),
-            prev_hash: self.prev_hash,
-            hash: self.hash,
-            payload: self.payload.clone(),
+        check_actor(&self.header)?;
+        let body = match self.format_version {
+            1 => encode(&Body {
+                header: HeaderV1::from_header(&self.header)?,
+                prev_hash: self.prev_hash,
+                hash: self.hash,
+                payload: &self.payload,
+            })?,
+            2 => encode(&Body {
+                header: &self.header,
+                prev_hash: self.prev_hash,
+                hash: self.hash,
+                payload: &self.payload,
+            })?,
+            other => return Err(CodecError::UnknownVersion(other)),
         };
-        let mut out = Vec::with_capacity(self.payload.len() + 128);
+        let mut out = Vec::with_capacity(body.len() + 2);
         out.extend_from_slice(&self.format_version.to_le_bytes());
-        out.extend_from_slice(&encode(&body)?);
+        out.extend_from_slice(&body);
         if out.len() > RECORD_BYTES_MAX {
             return Err(CodecError::TooLong { len: out.len() });
         }
         Ok(out)
     }
 
-    /// Decodes storage bytes and checks the record's own hash.
+    /// Decodes storage bytes of any known format version and checks the
+    /// record's own hash. A version-1 record gets `actor: None`.
     ///
     /// Never panics. Errors: too short or long, unknown version, malformed
-    /// body, trailing bytes, or a hash that does not match the contents. It
-    /// does not check `prev_hash` against a predecessor: that is the log's
-    /// chain check.
+    /// body, trailing bytes, an actor over [`IDENTITY_CHARS_MAX`] characters
+    /// ([`CodecError::ActorTooLong`]), or a hash that does not match the
+    /// contents. It does not check `prev_hash` against a predecessor: that
+    /// is the log's chain check.
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
         if bytes.len() < 2 {
             return Err(CodecError::TooShort { len: bytes.len() });
@@ -214,9 +329,20 @@ impl Record {
         let version = u16::from_le_bytes([bytes[0], bytes[1]]);
         let record = match version {
             1 => {
-                let body: BodyV1 = decode(&bytes[2..])?;
+                let body: Body<HeaderV1, Vec<u8>> = decode(&bytes[2..])?;
                 Record {
                     format_version: 1,
+                    header: body.header.into_header(),
+                    prev_hash: body.prev_hash,
+                    hash: body.hash,
+                    payload: body.payload,
+                }
+            }
+            2 => {
+                let body: Body<RecordHeader, Vec<u8>> = decode(&bytes[2..])?;
+                check_actor(&body.header)?;
+                Record {
+                    format_version: 2,
                     header: body.header,
                     prev_hash: body.prev_hash,
                     hash: body.hash,
@@ -240,8 +366,9 @@ impl Record {
     /// Decodes the payload as an [`Event`] and checks that it belongs to the
     /// header's conversation.
     pub fn event(&self) -> Result<Event, CodecError> {
+        // Both versions encode the payload alike.
         let event: Event = match self.format_version {
-            1 => decode(&self.payload)?,
+            1 | 2 => decode(&self.payload)?,
             other => return Err(CodecError::UnknownVersion(other)),
         };
         if event.conversation_sid() != self.header.conversation_sid {
@@ -254,14 +381,29 @@ impl Record {
     }
 }
 
-/// `blake3(prev_hash ‖ format_version ‖ bincode(header) ‖ payload)`.
+/// The header bytes a record of `format_version` stores and hashes: version
+/// 1's encoding (without the actor) or version 2's (`bincode(header)`).
+///
+/// Errors: [`CodecError::UnknownVersion`] for a version this build does not
+/// know, [`CodecError::ActorUnsupported`] for an actor in version 1.
+pub fn encode_header(format_version: u16, header: &RecordHeader) -> Result<Vec<u8>, CodecError> {
+    match format_version {
+        1 => encode(&HeaderV1::from_header(header)?),
+        2 => encode(header),
+        other => Err(CodecError::UnknownVersion(other)),
+    }
+}
+
+/// `blake3(prev_hash ‖ format_version ‖ header ‖ payload)`, with the header
+/// in `format_version`'s encoding ([`encode_header`], whose errors it
+/// returns).
 pub fn chain_hash(
     format_version: u16,
     header: &RecordHeader,
     prev_hash: &Hash,
     payload: &[u8],
 ) -> Result<Hash, CodecError> {
-    let header_bytes = encode(header)?;
+    let header_bytes = encode_header(format_version, header)?;
     let mut hasher = blake3::Hasher::new();
     hasher.update(prev_hash);
     hasher.update(&format_version.to_le_bytes());

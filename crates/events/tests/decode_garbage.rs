@@ -1,4 +1,5 @@
-//! Decoding hostile bytes: arbitrary input and mutated valid records must
+//! Decoding hostile bytes: arbitrary input and mutated valid records, of
+//! every format version (1 without an actor, 2 with or without one), must
 //! give a `CodecError` (or, for a mutation that leaves a valid encoding, the
 //! original value) and never panic.
 
@@ -9,7 +10,7 @@ use events::limits::RECORD_BYTES_MAX;
 use events::model::*;
 use events::record::{self, chain_hash, CodecError, Record, RecordHeader};
 use events::sid::*;
-use events::{Event, FORMAT_VERSION_CURRENT, GENESIS_HASH};
+use events::{Event, FORMAT_VERSIONS_KNOWN, FORMAT_VERSION_CURRENT, GENESIS_HASH};
 use proptest::prelude::*;
 use strategies::*;
 
@@ -127,10 +128,33 @@ fn apply(bytes: &mut Vec<u8>, mutation: &Mutation) {
     }
 }
 
-/// A valid record (as sealed and as encoded) from arbitrary contents.
+/// The version-1 record the old writer would have built: no actor, the
+/// chain hash over version 1's header encoding.
+fn v1_record(header: RecordHeader, event: &Event, prev: [u8; 32]) -> Record {
+    let header = RecordHeader {
+        actor: None,
+        ..header
+    };
+    let payload = record::encode(event).unwrap();
+    let hash = chain_hash(1, &header, &prev, &payload).unwrap();
+    Record {
+        format_version: 1,
+        header,
+        prev_hash: prev,
+        hash,
+        payload,
+    }
+}
+
+/// A valid record (as sealed and as encoded) from arbitrary contents: in
+/// the current version (with or without an actor) or in version 1.
 fn arb_valid_record() -> impl Strategy<Value = (Record, Vec<u8>)> {
-    (arb_sealable(), arb_hash()).prop_map(|((header, event), prev)| {
-        let record = Record::seal(header, &event, prev).unwrap();
+    (arb_sealable(), arb_hash(), any::<bool>()).prop_map(|((header, event), prev, v1)| {
+        let record = if v1 {
+            v1_record(header, &event, prev)
+        } else {
+            Record::seal(header, &event, prev).unwrap()
+        };
         let bytes = record.encode().unwrap();
         (record, bytes)
     })
@@ -143,9 +167,12 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_v1_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..600)) {
+    fn arbitrary_bodies_of_every_version_never_panic(
+        version in proptest::sample::select(FORMAT_VERSIONS_KNOWN),
+        body in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
         // Past the version check, straight into the bincode body.
-        let mut bytes = FORMAT_VERSION_CURRENT.to_le_bytes().to_vec();
+        let mut bytes = version.to_le_bytes().to_vec();
         bytes.extend_from_slice(&body);
         prop_assert!(Record::decode(&bytes).is_err());
         decode_everything(&bytes)?;
@@ -247,7 +274,9 @@ where
 }
 
 /// A few records with different shapes: no conversation, media and unicode,
-/// a messaging binding, varint-boundary integers.
+/// a messaging binding, varint-boundary integers; in the current version
+/// with actors of several shapes (none, ASCII, unicode, a 251-byte one whose
+/// length takes a wide varint), and each again in version 1.
 fn sample_records() -> Vec<Vec<u8>> {
     let service: ServiceSid = sid("IS00000000000000000000000000000001");
     let conversation: ConversationSid = sid("CH0123456789abcdef0123456789abcdef");
@@ -299,22 +328,29 @@ fn sample_records() -> Vec<Vec<u8>> {
             },
         ),
     ];
+    let actors = [
+        None,
+        Some("alice@example.com".to_string()),
+        Some("Zoë 👩‍💻".to_string()),
+        Some("a".repeat(251)),
+    ];
     let mut prev = GENESIS_HASH;
-    samples
-        .into_iter()
-        .map(|(position, recorded_at, event)| {
-            let header = RecordHeader {
-                position,
-                recorded_at,
-                service_sid: service,
-                conversation_sid: event.conversation_sid(),
-                command_id: CommandId([0xa5; 16]),
-            };
-            let record = Record::seal(header, &event, prev).unwrap();
-            prev = record.hash;
-            record.encode().unwrap()
-        })
-        .collect()
+    let mut out = Vec::new();
+    for ((position, recorded_at, event), actor) in samples.into_iter().zip(actors) {
+        let header = RecordHeader {
+            position,
+            recorded_at,
+            service_sid: service,
+            conversation_sid: event.conversation_sid(),
+            command_id: CommandId([0xa5; 16]),
+            actor,
+        };
+        let record = Record::seal(header.clone(), &event, prev).unwrap();
+        prev = record.hash;
+        out.push(record.encode().unwrap());
+        out.push(v1_record(header, &event, prev).encode().unwrap());
+    }
+    out
 }
 
 #[test]
@@ -377,7 +413,11 @@ fn size_and_version_errors_are_typed() {
         Record::decode(&[0, 0, 1, 2, 3]),
         Err(CodecError::UnknownVersion(0))
     );
-    assert_eq!(Record::decode(&[2, 0]), Err(CodecError::UnknownVersion(2)));
+    let unknown = FORMAT_VERSIONS_KNOWN.iter().max().unwrap() + 1;
+    assert_eq!(
+        Record::decode(&unknown.to_le_bytes()),
+        Err(CodecError::UnknownVersion(unknown))
+    );
     assert_eq!(
         Record::decode(&[0xff, 0xff]),
         Err(CodecError::UnknownVersion(u16::MAX))
@@ -407,6 +447,7 @@ fn corrupt_lengths_do_not_allocate_or_panic() {
         service_sid: ServiceSid([0; 16]),
         conversation_sid: None,
         command_id: CommandId([0; 16]),
+        actor: Some("alice".into()),
     };
     let mut prefix = FORMAT_VERSION_CURRENT.to_le_bytes().to_vec();
     prefix.extend_from_slice(&record::encode(&header).unwrap());
@@ -487,6 +528,7 @@ fn invalid_utf8_and_out_of_range_tags_are_malformed() {
         service_sid: ServiceSid([0; 16]),
         conversation_sid: None,
         command_id: CommandId([0; 16]),
+        actor: None,
     })
     .unwrap();
     header[18] = 2;
@@ -494,4 +536,34 @@ fn invalid_utf8_and_out_of_range_tags_are_malformed() {
         record::decode::<RecordHeader>(&header),
         Err(CodecError::Malformed(_))
     ));
+    // The actor: an Option tag of 2, invalid UTF-8, and a length claiming
+    // far more than the input holds.
+    let header = RecordHeader {
+        position: 0,
+        recorded_at: 0,
+        service_sid: ServiceSid([0; 16]),
+        conversation_sid: None,
+        command_id: CommandId([0; 16]),
+        actor: Some("ab".into()),
+    };
+    let good = record::encode(&header).unwrap();
+    let actor_tag = good.len() - 4; // tag, length 2, 'a', 'b'
+    assert_eq!(good[actor_tag..], [1, 2, b'a', b'b']);
+    for damaged in [
+        [&good[..actor_tag], &[2u8][..]].concat(),
+        [&good[..actor_tag], &[1u8, 2, 0xc3, 0x28][..]].concat(),
+        [
+            &good[..actor_tag],
+            &[1u8, 0xfc, 0xff, 0xff, 0xff, 0xff, b'a'][..],
+        ]
+        .concat(),
+    ] {
+        assert!(
+            matches!(
+                record::decode::<RecordHeader>(&damaged),
+                Err(CodecError::Malformed(_))
+            ),
+            "{damaged:x?}"
+        );
+    }
 }

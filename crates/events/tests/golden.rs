@@ -4,7 +4,10 @@
 //! records, each framed as `u32 LE length ‖ Record::encode() bytes`, forming
 //! one hash chain from `GENESIS_HASH` and covering every `Event` variant
 //! that existed when it was written. `tests/golden/v1_records.jsonl` is the
-//! expected decoded form, one JSON object per record. This test decodes every
+//! expected decoded form, one JSON object per record. `v2_records.*` is the
+//! same for format version 2, whose headers carry the actor (`None` and
+//! several identities); its `.jsonl` lines have an `actor` field, v1's do
+//! not (a v1 record must decode with `actor: None`, which is checked). This test decodes every
 //! record of every golden file, checks the chain and compares the decoded
 //! form with the `.jsonl` byte for byte. A missing or differing file fails.
 //!
@@ -27,7 +30,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use events::command::CommandId;
-use events::limits::RECORD_BYTES_MAX;
+use events::limits::{IDENTITY_CHARS_MAX, RECORD_BYTES_MAX};
 use events::model::*;
 use events::record::{Hash, Record, RecordHeader};
 use events::sid::*;
@@ -49,11 +52,18 @@ struct GoldenSet {
 }
 
 /// Every golden set, oldest first. Append only.
-const GOLDEN_SETS: &[GoldenSet] = &[GoldenSet {
-    name: "v1_records",
-    format_version: 1,
-    fixture: v1_records,
-}];
+const GOLDEN_SETS: &[GoldenSet] = &[
+    GoldenSet {
+        name: "v1_records",
+        format_version: 1,
+        fixture: v1_records,
+    },
+    GoldenSet {
+        name: "v2_records",
+        format_version: 2,
+        fixture: v2_records,
+    },
+];
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
@@ -72,6 +82,10 @@ struct GoldenLine<'a> {
     service_sid: String,
     conversation_sid: Option<String>,
     command_id: String,
+    /// Only from version 2 on (`Some(None)` is the host, written as
+    /// `null`); absent from version 1's lines, which were written before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor: Option<Option<String>>,
     prev_hash: String,
     hash: String,
     event: &'a Event,
@@ -85,6 +99,7 @@ fn json_line(record: &Record, event: &Event) -> String {
         service_sid: record.header.service_sid.to_string(),
         conversation_sid: record.header.conversation_sid.map(|c| c.to_string()),
         command_id: hex(&record.header.command_id.0),
+        actor: (record.format_version >= 2).then(|| record.header.actor.clone()),
         prev_hash: hex(&record.prev_hash),
         hash: hex(&record.hash),
         event,
@@ -177,6 +192,12 @@ fn decode_chain(set: &GoldenSet, bin: &[u8]) -> Vec<(Record, Event)> {
         let record = Record::decode(bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(record.format_version, set.format_version, "{what}");
         assert_eq!(record.header.position, position as u64, "{what}: position");
+        if record.format_version == 1 {
+            assert_eq!(
+                record.header.actor, None,
+                "{what}: a v1 record has no actor"
+            );
+        }
         assert_eq!(record.prev_hash, prev, "{what}: broken chain");
         let event = record.event().unwrap_or_else(|e| panic!("{what}: {e}"));
         prev = record.hash;
@@ -259,6 +280,28 @@ fn fixtures_cover_every_event_variant() {
         .filter(|v| !seen.contains(*v))
         .collect();
     assert!(missing.is_empty(), "no fixture event for {missing:?}");
+}
+
+#[test]
+fn the_v2_golden_set_holds_host_and_identity_actors() {
+    let set = GOLDEN_SETS
+        .iter()
+        .find(|s| s.format_version == 2)
+        .expect("a version-2 golden set");
+    let (bin, _) = load(set);
+    let actors: Vec<Option<String>> = decode_chain(set, &bin)
+        .into_iter()
+        .map(|(record, _)| record.header.actor)
+        .collect();
+    assert!(actors.iter().any(Option::is_none), "no host record");
+    assert!(actors.iter().any(Option::is_some), "no identity record");
+    assert!(
+        actors
+            .iter()
+            .flatten()
+            .any(|a| a.chars().count() == IDENTITY_CHARS_MAX),
+        "no actor at the identity limit"
+    );
 }
 
 #[test]
@@ -680,6 +723,39 @@ fn v1_records() -> Vec<(RecordHeader, Event)> {
                 service_sid: service,
                 conversation_sid: event.conversation_sid(),
                 command_id: CommandId(command_id),
+                actor: None,
+            };
+            (header, event)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// The version-2 fixture. Frozen: it is what v2_records.* were written from.
+// ---------------------------------------------------------------------------
+
+/// Version 1's story (every event variant), with actors: the trusted host
+/// for service administration and deliveries, chat identities for what
+/// users did, including an actor at the identity limit in 4-byte
+/// characters and ones either side of the 251-byte varint boundary.
+/// Records of one command share its actor. Command ids and times differ
+/// from version 1's, so the two sets share no hash.
+fn v2_records() -> Vec<(RecordHeader, Event)> {
+    let alice = Some("alice@example.com".to_string());
+    let bob = Some("Bob Ångström 🐇".to_string());
+    v1_records()
+        .into_iter()
+        .map(|(mut header, event)| {
+            let command = header.command_id.0[15];
+            header.command_id.0[0] = 0xc2;
+            header.recorded_at += 1_000_000_000_000;
+            header.actor = match command {
+                5 | 6 | 8 | 10 | 23 => alice.clone(),
+                7 | 21 | 22 => bob.clone(),
+                11 => Some("🐇".repeat(IDENTITY_CHARS_MAX)),
+                12 => Some("a".repeat(250)),
+                13 => Some("b".repeat(251)),
+                _ => None,
             };
             (header, event)
         })

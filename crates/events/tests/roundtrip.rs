@@ -1,23 +1,26 @@
 //! Round trips of every encoded type through the log codec
 //! (`events::record::encode` / `decode`) and of events through sealed,
 //! hash-chained records (`Record::seal` → `encode` → `Record::decode` →
-//! `event()`), plus checks that the strategies cover every variant.
+//! `event()`) in the current format version and in version 1, plus checks
+//! that the strategies cover every variant.
 
 mod strategies;
 
 use std::collections::BTreeSet;
 
 use events::command::{Command, CommandEnvelope};
+use events::limits::IDENTITY_CHARS_MAX;
 use events::model::*;
-use events::record::{self, chain_hash, CodecError, Record, RecordHeader};
-use events::{Event, FORMAT_VERSION_CURRENT, GENESIS_HASH};
+use events::record::{self, chain_hash, encode_header, CodecError, Record, RecordHeader};
+use events::{Event, FORMAT_VERSIONS_KNOWN, FORMAT_VERSION_CURRENT, GENESIS_HASH};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use strategies::*;
 
-/// The chain hash as the format documents it, computed independently of
-/// `record::chain_hash`: `blake3(prev_hash ‖ version LE ‖ bincode(header) ‖ payload)`.
+/// The chain hash as the format documents it for version 2, computed
+/// independently of `record::chain_hash`:
+/// `blake3(prev_hash ‖ version LE ‖ bincode(header) ‖ payload)`.
 fn documented_hash(
     version: u16,
     header: &RecordHeader,
@@ -123,6 +126,78 @@ proptest! {
         prop_assert_eq!(decoded.event().map_err(|e| TestCaseError::fail(e.to_string()))?, event);
         // Canonical: the decoded record writes the same bytes.
         prop_assert_eq!(decoded.encode().unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_v1_record_decodes_with_no_actor_and_re_encodes_as_written(
+        (header, event) in arb_sealable(),
+        prev_hash in arb_hash(),
+    ) {
+        // A version-1 record as the old writer built it: its header is
+        // version 2's without the trailing actor, and the chain hash covers
+        // those header bytes.
+        let header = RecordHeader { actor: None, ..header };
+        let payload = record::encode(&event).unwrap();
+        let v2_header = record::encode(&header).unwrap();
+        prop_assert_eq!(v2_header.last(), Some(&0u8), "a None actor is one 0 tag");
+        let v1_header = &v2_header[..v2_header.len() - 1];
+        prop_assert_eq!(encode_header(1, &header).unwrap(), v1_header.to_vec());
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&prev_hash);
+        hasher.update(&1u16.to_le_bytes());
+        hasher.update(v1_header);
+        hasher.update(&payload);
+        let hash = *hasher.finalize().as_bytes();
+        prop_assert_eq!(chain_hash(1, &header, &prev_hash, &payload).unwrap(), hash);
+        let mut bytes = 1u16.to_le_bytes().to_vec();
+        bytes.extend_from_slice(v1_header);
+        bytes.extend_from_slice(&prev_hash);
+        bytes.extend_from_slice(&hash);
+        bytes.extend_from_slice(&record::encode(&payload).unwrap());
+
+        let decoded = Record::decode(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(decoded.format_version, 1);
+        prop_assert_eq!(&decoded.header, &header);
+        prop_assert_eq!(decoded.header.actor.as_deref(), None);
+        prop_assert_eq!(decoded.hash, hash);
+        prop_assert_eq!(decoded.event().map_err(|e| TestCaseError::fail(e.to_string()))?, event);
+        prop_assert_eq!(decoded.encode().unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_v1_record_cannot_carry_an_actor(
+        (header, event) in arb_sealable(),
+        actor in "[a-z]{1,16}",
+    ) {
+        let header = RecordHeader { actor: Some(actor), ..header };
+        let unsupported = CodecError::ActorUnsupported { format_version: 1 };
+        prop_assert_eq!(encode_header(1, &header), Err(unsupported.clone()));
+        let payload = record::encode(&event).unwrap();
+        prop_assert_eq!(chain_hash(1, &header, &GENESIS_HASH, &payload), Err(unsupported.clone()));
+        let record = Record {
+            format_version: 1,
+            header,
+            prev_hash: GENESIS_HASH,
+            hash: GENESIS_HASH,
+            payload,
+        };
+        prop_assert_eq!(record.encode(), Err(unsupported));
+    }
+
+    #[test]
+    fn the_actor_is_sealed_into_the_hash(
+        (header, event) in arb_sealable(),
+        other in arb_actor(),
+    ) {
+        prop_assume!(other != header.actor);
+        let record = Record::seal(header.clone(), &event, GENESIS_HASH).unwrap();
+        let reattributed = Record::seal(
+            RecordHeader { actor: other, ..header },
+            &event,
+            GENESIS_HASH,
+        )
+        .unwrap();
+        prop_assert_ne!(reattributed.hash, record.hash);
     }
 
     #[test]
@@ -357,4 +432,60 @@ fn introspection_sees_variants_in_declaration_order() {
     })
     .unwrap();
     assert!(envelope_json["command"]["create_service"].is_object());
+}
+
+#[test]
+fn the_current_version_is_the_newest_known_one() {
+    assert_eq!(FORMAT_VERSIONS_KNOWN, &[1, 2]);
+    assert_eq!(FORMAT_VERSIONS_KNOWN.last(), Some(&FORMAT_VERSION_CURRENT));
+}
+
+#[test]
+fn an_actor_over_the_identity_limit_is_refused_on_seal_and_decode() {
+    let event = Event::ServiceDeleted;
+    let header = |actor: String| RecordHeader {
+        position: 0,
+        recorded_at: 0,
+        service_sid: events::ServiceSid([1; 16]),
+        conversation_sid: None,
+        command_id: events::CommandId([2; 16]),
+        actor: Some(actor),
+    };
+    // At the limit, in the widest characters: seals, encodes, decodes.
+    let widest = "🐇".repeat(IDENTITY_CHARS_MAX);
+    let record = Record::seal(header(widest.clone()), &event, GENESIS_HASH).unwrap();
+    let decoded = Record::decode(&record.encode().unwrap()).unwrap();
+    assert_eq!(decoded.header.actor, Some(widest));
+
+    // One character over: refused by seal, by encode, and by decode of a
+    // record that was hashed correctly around it.
+    let long = "a".repeat(IDENTITY_CHARS_MAX + 1);
+    let too_long = CodecError::ActorTooLong {
+        chars: IDENTITY_CHARS_MAX + 1,
+    };
+    assert_eq!(
+        Record::seal(header(long.clone()), &event, GENESIS_HASH),
+        Err(too_long.clone())
+    );
+    let payload = record::encode(&event).unwrap();
+    let forged = Record {
+        format_version: FORMAT_VERSION_CURRENT,
+        header: header(long.clone()),
+        prev_hash: GENESIS_HASH,
+        hash: chain_hash(
+            FORMAT_VERSION_CURRENT,
+            &header(long.clone()),
+            &GENESIS_HASH,
+            &payload,
+        )
+        .unwrap(),
+        payload,
+    };
+    assert_eq!(forged.encode(), Err(too_long.clone()));
+    let mut bytes = FORMAT_VERSION_CURRENT.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&record::encode(&header(long)).unwrap());
+    bytes.extend_from_slice(&forged.prev_hash);
+    bytes.extend_from_slice(&forged.hash);
+    bytes.extend_from_slice(&record::encode(&forged.payload).unwrap());
+    assert_eq!(Record::decode(&bytes), Err(too_long));
 }

@@ -12,6 +12,7 @@ fn header(position: u64) -> RecordHeader {
         service_sid: ServiceSid([1; 16]),
         conversation_sid: None,
         command_id: CommandId([position as u8; 16]),
+        actor: None,
     }
 }
 

@@ -8,12 +8,23 @@
 //! chosen time). Records of other conversations cannot change this one, so
 //! they are checked (chain, self-hash) but not folded; the fold numbers the
 //! records it sees consecutively, which is all `ReadModels::apply` asks.
+//!
+//! The walk also notes who acted (each record's `actor`: a chat identity,
+//! or none for the trusted host and for version-1 records, which did not
+//! record it): who created the conversation, added each participant,
+//! posted and edited each message, and deleted messages and removed
+//! participants by then. JSON shows it as `actor` (and `edited_by`, a list
+//! in edit order), `null` for none; tables as ADDED_BY / POSTED_BY columns
+//! (`-` for none) and "by …" notes ("by the host" for none).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use clap::{ArgGroup, Args, ValueEnum};
-use events::{ConversationSid, Event, ParticipantKind, RecordHeader, ServiceSid, TimestampMicros};
+use events::{
+    ConversationSid, Event, ParticipantKind, ParticipantSid, RecordHeader, ServiceSid,
+    TimestampMicros,
+};
 use projections::{Conversation, ParticipantRow, ReadModels, RowSink, Table};
 use serde_json::{json, Value};
 
@@ -21,7 +32,7 @@ use crate::check::check_event;
 use crate::error::ToolError;
 use crate::filter::{name_uses, parse_service, ConversationArg, NameUse};
 use crate::progress::Progress;
-use crate::render::{cell, kind_text, table};
+use crate::render::{actor_cell, cell, kind_text, table};
 use crate::scan::{stored_end, SeqScan, CANCEL_CHECK_RECORDS};
 use crate::store::{Store, StoreArgs};
 use crate::timefmt::{format_micros, parse_rfc3339};
@@ -77,19 +88,41 @@ impl RowSink for NullSink {
     fn delete(&mut self, _: Table, _: Vec<u8>) {}
 }
 
+/// Who acted: a record's `actor` (`None`: the trusted host, or a
+/// version-1 record).
+type Actor = Option<String>;
+
+/// A participant removed by the time asked about.
+#[derive(Debug)]
+struct Removed {
+    sid: ParticipantSid,
+    /// Identity or address, as added.
+    who: String,
+    position: u64,
+    actor: Actor,
+}
+
 /// What the walk learnt besides the read models.
 #[derive(Debug, Default)]
 struct History {
     /// The last record folded (or walked past): position and time.
     as_of: Option<(u64, TimestampMicros)>,
     created_at: Option<u64>,
+    /// Who created the conversation.
+    created_by: Actor,
     removed_at: Option<u64>,
     /// The service the conversation was created in.
     service: Option<ServiceSid>,
-    /// Edits per message index.
-    edits: BTreeMap<u64, u64>,
-    /// Removal position per message index.
-    removed_messages: BTreeMap<u64, u64>,
+    /// Who added each participant, and who they are.
+    added: BTreeMap<ParticipantSid, (Actor, String)>,
+    /// Participants removed, in log order.
+    removed_participants: Vec<Removed>,
+    /// Who posted each message, by index.
+    posted_by: BTreeMap<u64, Actor>,
+    /// Who made each edit, per message index, in order.
+    edits: BTreeMap<u64, Vec<Actor>>,
+    /// Removal position and actor per message index.
+    removed_messages: BTreeMap<u64, (u64, Actor)>,
 }
 
 fn resolve(
@@ -194,6 +227,7 @@ fn fold(
         match &event {
             Event::ConversationCreated { .. } => {
                 history.created_at = Some(h.position);
+                history.created_by = h.actor.clone();
                 history.removed_at = None;
                 service = Some(h.service_sid);
             }
@@ -201,9 +235,38 @@ fn fold(
             Event::ServiceDeleted if service == Some(h.service_sid) => {
                 history.removed_at = Some(h.position)
             }
-            Event::MessageUpdated { index, .. } => *history.edits.entry(*index).or_default() += 1,
+            Event::ParticipantAdded {
+                participant_sid,
+                kind,
+                ..
+            } => {
+                history
+                    .added
+                    .insert(*participant_sid, (h.actor.clone(), kind_who(kind)));
+            }
+            Event::ParticipantRemoved {
+                participant_sid, ..
+            } => history.removed_participants.push(Removed {
+                sid: *participant_sid,
+                who: history
+                    .added
+                    .get(participant_sid)
+                    .map_or_else(String::new, |(_, who)| who.clone()),
+                position: h.position,
+                actor: h.actor.clone(),
+            }),
+            Event::MessageAdded { index, .. } => {
+                history.posted_by.insert(*index, h.actor.clone());
+            }
+            Event::MessageUpdated { index, .. } => history
+                .edits
+                .entry(*index)
+                .or_default()
+                .push(h.actor.clone()),
             Event::MessageRemoved { index, .. } => {
-                history.removed_messages.insert(*index, h.position);
+                history
+                    .removed_messages
+                    .insert(*index, (h.position, h.actor.clone()));
             }
             _ => {}
         }
@@ -225,7 +288,27 @@ fn find(rm: &ReadModels, sid: &ConversationSid) -> Option<(ServiceSid, Conversat
         .find_map(|(s, svc)| svc.conversations.get(sid).map(|c| (*s, c.clone())))
 }
 
-fn participant_json(p: &ParticipantRow, c: &Conversation) -> Value {
+/// Identity or address of a participant kind.
+fn kind_who(kind: &ParticipantKind) -> String {
+    match kind {
+        ParticipantKind::Chat { identity, .. } => identity.clone(),
+        ParticipantKind::Messaging(b) => b.address.clone(),
+    }
+}
+
+/// Who acted, for table notes: the identity, or "the host".
+fn by_whom(actor: &Actor) -> String {
+    actor
+        .as_deref()
+        .map_or_else(|| "the host".to_string(), cell)
+}
+
+/// "by alice at POSITION" (or "by the host at POSITION"), for table notes.
+fn by_at(actor: &Actor, position: u64) -> String {
+    format!("by {} at {position}", by_whom(actor))
+}
+
+fn participant_json(p: &ParticipantRow, c: &Conversation, history: &History) -> Value {
     let (kind, identity, binding, projected) = match &p.kind {
         ParticipantKind::Chat {
             identity,
@@ -256,14 +339,12 @@ fn participant_json(p: &ParticipantRow, c: &Conversation) -> Value {
         "last_read_message_index": p.last_read_message_index,
         "last_read_timestamp": p.last_read_timestamp.map(format_micros),
         "unread_messages_count": c.unread_after(p.last_read_message_index),
+        "actor": history.added.get(&p.sid).and_then(|(actor, _)| actor.clone()),
     })
 }
 
 fn who(p: &ParticipantRow) -> String {
-    match &p.kind {
-        ParticipantKind::Chat { identity, .. } => identity.clone(),
-        ParticipantKind::Messaging(b) => b.address.clone(),
-    }
+    kind_who(&p.kind)
 }
 
 /// Runs `at`.
@@ -308,12 +389,14 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
         )));
     }
     let row = &conv.row;
-    let deleted: Vec<u64> = history
+    let deleted: Vec<(u64, &(u64, Actor))> = history
         .removed_messages
-        .keys()
-        .copied()
-        .filter(|i| !conv.messages.contains_key(i))
+        .iter()
+        .filter(|(i, _)| !conv.messages.contains_key(i))
+        .map(|(i, removal)| (*i, removal))
         .collect();
+    let posted_by = |index: u64| history.posted_by.get(&index).cloned().flatten();
+    let edited_by = |index: u64| history.edits.get(&index).cloned().unwrap_or_default();
     let read_by = args.read_by.map(|n| {
         let (read, unread): (Vec<&ParticipantRow>, Vec<&ParticipantRow>) = conv
             .participants
@@ -340,7 +423,9 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
                         "attributes": m.attributes,
                         "date_created": format_micros(m.date_created),
                         "date_updated": format_micros(m.date_updated),
-                        "edits": history.edits.get(&m.index).copied().unwrap_or(0),
+                        "edits": edited_by(m.index).len(),
+                        "actor": posted_by(m.index),
+                        "edited_by": edited_by(m.index),
                     })
                 })
                 .collect();
@@ -364,10 +449,22 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
                     "date_updated": format_micros(row.date_updated),
                     "last_message_index": row.last_message_index(),
                     "created_at_position": history.created_at,
+                    "actor": history.created_by,
                 },
-                "participants": conv.participants.values().map(|p| participant_json(p, &conv)).collect::<Vec<_>>(),
+                "participants": conv.participants.values().map(|p| participant_json(p, &conv, &history)).collect::<Vec<_>>(),
+                "removed_participants": history.removed_participants.iter().map(|r| json!({
+                    "sid": r.sid.to_string(),
+                    "who": r.who,
+                    "position": r.position,
+                    "actor": r.actor,
+                })).collect::<Vec<_>>(),
                 "messages": messages,
-                "deleted_message_indexes": deleted,
+                "deleted_message_indexes": deleted.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+                "deleted_messages": deleted.iter().map(|(i, (position, actor))| json!({
+                    "index": i,
+                    "position": position,
+                    "actor": actor,
+                })).collect::<Vec<_>>(),
                 "read_by": read_by.as_ref().map(|(n, read, unread)| json!({
                     "index": n,
                     "posted": row.last_message_index().is_some_and(|l| l >= *n),
@@ -394,8 +491,9 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
             writeln!(out, "  attributes: {}", cell(&row.attributes))?;
             writeln!(
                 out,
-                "  created: {}  updated: {}",
+                "  created: {} ({})  updated: {}",
                 format_micros(row.date_created),
+                by_at(&history.created_by, history.created_at.unwrap_or_default()),
                 format_micros(row.date_updated)
             )?;
             writeln!(out)?;
@@ -409,37 +507,75 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
                         p.last_read_message_index
                             .map_or("-".into(), |i| i.to_string()),
                         conv.unread_after(p.last_read_message_index).to_string(),
+                        actor_cell(&history.added.get(&p.sid).and_then(|(a, _)| a.clone())),
                         cell(&p.attributes),
                     ]
                 })
                 .collect();
             writeln!(out, "PARTICIPANTS ({})", rows.len())?;
             out.write_all(
-                table(&["SID", "WHO", "LAST_READ", "UNREAD", "ATTRIBUTES"], &rows).as_bytes(),
+                table(
+                    &[
+                        "SID",
+                        "WHO",
+                        "LAST_READ",
+                        "UNREAD",
+                        "ADDED_BY",
+                        "ATTRIBUTES",
+                    ],
+                    &rows,
+                )
+                .as_bytes(),
             )?;
+            if !history.removed_participants.is_empty() {
+                let list: Vec<String> = history
+                    .removed_participants
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} {} ({})",
+                            r.sid,
+                            cell(&r.who),
+                            by_at(&r.actor, r.position)
+                        )
+                    })
+                    .collect();
+                writeln!(out, "removed by then: {}", list.join(", "))?;
+            }
             writeln!(out)?;
             let rows: Vec<Vec<String>> = conv
                 .messages
                 .values()
                 .map(|m| {
+                    let edits = edited_by(m.index);
                     vec![
                         format!("#{}", m.index),
                         m.author.clone(),
                         cell(m.body.as_deref().unwrap_or("")),
-                        history
-                            .edits
-                            .get(&m.index)
-                            .map_or(String::new(), |n| format!("edited ×{n}")),
+                        match edits.last() {
+                            None => String::new(),
+                            Some(last) => {
+                                format!("edited ×{} (last by {})", edits.len(), by_whom(last))
+                            }
+                        },
                         format_micros(m.date_created),
+                        actor_cell(&posted_by(m.index)),
                     ]
                 })
                 .collect();
             writeln!(out, "MESSAGES ({})", rows.len())?;
             out.write_all(
-                table(&["INDEX", "AUTHOR", "BODY", "EDITS", "POSTED"], &rows).as_bytes(),
+                table(
+                    &["INDEX", "AUTHOR", "BODY", "EDITS", "POSTED", "POSTED_BY"],
+                    &rows,
+                )
+                .as_bytes(),
             )?;
             if !deleted.is_empty() {
-                let list: Vec<String> = deleted.iter().map(|i| format!("#{i}")).collect();
+                let list: Vec<String> = deleted
+                    .iter()
+                    .map(|(i, (position, actor))| format!("#{i} ({})", by_at(actor, *position)))
+                    .collect();
                 writeln!(out, "deleted by then: {}", list.join(", "))?;
             }
             if let Some((n, read, unread)) = &read_by {

@@ -3,26 +3,30 @@
 //! [`check_record`] gives exactly the verdict of engine-core's reader
 //! (`Record::decode`, the self-hash, key/header agreement, the `prev_hash`
 //! link, the event decode), with the same [`FaultKind`]s, but skips the
-//! allocations of the general decoder on the common path: a version-1 record
-//! in canonical bincode is parsed in place and its chain hash is computed
-//! over the stored header bytes (which, being canonical, are exactly what the
-//! writer hashed). Anything unusual — another version, a non-canonical
-//! varint, a hash that does not match — falls back to `Record::decode`,
-//! whose answer is final. So the fast path only ever accepts what the
+//! allocations of the general decoder on the common path: a record of a
+//! version in `FAST_FORMAT_VERSIONS` (1, or 2 with its actor) in canonical
+//! bincode is parsed in place and its chain hash is computed over the stored
+//! header bytes (which, being canonical, are exactly what the writer
+//! hashed). Anything unusual — another version, a non-canonical varint, an
+//! actor that is not UTF-8 or is over the identity limit, a hash that does
+//! not match — falls back to `Record::decode`, whose answer is final. So the fast path only ever accepts what the
 //! authoritative path accepts, and every fault is reported as it would be.
 
 use std::borrow::Cow;
 
 use engine_core::log::HexHash;
 use engine_core::{ChainFault, FaultKind};
-use events::limits::RECORD_BYTES_MAX;
-use events::record::{chain_hash, decode, encode};
+use events::limits::{IDENTITY_CHARS_MAX, RECORD_BYTES_MAX};
+use events::record::{chain_hash, decode, encode_header};
 use events::{
     CodecError, CommandId, ConversationSid, Event, Hash, Record, RecordHeader, ServiceSid,
+    FORMAT_VERSIONS_KNOWN,
 };
 
-/// The format version the fast path parses in place.
-const FAST_FORMAT_VERSION: u16 = 1;
+/// The format versions the fast path parses in place: every version the
+/// writer has ever written, so a verify walk never falls back record by
+/// record. Version 2's header is version 1's plus the actor.
+const FAST_FORMAT_VERSIONS: [u16; 2] = [1, 2];
 /// Length of a SID or command id in the encoding, in bytes.
 const ID_BYTES: usize = 16;
 /// Length of a chain hash, in bytes.
@@ -57,7 +61,7 @@ impl RecordView<'_> {
     /// Decodes the payload as an event of the header's conversation, as
     /// `Record::event` does.
     pub fn event(&self) -> Result<Event, CodecError> {
-        if self.format_version != FAST_FORMAT_VERSION {
+        if !FORMAT_VERSIONS_KNOWN.contains(&self.format_version) {
             return Err(CodecError::UnknownVersion(self.format_version));
         }
         let event: Event = decode(&self.payload)?;
@@ -123,14 +127,16 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Parses a version-1 record in canonical encoding without copying.
+/// Parses a record of a version in `FAST_FORMAT_VERSIONS` in canonical
+/// encoding without copying (only a version-2 actor is copied out).
 /// `None` means "not the common case": the caller must use the
 /// authoritative decoder. The hash is not checked here.
 pub fn parse_fast(bytes: &[u8]) -> Option<RecordView<'_>> {
     if bytes.len() < 2 || bytes.len() > RECORD_BYTES_MAX {
         return None;
     }
-    if u16::from_le_bytes([bytes[0], bytes[1]]) != FAST_FORMAT_VERSION {
+    let format_version = u16::from_le_bytes([bytes[0], bytes[1]]);
+    if !FAST_FORMAT_VERSIONS.contains(&format_version) {
         return None;
     }
     let mut c = Cursor { bytes, at: 2 };
@@ -143,6 +149,23 @@ pub fn parse_fast(bytes: &[u8]) -> Option<RecordView<'_>> {
         _ => return None,
     };
     let command_id = CommandId(c.array::<ID_BYTES>()?);
+    let actor = if format_version >= 2 {
+        match c.take(1)?[0] {
+            0 => None,
+            1 => {
+                let len = usize::try_from(c.varint()?).ok()?;
+                let actor = std::str::from_utf8(c.take(len)?).ok()?;
+                // Over the limit is an error only the decoder may name.
+                if actor.len() > IDENTITY_CHARS_MAX && actor.chars().count() > IDENTITY_CHARS_MAX {
+                    return None;
+                }
+                Some(actor.to_owned())
+            }
+            _ => return None,
+        }
+    } else {
+        None
+    };
     let header_end = c.at;
     let prev_hash = c.array::<HASH_BYTES>()?;
     let hash = c.array::<HASH_BYTES>()?;
@@ -152,13 +175,14 @@ pub fn parse_fast(bytes: &[u8]) -> Option<RecordView<'_>> {
         return None;
     }
     Some(RecordView {
-        format_version: FAST_FORMAT_VERSION,
+        format_version,
         header: RecordHeader {
             position,
             recorded_at,
             service_sid,
             conversation_sid,
             command_id,
+            actor,
         },
         header_bytes: Cow::Borrowed(&bytes[2..header_end]),
         prev_hash,
@@ -200,8 +224,10 @@ pub fn decode_slow(position: u64, value: &[u8]) -> Result<RecordView<'static>, C
             },
         ));
     }
-    // The record decoded, so its header encodes (it was hashed that way).
-    let header_bytes = encode(&record.header).map_err(|e| fault(position, FaultKind::Decode(e)))?;
+    // The record decoded, so its header encodes in its version (it was
+    // hashed that way).
+    let header_bytes = encode_header(record.format_version, &record.header)
+        .map_err(|e| fault(position, FaultKind::Decode(e)))?;
     debug_assert_eq!(
         chain_hash(
             record.format_version,
@@ -258,9 +284,28 @@ pub fn check_event(view: &RecordView<'_>) -> Result<Event, ChainFault> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use events::record::encode;
     use events::MessageSid;
 
-    fn sample(position: u64, conversation: bool, body_len: usize) -> Record {
+    /// Actors of every shape: the host, ASCII, unicode, and the longest
+    /// (the identity limit in 4-byte characters, whose length takes a
+    /// 3-byte varint).
+    fn actors() -> [Option<String>; 4] {
+        [
+            None,
+            Some("alice".into()),
+            Some("Zoë 👩‍💻".into()),
+            Some("🐇".repeat(IDENTITY_CHARS_MAX)),
+        ]
+    }
+
+    /// A record in the current version, with `actor`.
+    fn sample_with(
+        position: u64,
+        conversation: bool,
+        body_len: usize,
+        actor: Option<String>,
+    ) -> Record {
         let conversation_sid = ConversationSid::derive(b"c");
         let event = if conversation {
             Event::MessageAdded {
@@ -284,8 +329,28 @@ mod tests {
             service_sid: ServiceSid::derive(b"s"),
             conversation_sid: conversation.then_some(conversation_sid),
             command_id: CommandId::from_key(&position.to_be_bytes()),
+            actor,
         };
         Record::seal(header, &event, [7u8; 32]).unwrap()
+    }
+
+    fn sample(position: u64, conversation: bool, body_len: usize) -> Record {
+        sample_with(position, conversation, body_len, Some("alice".into()))
+    }
+
+    /// `record` as the version-1 writer stored it (no actor).
+    fn as_v1(record: &Record) -> Record {
+        let header = RecordHeader {
+            actor: None,
+            ..record.header.clone()
+        };
+        let hash = chain_hash(1, &header, &record.prev_hash, &record.payload).unwrap();
+        Record {
+            format_version: 1,
+            header,
+            hash,
+            ..record.clone()
+        }
     }
 
     #[test]
@@ -294,41 +359,87 @@ mod tests {
         for &p in &positions {
             for conversation in [false, true] {
                 for body_len in [0usize, 10, 250, 251, 70_000] {
-                    let record = sample(p, conversation, body_len);
-                    let bytes = record.encode().unwrap();
-                    let view = parse_fast(&bytes).expect("canonical record");
-                    assert_eq!(view.to_record(), record);
-                    assert_eq!(fast_hash(&view), record.hash);
-                    assert_eq!(
-                        view.header_bytes.as_ref(),
-                        encode(&record.header).unwrap().as_slice()
-                    );
-                    let checked = decode_checked(p, &bytes).unwrap();
-                    assert_eq!(checked.to_record(), record);
+                    for actor in actors() {
+                        let current = sample_with(p, conversation, body_len, actor);
+                        for record in [as_v1(&current), current] {
+                            let bytes = record.encode().unwrap();
+                            let view = parse_fast(&bytes).expect("canonical record");
+                            assert_eq!(view.to_record(), record);
+                            assert_eq!(fast_hash(&view), record.hash);
+                            assert_eq!(
+                                view.header_bytes.as_ref(),
+                                encode_header(record.format_version, &record.header)
+                                    .unwrap()
+                                    .as_slice()
+                            );
+                            let checked = decode_checked(p, &bytes).unwrap();
+                            assert_eq!(checked.to_record(), record);
+                        }
+                    }
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_v2_record_with_an_actor_takes_the_fast_path() {
+        for actor in actors() {
+            let record = sample_with(3, true, 12, actor.clone());
+            assert_eq!(record.format_version, 2);
+            let bytes = record.encode().unwrap();
+            let view = parse_fast(&bytes).expect("version 2 is parsed in place");
+            assert_eq!(view.header.actor, actor);
+            assert!(matches!(view.header_bytes, Cow::Borrowed(_)));
+            assert!(matches!(view.payload, Cow::Borrowed(_)));
+            assert_eq!(fast_hash(&view), record.hash);
+        }
+    }
+
+    #[test]
+    fn an_actor_over_the_limit_falls_back_to_the_decoders_error() {
+        let mut record = sample_with(4, false, 3, None);
+        record.header.actor = Some("a".repeat(IDENTITY_CHARS_MAX + 1));
+        record.hash = chain_hash(2, &record.header, &record.prev_hash, &record.payload).unwrap();
+        // `Record::encode` refuses it, so build the bytes by hand.
+        let mut bytes = 2u16.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&encode(&record.header).unwrap());
+        bytes.extend_from_slice(&record.prev_hash);
+        bytes.extend_from_slice(&record.hash);
+        bytes.extend_from_slice(&encode(&record.payload).unwrap());
+        assert!(parse_fast(&bytes).is_none());
+        let err = decode_checked(4, &bytes).unwrap_err();
+        assert_eq!(
+            err.kind,
+            FaultKind::Decode(CodecError::ActorTooLong {
+                chars: IDENTITY_CHARS_MAX + 1
+            })
+        );
+        assert_eq!(decode_slow(4, &bytes).unwrap_err(), err);
     }
 
     /// Every single-byte change either fails both paths alike or (if the
     /// fast path accepts it) is also accepted by the authoritative decoder.
     #[test]
     fn the_fast_path_never_accepts_what_the_codec_rejects() {
-        let record = sample(300, true, 40);
-        let bytes = record.encode().unwrap();
-        for i in 0..bytes.len() {
-            for flip in [0x01u8, 0x80, 0xff] {
-                let mut damaged = bytes.clone();
-                damaged[i] ^= flip;
-                let fast = decode_checked(300, &damaged).map(|v| v.to_record());
-                let slow = decode_slow(300, &damaged).map(|v| v.to_record());
-                assert_eq!(fast, slow, "byte {i} ^ {flip:#x}");
+        for actor in actors() {
+            let current = sample_with(300, true, 40, actor);
+            for record in [as_v1(&current), current] {
+                let bytes = record.encode().unwrap();
+                for i in 0..bytes.len() {
+                    for flip in [0x01u8, 0x80, 0xff] {
+                        let mut damaged = bytes.clone();
+                        damaged[i] ^= flip;
+                        let fast = decode_checked(300, &damaged).map(|v| v.to_record());
+                        let slow = decode_slow(300, &damaged).map(|v| v.to_record());
+                        assert_eq!(fast, slow, "byte {i} ^ {flip:#x}");
+                    }
+                }
+                for cut in 0..bytes.len() {
+                    let fast = decode_checked(300, &bytes[..cut]).map(|v| v.to_record());
+                    let slow = decode_slow(300, &bytes[..cut]).map(|v| v.to_record());
+                    assert_eq!(fast, slow, "truncated to {cut}");
+                }
             }
-        }
-        for cut in 0..bytes.len() {
-            let fast = decode_checked(300, &bytes[..cut]).map(|v| v.to_record());
-            let slow = decode_slow(300, &bytes[..cut]).map(|v| v.to_record());
-            assert_eq!(fast, slow, "truncated to {cut}");
         }
     }
 

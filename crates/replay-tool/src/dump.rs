@@ -1,4 +1,7 @@
-//! `dump`: events as JSON lines, or a readable table, filtered.
+//! `dump`: events as JSON lines, or a readable table, filtered. Both say
+//! who acted: the JSON field `actor` (`null` for the trusted host and for
+//! version-1 records, which did not record it) and the table's ACTOR
+//! column (`-` for those).
 
 use std::io::Write;
 
@@ -8,7 +11,7 @@ use crate::check::check_event;
 use crate::error::ToolError;
 use crate::filter::{Filter, FilterArgs};
 use crate::progress::Progress;
-use crate::render::{record_json_line, summary, table};
+use crate::render::{actor_cell, record_json_line, summary, table};
 use crate::scan::{stored_end, SeqScan, CANCEL_CHECK_RECORDS};
 use crate::store::{Store, StoreArgs};
 use crate::timefmt::format_micros;
@@ -30,7 +33,7 @@ pub struct DumpArgs {
     #[command(flatten)]
     filter: FilterArgs,
     /// Output format: JSON lines (one object per record: position,
-    /// recorded_at, service_sid, conversation_sid, command_id, type,
+    /// recorded_at, service_sid, conversation_sid, command_id, actor, type,
     /// event) or a table.
     #[arg(long, value_enum, default_value = "json")]
     format: DumpFormat,
@@ -83,6 +86,7 @@ pub fn run(args: &DumpArgs, quiet: bool) -> Result<(), ToolError> {
                 event.type_name().to_string(),
                 h.conversation_sid
                     .map_or_else(|| "-".to_string(), |c| c.to_string()),
+                actor_cell(&h.actor),
                 summary(&event),
             ]),
         }
@@ -93,7 +97,14 @@ pub fn run(args: &DumpArgs, quiet: bool) -> Result<(), ToolError> {
     }
     progress.finish();
     if args.format == DumpFormat::Table {
-        let header = ["POSITION", "RECORDED_AT", "TYPE", "CONVERSATION", "SUMMARY"];
+        let header = [
+            "POSITION",
+            "RECORDED_AT",
+            "TYPE",
+            "CONVERSATION",
+            "ACTOR",
+            "SUMMARY",
+        ];
         out.write_all(table(&header, &rows).as_bytes())?;
     }
     out.flush()?;

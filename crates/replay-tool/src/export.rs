@@ -4,7 +4,9 @@
 //! Lines, in position order:
 //! - `{"kind":"record", position, prev_hash, hash, format_version,
 //!   header_hex, payload_hex, recorded_at, service_sid, conversation_sid,
-//!   command_id, type, event}` for each of the conversation's records;
+//!   command_id, actor, type, event}` for each of the conversation's
+//!   records (`actor`: the acting chat identity, `null` for the trusted
+//!   host and for version-1 records, which did not record it);
 //! - with `--chain`, `{"kind":"link", position, prev_hash, hash,
 //!   format_version, header_hex, payload_hex}` for every other record from
 //!   the first exported one on, so the chain can be followed to the end;
@@ -14,8 +16,9 @@
 //!
 //! For every record and link line,
 //! `hash = blake3(prev_hash ‖ u16_le(format_version) ‖ header ‖ payload)`
-//! (all hex-decoded), and with `--chain` each line's `prev_hash` is the
-//! previous line's `hash`.
+//! (all hex-decoded; `header` is the header in the record's own format
+//! version, so version 2's covers the actor), and with `--chain` each
+//! line's `prev_hash` is the previous line's `hash`.
 
 use std::io::Write;
 
@@ -128,6 +131,7 @@ pub fn run(args: &ExportArgs, quiet: bool) -> Result<(), ToolError> {
             m.insert("service_sid".into(), json!(h.service_sid.to_string()));
             m.insert("conversation_sid".into(), json!(sid.to_string()));
             m.insert("command_id".into(), json!(h.command_id.to_string()));
+            m.insert("actor".into(), json!(h.actor));
             m.insert("type".into(), json!(event.type_name()));
             m.insert("event".into(), event_fields(&event));
             writeln!(out, "{}", Value::Object(m))?;

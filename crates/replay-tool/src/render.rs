@@ -99,7 +99,9 @@ pub fn event_fields(event: &Event) -> Value {
     }
 }
 
-/// One record as a JSON object: where, when, what.
+/// One record as a JSON object: where, when, who (`actor`: the acting chat
+/// identity, `null` for the trusted host and for every version-1 record,
+/// which did not record it), what.
 pub fn record_json(header: &RecordHeader, event: &Event) -> Value {
     json!({
         "position": header.position,
@@ -108,6 +110,7 @@ pub fn record_json(header: &RecordHeader, event: &Event) -> Value {
         "service_sid": header.service_sid.to_string(),
         "conversation_sid": header.conversation_sid.map(|c| c.to_string()),
         "command_id": header.command_id.to_string(),
+        "actor": header.actor,
         "type": event.type_name(),
         "event": event_fields(event),
     })
@@ -130,9 +133,12 @@ pub fn record_json_line(header: &RecordHeader, event: &Event) -> String {
     let conversation = header
         .conversation_sid
         .map_or_else(|| "null".to_string(), |c| format!("\"{c}\""));
+    // A string's JSON cannot fail; "null" is the host.
+    let actor = serde_json::to_string(&header.actor).unwrap_or_else(|_| "null".to_string());
     format!(
         "{{\"position\":{},\"recorded_at\":\"{}\",\"recorded_at_micros\":{},\"service_sid\":\"{}\",\
-         \"conversation_sid\":{conversation},\"command_id\":\"{}\",\"type\":\"{name}\",\"event\":{fields}}}",
+         \"conversation_sid\":{conversation},\"command_id\":\"{}\",\"actor\":{actor},\"type\":\"{name}\",\
+         \"event\":{fields}}}",
         header.position,
         format_micros(header.recorded_at),
         header.recorded_at,
@@ -163,6 +169,12 @@ pub fn cell(text: &str) -> String {
 
 fn opt(s: &Option<String>) -> &str {
     s.as_deref().unwrap_or("-")
+}
+
+/// Who acted, for a table cell: the identity (cut like any cell), or `-`
+/// for the trusted host (and for version-1 records, which did not say).
+pub fn actor_cell(actor: &Option<String>) -> String {
+    cell(opt(actor))
 }
 
 /// Who a participant is, in a few words.
@@ -339,17 +351,23 @@ mod tests {
 
     #[test]
     fn the_fast_line_is_the_same_json() {
-        let header = |c: Option<events::ConversationSid>| RecordHeader {
+        let header = |c: Option<events::ConversationSid>, actor: Option<&str>| RecordHeader {
             position: 7,
             recorded_at: 1_763_762_667_123_456,
             service_sid: events::ServiceSid::derive(b"s"),
             conversation_sid: c,
             command_id: events::CommandId::from_key(b"k"),
+            actor: actor.map(str::to_string),
         };
-        for e in crate::validate::tests::samples() {
-            let h = header(e.conversation_sid());
-            let fast: Value = serde_json::from_str(&record_json_line(&h, &e)).unwrap();
-            assert_eq!(fast, record_json(&h, &e), "{e:?}");
+        // Actors that need escaping, too.
+        for actor in [None, Some("alice"), Some("q\"uote\\ 🐇\n")] {
+            for e in crate::validate::tests::samples() {
+                let h = header(e.conversation_sid(), actor);
+                let line = record_json_line(&h, &e);
+                let fast: Value = serde_json::from_str(&line).unwrap();
+                assert_eq!(fast, record_json(&h, &e), "{e:?}");
+                assert_eq!(fast["actor"].as_str(), actor, "{line}");
+            }
         }
     }
 

@@ -27,7 +27,7 @@ use rocksdb::{DBRawIteratorWithThreadMode, ReadOptions, DB};
 
 use crate::check::{check_event, check_link, decode_checked, RecordView};
 use crate::error::ToolError;
-use crate::validate::is_valid_event_v1;
+use crate::validate::is_valid_payload;
 
 /// Records in one segment of a parallel walk: large enough that seeking a
 /// fresh iterator is noise, small enough that two cores share the work
@@ -372,8 +372,8 @@ fn scan_segment<A: Accumulator>(
                     }
                 } else {
                     let conversation = view.header.conversation_sid.map(|c| c.0);
-                    let valid = view.format_version == 1
-                        && is_valid_event_v1(&view.payload, conversation.as_ref());
+                    let valid =
+                        is_valid_payload(view.format_version, &view.payload, conversation.as_ref());
                     if !valid {
                         // The real decoder's verdict (and error) is final.
                         if let Err(f) = check_event(&view) {

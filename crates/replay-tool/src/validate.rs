@@ -1,12 +1,14 @@
-//! A fast check that a version-1 payload is a well-formed [`Event`],
-//! without building one.
+//! A fast check that a record's payload is a well-formed
+//! [`Event`](events::Event), without building one.
 //!
 //! Decoding an event through serde allocates every string and walks each
 //! 16-byte SID one element at a time; on a verify walk that is a third of
 //! the work, and the event is thrown away. [`is_valid_event_v1`] instead
 //! walks the bincode grammar of version 1's `Event` in place (the compat
 //! rule in `events::record` freezes that grammar: a change to `Event` needs
-//! a new format version). It is stricter than the decoder — it accepts only
+//! a new format version). Version 2 changed only the record header (it added
+//! the actor), so its payloads have version 1's grammar;
+//! [`is_valid_payload`] picks the grammar by format version. It is stricter than the decoder — it accepts only
 //! shortest-form varints and 0/1 tags — so a `true` always means
 //! `decode::<Event>` succeeds; a `false` sends the caller to the real
 //! decoder, whose verdict (and error) is final. The tests check both
@@ -355,6 +357,22 @@ impl P<'_> {
     }
 }
 
+/// Whether `payload`, stored in a record of `format_version`, is in
+/// canonical form the encoding of an `Event` whose conversation is
+/// `conversation` (see [`is_valid_event_v1`]). Versions 1 and 2 share the
+/// payload grammar; any other version gives `false` (ask the real decoder,
+/// whose verdict is final). `true` guarantees that `Record::event` succeeds.
+pub fn is_valid_payload(
+    format_version: u16,
+    payload: &[u8],
+    conversation: Option<&[u8; SID_BYTES]>,
+) -> bool {
+    match format_version {
+        1 | 2 => is_valid_event_v1(payload, conversation),
+        _ => false,
+    }
+}
+
 /// Whether `payload` is, in canonical form, the version-1 encoding of an
 /// `Event` whose conversation is `conversation` (`Some(sid bytes)` for
 /// conversation events). `true` guarantees that `Record::event` succeeds;
@@ -603,6 +621,22 @@ pub(crate) mod tests {
             EVENT_VARIANTS as usize,
             "a sample of every variant"
         );
+    }
+
+    #[test]
+    fn both_versions_share_the_payload_grammar_and_others_fall_back() {
+        for e in samples() {
+            let bytes = encode(&e).unwrap();
+            let c = conv_bytes(&e);
+            for version in events::FORMAT_VERSIONS_KNOWN {
+                assert!(
+                    is_valid_payload(*version, &bytes, c.as_ref()),
+                    "v{version} {e:?}"
+                );
+            }
+            assert!(!is_valid_payload(0, &bytes, c.as_ref()));
+            assert!(!is_valid_payload(3, &bytes, c.as_ref()));
+        }
     }
 
     /// Accepting implies the decoder accepts, on every damaged encoding.

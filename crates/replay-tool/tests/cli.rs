@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use engine_core::log::keys::{position_key, CF_LOG};
 use engine_core::Engine;
 use serde_json::Value;
-use support::{build, json_lines, run, with_db, Fixture};
+use support::{build, json_lines, run, with_db, Fixture, ALICE};
 
 fn verify_hash(f: &Fixture) -> String {
     let (code, out, err) = run(f.tool(&["verify", "--json"]));
@@ -40,7 +40,7 @@ fn verify_passes_and_says_what_it_checked() {
     for what in [
         "hash chain",
         "contiguous positions",
-        "format versions (v1",
+        "format versions (v2",
         "time span",
         "final hash",
     ] {
@@ -57,7 +57,7 @@ fn verify_passes_and_says_what_it_checked() {
     assert_eq!(v["ok"], true);
     assert_eq!(v["records"], f.records);
     assert_eq!(v["projections"]["match"], true);
-    assert_eq!(v["format_versions"]["1"], f.records);
+    assert_eq!(v["format_versions"]["2"], f.records);
     assert!(v["bytes"].as_u64().unwrap() > 0);
 
     let (code, out, _) = run(f.tool(&["verify", "--projections", "--read-only", "--threads", "1"]));
@@ -509,6 +509,102 @@ fn export_lets_a_third_party_recompute_the_chain() {
 
     let (code, _, _) = run(f.tool(&["export", "--conversation", "no-such-name"]));
     assert_eq!(code, 2);
+}
+
+#[test]
+fn dump_at_and_export_say_who_acted() {
+    let f = build();
+    let all = dump(&f, &[]);
+    // Alice posted two messages and edited one as herself; everything else,
+    // the SMS message included, came from the trusted host.
+    let alice_acted: Vec<(String, u64)> = all
+        .iter()
+        .filter(|l| l["actor"] == ALICE)
+        .map(|l| {
+            (
+                l["type"].as_str().unwrap().to_string(),
+                l["event"]["index"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        alice_acted,
+        [
+            ("message_added".to_string(), 0),
+            ("message_added".to_string(), 2),
+            ("message_updated".to_string(), 0)
+        ]
+    );
+    for l in all.iter().filter(|l| l["actor"] != ALICE) {
+        assert!(l["actor"].is_null(), "the host's records say null: {l}");
+    }
+
+    // The table has an ACTOR column: alice on her messages, - for the host.
+    let (code, out, err) = run(f.tool(&["dump", "--format", "table", "--type", "message_added"]));
+    assert_eq!(code, 0, "{err}");
+    let mut rows = out.lines();
+    let header = rows.next().unwrap();
+    let actor_at = header.find("ACTOR").expect("an ACTOR column");
+    let actors: Vec<&str> = rows
+        .map(|row| row[actor_at..].split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(actors, ["-", ALICE, "-", ALICE], "{out}");
+
+    // at: who posted and who edited each message.
+    let last = (f.records - 1).to_string();
+    let conv = f.conversation.to_string();
+    let (code, out, err) = run(f.tool(&["at", "--conversation", &conv, "--position", &last]));
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let messages = v["messages"].as_array().unwrap();
+    assert_eq!(messages[0]["actor"], ALICE);
+    assert_eq!(messages[0]["edited_by"], serde_json::json!([ALICE]));
+    assert_eq!(messages[1]["actor"], ALICE);
+    assert_eq!(messages[1]["edited_by"], serde_json::json!([]));
+    assert_eq!(v["conversation"]["actor"], Value::Null);
+    assert_eq!(
+        v["deleted_messages"],
+        serde_json::json!([{"index": 1, "position": f.before_changes + 2, "actor": null}])
+    );
+    for p in v["participants"].as_array().unwrap() {
+        assert_eq!(p["actor"], Value::Null, "the host added {p}");
+    }
+    let (code, out, _) = run(f.tool(&[
+        "at",
+        "--conversation",
+        &conv,
+        "--position",
+        &last,
+        "--format",
+        "table",
+    ]));
+    assert_eq!(code, 0);
+    for want in [
+        "ADDED_BY",
+        "POSTED_BY",
+        "edited ×1 (last by alice)",
+        "#1 (by the host at",
+    ] {
+        assert!(out.contains(want), "{want} missing:\n{out}");
+    }
+
+    // export: the actor on record lines, and the hash still recomputes
+    // from format_version and header_hex (version 2's header holds the
+    // actor, so changing it would change the hash).
+    let (code, out, err) = run(f.tool(&["export", "--conversation", &conv]));
+    assert_eq!(code, 0, "{err}");
+    let lines = json_lines(&out);
+    let records: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "record").collect();
+    assert_eq!(
+        records.iter().filter(|r| r["actor"] == ALICE).count(),
+        alice_acted.len()
+    );
+    for r in &records {
+        assert_eq!(r["format_version"], 2);
+        assert_eq!(recompute(r), r["hash"].as_str().unwrap(), "{r}");
+        let by_dump = &all[r["position"].as_u64().unwrap() as usize];
+        assert_eq!(r["actor"], by_dump["actor"]);
+    }
 }
 
 #[test]

@@ -301,6 +301,7 @@ pub mod bench_support {
                     service_sid: service,
                     conversation_sid: Some(conversation),
                     command_id: Default::default(),
+                    actor: None,
                 },
                 event: Event::MessageAdded {
                     conversation_sid: conversation,

@@ -56,6 +56,20 @@ pub trait StateMachine: Send + 'static {
     /// log creates them next to its own.
     const COLUMN_FAMILIES: &'static [&'static str];
 
+    /// Who acts for `command`: the chat identity the writer seals into the
+    /// `actor` of every record the command produces, so the audit trail
+    /// says who acted; `None` for the trusted host. The default, `None`,
+    /// suits state machines whose commands all come from the host, such as
+    /// [`RawEvents`].
+    ///
+    /// An actor over [`events::limits::IDENTITY_CHARS_MAX`] characters
+    /// cannot be sealed: the append then fails with `AppendError::Encode`
+    /// and writes nothing, so `decide` should refuse such a command first.
+    fn actor(command: &Self::Command) -> Option<String> {
+        let _ = command;
+        None
+    }
+
     /// Called once per group-commit batch before the first `decide`.
     fn begin_batch(&mut self) {}
 
@@ -95,7 +109,8 @@ pub trait StateMachine: Send + 'static {
 }
 
 /// The bare log's state machine: a command is a ready list of events,
-/// appended as given. Used by tests, benches and tools that write raw events.
+/// appended as given, by the trusted host (its records' `actor` is `None`).
+/// Used by tests, benches and tools that write raw events.
 #[derive(Debug, Default)]
 pub struct RawEvents;
 

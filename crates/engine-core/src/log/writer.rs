@@ -1,5 +1,6 @@
 //! The single writer thread: group commit, idempotency, optimistic
-//! concurrency, sealing and the chain invariants.
+//! concurrency, sealing (with the actor from [`StateMachine::actor`]) and
+//! the chain invariants.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -288,7 +289,8 @@ impl<S: StateMachine> Writer<S> {
         }
 
         // (4) Seal every record first, so an unencodable event leaves no
-        // trace of the request.
+        // trace of the request. Every record carries who acted.
+        let actor = S::actor(&command);
         let first_position = batch.next_position;
         let mut sealed = Vec::with_capacity(decision.events.len());
         let mut running = batch.last_hash;
@@ -299,6 +301,7 @@ impl<S: StateMachine> Writer<S> {
                 service_sid: decision.service_sid,
                 conversation_sid: event.conversation_sid(),
                 command_id,
+                actor: actor.clone(),
             };
             let record = Record::seal(header, &event, running)
                 .map_err(|source| AppendError::Encode { index, source })?;

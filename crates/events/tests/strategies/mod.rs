@@ -19,6 +19,7 @@
 use events::command::{
     Command, CommandEnvelope, CommandId, ConversationRef, ConversationSpec, ParticipantSpec,
 };
+use events::limits::IDENTITY_CHARS_MAX;
 use events::model::*;
 use events::record::RecordHeader;
 use events::sid::*;
@@ -1235,16 +1236,42 @@ pub fn arb_record_header() -> impl Strategy<Value = RecordHeader> + Clone {
         arb_service_sid(),
         proptest::option::of(arb_conversation_sid()),
         arb_command_id(),
+        arb_actor(),
     )
         .prop_map(
-            |(position, recorded_at, service_sid, conversation_sid, command_id)| RecordHeader {
-                position,
-                recorded_at,
-                service_sid,
-                conversation_sid,
-                command_id,
+            |(position, recorded_at, service_sid, conversation_sid, command_id, actor)| {
+                RecordHeader {
+                    position,
+                    recorded_at,
+                    service_sid,
+                    conversation_sid,
+                    command_id,
+                    actor,
+                }
             },
         )
+}
+
+/// A record header's actor: the trusted host (`None`) or an identity of at
+/// most [`IDENTITY_CHARS_MAX`] characters, with extra weight on the limit
+/// itself in multi-byte characters (the longest encoding) and on lengths
+/// around the varint width change at 251 bytes.
+pub fn arb_actor() -> impl Strategy<Value = Option<String>> + Clone {
+    prop_oneof![
+        2 => Just(None),
+        3 => arb_text()
+            .prop_map(|t| Some(t.chars().take(IDENTITY_CHARS_MAX).collect::<String>())),
+        1 => Just(Some("🐇".repeat(IDENTITY_CHARS_MAX))),
+        1 => (249usize..=252).prop_map(|n| Some("a".repeat(n))),
+    ]
+}
+
+/// A header in format version 1: no actor.
+pub fn arb_record_header_v1() -> impl Strategy<Value = RecordHeader> + Clone {
+    arb_record_header().prop_map(|header| RecordHeader {
+        actor: None,
+        ..header
+    })
 }
 
 /// A header and an event that [`events::Record::seal`] accepts together:

@@ -1,6 +1,9 @@
 //! A store for the CLI tests, written by driving the Engine with commands:
 //! two services, conversations with unique names, chat and SMS
-//! participants, messages, an edit, a delete and read horizons.
+//! participants, messages, an edit, a delete and read horizons. Alice posts
+//! and edits her own messages acting as herself (`acting_identity`
+//! "alice", so those records' actor is "alice"); everything else is done
+//! by the trusted host.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -56,18 +59,27 @@ struct Driver<'a> {
 }
 
 impl Driver<'_> {
+    /// Runs `command` as the trusted host.
     fn run(&mut self, command: events::Command) -> CommandOutcome {
+        self.run_as(None, command)
+    }
+
+    /// Runs `command` as `acting` (`None`: the trusted host).
+    fn run_as(&mut self, acting: Option<&str>, command: events::Command) -> CommandOutcome {
         self.next += 1;
         self.engine
             .execute(CommandEnvelope {
                 command_id: CommandId::from_key(&self.next.to_be_bytes()),
-                acting_identity: None,
+                acting_identity: acting.map(str::to_string),
                 expected_version: None,
                 command,
             })
             .expect("command accepted")
     }
 }
+
+/// The identity alice acts as when she posts and edits.
+pub const ALICE: &str = "alice";
 
 fn chat(identity: &str) -> ParticipantSpec {
     ParticipantSpec {
@@ -170,12 +182,14 @@ pub fn build() -> Fixture {
         .participant_sids()[0];
     let mut messages = Vec::new();
     for (author, body) in [
-        ("alice", "hello"),
+        (ALICE, "hello"),
         ("+15551230001", "my invoice is wrong"),
-        ("alice", "let me check"),
+        (ALICE, "let me check"),
     ] {
+        // Alice posts as herself; the SMS message comes through the host.
+        let acting = (author == ALICE).then_some(ALICE);
         messages.push(
-            d.run(post(service, &conv, author, body))
+            d.run_as(acting, post(service, &conv, author, body))
                 .message()
                 .unwrap()
                 .0,
@@ -191,13 +205,16 @@ pub fn build() -> Fixture {
     let before_changes = engine.log().head().next_position - 1;
     std::thread::sleep(PHASE_GAP);
 
-    d.run(C::EditMessage {
-        service,
-        conversation: conv.clone(),
-        message: messages[0],
-        body: Some("hello (edited)".into()),
-        attributes: None,
-    });
+    d.run_as(
+        Some(ALICE),
+        C::EditMessage {
+            service,
+            conversation: conv.clone(),
+            message: messages[0],
+            body: Some("hello (edited)".into()),
+            attributes: None,
+        },
+    );
     d.run(C::DeleteMessage {
         service,
         conversation: conv.clone(),
