@@ -272,3 +272,56 @@ fn torn_wal_tails_still_open_and_are_reported() {
     );
     assert_eq!(reader_check.torn_tails, check.torn_tails);
 }
+
+#[test]
+fn a_deleted_wal_fails_the_open() {
+    // Several WAL files, each holding synced writes that no table file
+    // holds yet: a small column family that fills and switches memtables,
+    // and one that never flushes, so every WAL stays live. The host is
+    // killed (no flush), as after a crash.
+    let dir = tempfile::tempdir().unwrap();
+    let (filling, pinning) = ("filling", "pinning");
+    {
+        let mut options = engine_core::log::storage::db_options();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        let mut small = rocksdb::Options::default();
+        small.set_write_buffer_size(64 * 1024);
+        let db = rocksdb::DB::open_cf_descriptors(
+            &options,
+            dir.path(),
+            vec![
+                rocksdb::ColumnFamilyDescriptor::new(filling, small),
+                rocksdb::ColumnFamilyDescriptor::new(pinning, rocksdb::Options::default()),
+            ],
+        )
+        .unwrap();
+        let mut sync = rocksdb::WriteOptions::default();
+        sync.set_sync(true);
+        db.put_cf_opt(db.cf_handle(pinning).unwrap(), b"acknowledged", b"1", &sync)
+            .unwrap();
+        for i in 0..2_000u32 {
+            db.put_cf_opt(
+                db.cf_handle(filling).unwrap(),
+                i.to_be_bytes(),
+                vec![1u8; 200],
+                &sync,
+            )
+            .unwrap();
+        }
+    }
+    let wals = wal_files(dir.path());
+    assert!(wals.len() >= 2, "several WAL files: {wals:?}");
+    std::fs::remove_file(&wals[0]).unwrap();
+    let path = dir.path().to_path_buf();
+    let result = within_deadline("EventLog::open", move || {
+        EventLog::<RawEvents>::open_default(&path, LogOptions::default()).map(drop)
+    });
+    match result {
+        Err(OpenError::StoreDamaged { path, detail }) => {
+            assert_eq!(path, dir.path());
+            assert!(detail.contains("Missing WAL"), "{detail}");
+        }
+        other => panic!("expected StoreDamaged, got {other:?}"),
+    }
+}
