@@ -24,6 +24,6 @@ pub use fanout::{
 };
 pub use log::{
     AppendError, AppendOutcome, AppendRequest, ChainFault, CommittedRecord, DecideContext,
-    Decision, Durability, EventLog, FaultKind, LogFileFault, LogHead, LogOptions, LogReader, OpenError,
-    RawAppend, RawEvents, ReadError, StateMachine, VerifyReport,
+    Decision, Durability, EventLog, FaultKind, LogFileFault, LogHead, LogOptions, LogReader,
+    OpenError, RawAppend, RawEvents, ReadError, StateMachine, VerifyReport,
 };

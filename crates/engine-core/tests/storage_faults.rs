@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 
 use engine_core::log::storage::{LogFileKind, TornKind, LOG_HEADER_BYTES};
 use engine_core::{
-    AppendRequest, Durability, EventLog, LogFileFault, LogOptions, LogReader, OpenError,
-    RawEvents,
+    AppendRequest, Durability, EventLog, LogFileFault, LogOptions, LogReader, OpenError, RawEvents,
 };
 use log_support::*;
 
@@ -57,7 +56,10 @@ fn a_flipped_bit_in_the_wal_fails_the_open_naming_the_file() {
                 file, offset: at, ..
             }) => {
                 assert_eq!(file, damaged, "trial {trial}: the error names the WAL");
-                assert!(at <= offset, "trial {trial}: damage at {offset}, reported at {at}");
+                assert!(
+                    at <= offset,
+                    "trial {trial}: damage at {offset}, reported at {at}"
+                );
                 refused += 1;
             }
             // A flip in bytes no reader looks at (a block's zero trailer)
@@ -138,7 +140,10 @@ fn a_recyclable_record_type_in_the_manifest_is_an_error_not_a_hang() {
     let bytes = std::fs::read(&manifest).unwrap();
     let first_len = u64::from(u16::from_le_bytes([bytes[4], bytes[5]]));
     let second = LOG_HEADER_BYTES + first_len;
-    assert!(second + LOG_HEADER_BYTES < bytes.len() as u64, "two records");
+    assert!(
+        second + LOG_HEADER_BYTES < bytes.len() as u64,
+        "two records"
+    );
     let mut damaged = bytes.clone();
     damaged[second as usize + 6] = 5;
     std::fs::write(&manifest, damaged).unwrap();
@@ -216,7 +221,11 @@ fn torn_wal_tails_still_open_and_are_reported() {
                 .expect("a torn tail opens");
             (log.verify().unwrap().records, log.storage_check().clone())
         });
-        assert_eq!(records, RECORDS - 1, "cut {cut}: only the torn record is gone");
+        assert_eq!(
+            records,
+            RECORDS - 1,
+            "cut {cut}: only the torn record is gone"
+        );
         assert_eq!(check.torn_tails.len(), 1, "cut {cut}: {check}");
         let tail = &check.torn_tails[0];
         assert_eq!((&tail.file, tail.kind), (&torn, LogFileKind::Wal));

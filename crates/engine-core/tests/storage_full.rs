@@ -191,7 +191,10 @@ fn a_full_disk_during_a_flush_fails_appends_in_bounded_time_and_then_recovers() 
     }
     let (fs, store, log, acknowledged) =
         flush_failure.expect("one of the amounts of free space makes a flush fail");
-    assert!(!log.is_poisoned(), "nothing was written, so the log is not poisoned");
+    assert!(
+        !log.is_poisoned(),
+        "nothing was written, so the log is not poisoned"
+    );
 
     // Space comes back: appends succeed again without a reopen.
     std::fs::remove_file(fs.path().join("filler")).unwrap();

@@ -178,7 +178,9 @@ impl<S: StateMachine> EventLog<S> {
             .chain(LOG_COLUMN_FAMILIES.iter().map(|s| s.to_string()))
             .chain(S::COLUMN_FAMILIES.iter().map(|s| s.to_string()))
             // RocksDB's own, opened with the same options as the others.
-            .chain(std::iter::once(rocksdb::DEFAULT_COLUMN_FAMILY_NAME.to_string()))
+            .chain(std::iter::once(
+                rocksdb::DEFAULT_COLUMN_FAMILY_NAME.to_string(),
+            ))
             .collect();
         let descriptors = names
             .into_iter()

@@ -306,7 +306,9 @@ pub fn check_log_files(path: &Path) -> Result<StorageCheck, OpenError> {
             // left to check. (A MANIFEST that CURRENT names but that is
             // missing fails RocksDB's own open.)
             Err(CheckError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(CheckError::Io(source)) => return Err(OpenError::LogFileUnreadable { file, source }),
+            Err(CheckError::Io(source)) => {
+                return Err(OpenError::LogFileUnreadable { file, source })
+            }
             Err(CheckError::Fault { offset, fault }) => {
                 return Err(OpenError::LogFileDamaged {
                     file,

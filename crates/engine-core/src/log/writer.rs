@@ -458,7 +458,11 @@ impl<S: StateMachine> Writer<S> {
             // Nothing reached the disk: undo the batch in memory and refuse
             // it, without poisoning; the next batch tries again.
             self.state.end_batch(false);
-            tracing::warn!(waited_ms, ?full, "RocksDB refused writes; the batch was refused");
+            tracing::warn!(
+                waited_ms,
+                ?full,
+                "RocksDB refused writes; the batch was refused"
+            );
             for (reply, _) in batch.replies {
                 reply.send(Err(match full {
                     None => AppendError::StorageStalled {
@@ -513,6 +517,11 @@ impl<S: StateMachine> Writer<S> {
     /// have passed, then given up as [`WriteFailure::Refused`]. Any other
     /// error (a WAL append that fails, even for space) is
     /// [`WriteFailure::Failed`]: part of the batch may be on disk.
+    ///
+    /// A slowdown (too many table files waiting for compaction) is refused
+    /// like a stop, so it is ridden out here by retrying rather than by
+    /// RocksDB's pacing: a write allowed to wait for a slowdown blocks for
+    /// good if the slowdown turns into a stop on a full disk.
     fn write(
         &self,
         write: WriteBatch,
