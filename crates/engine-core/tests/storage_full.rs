@@ -115,22 +115,21 @@ fn append(
         .unwrap_or_else(|_| panic!("append {i} blocked past {APPEND_ANSWER_MAX_MS} ms"))
 }
 
+/// What one attempt of [`fill_until_refused`] left.
+struct Refused {
+    // Fields drop in order: the log closes before the tmpfs is unmounted.
+    log: Arc<EventLog<RawEvents>>,
+    store: PathBuf,
+    /// Appends acknowledged before the refusal.
+    acknowledged: u64,
+    error: AppendError<engine_core::log::Never>,
+    fs: Tmpfs,
+}
+
 /// One attempt: a fresh tmpfs and log, the disk filled but for
 /// `free_left` bytes, then appends until one is refused. Every append must
-/// be answered in bounded time. Returns the mount, the log, how many
-/// appends were acknowledged and the refusal.
-fn fill_until_refused(
-    free_left: u64,
-) -> Result<
-    (
-        Tmpfs,
-        PathBuf,
-        Arc<EventLog<RawEvents>>,
-        u64,
-        AppendError<engine_core::log::Never>,
-    ),
-    String,
-> {
+/// be answered in bounded time. The reason if no tmpfs can be mounted.
+fn fill_until_refused(free_left: u64) -> Result<Refused, String> {
     let fs = Tmpfs::mount(TMPFS_BYTES)?;
     let store = fs.path().join("store");
     let log = Arc::new(
@@ -150,7 +149,13 @@ fn fill_until_refused(
                 "{free_left} bytes free: refused after {i} appends, in {:?}: {e}",
                 started.elapsed()
             );
-            return Ok((fs, store, log, i, e));
+            return Ok(Refused {
+                fs,
+                store,
+                log,
+                acknowledged: i,
+                error: e,
+            });
         }
     }
     panic!("{FULL_APPENDS_MAX} appends fit on a full {TMPFS_BYTES}-byte disk");
@@ -168,29 +173,36 @@ fn a_full_disk_during_a_flush_fails_appends_in_bounded_time_and_then_recovers() 
                 eprintln!("skipped: {reason}");
                 return;
             }
-            Ok((.., AppendError::WriteFailed { message }))
-                if message.contains("No space left on device") && message.contains(".log") =>
-            {
+            Ok(Refused {
+                error: AppendError::WriteFailed { message },
+                ..
+            }) if message.contains("No space left on device") && message.contains(".log") => {
                 // A WAL append ran out of space: today's typed error, kept
                 // (part of the batch may be on disk, so the log is
                 // poisoned). Try another amount.
                 continue;
             }
-            Ok((fs, store, log, acknowledged, error)) => {
+            Ok(refused) => {
                 assert!(
                     matches!(
-                        error,
+                        refused.error,
                         AppendError::StorageStalled { .. } | AppendError::StorageFull { .. }
                     ),
-                    "a full disk during a flush is a retryable storage error, not {error:?}"
+                    "a full disk during a flush is a retryable storage error, not {:?}",
+                    refused.error
                 );
-                flush_failure = Some((fs, store, log, acknowledged));
+                flush_failure = Some(refused);
                 break;
             }
         }
     }
-    let (fs, store, log, acknowledged) =
-        flush_failure.expect("one of the amounts of free space makes a flush fail");
+    let Refused {
+        fs,
+        store,
+        log,
+        acknowledged,
+        ..
+    } = flush_failure.expect("one of the amounts of free space makes a flush fail");
     assert!(
         !log.is_poisoned(),
         "nothing was written, so the log is not poisoned"
@@ -209,7 +221,7 @@ fn a_full_disk_during_a_flush_fails_appends_in_bounded_time_and_then_recovers() 
                 next += 1
             }
             Err(e) => panic!(
-                "after space returned: {e} (RocksDB's LOG in {} says why)",
+                "after space returned, the store at {}: {e}",
                 store.display()
             ),
         }
@@ -218,6 +230,6 @@ fn a_full_disk_during_a_flush_fails_appends_in_bounded_time_and_then_recovers() 
         "accepting appends again {:?} after space returned",
         started.elapsed()
     );
-    // Every acknowledged record is there, and nothing refused.
+    // Every acknowledged record is there, and none of the refused ones.
     assert_eq!(log.verify().unwrap().records, acknowledged + 1);
 }
