@@ -117,8 +117,14 @@ pub enum OpenError {
     #[error("storage error: {0}")]
     Storage(#[from] rocksdb::Error),
     /// A store opened read-only or as a secondary lacks one of the log's
-    /// column families: it is not a Colloquy log.
-    #[error("column family {0:?} is missing: not a Colloquy log")]
+    /// column families: it is not a Colloquy log, or its very first open
+    /// was killed before it had created them all (RocksDB creates them one
+    /// at a time); [`super::EventLog::open`] completes such a store.
+    #[error(
+        "column family {0:?} is missing: not a Colloquy log, or one whose first open was \
+         killed before it had created its column families (opening it once with the engine \
+         completes it)"
+    )]
     MissingColumnFamily(&'static str),
     /// The tail of the chain failed verification at open.
     #[error(transparent)]
