@@ -464,6 +464,98 @@ mod tests {
         crc.rotate_right(15).wrapping_add(CRC_MASK_DELTA)
     }
 
+    /// One physical record as RocksDB's log writer lays it out.
+    fn record(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut typed = vec![kind];
+        typed.extend_from_slice(payload);
+        let mut out = mask(crc32c::crc32c(&typed)).to_le_bytes().to_vec();
+        out.extend_from_slice(&(payload.len() as u16).to_le_bytes());
+        out.extend_from_slice(&typed);
+        out
+    }
+
+    /// Checks `bytes` as a log file.
+    fn check(bytes: &[u8]) -> Result<Option<(u64, TornKind)>, (u64, LogFileFault)> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("000001.log");
+        std::fs::write(&file, bytes).unwrap();
+        match check_file(&file) {
+            Ok((len, torn)) => {
+                assert_eq!(len, bytes.len() as u64);
+                Ok(torn)
+            }
+            Err(CheckError::Fault { offset, fault }) => Err((offset, fault)),
+            Err(CheckError::Io(e)) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn intact_records_and_a_block_trailer_pass() {
+        let full = record(TYPE_FULL, b"hello");
+        // Fill the first block up to 3 bytes short of its end: the writer
+        // pads the trailer with zeros, and the next record starts the next
+        // block.
+        let filler_len = LOG_BLOCK_BYTES as usize - full.len() - 3 - LOG_HEADER_BYTES as usize;
+        let mut bytes = full.clone();
+        bytes.extend(record(TYPE_FULL, &vec![7u8; filler_len]));
+        bytes.extend([0u8; 3]);
+        assert_eq!(bytes.len() as u64, LOG_BLOCK_BYTES);
+        bytes.extend(&full);
+        assert_eq!(check(&bytes), Ok(None));
+    }
+
+    #[test]
+    fn a_record_split_across_blocks_passes_and_its_unfinished_form_is_torn() {
+        let first_len = LOG_BLOCK_BYTES as usize - LOG_HEADER_BYTES as usize;
+        let mut bytes = record(TYPE_FIRST, &vec![1u8; first_len]);
+        let last = record(TYPE_LAST, b"end");
+        let unfinished = bytes.clone();
+        bytes.extend(&last);
+        assert_eq!(check(&bytes), Ok(None));
+        assert_eq!(
+            check(&unfinished),
+            Ok(Some((0, TornKind::Fragments { fragments: 1 })))
+        );
+    }
+
+    #[test]
+    fn fragments_out_of_order_and_unknown_types_are_faults() {
+        let full = record(TYPE_FULL, b"a");
+        let mut middle_first = full.clone();
+        middle_first.extend(record(TYPE_MIDDLE, b"b"));
+        assert_eq!(
+            check(&middle_first),
+            Err((
+                full.len() as u64,
+                LogFileFault::FragmentOutOfOrder(TYPE_MIDDLE)
+            ))
+        );
+        let mut unknown = full.clone();
+        unknown.extend(record(50, b"c"));
+        assert_eq!(
+            check(&unknown),
+            Err((full.len() as u64, LogFileFault::UnknownType(50)))
+        );
+        // Unknown types marked safe to ignore are skipped, as RocksDB does.
+        let mut ignorable = full.clone();
+        ignorable.extend(record(TYPE_SAFE_TO_IGNORE_BIT | 50, b"d"));
+        assert_eq!(check(&ignorable), Ok(None));
+    }
+
+    #[test]
+    fn zeros_inside_a_split_record_are_a_fault_and_after_records_are_not() {
+        let mut zeros_after = record(TYPE_FULL, b"a");
+        zeros_after.extend([0u8; 100]);
+        assert_eq!(check(&zeros_after), Ok(None));
+        let first = record(TYPE_FIRST, b"a");
+        let mut zeros_inside = first.clone();
+        zeros_inside.extend([0u8; 100]);
+        assert_eq!(
+            check(&zeros_inside),
+            Err((first.len() as u64, LogFileFault::ZeroInsideRecord))
+        );
+    }
+
     #[test]
     fn unmask_inverts_rocksdbs_mask() {
         for crc in [0u32, 1, 0xdead_beef, u32::MAX, 0x8000_0000] {
