@@ -152,7 +152,8 @@ impl StateMachine for EngineState {
         if let Some(mut guard) = self.guard.take() {
             if !durable {
                 // The batch never reached the disk: go back to what did.
-                // The log is poisoned now, so this state is only read.
+                // After a failed write the log is poisoned, so this state
+                // is only read; after a stall the next batch starts here.
                 match load_read_models(&self.db) {
                     Ok(rm) => *guard = rm,
                     Err(e) => tracing::error!("reloading read models after a failed write: {e}"),
@@ -746,7 +747,10 @@ impl Engine {
     /// `progress(done, total)` reports records folded.
     ///
     /// Needs the store alone: errors with [`EngineError::InUse`] while
-    /// another process has it open. Other errors: I/O, a chain fault.
+    /// another process has it open. The store is opened as
+    /// [`EventLog::open`] opens it (same checks and options); damage is
+    /// [`EngineError::Open`] with [`OpenError::LogFileDamaged`] or
+    /// [`OpenError::StoreDamaged`]. Other errors: I/O, a chain fault.
     pub fn rebuild(
         path: impl AsRef<Path>,
         options: LogOptions,
@@ -754,9 +758,11 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let path = path.as_ref();
         {
-            let mut db_options = rocksdb::Options::default();
+            let mut db_options = crate::log::storage::db_options();
             db_options.create_if_missing(false);
-            let names = DB::list_cf(&db_options, path)?;
+            crate::log::storage::check_log_files(path)?;
+            let names = DB::list_cf(&db_options, path)
+                .map_err(|e| crate::log::storage::open_error(path, e))?;
             let mut db = DB::open_cf(&db_options, path, &names).map_err(|e| in_use(path, e))?;
             for table in Table::ALL {
                 if names.iter().any(|n| n == table.name()) {
@@ -777,7 +783,7 @@ fn in_use(path: &Path, e: rocksdb::Error) -> EngineError {
             detail,
         }
     } else {
-        EngineError::Storage(e)
+        EngineError::Open(crate::log::storage::open_error(path, e))
     }
 }
 

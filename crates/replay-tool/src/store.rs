@@ -8,13 +8,22 @@
 //! present is opened, so the read models can be compared with the log from
 //! the same view. Nothing is ever written, and a missing store is an error,
 //! never created.
+//!
+//! The store is opened with the engine's recovery semantics
+//! ([`engine_core::log::storage`]): the same RocksDB options, and the same
+//! check of the WAL and MANIFEST files first. Damage there is exit 1,
+//! naming the file and byte offset; a torn tail left by a crash is not an
+//! error: the view leaves it out, as the engine's open drops it, and
+//! [`Store::storage_check`] says what it held.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use engine_core::log::keys::LOG_COLUMN_FAMILIES;
+use engine_core::log::storage::{self, StorageCheck};
+use engine_core::OpenError;
 use projections::Table;
-use rocksdb::{Options, DB};
+use rocksdb::DB;
 
 use crate::error::ToolError;
 
@@ -53,6 +62,7 @@ pub struct Store {
     db: DB,
     path: PathBuf,
     read_only: bool,
+    storage_check: StorageCheck,
     // Dropped after `db`: the secondary's scratch directory.
     _scratch: Option<tempfile::TempDir>,
 }
@@ -64,31 +74,48 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens the store `args` names, read-only or as a secondary.
+    /// Opens the store `args` names, read-only or as a secondary, after
+    /// checking its WAL and MANIFEST files
+    /// ([`storage::check_log_files`]).
     ///
-    /// Errors ([`ToolError::Io`], exit 2): no store at the path, not a
-    /// Colloquy log (a log column family is missing), RocksDB cannot open
+    /// Errors: [`ToolError::Mismatch`] (exit 1) if the store is damaged: a
+    /// WAL or MANIFEST file damaged where intact records belong (naming the
+    /// file and byte offset), or damage RocksDB finds while opening.
+    /// [`ToolError::Io`] (exit 2): no store at the path, not a Colloquy
+    /// log or one whose creation was interrupted (a log column family is
+    /// missing; the message says which and what to do), RocksDB cannot open
     /// it, or the scratch directory cannot be made.
     pub fn open(args: &StoreArgs) -> Result<Store, ToolError> {
         let path = args.dir().to_path_buf();
         let cannot = |e: &dyn std::fmt::Display| {
             ToolError::Io(format!("cannot open the store at {}: {e}", path.display()))
         };
+        let refuse = |e: OpenError| match e {
+            OpenError::LogFileDamaged { .. } | OpenError::StoreDamaged { .. } => {
+                ToolError::Mismatch(format!("damaged store: {e}"))
+            }
+            other => cannot(&other),
+        };
         if !path.join("CURRENT").is_file() {
             return Err(cannot(&"no RocksDB store there (no CURRENT file)"));
         }
-        let mut options = Options::default();
-        let names = DB::list_cf(&options, &path).map_err(|e| cannot(&e))?;
-        for name in LOG_COLUMN_FAMILIES {
-            if !names.iter().any(|n| n == name) {
-                return Err(cannot(&format!(
-                    "column family {name:?} is missing: not a Colloquy log"
-                )));
-            }
+        // Before anything of RocksDB reads the MANIFEST (listing the
+        // column families does).
+        let storage_check = storage::check_log_files(&path).map_err(refuse)?;
+        let mut options = storage::db_options();
+        let names =
+            DB::list_cf(&options, &path).map_err(|e| refuse(storage::open_error(&path, e)))?;
+        let missing: Vec<&str> = LOG_COLUMN_FAMILIES
+            .iter()
+            .copied()
+            .filter(|name| !names.iter().any(|n| n == name))
+            .collect();
+        if !missing.is_empty() {
+            return Err(cannot(&missing_families(&names, &missing)));
         }
         let (db, scratch) = if args.read_only {
             let db = DB::open_cf_for_read_only(&options, &path, &names, false)
-                .map_err(|e| cannot(&e))?;
+                .map_err(|e| refuse(storage::open_error(&path, e)))?;
             (db, None)
         } else {
             let (dir, scratch) = match &args.secondary_dir {
@@ -106,17 +133,27 @@ impl Store {
             };
             // Required for secondary instances: keep every table file open.
             options.set_max_open_files(-1);
-            let db =
-                DB::open_cf_as_secondary(&options, &path, &dir, &names).map_err(|e| cannot(&e))?;
-            db.try_catch_up_with_primary().map_err(|e| cannot(&e))?;
+            let db = DB::open_cf_as_secondary(&options, &path, &dir, &names)
+                .map_err(|e| refuse(storage::open_error(&path, e)))?;
+            db.try_catch_up_with_primary()
+                .map_err(|e| refuse(storage::open_error(&path, e)))?;
             (db, scratch)
         };
         Ok(Store {
             db,
             path,
             read_only: args.read_only,
+            storage_check,
             _scratch: scratch,
         })
+    }
+
+    /// What the check of the WAL and MANIFEST files found before opening:
+    /// files and bytes read, and any torn tail a crash left (what it holds,
+    /// where; it is not part of this view, as the engine's open drops it).
+    /// Its `Display` is one line for a report.
+    pub fn storage_check(&self) -> &StorageCheck {
+        &self.storage_check
     }
 
     /// The RocksDB handle (never written through).
@@ -138,6 +175,25 @@ impl Store {
     /// store; a bare log has none).
     pub fn has_read_models(&self) -> bool {
         Table::NAMES.iter().all(|n| self.db.cf_handle(n).is_some())
+    }
+}
+
+/// Why a store lacks some of the log's column families, and what to do.
+/// A store with none but Colloquy's own (or only RocksDB's `default`) is
+/// most likely one whose very first open was killed before it had created
+/// them all; the engine's next open completes it.
+fn missing_families(present: &[String], missing: &[&str]) -> String {
+    let ours = |name: &str| {
+        name == "default" || LOG_COLUMN_FAMILIES.contains(&name) || Table::NAMES.contains(&name)
+    };
+    if present.iter().all(|n| ours(n)) {
+        format!(
+            "column families {missing:?} are missing: the store's creation was interrupted \
+             (its first open was killed before it had created them all). Opening it once with \
+             the engine (Engine::open or EventLog::open) completes it; it holds no records yet"
+        )
+    } else {
+        format!("column families {missing:?} are missing: not a Colloquy log")
     }
 }
 

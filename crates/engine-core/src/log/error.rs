@@ -1,6 +1,7 @@
 //! The log's typed errors.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use events::{CodecError, Hash};
 
@@ -116,8 +117,14 @@ pub enum OpenError {
     #[error("storage error: {0}")]
     Storage(#[from] rocksdb::Error),
     /// A store opened read-only or as a secondary lacks one of the log's
-    /// column families: it is not a Colloquy log.
-    #[error("column family {0:?} is missing: not a Colloquy log")]
+    /// column families: it is not a Colloquy log, or its very first open
+    /// was killed before it had created them all (RocksDB creates them one
+    /// at a time); [`super::EventLog::open`] completes such a store.
+    #[error(
+        "column family {0:?} is missing: not a Colloquy log, or one whose first open was \
+         killed before it had created its column families (opening it once with the engine \
+         completes it)"
+    )]
     MissingColumnFamily(&'static str),
     /// The tail of the chain failed verification at open.
     #[error(transparent)]
@@ -139,6 +146,86 @@ pub enum OpenError {
     /// The secondary instance's scratch directory could not be created.
     #[error("could not create the secondary directory: {0}")]
     Io(#[source] std::io::Error),
+    /// A WAL file or the current MANIFEST is damaged where intact records
+    /// belong (checked before RocksDB reads it, see
+    /// [`super::storage::check_log_files`]). Opening it anyway would drop
+    /// acknowledged records, or hang RocksDB's reader.
+    #[error(
+        "{} is damaged at byte offset {offset}: {fault}. Opening it would lose acknowledged \
+         records or hang; restore the store from a backup, or move the file aside only if \
+         losing what it holds is acceptable",
+        file.display()
+    )]
+    LogFileDamaged {
+        /// The damaged file.
+        file: PathBuf,
+        /// Byte offset of the first bad record header in it.
+        offset: u64,
+        /// What is wrong there.
+        fault: LogFileFault,
+    },
+    /// A WAL file or the MANIFEST could not be read for the pre-open check.
+    #[error("cannot read {} to check it before opening: {source}", file.display())]
+    LogFileUnreadable {
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// RocksDB found the store damaged while opening it: a WAL file that
+    /// the MANIFEST tracks is missing or shorter than recorded, a table
+    /// file fails its checksum, or a WAL record fails its checksum.
+    #[error(
+        "the store at {} is damaged: {detail}. Opening it would lose acknowledged records; \
+         restore it from a backup",
+        path.display()
+    )]
+    StoreDamaged {
+        /// The store's directory.
+        path: PathBuf,
+        /// RocksDB's description (it names the file or WAL number).
+        detail: String,
+    },
+}
+
+/// What is wrong with a record header in a WAL or MANIFEST file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LogFileFault {
+    /// The record's checksum does not match its contents.
+    #[error("a record fails its crc32c checksum")]
+    ChecksumMismatch,
+    /// The record type is one of the recyclable-log types, which this store
+    /// never writes; RocksDB 11.8's reader would spin on it forever
+    /// (facebook/rocksdb#13333).
+    #[error(
+        "record type {0} is a recycled-log type, which this store never writes \
+         (RocksDB would spin on it forever)"
+    )]
+    RecyclableType(u8),
+    /// The record type is unknown and not marked safe to ignore.
+    #[error("unknown record type {0}")]
+    UnknownType(u8),
+    /// The header declares more payload than its block holds, and this is
+    /// not the end of the file.
+    #[error("a record header declares {declared} payload bytes but its block holds {available}")]
+    LengthPastBlock {
+        /// Declared payload length, in bytes.
+        declared: u64,
+        /// Bytes left in the block after the header.
+        available: u64,
+    },
+    /// A fragment of a multi-block record is out of order (a middle or
+    /// last fragment without a first, or a new record before the last).
+    #[error("record fragment of type {0} is out of order")]
+    FragmentOutOfOrder(u8),
+    /// Zero-filled space in the middle of a record that spans blocks.
+    #[error("zero-filled space interrupts a record that spans blocks")]
+    ZeroInsideRecord,
+    /// A WAL that is not the newest ends in an incomplete record: the
+    /// records of the later WALs would replay over a hole.
+    #[error("a WAL file that is not the newest ends in an incomplete record")]
+    TornBeforeNewest,
 }
 
 impl From<ReadError> for OpenError {
@@ -210,6 +297,36 @@ pub enum AppendError<R> {
         column_family: &'static str,
         /// What is malformed.
         detail: String,
+    },
+    /// RocksDB stopped writes (a memtable flush cannot finish, typically
+    /// because the disk is full) and the batch could not be written within
+    /// [`super::WRITE_STALL_WAIT_MAX_MS`]. Nothing of the request was
+    /// written and the log is not poisoned: retry once space is back;
+    /// RocksDB resumes by itself when its flush succeeds.
+    #[error(
+        "storage stalled: RocksDB stopped writes for {waited_ms} ms (is the disk full?); \
+         nothing was written, retry once there is space"
+    )]
+    StorageStalled {
+        /// How long the write waited, in milliseconds.
+        waited_ms: u64,
+    },
+    /// The disk is full: RocksDB stopped taking writes after a flush (or a
+    /// MANIFEST write) failed for lack of space, and it did not recover
+    /// within [`super::WRITE_STALL_WAIT_MAX_MS`]. The write was refused
+    /// before anything of it was written, so the log is not poisoned:
+    /// retry once there is space; RocksDB resumes by itself (it checks the
+    /// free space every few seconds). A WAL append that fails for lack of
+    /// space is [`AppendError::WriteFailed`] instead.
+    #[error(
+        "storage full: RocksDB refused writes for {waited_ms} ms ({message}); nothing was \
+         written, retry once there is space"
+    )]
+    StorageFull {
+        /// How long the write waited, in milliseconds.
+        waited_ms: u64,
+        /// RocksDB's background error.
+        message: String,
     },
     /// The writer thread is gone (the log is shutting down, or the state
     /// machine panicked). Whether the request was written is unknown;

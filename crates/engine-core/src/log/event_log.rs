@@ -10,13 +10,14 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Sender, TrySendError};
 use events::{CommandId, ConversationSid, ServiceSid};
 use parking_lot::Mutex;
-use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, FlushOptions, Options, DB};
+use rocksdb::{ColumnFamilyDescriptor, FlushOptions, DB};
 
 use super::error::{AppendError, OpenError, ReadError};
-use super::keys::{CF_COMMANDS, CF_STREAMS, LOG_COLUMN_FAMILIES};
+use super::keys::LOG_COLUMN_FAMILIES;
 use super::options::{Durability, LogOptions, TAIL_VERIFY_RECORDS};
 use super::read::{self, LogHead, RecordIter, StreamIter, VerifyReport};
 use super::state::StateMachine;
+use super::storage::{self, StorageCheck};
 use super::writer::{Reply, Request, Shared, Slot, Writer};
 
 /// One append: a command with its idempotency key and an optional
@@ -97,6 +98,7 @@ pub struct EventLog<S: StateMachine> {
     sender: Option<Sender<Request<S>>>,
     writer: Option<JoinHandle<()>>,
     durability: Durability,
+    storage_check: StorageCheck,
 }
 
 impl<S: StateMachine> std::fmt::Debug for EventLog<S> {
@@ -108,29 +110,6 @@ impl<S: StateMachine> std::fmt::Debug for EventLog<S> {
             .field("poisoned", &self.is_poisoned())
             .finish()
     }
-}
-
-/// Write-ahead log size, in bytes, past which RocksDB flushes the column
-/// families holding the oldest WAL file. The log's small column families
-/// would otherwise rarely fill a memtable, pinning every WAL file and
-/// making each open replay all of them.
-pub const WAL_BYTES_MAX: u64 = 128 * 1024 * 1024;
-
-/// Bloom filter density for the point-looked-up column families, in bits
-/// per key (about 1% false positives).
-pub const BLOOM_FILTER_BITS_PER_KEY: f64 = 10.0;
-
-/// Per-column-family tuning. The writer looks up every new command id and
-/// stream id, and a new command id is almost always absent: a Bloom filter
-/// spares those misses a probe of every table file.
-fn column_family_options(name: &str) -> Options {
-    let mut options = Options::default();
-    if name == CF_COMMANDS || name == CF_STREAMS {
-        let mut table = BlockBasedOptions::default();
-        table.set_bloom_filter(BLOOM_FILTER_BITS_PER_KEY, false);
-        options.set_block_based_table_factory(&table);
-    }
-    options
 }
 
 impl<S: StateMachine + Default> EventLog<S> {
@@ -155,7 +134,18 @@ impl<S: StateMachine> EventLog<S> {
     /// and the head, so the state machine can load its read models, and
     /// hands the result to the writer thread.
     ///
-    /// Errors: [`OpenError::Storage`] if RocksDB cannot open or read the
+    /// Before RocksDB reads anything, the record headers of the WAL files
+    /// and the MANIFEST are checked ([`super::storage::check_log_files`]);
+    /// a torn tail left by a crash is dropped, as RocksDB drops it, and
+    /// reported by [`EventLog::storage_check`]. The RocksDB options are
+    /// [`super::storage::db_options`].
+    ///
+    /// Errors: [`OpenError::LogFileDamaged`] naming the WAL or MANIFEST
+    /// file and byte offset of damage where intact records belong,
+    /// [`OpenError::LogFileUnreadable`] if one cannot be read,
+    /// [`OpenError::StoreDamaged`] if RocksDB finds the store damaged (a
+    /// tracked WAL missing or short, a failed checksum),
+    /// [`OpenError::Storage`] if RocksDB cannot open or read the
     /// store (including when another process holds it open for writing),
     /// [`OpenError::Fault`] naming the first bad position in the tail,
     /// [`OpenError::Corrupt`] for a malformed last key,
@@ -171,12 +161,15 @@ impl<S: StateMachine> EventLog<S> {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let path = path.as_ref();
-        let mut db_options = Options::default();
+        let storage_check = storage::check_log_files(path)?;
+        for torn in &storage_check.torn_tails {
+            tracing::warn!(%torn, "opening a store after a crash");
+        }
+        let mut db_options = storage::db_options();
         db_options.create_if_missing(true);
         db_options.create_missing_column_families(true);
-        db_options.set_max_total_wal_size(WAL_BYTES_MAX);
         let existing = if path.join("CURRENT").exists() {
-            DB::list_cf(&db_options, path)?
+            DB::list_cf(&db_options, path).map_err(|e| storage::open_error(path, e))?
         } else {
             Vec::new()
         };
@@ -184,15 +177,24 @@ impl<S: StateMachine> EventLog<S> {
             .into_iter()
             .chain(LOG_COLUMN_FAMILIES.iter().map(|s| s.to_string()))
             .chain(S::COLUMN_FAMILIES.iter().map(|s| s.to_string()))
+            // RocksDB's own, opened with the same options as the others.
+            .chain(std::iter::once(
+                rocksdb::DEFAULT_COLUMN_FAMILY_NAME.to_string(),
+            ))
             .collect();
         let descriptors = names
             .into_iter()
             .map(|name| {
-                let options = column_family_options(&name);
-                ColumnFamilyDescriptor::new(name, options)
+                let mut cf_options = storage::column_family_options(&name);
+                if let Some(bytes) = options.memtable_bytes {
+                    cf_options.set_write_buffer_size(bytes);
+                }
+                ColumnFamilyDescriptor::new(name, cf_options)
             })
             .collect::<Vec<_>>();
-        let db = Arc::new(DB::open_cf_descriptors(&db_options, path, descriptors)?);
+        let db = DB::open_cf_descriptors(&db_options, path, descriptors)
+            .map_err(|e| storage::open_error(path, e))?;
+        let db = Arc::new(db);
         let (head, last_recorded_at) = read::verify_tail(&db, TAIL_VERIFY_RECORDS)?;
         let state = init(&db, &head).map_err(|e| OpenError::Init(e.into()))?;
 
@@ -223,6 +225,7 @@ impl<S: StateMachine> EventLog<S> {
             sender: Some(sender),
             writer: Some(handle),
             durability,
+            storage_check,
         })
     }
 
@@ -241,7 +244,12 @@ impl<S: StateMachine> EventLog<S> {
     /// (over [`events::limits::EVENTS_PER_COMMAND_MAX`]),
     /// [`AppendError::Encode`] (an event does not fit a record) — in these
     /// cases nothing of the request is written;
-    /// [`AppendError::WriteFailed`] (the batch write failed; the log is now
+    /// [`AppendError::StorageStalled`] / [`AppendError::StorageFull`]
+    /// (RocksDB refused the batch for [`super::WRITE_STALL_WAIT_MAX_MS`]:
+    /// writes stopped, or the disk is full; nothing written, not poisoned,
+    /// retry later);
+    /// [`AppendError::WriteFailed`] (the batch write failed, a WAL append
+    /// on a full disk included; the log is now
     /// poisoned), [`AppendError::Poisoned`] (an earlier write failed),
     /// [`AppendError::Storage`] / [`AppendError::Corrupt`] (reading the
     /// idempotency or version index failed), [`AppendError::Closed`] (the
@@ -314,6 +322,12 @@ impl<S: StateMachine> EventLog<S> {
                 _ = notified => {}
             }
         }
+    }
+
+    /// What the pre-open check of the WAL and MANIFEST files found, in
+    /// particular the torn tail a crash left, which this open dropped.
+    pub fn storage_check(&self) -> &StorageCheck {
+        &self.storage_check
     }
 
     /// The durable head: the next position and the last record's hash.

@@ -30,12 +30,13 @@ mod options;
 mod read;
 mod reader;
 mod state;
+pub mod storage;
 mod writer;
 
-pub use error::{hash_hex, AppendError, ChainFault, FaultKind, HexHash, OpenError, ReadError};
-pub use event_log::{
-    AppendOutcome, AppendRequest, EventLog, BLOOM_FILTER_BITS_PER_KEY, WAL_BYTES_MAX,
+pub use error::{
+    hash_hex, AppendError, ChainFault, FaultKind, HexHash, LogFileFault, OpenError, ReadError,
 };
+pub use event_log::{AppendOutcome, AppendRequest, EventLog};
 #[doc(hidden)]
 pub use options::{BeforeWriteHook, WriteInfo};
 pub use options::{
@@ -45,3 +46,6 @@ pub use options::{
 pub use read::{LogHead, RecordIter, StreamIter, VerifyReport};
 pub use reader::{LogReader, ReaderMode};
 pub use state::*;
+pub use storage::{
+    StorageCheck, TornTail, BLOOM_FILTER_BITS_PER_KEY, WAL_BYTES_MAX, WRITE_STALL_WAIT_MAX_MS,
+};

@@ -58,6 +58,7 @@ pub struct LogOptions {
     pub(crate) batch_records_max: usize,
     pub(crate) channel_capacity_requests: usize,
     pub(crate) before_write: Option<BeforeWriteHook>,
+    pub(crate) memtable_bytes: Option<usize>,
 }
 
 impl Default for LogOptions {
@@ -68,6 +69,7 @@ impl Default for LogOptions {
             batch_records_max: BATCH_RECORDS_MAX_DEFAULT,
             channel_capacity_requests: CHANNEL_CAPACITY_REQUESTS_DEFAULT,
             before_write: None,
+            memtable_bytes: None,
         }
     }
 }
@@ -80,6 +82,7 @@ impl fmt::Debug for LogOptions {
             .field("batch_records_max", &self.batch_records_max)
             .field("channel_capacity_requests", &self.channel_capacity_requests)
             .field("before_write", &self.before_write.is_some())
+            .field("memtable_bytes", &self.memtable_bytes)
             .finish()
     }
 }
@@ -120,6 +123,15 @@ impl LogOptions {
     #[doc(hidden)]
     pub fn before_write_hook(mut self, hook: BeforeWriteHook) -> Self {
         self.before_write = Some(hook);
+        self
+    }
+
+    /// Test seam: the memtable size of every column family, in bytes
+    /// (RocksDB's `write_buffer_size`; default RocksDB's 64 MiB), so a test
+    /// can make flushes happen after a few appends.
+    #[doc(hidden)]
+    pub fn memtable_bytes(mut self, bytes: usize) -> Self {
+        self.memtable_bytes = Some(bytes);
         self
     }
 

@@ -10,6 +10,7 @@ use rocksdb::{Options, DB};
 use super::error::{OpenError, ReadError};
 use super::keys::LOG_COLUMN_FAMILIES;
 use super::read::{self, LogHead, RecordIter, StreamIter, VerifyReport};
+use super::storage::{self, StorageCheck};
 
 /// How a [`LogReader`] is attached to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,7 @@ pub enum ReaderMode {
 pub struct LogReader {
     db: DB,
     mode: ReaderMode,
+    storage_check: StorageCheck,
 }
 
 impl std::fmt::Debug for LogReader {
@@ -42,7 +44,7 @@ impl std::fmt::Debug for LogReader {
 
 /// The log's column families present at `path`, or why they are not.
 fn log_column_families(options: &Options, path: &Path) -> Result<Vec<&'static str>, OpenError> {
-    let existing = DB::list_cf(options, path)?;
+    let existing = DB::list_cf(options, path).map_err(|e| storage::open_error(path, e))?;
     for name in LOG_COLUMN_FAMILIES {
         if !existing.iter().any(|e| e == name) {
             return Err(OpenError::MissingColumnFamily(name));
@@ -52,20 +54,32 @@ fn log_column_families(options: &Options, path: &Path) -> Result<Vec<&'static st
 }
 
 impl LogReader {
-    /// Opens the store at `path` in RocksDB read-only mode. Nothing is
+    /// Opens the store at `path` in RocksDB read-only mode, with the
+    /// engine's recovery semantics: the WAL and MANIFEST files are checked
+    /// first ([`super::storage::check_log_files`]; a torn tail is reported
+    /// by [`LogReader::storage_check`] and left out of the view, as the
+    /// engine's open drops it) and the options are
+    /// [`super::storage::db_options`]. The records themselves are not
     /// verified at open; call [`LogReader::verify`].
     ///
     /// Errors: [`OpenError::Storage`] if there is no RocksDB store at
     /// `path` or it cannot be read; [`OpenError::MissingColumnFamily`] if it
-    /// is not a Colloquy log.
+    /// is not a Colloquy log; [`OpenError::LogFileDamaged`],
+    /// [`OpenError::LogFileUnreadable`] and [`OpenError::StoreDamaged`] as
+    /// for [`super::EventLog::open`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         let path = path.as_ref();
-        let options = Options::default();
+        let options = storage::db_options();
+        // Before anything of RocksDB reads the MANIFEST (listing the
+        // column families does).
+        let storage_check = storage::check_log_files(path)?;
         let names = log_column_families(&options, path)?;
-        let db = DB::open_cf_for_read_only(&options, path, names, false)?;
+        let db = DB::open_cf_for_read_only(&options, path, names, false)
+            .map_err(|e| storage::open_error(path, e))?;
         Ok(LogReader {
             db,
             mode: ReaderMode::ReadOnly,
+            storage_check,
         })
     }
 
@@ -73,6 +87,8 @@ impl LogReader {
     /// the secondary's own files in `secondary_path` (created if missing).
     /// Works while a host has the store open for writing; the view is as of
     /// the open (and of each [`LogReader::catch_up`]).
+    ///
+    /// The same check and options as [`LogReader::open_read_only`].
     ///
     /// Errors: as [`LogReader::open_read_only`], plus [`OpenError::Io`] if
     /// `secondary_path` cannot be created.
@@ -83,16 +99,28 @@ impl LogReader {
         let path = path.as_ref();
         let secondary_path = secondary_path.as_ref();
         std::fs::create_dir_all(secondary_path).map_err(OpenError::Io)?;
-        let mut options = Options::default();
+        let mut options = storage::db_options();
         // Required for secondary instances: keep every table file open.
         options.set_max_open_files(-1);
+        // Before anything of RocksDB reads the MANIFEST (listing the
+        // column families does).
+        let storage_check = storage::check_log_files(path)?;
         let names = log_column_families(&options, path)?;
-        let db = DB::open_cf_as_secondary(&options, path, secondary_path, names)?;
-        db.try_catch_up_with_primary()?;
+        let db = DB::open_cf_as_secondary(&options, path, secondary_path, names)
+            .map_err(|e| storage::open_error(path, e))?;
+        db.try_catch_up_with_primary()
+            .map_err(|e| storage::open_error(path, e))?;
         Ok(LogReader {
             db,
             mode: ReaderMode::Secondary(secondary_path.to_path_buf()),
+            storage_check,
         })
+    }
+
+    /// What the pre-open check of the WAL and MANIFEST files found, in
+    /// particular a torn tail that a crash left (not part of this view).
+    pub fn storage_check(&self) -> &StorageCheck {
+        &self.storage_check
     }
 
     /// How this reader is attached.

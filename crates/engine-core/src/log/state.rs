@@ -95,8 +95,10 @@ pub trait StateMachine: Send + 'static {
     );
 
     /// Called once per batch after it was written. `durable` is false if the
-    /// write failed: the in-memory state is then ahead of the disk and the
-    /// log refuses further appends until it is reopened.
+    /// write failed or was refused: the in-memory state is then ahead of the
+    /// disk and must go back to it. After a failed write the log refuses
+    /// further appends until it is reopened; after a write refused by a
+    /// storage stall (nothing written) it goes on with the next batch.
     fn end_batch(&mut self, durable: bool) {
         let _ = durable;
     }

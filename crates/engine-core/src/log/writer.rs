@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
 use events::limits::EVENTS_PER_COMMAND_MAX;
@@ -23,6 +23,7 @@ use super::keys::{
 use super::options::{Durability, LogOptions, WriteInfo};
 use super::read::{cf, LogHead};
 use super::state::{CommittedRecord, DecideContext, StateMachine};
+use super::storage::{WRITE_STALL_RETRY_INTERVAL_MS, WRITE_STALL_WAIT_MAX_MS};
 
 /// How often a waiting caller checks whether the writer is gone. Answers
 /// wake the caller at once; this only bounds how long a caller whose
@@ -456,6 +457,28 @@ impl<S: StateMachine> Writer<S> {
             let write = std::mem::take(&mut batch.write);
             self.write(write, batch.replies.len(), batch.records.len())
         };
+        if let Err(WriteFailure::Refused { waited_ms, full }) = &result {
+            // Nothing reached the disk: undo the batch in memory and refuse
+            // it, without poisoning; the next batch tries again.
+            self.state.end_batch(false);
+            tracing::warn!(
+                waited_ms,
+                ?full,
+                "RocksDB refused writes; the batch was refused"
+            );
+            for (reply, _) in batch.replies {
+                reply.send(Err(match full {
+                    None => AppendError::StorageStalled {
+                        waited_ms: *waited_ms,
+                    },
+                    Some(message) => AppendError::StorageFull {
+                        waited_ms: *waited_ms,
+                        message: message.clone(),
+                    },
+                }));
+            }
+            return;
+        }
         let durable = result.is_ok();
         self.state.end_batch(durable);
         match result {
@@ -473,7 +496,8 @@ impl<S: StateMachine> Writer<S> {
                     reply.send(outcome);
                 }
             }
-            Err(message) => {
+            Err(failure) => {
+                let message = failure.to_string();
                 tracing::error!(%message, "event log batch write failed; the log is poisoned");
                 self.shared.poisoned.store(true, Ordering::SeqCst);
                 for (reply, _) in batch.replies {
@@ -486,7 +510,27 @@ impl<S: StateMachine> Writer<S> {
     }
 
     /// One RocksDB write for the whole batch, synced per the durability.
-    fn write(&self, write: WriteBatch, requests: usize, records: usize) -> Result<(), String> {
+    ///
+    /// Written with `no_slowdown`, so RocksDB refuses the write instead of
+    /// blocking while writes are stopped (a flush that cannot finish, as on
+    /// a full disk, would otherwise block it forever). A refusal writes
+    /// nothing, and so does a write turned away because a background flush
+    /// or MANIFEST write ran out of space: both are retried every
+    /// [`WRITE_STALL_RETRY_INTERVAL_MS`] until [`WRITE_STALL_WAIT_MAX_MS`]
+    /// have passed, then given up as [`WriteFailure::Refused`]. Any other
+    /// error (a WAL append that fails, even for space) is
+    /// [`WriteFailure::Failed`]: part of the batch may be on disk.
+    ///
+    /// A slowdown (too many table files waiting for compaction) is refused
+    /// like a stop, so it is ridden out here by retrying rather than by
+    /// RocksDB's pacing: a write allowed to wait for a slowdown blocks for
+    /// good if the slowdown turns into a stop on a full disk.
+    fn write(
+        &self,
+        write: WriteBatch,
+        requests: usize,
+        records: usize,
+    ) -> Result<(), WriteFailure> {
         let sync = self.options.durability == Durability::Sync;
         if let Some(hook) = &self.options.before_write {
             hook(&WriteInfo {
@@ -494,12 +538,85 @@ impl<S: StateMachine> Writer<S> {
                 requests,
                 records,
                 first_position: self.head.next_position,
-            })?;
+            })
+            .map_err(WriteFailure::Failed)?;
         }
         let mut write_options = WriteOptions::default();
         write_options.set_sync(sync);
-        self.db
-            .write_opt(write, &write_options)
-            .map_err(|e| e.into_string())
+        write_options.set_no_slowdown(true);
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(WRITE_STALL_WAIT_MAX_MS);
+        loop {
+            // `write_opt` takes the batch by value: each attempt writes a
+            // copy (a memcpy, small next to the write), so a refused one
+            // can be retried.
+            let error = match self
+                .db
+                .write_opt(WriteBatch::from_data(write.data()), &write_options)
+            {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let full = match refused_before_writing(&error) {
+                Some(full) => full,
+                None => return Err(WriteFailure::Failed(error.into_string())),
+            };
+            if Instant::now() >= deadline {
+                return Err(WriteFailure::Refused {
+                    waited_ms: started.elapsed().as_millis() as u64,
+                    full,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(WRITE_STALL_RETRY_INTERVAL_MS));
+        }
+    }
+}
+
+/// RocksDB's text for `ENOSPC`.
+const NO_SPACE_TEXT: &str = "No space left on device";
+
+/// Whether RocksDB turned a write away before writing any of it: `Some(None)`
+/// for a write stall (`no_slowdown`'s `Incomplete`), `Some(Some(message))`
+/// for the background error of a flush or MANIFEST write that ran out of
+/// space (RocksDB checks it before the WAL append). `None` for anything
+/// else, including a failed WAL append (its message names the `.log` file),
+/// after which part of the batch may be on disk.
+fn refused_before_writing(error: &rocksdb::Error) -> Option<Option<String>> {
+    match error.kind() {
+        rocksdb::ErrorKind::Incomplete => Some(None),
+        rocksdb::ErrorKind::IOError => {
+            let message = error.to_string();
+            (message.contains(NO_SPACE_TEXT) && !message.contains(".log")).then_some(Some(message))
+        }
+        _ => None,
+    }
+}
+
+/// Why a batch write did not happen.
+enum WriteFailure {
+    /// RocksDB turned the write away for longer than
+    /// [`WRITE_STALL_WAIT_MAX_MS`]; nothing was written. `full` holds the
+    /// background error when the disk is full, `None` for a plain stall.
+    Refused {
+        waited_ms: u64,
+        full: Option<String>,
+    },
+    /// The write failed (or the test hook failed it); whether any of it
+    /// reached the disk is unknown.
+    Failed(String),
+}
+
+impl std::fmt::Display for WriteFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteFailure::Refused { waited_ms, full } => {
+                write!(f, "RocksDB refused writes for {waited_ms} ms")?;
+                match full {
+                    Some(message) => write!(f, ": {message}"),
+                    None => Ok(()),
+                }
+            }
+            WriteFailure::Failed(message) => f.write_str(message),
+        }
     }
 }

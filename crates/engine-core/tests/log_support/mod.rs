@@ -153,3 +153,129 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .unwrap()
         .block_on(future)
 }
+
+/// The environment variable that makes a re-executed test binary play the
+/// crashing writer: it names the store to write.
+pub const CRASH_CHILD_STORE_ENV: &str = "COLLOQUY_CRASH_CHILD_STORE";
+/// The environment variable telling the crashing writer how many records
+/// to append.
+pub const CRASH_CHILD_RECORDS_ENV: &str = "COLLOQUY_CRASH_CHILD_RECORDS";
+/// How long the crashing writer may take before the test gives up on it.
+pub const CRASH_CHILD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A store whose writer crashed after `records` acknowledged, fsynced
+/// single-record appends, so every record is still in the WAL (a clean
+/// close would have flushed them to table files).
+///
+/// `test_name` is the calling test's own name: this re-runs the test
+/// binary with `--exact test_name`, and in that child process (recognised
+/// by [`CRASH_CHILD_STORE_ENV`]) the same call writes the records and
+/// aborts the process instead of returning. The child runs under
+/// [`CRASH_CHILD_DEADLINE`]. Returns the store's directory.
+pub fn crashed_store(test_name: &str, records: u64) -> tempfile::TempDir {
+    if let Some(path) = std::env::var_os(CRASH_CHILD_STORE_ENV) {
+        let records: u64 = std::env::var(CRASH_CHILD_RECORDS_ENV)
+            .expect("the record count")
+            .parse()
+            .expect("a record count");
+        let log = open_raw(Path::new(&path), Durability::Sync);
+        for i in 0..records {
+            log.append_blocking(engine_core::AppendRequest::new(
+                command_id(77, i),
+                raw(service(1), vec![message(conversation(1), i)]),
+            ))
+            .expect("append");
+        }
+        // A crash: no flush, no close.
+        std::process::abort();
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut child = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env(CRASH_CHILD_STORE_ENV, dir.path())
+        .env(CRASH_CHILD_RECORDS_ENV, records.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the crashing writer");
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the crashing writer") {
+            assert!(!status.success(), "the crashing writer must abort");
+            break;
+        }
+        if started.elapsed() > CRASH_CHILD_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the crashing writer did not finish within {CRASH_CHILD_DEADLINE:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    dir
+}
+
+/// The store's WAL files, oldest first.
+pub fn wal_files(path: &Path) -> Vec<std::path::PathBuf> {
+    let mut wals: Vec<_> = std::fs::read_dir(path)
+        .expect("list the store")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    wals.sort();
+    wals
+}
+
+/// The newest WAL file of the store.
+pub fn newest_wal(path: &Path) -> std::path::PathBuf {
+    wal_files(path).pop().expect("the store has a WAL file")
+}
+
+/// The current MANIFEST file of the store.
+pub fn current_manifest(path: &Path) -> std::path::PathBuf {
+    let name = std::fs::read_to_string(path.join("CURRENT")).expect("read CURRENT");
+    path.join(name.trim_end())
+}
+
+/// Copies every file of a (flat) store directory into a fresh one.
+pub fn copy_store(from: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for entry in std::fs::read_dir(from).expect("list the store").flatten() {
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
+        }
+    }
+    dir
+}
+
+/// Appends `bytes` to `file`.
+pub fn append_to(file: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(file)
+        .expect("open for appending");
+    f.write_all(bytes).expect("append");
+}
+
+/// Flips bit `bit` (0..8) of the byte at `offset` of `file`.
+pub fn flip_bit(file: &Path, offset: u64, bit: u8) {
+    let mut bytes = std::fs::read(file).expect("read");
+    bytes[offset as usize] ^= 1 << bit;
+    std::fs::write(file, bytes).expect("write");
+}
+
+/// How long an open may take in a test before it counts as a hang.
+pub const OPEN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs `f` on its own thread and returns its result, or panics naming
+/// `what` if it does not return within [`OPEN_DEADLINE`] (a hang; the
+/// thread is left behind).
+pub fn within_deadline<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(OPEN_DEADLINE)
+        .unwrap_or_else(|_| panic!("{what} hung: no answer within {OPEN_DEADLINE:?}"))
+}
