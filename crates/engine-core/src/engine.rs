@@ -364,6 +364,12 @@ impl Core {
             }
             Err(AppendError::Closed) => return Err(StorageFailure::Closed.into()),
             Err(AppendError::Poisoned) => return Err(StorageFailure::Poisoned.into()),
+            Err(AppendError::StorageStalled { waited_ms }) => {
+                return Err(StorageFailure::Stalled { waited_ms }.into())
+            }
+            Err(AppendError::StorageFull { waited_ms, message }) => {
+                return Err(StorageFailure::Full { waited_ms, message }.into())
+            }
             Err(AppendError::WriteFailed { message }) => {
                 return Err(StorageFailure::WriteFailed { message }.into())
             }

@@ -180,6 +180,32 @@ pub enum StorageFailure {
     /// engine is reopened. Nothing was written.
     #[error("the log refuses writes after an earlier failed write: reopen the engine, then retry")]
     Poisoned,
+    /// RocksDB stopped taking writes (a write stall, typically a full disk
+    /// during a flush) for longer than
+    /// [`crate::log::WRITE_STALL_WAIT_MAX_MS`]. Nothing was written and the
+    /// engine stays usable: retry later with the same command id.
+    #[error(
+        "storage stalled for {waited_ms} ms (is the disk full?): nothing was written; \
+         free space and retry with the same command id"
+    )]
+    Stalled {
+        /// How long the write waited, in milliseconds.
+        waited_ms: u64,
+    },
+    /// The disk is full: RocksDB refused writes after a flush failed for
+    /// lack of space. Nothing was written and the engine stays usable; it
+    /// resumes by itself once space is back: retry later with the same
+    /// command id.
+    #[error(
+        "storage full ({message}): nothing was written; free space and retry with the same \
+         command id"
+    )]
+    Full {
+        /// How long the write waited, in milliseconds.
+        waited_ms: u64,
+        /// RocksDB's background error.
+        message: String,
+    },
     /// Reading the log's own indexes (idempotency, stream versions) or the
     /// records just appended failed: the store is damaged or unreadable.
     /// Run `replay-tool verify` on it.
@@ -197,6 +223,7 @@ impl StorageFailure {
     /// sent again later to the same engine.
     pub fn is_retryable(&self) -> bool {
         match self {
+            StorageFailure::Stalled { .. } | StorageFailure::Full { .. } => true,
             StorageFailure::Closed
             | StorageFailure::WriteFailed { .. }
             | StorageFailure::Poisoned
@@ -212,7 +239,10 @@ impl StorageFailure {
             StorageFailure::Closed
             | StorageFailure::WriteFailed { .. }
             | StorageFailure::Poisoned => true,
-            StorageFailure::Read(_) | StorageFailure::Internal(_) => false,
+            StorageFailure::Stalled { .. }
+            | StorageFailure::Full { .. }
+            | StorageFailure::Read(_)
+            | StorageFailure::Internal(_) => false,
         }
     }
 }
