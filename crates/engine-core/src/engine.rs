@@ -2,10 +2,8 @@
 //! over read models that are never behind the log.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Sender;
 use events::{
@@ -26,9 +24,11 @@ use crate::fanout::{
     run_worker, FanoutMetrics, FanoutOptions, FanoutWriter, Hub, Session, SessionError,
     SessionStart, WorkerMsg,
 };
+use crate::log::indexes::{self, IndexError};
+use crate::log::keys::LOG_COLUMN_FAMILIES;
 use crate::log::{
     AppendError, AppendOutcome, AppendRequest, CommittedRecord, DecideContext, Decision, EventLog,
-    LogHead, LogOptions, OpenError, ReadError, RecordIter, StateMachine,
+    Idempotency, LogHead, LogOptions, OpenError, ReadError, RecordIter, StateMachine,
 };
 
 /// Records folded per `WriteBatch` while catching the read models up with
@@ -73,6 +73,10 @@ pub enum EngineError {
     /// A fan-out or delivery thread could not be started.
     #[error("could not start an engine thread: {0}")]
     Spawn(std::io::Error),
+    /// Re-deriving the log's index column families failed (see
+    /// [`crate::log::indexes::rebuild_indexes`]).
+    #[error(transparent)]
+    Indexes(#[from] IndexError),
 }
 
 /// A [`RowSink`] that stages rows into a RocksDB `WriteBatch`.
@@ -117,6 +121,18 @@ impl StateMachine for EngineState {
     type Command = EngineCommand;
     type Rejection = CommandError;
     const COLUMN_FAMILIES: &'static [&'static str] = &Table::NAMES;
+
+    /// Scope: [`Command::idempotency_scope`]. Fingerprint: over the scope,
+    /// the acting identity and the command.
+    fn idempotency(command: &EngineCommand) -> Result<Idempotency, events::CodecError> {
+        let scope = command.command.idempotency_scope();
+        let fingerprint = events::idempotency_fingerprint(
+            scope.as_ref(),
+            command.acting_identity.as_deref(),
+            &command.command,
+        )?;
+        Ok(Idempotency { scope, fingerprint })
+    }
 
     fn begin_batch(&mut self) {
         self.guard = Some(self.read.write_arc());
@@ -285,6 +301,53 @@ impl CommandOutcome {
     }
 }
 
+/// Where an inbound message was posted ([`Engine::inbound_message`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundReceipt {
+    /// The conversation it was posted in (possibly autocreated for it).
+    pub conversation_sid: ConversationSid,
+    /// The message.
+    pub message_sid: MessageSid,
+    /// The message's index in the conversation.
+    pub index: u64,
+    /// The log position of its `MessageAdded` record.
+    pub position: u64,
+}
+
+/// The command id of an inbound message: derived from its channel and the
+/// channel's own message id, so a channel's retry of one message maps to
+/// one command (in the service's idempotency scope).
+///
+/// Errors: [`CommandError::Invalid`] for an empty id,
+/// [`CommandError::TooLong`] for one over
+/// [`events::limits::FOREIGN_ID_BYTES_MAX`] bytes.
+pub fn inbound_command_id(
+    channel: AddressType,
+    channel_message_id: &str,
+) -> Result<CommandId, CommandError> {
+    if channel_message_id.is_empty() {
+        return Err(CommandError::Invalid {
+            field: "channel_message_id",
+            reason: "it is empty; pass the channel's own id of the message".to_string(),
+        });
+    }
+    let max = events::limits::FOREIGN_ID_BYTES_MAX;
+    if channel_message_id.len() > max {
+        return Err(CommandError::TooLong {
+            field: "channel_message_id",
+            len: channel_message_id.len(),
+            max,
+            unit: "bytes",
+        });
+    }
+    let channel = serde_json::to_string(&channel).map_err(|e| CommandError::Invalid {
+        field: "channel",
+        reason: e.to_string(),
+    })?;
+    let key = format!("colloquy/inbound/{channel}/{channel_message_id}");
+    Ok(CommandId::from_key(key.as_bytes()))
+}
+
 /// Engine settings beyond the log's: fan-out and non-chat delivery.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EngineOptions {
@@ -354,6 +417,23 @@ impl Core {
             Err(AppendError::VersionConflict { expected, actual }) => {
                 return Err(CommandError::VersionConflict { expected, actual })
             }
+            Err(AppendError::IdempotencyKeyReused {
+                command_id,
+                scope,
+                first_position,
+            }) => {
+                return Err(CommandError::IdempotencyKeyReused {
+                    command_id,
+                    scope,
+                    first_position,
+                })
+            }
+            Err(AppendError::Fingerprint(e)) => {
+                return Err(CommandError::Invalid {
+                    field: "command",
+                    reason: format!("cannot be encoded for its idempotency fingerprint: {e}"),
+                })
+            }
             Err(other) => return Err(CommandError::Storage(other.to_string())),
         };
         let mut records = Vec::with_capacity(count as usize);
@@ -410,23 +490,6 @@ impl Drop for Engine {
             }
         }
     }
-}
-
-/// A command id no other call of this process (or, in practice, any
-/// other) produces.
-fn fresh_command_id() -> CommandId {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let mut key = Vec::with_capacity(40);
-    key.extend_from_slice(b"colloquy/fresh/");
-    key.extend_from_slice(&std::process::id().to_le_bytes());
-    key.extend_from_slice(&nanos.to_le_bytes());
-    key.extend_from_slice(&n.to_le_bytes());
-    CommandId::from_key(&key)
 }
 
 fn host_envelope(command_id: CommandId, command: Command) -> CommandEnvelope {
@@ -638,25 +701,38 @@ impl Engine {
     /// inbound messages for a new binding arriving at once create one
     /// conversation: decisions are serialised on the writer.
     ///
-    /// Each call is a new command (retries are not deduplicated; use
-    /// [`Engine::execute`] with the channel's message id as the command id
-    /// for that).
+    /// `channel_message_id` is the channel's own id of the message (an SMS
+    /// gateway's message SID): the command id is derived from (`channel`,
+    /// `channel_message_id`) in `service`'s idempotency scope
+    /// ([`inbound_command_id`]), so a gateway's retry of the same message
+    /// is answered with the original outcome (`deduplicated: true`) and
+    /// posts nothing. [`Engine::inbound_message`] looks the message up by
+    /// that id.
     ///
-    /// Errors: [`CommandError::NoRoute`] when no binding matches and no
-    /// address configuration of `channel` for `to` allows autocreation;
-    /// [`CommandError::NotFound`] for an unknown service; validation
-    /// errors for the body and media; [`CommandError::Storage`].
+    /// Errors: [`CommandError::Invalid`] for an empty `channel_message_id`,
+    /// [`CommandError::TooLong`] for one over
+    /// [`events::limits::FOREIGN_ID_BYTES_MAX`] bytes;
+    /// [`CommandError::IdempotencyKeyReused`] when the same channel message
+    /// id arrives with a different sender, recipient, body or media;
+    /// [`CommandError::NoRoute`] when no binding matches and no address
+    /// configuration of `channel` for `to` allows autocreation (nothing is
+    /// remembered: a retry routes again); [`CommandError::NotFound`] for an
+    /// unknown service; validation errors for the body and media;
+    /// [`CommandError::Storage`].
+    #[allow(clippy::too_many_arguments)]
     pub fn receive_inbound(
         &self,
         service: ServiceSid,
         channel: AddressType,
+        channel_message_id: &str,
         from: &str,
         to: &str,
         body: Option<&str>,
         media: Vec<Media>,
     ) -> Result<CommandOutcome, CommandError> {
+        let command_id = inbound_command_id(channel, channel_message_id)?;
         self.execute(host_envelope(
-            fresh_command_id(),
+            command_id,
             Command::ReceiveInbound {
                 service,
                 channel,
@@ -666,6 +742,53 @@ impl Engine {
                 media,
             },
         ))
+    }
+
+    /// What the inbound message `channel_message_id` of `channel`, received
+    /// in `service` through [`Engine::receive_inbound`], became: its
+    /// conversation and message. `None` if no such message was received
+    /// (or it was refused, e.g. with [`CommandError::NoRoute`]).
+    ///
+    /// Errors: as [`inbound_command_id`] for a malformed id;
+    /// [`CommandError::Storage`] if the idempotency entry or its records
+    /// cannot be read, or if the records it points at hold no message.
+    pub fn inbound_message(
+        &self,
+        service: ServiceSid,
+        channel: AddressType,
+        channel_message_id: &str,
+    ) -> Result<Option<InboundReceipt>, CommandError> {
+        let command_id = inbound_command_id(channel, channel_message_id)?;
+        let entry = indexes::command_entry(self.core.log.db(), Some(&service), &command_id)
+            .map_err(|e| CommandError::Storage(e.to_string()))?;
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        let end = entry.first_position + u64::from(entry.count);
+        for record in self.core.log.read_range(entry.first_position..end) {
+            let record = record.map_err(|e| CommandError::Storage(e.to_string()))?;
+            let event = record
+                .event()
+                .map_err(|e| CommandError::Storage(e.to_string()))?;
+            if let Event::MessageAdded {
+                message_sid, index, ..
+            } = event
+            {
+                if let Some(conversation_sid) = record.header.conversation_sid {
+                    return Ok(Some(InboundReceipt {
+                        conversation_sid,
+                        message_sid,
+                        index,
+                        position: record.header.position,
+                    }));
+                }
+            }
+        }
+        Err(CommandError::Storage(format!(
+            "inbound message {channel_message_id:?} of service {service}: its records at \
+             positions {}..{end} hold no message",
+            entry.first_position
+        )))
     }
 
     /// Registers (or replaces) the [`crate::ChannelAdapter`] that sends
@@ -719,11 +842,18 @@ impl Engine {
         self.core.delivery.metrics()
     }
 
-    /// Drops the store's read models and refolds them from the log.
-    /// `progress(done, total)` reports records folded.
+    /// Re-derives the log's index column families (stream index, stream
+    /// versions, idempotency entries: see
+    /// [`crate::log::indexes::rebuild_indexes`], which keeps a fingerprint
+    /// only where the stored entry agrees with the log and writes an
+    /// "unknown" one otherwise), then drops the store's read models and
+    /// refolds them from the log. `progress(done, total)` reports records
+    /// folded.
     ///
     /// Needs the store alone: errors with [`EngineError::InUse`] while
-    /// another process has it open. Other errors: I/O, a chain fault.
+    /// another process has it open. Other errors: I/O, a chain fault,
+    /// [`EngineError::Indexes`] when the log cannot be read or holds one
+    /// command twice (nothing is changed then).
     pub fn rebuild(
         path: impl AsRef<Path>,
         options: LogOptions,
@@ -735,6 +865,12 @@ impl Engine {
             db_options.create_if_missing(false);
             let names = DB::list_cf(&db_options, path)?;
             let mut db = DB::open_cf(&db_options, path, &names).map_err(|e| in_use(path, e))?;
+            for name in LOG_COLUMN_FAMILIES {
+                if !names.iter().any(|n| n == name) {
+                    db.create_cf(name, &rocksdb::Options::default())?;
+                }
+            }
+            indexes::rebuild_indexes(&db)?;
             for table in Table::ALL {
                 if names.iter().any(|n| n == table.name()) {
                     db.drop_cf(table.name())?;

@@ -34,6 +34,7 @@ pub mod dump;
 pub mod error;
 pub mod export;
 pub mod filter;
+pub mod indexes;
 pub mod progress;
 pub mod rebuild;
 pub mod render;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use events::{CodecError, Hash};
+use events::{CodecError, CommandId, Hash, ServiceSid};
 
 /// Formats a hash as 64 lowercase hex digits.
 pub fn hash_hex(hash: &Hash) -> String {
@@ -157,6 +157,14 @@ impl From<ReadError> for OpenError {
     }
 }
 
+/// How an idempotency scope reads in messages.
+fn scope_name(scope: &Option<ServiceSid>) -> String {
+    match scope {
+        Some(service) => format!("service {service}"),
+        None => "the account scope".to_string(),
+    }
+}
+
 /// Why an append was not applied. Except for [`AppendError::Closed`] after
 /// a writer crash, nothing of the request was written.
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +180,27 @@ pub enum AppendError<R> {
         /// The stream's version.
         actual: u64,
     },
+    /// The command id was already applied in this idempotency scope by a
+    /// different command (another fingerprint: other fields, another
+    /// acting identity). Nothing was written; the first command's records
+    /// stand. Use a fresh command id for a new command.
+    #[error(
+        "command id {command_id} was already used in {} for a different command \
+         (its records start at position {first_position}); use a fresh command id",
+        scope_name(.scope)
+    )]
+    IdempotencyKeyReused {
+        /// The reused command id.
+        command_id: CommandId,
+        /// Its scope: the service, or `None` for the account scope.
+        scope: Option<ServiceSid>,
+        /// Where the first command's records start.
+        first_position: u64,
+    },
+    /// The command could not be encoded to compute its idempotency
+    /// fingerprint. Nothing was written.
+    #[error("the command cannot be encoded for its idempotency fingerprint: {0}")]
+    Fingerprint(CodecError),
     /// The decision produced more events than one command may append.
     #[error("a command produced {count} events, over the limit of {max}")]
     TooManyEvents {
