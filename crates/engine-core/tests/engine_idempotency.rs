@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use engine_core::log::indexes::check_indexes;
+use engine_core::log::indexes::{check_indexes, IndexView};
 use engine_core::CommandError;
 use events::*;
 
@@ -159,10 +159,10 @@ fn create_service_keys_live_in_the_account_scope() {
     assert!(c.conversation_sid().is_some());
     // The index check tells the two commands apart (the second is cut
     // from the first by its stored entry), and a rebuild keeps both.
-    let report = check_indexes(h.engine().log().db()).unwrap();
+    let report = check_indexes(h.engine().log().db(), IndexView::Snapshot).unwrap();
     assert_eq!(report.commands, 2);
     h.rebuild();
-    check_indexes(h.engine().log().db()).unwrap();
+    check_indexes(h.engine().log().db(), IndexView::Snapshot).unwrap();
     let again = h
         .engine()
         .execute(envelope(key, None, create("one")))

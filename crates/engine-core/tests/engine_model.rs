@@ -20,7 +20,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::Harness;
-use engine_core::log::indexes::check_indexes;
+use engine_core::log::indexes::{check_indexes, IndexView};
 use engine_core::{fold_records, state_digest, CommandError, CommandOutcome};
 use events::limits::*;
 use events::*;
@@ -2665,12 +2665,12 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     );
 
     // The log's indexes agree with the log, before and after a rebuild.
-    check_indexes(h.engine().log().db())
+    check_indexes(h.engine().log().db(), IndexView::Snapshot)
         .map_err(|e| TestCaseError::fail(format!("index check: {e}")))?;
 
     // A rebuild from the log gives the same rows, and the same answers.
     h.rebuild();
-    check_indexes(h.engine().log().db())
+    check_indexes(h.engine().log().db(), IndexView::Snapshot)
         .map_err(|e| TestCaseError::fail(format!("index check after rebuild: {e}")))?;
     prop_assert_eq!(h.digest(), live, "rebuild vs live rows");
     prop_assert_eq!(h.head(), head);

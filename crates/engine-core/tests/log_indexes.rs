@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::*;
 use engine_core::log::indexes::{
-    check_indexes, rebuild_indexes, IndexError, IndexFaultKind, IndexReport,
+    check_indexes, rebuild_indexes, IndexError, IndexFaultKind, IndexReport, IndexView,
 };
 use engine_core::log::keys::{
     command_key, command_value, parse_command_value, stream_id, stream_index_key,
@@ -87,16 +87,16 @@ fn damaged_then_rebuilt(
 ) -> Store {
     let store = store();
     let db = rocks(store.dir.path());
-    let healthy = check_indexes(&db).expect("a fresh store's indexes agree with its log");
+    let healthy = check_indexes(&db, IndexView::Snapshot).expect("a fresh store's indexes agree with its log");
     damage(&db, &store);
-    let (column_family, position, kind) = fault(check_indexes(&db));
+    let (column_family, position, kind) = fault(check_indexes(&db, IndexView::Snapshot));
     let (want_column_family, want_position, want_kind) = want(&store);
     assert_eq!(column_family, want_column_family);
     assert_eq!(position, want_position);
     assert_eq!(kind, want_kind);
     let report = rebuild_indexes(&db).unwrap();
     assert_eq!(report.repaired, 1, "{report:?}");
-    assert_eq!(check_indexes(&db).unwrap(), healthy);
+    assert_eq!(check_indexes(&db, IndexView::Snapshot).unwrap(), healthy);
     store
 }
 
@@ -240,7 +240,7 @@ fn engine_rebuild_re_derives_every_index_entry() {
     let store = store();
     let healthy = {
         let db = rocks(store.dir.path());
-        let healthy = check_indexes(&db).unwrap();
+        let healthy = check_indexes(&db, IndexView::Snapshot).unwrap();
         for name in [CF_STREAM, CF_STREAMS, CF_COMMANDS] {
             let cf = db.cf_handle(name).unwrap();
             let keys: Vec<_> = db
@@ -252,7 +252,7 @@ fn engine_rebuild_re_derives_every_index_entry() {
                 db.delete_cf(cf, key).unwrap();
             }
         }
-        let (column_family, position, kind) = fault(check_indexes(&db));
+        let (column_family, position, kind) = fault(check_indexes(&db, IndexView::Snapshot));
         assert_eq!(
             (column_family.as_str(), position, kind),
             (CF_STREAM, Some(0), IndexFaultKind::Missing)
@@ -260,6 +260,6 @@ fn engine_rebuild_re_derives_every_index_entry() {
         healthy
     };
     let engine = Engine::rebuild(store.dir.path(), options(), &mut |_, _| {}).unwrap();
-    assert_eq!(check_indexes(engine.log().db()).unwrap(), healthy);
+    assert_eq!(check_indexes(engine.log().db(), IndexView::Snapshot).unwrap(), healthy);
     assert_eq!(healthy.records, engine.log().head().next_position);
 }

@@ -210,7 +210,7 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Result<(), ToolError> {
             return Err(e);
         }
     };
-    let indexes = crate::indexes::check(db)?;
+    let indexes = crate::indexes::check(&store)?;
     let projections = if args.projections {
         Some(check_projections(&store, &summary, quiet)?)
     } else {

@@ -10,7 +10,7 @@
 //! and the commands are not in the log.
 //!
 //! [`check_indexes`] reads the log and the three column families from one
-//! snapshot and reports the first entry that is missing, extra or wrong, as
+//! view ([`IndexView`]) and reports the first entry that is missing, extra or wrong, as
 //! an [`IndexFault`] naming the column family, the key and the position.
 //! [`rebuild_indexes`] writes what the check would expect, in one
 //! `WriteBatch`.
@@ -177,10 +177,34 @@ fn handle<'a>(db: &'a DB, name: &'static str) -> Result<&'a rocksdb::ColumnFamil
         .ok_or(IndexError::MissingColumnFamily(name))
 }
 
-fn read_options(snapshot: &rocksdb::Snapshot<'_>) -> ReadOptions {
+/// How [`check_indexes`] gets one consistent view of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexView {
+    /// Read from one RocksDB snapshot: for a handle that may be written
+    /// meanwhile (the engine's own, or a read-only instance).
+    Snapshot,
+    /// Read the handle as it is: for a handle whose view cannot change
+    /// during the call, such as a secondary instance that is not caught up
+    /// meanwhile (RocksDB's secondary mode has no snapshots).
+    Fixed,
+}
+
+/// The view every read of one check goes through.
+type View<'a> = Option<rocksdb::Snapshot<'a>>;
+
+fn read_options(view: &View<'_>) -> ReadOptions {
     let mut options = ReadOptions::default();
-    options.set_snapshot(snapshot);
+    if let Some(snapshot) = view {
+        options.set_snapshot(snapshot);
+    }
     options
+}
+
+fn open_view(db: &DB, view: IndexView) -> View<'_> {
+    match view {
+        IndexView::Snapshot => Some(db.snapshot()),
+        IndexView::Fixed => None,
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -191,11 +215,11 @@ fn hex(bytes: &[u8]) -> String {
 /// their keys: where a stored entry may cut an account-scope run.
 fn stored_cuts(
     db: &DB,
-    snapshot: &rocksdb::Snapshot<'_>,
+    view: &View<'_>,
 ) -> Result<BTreeMap<u64, [u8; COMMAND_KEY_BYTES]>, IndexError> {
     let mut cuts = BTreeMap::new();
     let commands = handle(db, CF_COMMANDS)?;
-    for item in db.iterator_cf_opt(commands, read_options(snapshot), IteratorMode::Start) {
+    for item in db.iterator_cf_opt(commands, read_options(view), IteratorMode::Start) {
         let (key, value) = item.map_err(ReadError::Storage)?;
         if let (Ok(key), Some(entry)) = (
             <[u8; COMMAND_KEY_BYTES]>::try_from(key.as_ref()),
@@ -209,16 +233,16 @@ fn stored_cuts(
 
 /// Walks the log (positions dense from 0, every record decoding) and
 /// derives the indexes.
-fn derive(db: &DB, snapshot: &rocksdb::Snapshot<'_>) -> Result<Expected, IndexError> {
+fn derive(db: &DB, view: &View<'_>) -> Result<Expected, IndexError> {
     let mut expected = Expected {
         records: 0,
         streams: BTreeMap::new(),
         commands: BTreeMap::new(),
     };
-    let cuts = stored_cuts(db, snapshot)?;
+    let cuts = stored_cuts(db, view)?;
     let mut run: Option<Run> = None;
     let log = handle(db, CF_LOG)?;
-    for item in db.iterator_cf_opt(log, read_options(snapshot), IteratorMode::Start) {
+    for item in db.iterator_cf_opt(log, read_options(view), IteratorMode::Start) {
         let (key, value) = item.map_err(ReadError::Storage)?;
         let position = expected.records;
         match parse_position_key(&key) {
@@ -313,7 +337,7 @@ struct Difference {
 #[allow(clippy::too_many_arguments)]
 fn compare(
     db: &DB,
-    snapshot: &rocksdb::Snapshot<'_>,
+    view: &View<'_>,
     name: &'static str,
     expected: &mut dyn Iterator<Item = (Vec<u8>, Vec<u8>, Option<u64>)>,
     agrees: &dyn Fn(&[u8], &[u8]) -> bool,
@@ -322,7 +346,7 @@ fn compare(
     on: &mut dyn FnMut(Difference) -> bool,
 ) -> Result<(), IndexError> {
     let cf = handle(db, name)?;
-    let mut stored = db.iterator_cf_opt(cf, read_options(snapshot), IteratorMode::Start);
+    let mut stored = db.iterator_cf_opt(cf, read_options(view), IteratorMode::Start);
     let mut have = stored.next().transpose().map_err(ReadError::Storage)?;
     let mut want = expected.next();
     loop {
@@ -432,7 +456,7 @@ fn command_agrees(stored: &[u8], expected: &[u8]) -> bool {
 /// difference (with the column family's name) until it returns `false`.
 fn compare_all(
     db: &DB,
-    snapshot: &rocksdb::Snapshot<'_>,
+    view: &View<'_>,
     expected: &Expected,
     on: &mut dyn FnMut(&'static str, Difference) -> bool,
 ) -> Result<bool, IndexError> {
@@ -444,7 +468,7 @@ fn compare_all(
     });
     compare(
         db,
-        snapshot,
+        view,
         CF_STREAM,
         &mut stream_entries,
         &|stored, _| stored.is_empty(),
@@ -467,7 +491,7 @@ fn compare_all(
     });
     compare(
         db,
-        snapshot,
+        view,
         CF_STREAMS,
         &mut versions,
         &|stored, want| stored == want,
@@ -491,7 +515,7 @@ fn compare_all(
     });
     compare(
         db,
-        snapshot,
+        view,
         CF_COMMANDS,
         &mut commands,
         &command_agrees,
@@ -506,7 +530,7 @@ fn compare_all(
 }
 
 /// Checks the stream index, the stream versions and the idempotency
-/// entries against the log, all read from one snapshot: every record has
+/// entries against the log, all read from one `view`: every record has
 /// its stream-index entry and there is no other entry; each stream's
 /// version is its record count and no other stream has one; every command
 /// (run of records, see the module docs) has its entry in its scope,
@@ -522,11 +546,11 @@ fn compare_all(
 /// order stream, streams, commands, then key order) that disagrees, naming
 /// the column family, the key and the position; [`IndexError::Log`] for a
 /// damaged record or a storage error; [`IndexError::MissingColumnFamily`].
-pub fn check_indexes(db: &DB) -> Result<IndexReport, IndexError> {
-    let snapshot = db.snapshot();
-    let expected = derive(db, &snapshot)?;
+pub fn check_indexes(db: &DB, view: IndexView) -> Result<IndexReport, IndexError> {
+    let view = open_view(db, view);
+    let expected = derive(db, &view)?;
     let mut first = None;
-    compare_all(db, &snapshot, &expected, &mut |_, d| {
+    compare_all(db, &view, &expected, &mut |_, d| {
         first = Some(d.fault);
         false
     })?;
@@ -559,10 +583,10 @@ pub fn check_indexes(db: &DB) -> Result<IndexReport, IndexError> {
 /// log itself holds one command twice (nothing is written);
 /// [`IndexError::MissingColumnFamily`].
 pub fn rebuild_indexes(db: &DB) -> Result<IndexReport, IndexError> {
-    let snapshot = db.snapshot();
-    let expected = derive(db, &snapshot)?;
+    let view = open_view(db, IndexView::Snapshot);
+    let expected = derive(db, &view)?;
     let mut differences = Vec::new();
-    compare_all(db, &snapshot, &expected, &mut |name, d| {
+    compare_all(db, &view, &expected, &mut |name, d| {
         differences.push((name, d));
         true
     })?;
@@ -586,7 +610,7 @@ pub fn rebuild_indexes(db: &DB) -> Result<IndexReport, IndexError> {
             None => batch.delete_cf(cf, &difference.key),
         }
     }
-    drop(snapshot);
+    drop(view);
     db.write(batch)?;
     Ok(report)
 }
