@@ -28,7 +28,11 @@ fn a_key_used_by_another_service_is_applied_as_its_own_and_never_returns_its_rec
 
     let in_a = h
         .engine()
-        .execute(envelope(key, None, post(a, ca, Some("alice"), "secret of A")))
+        .execute(envelope(
+            key,
+            None,
+            post(a, ca, Some("alice"), "secret of A"),
+        ))
         .unwrap();
     assert!(!in_a.deduplicated);
 
@@ -39,7 +43,9 @@ fn a_key_used_by_another_service_is_applied_as_its_own_and_never_returns_its_rec
     assert!(!in_b.deduplicated, "B's command was taken for A's");
     assert_eq!(in_b.service_sid(), Some(b));
     assert!(
-        in_b.records.iter().all(|(header, _)| header.service_sid == b),
+        in_b.records
+            .iter()
+            .all(|(header, _)| header.service_sid == b),
         "B got records of another service: {:?}",
         in_b.records
     );
@@ -62,7 +68,11 @@ fn a_key_used_by_another_service_is_applied_as_its_own_and_never_returns_its_rec
     // Each service's retry is answered with its own records.
     let again_a = h
         .engine()
-        .execute(envelope(key, None, post(a, ca, Some("alice"), "secret of A")))
+        .execute(envelope(
+            key,
+            None,
+            post(a, ca, Some("alice"), "secret of A"),
+        ))
         .unwrap();
     assert!(again_a.deduplicated);
     assert_eq!(again_a.records, in_a.records);
@@ -104,7 +114,11 @@ fn a_key_reused_for_a_different_command_is_refused_and_writes_nothing() {
             }
         );
         assert_eq!(h.head(), head, "a refused reuse moved the head");
-        assert_eq!(h.digest(), digest, "a refused reuse changed the read models");
+        assert_eq!(
+            h.digest(),
+            digest,
+            "a refused reuse changed the read models"
+        );
     }
 
     // Still refused after a reopen; the original retry still answers.
@@ -133,9 +147,15 @@ fn create_service_keys_live_in_the_account_scope() {
     let create = |name: &str| Command::CreateService {
         friendly_name: name.to_string(),
     };
-    let first = h.engine().execute(envelope(key, None, create("one"))).unwrap();
+    let first = h
+        .engine()
+        .execute(envelope(key, None, create("one")))
+        .unwrap();
     let s = first.service_sid().unwrap();
-    let retry = h.engine().execute(envelope(key, None, create("one"))).unwrap();
+    let retry = h
+        .engine()
+        .execute(envelope(key, None, create("one")))
+        .unwrap();
     assert!(retry.deduplicated);
     assert_eq!(retry.records, first.records);
     let err = h

@@ -249,7 +249,13 @@ fn one_batch_scopes_command_ids_and_tells_retries_from_reused_keys() {
         }
         (first, answers)
     });
-    assert!(matches!(first, AppendOutcome::Appended { first_position: 0, .. }));
+    assert!(matches!(
+        first,
+        AppendOutcome::Appended {
+            first_position: 0,
+            ..
+        }
+    ));
     // All six went into the second batch; four appended one record each.
     let second = gate.wait_entered();
     assert_eq!((second.requests, second.records), (6, 4));

@@ -47,7 +47,10 @@ fn store() -> Store {
     let id = h.fresh_id();
     let posted = h
         .engine()
-        .execute(envelope(id, post(service, conversation, Some("alice"), "two")))
+        .execute(envelope(
+            id,
+            post(service, conversation, Some("alice"), "two"),
+        ))
         .unwrap();
     h.post(service, conversation, "alice", "three");
     let last_position = h.head().next_position - 1;
@@ -87,7 +90,8 @@ fn damaged_then_rebuilt(
 ) -> Store {
     let store = store();
     let db = rocks(store.dir.path());
-    let healthy = check_indexes(&db, IndexView::Snapshot).expect("a fresh store's indexes agree with its log");
+    let healthy = check_indexes(&db, IndexView::Snapshot)
+        .expect("a fresh store's indexes agree with its log");
     damage(&db, &store);
     let (column_family, position, kind) = fault(check_indexes(&db, IndexView::Snapshot));
     let (want_column_family, want_position, want_kind) = want(&store);
@@ -260,6 +264,9 @@ fn engine_rebuild_re_derives_every_index_entry() {
         healthy
     };
     let engine = Engine::rebuild(store.dir.path(), options(), &mut |_, _| {}).unwrap();
-    assert_eq!(check_indexes(engine.log().db(), IndexView::Snapshot).unwrap(), healthy);
+    assert_eq!(
+        check_indexes(engine.log().db(), IndexView::Snapshot).unwrap(),
+        healthy
+    );
     assert_eq!(healthy.records, engine.log().head().next_position);
 }

@@ -20,7 +20,8 @@ fn damage(f: &Fixture, column_family: &str) {
             .unwrap();
         if column_family == CF_STREAMS {
             let version = parse_stream_version_value(&value).unwrap();
-            db.put_cf(cf, key, stream_version_value(version + 1)).unwrap();
+            db.put_cf(cf, key, stream_version_value(version + 1))
+                .unwrap();
         } else {
             db.delete_cf(cf, key).unwrap();
         }

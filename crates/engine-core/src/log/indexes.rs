@@ -43,8 +43,9 @@ use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
 
 use super::error::{hash_hex, ChainFault, FaultKind, ReadError};
 use super::keys::{
-    command_key, command_value, parse_command_value, parse_position_key, stream_id, stream_index_key, stream_version_value, CommandEntry, CF_COMMANDS,
-    CF_LOG, CF_STREAM, CF_STREAMS, COMMAND_KEY_BYTES, FINGERPRINT_UNKNOWN, STREAM_ID_BYTES,
+    command_key, command_value, parse_command_value, parse_position_key, stream_id,
+    stream_index_key, stream_version_value, CommandEntry, CF_COMMANDS, CF_LOG, CF_STREAM,
+    CF_STREAMS, COMMAND_KEY_BYTES, FINGERPRINT_UNKNOWN, STREAM_ID_BYTES,
 };
 use super::read::decode_at;
 

@@ -10,7 +10,9 @@
 
 use std::sync::Arc;
 
-use events::{CodecError, CommandId, ConversationSid, Event, Fingerprint, RecordHeader, ServiceSid};
+use events::{
+    CodecError, CommandId, ConversationSid, Event, Fingerprint, RecordHeader, ServiceSid,
+};
 
 /// What [`StateMachine::decide`] sees besides the command.
 #[derive(Debug, Clone, Copy)]
