@@ -662,3 +662,54 @@ fn a_crashed_writer_answers_closed_instead_of_hanging() {
     // What was durable stays readable.
     assert_eq!(log.verify().unwrap().records, 1);
 }
+
+/// A state machine whose scope rule disagrees with its decisions: it files
+/// every command under the account scope, but decides service events.
+#[derive(Debug, Default)]
+struct Misfiled;
+
+impl StateMachine for Misfiled {
+    type Command = ();
+    type Rejection = std::convert::Infallible;
+    const COLUMN_FAMILIES: &'static [&'static str] = &[];
+
+    fn idempotency(command: &()) -> Result<Idempotency, CodecError> {
+        let fingerprint = events::idempotency_fingerprint(None, None, command)?;
+        Ok(Idempotency {
+            scope: None,
+            fingerprint,
+        })
+    }
+
+    fn decide(&self, _: &(), _: &DecideContext) -> Result<Decision, std::convert::Infallible> {
+        Ok(Decision {
+            service_sid: service(9),
+            stream: None,
+            events: vec![service_event("misfiled")],
+        })
+    }
+
+    fn apply(&mut self, _: &rocksdb::DB, _: &mut rocksdb::WriteBatch, _: &RecordHeader, _: &Event) {
+    }
+}
+
+#[test]
+fn a_scope_rule_that_disagrees_with_the_decision_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EventLog::<Misfiled>::open_default(dir.path(), LogOptions::default()).unwrap();
+    let err = log
+        .append_blocking(AppendRequest::new(command_id(7, 0), ()))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AppendError::ScopeMismatch {
+                declared: None,
+                derived: Some(s),
+            } if s == service(9)
+        ),
+        "{err:?}"
+    );
+    assert_eq!(log.head(), LogHead::EMPTY);
+    assert_eq!(log.verify().unwrap().records, 0);
+}

@@ -197,6 +197,24 @@ pub enum AppendError<R> {
         /// Where the first command's records start.
         first_position: u64,
     },
+    /// The state machine's idempotency scope for the command
+    /// ([`super::StateMachine::idempotency`]) differs from the scope its
+    /// first record re-derives to
+    /// ([`events::idempotency_scope_of_first_record`]): a bug in the state
+    /// machine. Nothing was written, so the log's index stays derivable.
+    #[error(
+        "the command's idempotency scope is {} but its first record says {}; \
+         nothing was written (a state machine bug: its scope rule and its \
+         decision disagree)",
+        scope_name(.declared),
+        scope_name(.derived)
+    )]
+    ScopeMismatch {
+        /// The scope the state machine declared.
+        declared: Option<ServiceSid>,
+        /// The scope re-derived from the decision's first event.
+        derived: Option<ServiceSid>,
+    },
     /// The command could not be encoded to compute its idempotency
     /// fingerprint. Nothing was written.
     #[error("the command cannot be encoded for its idempotency fingerprint: {0}")]

@@ -245,8 +245,9 @@ impl<S: StateMachine> EventLog<S> {
     /// [`AppendError::Encode`] (an event does not fit a record),
     /// [`AppendError::IdempotencyKeyReused`] (the command id was applied in
     /// this scope by a different command), [`AppendError::Fingerprint`]
-    /// (the command cannot be fingerprinted) — in these cases nothing of
-    /// the request is written;
+    /// (the command cannot be fingerprinted), [`AppendError::ScopeMismatch`]
+    /// (the state machine's scope and its decision disagree) — in these
+    /// cases nothing of the request is written;
     /// [`AppendError::WriteFailed`] (the batch write failed; the log is now
     /// poisoned), [`AppendError::Poisoned`] (an earlier write failed),
     /// [`AppendError::Storage`] / [`AppendError::Corrupt`] (reading the

@@ -74,7 +74,8 @@ pub trait StateMachine: Send + 'static {
     /// The command's idempotency scope and fingerprint, computed once per
     /// request before anything else. The scope must be the one
     /// [`events::idempotency_scope_of_first_record`] re-derives from the
-    /// command's first record, or the log's index check reports the entry.
+    /// command's first record; the writer refuses a decision that
+    /// disagrees ([`super::AppendError::ScopeMismatch`]).
     ///
     /// Errors: the command cannot be encoded for its fingerprint; the
     /// request is then refused with [`super::AppendError::Fingerprint`] and

@@ -289,6 +289,17 @@ impl<S: StateMachine> Writer<S> {
                 max: EVENTS_PER_COMMAND_MAX,
             });
         }
+        // The scope the index check will re-derive from the first record
+        // must be the one the key is filed under.
+        if let Some(first) = decision.events.first() {
+            let derived = events::idempotency_scope_of_first_record(&decision.service_sid, first);
+            if derived != idempotency.scope {
+                return Err(AppendError::ScopeMismatch {
+                    declared: idempotency.scope,
+                    derived,
+                });
+            }
+        }
 
         // (3) Optimistic concurrency on the decision's stream.
         let target = stream_id(&decision.service_sid, decision.stream.as_ref());
