@@ -2,6 +2,7 @@
 //! idempotency entries) checked against the log, and re-derived from it.
 
 mod common;
+mod log_support;
 
 use std::path::Path;
 
@@ -269,4 +270,59 @@ fn engine_rebuild_re_derives_every_index_entry() {
         healthy
     );
     assert_eq!(healthy.records, engine.log().head().next_position);
+}
+
+#[test]
+fn a_command_applied_twice_is_reported_and_not_rebuilt_over() {
+    use log_support::{command_id, message, open_raw, raw};
+    let dir = temp_dir();
+    let (s, c) = (log_support::service(1), log_support::conversation(1));
+    let key = command_id(1, 0);
+    {
+        let log = open_raw(dir.path(), engine_core::Durability::Buffered);
+        log.append_blocking(engine_core::AppendRequest::new(
+            key,
+            raw(s, vec![message(c, 0)]),
+        ))
+        .unwrap();
+        log.append_blocking(engine_core::AppendRequest::new(
+            command_id(1, 1),
+            raw(s, vec![message(c, 1)]),
+        ))
+        .unwrap();
+    }
+    // The entry is lost, so the writer takes the key for new.
+    {
+        let db = rocks(dir.path());
+        db.delete_cf(
+            db.cf_handle(CF_COMMANDS).unwrap(),
+            command_key(Some(&s), &key),
+        )
+        .unwrap();
+    }
+    let second = {
+        let log = open_raw(dir.path(), engine_core::Durability::Buffered);
+        let outcome = log
+            .append_blocking(engine_core::AppendRequest::new(
+                key,
+                raw(s, vec![message(c, 2)]),
+            ))
+            .unwrap();
+        match outcome {
+            engine_core::AppendOutcome::Appended { first_position, .. } => first_position,
+            other => panic!("appended anew, not {other:?}"),
+        }
+    };
+    let db = rocks(dir.path());
+    let want = (
+        CF_COMMANDS.to_string(),
+        Some(second),
+        IndexFaultKind::AppliedTwice { first_position: 0 },
+    );
+    assert_eq!(fault(check_indexes(&db, IndexView::Snapshot)), want);
+    // The log itself is at odds with one command per key: nothing to
+    // re-derive, and nothing is written.
+    let before = check_indexes(&db, IndexView::Snapshot).unwrap_err();
+    assert_eq!(fault(rebuild_indexes(&db)), want);
+    assert_eq!(check_indexes(&db, IndexView::Snapshot).unwrap_err(), before);
 }
