@@ -584,8 +584,16 @@ impl Engine {
 
     /// Executes a command and waits until its records are durable.
     ///
-    /// Returns the appended records, or the original ones for a repeated
-    /// command id. Errors: the handler's typed refusal (nothing written),
+    /// Returns the appended records, or the original ones (with
+    /// `deduplicated: true`) for a retry: the same command, by the same
+    /// acting identity, under a command id already applied in its
+    /// idempotency scope ([`Command::idempotency_scope`]: the service it
+    /// addresses, or the account scope for `CreateService`). Ids are
+    /// scoped: another service's use of the same id is never seen.
+    ///
+    /// Errors: the handler's typed refusal (nothing written),
+    /// [`CommandError::IdempotencyKeyReused`] for a different command
+    /// under an id already applied in its scope (nothing written),
     /// [`CommandError::VersionConflict`], or [`CommandError::Storage`] when
     /// the log cannot append (I/O failure, poisoned or closed log).
     pub fn execute(&self, envelope: CommandEnvelope) -> Result<CommandOutcome, CommandError> {
