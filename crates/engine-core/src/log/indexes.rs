@@ -10,10 +10,12 @@
 //! and the commands are not in the log.
 //!
 //! [`check_indexes`] reads the log and the three column families from one
-//! view ([`IndexView`]) and reports the first entry that is missing, extra or wrong, as
-//! an [`IndexFault`] naming the column family, the key and the position.
-//! [`rebuild_indexes`] writes what the check would expect, in one
-//! `WriteBatch`.
+//! view ([`IndexView`]) and reports the first entry that is missing, extra
+//! or wrong, as an [`IndexFault`] naming the column family, the key and the
+//! position. [`rebuild_indexes`] writes what the check would expect, in one
+//! `WriteBatch`; an idempotency entry it has to write gets the fingerprint
+//! [`FINGERPRINT_UNKNOWN`] (a later command under that key in that scope
+//! is then answered as a duplicate, whatever it is).
 //!
 //! Runs of records: a command's records are contiguous and share its
 //! command id and service. The log is cut into runs where the command id or
@@ -23,12 +25,14 @@
 //! of its first record. Two runs with the same scope and command id mean a
 //! command was applied twice: a fault.
 //!
-//! One case the records alone cannot cut: a `CreateService` followed at
+//! Two cases the records alone cannot cut. A `CreateService` followed at
 //! once by a command in the new service under the same command id (legal:
-//! they are in different scopes) reads as one run. A stored entry of that
+//! they are in different scopes) reads as one run: a stored entry of that
 //! service's scope starting inside such an account-scope run marks the cut;
 //! without one (the entry was lost), the two commands are re-derived as
-//! one, under the account scope.
+//! one, under the account scope. And a command applied twice in a row
+//! (possible only after its entry was lost) reads as one run: the check
+//! reports the stored entry's count as wrong.
 //!
 //! Both functions hold, per record, its position in its stream's list
 //! (8 bytes) and, per command, its key and entry (about 50 bytes), in
