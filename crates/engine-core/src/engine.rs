@@ -25,7 +25,7 @@ use crate::fanout::{
     SessionStart, WorkerMsg,
 };
 use crate::log::indexes::{self, IndexError};
-use crate::log::keys::LOG_COLUMN_FAMILIES;
+use crate::log::keys::{CF_COMMANDS, COMMAND_KEY_BYTES, LOG_COLUMN_FAMILIES};
 use crate::log::{
     AppendError, AppendOutcome, AppendRequest, CommittedRecord, DecideContext, Decision, EventLog,
     Idempotency, LogHead, LogOptions, OpenError, ReadError, RecordIter, StateMachine,
@@ -177,6 +177,36 @@ impl StateMachine for EngineState {
         self.fanout.committed(records);
         self.delivery.committed();
     }
+}
+
+/// Re-derives the log's indexes of a store written before idempotency was
+/// scoped: its idempotency entries are keyed by the command id alone
+/// (16 bytes, not [`COMMAND_KEY_BYTES`]), so the writer would never find
+/// them and a retry of an earlier command would be applied again. Their
+/// fingerprints were never stored, so the re-derived entries carry
+/// [`crate::log::keys::FINGERPRINT_UNKNOWN`] (any command under such a key
+/// is answered as the original, as before). One look at the first entry
+/// per open; a store in the current layout is left alone.
+///
+/// Errors: reading the entry, or [`crate::log::indexes::rebuild_indexes`].
+fn upgrade_idempotency_index(db: &DB) -> Result<(), EngineError> {
+    let Some(cf) = db.cf_handle(CF_COMMANDS) else {
+        return Ok(());
+    };
+    let first = db
+        .iterator_cf(cf, rocksdb::IteratorMode::Start)
+        .next()
+        .transpose()?;
+    if let Some((key, _)) = first {
+        if key.len() != COMMAND_KEY_BYTES {
+            let report = indexes::rebuild_indexes(db)?;
+            tracing::warn!(
+                commands = report.commands,
+                "re-derived the idempotency index of a store written before scoped idempotency"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Loads the persisted read models (rows of every read-model table).
@@ -543,6 +573,7 @@ impl Engine {
         let (writer_hub, writer_fanout, writer_delivery) =
             (hub.clone(), fanout_tx.clone(), delivery_tx.clone());
         let log = EventLog::open(path, options, move |db, head| {
+            upgrade_idempotency_index(db)?;
             let mut rm = load_read_models(db)?;
             catch_up(db, &mut rm, head, progress)?;
             writer_hub.rebuild(&rm);

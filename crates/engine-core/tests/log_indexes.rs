@@ -326,3 +326,37 @@ fn a_command_applied_twice_is_reported_and_not_rebuilt_over() {
     assert_eq!(fault(rebuild_indexes(&db)), want);
     assert_eq!(check_indexes(&db, IndexView::Snapshot).unwrap_err(), before);
 }
+
+#[test]
+fn a_store_from_before_scoped_idempotency_still_deduplicates_its_commands() {
+    let store = store();
+    // Rewrite the idempotency entries as they were stored before: keyed by
+    // the command id alone, first position ‖ count.
+    {
+        let db = rocks(store.dir.path());
+        let cf = db.cf_handle(CF_COMMANDS).unwrap();
+        let entries: Vec<_> = db
+            .iterator_cf(cf, rocksdb::IteratorMode::Start)
+            .map(|kv| kv.unwrap())
+            .collect();
+        for (key, value) in entries {
+            let entry = parse_command_value(&value).unwrap();
+            let mut old = entry.first_position.to_be_bytes().to_vec();
+            old.extend_from_slice(&entry.count.to_be_bytes());
+            db.delete_cf(cf, &key).unwrap();
+            db.put_cf(cf, &key[key.len() - 16..], old).unwrap();
+        }
+        assert!(check_indexes(&db, IndexView::Snapshot).is_err());
+    }
+    let engine = open(store.dir.path());
+    let (id, first) = &store.posted;
+    let retry = engine
+        .execute(envelope(
+            *id,
+            post(store.service, store.conversation, Some("alice"), "two"),
+        ))
+        .unwrap();
+    assert!(retry.deduplicated, "an earlier command was applied again");
+    assert_eq!(retry.records, first.records);
+    check_indexes(engine.log().db(), IndexView::Snapshot).unwrap();
+}
