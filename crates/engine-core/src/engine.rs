@@ -2,10 +2,8 @@
 //! over read models that are never behind the log.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Sender;
 use events::{
@@ -26,9 +24,11 @@ use crate::fanout::{
     run_worker, FanoutMetrics, FanoutOptions, FanoutWriter, Hub, Session, SessionError,
     SessionStart, WorkerMsg,
 };
+use crate::log::indexes::{self, IndexError};
+use crate::log::keys::{CF_COMMANDS, COMMAND_KEY_BYTES, LOG_COLUMN_FAMILIES};
 use crate::log::{
     AppendError, AppendOutcome, AppendRequest, CommittedRecord, DecideContext, Decision, EventLog,
-    LogHead, LogOptions, OpenError, ReadError, RecordIter, StateMachine,
+    Idempotency, LogHead, LogOptions, OpenError, ReadError, RecordIter, StateMachine,
 };
 use crate::read_view::ReadView;
 
@@ -74,6 +74,10 @@ pub enum EngineError {
     /// A fan-out or delivery thread could not be started.
     #[error("could not start an engine thread: {0}")]
     Spawn(std::io::Error),
+    /// Re-deriving the log's index column families failed (see
+    /// [`crate::log::indexes::rebuild_indexes`]).
+    #[error(transparent)]
+    Indexes(#[from] IndexError),
 }
 
 /// A [`RowSink`] that stages rows into a RocksDB `WriteBatch`.
@@ -124,6 +128,18 @@ impl StateMachine for EngineState {
         command.acting_identity.clone()
     }
 
+    /// Scope: [`Command::idempotency_scope`]. Fingerprint: over the scope,
+    /// the acting identity and the command.
+    fn idempotency(command: &EngineCommand) -> Result<Idempotency, events::CodecError> {
+        let scope = command.command.idempotency_scope();
+        let fingerprint = events::idempotency_fingerprint(
+            scope.as_ref(),
+            command.acting_identity.as_deref(),
+            &command.command,
+        )?;
+        Ok(Idempotency { scope, fingerprint })
+    }
+
     fn begin_batch(&mut self) {
         self.guard = Some(self.read.write_arc());
     }
@@ -168,6 +184,36 @@ impl StateMachine for EngineState {
         self.fanout.committed(records);
         self.delivery.committed();
     }
+}
+
+/// Re-derives the log's indexes of a store written before idempotency was
+/// scoped: its idempotency entries are keyed by the command id alone
+/// (16 bytes, not [`COMMAND_KEY_BYTES`]), so the writer would never find
+/// them and a retry of an earlier command would be applied again. Their
+/// fingerprints were never stored, so the re-derived entries carry
+/// [`crate::log::keys::FINGERPRINT_UNKNOWN`] (any command under such a key
+/// is answered as the original, as before). One look at the first entry
+/// per open; a store in the current layout is left alone.
+///
+/// Errors: reading the entry, or [`crate::log::indexes::rebuild_indexes`].
+fn upgrade_idempotency_index(db: &DB) -> Result<(), EngineError> {
+    let Some(cf) = db.cf_handle(CF_COMMANDS) else {
+        return Ok(());
+    };
+    let first = db
+        .iterator_cf(cf, rocksdb::IteratorMode::Start)
+        .next()
+        .transpose()?;
+    if let Some((key, _)) = first {
+        if key.len() != COMMAND_KEY_BYTES {
+            let report = indexes::rebuild_indexes(db)?;
+            tracing::warn!(
+                commands = report.commands,
+                "re-derived the idempotency index of a store written before scoped idempotency"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Loads the persisted read models (rows of every read-model table).
@@ -292,6 +338,53 @@ impl CommandOutcome {
     }
 }
 
+/// Where an inbound message was posted ([`Engine::inbound_message`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundReceipt {
+    /// The conversation it was posted in (possibly autocreated for it).
+    pub conversation_sid: ConversationSid,
+    /// The message.
+    pub message_sid: MessageSid,
+    /// The message's index in the conversation.
+    pub index: u64,
+    /// The log position of its `MessageAdded` record.
+    pub position: u64,
+}
+
+/// The command id of an inbound message: derived from its channel and the
+/// channel's own message id, so a channel's retry of one message maps to
+/// one command (in the service's idempotency scope).
+///
+/// Errors: [`CommandError::Invalid`] for an empty id,
+/// [`CommandError::TooLong`] for one over
+/// [`events::limits::FOREIGN_ID_BYTES_MAX`] bytes.
+pub fn inbound_command_id(
+    channel: AddressType,
+    channel_message_id: &str,
+) -> Result<CommandId, CommandError> {
+    if channel_message_id.is_empty() {
+        return Err(CommandError::Invalid {
+            field: "channel_message_id",
+            reason: "it is empty; pass the channel's own id of the message".to_string(),
+        });
+    }
+    let max = events::limits::FOREIGN_ID_BYTES_MAX;
+    if channel_message_id.len() > max {
+        return Err(CommandError::TooLong {
+            field: "channel_message_id",
+            len: channel_message_id.len(),
+            max,
+            unit: "bytes",
+        });
+    }
+    let channel = serde_json::to_string(&channel).map_err(|e| CommandError::Invalid {
+        field: "channel",
+        reason: e.to_string(),
+    })?;
+    let key = format!("colloquy/inbound/{channel}/{channel_message_id}");
+    Ok(CommandId::from_key(key.as_bytes()))
+}
+
 /// Engine settings beyond the log's: fan-out and non-chat delivery.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EngineOptions {
@@ -362,6 +455,23 @@ impl Core {
             Err(AppendError::VersionConflict { expected, actual }) => {
                 return Err(CommandError::VersionConflict { expected, actual })
             }
+            Err(AppendError::IdempotencyKeyReused {
+                command_id,
+                scope,
+                first_position,
+            }) => {
+                return Err(CommandError::IdempotencyKeyReused {
+                    command_id,
+                    scope,
+                    first_position,
+                })
+            }
+            Err(AppendError::Fingerprint(e)) => {
+                return Err(CommandError::Invalid {
+                    field: "command",
+                    reason: format!("cannot be encoded for its idempotency fingerprint: {e}"),
+                })
+            }
             Err(AppendError::Closed) => return Err(StorageFailure::Closed.into()),
             Err(AppendError::Poisoned) => return Err(StorageFailure::Poisoned.into()),
             Err(AppendError::StorageStalled { waited_ms }) => {
@@ -376,9 +486,11 @@ impl Core {
             Err(e @ (AppendError::Storage(_) | AppendError::Corrupt { .. })) => {
                 return Err(StorageFailure::Read(e.to_string()).into())
             }
-            Err(e @ (AppendError::TooManyEvents { .. } | AppendError::Encode { .. })) => {
-                return Err(StorageFailure::Internal(e.to_string()).into())
-            }
+            Err(
+                e @ (AppendError::TooManyEvents { .. }
+                | AppendError::Encode { .. }
+                | AppendError::ScopeMismatch { .. }),
+            ) => return Err(StorageFailure::Internal(e.to_string()).into()),
         };
         let mut records = Vec::with_capacity(count as usize);
         for record in self.log.read_range(first..first + u64::from(count)) {
@@ -436,23 +548,6 @@ impl Drop for Engine {
     }
 }
 
-/// A command id no other call of this process (or, in practice, any
-/// other) produces.
-fn fresh_command_id() -> CommandId {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let mut key = Vec::with_capacity(40);
-    key.extend_from_slice(b"colloquy/fresh/");
-    key.extend_from_slice(&std::process::id().to_le_bytes());
-    key.extend_from_slice(&nanos.to_le_bytes());
-    key.extend_from_slice(&n.to_le_bytes());
-    CommandId::from_key(&key)
-}
-
 fn host_envelope(command_id: CommandId, command: Command) -> CommandEnvelope {
     CommandEnvelope {
         command_id,
@@ -504,6 +599,7 @@ impl Engine {
         let (writer_hub, writer_fanout, writer_delivery) =
             (hub.clone(), fanout_tx.clone(), delivery_tx.clone());
         let log = EventLog::open(path, options, move |db, head| {
+            upgrade_idempotency_index(db)?;
             let mut rm = load_read_models(db)?;
             catch_up(db, &mut rm, head, progress)?;
             writer_hub.rebuild(&rm);
@@ -545,8 +641,16 @@ impl Engine {
 
     /// Executes a command and waits until its records are durable.
     ///
-    /// Returns the appended records, or the original ones for a repeated
-    /// command id. Errors: the handler's typed refusal (nothing written),
+    /// Returns the appended records, or the original ones (with
+    /// `deduplicated: true`) for a retry: the same command, by the same
+    /// acting identity, under a command id already applied in its
+    /// idempotency scope ([`Command::idempotency_scope`]: the service it
+    /// addresses, or the account scope for `CreateService`). Ids are
+    /// scoped: another service's use of the same id is never seen.
+    ///
+    /// Errors: the handler's typed refusal (nothing written),
+    /// [`CommandError::IdempotencyKeyReused`] for a different command
+    /// under an id already applied in its scope (nothing written),
     /// [`CommandError::VersionConflict`], or [`CommandError::Storage`] when
     /// the log cannot append (I/O failure, poisoned or closed log).
     pub fn execute(&self, envelope: CommandEnvelope) -> Result<CommandOutcome, CommandError> {
@@ -668,25 +772,38 @@ impl Engine {
     /// inbound messages for a new binding arriving at once create one
     /// conversation: decisions are serialised on the writer.
     ///
-    /// Each call is a new command (retries are not deduplicated; use
-    /// [`Engine::execute`] with the channel's message id as the command id
-    /// for that).
+    /// `channel_message_id` is the channel's own id of the message (an SMS
+    /// gateway's message SID): the command id is derived from (`channel`,
+    /// `channel_message_id`) in `service`'s idempotency scope
+    /// ([`inbound_command_id`]), so a gateway's retry of the same message
+    /// is answered with the original outcome (`deduplicated: true`) and
+    /// posts nothing. [`Engine::inbound_message`] looks the message up by
+    /// that id.
     ///
-    /// Errors: [`CommandError::NoRoute`] when no binding matches and no
-    /// address configuration of `channel` for `to` allows autocreation;
-    /// [`CommandError::NotFound`] for an unknown service; validation
-    /// errors for the body and media; [`CommandError::Storage`].
+    /// Errors: [`CommandError::Invalid`] for an empty `channel_message_id`,
+    /// [`CommandError::TooLong`] for one over
+    /// [`events::limits::FOREIGN_ID_BYTES_MAX`] bytes;
+    /// [`CommandError::IdempotencyKeyReused`] when the same channel message
+    /// id arrives with a different sender, recipient, body or media;
+    /// [`CommandError::NoRoute`] when no binding matches and no address
+    /// configuration of `channel` for `to` allows autocreation (nothing is
+    /// remembered: a retry routes again); [`CommandError::NotFound`] for an
+    /// unknown service; validation errors for the body and media;
+    /// [`CommandError::Storage`].
+    #[allow(clippy::too_many_arguments)]
     pub fn receive_inbound(
         &self,
         service: ServiceSid,
         channel: AddressType,
+        channel_message_id: &str,
         from: &str,
         to: &str,
         body: Option<&str>,
         media: Vec<Media>,
     ) -> Result<CommandOutcome, CommandError> {
+        let command_id = inbound_command_id(channel, channel_message_id)?;
         self.execute(host_envelope(
-            fresh_command_id(),
+            command_id,
             Command::ReceiveInbound {
                 service,
                 channel,
@@ -696,6 +813,54 @@ impl Engine {
                 media,
             },
         ))
+    }
+
+    /// What the inbound message `channel_message_id` of `channel`, received
+    /// in `service` through [`Engine::receive_inbound`], became: its
+    /// conversation and message. `None` if no such message was received
+    /// (or it was refused, e.g. with [`CommandError::NoRoute`]).
+    ///
+    /// Errors: as [`inbound_command_id`] for a malformed id;
+    /// [`CommandError::Storage`] if the idempotency entry or its records
+    /// cannot be read, or if the records it points at hold no message.
+    pub fn inbound_message(
+        &self,
+        service: ServiceSid,
+        channel: AddressType,
+        channel_message_id: &str,
+    ) -> Result<Option<InboundReceipt>, CommandError> {
+        let command_id = inbound_command_id(channel, channel_message_id)?;
+        let entry = indexes::command_entry(self.core.log.db(), Some(&service), &command_id)
+            .map_err(|e| CommandError::from(StorageFailure::Read(e.to_string())))?;
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        let end = entry.first_position + u64::from(entry.count);
+        for record in self.core.log.read_range(entry.first_position..end) {
+            let record =
+                record.map_err(|e| CommandError::from(StorageFailure::Read(e.to_string())))?;
+            let event = record
+                .event()
+                .map_err(|e| CommandError::from(StorageFailure::Read(e.to_string())))?;
+            if let Event::MessageAdded {
+                message_sid, index, ..
+            } = event
+            {
+                if let Some(conversation_sid) = record.header.conversation_sid {
+                    return Ok(Some(InboundReceipt {
+                        conversation_sid,
+                        message_sid,
+                        index,
+                        position: record.header.position,
+                    }));
+                }
+            }
+        }
+        Err(CommandError::from(StorageFailure::Read(format!(
+            "inbound message {channel_message_id:?} of service {service}: its records at \
+             positions {}..{end} hold no message",
+            entry.first_position
+        ))))
     }
 
     /// Registers (or replaces) the [`crate::ChannelAdapter`] that sends
@@ -749,14 +914,21 @@ impl Engine {
         self.core.delivery.metrics()
     }
 
-    /// Drops the store's read models and refolds them from the log.
-    /// `progress(done, total)` reports records folded.
+    /// Re-derives the log's index column families (stream index, stream
+    /// versions, idempotency entries: see
+    /// [`crate::log::indexes::rebuild_indexes`], which keeps a fingerprint
+    /// only where the stored entry agrees with the log and writes an
+    /// "unknown" one otherwise), then drops the store's read models and
+    /// refolds them from the log. `progress(done, total)` reports records
+    /// folded.
     ///
     /// Needs the store alone: errors with [`EngineError::InUse`] while
     /// another process has it open. The store is opened as
     /// [`EventLog::open`] opens it (same checks and options); damage is
     /// [`EngineError::Open`] with [`OpenError::LogFileDamaged`] or
-    /// [`OpenError::StoreDamaged`]. Other errors: I/O, a chain fault.
+    /// [`OpenError::StoreDamaged`]. Other errors: I/O, a chain fault,
+    /// [`EngineError::Indexes`] when the log cannot be read or holds one
+    /// command twice (nothing is changed then).
     pub fn rebuild(
         path: impl AsRef<Path>,
         options: LogOptions,
@@ -770,6 +942,12 @@ impl Engine {
             let names = DB::list_cf(&db_options, path)
                 .map_err(|e| crate::log::storage::open_error(path, e))?;
             let mut db = DB::open_cf(&db_options, path, &names).map_err(|e| in_use(path, e))?;
+            for name in LOG_COLUMN_FAMILIES {
+                if !names.iter().any(|n| n == name) {
+                    db.create_cf(name, &rocksdb::Options::default())?;
+                }
+            }
+            indexes::rebuild_indexes(&db)?;
             for table in Table::ALL {
                 if names.iter().any(|n| n == table.name()) {
                     db.drop_cf(table.name())?;

@@ -18,8 +18,8 @@ pub use delivery::{
     OutboundMessage, SendError, SendReceipt,
 };
 pub use engine::{
-    fold_records, load_read_models, read_models_digest, state_digest, CommandOutcome, Engine,
-    EngineError, EngineOptions,
+    fold_records, inbound_command_id, load_read_models, read_models_digest, state_digest,
+    CommandOutcome, Engine, EngineError, EngineOptions, InboundReceipt,
 };
 pub use fanout::{
     client_event_kind, ClientEvent, ClientEventKind, FanoutMetrics, FanoutOptions, Perspective,
@@ -27,7 +27,7 @@ pub use fanout::{
 };
 pub use log::{
     AppendError, AppendOutcome, AppendRequest, ChainFault, CommittedRecord, DecideContext,
-    Decision, Durability, EventLog, FaultKind, LogFileFault, LogHead, LogOptions, LogReader,
-    OpenError, RawAppend, RawEvents, ReadError, StateMachine, VerifyReport,
+    Decision, Durability, EventLog, FaultKind, Idempotency, LogFileFault, LogHead, LogOptions,
+    LogReader, OpenError, RawAppend, RawEvents, ReadError, StateMachine, VerifyReport,
 };
 pub use read_view::ReadView;

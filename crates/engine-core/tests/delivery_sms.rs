@@ -54,6 +54,7 @@ fn an_sms_participant_gets_each_message_exactly_once_despite_failures() {
         .receive_inbound(
             f.service,
             AddressType::Sms,
+            "SM-reply-1",
             SMS,
             PROXY,
             Some("reply"),

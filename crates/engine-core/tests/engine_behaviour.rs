@@ -286,16 +286,18 @@ fn retrying_a_command_id_returns_the_first_result_and_appends_nothing() {
     assert_eq!(after.records, first.records);
     assert_eq!(h.head(), head);
 
-    // The id names the first command, whatever is retried under it.
+    // Another command under the same id is refused, and writes nothing.
     let other = h
         .engine()
         .execute(CommandEnvelope {
             command: post(s, c, Some("alice"), "something else"),
             ..envelope
         })
-        .unwrap();
-    assert!(other.deduplicated);
-    assert_eq!(other.records, first.records);
+        .unwrap_err();
+    assert!(
+        matches!(other, CommandError::IdempotencyKeyReused { command_id, .. } if command_id == id),
+        "{other:?}"
+    );
     assert_eq!(h.head(), head);
     let messages = h
         .engine()

@@ -20,6 +20,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::Harness;
+use engine_core::log::indexes::{check_indexes, IndexView};
 use engine_core::{fold_records, state_digest, CommandError, CommandOutcome};
 use events::limits::*;
 use events::*;
@@ -2319,6 +2320,16 @@ fn step(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
                 acting
             );
             prop_assert!(!outcome.deduplicated);
+            // The scope the log's index re-derives from the first record is
+            // the command's own.
+            if let Some((header, event)) = outcome.records.first() {
+                prop_assert_eq!(
+                    idempotency_scope_of_first_record(&header.service_sid, event),
+                    command.idempotency_scope(),
+                    "idempotency scope of {}",
+                    shown(&command)
+                );
+            }
             m.apply(plan.change, &outcome)?;
         }
         (Err(want), Err(got)) => {
@@ -2653,8 +2664,14 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         "the in-memory read models differ from a fold of the log"
     );
 
+    // The log's indexes agree with the log, before and after a rebuild.
+    check_indexes(h.engine().log().db(), IndexView::Snapshot)
+        .map_err(|e| TestCaseError::fail(format!("index check: {e}")))?;
+
     // A rebuild from the log gives the same rows, and the same answers.
     h.rebuild();
+    check_indexes(h.engine().log().db(), IndexView::Snapshot)
+        .map_err(|e| TestCaseError::fail(format!("index check after rebuild: {e}")))?;
     prop_assert_eq!(h.digest(), live, "rebuild vs live rows");
     prop_assert_eq!(h.head(), head);
     check(&h, &m)?;

@@ -41,6 +41,7 @@ fn a_matched_binding_appends_the_message_as_that_participant() {
         .receive_inbound(
             f.service,
             AddressType::Sms,
+            "SM-bound-1",
             "+15551230001",
             PROXY,
             Some("hello"),
@@ -72,6 +73,7 @@ fn an_unmatched_binding_autocreates_or_is_refused() {
         .receive_inbound(
             f.service,
             AddressType::Sms,
+            "SM-noroute-1",
             "+15550000001",
             PROXY,
             Some("hi"),
@@ -94,6 +96,7 @@ fn an_unmatched_binding_autocreates_or_is_refused() {
         .receive_inbound(
             f.service,
             AddressType::Sms,
+            "SM-noroute-2",
             "+15550000001",
             "+15559870001",
             Some("hi"),
@@ -109,6 +112,7 @@ fn an_unmatched_binding_autocreates_or_is_refused() {
         .receive_inbound(
             f.service,
             AddressType::Sms,
+            "SM-auto-1",
             "+15550000001",
             PROXY,
             Some("hi"),
@@ -135,6 +139,7 @@ fn an_unmatched_binding_autocreates_or_is_refused() {
         .receive_inbound(
             f.service,
             AddressType::Sms,
+            "SM-auto-2",
             "+15550000001",
             PROXY,
             Some("again"),
@@ -150,6 +155,7 @@ fn an_unmatched_binding_autocreates_or_is_refused() {
         .receive_inbound(
             f.service,
             AddressType::Whatsapp,
+            "SM-wrong-channel-1",
             "whatsapp:+15550000009",
             PROXY,
             Some("hi"),
@@ -163,6 +169,7 @@ fn an_unmatched_binding_autocreates_or_is_refused() {
         .receive_inbound(
             ServiceSid([9; 16]),
             AddressType::Sms,
+            "SM-unknown-service-1",
             "+15550000001",
             PROXY,
             Some("hi"),
@@ -191,6 +198,7 @@ fn two_first_messages_from_a_new_binding_make_one_conversation() {
                             .receive_inbound(
                                 f.service,
                                 AddressType::Sms,
+                                &format!("SM-race-{round}-{i}"),
                                 from,
                                 PROXY,
                                 Some(&format!("first-{i}")),
@@ -214,4 +222,74 @@ fn two_first_messages_from_a_new_binding_make_one_conversation() {
         let (c, _) = participants.iter().next().unwrap();
         assert_eq!(svc.conversations[c].messages.len(), SENDERS);
     }
+}
+
+#[test]
+fn an_inbound_retry_with_the_same_channel_message_id_posts_once() {
+    let f = open(EngineOptions::default());
+    address_configuration(&f, PROXY, true);
+    let receive = |body: &str| {
+        f.engine.receive_inbound(
+            f.service,
+            AddressType::Sms,
+            "SM0123456789abcdef",
+            "+15550000042",
+            PROXY,
+            Some(body),
+            vec![],
+        )
+    };
+    assert_eq!(
+        f.engine
+            .inbound_message(f.service, AddressType::Sms, "SM0123456789abcdef")
+            .unwrap(),
+        None,
+        "nothing received yet"
+    );
+    let first = receive("only once").unwrap();
+    assert!(!first.deduplicated);
+    let conversation = first.conversation_sid().expect("autocreated");
+    let (message, index) = first.message().unwrap();
+    let head = f.engine.log().head();
+
+    // The gateway retries: the same message, with the same id.
+    let retry = receive("only once").unwrap();
+    assert!(retry.deduplicated);
+    assert_eq!(retry.records, first.records);
+    assert_eq!(f.engine.log().head(), head, "the retry appended");
+    let rm = f.engine.read();
+    let svc = rm.service(&f.service).unwrap();
+    assert_eq!(svc.conversations[&conversation].messages.len(), 1);
+    drop(rm);
+
+    // Another message under the same channel id is refused, not dropped.
+    let err = receive("something else").unwrap_err();
+    assert!(
+        matches!(err, CommandError::IdempotencyKeyReused { .. }),
+        "{err:?}"
+    );
+    assert_eq!(f.engine.log().head(), head);
+
+    // The host finds the message by the channel's id.
+    let found = f
+        .engine
+        .inbound_message(f.service, AddressType::Sms, "SM0123456789abcdef")
+        .unwrap()
+        .expect("the message is found by its channel id");
+    assert_eq!(found.conversation_sid, conversation);
+    assert_eq!(found.message_sid, message);
+    assert_eq!(found.index, index);
+    // Another channel's id space is separate.
+    assert_eq!(
+        f.engine
+            .inbound_message(f.service, AddressType::Whatsapp, "SM0123456789abcdef")
+            .unwrap(),
+        None
+    );
+    // A malformed channel id is a typed error.
+    let err = f
+        .engine
+        .inbound_message(f.service, AddressType::Sms, "")
+        .unwrap_err();
+    assert!(matches!(err, CommandError::Invalid { .. }), "{err:?}");
 }

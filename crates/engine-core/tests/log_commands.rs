@@ -9,9 +9,9 @@ use std::time::Duration;
 use engine_core::log::keys::position_key;
 use engine_core::{
     AppendError, AppendOutcome, AppendRequest, DecideContext, Decision, Durability, EventLog,
-    LogHead, LogOptions, StateMachine,
+    Idempotency, LogHead, LogOptions, StateMachine,
 };
-use events::{Event, RecordHeader};
+use events::{CodecError, Event, RecordHeader};
 use log_support::*;
 use parking_lot::Mutex;
 
@@ -102,12 +102,10 @@ fn an_idempotent_retry_returns_the_original_position() {
     );
     let head = log.head();
     for _ in 0..3 {
-        // Even with different content or a stale version, a retry is a
-        // duplicate: the id decides.
+        // Even with a stale version, a retry of the same command is a
+        // duplicate: the version is not part of the command.
         let retry = log
-            .append_blocking(
-                AppendRequest::new(id, raw(s, vec![service_event("other")])).expect_version(99),
-            )
+            .append_blocking(AppendRequest::new(id, raw(s, events.clone())).expect_version(99))
             .unwrap();
         assert_eq!(
             retry,
@@ -117,6 +115,20 @@ fn an_idempotent_retry_returns_the_original_position() {
             }
         );
     }
+    // Other content under the same id in the same scope is refused.
+    let reused = log
+        .append_blocking(AppendRequest::new(id, raw(s, vec![service_event("other")])))
+        .unwrap_err();
+    assert!(
+        matches!(
+            reused,
+            AppendError::IdempotencyKeyReused {
+                first_position: 1,
+                ..
+            }
+        ),
+        "{reused:?}"
+    );
     assert_eq!(log.head(), head);
     assert_eq!(log.verify().unwrap().records, 3);
 }
@@ -186,6 +198,97 @@ fn two_identical_command_ids_in_one_batch_append_once() {
     assert_eq!(log.verify().unwrap().records, 3);
 }
 
+#[test]
+fn one_batch_scopes_command_ids_and_tells_retries_from_reused_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (options, gate) = gated(LogOptions::default());
+    let log = EventLog::<engine_core::RawEvents>::open_default(dir.path(), options).unwrap();
+    let (a, b) = (service(1), service(2));
+
+    // Hold a first batch at the gate so the next requests queue up.
+    let mut blocker = Box::pin(log.append(AppendRequest::new(
+        command_id(3, 0),
+        raw(a, vec![service_event("first")]),
+    )));
+    poll_pending(&mut blocker);
+    assert_eq!(gate.wait_entered().requests, 1);
+
+    // Two services with one key: both apply, each its own records.
+    let shared = command_id(3, 1);
+    let in_a = raw(a, vec![message(conversation(1), 0)]);
+    let in_b = raw(b, vec![message(conversation(2), 0)]);
+    // One key, two different commands in one service: the second is refused.
+    let reused = command_id(3, 2);
+    let first_use = raw(a, vec![message(conversation(1), 1)]);
+    let second_use = raw(a, vec![message(conversation(1), 99)]);
+    // One key, the same command twice: the second is a duplicate.
+    let retried = command_id(3, 3);
+    let once = raw(a, vec![message(conversation(1), 2)]);
+    let requests = [
+        AppendRequest::new(shared, in_a),
+        AppendRequest::new(shared, in_b),
+        AppendRequest::new(reused, first_use),
+        AppendRequest::new(reused, second_use),
+        AppendRequest::new(retried, once.clone()),
+        AppendRequest::new(retried, once),
+    ];
+    let mut pending: Vec<_> = requests
+        .into_iter()
+        .map(|request| Box::pin(log.append(request)))
+        .collect();
+    for future in &mut pending {
+        poll_pending(future);
+    }
+    gate.release();
+    gate.release();
+    let (first, answers) = block_on(async {
+        let first = blocker.await.unwrap();
+        let mut answers = Vec::new();
+        for future in pending {
+            answers.push(future.await);
+        }
+        (first, answers)
+    });
+    assert!(matches!(
+        first,
+        AppendOutcome::Appended {
+            first_position: 0,
+            ..
+        }
+    ));
+    // All six went into the second batch; four appended one record each.
+    let second = gate.wait_entered();
+    assert_eq!((second.requests, second.records), (6, 4));
+    let positions: Vec<_> = answers
+        .iter()
+        .map(|answer| match answer {
+            Ok(AppendOutcome::Appended { first_position, .. }) => Ok(("appended", *first_position)),
+            Ok(AppendOutcome::Duplicate { first_position, .. }) => {
+                Ok(("duplicate", *first_position))
+            }
+            Err(AppendError::IdempotencyKeyReused { first_position, .. }) => {
+                Ok(("reused", *first_position))
+            }
+            Err(other) => Err(format!("{other:?}")),
+        })
+        .collect();
+    assert_eq!(
+        positions,
+        vec![
+            Ok(("appended", 1)),
+            Ok(("appended", 2)),
+            Ok(("appended", 3)),
+            Ok(("reused", 3)),
+            Ok(("appended", 4)),
+            Ok(("duplicate", 4)),
+        ]
+    );
+    let records: Vec<_> = log.read_range(0..u64::MAX).map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), 5);
+    assert_eq!(records[2].header.service_sid, b, "B's command is its own");
+    assert_eq!(log.verify().unwrap().records, 5);
+}
+
 // A tiny state machine with a read model.
 
 /// Column family of the test read model: one key per applied record.
@@ -223,6 +326,13 @@ impl StateMachine for Ledger {
     type Command = LedgerCommand;
     type Rejection = LedgerRejection;
     const COLUMN_FAMILIES: &'static [&'static str] = &[LEDGER_CF];
+
+    fn idempotency(command: &LedgerCommand) -> Result<Idempotency, CodecError> {
+        let scope = Some(service(7));
+        let fingerprint =
+            events::idempotency_fingerprint(scope.as_ref(), None, &format!("{command:?}"))?;
+        Ok(Idempotency { scope, fingerprint })
+    }
 
     fn begin_batch(&mut self) {
         assert!(!self.in_batch);
@@ -506,6 +616,12 @@ impl StateMachine for Fragile {
     type Rejection = std::convert::Infallible;
     const COLUMN_FAMILIES: &'static [&'static str] = &[];
 
+    fn idempotency(panic: &bool) -> Result<Idempotency, CodecError> {
+        let scope = Some(service(8));
+        let fingerprint = events::idempotency_fingerprint(scope.as_ref(), None, panic)?;
+        Ok(Idempotency { scope, fingerprint })
+    }
+
     fn decide(
         &self,
         panic: &bool,
@@ -545,4 +661,55 @@ fn a_crashed_writer_answers_closed_instead_of_hanging() {
     assert!(matches!(err, AppendError::Closed), "{err:?}");
     // What was durable stays readable.
     assert_eq!(log.verify().unwrap().records, 1);
+}
+
+/// A state machine whose scope rule disagrees with its decisions: it files
+/// every command under the account scope, but decides service events.
+#[derive(Debug, Default)]
+struct Misfiled;
+
+impl StateMachine for Misfiled {
+    type Command = ();
+    type Rejection = std::convert::Infallible;
+    const COLUMN_FAMILIES: &'static [&'static str] = &[];
+
+    fn idempotency(command: &()) -> Result<Idempotency, CodecError> {
+        let fingerprint = events::idempotency_fingerprint(None, None, command)?;
+        Ok(Idempotency {
+            scope: None,
+            fingerprint,
+        })
+    }
+
+    fn decide(&self, _: &(), _: &DecideContext) -> Result<Decision, std::convert::Infallible> {
+        Ok(Decision {
+            service_sid: service(9),
+            stream: None,
+            events: vec![service_event("misfiled")],
+        })
+    }
+
+    fn apply(&mut self, _: &rocksdb::DB, _: &mut rocksdb::WriteBatch, _: &RecordHeader, _: &Event) {
+    }
+}
+
+#[test]
+fn a_scope_rule_that_disagrees_with_the_decision_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EventLog::<Misfiled>::open_default(dir.path(), LogOptions::default()).unwrap();
+    let err = log
+        .append_blocking(AppendRequest::new(command_id(7, 0), ()))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AppendError::ScopeMismatch {
+                declared: None,
+                derived: Some(s),
+            } if s == service(9)
+        ),
+        "{err:?}"
+    );
+    assert_eq!(log.head(), LogHead::EMPTY);
+    assert_eq!(log.verify().unwrap().records, 0);
 }

@@ -8,14 +8,20 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::Event;
 use crate::model::*;
+use crate::record::CodecError;
 use crate::sid::*;
 
 /// A command plus the metadata the log needs to apply it exactly once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandEnvelope {
-    /// Idempotency key: retrying the same id returns the first result and
-    /// appends nothing.
+    /// Idempotency key, unique within the command's
+    /// [`Command::idempotency_scope`]: retrying the same command (same
+    /// acting identity and fields) under the same id returns the first
+    /// result and appends nothing; a different command under an id already
+    /// used in its scope is refused (the engine's `IdempotencyKeyReused`).
+    /// The same id in another scope is unrelated.
     pub command_id: CommandId,
     /// The chat identity acting, if any. When set, the engine enforces that
     /// user's role permissions; when `None` the caller is the trusted host
@@ -406,6 +412,20 @@ pub enum Command {
 impl Command {
     /// The service this command acts in; `None` only for `CreateService`.
     pub fn service(&self) -> Option<ServiceSid> {
+        self.idempotency_scope()
+    }
+
+    /// The scope its command id is unique in: the service the command
+    /// addresses, or `None` for the one account-level scope of commands
+    /// that address no service (`CreateService`).
+    ///
+    /// Two commands with the same id in different scopes are unrelated: a
+    /// key one service used never deduplicates, blocks or reveals a command
+    /// of another. The scope is re-derived from the log by
+    /// [`idempotency_scope_of_first_record`]; the two must agree for every
+    /// command (engine-core's tests check it), so a new account-level
+    /// command needs a rule there too.
+    pub fn idempotency_scope(&self) -> Option<ServiceSid> {
         use Command::*;
         match self {
             CreateService { .. } => None,
@@ -438,4 +458,55 @@ impl Command {
             | RecordDeliveryAttemptFailed { service, .. } => Some(*service),
         }
     }
+}
+
+/// The idempotency scope of the command that wrote a run of records,
+/// re-derived from the run's first record (the service in its header, and
+/// its event): a run that starts with [`Event::ServiceCreated`] was written
+/// by an account-level command (`None`); any other run by a command
+/// addressing the record's service. This is [`Command::idempotency_scope`]
+/// seen from the log, for re-deriving the idempotency index.
+pub fn idempotency_scope_of_first_record(
+    service_sid: &ServiceSid,
+    first_event: &Event,
+) -> Option<ServiceSid> {
+    match first_event {
+        Event::ServiceCreated { .. } => None,
+        _ => Some(*service_sid),
+    }
+}
+
+/// A command's idempotency fingerprint (32 bytes of blake3): what a replay
+/// of a command id must match to count as the same command.
+pub type Fingerprint = [u8; 32];
+
+/// The blake3 key-derivation context of [`idempotency_fingerprint`]:
+/// fingerprints never collide with any other hash the project computes.
+const FINGERPRINT_CONTEXT: &str = "colloquy idempotency fingerprint v1";
+
+/// The fingerprint of `command` as issued in `scope` by `acting_identity`
+/// (`None`: the trusted host): blake3 over the scope and the canonical
+/// bincode bytes of (acting identity, command). Equal inputs give equal
+/// fingerprints in every process and build, so a retry is recognised.
+///
+/// Errors: [`CodecError::Malformed`] if the command cannot be encoded
+/// (never for the derived `Serialize` of this crate's types; the error is
+/// typed rather than a panic all the same).
+pub fn idempotency_fingerprint<T: Serialize + ?Sized>(
+    scope: Option<&ServiceSid>,
+    acting_identity: Option<&str>,
+    command: &T,
+) -> Result<Fingerprint, CodecError> {
+    let mut hasher = blake3::Hasher::new_derive_key(FINGERPRINT_CONTEXT);
+    match scope {
+        None => hasher.update(&[0]),
+        Some(service) => hasher.update(&[1]).update(service.as_bytes()),
+    };
+    bincode::serde::encode_into_std_write(
+        (acting_identity, command),
+        &mut hasher,
+        bincode::config::standard(),
+    )
+    .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    Ok(*hasher.finalize().as_bytes())
 }

@@ -22,7 +22,8 @@ pub mod record;
 pub mod sid;
 
 pub use command::{
-    Command, CommandEnvelope, CommandId, ConversationRef, ConversationSpec, ParticipantSpec,
+    idempotency_fingerprint, idempotency_scope_of_first_record, Command, CommandEnvelope,
+    CommandId, ConversationRef, ConversationSpec, Fingerprint, ParticipantSpec,
 };
 pub use event::Event;
 pub use model::*;

@@ -34,6 +34,7 @@ pub mod dump;
 pub mod error;
 pub mod export;
 pub mod filter;
+pub mod indexes;
 pub mod progress;
 pub mod rebuild;
 pub mod render;
@@ -82,7 +83,9 @@ pub enum Command {
     ///
     /// Checks the hash chain from genesis, that positions are contiguous,
     /// that every record decodes with a matching self-hash in a known
-    /// format version, and that every payload decodes as an event. With
+    /// format version, and that every payload decodes as an event; then
+    /// that the log's index column families (stream index, stream
+    /// versions, idempotency entries) agree with the records. With
     /// --projections, also rebuilds the read models off to the side and
     /// compares their digest with the store's live read models.
     #[command(after_help = error::EXIT_CODES_HELP)]
@@ -101,7 +104,8 @@ pub enum Command {
     /// point only). --read-by N lists who had read message N by then.
     #[command(after_help = error::EXIT_CODES_HELP)]
     At(at::AtArgs),
-    /// Drop the read models and refold them from the log, in place.
+    /// Re-derive the log's index column families from the records, then
+    /// drop the read models and refold them from the log, in place.
     ///
     /// Needs the store alone: stop the host first. Fails with exit code 2
     /// and says so when another process has the store open.

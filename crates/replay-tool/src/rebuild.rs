@@ -60,6 +60,7 @@ pub fn run(args: &RebuildArgs, quiet: bool) -> Result<(), ToolError> {
             )))
         }
         Err(EngineError::Read(e)) => return Err(ToolError::Read(e)),
+        Err(EngineError::Indexes(e)) => return Err(crate::indexes::tool_error(e)),
         Err(EngineError::Open(engine_core::OpenError::Fault(f))) => return Err(f.into()),
         Err(e) => {
             return Err(ToolError::Io(format!(

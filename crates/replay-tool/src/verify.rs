@@ -210,6 +210,7 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Result<(), ToolError> {
             return Err(e);
         }
     };
+    let indexes = crate::indexes::check(&store)?;
     let projections = if args.projections {
         Some(check_projections(&store, &summary, quiet)?)
     } else {
@@ -271,6 +272,11 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Result<(), ToolError> {
             summary.next_position
         )?;
         writeln!(out, "final hash: {hash}")?;
+        writeln!(
+            out,
+            "indexes: {} stream-index entries, {} stream versions, {} idempotency entries agree with the log",
+            indexes.records, indexes.streams, indexes.commands
+        )?;
         writeln!(
             out,
             "walked in {elapsed:.3} s ({rate:.0} records/s, {threads} threads)"

@@ -1,6 +1,6 @@
 //! The typed errors a command can be refused with.
 
-use events::{ConversationSid, Permission};
+use events::{CommandId, ConversationSid, Permission, ServiceSid};
 
 /// Why the engine refused a command. A refused command writes nothing.
 ///
@@ -128,6 +128,24 @@ pub enum CommandError {
         /// What it is.
         actual: u64,
     },
+    /// The command id was already used in this idempotency scope (the
+    /// service the command addresses, or the account scope for
+    /// `CreateService`) by a different command: other fields or another
+    /// acting identity. Nothing was written; send a new command with a
+    /// fresh command id.
+    #[error(
+        "command id {command_id} was already used {} for a different command \
+         (first applied at position {first_position}); use a fresh command id",
+        scope_name(.scope)
+    )]
+    IdempotencyKeyReused {
+        /// The reused command id.
+        command_id: CommandId,
+        /// The scope it was reused in (`None`: the account scope).
+        scope: Option<ServiceSid>,
+        /// Where the first command's records start.
+        first_position: u64,
+    },
     /// The log could not take the command; nothing of it was acknowledged.
     /// [`StorageFailure::is_retryable`] and [`StorageFailure::needs_reopen`]
     /// tell the host what to do.
@@ -142,6 +160,14 @@ pub enum CommandError {
          for it: drop the view before executing a command"
     )]
     ReadViewHeld,
+}
+
+/// How an idempotency scope reads in messages.
+fn scope_name(scope: &Option<ServiceSid>) -> String {
+    match scope {
+        Some(service) => format!("in service {service}"),
+        None => "in the account scope".to_string(),
+    }
 }
 
 impl CommandError {

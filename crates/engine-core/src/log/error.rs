@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use events::{CodecError, Hash};
+use events::{CodecError, CommandId, Hash, ServiceSid};
 
 /// Formats a hash as 64 lowercase hex digits.
 pub fn hash_hex(hash: &Hash) -> String {
@@ -244,6 +244,14 @@ impl From<ReadError> for OpenError {
     }
 }
 
+/// How an idempotency scope reads in messages.
+fn scope_name(scope: &Option<ServiceSid>) -> String {
+    match scope {
+        Some(service) => format!("service {service}"),
+        None => "the account scope".to_string(),
+    }
+}
+
 /// Why an append was not applied. Except for [`AppendError::Closed`] after
 /// a writer crash, nothing of the request was written.
 #[derive(Debug, thiserror::Error)]
@@ -259,6 +267,45 @@ pub enum AppendError<R> {
         /// The stream's version.
         actual: u64,
     },
+    /// The command id was already applied in this idempotency scope by a
+    /// different command (another fingerprint: other fields, another
+    /// acting identity). Nothing was written; the first command's records
+    /// stand. Use a fresh command id for a new command.
+    #[error(
+        "command id {command_id} was already used in {} for a different command \
+         (its records start at position {first_position}); use a fresh command id",
+        scope_name(.scope)
+    )]
+    IdempotencyKeyReused {
+        /// The reused command id.
+        command_id: CommandId,
+        /// Its scope: the service, or `None` for the account scope.
+        scope: Option<ServiceSid>,
+        /// Where the first command's records start.
+        first_position: u64,
+    },
+    /// The state machine's idempotency scope for the command
+    /// ([`super::StateMachine::idempotency`]) differs from the scope its
+    /// first record re-derives to
+    /// ([`events::idempotency_scope_of_first_record`]): a bug in the state
+    /// machine. Nothing was written, so the log's index stays derivable.
+    #[error(
+        "the command's idempotency scope is {} but its first record says {}; \
+         nothing was written (a state machine bug: its scope rule and its \
+         decision disagree)",
+        scope_name(.declared),
+        scope_name(.derived)
+    )]
+    ScopeMismatch {
+        /// The scope the state machine declared.
+        declared: Option<ServiceSid>,
+        /// The scope re-derived from the decision's first event.
+        derived: Option<ServiceSid>,
+    },
+    /// The command could not be encoded to compute its idempotency
+    /// fingerprint. Nothing was written.
+    #[error("the command cannot be encoded for its idempotency fingerprint: {0}")]
+    Fingerprint(CodecError),
     /// The decision produced more events than one command may append.
     #[error("a command produced {count} events, over the limit of {max}")]
     TooManyEvents {

@@ -24,10 +24,13 @@ use super::writer::{Reply, Request, Shared, Slot, Writer};
 /// optimistic-concurrency expectation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppendRequest<C> {
-    /// Idempotency key. Once a request with this id appended records, every
-    /// later request with the same id answers
-    /// [`AppendOutcome::Duplicate`] and appends nothing, for the life of
-    /// the log (ids are never forgotten).
+    /// Idempotency key, unique within the command's idempotency scope
+    /// ([`super::StateMachine::idempotency`]). Once a request with this id
+    /// appended records, a later request with the same id in the same
+    /// scope answers [`AppendOutcome::Duplicate`] if it carries the same
+    /// command (same fingerprint), or [`AppendError::IdempotencyKeyReused`]
+    /// if not; either way it appends nothing, for the life of the log (ids
+    /// are never forgotten). The same id in another scope is unrelated.
     pub command_id: CommandId,
     /// If set, the append only happens when the version (record count) of
     /// the decision's stream (`Decision::service_sid`, `Decision::stream`)
@@ -242,7 +245,11 @@ impl<S: StateMachine> EventLog<S> {
     /// Errors: [`AppendError::Rejected`] (decide refused),
     /// [`AppendError::VersionConflict`], [`AppendError::TooManyEvents`]
     /// (over [`events::limits::EVENTS_PER_COMMAND_MAX`]),
-    /// [`AppendError::Encode`] (an event does not fit a record) — in these
+    /// [`AppendError::Encode`] (an event does not fit a record),
+    /// [`AppendError::IdempotencyKeyReused`] (the command id was applied in
+    /// this scope by a different command), [`AppendError::Fingerprint`]
+    /// (the command cannot be fingerprinted), [`AppendError::ScopeMismatch`]
+    /// (the state machine's scope and its decision disagree) — in these
     /// cases nothing of the request is written;
     /// [`AppendError::StorageStalled`] / [`AppendError::StorageFull`]
     /// (RocksDB refused the batch for [`super::WRITE_STALL_WAIT_MAX_MS`]:

@@ -16,15 +16,21 @@
 //! Guarantees:
 //! - positions are dense and unique; a request's records are contiguous;
 //! - a request is applied entirely or not at all;
-//! - a command id that appended records is remembered for the life of the
-//!   log (it is never expired): a retry answers
-//!   [`AppendOutcome::Duplicate`] with the original position;
+//! - a command id that appended records is remembered in its idempotency
+//!   scope (the service the command addresses, or the account scope) for
+//!   the life of the log (it is never expired): a retry of the same
+//!   command answers [`AppendOutcome::Duplicate`] with the original
+//!   position, another command reusing the id gets
+//!   [`AppendError::IdempotencyKeyReused`], and other scopes never see it;
+//! - the index column families (stream index, stream versions, commands)
+//!   can be checked against the log and re-derived from it ([`indexes`]);
 //! - after a failed write the log is poisoned and refuses appends until it
 //!   is reopened; nothing of the failed batch is visible and the head does
 //!   not advance.
 
 mod error;
 mod event_log;
+pub mod indexes;
 pub mod keys;
 mod options;
 mod read;

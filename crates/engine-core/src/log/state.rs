@@ -10,7 +10,9 @@
 
 use std::sync::Arc;
 
-use events::{CommandId, ConversationSid, Event, RecordHeader, ServiceSid};
+use events::{
+    CodecError, CommandId, ConversationSid, Event, Fingerprint, RecordHeader, ServiceSid,
+};
 
 /// What [`StateMachine::decide`] sees besides the command.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +37,19 @@ pub struct Decision {
     pub events: Vec<Event>,
 }
 
+/// Where a command's id is unique, and what identifies the command itself:
+/// what the writer checks a command id against before deciding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Idempotency {
+    /// The idempotency scope: the service the command addresses, or `None`
+    /// for the account scope. A command id is looked up in its scope only.
+    pub scope: Option<ServiceSid>,
+    /// The command's fingerprint. The same id with the same fingerprint in
+    /// the same scope is a retry (answered as a duplicate); with another
+    /// fingerprint it is refused as a reused key.
+    pub fingerprint: Fingerprint,
+}
+
 /// A record that is durable, handed to [`StateMachine::committed`].
 #[derive(Debug, Clone)]
 pub struct CommittedRecord {
@@ -55,6 +70,17 @@ pub trait StateMachine: Send + 'static {
     /// Column families the state machine persists its read models in. The
     /// log creates them next to its own.
     const COLUMN_FAMILIES: &'static [&'static str];
+
+    /// The command's idempotency scope and fingerprint, computed once per
+    /// request before anything else. The scope must be the one
+    /// [`events::idempotency_scope_of_first_record`] re-derives from the
+    /// command's first record; the writer refuses a decision that
+    /// disagrees ([`super::AppendError::ScopeMismatch`]).
+    ///
+    /// Errors: the command cannot be encoded for its fingerprint; the
+    /// request is then refused with [`super::AppendError::Fingerprint`] and
+    /// nothing is written.
+    fn idempotency(command: &Self::Command) -> Result<Idempotency, CodecError>;
 
     /// Who acts for `command`: the chat identity the writer seals into the
     /// `actor` of every record the command produces, so the audit trail
@@ -133,6 +159,23 @@ impl StateMachine for RawEvents {
     type Command = RawAppend;
     type Rejection = Never;
     const COLUMN_FAMILIES: &'static [&'static str] = &[];
+
+    /// Scope: the service, or the account scope when the first event is
+    /// `ServiceCreated` (as for the engine's `CreateService`), so raw logs
+    /// re-derive like engine logs. Fingerprint: over the service and the
+    /// events.
+    fn idempotency(command: &RawAppend) -> Result<Idempotency, CodecError> {
+        let scope = match command.events.first() {
+            Some(first) => events::idempotency_scope_of_first_record(&command.service_sid, first),
+            None => Some(command.service_sid),
+        };
+        let fingerprint = events::idempotency_fingerprint(
+            scope.as_ref(),
+            None,
+            &(&command.service_sid, &command.events),
+        )?;
+        Ok(Idempotency { scope, fingerprint })
+    }
 
     fn decide(&self, command: &RawAppend, _ctx: &DecideContext) -> Result<Decision, Never> {
         Ok(Decision {

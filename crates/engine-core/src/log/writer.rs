@@ -1,6 +1,6 @@
-//! The single writer thread: group commit, idempotency, optimistic
-//! concurrency, sealing (with the actor from [`StateMachine::actor`]) and
-//! the chain invariants.
+//! The single writer thread: group commit, idempotency (per scope, with
+//! fingerprints), optimistic concurrency, sealing (with the actor from
+//! [`StateMachine::actor`]) and the chain invariants.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,12 +17,12 @@ use super::error::AppendError;
 use super::event_log::{AppendOutcome, AppendRequest};
 use super::keys::{
     command_key, command_value, parse_command_value, parse_stream_version_value, position_key,
-    stream_id, stream_index_key, stream_version_value, CF_COMMANDS, CF_LOG, CF_STREAM, CF_STREAMS,
-    STREAM_ID_BYTES,
+    stream_id, stream_index_key, stream_version_value, CommandEntry, CF_COMMANDS, CF_LOG,
+    CF_STREAM, CF_STREAMS, COMMAND_KEY_BYTES, FINGERPRINT_UNKNOWN, STREAM_ID_BYTES,
 };
 use super::options::{Durability, LogOptions, WriteInfo};
 use super::read::{cf, LogHead};
-use super::state::{CommittedRecord, DecideContext, StateMachine};
+use super::state::{CommittedRecord, DecideContext, Idempotency, StateMachine};
 use super::storage::{WRITE_STALL_RETRY_INTERVAL_MS, WRITE_STALL_WAIT_MAX_MS};
 
 /// How often a waiting caller checks whether the writer is gone. Answers
@@ -173,10 +173,34 @@ struct Batch<R> {
     next_position: u64,
     last_hash: Hash,
     recorded_at: TimestampMicros,
-    /// Command ids applied in this batch.
-    commands: HashMap<CommandId, (u64, u32)>,
+    /// Commands applied in this batch, by [`CF_COMMANDS`] key (scope ‖
+    /// command id).
+    commands: HashMap<[u8; COMMAND_KEY_BYTES], CommandEntry>,
     /// Stream versions read or changed in this batch.
     versions: HashMap<[u8; STREAM_ID_BYTES], VersionSlot>,
+}
+
+/// The answer to a command whose key is already applied in its scope: the
+/// original outcome if it is the same command (same fingerprint, or an
+/// entry whose fingerprint is [`FINGERPRINT_UNKNOWN`]), a refusal if the
+/// key was reused for another command.
+fn same_command<R>(
+    entry: &CommandEntry,
+    idempotency: &Idempotency,
+    command_id: CommandId,
+) -> AppendResult<R> {
+    if entry.fingerprint == idempotency.fingerprint || entry.fingerprint == FINGERPRINT_UNKNOWN {
+        Ok(AppendOutcome::Duplicate {
+            first_position: entry.first_position,
+            count: entry.count,
+        })
+    } else {
+        Err(AppendError::IdempotencyKeyReused {
+            command_id,
+            scope: idempotency.scope,
+            first_position: entry.first_position,
+        })
+    }
 }
 
 fn now_micros() -> TimestampMicros {
@@ -242,12 +266,12 @@ impl<S: StateMachine> Writer<S> {
             command,
         } = request;
 
-        // (1) Idempotency: earlier in this batch, or ever before.
-        if let Some((first_position, count)) = self.applied(batch, &command_id)? {
-            return Ok(AppendOutcome::Duplicate {
-                first_position,
-                count,
-            });
+        // (1) Idempotency, in the command's scope: earlier in this batch,
+        // or ever before.
+        let idempotency = S::idempotency(&command).map_err(AppendError::Fingerprint)?;
+        let key = command_key(idempotency.scope.as_ref(), &command_id);
+        if let Some(entry) = self.applied(batch, &key, &command_id)? {
+            return same_command(&entry, &idempotency, command_id);
         }
 
         // (2) Decide.
@@ -266,6 +290,17 @@ impl<S: StateMachine> Writer<S> {
                 count: decision.events.len(),
                 max: EVENTS_PER_COMMAND_MAX,
             });
+        }
+        // The scope the index check will re-derive from the first record
+        // must be the one the key is filed under.
+        if let Some(first) = decision.events.first() {
+            let derived = events::idempotency_scope_of_first_record(&decision.service_sid, first);
+            if derived != idempotency.scope {
+                return Err(AppendError::ScopeMismatch {
+                    declared: idempotency.scope,
+                    derived,
+                });
+            }
         }
 
         // (3) Optimistic concurrency on the decision's stream.
@@ -367,12 +402,15 @@ impl<S: StateMachine> Writer<S> {
             batch.records.push(committed);
         }
         batch.recorded_at = now;
-        batch.commands.insert(command_id, (first_position, count));
-        batch.write.put_cf(
-            cf(&self.db, CF_COMMANDS),
-            command_key(&command_id),
-            command_value(first_position, count),
-        );
+        let entry = CommandEntry {
+            first_position,
+            count,
+            fingerprint: idempotency.fingerprint,
+        };
+        batch.commands.insert(key, entry);
+        batch
+            .write
+            .put_cf(cf(&self.db, CF_COMMANDS), key, command_value(&entry));
         let stream_version = batch
             .versions
             .get(&target)
@@ -385,18 +423,20 @@ impl<S: StateMachine> Writer<S> {
         })
     }
 
-    /// Where a command id was first applied, if it was.
+    /// The entry of a command key (scope ‖ command id) applied earlier in
+    /// this batch or stored, if any.
     fn applied(
         &self,
         batch: &Batch<S::Rejection>,
+        key: &[u8; COMMAND_KEY_BYTES],
         command_id: &CommandId,
-    ) -> Result<Option<(u64, u32)>, AppendError<S::Rejection>> {
-        if let Some(found) = batch.commands.get(command_id) {
+    ) -> Result<Option<CommandEntry>, AppendError<S::Rejection>> {
+        if let Some(found) = batch.commands.get(key) {
             return Ok(Some(*found));
         }
         let stored = self
             .db
-            .get_pinned_cf(cf(&self.db, CF_COMMANDS), command_key(command_id))
+            .get_pinned_cf(cf(&self.db, CF_COMMANDS), key)
             .map_err(AppendError::Storage)?;
         match stored {
             None => Ok(None),
