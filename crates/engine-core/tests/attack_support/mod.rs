@@ -86,10 +86,10 @@ pub const SIGKILL_AFTER_READY_MS_MAX: u64 = 300;
 pub const BODY_BYTES_ATTACK_MAX: usize = 2_000;
 /// Messages appended in each of the two cleanly closed phases of a damage
 /// attack's store, at least and at most.
-pub const FLUSHED_PHASE_APPENDS: (u64, u64) = (10, 80);
+pub const FLUSHED_PHASE_APPENDS: (u64, u64) = (10, 60);
 /// Messages appended (synced, acknowledged) in the phase that is killed,
 /// at least and at most: enough to span several 32 KiB WAL blocks.
-pub const WAL_PHASE_APPENDS: (u64, u64) = (20, 300);
+pub const WAL_PHASE_APPENDS: (u64, u64) = (20, 200);
 /// RocksDB's log-file block size (WAL and MANIFEST), in bytes: records
 /// never straddle a block, and fewer than [`LOG_HEADER_BYTES`] left at a
 /// block's end are zero padding that no checksum covers.
@@ -120,7 +120,7 @@ pub const DISK_FULL_RECOVERY_MS_MAX: u64 = 3_000;
 pub const DISK_FULL_RETRY_INTERVAL_MS: u64 = 100;
 /// WAL bytes appended before the disk fills in the flush variant: the
 /// memtable then needs a table file far larger than the free space left.
-pub const DISK_FULL_FLUSH_MEMTABLE_BYTES: u64 = 2 * 1024 * 1024;
+pub const DISK_FULL_FLUSH_MEMTABLE_BYTES: u64 = 512 * 1024;
 /// How long the flush variant waits for the flush to fail before it
 /// appends, in milliseconds; a flush still running then is reported.
 pub const DISK_FULL_FLUSH_WAIT_MS: u64 = 2_000;
