@@ -60,6 +60,11 @@ fn a_wal_truncated_inside_acknowledged_records_is_never_silent() {
 }
 
 #[test]
+fn a_deleted_wal_is_never_silent() {
+    campaign().run(Attack::DeleteWal);
+}
+
+#[test]
 fn a_flipped_bit_in_the_wal_is_never_silent() {
     campaign().run(Attack::FlipWal);
 }

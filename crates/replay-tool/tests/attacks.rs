@@ -72,6 +72,11 @@ fn the_auditor_never_vouches_for_a_wal_truncated_inside_acknowledged_records() {
 }
 
 #[test]
+fn the_auditor_never_vouches_for_a_store_whose_wal_was_deleted() {
+    campaign().run(Attack::DeleteWal);
+}
+
+#[test]
 fn the_auditor_never_vouches_for_a_flipped_bit_in_the_wal() {
     campaign().run(Attack::FlipWal);
 }

@@ -225,6 +225,8 @@ pub enum Attack {
     TruncateUnacked,
     /// The newest WAL truncated inside acknowledged, fsynced records.
     TruncateAcked,
+    /// The newest WAL, holding acknowledged records, deleted.
+    DeleteWal,
     /// One bit flipped in the newest WAL.
     FlipWal,
     /// One bit flipped in the current MANIFEST.
@@ -240,13 +242,14 @@ pub enum Attack {
 
 impl Attack {
     /// Every attack.
-    pub const ALL: [Attack; 11] = [
+    pub const ALL: [Attack; 12] = [
         Attack::Sigkill,
         Attack::TailGarbage,
         Attack::TailZeros,
         Attack::TailTornHeader,
         Attack::TruncateUnacked,
         Attack::TruncateAcked,
+        Attack::DeleteWal,
         Attack::FlipWal,
         Attack::FlipManifest,
         Attack::FlipSst,
@@ -263,6 +266,7 @@ impl Attack {
             Attack::TailTornHeader => "tail-torn-header",
             Attack::TruncateUnacked => "truncate-unacked",
             Attack::TruncateAcked => "truncate-acked",
+            Attack::DeleteWal => "delete-wal",
             Attack::FlipWal => "flip-wal",
             Attack::FlipManifest => "flip-manifest",
             Attack::FlipSst => "flip-sst",
@@ -1385,6 +1389,11 @@ fn damage(attack: Attack, store: &Path, prepared: &Prepared, rng: &mut Rng) -> S
             let cut = rng.range(prepared.wal_open_len, wal_len - 1);
             set_len(&wal_path, cut);
             let what = format!("{wal} truncated to {cut} of {wal_len} acknowledged bytes");
+            scene(acked, wal, true, what)
+        }
+        Attack::DeleteWal => {
+            std::fs::remove_file(&wal_path).expect("delete the WAL");
+            let what = format!("{wal} ({wal_len} acknowledged bytes) deleted");
             scene(acked, wal, true, what)
         }
         Attack::FlipWal | Attack::FlipManifest => {
