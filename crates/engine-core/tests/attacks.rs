@@ -88,3 +88,29 @@ fn a_full_disk_under_wal_appends_fails_appends_within_a_deadline() {
 fn a_full_disk_during_a_flush_fails_appends_within_a_deadline() {
     campaign().run(Attack::DiskFullFlush);
 }
+
+/// The harness counts a flipped bit in a WAL or MANIFEST block's unused
+/// trailer as harmless, and every other byte as covered by a checksum.
+#[test]
+fn only_a_log_blocks_trailer_is_outside_every_record() {
+    use attack_support::{log_byte_is_covered, LOG_BLOCK_BYTES, LOG_HEADER_BYTES};
+    let block = LOG_BLOCK_BYTES as usize;
+    let header = LOG_HEADER_BYTES as usize;
+    let trailer = header - 1;
+    // Block 0: one record filling all but a trailer too short for a header.
+    // Block 1: one 10-byte record, then the file ends.
+    let mut bytes = vec![0u8; block + header + 10];
+    let first_len = (block - trailer - header) as u16;
+    bytes[4..6].copy_from_slice(&first_len.to_le_bytes());
+    bytes[block + 4..block + 6].copy_from_slice(&10u16.to_le_bytes());
+    let covered = |offset: usize| log_byte_is_covered(&bytes, offset as u64);
+    for offset in [0, 3, header, block - trailer - 1] {
+        assert!(covered(offset), "byte {offset} is inside the first record");
+    }
+    for offset in block - trailer..block {
+        assert!(!covered(offset), "byte {offset} is the trailer");
+    }
+    for offset in [block, block + header + 9] {
+        assert!(covered(offset), "byte {offset} is inside the second record");
+    }
+}
