@@ -118,8 +118,9 @@ pub const DISK_FULL_APPENDS_MAX: u64 = 4_000;
 pub const DISK_FULL_RECOVERY_MS_MAX: u64 = 3_000;
 /// Pause between retries once space is freed, in milliseconds.
 pub const DISK_FULL_RETRY_INTERVAL_MS: u64 = 100;
-/// WAL bytes appended before the disk fills in the flush variant: the
-/// memtable then needs a table file far larger than the free space left.
+/// WAL bytes appended before the disk fills in the flush variant, at most
+/// (at least a quarter of it): the memtable then needs a table file larger
+/// than most of the free space left.
 pub const DISK_FULL_FLUSH_MEMTABLE_BYTES: u64 = 512 * 1024;
 /// How long the flush variant waits for the flush to fail before it
 /// appends, in milliseconds; a flush still running then is reported.
@@ -1615,7 +1616,11 @@ fn child_disk_full(store: &Path, seed: u64) {
     if flush {
         // A memtable far larger than the space that will be left, so the
         // flush cannot write its table file while WAL appends still fit.
-        while newest_wal(store).is_some_and(|(_, len)| len < DISK_FULL_FLUSH_MEMTABLE_BYTES) {
+        let prefill = rng.range(
+            DISK_FULL_FLUSH_MEMTABLE_BYTES / 4,
+            DISK_FULL_FLUSH_MEMTABLE_BYTES,
+        );
+        while newest_wal(store).is_some_and(|(_, len)| len < prefill) {
             let envelope = driver.post(&mut rng);
             execute_and_report(&engine, envelope, "").expect("append before the disk fills");
         }
@@ -1641,9 +1646,15 @@ fn child_disk_full(store: &Path, seed: u64) {
             let result = db.flush_cfs_opt(&families, &rocksdb::FlushOptions::default());
             let _ = done.send(one_line(&format!("{result:?}")));
         });
-        match flushed.recv_timeout(Duration::from_millis(DISK_FULL_FLUSH_WAIT_MS)) {
-            Ok(result) => say(&format!("FLUSHED {result}")),
-            Err(_) => say("FLUSH-PENDING"),
+        // Half the trials append while the flush runs, half after it
+        // ended (or gave up waiting for it).
+        if rng.chance(1, 2) {
+            say("FLUSH-RACING");
+        } else {
+            match flushed.recv_timeout(Duration::from_millis(DISK_FULL_FLUSH_WAIT_MS)) {
+                Ok(result) => say(&format!("FLUSHED {result}")),
+                Err(_) => say("FLUSH-PENDING"),
+            }
         }
     }
 
@@ -1707,6 +1718,7 @@ fn disk_full_trial(attack: Attack, dir: &Path, rng: &mut Rng) -> Verdict {
     let mut acked = Vec::new();
     let mut errors = Vec::new();
     let mut recovery = None;
+    let mut flush_note = None;
     let mut last = String::from("(nothing)");
     // The step the child is in, for a hang's message.
     let mut step = "opening the engine";
@@ -1720,6 +1732,9 @@ fn disk_full_trial(attack: Attack, dir: &Path, rng: &mut Rng) -> Verdict {
             ["ERR", ..] => errors.push(line.clone()),
             ["READY"] => step = "filling the disk",
             ["FULL", ..] => step = "an append with the disk full",
+            ["FLUSH-RACING"] | ["FLUSHED", ..] | ["FLUSH-PENDING"] => {
+                flush_note = Some(line.clone())
+            }
             ["APPENDS-DONE", ..] => step = "removing the filler",
             ["FREED"] => step = "an append after space returned",
             ["RECOVERY", ..] => {
@@ -1733,7 +1748,7 @@ fn disk_full_trial(attack: Attack, dir: &Path, rng: &mut Rng) -> Verdict {
     };
     let what = format!(
         "{slack} bytes left free{}",
-        if flush { ", flush" } else { "" }
+        flush_note.map_or(String::new(), |n| format!(", {n}"))
     );
     let finished = if hung {
         child.kill()
