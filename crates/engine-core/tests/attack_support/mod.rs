@@ -104,6 +104,9 @@ pub const ZERO_TAIL_BYTES_MAX: u64 = 8_192;
 /// Record types written in a torn header are drawn below this bound: the
 /// valid ones (1–4), zero, the recyclable ones (5–8) and a few beyond.
 pub const TORN_HEADER_TYPES: u64 = 11;
+/// The largest payload length a torn header claims, in bytes (half the
+/// torn headers claim zero): short, as a header torn before its record.
+pub const TORN_HEADER_LENGTH_MAX: u64 = 64;
 /// The size of the tmpfs the disk-full attacks mount, in bytes: below the
 /// ~70 MiB RocksDB tries to preallocate for a WAL, so the WAL grows write
 /// by write and meets the full disk.
@@ -125,6 +128,12 @@ pub const DISK_FULL_FLUSH_MEMTABLE_BYTES: u64 = 512 * 1024;
 /// How long the flush variant waits for the flush to fail before it
 /// appends, in milliseconds; a flush still running then is reported.
 pub const DISK_FULL_FLUSH_WAIT_MS: u64 = 2_000;
+/// How often a waiting parent checks whether a child has exited, in
+/// milliseconds: short next to a trial, long enough not to busy-wait.
+const CHILD_POLL_INTERVAL_MS: u64 = 5;
+/// Error text shown per verdict, at most, in characters: enough for a
+/// RocksDB message with a path, short enough to keep a failure list legible.
+const SHOWN_CHARS_MAX: usize = 400;
 /// The chunk the disk-full filler writes, in bytes.
 const FILLER_CHUNK_BYTES: usize = 1024 * 1024;
 
@@ -762,7 +771,6 @@ fn one_line(text: &str) -> String {
         .chars()
         .map(|c| if c == '\n' { ' ' } else { c })
         .collect();
-    const SHOWN_CHARS_MAX: usize = 400;
     match flat.char_indices().nth(SHOWN_CHARS_MAX) {
         Some((at, _)) => format!("{}…", &flat[..at]),
         None => flat,
@@ -837,7 +845,7 @@ impl Running {
                     let _ = self.child.wait();
                     break None;
                 }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Ok(None) => std::thread::sleep(Duration::from_millis(CHILD_POLL_INTERVAL_MS)),
                 Err(e) => panic!("waiting for a child failed: {e}"),
             }
         };
@@ -1355,7 +1363,7 @@ fn damage(attack: Attack, store: &Path, prepared: &Prepared, rng: &mut Rng) -> S
             let len = if rng.chance(1, 2) {
                 0
             } else {
-                rng.range(1, 64) as u16
+                rng.range(1, TORN_HEADER_LENGTH_MAX) as u16
             };
             let kind = rng.range(0, TORN_HEADER_TYPES - 1) as u8;
             let mut header = crc.to_le_bytes().to_vec();
