@@ -134,6 +134,9 @@ const CHILD_POLL_INTERVAL_MS: u64 = 5;
 /// Error text shown per verdict, at most, in characters: enough for a
 /// RocksDB message with a path, short enough to keep a failure list legible.
 const SHOWN_CHARS_MAX: usize = 400;
+/// The exit code of a Rust process that panicked (and of a libtest run with
+/// a failed test).
+const RUST_PANIC_EXIT_CODE: i32 = 101;
 /// The chunk the disk-full filler writes, in bytes.
 const FILLER_CHUNK_BYTES: usize = 1024 * 1024;
 
@@ -748,7 +751,12 @@ impl Finished {
         if let Some(signal) = status.signal() {
             return Some(format!("killed by signal {signal}"));
         }
-        None
+        (status.code() == Some(RUST_PANIC_EXIT_CODE)).then(|| {
+            format!(
+                "exit {RUST_PANIC_EXIT_CODE} (a panic): {}",
+                one_line(&self.stderr)
+            )
+        })
     }
 
     fn output(&self) -> String {
@@ -1477,10 +1485,13 @@ fn judge_auditor(finished: &Finished, scene: &Scene) -> (Outcome, String) {
                 .stdout
                 .iter()
                 .find_map(|l| serde_json::from_str(l).ok());
+            // The harness relies on this field of `verify --json`.
             let next = report
                 .as_ref()
                 .and_then(|r| r["next_position"].as_u64())
-                .unwrap_or(0);
+                .unwrap_or_else(|| {
+                    panic!("replay-tool verify --json exited 0 without a next_position: {output}")
+                });
             let needed = scene.needed_end();
             let said = format!("exit 0, next position {next}, acknowledged up to {needed}");
             if next < needed {
@@ -1491,7 +1502,9 @@ fn judge_auditor(finished: &Finished, scene: &Scene) -> (Outcome, String) {
                 (Outcome::Intact, said)
             }
         }
-        Some(code @ (1 | 2)) => {
+        // A Rust panic exits 101 and is caught by `crash` above; any other
+        // code is the tool reporting an error (1 and 2 today).
+        Some(code) => {
             let text = one_line(&output);
             if names_file(&output, scene.file.as_deref()) {
                 (Outcome::LoudError, format!("exit {code}: {text}"))
@@ -1499,9 +1512,9 @@ fn judge_auditor(finished: &Finished, scene: &Scene) -> (Outcome, String) {
                 (Outcome::VagueError, format!("exit {code}: {text}"))
             }
         }
-        other => (
+        None => (
             Outcome::Panic,
-            format!("unexpected exit {other:?}: {}", one_line(&output)),
+            format!("no exit code: {}", one_line(&output)),
         ),
     }
 }
