@@ -75,9 +75,9 @@ pub const HANGS_PER_ATTACK_MAX_DEFAULT: u64 = 3;
 /// inside group commits of several requests.
 pub const SIGKILL_APPENDER_THREADS: usize = 4;
 /// A quarter of SIGKILL trials kill at a random moment up to this many
-/// milliseconds after the spawn: inside process start-up or the store's
-/// very first open.
-pub const SIGKILL_EARLY_MS_MAX: u64 = 150;
+/// milliseconds after the child starts the store's very first open (which
+/// takes some 40–150 ms on a 2-core machine), so most land inside it.
+pub const SIGKILL_DURING_OPEN_MS_MAX: u64 = 100;
 /// The other SIGKILL trials kill up to this many milliseconds after the
 /// engine reported it is open, while the appenders run.
 pub const SIGKILL_AFTER_READY_MS_MAX: u64 = 300;
@@ -1040,6 +1040,7 @@ fn newest_wal(store: &Path) -> Option<(String, u64)> {
 /// append from several threads until killed, reporting each
 /// acknowledgement.
 fn child_append(store: &Path, seed: u64) {
+    say("OPENING");
     let engine = open_engine(store);
     say("READY");
     let mut setup = Driver::new(seed);
@@ -1165,22 +1166,25 @@ fn sigkill(store: &Path, rng: &mut Rng) -> Result<Scene, TrialError> {
             (SEED_VAR, rng.next_u64().to_string()),
         ],
     );
-    let what = if rng.chance(1, 4) {
-        let wait = rng.range(0, SIGKILL_EARLY_MS_MAX);
-        std::thread::sleep(Duration::from_millis(wait));
-        format!("SIGKILL {wait} ms after spawn")
-    } else {
-        match child.next_report(deadline_from_now()) {
-            Some(line) if line == "READY" => {}
-            other => {
-                let finished = child.kill();
-                return Err(child_failure(&finished, "the appender")
-                    .unwrap_or((Outcome::Hang, format!("the appender's open said {other:?}"))));
-            }
+    let (awaited, wait_max) = match rng.chance(1, 4) {
+        true => ("OPENING", SIGKILL_DURING_OPEN_MS_MAX),
+        false => ("READY", SIGKILL_AFTER_READY_MS_MAX),
+    };
+    while let Some(line) = child.next_report(deadline_from_now()) {
+        if line == awaited {
+            break;
         }
-        let wait = rng.range(0, SIGKILL_AFTER_READY_MS_MAX);
-        std::thread::sleep(Duration::from_millis(wait));
-        format!("SIGKILL {wait} ms after the open")
+    }
+    if !child.stdout.iter().any(|l| report_of(l) == Some(awaited)) {
+        let finished = child.kill();
+        return Err(child_failure(&finished, "the appender")
+            .unwrap_or((Outcome::Hang, format!("the appender never said {awaited}"))));
+    }
+    let wait = rng.range(0, wait_max);
+    std::thread::sleep(Duration::from_millis(wait));
+    let what = match awaited {
+        "OPENING" => format!("SIGKILL {wait} ms into the store's first open"),
+        _ => format!("SIGKILL {wait} ms after the open"),
     };
     let finished = child.kill();
     if let Some(crash) = finished
