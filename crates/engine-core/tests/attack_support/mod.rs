@@ -1629,7 +1629,10 @@ impl Drop for Mount {
 /// Role `disk-full`: open on the small tmpfs, fill it, append until an
 /// append fails (with a flush running in the background for
 /// [`Attack::DiskFullFlush`]), free the space, retry, close. Every step
-/// reports a line, so the parent sees where a hang is.
+/// reports a line, so the parent sees where a hang is. After space returns,
+/// an error whose text contains "reopen" (any case) counts as the typed
+/// "reopen required"; any other error, retried for
+/// [`DISK_FULL_RECOVERY_MS_MAX`], makes the trial [`Outcome::Stuck`].
 fn child_disk_full(store: &Path, seed: u64) {
     let mut rng = Rng::new(seed);
     let filler_path = store.with_file_name("filler");
@@ -1700,7 +1703,7 @@ fn child_disk_full(store: &Path, seed: u64) {
         let envelope = driver.post(&mut rng);
         match execute_and_report(&engine, envelope, "") {
             Ok(_) => break "recovered".to_string(),
-            Err(e) if e.contains("reopen") => break format!("reopen-required {e}"),
+            Err(e) if e.to_lowercase().contains("reopen") => break format!("reopen-required {e}"),
             Err(e) => {
                 if recovery_started.elapsed() >= Duration::from_millis(DISK_FULL_RECOVERY_MS_MAX) {
                     break format!("stuck {e}");
