@@ -19,6 +19,38 @@ pub enum Task {
         /// Whether to run `cargo fmt --check` and clippy before the tests.
         lint: bool,
     },
+    /// Run setup, then the attack campaign (the `attacks` tests of
+    /// engine-core and replay-tool) with more trials.
+    Attack(AttackArgs),
+}
+
+/// The options of `cargo xtask attack`; each becomes an environment
+/// variable of the attack tests (`None` leaves the tests' default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttackArgs {
+    /// Trials per attack (`COLLOQUY_ATTACK_TRIALS`).
+    pub trials: Option<u64>,
+    /// Only this attack (`COLLOQUY_ATTACK`); the tests reject unknown names.
+    pub attack: Option<String>,
+    /// The campaign seed (`COLLOQUY_ATTACK_SEED`, decimal or `0x` hex).
+    pub seed: Option<String>,
+}
+
+impl AttackArgs {
+    /// The environment the attack tests read.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = Vec::new();
+        if let Some(trials) = self.trials {
+            env.push(("COLLOQUY_ATTACK_TRIALS", trials.to_string()));
+        }
+        if let Some(attack) = &self.attack {
+            env.push(("COLLOQUY_ATTACK", attack.clone()));
+        }
+        if let Some(seed) = &self.seed {
+            env.push(("COLLOQUY_ATTACK_SEED", seed.clone()));
+        }
+        env
+    }
 }
 
 /// Arguments that do not form a valid invocation.
@@ -53,6 +85,18 @@ COMMANDS:
                                  the same for engine-core --no-default-features
                          test    cargo test --workspace
                        --no-lint skips fmt and clippy.
+    attack [--trials N] [--attack NAME] [--seed S]
+                       Run setup, then the attack campaign (crashes, torn
+                       and bit-flipped files, a full disk) against the
+                       engine and the auditor:
+                         cargo test -p engine-core --test attacks
+                         cargo test -p replay-tool --test attacks
+                       with N trials per attack (default: the tests' own,
+                       a few dozen), only the attack NAME (e.g. flip-wal),
+                       and campaign seed S (decimal or 0x hex; a failing
+                       trial prints the seed that reproduces it). Prints
+                       one table row per attack and checker at the end.
+                       See docs/RELIABILITY.md.
     help               Print this help (also -h, --help).
 
 Cargo runs with the CARGO environment variable cargo sets (else `cargo`)
@@ -111,10 +155,62 @@ where
             }
             Ok(Task::Test { lint })
         }
+        "attack" => parse_attack(rest),
         other => Err(UsageError(format!(
-            "unknown command `{other}` (expected setup, demo, test or help)"
+            "unknown command `{other}` (expected setup, demo, test, attack or help)"
         ))),
     }
+}
+
+/// Parses `attack`'s options: `--trials N`, `--attack NAME` and
+/// `--seed S`, each also as `--option=value`.
+fn parse_attack(rest: &[String]) -> Result<Task, UsageError> {
+    let mut args = AttackArgs::default();
+    let mut words = rest.iter();
+    while let Some(word) = words.next() {
+        if is_help_flag(word) {
+            return Ok(Task::Help);
+        }
+        let (flag, inline) = match word.split_once('=') {
+            Some((flag, value)) => (flag, Some(value.to_string())),
+            None => (word.as_str(), None),
+        };
+        if !matches!(flag, "--trials" | "--attack" | "--seed") {
+            return Err(UsageError(format!(
+                "unknown option `{word}` for `attack` (expected --trials, --attack or --seed)"
+            )));
+        }
+        let value = match inline.or_else(|| words.next().cloned()) {
+            Some(value) if !value.is_empty() => value,
+            _ => return Err(UsageError(format!("`{flag}` needs a value"))),
+        };
+        match flag {
+            "--trials" => {
+                let trials = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        UsageError(format!("`--trials {value}` is not a positive whole number"))
+                    })?;
+                args.trials = Some(trials);
+            }
+            "--attack" => args.attack = Some(value),
+            _ => {
+                let valid = match value.strip_prefix("0x") {
+                    Some(hex) => u64::from_str_radix(hex, 16).is_ok(),
+                    None => value.parse::<u64>().is_ok(),
+                };
+                if !valid {
+                    return Err(UsageError(format!(
+                        "`--seed {value}` is not a 64-bit number (decimal or 0x hex)"
+                    )));
+                }
+                args.seed = Some(value);
+            }
+        }
+    }
+    Ok(Task::Attack(args))
 }
 
 #[cfg(test)]
@@ -150,6 +246,26 @@ mod tests {
                 Task::Test { lint: false },
             ),
             (&["test", "-h"], Task::Help),
+            (&["attack"], Task::Attack(AttackArgs::default())),
+            (&["attack", "--help"], Task::Help),
+            (
+                &[
+                    "attack", "--trials", "2000", "--attack", "flip-wal", "--seed", "0x2a",
+                ],
+                Task::Attack(AttackArgs {
+                    trials: Some(2000),
+                    attack: Some("flip-wal".into()),
+                    seed: Some("0x2a".into()),
+                }),
+            ),
+            (
+                &["attack", "--trials=5", "--seed=7"],
+                Task::Attack(AttackArgs {
+                    trials: Some(5),
+                    attack: None,
+                    seed: Some("7".into()),
+                }),
+            ),
         ];
         for (args, expected) in cases {
             assert_eq!(
@@ -170,6 +286,12 @@ mod tests {
             (&["test", "--lint"], "`--lint`"),
             (&["test", "fmt"], "`fmt`"),
             (&["test", "--no-lint", "extra"], "`extra`"),
+            (&["attack", "--trails", "5"], "`--trails`"),
+            (&["attack", "--trials"], "`--trials`"),
+            (&["attack", "--trials", "0"], "`--trials 0`"),
+            (&["attack", "--trials", "many"], "`--trials many`"),
+            (&["attack", "--seed", "0xzz"], "`--seed 0xzz`"),
+            (&["attack", "--attack="], "`--attack`"),
         ];
         for (args, needle) in cases {
             let err = parse(args.iter().copied()).expect_err(&format!("{args:?} should fail"));
@@ -179,7 +301,16 @@ mod tests {
 
     #[test]
     fn help_lists_every_command() {
-        for command in ["setup", "demo", "test", "--no-lint", "help"] {
+        for command in [
+            "setup",
+            "demo",
+            "test",
+            "--no-lint",
+            "attack",
+            "--trials",
+            "--seed",
+            "help",
+        ] {
             assert!(HELP.contains(command), "help does not mention {command}");
         }
     }

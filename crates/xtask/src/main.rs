@@ -2,8 +2,9 @@
 //!
 //! Dependency-free on purpose (std only), so it builds in seconds on a cold
 //! machine before anything else: `setup` checks the system packages
-//! RocksDB's build needs, `demo` runs the quickstart example and `test` runs
-//! every check CI runs. See `cargo xtask --help`.
+//! RocksDB's build needs, `demo` runs the quickstart example, `test` runs
+//! every check CI runs and `attack` runs the fault-injection campaign at
+//! scale. See `cargo xtask --help`.
 
 mod cli;
 mod process;
@@ -12,7 +13,7 @@ mod setup;
 use std::fmt;
 use std::process::{ExitCode, Stdio};
 
-use cli::{Task, UsageError};
+use cli::{AttackArgs, Task, UsageError};
 use process::{cargo, run_step};
 
 /// Why `cargo xtask` failed.
@@ -79,6 +80,53 @@ fn run() -> Result<(), Error> {
         Task::Setup => setup::run(),
         Task::Demo { example_args } => demo(&example_args),
         Task::Test { lint } => test(lint),
+        Task::Attack(args) => attack(&args),
+    }
+}
+
+/// The test binaries that hold the attack campaign: (step, package).
+const ATTACK_PACKAGES: [(&str, &str); 2] = [
+    ("attack engine", "engine-core"),
+    ("attack auditor", "replay-tool"),
+];
+
+/// cargo's arguments for one package's attack tests.
+fn attack_args(package: &str) -> Vec<String> {
+    ["test", "--package", package, "--test", "attacks"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// The header of the table `attack` prints; the tests append the rows
+/// (attack, checker, trials, then one count per outcome).
+const ATTACK_TABLE_HEADER: &str = "\
+| attack | checker | trials | intact | loud error | vague error | silent loss | reported valid | hang | panic | stuck |
+| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
+
+/// Runs both attack test binaries (the second even if the first fails, so
+/// every figure is printed), then the table of outcomes.
+fn attack(args: &AttackArgs) -> Result<(), Error> {
+    setup::run()?;
+    let report = std::env::temp_dir().join(format!("colloquy-attacks-{}.md", std::process::id()));
+    let _ = std::fs::remove_file(&report);
+    let mut failed = None;
+    for (step, package) in ATTACK_PACKAGES {
+        let mut command = cargo(attack_args(package));
+        for (key, value) in args.env() {
+            command.env(key, value);
+        }
+        command.env("COLLOQUY_ATTACK_REPORT", &report);
+        if let Err(e) = run_step(step, &mut command) {
+            eprintln!("xtask: {e}");
+            failed.get_or_insert(e);
+        }
+    }
+    let rows = std::fs::read_to_string(&report).unwrap_or_default();
+    let _ = std::fs::remove_file(&report);
+    println!("{ATTACK_TABLE_HEADER}\n{rows}");
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 
@@ -231,6 +279,41 @@ mod tests {
             let forwarded: Vec<String> = forwarded.iter().map(|s| s.to_string()).collect();
             assert_eq!(demo_args(&forwarded).join(" "), *expected);
         }
+    }
+
+    #[test]
+    fn attack_runs_both_campaigns_with_the_options_as_environment() {
+        let joined: Vec<String> = ATTACK_PACKAGES
+            .iter()
+            .map(|(_, package)| attack_args(package).join(" "))
+            .collect();
+        assert_eq!(
+            joined,
+            [
+                "test --package engine-core --test attacks",
+                "test --package replay-tool --test attacks",
+            ]
+        );
+        let args = AttackArgs {
+            trials: Some(3000),
+            attack: Some("flip-sst".into()),
+            seed: Some("0x2a".into()),
+        };
+        assert_eq!(
+            args.env(),
+            [
+                ("COLLOQUY_ATTACK_TRIALS", "3000".to_string()),
+                ("COLLOQUY_ATTACK", "flip-sst".to_string()),
+                ("COLLOQUY_ATTACK_SEED", "0x2a".to_string()),
+            ]
+        );
+        assert!(AttackArgs::default().env().is_empty());
+        let columns = |line: &str| line.matches('|').count();
+        let mut lines = ATTACK_TABLE_HEADER.lines();
+        assert_eq!(
+            columns(lines.next().unwrap()),
+            columns(lines.next().unwrap())
+        );
     }
 
     #[test]
