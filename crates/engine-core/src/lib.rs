@@ -23,7 +23,7 @@ pub use fanout::{
     Session, SessionError, SessionStart, SessionStream, TypingNotice,
 };
 pub use log::{
-    AppendError, AppendOutcome, AppendRequest, ChainFault, CommittedRecord, DecideContext,
-    Decision, Durability, EventLog, FaultKind, LogHead, LogOptions, LogReader, OpenError,
-    RawAppend, RawEvents, ReadError, StateMachine, VerifyReport,
+    AppendError, AppendOutcome, AppendRequest, ChainFault, CommittedRecord, DamageKind,
+    DecideContext, Decision, Durability, EventLog, FaultKind, FileDamage, LogHead, LogOptions,
+    LogReader, OpenError, RawAppend, RawEvents, ReadError, StateMachine, VerifyReport,
 };

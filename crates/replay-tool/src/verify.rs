@@ -7,6 +7,8 @@ use std::io::Write;
 use std::time::Instant;
 
 use clap::Args;
+use engine_core::log::files;
+use engine_core::log::keys::CF_LOG;
 use engine_core::{fold_records, read_models_digest, state_digest};
 use projections::{RowMap, Table};
 use serde_json::json;
@@ -14,7 +16,11 @@ use serde_json::json;
 use crate::error::ToolError;
 use crate::progress::Progress;
 use crate::render::{hash_str, hex};
-use crate::scan::{default_workers, par_scan, stored_end, NoAccumulator, ScanSummary, SeqScan};
+use crate::error::EXIT_VERIFY_FAILED;
+use crate::scan::{
+    check_walk_covered_files, default_workers, open_checked, par_scan, stored_end, NoAccumulator,
+    ScanSummary, SeqScan,
+};
 use crate::store::{Store, StoreArgs};
 use crate::timefmt::{format_micros, format_span};
 
@@ -98,7 +104,8 @@ fn first_difference(rebuilt: &RowMap, db: &rocksdb::DB) -> Result<Vec<(Table, St
                 }
             }
         }
-        it.status().map_err(|e| ToolError::Read(e.into()))?;
+        it.status()
+            .map_err(|e| ToolError::Read(files::classify(db, e, None)))?;
     }
     Ok(out)
 }
@@ -126,7 +133,8 @@ fn live_digest(store: &Store) -> Result<([u8; 32], u64), ToolError> {
             }
             it.next();
         }
-        it.status().map_err(|e| ToolError::Read(e.into()))?;
+        it.status()
+            .map_err(|e| ToolError::Read(files::classify(db, e, None)))?;
     }
     Ok(d.finish())
 }
@@ -180,35 +188,69 @@ fn versions_text(versions: &BTreeMap<u16, u64>) -> String {
         .join(", ")
 }
 
+/// Every column family of the store but `log` (which the chain walk
+/// reads): scanned once for block checksums, so that damage in any live
+/// file is found.
+fn other_column_families(store: &Store) -> Result<Vec<String>, ToolError> {
+    let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), store.path())
+        .map_err(|e| ToolError::Read(files::classify(store.db(), e, None)))?;
+    Ok(names.into_iter().filter(|name| name != CF_LOG).collect())
+}
+
+/// Prints the failure (plain or JSON) and hands the error back.
+fn report_failure(out: &mut impl Write, json: bool, e: ToolError) -> Result<(), ToolError> {
+    if json {
+        let value = json!({
+            "ok": false,
+            "position": e.position(),
+            "file": e.file().map(|f| f.display().to_string()),
+            "fault": e.to_string(),
+        });
+        writeln!(out, "{value}")?;
+    } else {
+        writeln!(out, "verification FAILED: {e}")?;
+    }
+    out.flush()?;
+    Err(e)
+}
+
 /// Runs `verify`.
+///
+/// Besides the chain walk it checks the store's table files (see
+/// [`open_checked`]): every file the MANIFEST lists as live is in the view,
+/// every `log` file lies inside the walked positions, and every other
+/// column family reads back with matching block checksums. Any damage
+/// fails with exit code 1, naming the file and the first position
+/// affected.
 pub fn run(args: &VerifyArgs, quiet: bool) -> Result<(), ToolError> {
-    let store = Store::open(&args.store)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let store = match open_checked(&args.store) {
+        Ok(store) => store,
+        Err(e) if e.exit_code() == EXIT_VERIFY_FAILED => {
+            return report_failure(&mut out, args.json, e)
+        }
+        Err(e) => return Err(e),
+    };
     let db = store.db();
     let threads = args.threads.unwrap_or_else(default_workers).max(1);
     let progress = Progress::new(quiet, "verify", stored_end(db)?);
     let started = Instant::now();
-    let walked = walk(db, threads, &progress);
+    let walked = walk(db, threads, &progress).and_then(|summary| {
+        check_walk_covered_files(db, summary.next_position)?;
+        let others = other_column_families(&store)?;
+        let others: Vec<&str> = others.iter().map(String::as_str).collect();
+        files::scan_column_families(db, &others)?;
+        Ok(summary)
+    });
     progress.finish();
     let elapsed = started.elapsed().as_secs_f64();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
     let summary = match walked {
         Ok(s) => s,
-        Err(e @ ToolError::Read(engine_core::ReadError::Storage(_))) => return Err(e),
-        Err(e) => {
-            if args.json {
-                let value = json!({
-                    "ok": false,
-                    "position": e.position(),
-                    "fault": e.to_string(),
-                });
-                writeln!(out, "{value}")?;
-            } else {
-                writeln!(out, "verification FAILED: {e}")?;
-            }
-            out.flush()?;
-            return Err(e);
+        Err(e) if e.exit_code() == EXIT_VERIFY_FAILED => {
+            return report_failure(&mut out, args.json, e)
         }
+        Err(e) => return Err(e),
     };
     let projections = if args.projections {
         Some(check_projections(&store, &summary, quiet)?)
@@ -251,7 +293,7 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Result<(), ToolError> {
         writeln!(
             out,
             "checked: hash chain from genesis, contiguous positions 0..{}, record decoding and self-hashes, \
-             format versions ({}), event payloads",
+             format versions ({}), event payloads, table files against the MANIFEST, block checksums",
             summary.next_position,
             versions_text(&summary.format_versions)
         )?;

@@ -107,6 +107,20 @@ pub enum ReadError {
         /// What is malformed.
         detail: String,
     },
+    /// One of the store's files is damaged (RocksDB reported corruption
+    /// in it, or the view lacks a file the MANIFEST lists as live): names
+    /// the file and the first log position affected, where known.
+    #[error(transparent)]
+    Damaged(#[from] super::files::FileDamage),
+    /// A store file other than through RocksDB (`CURRENT`, the MANIFEST)
+    /// could not be read.
+    #[error("cannot read {}: {detail}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        detail: String,
+    },
 }
 
 /// Why a log could not be opened.
@@ -139,6 +153,18 @@ pub enum OpenError {
     /// The secondary instance's scratch directory could not be created.
     #[error("could not create the secondary directory: {0}")]
     Io(#[source] std::io::Error),
+    /// One of the store's files is damaged.
+    #[error(transparent)]
+    Damaged(super::files::FileDamage),
+    /// A store file read outside RocksDB (`CURRENT`, the MANIFEST) could
+    /// not be read.
+    #[error("cannot read {}: {detail}", path.display())]
+    StoreFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        detail: String,
+    },
 }
 
 impl From<ReadError> for OpenError {
@@ -153,6 +179,8 @@ impl From<ReadError> for OpenError {
                 column_family,
                 detail,
             },
+            ReadError::Damaged(d) => OpenError::Damaged(d),
+            ReadError::Io { path, detail } => OpenError::StoreFile { path, detail },
         }
     }
 }

@@ -25,6 +25,7 @@
 
 mod error;
 mod event_log;
+pub mod files;
 pub mod keys;
 mod options;
 mod read;
@@ -33,6 +34,7 @@ mod state;
 mod writer;
 
 pub use error::{hash_hex, AppendError, ChainFault, FaultKind, HexHash, OpenError, ReadError};
+pub use files::{DamageKind, FileDamage};
 pub use event_log::{
     AppendOutcome, AppendRequest, EventLog, BLOOM_FILTER_BITS_PER_KEY, WAL_BYTES_MAX,
 };

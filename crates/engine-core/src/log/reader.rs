@@ -8,6 +8,8 @@ use events::{ConversationSid, ServiceSid};
 use rocksdb::{Options, DB};
 
 use super::error::{OpenError, ReadError};
+use super::files::{self, ManifestFiles};
+use parking_lot::Mutex;
 use super::keys::LOG_COLUMN_FAMILIES;
 use super::read::{self, LogHead, RecordIter, StreamIter, VerifyReport};
 
@@ -29,6 +31,10 @@ pub enum ReaderMode {
 pub struct LogReader {
     db: DB,
     mode: ReaderMode,
+    /// The MANIFEST's live files as read just before the view was opened
+    /// or last caught up (or why they could not be read), for
+    /// [`LogReader::verify`]'s file cross-check.
+    before: Mutex<Result<ManifestFiles, ReadError>>,
 }
 
 impl std::fmt::Debug for LogReader {
@@ -56,16 +62,21 @@ impl LogReader {
     /// verified at open; call [`LogReader::verify`].
     ///
     /// Errors: [`OpenError::Storage`] if there is no RocksDB store at
-    /// `path` or it cannot be read; [`OpenError::MissingColumnFamily`] if it
-    /// is not a Colloquy log.
+    /// `path` or it cannot be read; [`OpenError::Damaged`] if RocksDB
+    /// refuses it because a table file is damaged (naming the file and,
+    /// for the log, the positions it holds);
+    /// [`OpenError::MissingColumnFamily`] if it is not a Colloquy log.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         let path = path.as_ref();
         let options = Options::default();
         let names = log_column_families(&options, path)?;
-        let db = DB::open_cf_for_read_only(&options, path, names, false)?;
+        let before = ManifestFiles::read(path);
+        let db = DB::open_cf_for_read_only(&options, path, names, false)
+            .map_err(|e| files::classify_open(e, before.as_ref().ok()))?;
         Ok(LogReader {
             db,
             mode: ReaderMode::ReadOnly,
+            before: Mutex::new(before),
         })
     }
 
@@ -87,11 +98,14 @@ impl LogReader {
         // Required for secondary instances: keep every table file open.
         options.set_max_open_files(-1);
         let names = log_column_families(&options, path)?;
-        let db = DB::open_cf_as_secondary(&options, path, secondary_path, names)?;
+        let before = ManifestFiles::read(path);
+        let db = DB::open_cf_as_secondary(&options, path, secondary_path, names)
+            .map_err(|e| files::classify_open(e, before.as_ref().ok()))?;
         db.try_catch_up_with_primary()?;
         Ok(LogReader {
             db,
             mode: ReaderMode::Secondary(secondary_path.to_path_buf()),
+            before: Mutex::new(before),
         })
     }
 
@@ -106,6 +120,7 @@ impl LogReader {
     /// Errors: [`ReadError::Storage`] if RocksDB cannot catch up.
     pub fn catch_up(&self) -> Result<(), ReadError> {
         if let ReaderMode::Secondary(_) = self.mode {
+            *self.before.lock() = ManifestFiles::read(self.db.path());
             self.db.try_catch_up_with_primary()?;
         }
         Ok(())
@@ -145,9 +160,17 @@ impl LogReader {
         read::stream_version(&self.db, &service, conversation.as_ref())
     }
 
-    /// As [`super::EventLog::verify`].
+    /// As [`super::EventLog::verify`], on the view as of the open (or the
+    /// last [`LogReader::catch_up`]): the file cross-check compares it with
+    /// the MANIFEST as read just before then and as it is now, so a table
+    /// file RocksDB could not open (and silently left out of the view) is
+    /// reported instead of a shorter log.
+    ///
+    /// Errors: as [`super::EventLog::verify`]; [`ReadError::Io`] also when
+    /// the MANIFEST could not be read at the open.
     pub fn verify(&self) -> Result<VerifyReport, ReadError> {
-        read::verify_all(&self.db)
+        let before = self.before.lock().clone()?;
+        read::verify_all(&self.db, &before)
     }
 
     /// The underlying RocksDB handle (read-only).

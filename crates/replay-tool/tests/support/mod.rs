@@ -3,6 +3,9 @@
 //! participants, messages, an edit, a delete and read horizons.
 #![allow(dead_code)]
 
+#[path = "../../../engine-core/tests/log_support/sst.rs"]
+pub mod sst;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -80,7 +83,8 @@ fn chat(identity: &str) -> ParticipantSpec {
     }
 }
 
-fn post(
+/// A PostMessage command.
+pub fn post(
     service: ServiceSid,
     conversation: &ConversationRef,
     author: &str,
