@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use clap::Args;
 use engine_core::log::files;
-use engine_core::log::keys::CF_LOG;
 use engine_core::{fold_records, read_models_digest, state_digest};
 use projections::{RowMap, Table};
 use serde_json::json;
@@ -188,15 +187,6 @@ fn versions_text(versions: &BTreeMap<u16, u64>) -> String {
         .join(", ")
 }
 
-/// Every column family of the store but `log` (which the chain walk
-/// reads): scanned once for block checksums, so that damage in any live
-/// file is found.
-fn other_column_families(store: &Store) -> Result<Vec<String>, ToolError> {
-    let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), store.path())
-        .map_err(|e| ToolError::Read(files::classify(store.db(), e, None)))?;
-    Ok(names.into_iter().filter(|name| name != CF_LOG).collect())
-}
-
 /// Prints the failure (plain or JSON) and hands the error back.
 fn report_failure(out: &mut impl Write, json: bool, e: ToolError) -> Result<(), ToolError> {
     if json {
@@ -219,7 +209,8 @@ fn report_failure(out: &mut impl Write, json: bool, e: ToolError) -> Result<(), 
 /// Besides the chain walk it checks the store's table files (see
 /// [`open_checked`]): every file the MANIFEST lists as live is in the view,
 /// every `log` file lies inside the walked positions, and every other
-/// column family reads back with matching block checksums. Any damage
+/// live table file reads back whole with matching block checksums, filter
+/// and meta blocks included (see [`files::verify_checksums`]). Any damage
 /// fails with exit code 1, naming the file and the first position
 /// affected.
 pub fn run(args: &VerifyArgs, quiet: bool) -> Result<(), ToolError> {
@@ -238,9 +229,7 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Result<(), ToolError> {
     let started = Instant::now();
     let walked = walk(db, threads, &progress).and_then(|summary| {
         check_walk_covered_files(db, summary.next_position)?;
-        let others = other_column_families(&store)?;
-        let others: Vec<&str> = others.iter().map(String::as_str).collect();
-        files::scan_column_families(db, &others)?;
+        files::verify_checksums(db)?;
         Ok(summary)
     });
     progress.finish();

@@ -111,6 +111,26 @@ fn dump_stats_at_and_export_are_not_silently_short() {
     }
 }
 
+#[test]
+fn a_damaged_bloom_filter_block_is_not_reported_valid() {
+    // RocksDB reads a filter block neither when it opens a file nor when
+    // it iterates, and ignores one that fails its checksum.
+    for column_family in ["commands", "streams"] {
+        for mode in MODES {
+            let (f, _) = two_table_store();
+            let files = sst::table_files(f.path(), column_family);
+            let file = files.first().expect("a table file");
+            sst::damage_filter(file);
+            let args: Vec<&str> = ["verify"].iter().chain(mode).copied().collect();
+            let (code, out, err) = run(f.tool(&args));
+            assert_eq!(code, 1, "{column_family} {mode:?}: {out}{err}");
+            let name = file.file_name().unwrap().to_string_lossy();
+            assert!(out.contains(&*name), "{column_family} {mode:?}: {out}{err}");
+            assert!(out.contains(column_family), "{column_family} {mode:?}: {out}{err}");
+        }
+    }
+}
+
 /// Single-bit flips tried, one per copy of the store.
 const FLIP_TRIALS: u64 = 24;
 /// Seed of the flips' offsets (fixed, so a failure reproduces).

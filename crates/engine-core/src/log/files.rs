@@ -24,7 +24,8 @@
 //!
 //! And [`classify`] turns a RocksDB `Corruption` status (a block checksum
 //! mismatch, a bad footer) into a [`FileDamage`] that names the file and,
-//! for the `log` column family, the positions it holds.
+//! for the `log` column family, the positions it holds;
+//! [`verify_checksums`] reads every block of every live table file whole.
 //!
 //! The MANIFEST is parsed, not checksum-verified: damage to the MANIFEST
 //! itself is for the store's open path to detect; here a record that does
@@ -34,7 +35,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use rocksdb::{ErrorKind, ReadOptions, DB};
+use rocksdb::{ErrorKind, DB};
 
 use super::error::{OpenError, ReadError};
 use super::keys::{parse_position_key, CF_LOG};
@@ -55,9 +56,6 @@ pub const INTERNAL_KEY_TRAILER_BYTES: usize = 8;
 /// vanished before it could be read: a host rotating its MANIFEST replaces
 /// it once per rotation, so a third miss in a row means something else.
 pub const MANIFEST_READ_ATTEMPTS_MAX: usize = 3;
-/// Readahead for whole-column-family checksum scans, in bytes (a scan
-/// reads every block once, in order).
-pub const CHECKSUM_SCAN_READAHEAD_BYTES: usize = 4 * 1024 * 1024;
 
 /// One table (SST) file of the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -760,32 +758,41 @@ pub fn classify_open(error: rocksdb::Error, manifest: Option<&ManifestFiles>) ->
     }
 }
 
-/// Reads every entry of the named column families once with checksum
-/// verification (and without filling the block cache), so that damage in
-/// any data block of their table files is found. Returns the entries read.
+/// Reads every block of every live table file of the view whole — data,
+/// index, filter and meta blocks, in every column family — and checks its
+/// checksum (RocksDB's `DB::VerifyChecksum`, which the Rust binding does
+/// not wrap). Iterating cannot replace it: RocksDB never reads a file's
+/// filter block while iterating, and silently ignores a filter block that
+/// fails its checksum, so a flipped bit there would go unnoticed.
 ///
-/// Errors: [`ReadError::Damaged`] naming the damaged file,
-/// [`ReadError::Storage`] for other read failures; a name with no column
-/// family is skipped.
-pub fn scan_column_families(db: &DB, names: &[&str]) -> Result<u64, ReadError> {
-    let mut entries = 0u64;
-    for name in names {
-        let Some(cf) = db.cf_handle(name) else {
-            continue;
-        };
-        let mut options = ReadOptions::default();
-        options.set_verify_checksums(true);
-        options.fill_cache(false);
-        options.set_readahead_size(CHECKSUM_SCAN_READAHEAD_BYTES);
-        let mut it = db.raw_iterator_cf_opt(cf, options);
-        it.seek_to_first();
-        while it.valid() {
-            entries += 1;
-            it.next();
-        }
-        it.status().map_err(|e| classify(db, e, None))?;
+/// Errors: [`ReadError::Damaged`] naming the damaged file (and, for the
+/// log, the positions it holds); [`ReadError::Io`] naming the store for
+/// any other failure RocksDB reports.
+pub fn verify_checksums(db: &DB) -> Result<(), ReadError> {
+    use rocksdb::AsRawPtr;
+    let mut error: *mut std::ffi::c_char = std::ptr::null_mut();
+    // SAFETY: `db` is a live handle for the whole call; the C API either
+    // leaves `error` null or sets it to a NUL-terminated string allocated
+    // with malloc, which is copied and then freed with `rocksdb_free`
+    // exactly once below.
+    unsafe { librocksdb_sys::rocksdb_verify_checksum(db.as_raw_ptr(), &mut error) };
+    if error.is_null() {
+        return Ok(());
     }
-    Ok(entries)
+    // SAFETY: as above: a valid C string, freed once and not used after.
+    let message = unsafe {
+        let text = std::ffi::CStr::from_ptr(error)
+            .to_string_lossy()
+            .into_owned();
+        librocksdb_sys::rocksdb_free(error.cast());
+        text
+    };
+    let live = LiveFiles::of(db).ok();
+    let lookup = |n: u64| live.as_ref().and_then(|l| l.files.get(&n).cloned());
+    Err(match damage_from_message(&message, &lookup, None) {
+        Some(damage) => ReadError::Damaged(damage),
+        None => io_error(db.path(), message),
+    })
 }
 
 #[cfg(test)]

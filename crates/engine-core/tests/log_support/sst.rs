@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 /// The name of the metaindex entry that points at a table's index block
 /// (RocksDB's `kIndexBlockName`).
 const INDEX_BLOCK_NAME: &[u8] = b"rocksdb.index";
+/// The name of the metaindex entry that points at a table's Bloom filter
+/// block (the `commands` and `streams` column families have one).
+const FILTER_BLOCK_NAME: &[u8] = b"fullfilter.rocksdb.BuiltinBloomFilter";
 /// Bytes from the end of a table file that fall inside its footer's zero
 /// padding (format version 6 and later: the footer is 53 bytes, its last
 /// 12 are the format version and the magic number, and the footer carries
@@ -40,11 +43,13 @@ impl LogTable {
 }
 
 /// The `log` column family's table files, by first position (opens the
-/// store read-write: the host must be stopped and the files intact).
+/// store read-only, which leaves its MANIFEST as it is; the files must be
+/// intact).
 pub fn log_tables(store: &Path) -> Vec<LogTable> {
     let options = rocksdb::Options::default();
     let names = rocksdb::DB::list_cf(&options, store).expect("list column families");
-    let db = rocksdb::DB::open_cf(&options, store, names).expect("open the store");
+    let db = rocksdb::DB::open_cf_for_read_only(&options, store, names, false)
+        .expect("open the store read-only");
     let position = |key: Option<Vec<u8>>| {
         u64::from_be_bytes(
             key.expect("a key")
@@ -79,16 +84,15 @@ fn read_varint(bytes: &[u8]) -> (u64, usize) {
     panic!("not a varint");
 }
 
-/// The byte range of a table file's index block, read from its metaindex
-/// block (an entry `rocksdb.index` whose value is the block's handle:
-/// offset and size as varints).
-pub fn index_block(file: &Path) -> std::ops::Range<u64> {
+/// The byte range of the block a table file's metaindex names `name` (the
+/// entry's value is the block's handle: offset and size as varints).
+fn meta_block(file: &Path, name: &[u8]) -> std::ops::Range<u64> {
     let bytes = std::fs::read(file).expect("read the table file");
     let at = bytes
-        .windows(INDEX_BLOCK_NAME.len())
-        .rposition(|w| w == INDEX_BLOCK_NAME)
-        .expect("the metaindex names the index block");
-    let handle = &bytes[at + INDEX_BLOCK_NAME.len()..];
+        .windows(name.len())
+        .rposition(|w| w == name)
+        .expect("the metaindex names the block");
+    let handle = &bytes[at + name.len()..];
     let (offset, n) = read_varint(handle);
     let (size, _) = read_varint(&handle[n..]);
     assert!(offset + size <= bytes.len() as u64, "a plausible handle");
@@ -105,8 +109,28 @@ pub fn flip_byte(file: &Path, offset: u64) {
 
 /// Damages the table's index block (one byte in its middle).
 pub fn damage_index(file: &Path) {
-    let index = index_block(file);
+    let index = meta_block(file, INDEX_BLOCK_NAME);
     flip_byte(file, index.start + (index.end - index.start) / 2);
+}
+
+/// Damages the table's Bloom filter block (one byte in its middle).
+pub fn damage_filter(file: &Path) {
+    let filter = meta_block(file, FILTER_BLOCK_NAME);
+    flip_byte(file, filter.start + (filter.end - filter.start) / 2);
+}
+
+/// The table files of one column family (opens the store read-only).
+pub fn table_files(store: &Path, column_family: &str) -> Vec<PathBuf> {
+    let options = rocksdb::Options::default();
+    let names = rocksdb::DB::list_cf(&options, store).expect("list column families");
+    let db = rocksdb::DB::open_cf_for_read_only(&options, store, names, false)
+        .expect("open the store read-only");
+    db.live_files()
+        .expect("live files")
+        .into_iter()
+        .filter(|f| f.column_family_name == column_family)
+        .map(|f| store.join(f.name.trim_start_matches('/')))
+        .collect()
 }
 
 /// Damages the table's footer.
