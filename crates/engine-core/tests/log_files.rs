@@ -5,6 +5,7 @@ mod log_support;
 
 use std::path::Path;
 
+use engine_core::log::files::{LiveFiles, ManifestFiles};
 use engine_core::log::TAIL_VERIFY_RECORDS;
 use engine_core::{
     AppendRequest, DamageKind, Durability, FileDamage, LogReader, OpenError, ReadError,
@@ -37,7 +38,11 @@ fn two_table_store(first: u64, second: u64) -> (tempfile::TempDir, Vec<LogTable>
     write_session(dir.path(), first);
     write_session(dir.path(), second);
     let tables = sst::log_tables(dir.path());
-    assert_eq!(tables.len(), 2, "one log table file per session: {tables:?}");
+    assert_eq!(
+        tables.len(),
+        2,
+        "one log table file per session: {tables:?}"
+    );
     (dir, tables)
 }
 
@@ -108,4 +113,27 @@ fn a_damaged_data_block_is_damage_naming_the_file_and_the_first_position() {
         "{found}"
     );
     assert_names(&found, &tables[0], 0);
+}
+
+#[test]
+fn the_manifest_lists_exactly_the_files_rocksdb_reads() {
+    let (dir, _) = two_table_store(SESSION_RECORDS, SESSION_RECORDS);
+    let check = |when: &str| {
+        let db = open_rocks(dir.path());
+        let live = LiveFiles::of(&db).unwrap();
+        let manifest = ManifestFiles::read(dir.path()).unwrap();
+        assert!(!live.files.is_empty(), "{when}");
+        assert_eq!(manifest.files, live.files, "{when}");
+        db
+    };
+    check("after two sessions");
+    // A compaction deletes files and adds others; each session's reopen
+    // writes a fresh MANIFEST.
+    let db = check("reopened");
+    for name in rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path()).unwrap() {
+        let cf = db.cf_handle(&name).unwrap();
+        db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+    }
+    drop(db);
+    check("after a full compaction");
 }

@@ -43,7 +43,9 @@ impl ToolError {
     /// The process exit code.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ToolError::Read(ReadError::Storage(e)) if e.kind() == rocksdb::ErrorKind::Corruption => {
+            ToolError::Read(ReadError::Storage(e))
+                if e.kind() == rocksdb::ErrorKind::Corruption =>
+            {
                 EXIT_VERIFY_FAILED
             }
             ToolError::Read(ReadError::Storage(_) | ReadError::Io { .. }) => EXIT_USAGE_OR_IO,

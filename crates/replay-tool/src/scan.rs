@@ -80,7 +80,10 @@ fn chain_fault(position: u64, kind: FaultKind) -> ReadError {
 pub fn open_checked(args: &StoreArgs) -> Result<Store, ToolError> {
     let dir = args.dir();
     // Without a CURRENT file `Store::open` says what is wrong.
-    let before = dir.join("CURRENT").is_file().then(|| ManifestFiles::read(dir));
+    let before = dir
+        .join("CURRENT")
+        .is_file()
+        .then(|| ManifestFiles::read(dir));
     let store = match Store::open(args) {
         Ok(store) => store,
         Err(ToolError::Io(message)) => {

@@ -13,9 +13,9 @@ use projections::{RowMap, Table};
 use serde_json::json;
 
 use crate::error::ToolError;
+use crate::error::EXIT_VERIFY_FAILED;
 use crate::progress::Progress;
 use crate::render::{hash_str, hex};
-use crate::error::EXIT_VERIFY_FAILED;
 use crate::scan::{
     check_walk_covered_files, default_workers, open_checked, par_scan, stored_end, NoAccumulator,
     ScanSummary, SeqScan,

@@ -34,7 +34,11 @@ fn two_table_store() -> (Fixture, Vec<LogTable>) {
     f.records = engine.log().head().next_position;
     drop(engine);
     let tables = sst::log_tables(f.path());
-    assert_eq!(tables.len(), 2, "one log table file per session: {tables:?}");
+    assert_eq!(
+        tables.len(),
+        2,
+        "one log table file per session: {tables:?}"
+    );
     assert_eq!(tables[1].last + 1, f.records);
     (f, tables)
 }
@@ -46,8 +50,14 @@ fn assert_damage_reported(f: &Fixture, args: &[&str], mode: &[&str], table: &Log
     let (code, out, err) = run(f.tool(&all));
     let text = format!("{out}{err}");
     assert_eq!(code, 1, "{all:?}: {text}");
-    assert!(!out.contains("ok:"), "{all:?} vouched for a damaged store: {text}");
-    assert!(text.contains(&table.name()), "{all:?} names no file: {text}");
+    assert!(
+        !out.contains("ok:"),
+        "{all:?} vouched for a damaged store: {text}"
+    );
+    assert!(
+        text.contains(&table.name()),
+        "{all:?} names no file: {text}"
+    );
     let range = format!("positions {first}..={}", table.last);
     assert!(text.contains(&range), "{all:?} names no {range}: {text}");
 }
@@ -126,7 +136,10 @@ fn a_damaged_bloom_filter_block_is_not_reported_valid() {
             assert_eq!(code, 1, "{column_family} {mode:?}: {out}{err}");
             let name = file.file_name().unwrap().to_string_lossy();
             assert!(out.contains(&*name), "{column_family} {mode:?}: {out}{err}");
-            assert!(out.contains(column_family), "{column_family} {mode:?}: {out}{err}");
+            assert!(
+                out.contains(column_family),
+                "{column_family} {mode:?}: {out}{err}"
+            );
         }
     }
 }
@@ -134,7 +147,7 @@ fn a_damaged_bloom_filter_block_is_not_reported_valid() {
 /// Single-bit flips tried, one per copy of the store.
 const FLIP_TRIALS: u64 = 24;
 /// Seed of the flips' offsets (fixed, so a failure reproduces).
-const FLIP_SEED: u64 = 0x5eed_0f_b175;
+const FLIP_SEED: u64 = 0x005e_ed0f_b175;
 
 /// SplitMix64: a tiny deterministic generator for spreading the flips.
 fn next_random(state: &mut u64) -> u64 {
@@ -177,7 +190,10 @@ fn single_bit_flips_in_table_files_are_never_reported_valid() {
                 code, 1,
                 "trial {trial}: bit flipped at byte {at} of {name} ({mode:?}): {out}{err}"
             );
-            assert!(err.contains(".sst") || out.contains(".sst"), "trial {trial}: {out}{err}");
+            assert!(
+                err.contains(".sst") || out.contains(".sst"),
+                "trial {trial}: {out}{err}"
+            );
             *outcomes.entry(code).or_default() += 1;
         }
     }

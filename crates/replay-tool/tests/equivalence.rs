@@ -306,9 +306,5 @@ fn every_damage_at_every_position_gives_engine_cores_fault() {
     // position 0, outside the walk. (A missing last record used to look
     // like a shorter log; its table file still holds the position, which
     // the walk did not reach.)
-    assert_eq!(
-        noticed,
-        checked - RECORDS,
-        "{noticed} of {checked} noticed"
-    );
+    assert_eq!(noticed, checked - RECORDS, "{noticed} of {checked} noticed");
 }

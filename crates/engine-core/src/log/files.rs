@@ -369,7 +369,9 @@ fn decode_edit(record: &[u8]) -> Result<Edit, String> {
                 input.varint32().ok_or_else(|| malformed("count"))?;
             }
             TAG_COMPACT_CURSOR => {
-                input.varint32().ok_or_else(|| malformed("compact cursor"))?;
+                input
+                    .varint32()
+                    .ok_or_else(|| malformed("compact cursor"))?;
                 input
                     .user_key()
                     .ok_or_else(|| malformed("compact cursor"))?;
@@ -405,9 +407,7 @@ fn decode_edit(record: &[u8]) -> Result<Edit, String> {
                 edit.added.push((level, number, first, last));
             }
             TAG_COLUMN_FAMILY => {
-                edit.column_family = input
-                    .varint32()
-                    .ok_or_else(|| malformed("column family"))?;
+                edit.column_family = input.varint32().ok_or_else(|| malformed("column family"))?;
             }
             TAG_COLUMN_FAMILY_ADD => {
                 let name = input
@@ -431,10 +431,15 @@ fn decode_edit(record: &[u8]) -> Result<Edit, String> {
     Ok(edit)
 }
 
-/// Splits a file in RocksDB's log format into its logical records, each
-/// with the byte offset of its first fragment. A record cut short at the
-/// end of the file (a torn tail) ends the file, as it does for RocksDB.
-fn log_records(bytes: &[u8]) -> Result<Vec<(u64, Vec<u8>)>, (u64, String)> {
+/// A logical record of a log-format file: the byte offset of its first
+/// fragment and its bytes.
+type LogRecord = (u64, Vec<u8>);
+
+/// Splits a file in RocksDB's log format into its logical records. A
+/// record cut short at the end of the file (a torn tail) ends the file, as
+/// it does for RocksDB. Errors: the byte offset of a malformed record and
+/// what is wrong with it.
+fn log_records(bytes: &[u8]) -> Result<Vec<LogRecord>, (u64, String)> {
     let mut records = Vec::new();
     let mut partial: Option<(u64, Vec<u8>)> = None;
     let mut block_start = 0usize;
@@ -523,10 +528,7 @@ fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<ManifestFiles, ReadError>
     let files = live
         .into_iter()
         .map(|(number, (cf, level, first_key, last_key))| {
-            let column_family = names
-                .get(&cf)
-                .cloned()
-                .unwrap_or_else(|| format!("#{cf}"));
+            let column_family = names.get(&cf).cloned().unwrap_or_else(|| format!("#{cf}"));
             let file = TableFile {
                 number,
                 column_family,
@@ -827,7 +829,10 @@ mod tests {
         assert_eq!(damage.first_position, Some(150));
         assert_eq!(damage.last_position, Some(199));
         let text = damage.to_string();
-        assert!(text.contains("000012.sst") && text.contains("positions 150..=199"), "{text}");
+        assert!(
+            text.contains("000012.sst") && text.contains("positions 150..=199"),
+            "{text}"
+        );
         // A position outside the file is not the file's first affected one.
         let damage = damage_from_message(message, &lookup, Some(7)).unwrap();
         assert_eq!(damage.first_position, Some(100));

@@ -34,10 +34,10 @@ mod state;
 mod writer;
 
 pub use error::{hash_hex, AppendError, ChainFault, FaultKind, HexHash, OpenError, ReadError};
-pub use files::{DamageKind, FileDamage};
 pub use event_log::{
     AppendOutcome, AppendRequest, EventLog, BLOOM_FILTER_BITS_PER_KEY, WAL_BYTES_MAX,
 };
+pub use files::{DamageKind, FileDamage};
 #[doc(hidden)]
 pub use options::{BeforeWriteHook, WriteInfo};
 pub use options::{

@@ -9,9 +9,9 @@ use rocksdb::{Options, DB};
 
 use super::error::{OpenError, ReadError};
 use super::files::{self, ManifestFiles};
-use parking_lot::Mutex;
 use super::keys::LOG_COLUMN_FAMILIES;
 use super::read::{self, LogHead, RecordIter, StreamIter, VerifyReport};
+use parking_lot::Mutex;
 
 /// How a [`LogReader`] is attached to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
