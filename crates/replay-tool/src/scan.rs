@@ -90,6 +90,17 @@ pub fn open_checked(args: &StoreArgs) -> Result<Store, ToolError> {
             let manifest = before.as_ref().and_then(|b| b.as_ref().ok());
             let lookup = |n: u64| manifest.and_then(|m| m.get(n).cloned());
             return Err(match files::damage_from_message(&message, &lookup, None) {
+                // RocksDB did not say which file: find it with a secondary.
+                Some(damage) if damage.file.is_none() => {
+                    let located = tempfile::Builder::new()
+                        .prefix("replay-tool-probe-")
+                        .tempdir()
+                        .ok()
+                        .and_then(|scratch| {
+                            files::locate_unopenable(dir, scratch.path(), &message)
+                        });
+                    ToolError::Read(ReadError::Damaged(located.unwrap_or(damage)))
+                }
                 Some(damage) => ToolError::Read(ReadError::Damaged(damage)),
                 None => ToolError::Io(message),
             });

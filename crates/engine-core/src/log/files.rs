@@ -121,8 +121,10 @@ pub enum DamageKind {
     /// store (files of its column family added with or after it are then
     /// left out too).
     NotInView {
-        /// Other live files of the store the view also lacks.
-        others: usize,
+        /// The names of the other live files the view also lacks (when
+        /// RocksDB does not say which file it cannot open, the damaged one
+        /// is this file or one of these).
+        others: Vec<String>,
         /// Why RocksDB cannot open it, when a read-only probe of the store
         /// says so.
         reason: Option<String>,
@@ -152,8 +154,8 @@ impl fmt::Display for DamageKind {
                     "the MANIFEST lists it as live but RocksDB could not open it \
                      and fell back to an earlier, shorter state of the store",
                 )?;
-                if *others > 0 {
-                    write!(f, " ({others} more live file(s) are missing from the view)")?;
+                if !others.is_empty() {
+                    write!(f, " (the view also lacks {})", others.join(", "))?;
                 }
                 if let Some(reason) = reason {
                     write!(f, "; RocksDB: {reason}")?;
@@ -645,20 +647,26 @@ pub fn check_live_files(db: &DB, before: &ManifestFiles) -> Result<LiveFiles, Re
             Some((*file, message))
         }),
     };
-    let others = absent.len() - 1;
+    let others = |chosen: &TableFile| {
+        absent
+            .iter()
+            .filter(|f| f.number != chosen.number)
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+    };
     let (first, kind) = match (missing, probed) {
         (Some(file), _) => (*file, DamageKind::Missing),
         (None, Some((file, reason))) => (
             file,
             DamageKind::NotInView {
-                others,
+                others: others(file),
                 reason: Some(reason),
             },
         ),
         (None, None) => (
             absent[0],
             DamageKind::NotInView {
-                others,
+                others: others(absent[0]),
                 reason: None,
             },
         ),
@@ -672,6 +680,34 @@ pub fn check_live_files(db: &DB, before: &ManifestFiles) -> Result<LiveFiles, Re
         last_position: positions.map(|p| p.1),
         kind,
     }))
+}
+
+/// Finds a table file RocksDB cannot open when its own report does not
+/// name one: opens the store at `dir` as a throwaway secondary instance
+/// (its own files go to `scratch`, which must be an empty directory the
+/// caller removes), which leaves such a file out of its view, and compares
+/// the view with the MANIFEST as [`check_live_files`] does. `reason` is
+/// RocksDB's unnamed report, kept in the damage found. `None` if the
+/// secondary cannot be opened or its view lacks nothing.
+pub fn locate_unopenable(dir: &Path, scratch: &Path, reason: &str) -> Option<FileDamage> {
+    let before = ManifestFiles::read(dir).ok()?;
+    let mut options = rocksdb::Options::default();
+    // Required for secondary instances: keep every table file open.
+    options.set_max_open_files(-1);
+    let names = DB::list_cf(&options, dir).ok()?;
+    let db = DB::open_cf_as_secondary(&options, dir, scratch, names).ok()?;
+    match check_live_files(&db, &before) {
+        Err(ReadError::Damaged(mut damage)) => {
+            if let DamageKind::NotInView {
+                reason: r @ None, ..
+            } = &mut damage.kind
+            {
+                *r = Some(reason.to_string());
+            }
+            Some(damage)
+        }
+        _ => None,
+    }
 }
 
 /// Opens the store at `dir` read-only (a second, throwaway instance that
