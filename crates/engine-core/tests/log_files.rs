@@ -48,7 +48,7 @@ fn two_table_store(first: u64, second: u64) -> (tempfile::TempDir, Vec<LogTable>
 
 fn damage_of(result: Result<VerifyReport, ReadError>) -> FileDamage {
     match result {
-        Err(ReadError::Damaged(damage)) => damage,
+        Err(ReadError::Damaged(damage)) => *damage,
         other => panic!("expected damage to a named file, got {other:?}"),
     }
 }

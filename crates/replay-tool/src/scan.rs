@@ -99,9 +99,9 @@ pub fn open_checked(args: &StoreArgs) -> Result<Store, ToolError> {
                         .and_then(|scratch| {
                             files::locate_unopenable(dir, scratch.path(), &message)
                         });
-                    ToolError::Read(ReadError::Damaged(located.unwrap_or(damage)))
+                    ToolError::Read(located.unwrap_or(damage).into())
                 }
-                Some(damage) => ToolError::Read(ReadError::Damaged(damage)),
+                Some(damage) => ToolError::Read(damage.into()),
                 None => ToolError::Io(message),
             });
         }

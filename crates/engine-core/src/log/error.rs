@@ -111,7 +111,7 @@ pub enum ReadError {
     /// in it, or the view lacks a file the MANIFEST lists as live): names
     /// the file and the first log position affected, where known.
     #[error(transparent)]
-    Damaged(#[from] super::files::FileDamage),
+    Damaged(Box<super::files::FileDamage>),
     /// A store file other than through RocksDB (`CURRENT`, the MANIFEST)
     /// could not be read.
     #[error("cannot read {}: {detail}", path.display())]
@@ -155,7 +155,7 @@ pub enum OpenError {
     Io(#[source] std::io::Error),
     /// One of the store's files is damaged.
     #[error(transparent)]
-    Damaged(super::files::FileDamage),
+    Damaged(Box<super::files::FileDamage>),
     /// A store file read outside RocksDB (`CURRENT`, the MANIFEST) could
     /// not be read.
     #[error("cannot read {}: {detail}", path.display())]
@@ -165,6 +165,12 @@ pub enum OpenError {
         /// The operating system's reason.
         detail: String,
     },
+}
+
+impl From<super::files::FileDamage> for ReadError {
+    fn from(damage: super::files::FileDamage) -> Self {
+        ReadError::Damaged(Box::new(damage))
+    }
 }
 
 impl From<ReadError> for OpenError {

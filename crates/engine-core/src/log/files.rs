@@ -217,6 +217,11 @@ impl fmt::Display for FileDamage {
     }
 }
 
+/// [`ReadError::Damaged`] with `damage`.
+fn damaged(damage: FileDamage) -> ReadError {
+    ReadError::Damaged(Box::new(damage))
+}
+
 /// The live table files the store's MANIFEST describes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestFiles {
@@ -497,7 +502,7 @@ fn log_records(bytes: &[u8]) -> Result<Vec<LogRecord>, (u64, String)> {
 
 fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<ManifestFiles, ReadError> {
     let damage = |offset: u64, detail: String| {
-        ReadError::Damaged(FileDamage {
+        damaged(FileDamage {
             file: Some(path.to_path_buf()),
             column_family: None,
             first_position: None,
@@ -599,7 +604,7 @@ impl LiveFiles {
             .min_by_key(|((first, _), _)| *first);
         match skipped {
             None => Ok(()),
-            Some(((first, last), f)) => Err(ReadError::Damaged(FileDamage {
+            Some(((first, last), f)) => Err(damaged(FileDamage {
                 file: Some(self.dir.join(f.name())),
                 column_family: Some(f.column_family.clone()),
                 first_position: Some(first.max(next_position)),
@@ -673,7 +678,7 @@ pub fn check_live_files(db: &DB, before: &ManifestFiles) -> Result<LiveFiles, Re
     };
     let path = dir.join(first.name());
     let positions = first.positions();
-    Err(ReadError::Damaged(FileDamage {
+    Err(damaged(FileDamage {
         file: Some(path),
         column_family: Some(first.column_family.clone()),
         first_position: positions.map(|p| p.0),
@@ -704,7 +709,7 @@ pub fn locate_unopenable(dir: &Path, scratch: &Path, reason: &str) -> Option<Fil
             {
                 *r = Some(reason.to_string());
             }
-            Some(damage)
+            Some(*damage)
         }
         _ => None,
     }
@@ -779,7 +784,7 @@ pub fn classify(db: &DB, error: rocksdb::Error, position: Option<u64>) -> ReadEr
     let live = LiveFiles::of(db).ok();
     let lookup = |n: u64| live.as_ref().and_then(|l| l.files.get(&n).cloned());
     match damage_from_message(error.as_ref(), &lookup, position) {
-        Some(damage) => ReadError::Damaged(damage),
+        Some(damage) => damaged(damage),
         None => ReadError::Storage(error),
     }
 }
@@ -791,7 +796,7 @@ pub fn classify(db: &DB, error: rocksdb::Error, position: Option<u64>) -> ReadEr
 pub fn classify_open(error: rocksdb::Error, manifest: Option<&ManifestFiles>) -> OpenError {
     let lookup = |n: u64| manifest.and_then(|m| m.get(n).cloned());
     match damage_from_message(error.as_ref(), &lookup, None) {
-        Some(damage) => OpenError::Damaged(damage),
+        Some(damage) => OpenError::Damaged(Box::new(damage)),
         None => OpenError::Storage(error),
     }
 }
@@ -828,7 +833,7 @@ pub fn verify_checksums(db: &DB) -> Result<(), ReadError> {
     let live = LiveFiles::of(db).ok();
     let lookup = |n: u64| live.as_ref().and_then(|l| l.files.get(&n).cloned());
     Err(match damage_from_message(&message, &lookup, None) {
-        Some(damage) => ReadError::Damaged(damage),
+        Some(damage) => damaged(damage),
         None => io_error(db.path(), message),
     })
 }
