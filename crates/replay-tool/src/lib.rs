@@ -87,7 +87,10 @@ pub enum Command {
     ///
     /// Checks the hash chain from genesis, that positions are contiguous,
     /// that every record decodes with a matching self-hash in a known
-    /// format version, and that every payload decodes as an event. With
+    /// format version, and that every payload decodes as an event; and the
+    /// store's table files: every file the MANIFEST lists is in the view,
+    /// the walk reached every log file, and every block of every file
+    /// matches its checksum. With
     /// --projections, also rebuilds the read models off to the side and
     /// compares their digest with the store's live read models.
     #[command(after_help = error::EXIT_CODES_HELP)]
