@@ -115,7 +115,9 @@ impl LogReader {
     }
 
     /// A secondary reader catches up with what the primary has written
-    /// since; a read-only reader's view is fixed, so this does nothing.
+    /// since (reading the MANIFEST's file list first, for
+    /// [`LogReader::verify`]'s cross-check); a read-only reader's view is
+    /// fixed, so this does nothing.
     ///
     /// Errors: [`ReadError::Storage`] if RocksDB cannot catch up.
     pub fn catch_up(&self) -> Result<(), ReadError> {
