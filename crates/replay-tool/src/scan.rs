@@ -47,10 +47,14 @@ fn log_cf(db: &DB) -> Result<&rocksdb::ColumnFamily, ToolError> {
         .ok_or_else(|| ToolError::Usage(format!("no {CF_LOG:?} column family: not a Colloquy log")))
 }
 
-/// The read options of every walk: readahead, and no block-cache fill (a
-/// walk reads every block once; the cache is the host's).
+/// The read options of every walk: block checksums verified, readahead,
+/// and no block-cache fill (a walk reads every block once; the cache is
+/// the host's).
 pub fn read_options() -> ReadOptions {
     let mut opts = ReadOptions::default();
+    // RocksDB's default, stated: a block that fails its checksum is an
+    // error (classified as damage), never data.
+    opts.set_verify_checksums(true);
     opts.set_readahead_size(READAHEAD_BYTES);
     // A walk reads every block once: keep the cache for the host.
     opts.fill_cache(false);

@@ -144,8 +144,12 @@ fn a_damaged_bloom_filter_block_is_not_reported_valid() {
     }
 }
 
-/// Single-bit flips tried, one per copy of the store.
+/// Single-bit flips tried, one per copy of the store: a few dozen fit the
+/// CI budget (about 0.1 s each).
 const FLIP_TRIALS: u64 = 48;
+/// Environment variable that overrides [`FLIP_TRIALS`], to run thousands:
+/// `COLLOQUY_FLIP_TRIALS=2000 cargo test -p replay-tool --test damaged_files single_bit`.
+const FLIP_TRIALS_ENV: &str = "COLLOQUY_FLIP_TRIALS";
 /// Seed of the flips' offsets (fixed, so a failure reproduces).
 const FLIP_SEED: u64 = 0x005e_ed0f_b175;
 
@@ -169,7 +173,13 @@ fn single_bit_flips_in_table_files_are_never_reported_valid() {
     tables.sort();
     let mut state = FLIP_SEED;
     let mut outcomes = std::collections::BTreeMap::<i32, u64>::new();
-    for trial in 0..FLIP_TRIALS {
+    let trials = match std::env::var(FLIP_TRIALS_ENV) {
+        Ok(text) => text
+            .parse()
+            .unwrap_or_else(|e| panic!("{FLIP_TRIALS_ENV}={text:?} is not a count: {e}")),
+        Err(_) => FLIP_TRIALS,
+    };
+    for trial in 0..trials {
         let copy = temp_dir();
         for entry in std::fs::read_dir(f.path()).unwrap() {
             let entry = entry.unwrap();
@@ -197,5 +207,5 @@ fn single_bit_flips_in_table_files_are_never_reported_valid() {
             *outcomes.entry(code).or_default() += 1;
         }
     }
-    println!("single-bit flips in table files, verify exit codes: {outcomes:?}");
+    println!("{trials} single-bit flips in table files, verify exit codes: {outcomes:?}");
 }
