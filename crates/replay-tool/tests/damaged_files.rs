@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use engine_core::Engine;
 use events::{CommandEnvelope, CommandId, ConversationRef};
 use support::sst::{self, LogTable};
@@ -11,6 +13,17 @@ use support::*;
 
 /// Messages posted in the store's second session.
 const SECOND_SESSION_MESSAGES: u64 = 40;
+
+/// How long one run of the tool may take on these small stores before the
+/// test fails instead of waiting (a hang is a failure, never a stall).
+const TOOL_DEADLINE: Duration = Duration::from_secs(60);
+
+/// [`run`] with [`TOOL_DEADLINE`]: a run that does not finish in time is
+/// killed and fails the test.
+fn run_bounded(mut cmd: assert_cmd::Command) -> (i32, String, String) {
+    cmd.timeout(TOOL_DEADLINE);
+    run(cmd)
+}
 
 /// The two ways the tool attaches to a store.
 const MODES: [&[&str]; 2] = [&[], &["--read-only"]];
@@ -47,7 +60,7 @@ fn two_table_store() -> (Fixture, Vec<LogTable>) {
 /// naming the file and the positions from `first` to the file's last.
 fn assert_damage_reported(f: &Fixture, args: &[&str], mode: &[&str], table: &LogTable, first: u64) {
     let all: Vec<&str> = args.iter().chain(mode).copied().collect();
-    let (code, out, err) = run(f.tool(&all));
+    let (code, out, err) = run_bounded(f.tool(&all));
     let text = format!("{out}{err}");
     assert_eq!(code, 1, "{all:?}: {text}");
     assert!(
@@ -92,7 +105,7 @@ fn a_damaged_data_block_exits_1_not_2_with_a_position() {
         assert_damage_reported(&f, &["verify"], mode, &tables[1], tables[1].first);
 
         let args: Vec<&str> = ["verify", "--json"].iter().chain(mode).copied().collect();
-        let (code, out, err) = run(f.tool(&args));
+        let (code, out, err) = run_bounded(f.tool(&args));
         assert_eq!(code, 1, "{out}{err}");
         let value: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
         assert_eq!(value["ok"], false, "{value}");
@@ -132,7 +145,7 @@ fn a_damaged_bloom_filter_block_is_not_reported_valid() {
             let file = files.first().expect("a table file");
             sst::damage_filter(file);
             let args: Vec<&str> = ["verify"].iter().chain(mode).copied().collect();
-            let (code, out, err) = run(f.tool(&args));
+            let (code, out, err) = run_bounded(f.tool(&args));
             assert_eq!(code, 1, "{column_family} {mode:?}: {out}{err}");
             let name = file.file_name().unwrap().to_string_lossy();
             assert!(out.contains(&*name), "{column_family} {mode:?}: {out}{err}");
@@ -195,7 +208,7 @@ fn single_bit_flips_in_table_files_are_never_reported_valid() {
         for mode in MODES {
             let mut cmd = assert_cmd::Command::cargo_bin("replay-tool").unwrap();
             cmd.arg("verify").args(mode).arg("--data").arg(copy.path());
-            let (code, out, err) = run(cmd);
+            let (code, out, err) = run_bounded(cmd);
             assert_eq!(
                 code, 1,
                 "trial {trial}: bit flipped at byte {at} of {name} ({mode:?}): {out}{err}"
