@@ -98,6 +98,15 @@ fn two_log_files_one_damaged_is_never_a_shorter_intact_chain() {
 }
 
 #[test]
+fn a_deleted_log_file_exits_1_naming_it() {
+    for mode in MODES {
+        let (f, tables) = two_table_store();
+        std::fs::remove_file(&tables[1].path).unwrap();
+        assert_damage_reported(&f, &["verify"], mode, &tables[1], tables[1].first);
+    }
+}
+
+#[test]
 fn a_damaged_data_block_exits_1_not_2_with_a_position() {
     for mode in MODES {
         let (f, tables) = two_table_store();
