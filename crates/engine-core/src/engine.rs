@@ -940,7 +940,7 @@ impl Engine {
             db_options.create_if_missing(false);
             crate::log::storage::check_log_files(path)?;
             let names = DB::list_cf(&db_options, path)
-                .map_err(|e| crate::log::storage::open_error(path, e))?;
+                .map_err(|e| crate::log::storage::open_error(path, e, None))?;
             let mut db = DB::open_cf(&db_options, path, &names).map_err(|e| in_use(path, e))?;
             for name in LOG_COLUMN_FAMILIES {
                 if !names.iter().any(|n| n == name) {
@@ -967,7 +967,7 @@ fn in_use(path: &Path, e: rocksdb::Error) -> EngineError {
             detail,
         }
     } else {
-        EngineError::Open(crate::log::storage::open_error(path, e))
+        EngineError::Open(crate::log::storage::open_error(path, e, None))
     }
 }
 

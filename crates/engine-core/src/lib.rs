@@ -26,8 +26,9 @@ pub use fanout::{
     Session, SessionError, SessionStart, SessionStream, TypingNotice,
 };
 pub use log::{
-    AppendError, AppendOutcome, AppendRequest, ChainFault, CommittedRecord, DecideContext,
-    Decision, Durability, EventLog, FaultKind, Idempotency, LogFileFault, LogHead, LogOptions,
-    LogReader, OpenError, RawAppend, RawEvents, ReadError, StateMachine, VerifyReport,
+    AppendError, AppendOutcome, AppendRequest, ChainFault, CommittedRecord, DamageKind,
+    DecideContext, Decision, Durability, EventLog, FaultKind, FileDamage, Idempotency,
+    LogFileFault, LogHead, LogOptions, LogReader, OpenError, RawAppend, RawEvents, ReadError,
+    StateMachine, VerifyReport,
 };
 pub use read_view::ReadView;

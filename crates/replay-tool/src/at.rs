@@ -33,8 +33,8 @@ use crate::error::ToolError;
 use crate::filter::{name_uses, parse_service, ConversationArg, NameUse};
 use crate::progress::Progress;
 use crate::render::{actor_cell, cell, kind_text, table};
-use crate::scan::{stored_end, SeqScan, CANCEL_CHECK_RECORDS};
-use crate::store::{Store, StoreArgs};
+use crate::scan::{open_checked, stored_end, SeqScan, CANCEL_CHECK_RECORDS};
+use crate::store::StoreArgs;
 use crate::timefmt::{format_micros, parse_rfc3339};
 
 /// Output formats of `at`.
@@ -349,7 +349,7 @@ fn who(p: &ParticipantRow) -> String {
 
 /// Runs `at`.
 pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
-    let store = Store::open(&args.store)?;
+    let store = open_checked(&args.store)?;
     let db = store.db();
     let service = args.service.as_deref().map(parse_service).transpose()?;
     let point = match (args.position, &args.time) {

@@ -12,8 +12,8 @@ use crate::error::ToolError;
 use crate::filter::{Filter, FilterArgs};
 use crate::progress::Progress;
 use crate::render::{actor_cell, record_json_line, summary, table};
-use crate::scan::{stored_end, SeqScan, CANCEL_CHECK_RECORDS};
-use crate::store::{Store, StoreArgs};
+use crate::scan::{open_checked, stored_end, SeqScan, CANCEL_CHECK_RECORDS};
+use crate::store::StoreArgs;
 use crate::timefmt::format_micros;
 
 /// Output formats of `dump`.
@@ -44,7 +44,7 @@ pub struct DumpArgs {
 
 /// Runs `dump`.
 pub fn run(args: &DumpArgs, quiet: bool) -> Result<(), ToolError> {
-    let store = Store::open(&args.store)?;
+    let store = open_checked(&args.store)?;
     let db = store.db();
     let mut filter = Filter::new(&args.filter, db, quiet)?;
     // A participant filter learns who is who from the start of the log.

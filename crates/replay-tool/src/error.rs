@@ -4,21 +4,25 @@ use engine_core::ReadError;
 
 /// Exit code: success (and for `verify`, the log is sound).
 pub const EXIT_OK: u8 = 0;
-/// Exit code: verification failed — the log is damaged (a chain fault at a
-/// named position) or the read models differ from a rebuild.
+/// Exit code: verification failed — the store is damaged (a chain fault at
+/// a named position, or a damaged or skipped file, named with the first
+/// position affected) or the read models differ from a rebuild.
 pub const EXIT_VERIFY_FAILED: u8 = 1;
-/// Exit code: bad arguments, no readable store, or a storage/I/O error.
+/// Exit code: bad arguments, no readable store, or a storage/I/O error that
+/// is not damage (a missing store, permissions, a store in use).
 pub const EXIT_USAGE_OR_IO: u8 = 2;
 
 /// The exit-code table, as printed at the end of every `--help`.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success (verify: the log is sound)
-  1  verification failed: the log is damaged at the named position, or the
-     read models differ from a rebuild (any subcommand that reads a damaged
-     record stops with 1 and names its position)
-  2  usage or I/O error: bad arguments, no store at --data, a storage error,
-     an unknown conversation, or (rebuild) the store is in use";
+  1  damage or verification failure: a damaged record (named by position),
+     a damaged, missing or skipped store file (named, with the first log
+     position or position range affected), or read models that differ
+     from a rebuild; every subcommand that meets damage stops with 1
+  2  usage or I/O error: bad arguments, no store at --data, a storage error
+     that is not damage, an unknown conversation, or (rebuild) the store
+     is in use";
 
 /// Why a subcommand failed.
 #[derive(Debug)]
@@ -39,17 +43,32 @@ impl ToolError {
     /// The process exit code.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ToolError::Read(ReadError::Storage(_)) => EXIT_USAGE_OR_IO,
+            ToolError::Read(ReadError::Storage(e))
+                if e.kind() == rocksdb::ErrorKind::Corruption =>
+            {
+                EXIT_VERIFY_FAILED
+            }
+            ToolError::Read(ReadError::Storage(_) | ReadError::Io { .. }) => EXIT_USAGE_OR_IO,
             ToolError::Read(_) | ToolError::Mismatch(_) => EXIT_VERIFY_FAILED,
             ToolError::Usage(_) | ToolError::Io(_) => EXIT_USAGE_OR_IO,
             ToolError::OutputClosed => EXIT_OK,
         }
     }
 
-    /// The faulty position, for chain faults.
+    /// The first faulty position: of a chain fault, or the first position
+    /// a damaged file affects, when known.
     pub fn position(&self) -> Option<u64> {
         match self {
             ToolError::Read(ReadError::Fault(f)) => Some(f.position),
+            ToolError::Read(ReadError::Damaged(d)) => d.first_position,
+            _ => None,
+        }
+    }
+
+    /// The damaged file, when the failure is damage to a named file.
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match self {
+            ToolError::Read(ReadError::Damaged(d)) => d.file.as_deref(),
             _ => None,
         }
     }

@@ -31,8 +31,8 @@ use crate::error::ToolError;
 use crate::filter::{distinct, name_uses, parse_service, ConversationArg};
 use crate::progress::Progress;
 use crate::render::{event_fields, hash_str, hex};
-use crate::scan::{stored_end, SeqScan, CANCEL_CHECK_RECORDS};
-use crate::store::{Store, StoreArgs};
+use crate::scan::{open_checked, stored_end, SeqScan, CANCEL_CHECK_RECORDS};
+use crate::store::StoreArgs;
 use crate::timefmt::format_micros;
 
 /// Arguments of `export`.
@@ -99,7 +99,7 @@ fn resolve(
 
 /// Runs `export`.
 pub fn run(args: &ExportArgs, quiet: bool) -> Result<(), ToolError> {
-    let store = Store::open(&args.store)?;
+    let store = open_checked(&args.store)?;
     let db = store.db();
     let service = args.service.as_deref().map(parse_service).transpose()?;
     let sid = resolve(db, &args.conversation, service, quiet)?;

@@ -22,9 +22,14 @@
 //! has the store open, and never writes. Long walks show a progress bar on
 //! stderr when it is a terminal (`--quiet` turns it off).
 //!
-//! Exit codes: 0 success, 1 verification failed (a damaged record, named by
-//! position, or read models that differ from a rebuild), 2 usage or I/O
-//! error.
+//! Every subcommand that reads the log opens the store through
+//! [`scan::open_checked`], which compares the view's table files with the
+//! MANIFEST first, so a damaged store is never read as a shorter one.
+//!
+//! Exit codes: 0 success, 1 damage or verification failure (a damaged
+//! record, named by position; a damaged, missing or skipped store file,
+//! named with the first position affected; or read models that differ from
+//! a rebuild), 2 usage or I/O error that is not damage.
 
 #![warn(missing_docs)]
 
@@ -83,9 +88,12 @@ pub enum Command {
     ///
     /// Checks the hash chain from genesis, that positions are contiguous,
     /// that every record decodes with a matching self-hash in a known
-    /// format version, and that every payload decodes as an event; then
-    /// that the log's index column families (stream index, stream
-    /// versions, idempotency entries) agree with the records. With
+    /// format version, and that every payload decodes as an event; that
+    /// the log's index column families (stream index, stream versions,
+    /// idempotency entries) agree with the records; and the store's table
+    /// files: every file the MANIFEST lists is in the view, the walk reached
+    /// every log file, and every block of every file matches its checksum.
+    /// With
     /// --projections, also rebuilds the read models off to the side and
     /// compares their digest with the store's live read models.
     #[command(after_help = error::EXIT_CODES_HELP)]

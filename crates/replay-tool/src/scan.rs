@@ -20,6 +20,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
+use engine_core::log::files::{self, LiveFiles, ManifestFiles};
 use engine_core::log::keys::{parse_position_key, position_key, CF_LOG};
 use engine_core::{ChainFault, FaultKind, LogHead, ReadError};
 use events::{Event, Hash, RecordHeader, TimestampMicros, GENESIS_HASH};
@@ -27,6 +28,7 @@ use rocksdb::{DBRawIteratorWithThreadMode, ReadOptions, DB};
 
 use crate::check::{check_event, check_link, decode_checked, RecordView};
 use crate::error::ToolError;
+use crate::store::{Store, StoreArgs};
 use crate::validate::is_valid_payload;
 
 /// Records in one segment of a parallel walk: large enough that seeking a
@@ -45,10 +47,14 @@ fn log_cf(db: &DB) -> Result<&rocksdb::ColumnFamily, ToolError> {
         .ok_or_else(|| ToolError::Usage(format!("no {CF_LOG:?} column family: not a Colloquy log")))
 }
 
-/// The read options of every walk: readahead, and no block-cache fill (a
-/// walk reads every block once; the cache is the host's).
+/// The read options of every walk: block checksums verified, readahead,
+/// and no block-cache fill (a walk reads every block once; the cache is
+/// the host's).
 pub fn read_options() -> ReadOptions {
     let mut opts = ReadOptions::default();
+    // RocksDB's default, stated: a block that fails its checksum is an
+    // error (classified as damage), never data.
+    opts.set_verify_checksums(true);
     opts.set_readahead_size(READAHEAD_BYTES);
     // A walk reads every block once: keep the cache for the host.
     opts.fill_cache(false);
@@ -57,6 +63,72 @@ pub fn read_options() -> ReadOptions {
 
 fn chain_fault(position: u64, kind: FaultKind) -> ReadError {
     ReadError::Fault(ChainFault { position, kind })
+}
+
+/// Opens the store as [`Store::open`] does and checks its table files
+/// before anything is read, so that no subcommand prints a shorter history
+/// of a damaged store:
+///
+/// - the MANIFEST is read before the open and again after it; every table
+///   file live in both readings must be in the opened view (a RocksDB
+///   secondary silently leaves out a file it cannot open, and falls back
+///   to an earlier, shorter state of the store);
+/// - every `log` table file of the view must lie below the last stored
+///   position;
+/// - an open that RocksDB refuses with a corruption report is damage too.
+///
+/// Errors: [`ToolError::Read`] with [`ReadError::Damaged`] (exit 1) naming
+/// the file and, for the log, the first position affected; otherwise as
+/// [`Store::open`], and [`ReadError::Io`] (exit 2) if the MANIFEST cannot
+/// be read.
+pub fn open_checked(args: &StoreArgs) -> Result<Store, ToolError> {
+    let dir = args.dir();
+    // Without a CURRENT file `Store::open` says what is wrong.
+    let before = dir
+        .join("CURRENT")
+        .is_file()
+        .then(|| ManifestFiles::read(dir));
+    let store = match Store::open(args) {
+        Ok(store) => store,
+        Err(ToolError::Io(message)) => {
+            let manifest = before.as_ref().and_then(|b| b.as_ref().ok());
+            let lookup = |n: u64| manifest.and_then(|m| m.get(n).cloned());
+            return Err(match files::damage_from_message(&message, &lookup, None) {
+                // RocksDB did not say which file: find it with a secondary.
+                Some(damage) if damage.file.is_none() => {
+                    let located = tempfile::Builder::new()
+                        .prefix("replay-tool-probe-")
+                        .tempdir()
+                        .ok()
+                        .and_then(|scratch| {
+                            files::locate_unopenable(dir, scratch.path(), &message)
+                        });
+                    ToolError::Read(located.unwrap_or(damage).into())
+                }
+                Some(damage) => ToolError::Read(damage.into()),
+                None => ToolError::Io(message),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let db = store.db();
+    let before = match before {
+        Some(before) => before?,
+        None => ManifestFiles::read(dir)?,
+    };
+    let live = files::check_live_files(db, &before)?;
+    live.check_walk(stored_end(db)?)?;
+    Ok(store)
+}
+
+/// Checks that a walk that ended at `next_position` (the position after
+/// its last record) covered every `log` table file of the view.
+///
+/// Errors: [`ReadError::Damaged`] naming a file the walk never reached;
+/// [`ReadError::Storage`] if RocksDB cannot list the files.
+pub fn check_walk_covered_files(db: &DB, next_position: u64) -> Result<(), ToolError> {
+    LiveFiles::of(db)?.check_walk(next_position)?;
+    Ok(())
 }
 
 /// The position after the last stored 8-byte key (0 for an empty log),
@@ -71,7 +143,7 @@ pub fn stored_end(db: &DB) -> Result<u64, ToolError> {
         it.prev();
     }
     it.status()
-        .map_err(|e| ToolError::Read(ReadError::Storage(e)))?;
+        .map_err(|e| ToolError::Read(files::classify(db, e, None)))?;
     Ok(0)
 }
 
@@ -85,7 +157,7 @@ pub fn head(db: &DB) -> Result<LogHead, ToolError> {
     let cf = log_cf(db)?;
     let value = db
         .get_pinned_cf(cf, position_key(position))
-        .map_err(|e| ToolError::Read(ReadError::Storage(e)))?
+        .map_err(|e| ToolError::Read(files::classify(db, e, Some(position))))?
         .ok_or_else(|| ToolError::Read(chain_fault(position, FaultKind::DanglingIndex)))?;
     let view = decode_checked(position, &value).map_err(|f| ToolError::Read(f.into()))?;
     Ok(LogHead {
@@ -108,6 +180,7 @@ pub struct Scanned<'a> {
 /// decoded (call [`check_event`] on what you keep). After the first error
 /// the walk ends.
 pub struct SeqScan<'a> {
+    db: &'a DB,
     it: DBRawIteratorWithThreadMode<'a, DB>,
     next_expected: u64,
     end: u64,
@@ -123,6 +196,7 @@ impl<'a> SeqScan<'a> {
         let mut it = db.raw_iterator_cf_opt(log_cf(db)?, read_options());
         it.seek(position_key(range.start));
         Ok(SeqScan {
+            db,
             it,
             next_expected: range.start,
             end: range.end,
@@ -141,7 +215,13 @@ impl<'a> SeqScan<'a> {
             self.it.next();
         }
         self.started = true;
-        match check_entry(&self.it, self.next_expected, self.end, &self.prev_hash) {
+        match check_entry(
+            self.db,
+            &self.it,
+            self.next_expected,
+            self.end,
+            &self.prev_hash,
+        ) {
             Ok(Some((view, len))) => {
                 self.prev_hash = Some(view.hash);
                 self.next_expected = view.header.position + 1;
@@ -162,13 +242,15 @@ impl<'a> SeqScan<'a> {
 /// Checks the entry under the iterator: the next sound record and its
 /// stored size, or `None` at the end of the range or the log.
 fn check_entry<'i>(
+    db: &DB,
     it: &'i DBRawIteratorWithThreadMode<'_, DB>,
     next_expected: u64,
     end: u64,
     prev_hash: &Option<Hash>,
 ) -> Result<Option<(RecordView<'i>, usize)>, ReadError> {
     if !it.valid() {
-        it.status()?;
+        it.status()
+            .map_err(|e| files::classify(db, e, Some(next_expected)))?;
         return Ok(None);
     }
     let (Some(key), Some(value)) = (it.key(), it.value()) else {
@@ -314,7 +396,7 @@ fn scan_segment<A: Accumulator>(
             loop {
                 if !it.valid() {
                     match it.status() {
-                        Err(e) => fault = Some(ReadError::Storage(e)),
+                        Err(e) => fault = Some(files::classify(db, e, Some(next_expected))),
                         Ok(()) => ended = true,
                     }
                     break;

@@ -12,8 +12,8 @@ use serde_json::json;
 use crate::error::ToolError;
 use crate::progress::Progress;
 use crate::render::{cell, hash_str, table, type_index, EVENT_TYPES};
-use crate::scan::{default_workers, par_scan, stored_end, Accumulator};
-use crate::store::{disk_bytes, Store, StoreArgs};
+use crate::scan::{default_workers, open_checked, par_scan, stored_end, Accumulator};
+use crate::store::{disk_bytes, StoreArgs};
 use crate::timefmt::{format_micros, format_span};
 
 /// Microseconds per second, for rates.
@@ -144,7 +144,7 @@ fn rate(records: u64, span_micros: u64) -> Option<f64> {
 
 /// Runs `stats`.
 pub fn run(args: &StatsArgs, quiet: bool) -> Result<(), ToolError> {
-    let store = Store::open(&args.store)?;
+    let store = open_checked(&args.store)?;
     let db = store.db();
     let progress = Progress::new(quiet, "stats", stored_end(db)?);
     let started = Instant::now();

@@ -103,8 +103,8 @@ impl Store {
         // column families does).
         let storage_check = storage::check_log_files(&path).map_err(refuse)?;
         let mut options = storage::db_options();
-        let names =
-            DB::list_cf(&options, &path).map_err(|e| refuse(storage::open_error(&path, e)))?;
+        let names = DB::list_cf(&options, &path)
+            .map_err(|e| refuse(storage::open_error(&path, e, None)))?;
         let missing: Vec<&str> = LOG_COLUMN_FAMILIES
             .iter()
             .copied()
@@ -115,7 +115,7 @@ impl Store {
         }
         let (db, scratch) = if args.read_only {
             let db = DB::open_cf_for_read_only(&options, &path, &names, false)
-                .map_err(|e| refuse(storage::open_error(&path, e)))?;
+                .map_err(|e| refuse(storage::open_error(&path, e, None)))?;
             (db, None)
         } else {
             let (dir, scratch) = match &args.secondary_dir {
@@ -134,9 +134,9 @@ impl Store {
             // Required for secondary instances: keep every table file open.
             options.set_max_open_files(-1);
             let db = DB::open_cf_as_secondary(&options, &path, &dir, &names)
-                .map_err(|e| refuse(storage::open_error(&path, e)))?;
+                .map_err(|e| refuse(storage::open_error(&path, e, None)))?;
             db.try_catch_up_with_primary()
-                .map_err(|e| refuse(storage::open_error(&path, e)))?;
+                .map_err(|e| refuse(storage::open_error(&path, e, None)))?;
             (db, scratch)
         };
         Ok(Store {

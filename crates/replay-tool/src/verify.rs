@@ -7,14 +7,19 @@ use std::io::Write;
 use std::time::Instant;
 
 use clap::Args;
+use engine_core::log::files;
 use engine_core::{fold_records, read_models_digest, state_digest};
 use projections::{RowMap, Table};
 use serde_json::json;
 
 use crate::error::ToolError;
+use crate::error::EXIT_VERIFY_FAILED;
 use crate::progress::Progress;
 use crate::render::{hash_str, hex};
-use crate::scan::{default_workers, par_scan, stored_end, NoAccumulator, ScanSummary, SeqScan};
+use crate::scan::{
+    check_walk_covered_files, default_workers, open_checked, par_scan, stored_end, NoAccumulator,
+    ScanSummary, SeqScan,
+};
 use crate::store::{Store, StoreArgs};
 use crate::timefmt::{format_micros, format_span};
 
@@ -98,7 +103,8 @@ fn first_difference(rebuilt: &RowMap, db: &rocksdb::DB) -> Result<Vec<(Table, St
                 }
             }
         }
-        it.status().map_err(|e| ToolError::Read(e.into()))?;
+        it.status()
+            .map_err(|e| ToolError::Read(files::classify(db, e, None)))?;
     }
     Ok(out)
 }
@@ -126,7 +132,8 @@ fn live_digest(store: &Store) -> Result<([u8; 32], u64), ToolError> {
             }
             it.next();
         }
-        it.status().map_err(|e| ToolError::Read(e.into()))?;
+        it.status()
+            .map_err(|e| ToolError::Read(files::classify(db, e, None)))?;
     }
     Ok(d.finish())
 }
@@ -180,35 +187,59 @@ fn versions_text(versions: &BTreeMap<u16, u64>) -> String {
         .join(", ")
 }
 
+/// Prints the failure (plain or JSON) and hands the error back.
+fn report_failure(out: &mut impl Write, json: bool, e: ToolError) -> Result<(), ToolError> {
+    if json {
+        let value = json!({
+            "ok": false,
+            "position": e.position(),
+            "file": e.file().map(|f| f.display().to_string()),
+            "fault": e.to_string(),
+        });
+        writeln!(out, "{value}")?;
+    } else {
+        writeln!(out, "verification FAILED: {e}")?;
+    }
+    out.flush()?;
+    Err(e)
+}
+
 /// Runs `verify`.
+///
+/// Besides the chain walk it checks the store's table files (see
+/// [`open_checked`]): every file the MANIFEST lists as live is in the view,
+/// every `log` file lies inside the walked positions, and every other
+/// live table file reads back whole with matching block checksums, filter
+/// and meta blocks included (see [`files::verify_checksums`]). Any damage
+/// fails with exit code 1, naming the file and the first position
+/// affected.
 pub fn run(args: &VerifyArgs, quiet: bool) -> Result<(), ToolError> {
-    let store = Store::open(&args.store)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let store = match open_checked(&args.store) {
+        Ok(store) => store,
+        Err(e) if e.exit_code() == EXIT_VERIFY_FAILED => {
+            return report_failure(&mut out, args.json, e)
+        }
+        Err(e) => return Err(e),
+    };
     let db = store.db();
     let threads = args.threads.unwrap_or_else(default_workers).max(1);
     let progress = Progress::new(quiet, "verify", stored_end(db)?);
     let started = Instant::now();
-    let walked = walk(db, threads, &progress);
+    let walked = walk(db, threads, &progress).and_then(|summary| {
+        check_walk_covered_files(db, summary.next_position)?;
+        files::verify_checksums(db)?;
+        Ok(summary)
+    });
     progress.finish();
     let elapsed = started.elapsed().as_secs_f64();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
     let summary = match walked {
         Ok(s) => s,
-        Err(e @ ToolError::Read(engine_core::ReadError::Storage(_))) => return Err(e),
-        Err(e) => {
-            if args.json {
-                let value = json!({
-                    "ok": false,
-                    "position": e.position(),
-                    "fault": e.to_string(),
-                });
-                writeln!(out, "{value}")?;
-            } else {
-                writeln!(out, "verification FAILED: {e}")?;
-            }
-            out.flush()?;
-            return Err(e);
+        Err(e) if e.exit_code() == EXIT_VERIFY_FAILED => {
+            return report_failure(&mut out, args.json, e)
         }
+        Err(e) => return Err(e),
     };
     let indexes = crate::indexes::check(&store)?;
     let projections = if args.projections {
@@ -252,7 +283,7 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Result<(), ToolError> {
         writeln!(
             out,
             "checked: hash chain from genesis, contiguous positions 0..{}, record decoding and self-hashes, \
-             format versions ({}), event payloads",
+             format versions ({}), event payloads, table files against the MANIFEST, block checksums",
             summary.next_position,
             versions_text(&summary.format_versions)
         )?;

@@ -108,6 +108,20 @@ pub enum ReadError {
         /// What is malformed.
         detail: String,
     },
+    /// One of the store's files is damaged (RocksDB reported corruption
+    /// in it, or the view lacks a file the MANIFEST lists as live): names
+    /// the file and the first log position affected, where known.
+    #[error(transparent)]
+    Damaged(Box<super::files::FileDamage>),
+    /// A store file other than through RocksDB (`CURRENT`, the MANIFEST)
+    /// could not be read.
+    #[error("cannot read {}: {detail}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        detail: String,
+    },
 }
 
 /// Why a log could not be opened.
@@ -187,6 +201,18 @@ pub enum OpenError {
         /// RocksDB's description (it names the file or WAL number).
         detail: String,
     },
+    /// One of the store's files is damaged.
+    #[error(transparent)]
+    Damaged(Box<super::files::FileDamage>),
+    /// A store file read outside RocksDB (`CURRENT`, the MANIFEST) could
+    /// not be read.
+    #[error("cannot read {}: {detail}", path.display())]
+    StoreFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        detail: String,
+    },
 }
 
 /// What is wrong with a record header in a WAL or MANIFEST file.
@@ -228,6 +254,12 @@ pub enum LogFileFault {
     TornBeforeNewest,
 }
 
+impl From<super::files::FileDamage> for ReadError {
+    fn from(damage: super::files::FileDamage) -> Self {
+        ReadError::Damaged(Box::new(damage))
+    }
+}
+
 impl From<ReadError> for OpenError {
     fn from(e: ReadError) -> Self {
         match e {
@@ -240,6 +272,8 @@ impl From<ReadError> for OpenError {
                 column_family,
                 detail,
             },
+            ReadError::Damaged(d) => OpenError::Damaged(d),
+            ReadError::Io { path, detail } => OpenError::StoreFile { path, detail },
         }
     }
 }

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use rocksdb::{ColumnFamilyDescriptor, FlushOptions, DB};
 
 use super::error::{AppendError, OpenError, ReadError};
+use super::files;
 use super::keys::LOG_COLUMN_FAMILIES;
 use super::options::{Durability, LogOptions, TAIL_VERIFY_RECORDS};
 use super::read::{self, LogHead, RecordIter, StreamIter, VerifyReport};
@@ -152,6 +153,8 @@ impl<S: StateMachine> EventLog<S> {
     /// store (including when another process holds it open for writing),
     /// [`OpenError::Fault`] naming the first bad position in the tail,
     /// [`OpenError::Corrupt`] for a malformed last key,
+    /// [`OpenError::Damaged`] if RocksDB reports damage in a table file
+    /// read for the tail (naming the file and the positions it holds),
     /// [`OpenError::Init`] if `init` fails, [`OpenError::Spawn`] if the
     /// writer thread cannot start.
     pub fn open<E, F>(
@@ -172,7 +175,7 @@ impl<S: StateMachine> EventLog<S> {
         db_options.create_if_missing(true);
         db_options.create_missing_column_families(true);
         let existing = if path.join("CURRENT").exists() {
-            DB::list_cf(&db_options, path).map_err(|e| storage::open_error(path, e))?
+            DB::list_cf(&db_options, path).map_err(|e| storage::open_error(path, e, None))?
         } else {
             Vec::new()
         };
@@ -196,7 +199,7 @@ impl<S: StateMachine> EventLog<S> {
             })
             .collect::<Vec<_>>();
         let db = DB::open_cf_descriptors(&db_options, path, descriptors)
-            .map_err(|e| storage::open_error(path, e))?;
+            .map_err(|e| storage::open_error(path, e, None))?;
         let db = Arc::new(db);
         let (head, last_recorded_at) = read::verify_tail(&db, TAIL_VERIFY_RECORDS)?;
         let state = init(&db, &head).map_err(|e| OpenError::Init(e.into()))?;
@@ -398,12 +401,17 @@ impl<S: StateMachine> EventLog<S> {
     /// names its key's position, its `prev_hash` is the previous record's
     /// hash ([`events::GENESIS_HASH`] at 0), and its payload decodes as an
     /// event. Reads a consistent snapshot; concurrent appends are not
-    /// blocked.
+    /// blocked. It also cross-checks the store's table files (see
+    /// [`super::files`]): every file the MANIFEST lists as live is in the
+    /// view, and every `log` table file lies inside the walked positions.
     ///
     /// Errors: [`ReadError::Fault`] naming the first bad position and what
-    /// is wrong there, or [`ReadError::Storage`].
+    /// is wrong there; [`ReadError::Damaged`] naming a damaged or skipped
+    /// file and the first position affected; [`ReadError::Io`] if the
+    /// MANIFEST cannot be read; or [`ReadError::Storage`].
     pub fn verify(&self) -> Result<VerifyReport, ReadError> {
-        read::verify_all(&self.db)
+        let before = files::ManifestFiles::read(self.db.path())?;
+        read::verify_all(&self.db, &before)
     }
 }
 

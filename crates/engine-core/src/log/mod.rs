@@ -30,6 +30,7 @@
 
 mod error;
 mod event_log;
+pub mod files;
 pub mod indexes;
 pub mod keys;
 mod options;
@@ -43,6 +44,7 @@ pub use error::{
     hash_hex, AppendError, ChainFault, FaultKind, HexHash, LogFileFault, OpenError, ReadError,
 };
 pub use event_log::{AppendOutcome, AppendRequest, EventLog};
+pub use files::{DamageKind, FileDamage};
 #[doc(hidden)]
 pub use options::{BeforeWriteHook, WriteInfo};
 pub use options::{

@@ -10,6 +10,7 @@ use events::{
 use rocksdb::{ColumnFamily, DBIteratorWithThreadMode, Direction, IteratorMode, DB};
 
 use super::error::{ChainFault, FaultKind, HexHash, ReadError};
+use super::files;
 use super::keys::{
     self, parse_position_key, parse_stream_index_key, parse_stream_version_value, position_key,
     stream_id, stream_index_key, CF_LOG, CF_STREAM, CF_STREAMS, STREAM_ID_BYTES,
@@ -88,6 +89,7 @@ pub(crate) fn decode_at(position: u64, value: &[u8]) -> Result<Record, ReadError
 /// [`GENESIS_HASH`] when the range starts at 0). After the first error the
 /// iterator ends.
 pub struct RecordIter<'a> {
+    db: &'a DB,
     inner: DBIteratorWithThreadMode<'a, DB>,
     next_expected: u64,
     end: u64,
@@ -103,6 +105,7 @@ impl<'a> RecordIter<'a> {
             IteratorMode::From(&start, Direction::Forward),
         );
         RecordIter {
+            db,
             inner,
             next_expected: range.start,
             end: range.end,
@@ -126,7 +129,7 @@ impl<'a> RecordIter<'a> {
     fn step(&mut self) -> Option<Result<(Record, usize), ReadError>> {
         let (key, value) = match self.inner.next()? {
             Ok(kv) => kv,
-            Err(e) => return Some(Err(ReadError::Storage(e))),
+            Err(e) => return Some(Err(files::classify(self.db, e, Some(self.next_expected)))),
         };
         let Some(position) = parse_position_key(&key) else {
             return Some(Err(fault(
@@ -212,7 +215,7 @@ impl<'a> StreamIter<'a> {
     fn step(&mut self) -> Option<Result<Record, ReadError>> {
         let (key, _) = match self.index.next()? {
             Ok(kv) => kv,
-            Err(e) => return Some(Err(ReadError::Storage(e))),
+            Err(e) => return Some(Err(files::classify(self.db, e, None))),
         };
         if !key.starts_with(&self.stream) {
             return None;
@@ -229,7 +232,7 @@ impl<'a> StreamIter<'a> {
         {
             Ok(Some(v)) => v,
             Ok(None) => return Some(Err(fault(position, FaultKind::DanglingIndex))),
-            Err(e) => return Some(Err(ReadError::Storage(e))),
+            Err(e) => return Some(Err(files::classify(self.db, e, Some(position)))),
         };
         let record = match decode_at(position, &value) {
             Ok(r) => r,
@@ -266,7 +269,7 @@ pub(crate) fn read_head(db: &DB) -> Result<(LogHead, Option<TimestampMicros>), R
     let Some(item) = iter.next() else {
         return Ok((LogHead::EMPTY, None));
     };
-    let (key, value) = item?;
+    let (key, value) = item.map_err(|e| files::classify(db, e, None))?;
     let Some(position) = parse_position_key(&key) else {
         return Err(ReadError::Corrupt {
             column_family: CF_LOG,
@@ -316,8 +319,23 @@ pub(crate) fn verify_tail(
 }
 
 /// Walks the whole chain from position 0 (see [`RecordIter`] for the
-/// checks) and also decodes every payload as an event.
-pub(crate) fn verify_all(db: &DB) -> Result<VerifyReport, ReadError> {
+/// checks) and also decodes every payload as an event; then checks that
+/// the walk covered every `log` table file of the view, and that the view
+/// holds every table file that `before` (read before the view was opened)
+/// and the MANIFEST now both list as live (see [`files`]).
+pub(crate) fn verify_all(
+    db: &DB,
+    before: &files::ManifestFiles,
+) -> Result<VerifyReport, ReadError> {
+    // The view's files are listed before the walk's iterator is made, so
+    // every record in them is older than what the walk sees.
+    let live = files::check_live_files(db, before)?;
+    let report = walk_all(db)?;
+    live.check_walk(report.head.next_position)?;
+    Ok(report)
+}
+
+fn walk_all(db: &DB) -> Result<VerifyReport, ReadError> {
     let mut iter = RecordIter::new(db, 0..u64::MAX);
     let mut report = VerifyReport {
         records: 0,
@@ -353,7 +371,10 @@ pub(crate) fn stream_version(
     conversation: Option<&ConversationSid>,
 ) -> Result<u64, ReadError> {
     let key = stream_id(service, conversation);
-    match db.get_pinned_cf(cf(db, CF_STREAMS), key)? {
+    match db
+        .get_pinned_cf(cf(db, CF_STREAMS), key)
+        .map_err(|e| files::classify(db, e, None))?
+    {
         None => Ok(0),
         Some(v) => parse_stream_version_value(&v).ok_or_else(|| ReadError::Corrupt {
             column_family: keys::CF_STREAMS,

@@ -8,9 +8,11 @@ use events::{ConversationSid, ServiceSid};
 use rocksdb::{Options, DB};
 
 use super::error::{OpenError, ReadError};
+use super::files::ManifestFiles;
 use super::keys::LOG_COLUMN_FAMILIES;
 use super::read::{self, LogHead, RecordIter, StreamIter, VerifyReport};
 use super::storage::{self, StorageCheck};
+use parking_lot::Mutex;
 
 /// How a [`LogReader`] is attached to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +33,10 @@ pub struct LogReader {
     db: DB,
     mode: ReaderMode,
     storage_check: StorageCheck,
+    /// The MANIFEST's live files as read just before the view was opened
+    /// or last caught up (or why they could not be read), for
+    /// [`LogReader::verify`]'s file cross-check.
+    before: Mutex<Result<ManifestFiles, ReadError>>,
 }
 
 impl std::fmt::Debug for LogReader {
@@ -44,7 +50,7 @@ impl std::fmt::Debug for LogReader {
 
 /// The log's column families present at `path`, or why they are not.
 fn log_column_families(options: &Options, path: &Path) -> Result<Vec<&'static str>, OpenError> {
-    let existing = DB::list_cf(options, path).map_err(|e| storage::open_error(path, e))?;
+    let existing = DB::list_cf(options, path).map_err(|e| storage::open_error(path, e, None))?;
     for name in LOG_COLUMN_FAMILIES {
         if !existing.iter().any(|e| e == name) {
             return Err(OpenError::MissingColumnFamily(name));
@@ -64,7 +70,9 @@ impl LogReader {
     ///
     /// Errors: [`OpenError::Storage`] if there is no RocksDB store at
     /// `path` or it cannot be read; [`OpenError::MissingColumnFamily`] if it
-    /// is not a Colloquy log; [`OpenError::LogFileDamaged`],
+    /// is not a Colloquy log; [`OpenError::Damaged`] if RocksDB refuses it
+    /// because a table file is damaged (naming the file and, for the log,
+    /// the positions it holds); [`OpenError::LogFileDamaged`],
     /// [`OpenError::LogFileUnreadable`] and [`OpenError::StoreDamaged`] as
     /// for [`super::EventLog::open`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, OpenError> {
@@ -74,12 +82,14 @@ impl LogReader {
         // column families does).
         let storage_check = storage::check_log_files(path)?;
         let names = log_column_families(&options, path)?;
+        let before = ManifestFiles::read(path);
         let db = DB::open_cf_for_read_only(&options, path, names, false)
-            .map_err(|e| storage::open_error(path, e))?;
+            .map_err(|e| storage::open_error(path, e, before.as_ref().ok()))?;
         Ok(LogReader {
             db,
             mode: ReaderMode::ReadOnly,
             storage_check,
+            before: Mutex::new(before),
         })
     }
 
@@ -106,14 +116,16 @@ impl LogReader {
         // column families does).
         let storage_check = storage::check_log_files(path)?;
         let names = log_column_families(&options, path)?;
+        let before = ManifestFiles::read(path);
         let db = DB::open_cf_as_secondary(&options, path, secondary_path, names)
-            .map_err(|e| storage::open_error(path, e))?;
+            .map_err(|e| storage::open_error(path, e, before.as_ref().ok()))?;
         db.try_catch_up_with_primary()
-            .map_err(|e| storage::open_error(path, e))?;
+            .map_err(|e| storage::open_error(path, e, before.as_ref().ok()))?;
         Ok(LogReader {
             db,
             mode: ReaderMode::Secondary(secondary_path.to_path_buf()),
             storage_check,
+            before: Mutex::new(before),
         })
     }
 
@@ -129,11 +141,14 @@ impl LogReader {
     }
 
     /// A secondary reader catches up with what the primary has written
-    /// since; a read-only reader's view is fixed, so this does nothing.
+    /// since (reading the MANIFEST's file list first, for
+    /// [`LogReader::verify`]'s cross-check); a read-only reader's view is
+    /// fixed, so this does nothing.
     ///
     /// Errors: [`ReadError::Storage`] if RocksDB cannot catch up.
     pub fn catch_up(&self) -> Result<(), ReadError> {
         if let ReaderMode::Secondary(_) = self.mode {
+            *self.before.lock() = ManifestFiles::read(self.db.path());
             self.db.try_catch_up_with_primary()?;
         }
         Ok(())
@@ -173,9 +188,17 @@ impl LogReader {
         read::stream_version(&self.db, &service, conversation.as_ref())
     }
 
-    /// As [`super::EventLog::verify`].
+    /// As [`super::EventLog::verify`], on the view as of the open (or the
+    /// last [`LogReader::catch_up`]): the file cross-check compares it with
+    /// the MANIFEST as read just before then and as it is now, so a table
+    /// file RocksDB could not open (and silently left out of the view) is
+    /// reported instead of a shorter log.
+    ///
+    /// Errors: as [`super::EventLog::verify`]; [`ReadError::Io`] also when
+    /// the MANIFEST could not be read at the open.
     pub fn verify(&self) -> Result<VerifyReport, ReadError> {
-        read::verify_all(&self.db)
+        let before = self.before.lock().clone()?;
+        read::verify_all(&self.db, &before)
     }
 
     /// The underlying RocksDB handle (read-only).

@@ -118,14 +118,19 @@ pub fn column_family_options(name: &str) -> Options {
 /// MANIFEST tracks is missing or short, a checksum fails) becomes
 /// [`OpenError::StoreDamaged`] naming the store, anything else
 /// [`OpenError::Storage`].
-pub fn open_error(path: &Path, error: rocksdb::Error) -> OpenError {
-    if error.kind() == rocksdb::ErrorKind::Corruption {
-        OpenError::StoreDamaged {
-            path: path.to_path_buf(),
-            detail: error.into_string(),
+pub fn open_error(
+    path: &Path,
+    error: rocksdb::Error,
+    manifest: Option<&super::files::ManifestFiles>,
+) -> OpenError {
+    match super::files::classify_open(error, manifest) {
+        OpenError::Storage(error) if error.kind() == rocksdb::ErrorKind::Corruption => {
+            OpenError::StoreDamaged {
+                path: path.to_path_buf(),
+                detail: error.into_string(),
+            }
         }
-    } else {
-        OpenError::Storage(error)
+        other => other,
     }
 }
 

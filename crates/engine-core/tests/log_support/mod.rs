@@ -1,6 +1,8 @@
 //! Helpers shared by the log tests.
 #![allow(dead_code)]
 
+pub mod sst;
+
 use std::path::Path;
 
 use engine_core::log::keys::{position_key, CF_LOG};

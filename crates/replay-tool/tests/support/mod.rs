@@ -6,6 +6,9 @@
 //! by the trusted host.
 #![allow(dead_code)]
 
+#[path = "../../../engine-core/tests/log_support/sst.rs"]
+pub mod sst;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -92,7 +95,8 @@ fn chat(identity: &str) -> ParticipantSpec {
     }
 }
 
-fn post(
+/// A PostMessage command.
+pub fn post(
     service: ServiceSid,
     conversation: &ConversationRef,
     author: &str,
