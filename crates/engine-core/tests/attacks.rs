@@ -114,3 +114,36 @@ fn only_a_log_blocks_trailer_is_outside_every_record() {
         assert!(covered(offset), "byte {offset} is inside the second record");
     }
 }
+
+#[test]
+fn only_zeros_and_torn_records_count_as_what_a_crash_leaves() {
+    use attack_support::{is_crash_tail, LOG_BLOCK_BYTES};
+    let header = |crc: u32, len: u16, kind: u8| {
+        let mut h = crc.to_le_bytes().to_vec();
+        h.extend_from_slice(&len.to_le_bytes());
+        h.push(kind);
+        h
+    };
+    assert!(is_crash_tail(100, &[0; 4096]), "zeros");
+    assert!(is_crash_tail(100, &[0xab, 0xcd, 0xef]), "a torn header");
+    assert!(
+        is_crash_tail(100, &header(0x1234_5678, 100, 1)),
+        "a full record's header whose payload never made it"
+    );
+    assert!(
+        !is_crash_tail(100, &[0, 0, 0, 0, 0, 0, 6]),
+        "the issue's recyclable-type repro"
+    );
+    assert!(
+        !is_crash_tail(100, &header(0x1234_5678, 0, 1)),
+        "a complete record, whose checksum cannot match"
+    );
+    assert!(!is_crash_tail(100, &header(7, 50, 9)), "a type never written");
+    // Fewer than a header's bytes left in the block: they are the trailer,
+    // and the header that follows is what counts.
+    let near_end = LOG_BLOCK_BYTES - 3;
+    let mut tail = vec![0xff; 3];
+    tail.extend(header(1, 0, 6));
+    assert!(!is_crash_tail(near_end, &tail));
+    assert!(is_crash_tail(near_end, &[0xff; 3]));
+}

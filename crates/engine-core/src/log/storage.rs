@@ -114,20 +114,29 @@ pub fn column_family_options(name: &str) -> Options {
     options
 }
 
-/// Maps an error of RocksDB's open: damage RocksDB itself found (a WAL the
+/// Maps an error of RocksDB's open: a damaged table file becomes
+/// [`OpenError::Damaged`] naming the file (and, with `manifest`, the log
+/// positions it holds); other damage RocksDB itself found (a WAL the
 /// MANIFEST tracks is missing or short, a checksum fails) becomes
-/// [`OpenError::StoreDamaged`] naming the store, anything else
+/// [`OpenError::StoreDamaged`] naming the store; anything else
 /// [`OpenError::Storage`].
 pub fn open_error(
     path: &Path,
     error: rocksdb::Error,
     manifest: Option<&super::files::ManifestFiles>,
 ) -> OpenError {
+    // A damaged table file is named with its positions; damage RocksDB
+    // names no table file for (a missing or short WAL) names the store.
+    let detail = error.clone().into_string();
     match super::files::classify_open(error, manifest) {
+        OpenError::Damaged(damage) if damage.file.is_none() => OpenError::StoreDamaged {
+            path: path.to_path_buf(),
+            detail,
+        },
         OpenError::Storage(error) if error.kind() == rocksdb::ErrorKind::Corruption => {
             OpenError::StoreDamaged {
                 path: path.to_path_buf(),
-                detail: error.into_string(),
+                detail,
             }
         }
         other => other,
