@@ -24,12 +24,16 @@
 //!   [`AppendError::IdempotencyKeyReused`], and other scopes never see it;
 //! - the index column families (stream index, stream versions, commands)
 //!   can be checked against the log and re-derived from it ([`indexes`]);
+//! - a batch is answered only once the head marker ([`head_marker`]) covers
+//!   it, so an open that finds the log shorter than the marker refuses the
+//!   store instead of silently losing acknowledged records;
 //! - after a failed write the log is poisoned and refuses appends until it
 //!   is reopened; nothing of the failed batch is visible and the head does
 //!   not advance.
 
 mod error;
 mod event_log;
+pub mod head_marker;
 pub mod indexes;
 pub mod keys;
 mod options;
@@ -52,6 +56,7 @@ pub use options::{
 pub use read::{LogHead, RecordIter, StreamIter, VerifyReport};
 pub use reader::{LogReader, ReaderMode};
 pub use state::*;
+pub use head_marker::{HeadMarkerStatus, HEAD_MARKER_FILE, HEAD_MARKER_SYNC_INTERVAL_MS};
 pub use storage::{
     StorageCheck, TornTail, BLOOM_FILTER_BITS_PER_KEY, WAL_BYTES_MAX, WRITE_STALL_WAIT_MAX_MS,
 };
