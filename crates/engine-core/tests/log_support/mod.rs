@@ -160,6 +160,9 @@ pub const CRASH_CHILD_STORE_ENV: &str = "COLLOQUY_CRASH_CHILD_STORE";
 /// The environment variable telling the crashing writer how many records
 /// to append.
 pub const CRASH_CHILD_RECORDS_ENV: &str = "COLLOQUY_CRASH_CHILD_RECORDS";
+/// The environment variable telling the crashing writer its durability
+/// (`sync` or `buffered`).
+pub const CRASH_CHILD_DURABILITY_ENV: &str = "COLLOQUY_CRASH_CHILD_DURABILITY";
 /// How long the crashing writer may take before the test gives up on it.
 pub const CRASH_CHILD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -173,12 +176,29 @@ pub const CRASH_CHILD_DEADLINE: std::time::Duration = std::time::Duration::from_
 /// aborts the process instead of returning. The child runs under
 /// [`CRASH_CHILD_DEADLINE`]. Returns the store's directory.
 pub fn crashed_store(test_name: &str, records: u64) -> tempfile::TempDir {
+    crashed_store_with(test_name, records, Durability::Sync)
+}
+
+/// [`crashed_store`], with the writer's appends made under `durability`.
+pub fn crashed_store_with(
+    test_name: &str,
+    records: u64,
+    durability: Durability,
+) -> tempfile::TempDir {
+    let durability_name = match durability {
+        Durability::Sync => "sync",
+        Durability::Buffered => "buffered",
+    };
     if let Some(path) = std::env::var_os(CRASH_CHILD_STORE_ENV) {
         let records: u64 = std::env::var(CRASH_CHILD_RECORDS_ENV)
             .expect("the record count")
             .parse()
             .expect("a record count");
-        let log = open_raw(Path::new(&path), Durability::Sync);
+        let durability = match std::env::var(CRASH_CHILD_DURABILITY_ENV).as_deref() {
+            Ok("buffered") => Durability::Buffered,
+            _ => Durability::Sync,
+        };
+        let log = open_raw(Path::new(&path), durability);
         for i in 0..records {
             log.append_blocking(engine_core::AppendRequest::new(
                 command_id(77, i),
@@ -194,6 +214,7 @@ pub fn crashed_store(test_name: &str, records: u64) -> tempfile::TempDir {
         .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
         .env(CRASH_CHILD_STORE_ENV, dir.path())
         .env(CRASH_CHILD_RECORDS_ENV, records.to_string())
+        .env(CRASH_CHILD_DURABILITY_ENV, durability_name)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
