@@ -27,7 +27,8 @@ pub use fanout::{
 };
 pub use log::{
     AppendError, AppendOutcome, AppendRequest, ChainFault, CommittedRecord, DecideContext,
-    Decision, Durability, EventLog, FaultKind, HeadMarkerStatus, Idempotency, LogFileFault, LogHead, LogOptions,
-    LogReader, OpenError, RawAppend, RawEvents, ReadError, StateMachine, VerifyReport,
+    Decision, Durability, EventLog, FaultKind, HeadMarkerStatus, Idempotency, LogFileFault,
+    LogHead, LogOptions, LogReader, OpenError, RawAppend, RawEvents, ReadError, StateMachine,
+    VerifyReport,
 };
 pub use read_view::ReadView;

@@ -200,10 +200,7 @@ fn engine_open_and_rebuild_refuse_a_deleted_newest_wal() {
 
 #[test]
 fn a_torn_marker_slot_falls_back_to_the_other_slot() {
-    let crashed = crashed_store(
-        "a_torn_marker_slot_falls_back_to_the_other_slot",
-        RECORDS,
-    );
+    let crashed = crashed_store("a_torn_marker_slot_falls_back_to_the_other_slot", RECORDS);
     let newest = read_head_marker(crashed.path()).unwrap().expect("a marker");
     assert_eq!(newest.next_position, RECORDS);
     // A write torn half-way through the newest slot.
@@ -214,7 +211,11 @@ fn a_torn_marker_slot_falls_back_to_the_other_slot() {
     std::fs::write(&marker, &bytes).unwrap();
     let other = read_head_marker(crashed.path()).unwrap().expect("a marker");
     assert_ne!(other.slot, newest.slot);
-    assert_eq!(other.next_position, RECORDS - 1, "the previous batch's head");
+    assert_eq!(
+        other.next_position,
+        RECORDS - 1,
+        "the previous batch's head"
+    );
 
     // With the WAL gone, the other slot still catches the loss.
     let lost = copy_store(crashed.path());
@@ -399,7 +400,11 @@ fn a_marker_from_another_log_is_log_rewritten() {
             .unwrap();
         }
     }
-    std::fs::copy(a.path().join(HEAD_MARKER_FILE), b.path().join(HEAD_MARKER_FILE)).unwrap();
+    std::fs::copy(
+        a.path().join(HEAD_MARKER_FILE),
+        b.path().join(HEAD_MARKER_FILE),
+    )
+    .unwrap();
     match open_log(b.path(), LogOptions::default()) {
         Err(OpenError::LogRewritten {
             marker, position, ..

@@ -159,7 +159,7 @@ impl Store {
             (db, scratch)
         };
         storage_check.head_marker =
-            head_marker::check_head_marker(&path, marker.as_ref(), &db, &storage_check)
+            head_marker::check_head_marker_for_reader(&path, marker.as_ref(), &db, &storage_check)
                 .map_err(refuse)?;
         Ok(Store {
             db,

@@ -228,7 +228,10 @@ fn verify_of_a_live_host_that_keeps_appending_raises_no_false_alarm() {
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         appender.join().expect("the appender");
         for (code, stdout, stderr) in runs {
-            assert_eq!(code, 0, "a running host is not a damaged store: {stdout}{stderr}");
+            assert_eq!(
+                code, 0,
+                "a running host is not a damaged store: {stdout}{stderr}"
+            );
         }
     });
 }

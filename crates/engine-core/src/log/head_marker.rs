@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 use events::Hash;
 use rocksdb::DB;
 
-use super::error::{HexHash, OpenError};
+use super::error::{ChainFault, FaultKind, HexHash, OpenError};
 use super::options::Durability;
 use super::read::{self, LogHead, RecordIter};
 use super::storage::StorageCheck;
@@ -222,7 +222,9 @@ fn decode_slot(bytes: &[u8], index: usize) -> Result<HeadMarkerState, String> {
         return Err(format!("slot {index} fails its checksum"));
     }
     if bytes[MAGIC_AT..VERSION_AT] != MAGIC {
-        return Err(format!("slot {index} does not start with the marker's magic"));
+        return Err(format!(
+            "slot {index} does not start with the marker's magic"
+        ));
     }
     let version = u16::from_le_bytes([bytes[VERSION_AT], bytes[VERSION_AT + 1]]);
     if version != HEAD_MARKER_FORMAT_VERSION {
@@ -294,6 +296,9 @@ pub fn read_head_marker(store: &Path) -> Result<Option<HeadMarkerState>, OpenErr
 /// (read by [`read_head_marker`] before the store was opened, so that a
 /// live writer's later batches can only put the log ahead of it).
 ///
+/// The positions are compared first (from the last key), then the hash of
+/// the record at the marker's last position (decoded, self-hash checked).
+///
 /// Outcomes: [`HeadMarkerStatus::Created`] (no marker, empty log),
 /// [`HeadMarkerStatus::Missing`] (no marker, records),
 /// [`HeadMarkerStatus::Intact`], [`HeadMarkerStatus::Behind`] (the log is
@@ -304,78 +309,93 @@ pub fn read_head_marker(store: &Path) -> Result<Option<HeadMarkerState>, OpenErr
 /// Errors: [`OpenError::AcknowledgedRecordsMissing`] if the log ends before
 /// a marker written under [`Durability::Sync`] (it lists `storage`'s WAL
 /// files); [`OpenError::LogRewritten`] if the record at the marker's last
-/// position has another hash; [`OpenError::Fault`],
-/// [`OpenError::Corrupt`] or [`OpenError::Storage`] if the log's head or
-/// that record cannot be read.
+/// position has another hash; [`OpenError::Fault`] if that record is
+/// damaged (or missing), [`OpenError::Corrupt`] if the last key is
+/// malformed, [`OpenError::Storage`] if RocksDB cannot read.
 pub fn check_head_marker(
     store: &Path,
     marker: Option<&HeadMarkerState>,
     db: &DB,
     storage: &StorageCheck,
 ) -> Result<HeadMarkerStatus, OpenError> {
-    let (head, _) = read::read_head(db)?;
+    let log_next_position = read::stored_next_position(db)?;
     let Some(marker) = marker else {
-        return Ok(if head.next_position == 0 {
+        return Ok(if log_next_position == 0 {
             HeadMarkerStatus::Created
         } else {
-            HeadMarkerStatus::Missing {
-                log_next_position: head.next_position,
-            }
+            HeadMarkerStatus::Missing { log_next_position }
         });
     };
-    if head.next_position < marker.next_position {
+    let marker_next_position = marker.next_position;
+    if log_next_position < marker_next_position {
         return match marker.durability {
             Durability::Sync => Err(OpenError::AcknowledgedRecordsMissing {
                 marker: head_marker_path(store),
                 store: store.to_path_buf(),
-                marker_next_position: marker.next_position,
-                log_next_position: head.next_position,
+                marker_next_position,
+                log_next_position,
                 wal_files: storage.wal_files.clone(),
             }),
             Durability::Buffered => Ok(HeadMarkerStatus::BufferedLoss {
-                marker_next_position: marker.next_position,
-                log_next_position: head.next_position,
+                marker_next_position,
+                log_next_position,
             }),
         };
     }
-    if marker.next_position == 0 {
-        return Ok(if head.next_position == 0 {
-            HeadMarkerStatus::Intact
-        } else {
-            HeadMarkerStatus::Behind {
-                marker_next_position: 0,
-                log_next_position: head.next_position,
+    if marker_next_position > 0 {
+        let position = marker_next_position - 1;
+        let record = RecordIter::new(db, position..marker_next_position)
+            .next()
+            .transpose()?;
+        let log_hash = match record {
+            Some(record) => record.hash,
+            None => {
+                return Err(OpenError::Fault(ChainFault {
+                    position,
+                    kind: FaultKind::Gap {
+                        next_found: log_next_position,
+                    },
+                }))
             }
-        });
-    }
-    let position = marker.next_position - 1;
-    let log_hash = if head.next_position == marker.next_position {
-        head.last_hash
-    } else {
-        match RecordIter::new(db, position..marker.next_position).next() {
-            Some(record) => record?.hash,
-            // Below the head, so present unless the log has a gap, which
-            // the iterator reports as a fault.
-            None => head.last_hash,
+        };
+        if log_hash != marker.last_hash {
+            return Err(OpenError::LogRewritten {
+                marker: head_marker_path(store),
+                store: store.to_path_buf(),
+                position,
+                marker_hash: HexHash(marker.last_hash),
+                log_hash: HexHash(log_hash),
+            });
         }
-    };
-    if log_hash != marker.last_hash {
-        return Err(OpenError::LogRewritten {
-            marker: head_marker_path(store),
-            store: store.to_path_buf(),
-            position,
-            marker_hash: HexHash(marker.last_hash),
-            log_hash: HexHash(log_hash),
-        });
     }
-    Ok(if head.next_position == marker.next_position {
+    Ok(if log_next_position == marker_next_position {
         HeadMarkerStatus::Intact
     } else {
         HeadMarkerStatus::Behind {
-            marker_next_position: marker.next_position,
-            log_next_position: head.next_position,
+            marker_next_position,
+            log_next_position,
         }
     })
+}
+
+/// [`check_head_marker`] for a reader, which verifies the records itself
+/// afterwards: a damaged record where the comparison looks
+/// ([`OpenError::Fault`], [`OpenError::Corrupt`]) leaves the status
+/// [`HeadMarkerStatus::NotChecked`] instead of failing the open, so the
+/// reader's verification names the damaged position. A log shorter than
+/// the marker is still refused first.
+///
+/// Errors: as [`check_head_marker`], but for those two.
+pub fn check_head_marker_for_reader(
+    store: &Path,
+    marker: Option<&HeadMarkerState>,
+    db: &DB,
+    storage: &StorageCheck,
+) -> Result<HeadMarkerStatus, OpenError> {
+    match check_head_marker(store, marker, db, storage) {
+        Err(OpenError::Fault(_) | OpenError::Corrupt { .. }) => Ok(HeadMarkerStatus::NotChecked),
+        other => other,
+    }
 }
 
 /// Logs what a check found that an operator should know.
@@ -537,7 +557,12 @@ mod tests {
         let slot = encode_slot(&head, Durability::Buffered);
         let state = decode_slot(&slot, 1).unwrap();
         assert_eq!(
-            (state.next_position, state.last_hash, state.durability, state.slot),
+            (
+                state.next_position,
+                state.last_hash,
+                state.durability,
+                state.slot
+            ),
             (head.next_position, head.last_hash, Durability::Buffered, 1)
         );
         for at in 0..HEAD_MARKER_SLOT_BYTES {

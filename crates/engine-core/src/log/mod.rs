@@ -47,6 +47,7 @@ pub use error::{
     hash_hex, AppendError, ChainFault, FaultKind, HexHash, LogFileFault, OpenError, ReadError,
 };
 pub use event_log::{AppendOutcome, AppendRequest, EventLog};
+pub use head_marker::{HeadMarkerStatus, HEAD_MARKER_FILE, HEAD_MARKER_SYNC_INTERVAL_MS};
 #[doc(hidden)]
 pub use options::{BeforeWriteHook, WriteInfo};
 pub use options::{
@@ -56,7 +57,6 @@ pub use options::{
 pub use read::{LogHead, RecordIter, StreamIter, VerifyReport};
 pub use reader::{LogReader, ReaderMode};
 pub use state::*;
-pub use head_marker::{HeadMarkerStatus, HEAD_MARKER_FILE, HEAD_MARKER_SYNC_INTERVAL_MS};
 pub use storage::{
     StorageCheck, TornTail, BLOOM_FILTER_BITS_PER_KEY, WAL_BYTES_MAX, WRITE_STALL_WAIT_MAX_MS,
 };

@@ -64,9 +64,11 @@ impl LogReader {
     /// verified at open; call [`LogReader::verify`].
     ///
     /// The head marker is read before the store is opened and compared with
-    /// the view's head ([`super::head_marker::check_head_marker`]; the
-    /// outcome is in [`StorageCheck::head_marker`]). Nothing is written:
-    /// a missing or outdated marker is reported, not repaired.
+    /// the view's head ([`super::head_marker::check_head_marker_for_reader`];
+    /// the outcome is in [`StorageCheck::head_marker`]). Nothing is
+    /// written: a missing or outdated marker is reported, not repaired, and
+    /// a damaged record where the comparison looks is left to
+    /// [`LogReader::verify`].
     ///
     /// Errors: [`OpenError::Storage`] if there is no RocksDB store at
     /// `path` or it cannot be read; [`OpenError::MissingColumnFamily`] if it
@@ -74,8 +76,7 @@ impl LogReader {
     /// [`OpenError::LogFileUnreadable`], [`OpenError::StoreDamaged`],
     /// [`OpenError::AcknowledgedRecordsMissing`],
     /// [`OpenError::LogRewritten`] and [`OpenError::HeadMarkerDamaged`] as
-    /// for [`super::EventLog::open`]; [`OpenError::Fault`] or
-    /// [`OpenError::Corrupt`] if the head cannot be read for the comparison.
+    /// for [`super::EventLog::open`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         let path = path.as_ref();
         let options = storage::db_options();
@@ -89,7 +90,7 @@ impl LogReader {
         let db = DB::open_cf_for_read_only(&options, path, names, false)
             .map_err(|e| storage::open_error(path, e))?;
         storage_check.head_marker =
-            head_marker::check_head_marker(path, marker.as_ref(), &db, &storage_check)?;
+            head_marker::check_head_marker_for_reader(path, marker.as_ref(), &db, &storage_check)?;
         Ok(LogReader {
             db,
             mode: ReaderMode::ReadOnly,
@@ -133,7 +134,7 @@ impl LogReader {
         db.try_catch_up_with_primary()
             .map_err(|e| storage::open_error(path, e))?;
         storage_check.head_marker =
-            head_marker::check_head_marker(path, marker.as_ref(), &db, &storage_check)?;
+            head_marker::check_head_marker_for_reader(path, marker.as_ref(), &db, &storage_check)?;
         Ok(LogReader {
             db,
             mode: ReaderMode::Secondary(secondary_path.to_path_buf()),

@@ -15,6 +15,11 @@
 //! reopened after a crash. WALs are tracked in the MANIFEST
 //! (`track_and_verify_wals_in_manifest`), so a synced WAL that is missing or
 //! shorter than recorded fails the open, and `paranoid_checks` is on.
+//! RocksDB never tracks the WAL it is writing, so the loss of that one (or
+//! its truncation inside acknowledged records, which the recovery mode
+//! takes for a torn tail) is caught outside RocksDB, by the head marker
+//! ([`super::head_marker`]), whose WAL listing [`StorageCheck::wal_files`]
+//! provides.
 //!
 //! **Pre-open check.** [`check_log_files`] walks the record headers of
 //! every WAL file and of the current MANIFEST in RocksDB's log format
