@@ -22,7 +22,10 @@
 //! acknowledged records, which is exit 1 naming the marker and the missing
 //! positions. A running host cannot cause it: it updates its marker only
 //! after the batch is in the WAL, and the view (a secondary's first catch-up
-//! included) is taken after the marker was read.
+//! included) is taken after the marker was read. A loss that
+//! `Durability::Buffered` allows (a power loss dropped the last buffered
+//! writes) and a missing marker (an older store) are not damage: they are
+//! printed as a warning on stderr, and the run goes on.
 
 use std::path::{Path, PathBuf};
 
@@ -30,7 +33,7 @@ use clap::Args;
 use engine_core::log::head_marker;
 use engine_core::log::keys::LOG_COLUMN_FAMILIES;
 use engine_core::log::storage::{self, StorageCheck};
-use engine_core::OpenError;
+use engine_core::{HeadMarkerStatus, OpenError};
 use projections::Table;
 use rocksdb::DB;
 
@@ -161,6 +164,17 @@ impl Store {
         storage_check.head_marker =
             head_marker::check_head_marker_for_reader(&path, marker.as_ref(), &db, &storage_check)
                 .map_err(refuse)?;
+        if let HeadMarkerStatus::BufferedLoss { .. } | HeadMarkerStatus::Missing { .. } =
+            storage_check.head_marker
+        {
+            // Not damage (the engine opens such a store), but an auditor
+            // must hear of it.
+            eprintln!(
+                "replay-tool: warning: {}: {}",
+                path.display(),
+                storage_check.head_marker
+            );
+        }
         Ok(Store {
             db,
             path,

@@ -165,11 +165,12 @@ fn create_services(engine: &engine_core::Engine, first_key: u64) {
 /// What the store's files hold after the host is killed: a copy taken
 /// while a host that acknowledged `ACKNOWLEDGED_COMMANDS` fsynced commands
 /// still has it open (so nothing was flushed on close), with no write in
-/// flight. Returns it and the log's next position when it was taken.
-fn crash_image() -> (tempfile::TempDir, u64) {
+/// flight, written under `durability`. Returns it and the log's next
+/// position when it was taken.
+fn crash_image(durability: engine_core::Durability) -> (tempfile::TempDir, u64) {
     let live = temp_dir();
-    let engine = engine_core::Engine::open(live.path(), engine_core::LogOptions::default())
-        .expect("open the engine");
+    let options = engine_core::LogOptions::default().durability(durability);
+    let engine = engine_core::Engine::open(live.path(), options).expect("open the engine");
     create_services(&engine, 0);
     let acknowledged = engine.log().head().next_position;
     let image = temp_dir();
@@ -182,12 +183,8 @@ fn crash_image() -> (tempfile::TempDir, u64) {
     (image, acknowledged)
 }
 
-#[test]
-fn verify_fails_when_the_newest_wal_of_a_crashed_store_is_deleted() {
-    let (image, acknowledged) = crash_image();
-    let (code, stdout, stderr) = verify(image.path(), &[]);
-    assert_eq!(code, 0, "the crash image itself is sound: {stdout}{stderr}");
-    let mut wals: Vec<PathBuf> = std::fs::read_dir(image.path())
+fn delete_newest_wal(store: &Path) {
+    let mut wals: Vec<PathBuf> = std::fs::read_dir(store)
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -195,6 +192,31 @@ fn verify_fails_when_the_newest_wal_of_a_crashed_store_is_deleted() {
         .collect();
     wals.sort();
     std::fs::remove_file(wals.pop().expect("a WAL file")).unwrap();
+}
+
+#[test]
+fn verify_warns_of_buffered_writes_a_power_loss_dropped() {
+    let (image, acknowledged) = crash_image(engine_core::Durability::Buffered);
+    delete_newest_wal(image.path());
+    for mode in [&[][..], &["--read-only"][..]] {
+        let (code, stdout, stderr) = verify(image.path(), mode);
+        assert_eq!(
+            code, 0,
+            "{mode:?}: Durability::Buffered allows the loss: {stdout}{stderr}"
+        );
+        assert!(
+            stderr.contains("warning") && stderr.contains(&format!("positions 0..{acknowledged}")),
+            "{mode:?}: the loss is reported: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn verify_fails_when_the_newest_wal_of_a_crashed_store_is_deleted() {
+    let (image, acknowledged) = crash_image(engine_core::Durability::Sync);
+    let (code, stdout, stderr) = verify(image.path(), &[]);
+    assert_eq!(code, 0, "the crash image itself is sound: {stdout}{stderr}");
+    delete_newest_wal(image.path());
     for mode in [&[][..], &["--read-only"][..]] {
         let (code, stdout, stderr) = verify(image.path(), mode);
         assert_eq!(
