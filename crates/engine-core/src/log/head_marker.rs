@@ -32,11 +32,14 @@
 //! `pwrite` fails the batch like a failed write. So a process kill can never
 //! leave the marker behind an acknowledged record, and the marker is never
 //! ahead of the log: it is written only after the records it names are in
-//! the WAL. It is fsynced when created, when the
-//! writer stops, and under [`super::Durability::Sync`] at most once per
+//! the WAL. It is fsynced when created, when the writer stops, and under
+//! [`super::Durability::Sync`] at most once per
 //! [`HEAD_MARKER_SYNC_INTERVAL_MS`] (never per batch): it is only ever
 //! written after the WAL write it describes was fsynced, so after a power
-//! loss it can be behind the log, never ahead.
+//! loss it can be behind the log, never ahead. Under
+//! [`super::Durability::Buffered`] neither is fsynced per batch, and after a
+//! power loss either may be ahead: that is reported
+//! ([`HeadMarkerStatus::BufferedLoss`]), not refused.
 //!
 //! **Checking.** [`check_head_marker`] compares the marker with the head of
 //! an opened store: see [`HeadMarkerStatus`] for the outcomes and
