@@ -415,3 +415,28 @@ fn a_marker_from_another_log_is_log_rewritten() {
         other => panic!("expected LogRewritten, got {other:?}"),
     }
 }
+
+#[test]
+fn an_acknowledged_append_is_already_in_the_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    for (round, durability) in [Durability::Sync, Durability::Buffered]
+        .into_iter()
+        .enumerate()
+    {
+        let log = open_raw(dir.path(), durability);
+        for i in 0..REOPEN_CYCLES {
+            log.append_blocking(AppendRequest::new(
+                command_id(round as u64, i),
+                raw(service(1), vec![service_event("c")]),
+            ))
+            .unwrap();
+            let head = log.head();
+            let marker = read_head_marker(dir.path()).unwrap().expect("a marker");
+            assert_eq!(
+                (marker.next_position, marker.last_hash, marker.durability),
+                (head.next_position, head.last_hash, durability),
+                "{durability:?}, append {i}: answered before the marker covered it"
+            );
+        }
+    }
+}
