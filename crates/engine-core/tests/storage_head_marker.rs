@@ -160,14 +160,17 @@ fn garbage_or_zeros_after_the_real_end_open_intact() {
     for tail in [vec![0u8; 100], vec![0u8; 40_000], garbage] {
         let store = copy_store(crashed.path());
         append_to(&same_file_in(store.path(), &wal), &tail);
-        let reader = LogReader::open_read_only(store.path()).expect("a reader opens it");
+        let path = store.path().to_path_buf();
+        let status = within_deadline("LogReader::open_read_only", move || {
+            let reader = LogReader::open_read_only(&path).expect("a reader opens it");
+            reader.storage_check().head_marker.clone()
+        });
         assert_eq!(
-            reader.storage_check().head_marker,
+            status,
             HeadMarkerStatus::Intact,
             "reader, {} bytes appended",
             tail.len()
         );
-        drop(reader);
         assert_eq!(
             open_log(store.path(), LogOptions::default()).expect("opens"),
             (RECORDS, HeadMarkerStatus::Intact),
@@ -371,9 +374,11 @@ fn a_buffered_loss_is_reported_not_refused() {
     // What a power loss does to buffered writes the OS had not written
     // back yet: the WAL holding them is gone.
     std::fs::remove_file(newest_wal(crashed.path())).unwrap();
-    let reader = LogReader::open_read_only(crashed.path()).expect("a reader opens it");
-    let loss = reader.storage_check().head_marker.clone();
-    drop(reader);
+    let path = crashed.path().to_path_buf();
+    let loss = within_deadline("LogReader::open_read_only", move || {
+        let reader = LogReader::open_read_only(&path).expect("a reader opens it");
+        reader.storage_check().head_marker.clone()
+    });
     let (records, status) =
         open_log(crashed.path(), LogOptions::default()).expect("a buffered loss opens");
     assert!(records < RECORDS);
