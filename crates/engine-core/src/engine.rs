@@ -925,8 +925,10 @@ impl Engine {
     /// Needs the store alone: errors with [`EngineError::InUse`] while
     /// another process has it open. The store is opened as
     /// [`EventLog::open`] opens it (same checks and options); damage is
-    /// [`EngineError::Open`] with [`OpenError::LogFileDamaged`] or
-    /// [`OpenError::StoreDamaged`]. Other errors: I/O, a chain fault,
+    /// [`EngineError::Open`] with [`OpenError::LogFileDamaged`],
+    /// [`OpenError::StoreDamaged`] or, if the log ends before its head
+    /// marker, [`OpenError::AcknowledgedRecordsMissing`] (checked before
+    /// anything is changed). Other errors: I/O, a chain fault,
     /// [`EngineError::Indexes`] when the log cannot be read or holds one
     /// command twice (nothing is changed then).
     pub fn rebuild(
@@ -938,10 +940,20 @@ impl Engine {
         {
             let mut db_options = crate::log::storage::db_options();
             db_options.create_if_missing(false);
-            crate::log::storage::check_log_files(path)?;
+            let storage_check = crate::log::storage::check_log_files(path)?;
+            let marker = crate::log::head_marker::read_head_marker(path)?;
             let names = DB::list_cf(&db_options, path)
                 .map_err(|e| crate::log::storage::open_error(path, e, None))?;
             let mut db = DB::open_cf(&db_options, path, &names).map_err(|e| in_use(path, e))?;
+            // Before anything is re-derived from a log that lost records.
+            if names.iter().any(|n| n == crate::log::keys::CF_LOG) {
+                crate::log::head_marker::check_head_marker(
+                    path,
+                    marker.as_ref(),
+                    &db,
+                    &storage_check,
+                )?;
+            }
             for name in LOG_COLUMN_FAMILIES {
                 if !names.iter().any(|n| n == name) {
                     db.create_cf(name, &rocksdb::Options::default())?;

@@ -27,8 +27,8 @@ pub use fanout::{
 };
 pub use log::{
     AppendError, AppendOutcome, AppendRequest, ChainFault, CommittedRecord, DamageKind,
-    DecideContext, Decision, Durability, EventLog, FaultKind, FileDamage, Idempotency,
-    LogFileFault, LogHead, LogOptions, LogReader, OpenError, RawAppend, RawEvents, ReadError,
-    StateMachine, VerifyReport,
+    DecideContext, Decision, Durability, EventLog, FaultKind, FileDamage, HeadMarkerStatus,
+    Idempotency, LogFileFault, LogHead, LogOptions, LogReader, OpenError, RawAppend, RawEvents,
+    ReadError, StateMachine, VerifyReport,
 };
 pub use read_view::ReadView;

@@ -138,7 +138,10 @@ fn only_zeros_and_torn_records_count_as_what_a_crash_leaves() {
         !is_crash_tail(100, &header(0x1234_5678, 0, 1)),
         "a complete record, whose checksum cannot match"
     );
-    assert!(!is_crash_tail(100, &header(7, 50, 9)), "a type never written");
+    assert!(
+        !is_crash_tail(100, &header(7, 50, 9)),
+        "a type never written"
+    );
     // Fewer than a header's bytes left in the block: they are the trailer,
     // and the header that follows is what counts.
     let near_end = LOG_BLOCK_BYTES - 3;

@@ -15,13 +15,25 @@
 //! naming the file and byte offset; a torn tail left by a crash is not an
 //! error: the view leaves it out, as the engine's open drops it, and
 //! [`Store::storage_check`] says what it held.
+//!
+//! The store's head marker ([`engine_core::log::head_marker`]) is read
+//! before the store is opened and compared with the head of the view: a
+//! log that ends before a marker written under `Durability::Sync` lost
+//! acknowledged records, which is exit 1 naming the marker and the missing
+//! positions. A running host cannot cause it: it updates its marker only
+//! after the batch is in the WAL, and the view (a secondary's first catch-up
+//! included) is taken after the marker was read. A loss that
+//! `Durability::Buffered` allows (a power loss dropped the last buffered
+//! writes) and a missing marker (an older store) are not damage: they are
+//! printed as a warning on stderr, and the run goes on.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use engine_core::log::head_marker;
 use engine_core::log::keys::LOG_COLUMN_FAMILIES;
 use engine_core::log::storage::{self, StorageCheck};
-use engine_core::OpenError;
+use engine_core::{HeadMarkerStatus, OpenError};
 use projections::Table;
 use rocksdb::DB;
 
@@ -80,7 +92,10 @@ impl Store {
     ///
     /// Errors: [`ToolError::Mismatch`] (exit 1) if the store is damaged: a
     /// WAL or MANIFEST file damaged where intact records belong (naming the
-    /// file and byte offset), or damage RocksDB finds while opening.
+    /// file and byte offset), damage RocksDB finds while opening, a log that
+    /// ends before its head marker (acknowledged records lost; it names the
+    /// marker and the missing positions), a record at the marker's position
+    /// with another hash, or a marker whose slots are both invalid.
     /// [`ToolError::Io`] (exit 2): no store at the path, not a Colloquy
     /// log or one whose creation was interrupted (a log column family is
     /// missing; the message says which and what to do), RocksDB cannot open
@@ -91,7 +106,11 @@ impl Store {
             ToolError::Io(format!("cannot open the store at {}: {e}", path.display()))
         };
         let refuse = |e: OpenError| match e {
-            OpenError::LogFileDamaged { .. } | OpenError::StoreDamaged { .. } => {
+            OpenError::LogFileDamaged { .. }
+            | OpenError::StoreDamaged { .. }
+            | OpenError::AcknowledgedRecordsMissing { .. }
+            | OpenError::LogRewritten { .. }
+            | OpenError::HeadMarkerDamaged { .. } => {
                 ToolError::Mismatch(format!("damaged store: {e}"))
             }
             other => cannot(&other),
@@ -99,9 +118,12 @@ impl Store {
         if !path.join("CURRENT").is_file() {
             return Err(cannot(&"no RocksDB store there (no CURRENT file)"));
         }
+        // Before the store is opened: a live host can only have put the
+        // log ahead of it since.
+        let marker = head_marker::read_head_marker(&path).map_err(refuse)?;
         // Before anything of RocksDB reads the MANIFEST (listing the
         // column families does).
-        let storage_check = storage::check_log_files(&path).map_err(refuse)?;
+        let mut storage_check = storage::check_log_files(&path).map_err(refuse)?;
         let mut options = storage::db_options();
         let names = DB::list_cf(&options, &path)
             .map_err(|e| refuse(storage::open_error(&path, e, None)))?;
@@ -139,6 +161,20 @@ impl Store {
                 .map_err(|e| refuse(storage::open_error(&path, e, None)))?;
             (db, scratch)
         };
+        storage_check.head_marker =
+            head_marker::check_head_marker_for_reader(&path, marker.as_ref(), &db, &storage_check)
+                .map_err(refuse)?;
+        if let HeadMarkerStatus::BufferedLoss { .. } | HeadMarkerStatus::Missing { .. } =
+            storage_check.head_marker
+        {
+            // Not damage (the engine opens such a store), but an auditor
+            // must hear of it.
+            eprintln!(
+                "replay-tool: warning: {}: {}",
+                path.display(),
+                storage_check.head_marker
+            );
+        }
         Ok(Store {
             db,
             path,
@@ -150,8 +186,10 @@ impl Store {
 
     /// What the check of the WAL and MANIFEST files found before opening:
     /// files and bytes read, and any torn tail a crash left (what it holds,
-    /// where; it is not part of this view, as the engine's open drops it).
-    /// Its `Display` is one line for a report.
+    /// where; it is not part of this view, as the engine's open drops it),
+    /// and how the head compared with the head marker (a missing marker, or
+    /// buffered writes a power loss dropped, are reported there). Its
+    /// `Display` is one line for a report.
     pub fn storage_check(&self) -> &StorageCheck {
         &self.storage_check
     }

@@ -141,3 +141,119 @@ fn a_store_whose_creation_was_interrupted_is_explained_and_completed_by_the_engi
     let (code, stdout, stderr) = verify(dir.path(), &[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
 }
+
+/// Commands the host acknowledges before the crash image is taken.
+const ACKNOWLEDGED_COMMANDS: u64 = 20;
+
+/// Runs `ACKNOWLEDGED_COMMANDS` `CreateService` commands on `engine`,
+/// each acknowledged as fsynced (`Durability::Sync`).
+fn create_services(engine: &engine_core::Engine, first_key: u64) {
+    for n in first_key..first_key + ACKNOWLEDGED_COMMANDS {
+        engine
+            .execute(events::CommandEnvelope {
+                command_id: events::CommandId::from_key(&n.to_be_bytes()),
+                acting_identity: None,
+                expected_version: None,
+                command: events::Command::CreateService {
+                    friendly_name: format!("service {n}"),
+                },
+            })
+            .expect("acknowledged");
+    }
+}
+
+/// What the store's files hold after the host is killed: a copy taken
+/// while a host that acknowledged `ACKNOWLEDGED_COMMANDS` fsynced commands
+/// still has it open (so nothing was flushed on close), with no write in
+/// flight, written under `durability`. Returns it and the log's next
+/// position when it was taken.
+fn crash_image(durability: engine_core::Durability) -> (tempfile::TempDir, u64) {
+    let live = temp_dir();
+    let options = engine_core::LogOptions::default().durability(durability);
+    let engine = engine_core::Engine::open(live.path(), options).expect("open the engine");
+    create_services(&engine, 0);
+    let acknowledged = engine.log().head().next_position;
+    let image = temp_dir();
+    for entry in std::fs::read_dir(live.path()).unwrap().flatten() {
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), image.path().join(entry.file_name())).unwrap();
+        }
+    }
+    drop(engine);
+    (image, acknowledged)
+}
+
+fn delete_newest_wal(store: &Path) {
+    let mut wals: Vec<PathBuf> = std::fs::read_dir(store)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    wals.sort();
+    std::fs::remove_file(wals.pop().expect("a WAL file")).unwrap();
+}
+
+#[test]
+fn verify_warns_of_buffered_writes_a_power_loss_dropped() {
+    let (image, acknowledged) = crash_image(engine_core::Durability::Buffered);
+    delete_newest_wal(image.path());
+    for mode in [&[][..], &["--read-only"][..]] {
+        let (code, stdout, stderr) = verify(image.path(), mode);
+        assert_eq!(
+            code, 0,
+            "{mode:?}: Durability::Buffered allows the loss: {stdout}{stderr}"
+        );
+        assert!(
+            stderr.contains("warning") && stderr.contains(&format!("positions 0..{acknowledged}")),
+            "{mode:?}: the loss is reported: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn verify_fails_when_the_newest_wal_of_a_crashed_store_is_deleted() {
+    let (image, acknowledged) = crash_image(engine_core::Durability::Sync);
+    let (code, stdout, stderr) = verify(image.path(), &[]);
+    assert_eq!(code, 0, "the crash image itself is sound: {stdout}{stderr}");
+    delete_newest_wal(image.path());
+    for mode in [&[][..], &["--read-only"][..]] {
+        let (code, stdout, stderr) = verify(image.path(), mode);
+        assert_eq!(
+            code, 1,
+            "{mode:?}: a log that lost acknowledged records exits 1: {stdout}{stderr}"
+        );
+        assert!(
+            stderr.contains(engine_core::log::HEAD_MARKER_FILE)
+                && stderr.contains(&format!("missing, positions 0..{acknowledged}")),
+            "{mode:?}: the error names the marker and the missing positions: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn verify_of_a_live_host_that_keeps_appending_raises_no_false_alarm() {
+    let live = temp_dir();
+    let engine = engine_core::Engine::open(live.path(), engine_core::LogOptions::default())
+        .expect("open the engine");
+    create_services(&engine, 0);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let appender = scope.spawn(|| {
+            let mut next = ACKNOWLEDGED_COMMANDS;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                create_services(&engine, next);
+                next += ACKNOWLEDGED_COMMANDS;
+            }
+        });
+        let runs: Vec<_> = (0..3).map(|_| verify(live.path(), &[])).collect();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        appender.join().expect("the appender");
+        for (code, stdout, stderr) in runs {
+            assert_eq!(
+                code, 0,
+                "a running host is not a damaged store: {stdout}{stderr}"
+            );
+        }
+    });
+}

@@ -213,6 +213,96 @@ pub enum OpenError {
         /// The operating system's reason.
         detail: String,
     },
+    /// The log ends before its head marker
+    /// ([`super::head_marker`]), which was written under
+    /// [`super::Durability::Sync`]: records that were acknowledged as
+    /// fsynced are gone. Most likely the newest WAL file was deleted or cut
+    /// short (RocksDB takes a WAL cut short for a torn tail, and never
+    /// tracks the WAL it is writing, so it opens such a store silently
+    /// short). Nothing was changed in the marker.
+    #[error(
+        "the store at {} has lost acknowledged records: its head marker {} says positions \
+         0..{marker_next_position} were acknowledged under Durability::Sync, but the log ends \
+         at position {log_next_position} ({} acknowledged records missing, positions \
+         {log_next_position}..{marker_next_position}). The write-ahead log most likely lost \
+         them: the newest WAL file was deleted or cut short (WAL files present: {}). Restore \
+         the store from a backup",
+        store.display(),
+        marker.display(),
+        marker_next_position - log_next_position,
+        list_files(wal_files)
+    )]
+    AcknowledgedRecordsMissing {
+        /// The head marker file.
+        marker: PathBuf,
+        /// The store's directory.
+        store: PathBuf,
+        /// The marker's next position: every position below it was
+        /// acknowledged.
+        marker_next_position: u64,
+        /// The log's next position, as the store opened.
+        log_next_position: u64,
+        /// The WAL files in the store before RocksDB recovered it.
+        wal_files: Vec<PathBuf>,
+    },
+    /// The record at the head marker's last position has another hash than
+    /// the marker recorded: the log was rewritten or replaced (or the
+    /// marker comes from another store).
+    #[error(
+        "the store at {} does not hold the log its head marker {} describes: the record at \
+         position {position} has hash {log_hash}, the marker recorded {marker_hash}. The log \
+         was rewritten or replaced, or the marker was copied from another store; restore the \
+         store from a backup",
+        store.display(),
+        marker.display()
+    )]
+    LogRewritten {
+        /// The head marker file.
+        marker: PathBuf,
+        /// The store's directory.
+        store: PathBuf,
+        /// The marker's last position.
+        position: u64,
+        /// The hash the marker recorded.
+        marker_hash: HexHash,
+        /// The hash of the record stored there.
+        log_hash: HexHash,
+    },
+    /// Neither slot of the head marker is valid (or the file has the wrong
+    /// size), so the acknowledged head is unknown.
+    #[error(
+        "the head marker {} is damaged: {detail}. The acknowledged head is unknown; if the log \
+         is known to be complete (replay-tool verify, a backup), delete the file and the next \
+         open recreates it",
+        file.display()
+    )]
+    HeadMarkerDamaged {
+        /// The marker file.
+        file: PathBuf,
+        /// Why each slot is invalid.
+        detail: String,
+    },
+    /// The head marker could not be written when the store was opened.
+    #[error("cannot write the head marker {}: {source}", file.display())]
+    HeadMarkerUnwritable {
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Lists files for an error message.
+fn list_files(files: &[PathBuf]) -> String {
+    if files.is_empty() {
+        return "none".to_string();
+    }
+    files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What is wrong with a record header in a WAL or MANIFEST file.

@@ -14,6 +14,7 @@ use rocksdb::{ColumnFamilyDescriptor, FlushOptions, DB};
 
 use super::error::{AppendError, OpenError, ReadError};
 use super::files;
+use super::head_marker::{self, HeadMarker};
 use super::keys::LOG_COLUMN_FAMILIES;
 use super::options::{Durability, LogOptions, TAIL_VERIFY_RECORDS};
 use super::read::{self, LogHead, RecordIter, StreamIter, VerifyReport};
@@ -144,6 +145,16 @@ impl<S: StateMachine> EventLog<S> {
     /// reported by [`EventLog::storage_check`]. The RocksDB options are
     /// [`super::storage::db_options`].
     ///
+    /// Once RocksDB has recovered the store, its head is compared with the
+    /// head marker ([`super::head_marker`], read before RocksDB opened the
+    /// store); the outcome is [`StorageCheck::head_marker`]. A marker behind
+    /// the log (a crash before it was updated or synced), a missing marker
+    /// (an older store, or a deleted marker; logged as a warning) and a log
+    /// that lost buffered writes to a power loss under
+    /// [`Durability::Buffered`] (logged as a warning) are not errors. Then
+    /// the marker is rewritten at the recovered head, with `options`'
+    /// durability.
+    ///
     /// Errors: [`OpenError::LogFileDamaged`] naming the WAL or MANIFEST
     /// file and byte offset of damage where intact records belong,
     /// [`OpenError::LogFileUnreadable`] if one cannot be read,
@@ -156,7 +167,15 @@ impl<S: StateMachine> EventLog<S> {
     /// [`OpenError::Damaged`] if RocksDB reports damage in a table file
     /// read for the tail (naming the file and the positions it holds),
     /// [`OpenError::Init`] if `init` fails, [`OpenError::Spawn`] if the
-    /// writer thread cannot start.
+    /// writer thread cannot start;
+    /// [`OpenError::AcknowledgedRecordsMissing`] if the log ends before a
+    /// head marker written under [`Durability::Sync`] (acknowledged records
+    /// are gone: a deleted or truncated WAL), [`OpenError::LogRewritten`]
+    /// if the record at the marker's last position has another hash,
+    /// [`OpenError::HeadMarkerDamaged`] if neither of the marker's slots is
+    /// valid, [`OpenError::HeadMarkerUnwritable`] if it cannot be
+    /// rewritten. A refused store's marker is left as it was, so every
+    /// later open refuses it too.
     pub fn open<E, F>(
         path: impl AsRef<Path>,
         options: LogOptions,
@@ -167,10 +186,11 @@ impl<S: StateMachine> EventLog<S> {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let path = path.as_ref();
-        let storage_check = storage::check_log_files(path)?;
+        let mut storage_check = storage::check_log_files(path)?;
         for torn in &storage_check.torn_tails {
             tracing::warn!(%torn, "opening a store after a crash");
         }
+        let marker = head_marker::read_head_marker(path)?;
         let mut db_options = storage::db_options();
         db_options.create_if_missing(true);
         db_options.create_missing_column_families(true);
@@ -202,6 +222,10 @@ impl<S: StateMachine> EventLog<S> {
             .map_err(|e| storage::open_error(path, e, None))?;
         let db = Arc::new(db);
         let (head, last_recorded_at) = read::verify_tail(&db, TAIL_VERIFY_RECORDS)?;
+        let status = head_marker::check_head_marker(path, marker.as_ref(), &db, &storage_check)?;
+        head_marker::warn_about(path, &status);
+        storage_check.head_marker = status;
+        let marker = HeadMarker::create(path, &head, options.durability)?;
         let state = init(&db, &head).map_err(|e| OpenError::Init(e.into()))?;
 
         let shared = Arc::new(Shared {
@@ -220,6 +244,7 @@ impl<S: StateMachine> EventLog<S> {
             options,
             head,
             last_recorded_at: last_recorded_at.unwrap_or(0),
+            marker,
         };
         let handle = std::thread::Builder::new()
             .name("colloquy-log-writer".into())
@@ -335,7 +360,9 @@ impl<S: StateMachine> EventLog<S> {
     }
 
     /// What the pre-open check of the WAL and MANIFEST files found, in
-    /// particular the torn tail a crash left, which this open dropped.
+    /// particular the torn tail a crash left, which this open dropped, and
+    /// how the log's head compared with the head marker (for example a
+    /// [`super::HeadMarkerStatus::BufferedLoss`]).
     pub fn storage_check(&self) -> &StorageCheck {
         &self.storage_check
     }

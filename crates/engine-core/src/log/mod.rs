@@ -24,6 +24,9 @@
 //!   [`AppendError::IdempotencyKeyReused`], and other scopes never see it;
 //! - the index column families (stream index, stream versions, commands)
 //!   can be checked against the log and re-derived from it ([`indexes`]);
+//! - a batch is answered only once the head marker ([`head_marker`]) covers
+//!   it, so an open that finds the log shorter than the marker refuses the
+//!   store instead of silently losing acknowledged records;
 //! - after a failed write the log is poisoned and refuses appends until it
 //!   is reopened; nothing of the failed batch is visible and the head does
 //!   not advance.
@@ -31,6 +34,7 @@
 mod error;
 mod event_log;
 pub mod files;
+pub mod head_marker;
 pub mod indexes;
 pub mod keys;
 mod options;
@@ -45,6 +49,7 @@ pub use error::{
 };
 pub use event_log::{AppendOutcome, AppendRequest, EventLog};
 pub use files::{DamageKind, FileDamage};
+pub use head_marker::{HeadMarkerStatus, HEAD_MARKER_FILE, HEAD_MARKER_SYNC_INTERVAL_MS};
 #[doc(hidden)]
 pub use options::{BeforeWriteHook, WriteInfo};
 pub use options::{

@@ -262,6 +262,28 @@ impl Iterator for StreamIter<'_> {
     }
 }
 
+/// The position after the last stored key (0 for an empty log), without
+/// decoding the record.
+///
+/// Errors: [`ReadError::Corrupt`] if the last key is not a position,
+/// [`ReadError::Storage`].
+pub(crate) fn stored_next_position(db: &DB) -> Result<u64, ReadError> {
+    let mut iter = db.iterator_cf(cf(db, CF_LOG), IteratorMode::End);
+    let Some(item) = iter.next() else {
+        return Ok(0);
+    };
+    let (key, _) = item?;
+    parse_position_key(&key)
+        .and_then(|position| position.checked_add(1))
+        .ok_or_else(|| ReadError::Corrupt {
+            column_family: CF_LOG,
+            detail: format!(
+                "the last log key is not a position below the largest ({} bytes)",
+                key.len()
+            ),
+        })
+}
+
 /// The head and the last record's `recorded_at`, from the last stored
 /// record (decoded and self-hash checked).
 pub(crate) fn read_head(db: &DB) -> Result<(LogHead, Option<TimestampMicros>), ReadError> {

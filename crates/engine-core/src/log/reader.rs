@@ -9,6 +9,7 @@ use rocksdb::{Options, DB};
 
 use super::error::{OpenError, ReadError};
 use super::files::ManifestFiles;
+use super::head_marker;
 use super::keys::LOG_COLUMN_FAMILIES;
 use super::read::{self, LogHead, RecordIter, StreamIter, VerifyReport};
 use super::storage::{self, StorageCheck};
@@ -68,23 +69,37 @@ impl LogReader {
     /// [`super::storage::db_options`]. The records themselves are not
     /// verified at open; call [`LogReader::verify`].
     ///
+    /// The head marker is read before the store is opened and compared with
+    /// the view's head ([`super::head_marker::check_head_marker_for_reader`];
+    /// the outcome is in [`StorageCheck::head_marker`]). Nothing is
+    /// written: a missing or outdated marker is reported, not repaired, and
+    /// a damaged record where the comparison looks is left to
+    /// [`LogReader::verify`].
+    ///
     /// Errors: [`OpenError::Storage`] if there is no RocksDB store at
     /// `path` or it cannot be read; [`OpenError::MissingColumnFamily`] if it
     /// is not a Colloquy log; [`OpenError::Damaged`] if RocksDB refuses it
     /// because a table file is damaged (naming the file and, for the log,
     /// the positions it holds); [`OpenError::LogFileDamaged`],
-    /// [`OpenError::LogFileUnreadable`] and [`OpenError::StoreDamaged`] as
+    /// [`OpenError::LogFileUnreadable`], [`OpenError::StoreDamaged`],
+    /// [`OpenError::AcknowledgedRecordsMissing`],
+    /// [`OpenError::LogRewritten`] and [`OpenError::HeadMarkerDamaged`] as
     /// for [`super::EventLog::open`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         let path = path.as_ref();
         let options = storage::db_options();
+        // Before the store is opened, so a live writer can only have put
+        // the log ahead of it.
+        let marker = head_marker::read_head_marker(path)?;
         // Before anything of RocksDB reads the MANIFEST (listing the
         // column families does).
-        let storage_check = storage::check_log_files(path)?;
+        let mut storage_check = storage::check_log_files(path)?;
         let names = log_column_families(&options, path)?;
         let before = ManifestFiles::read(path);
         let db = DB::open_cf_for_read_only(&options, path, names, false)
             .map_err(|e| storage::open_error(path, e, before.as_ref().ok()))?;
+        storage_check.head_marker =
+            head_marker::check_head_marker_for_reader(path, marker.as_ref(), &db, &storage_check)?;
         Ok(LogReader {
             db,
             mode: ReaderMode::ReadOnly,
@@ -98,7 +113,11 @@ impl LogReader {
     /// Works while a host has the store open for writing; the view is as of
     /// the open (and of each [`LogReader::catch_up`]).
     ///
-    /// The same check and options as [`LogReader::open_read_only`].
+    /// The same checks and options as [`LogReader::open_read_only`]. The
+    /// head marker is read before the store is opened and compared after
+    /// the first catch-up: a live writer updates its marker only once a
+    /// batch is in the WAL, so a running host never makes the view look
+    /// short. Later [`LogReader::catch_up`]s are not compared again.
     ///
     /// Errors: as [`LogReader::open_read_only`], plus [`OpenError::Io`] if
     /// `secondary_path` cannot be created.
@@ -112,15 +131,21 @@ impl LogReader {
         let mut options = storage::db_options();
         // Required for secondary instances: keep every table file open.
         options.set_max_open_files(-1);
+        // Before the store is opened and caught up with: a live writer
+        // updates the marker only after its batch is in the WAL, so the
+        // caught-up view is never behind what was read here.
+        let marker = head_marker::read_head_marker(path)?;
         // Before anything of RocksDB reads the MANIFEST (listing the
         // column families does).
-        let storage_check = storage::check_log_files(path)?;
+        let mut storage_check = storage::check_log_files(path)?;
         let names = log_column_families(&options, path)?;
         let before = ManifestFiles::read(path);
         let db = DB::open_cf_as_secondary(&options, path, secondary_path, names)
             .map_err(|e| storage::open_error(path, e, before.as_ref().ok()))?;
         db.try_catch_up_with_primary()
             .map_err(|e| storage::open_error(path, e, before.as_ref().ok()))?;
+        storage_check.head_marker =
+            head_marker::check_head_marker_for_reader(path, marker.as_ref(), &db, &storage_check)?;
         Ok(LogReader {
             db,
             mode: ReaderMode::Secondary(secondary_path.to_path_buf()),

@@ -15,6 +15,11 @@
 //! reopened after a crash. WALs are tracked in the MANIFEST
 //! (`track_and_verify_wals_in_manifest`), so a synced WAL that is missing or
 //! shorter than recorded fails the open, and `paranoid_checks` is on.
+//! RocksDB never tracks the WAL it is writing, so the loss of that one (or
+//! its truncation inside acknowledged records, which the recovery mode
+//! takes for a torn tail) is caught outside RocksDB, by the head marker
+//! ([`super::head_marker`]), whose WAL listing [`StorageCheck::wal_files`]
+//! provides.
 //!
 //! **Pre-open check.** [`check_log_files`] walks the record headers of
 //! every WAL file and of the current MANIFEST in RocksDB's log format
@@ -34,6 +39,7 @@ use std::path::{Path, PathBuf};
 use rocksdb::{BlockBasedOptions, DBRecoveryMode, Options};
 
 use super::error::{LogFileFault, OpenError};
+use super::head_marker::HeadMarkerStatus;
 use super::keys::{CF_COMMANDS, CF_STREAMS};
 
 /// Write-ahead log size, in bytes, past which RocksDB flushes the column
@@ -247,6 +253,13 @@ pub struct StorageCheck {
     /// Torn tails: at most one in the newest WAL and one in the current
     /// MANIFEST.
     pub torn_tails: Vec<TornTail>,
+    /// The WAL files found, oldest first, before RocksDB recovered the
+    /// store (recovery may replace them).
+    pub wal_files: Vec<PathBuf>,
+    /// How the log's head compared with the head marker, once the store
+    /// was opened ([`super::head_marker::check_head_marker`]);
+    /// [`HeadMarkerStatus::NotChecked`] from [`check_log_files`] alone.
+    pub head_marker: HeadMarkerStatus,
 }
 
 impl fmt::Display for StorageCheck {
@@ -257,13 +270,16 @@ impl fmt::Display for StorageCheck {
             self.files_checked, self.bytes_checked
         )?;
         if self.torn_tails.is_empty() {
-            return f.write_str("every record intact, no torn tail");
+            f.write_str("every record intact, no torn tail")?;
         }
         for (i, torn) in self.torn_tails.iter().enumerate() {
             if i > 0 {
                 f.write_str("; ")?;
             }
             write!(f, "{torn}")?;
+        }
+        if self.head_marker != HeadMarkerStatus::NotChecked {
+            write!(f, "; {}", self.head_marker)?;
         }
         Ok(())
     }
@@ -305,6 +321,7 @@ pub fn check_log_files(path: &Path) -> Result<StorageCheck, OpenError> {
         }
     }
     wals.sort();
+    report.wal_files = wals.iter().map(|(_, p)| p.clone()).collect();
     let manifest_name = std::fs::read_to_string(&current).map_err(unreadable(&current))?;
     let manifest = path.join(manifest_name.trim_end());
     let newest = wals.last().map(|(n, _)| *n);

@@ -1,6 +1,8 @@
 //! The single writer thread: group commit, idempotency (per scope, with
 //! fingerprints), optimistic concurrency, sealing (with the actor from
-//! [`StateMachine::actor`]) and the chain invariants.
+//! [`StateMachine::actor`]), the chain invariants, and the head marker
+//! update after each batch ([`super::head_marker`]), before any caller is
+//! answered.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +17,7 @@ use rocksdb::{WriteBatch, WriteOptions, DB};
 
 use super::error::AppendError;
 use super::event_log::{AppendOutcome, AppendRequest};
+use super::head_marker::HeadMarker;
 use super::keys::{
     command_key, command_value, parse_command_value, parse_stream_version_value, position_key,
     stream_id, stream_index_key, stream_version_value, CommandEntry, CF_COMMANDS, CF_LOG,
@@ -155,6 +158,8 @@ pub(crate) struct Writer<S: StateMachine> {
     /// The last durable record's `recorded_at` (records never go back in
     /// time, even if the clock does).
     pub(crate) last_recorded_at: TimestampMicros,
+    /// The head marker, updated after every written batch.
+    pub(crate) marker: HeadMarker,
 }
 
 /// A stream version seen or changed in the current batch.
@@ -244,7 +249,10 @@ impl<S: StateMachine> Writer<S> {
             }
             self.shared.space.notify_waiters();
             self.finish(batch);
+            self.marker.sync_if_due();
         }
+        // Closing: the marker's last update becomes durable.
+        self.marker.sync();
     }
 
     /// Handles one request: idempotency, decide, version check, seal,
@@ -495,7 +503,12 @@ impl<S: StateMachine> Writer<S> {
             Ok(())
         } else {
             let write = std::mem::take(&mut batch.write);
+            let head = LogHead {
+                next_position: batch.next_position,
+                last_hash: batch.last_hash,
+            };
             self.write(write, batch.replies.len(), batch.records.len())
+                .and_then(|()| self.record_head(&head))
         };
         if let Err(WriteFailure::Refused { waited_ms, full }) = &result {
             // Nothing reached the disk: undo the batch in memory and refuse
@@ -547,6 +560,19 @@ impl<S: StateMachine> Writer<S> {
                 }
             }
         }
+    }
+
+    /// Records the head of a written batch in the head marker. A failure
+    /// fails the batch as a failed write does (nobody is told it is
+    /// durable, and the log is poisoned): the marker must cover every
+    /// acknowledged record.
+    fn record_head(&mut self, head: &LogHead) -> Result<(), WriteFailure> {
+        self.marker.record(head).map_err(|e| {
+            WriteFailure::Failed(format!(
+                "the batch was written but the head marker {} could not be updated: {e}",
+                self.marker.path().display()
+            ))
+        })
     }
 
     /// One RocksDB write for the whole batch, synced per the durability.

@@ -162,6 +162,9 @@ pub const CRASH_CHILD_STORE_ENV: &str = "COLLOQUY_CRASH_CHILD_STORE";
 /// The environment variable telling the crashing writer how many records
 /// to append.
 pub const CRASH_CHILD_RECORDS_ENV: &str = "COLLOQUY_CRASH_CHILD_RECORDS";
+/// The environment variable telling the crashing writer its durability
+/// (`sync` or `buffered`).
+pub const CRASH_CHILD_DURABILITY_ENV: &str = "COLLOQUY_CRASH_CHILD_DURABILITY";
 /// How long the crashing writer may take before the test gives up on it.
 pub const CRASH_CHILD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -175,12 +178,29 @@ pub const CRASH_CHILD_DEADLINE: std::time::Duration = std::time::Duration::from_
 /// aborts the process instead of returning. The child runs under
 /// [`CRASH_CHILD_DEADLINE`]. Returns the store's directory.
 pub fn crashed_store(test_name: &str, records: u64) -> tempfile::TempDir {
+    crashed_store_with(test_name, records, Durability::Sync)
+}
+
+/// [`crashed_store`], with the writer's appends made under `durability`.
+pub fn crashed_store_with(
+    test_name: &str,
+    records: u64,
+    durability: Durability,
+) -> tempfile::TempDir {
+    let durability_name = match durability {
+        Durability::Sync => "sync",
+        Durability::Buffered => "buffered",
+    };
     if let Some(path) = std::env::var_os(CRASH_CHILD_STORE_ENV) {
         let records: u64 = std::env::var(CRASH_CHILD_RECORDS_ENV)
             .expect("the record count")
             .parse()
             .expect("a record count");
-        let log = open_raw(Path::new(&path), Durability::Sync);
+        let durability = match std::env::var(CRASH_CHILD_DURABILITY_ENV).as_deref() {
+            Ok("buffered") => Durability::Buffered,
+            _ => Durability::Sync,
+        };
+        let log = open_raw(Path::new(&path), durability);
         for i in 0..records {
             log.append_blocking(engine_core::AppendRequest::new(
                 command_id(77, i),
@@ -196,6 +216,7 @@ pub fn crashed_store(test_name: &str, records: u64) -> tempfile::TempDir {
         .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
         .env(CRASH_CHILD_STORE_ENV, dir.path())
         .env(CRASH_CHILD_RECORDS_ENV, records.to_string())
+        .env(CRASH_CHILD_DURABILITY_ENV, durability_name)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -280,4 +301,28 @@ pub fn within_deadline<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Se
     });
     rx.recv_timeout(OPEN_DEADLINE)
         .unwrap_or_else(|_| panic!("{what} hung: no answer within {OPEN_DEADLINE:?}"))
+}
+
+/// Makes the head marker of the store at `path` hold the head before the
+/// last batch, as when a crash cuts the last batch's WAL write short: its
+/// caller was never answered, and the marker was not yet updated. Tears the
+/// marker's newest slot half-way, so the other slot (the previous batch's
+/// head) is the valid one. Returns that head's next position.
+pub fn unacknowledge_last_batch(path: &Path) -> u64 {
+    use engine_core::log::head_marker::{
+        read_head_marker, HEAD_MARKER_FILE, HEAD_MARKER_SLOT_BYTES,
+    };
+    let newest = read_head_marker(path)
+        .expect("read the head marker")
+        .expect("the store has a head marker");
+    let file = path.join(HEAD_MARKER_FILE);
+    let mut bytes = std::fs::read(&file).expect("read the head marker");
+    let end = (newest.slot + 1) * HEAD_MARKER_SLOT_BYTES;
+    bytes[end - HEAD_MARKER_SLOT_BYTES / 2..end].fill(0);
+    std::fs::write(&file, bytes).expect("write the head marker");
+    let previous = read_head_marker(path)
+        .expect("read the head marker")
+        .expect("the other slot is valid");
+    assert!(previous.next_position < newest.next_position);
+    previous.next_position
 }
