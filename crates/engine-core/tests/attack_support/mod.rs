@@ -1383,6 +1383,27 @@ pub fn is_crash_tail(wal_len: u64, appended: &[u8]) -> bool {
     (1..=4).contains(&kind) && header + len > rest.len()
 }
 
+/// Tears the newest slot of the store's head marker, as a crash during the
+/// last batch leaves it, so the other slot (the head before that batch) is
+/// the valid one; returns that head's next position.
+fn tear_newest_head_marker_slot(store: &Path) -> u64 {
+    use engine_core::log::head_marker::{
+        read_head_marker, HEAD_MARKER_FILE, HEAD_MARKER_SLOT_BYTES,
+    };
+    let newest = read_head_marker(store)
+        .expect("read the head marker")
+        .expect("the store has a head marker");
+    let file = store.join(HEAD_MARKER_FILE);
+    let mut bytes = std::fs::read(&file).expect("read the head marker");
+    let end = (newest.slot + 1) * HEAD_MARKER_SLOT_BYTES;
+    bytes[end - HEAD_MARKER_SLOT_BYTES / 2..end].fill(0);
+    std::fs::write(&file, bytes).expect("write the head marker");
+    read_head_marker(store)
+        .expect("read the head marker")
+        .expect("the other slot is valid")
+        .next_position
+}
+
 fn damage(attack: Attack, store: &Path, prepared: &Prepared, rng: &mut Rng) -> Scene {
     let (wal, wal_len) = prepared.last_wal();
     let wal_path = store.join(wal);
@@ -1442,9 +1463,20 @@ fn damage(attack: Attack, store: &Path, prepared: &Prepared, rng: &mut Rng) -> S
             }
         }
         Attack::TruncateUnacked => {
+            // A crash that cuts the last batch's WAL write short never
+            // answers its caller, and never writes its head-marker slot
+            // (the writer updates the marker only after the write). The
+            // synced phase appends one command per batch, so undoing the
+            // last batch leaves the others acknowledged.
             let synced = &prepared.synced;
-            let keep = rng.range(0, synced.len() as u64 - 2) as usize;
+            let keep = synced.len() - 2;
             let kept_len = synced[keep].2;
+            let marker_head = tear_newest_head_marker_slot(store);
+            assert_eq!(
+                marker_head,
+                synced[keep].0.end(),
+                "the marker's other slot is the head before the last batch"
+            );
             let cut = rng.range(kept_len + 1, wal_len - 1);
             set_len(&wal_path, cut);
             let acked: Vec<Ack> = prepared
