@@ -6,18 +6,9 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::{create_conversation, options, temp_dir};
+use common::{create_conversation, envelope, options, temp_dir};
 use engine_core::{CommandError, Engine, StorageFailure};
 use events::*;
-
-fn envelope(key: &str, command: Command) -> CommandEnvelope {
-    CommandEnvelope {
-        command_id: CommandId::from_key(key.as_bytes()),
-        acting_identity: None,
-        expected_version: None,
-        command,
-    }
-}
 
 #[test]
 fn a_failed_write_is_typed_as_needing_a_reopen_and_the_retry_applies_once() {

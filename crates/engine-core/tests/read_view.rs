@@ -7,21 +7,12 @@ use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use common::{create_conversation, open, temp_dir};
+use common::{create_conversation, envelope, open, temp_dir};
 use engine_core::{CommandError, Engine};
 use events::*;
 
 /// How long a test waits for an answer that must come at once.
 const ANSWER_DEADLINE: Duration = Duration::from_secs(20);
-
-fn envelope(key: &str, command: Command) -> CommandEnvelope {
-    CommandEnvelope {
-        command_id: CommandId::from_key(key.as_bytes()),
-        acting_identity: None,
-        expected_version: None,
-        command,
-    }
-}
 
 fn engine_with_service() -> (tempfile::TempDir, Arc<Engine>, ServiceSid) {
     let dir = temp_dir();

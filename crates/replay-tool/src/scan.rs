@@ -90,7 +90,14 @@ pub fn open_checked(args: &StoreArgs) -> Result<Store, ToolError> {
         .then(|| ManifestFiles::read(dir));
     let store = match Store::open(args) {
         Ok(store) => store,
-        Err(ToolError::Io(message)) => {
+        // RocksDB's open refused the store: name the damaged table file if
+        // its message points at one (damage found before RocksDB opened it,
+        // a WAL or the head marker, is already named).
+        Err(refused) => {
+            let message = match &refused {
+                ToolError::Io(message) | ToolError::Mismatch(message) => message.clone(),
+                _ => return Err(refused),
+            };
             let manifest = before.as_ref().and_then(|b| b.as_ref().ok());
             let lookup = |n: u64| manifest.and_then(|m| m.get(n).cloned());
             return Err(match files::damage_from_message(&message, &lookup, None) {
@@ -106,10 +113,9 @@ pub fn open_checked(args: &StoreArgs) -> Result<Store, ToolError> {
                     ToolError::Read(located.unwrap_or(damage).into())
                 }
                 Some(damage) => ToolError::Read(damage.into()),
-                None => ToolError::Io(message),
+                None => refused,
             });
         }
-        Err(e) => return Err(e),
     };
     let db = store.db();
     let before = match before {

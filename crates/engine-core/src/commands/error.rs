@@ -220,11 +220,13 @@ pub enum StorageFailure {
     },
     /// The disk is full: RocksDB refused writes after a flush failed for
     /// lack of space. Nothing was written and the engine stays usable; it
-    /// resumes by itself once space is back: retry later with the same
+    /// resumes by itself once the disk has room for a memtable flush (the
+    /// write buffer, 64 MiB by default): retry later with the same
     /// command id.
     #[error(
-        "storage full ({message}): nothing was written; free space and retry with the same \
-         command id"
+        "storage full ({message}): nothing was written. The engine resumes by itself once the \
+         disk has room for a memtable flush (64 MiB with the default write buffer): free that \
+         much, then retry with the same command id"
     )]
     Full {
         /// How long the write waited, in milliseconds.

@@ -487,11 +487,13 @@ pub enum AppendError<R> {
     /// within [`super::WRITE_STALL_WAIT_MAX_MS`]. The write was refused
     /// before anything of it was written, so the log is not poisoned:
     /// retry once there is space; RocksDB resumes by itself (it checks the
-    /// free space every few seconds). A WAL append that fails for lack of
-    /// space is [`AppendError::WriteFailed`] instead.
+    /// free space every 5 s) once the disk has room for its largest
+    /// memtable (the write buffer, 64 MiB by default). A WAL append that
+    /// fails for lack of space is [`AppendError::WriteFailed`] instead.
     #[error(
         "storage full: RocksDB refused writes for {waited_ms} ms ({message}); nothing was \
-         written, retry once there is space"
+         written. RocksDB resumes by itself once the disk has room for a memtable flush \
+         (64 MiB with the default write buffer): free that much, then retry"
     )]
     StorageFull {
         /// How long the write waited, in milliseconds.

@@ -295,6 +295,40 @@ pub fn read_head_marker(store: &Path) -> Result<Option<HeadMarkerState>, OpenErr
     }
 }
 
+/// Test seam: tears the newest slot of the head marker of the (closed)
+/// store at `store` half-way, as a crash during the last batch leaves it
+/// (the writer updates the marker only after the batch is written), so the
+/// other slot, the head before that batch, is the valid one. Returns that
+/// head's next position.
+///
+/// Errors: as [`read_head_marker`], plus [`OpenError::HeadMarkerDamaged`]
+/// if there is no marker or its other slot is not valid, and
+/// [`OpenError::HeadMarkerUnwritable`] if it cannot be written.
+#[doc(hidden)]
+pub fn tear_newest_slot(store: &Path) -> Result<u64, OpenError> {
+    let file = head_marker_path(store);
+    let damaged = |detail: &str| OpenError::HeadMarkerDamaged {
+        file: file.clone(),
+        detail: detail.to_string(),
+    };
+    let newest = read_head_marker(store)?.ok_or_else(|| damaged("there is no head marker"))?;
+    let mut bytes = std::fs::read(&file).map_err(|source| OpenError::LogFileUnreadable {
+        file: file.clone(),
+        source,
+    })?;
+    let end = (newest.slot + 1) * HEAD_MARKER_SLOT_BYTES;
+    bytes[end - HEAD_MARKER_SLOT_BYTES / 2..end].fill(0);
+    std::fs::write(&file, bytes).map_err(|source| OpenError::HeadMarkerUnwritable {
+        file: file.clone(),
+        source,
+    })?;
+    let previous = read_head_marker(store)?.ok_or_else(|| damaged("there is no head marker"))?;
+    if previous.next_position >= newest.next_position {
+        return Err(damaged("its other slot is not behind the newest one"));
+    }
+    Ok(previous.next_position)
+}
+
 /// Compares the head of the opened store `db` at `store` with `marker`
 /// (read by [`read_head_marker`] before the store was opened, so that a
 /// live writer's later batches can only put the log ahead of it).

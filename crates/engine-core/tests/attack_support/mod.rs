@@ -129,6 +129,11 @@ pub const DISK_FULL_RETRY_INTERVAL_MS: u64 = 100;
 /// (at least a quarter of it): the memtable then needs a table file larger
 /// than most of the free space left.
 pub const DISK_FULL_FLUSH_MEMTABLE_BYTES: u64 = 512 * 1024;
+/// Each column family's memtable in the flush attack, in bytes: above the
+/// most [`DISK_FULL_FLUSH_MEMTABLE_BYTES`] fills before the disk is full, so
+/// only the attack's own flush writes a table file, and far below the
+/// tmpfs, so RocksDB finds room to resume once the filler is gone.
+pub const DISK_FULL_FLUSH_WRITE_BUFFER_BYTES: u64 = 2 * 1024 * 1024;
 /// How long the flush variant waits for the flush to fail before it
 /// appends, in milliseconds; a flush still running then is reported.
 pub const DISK_FULL_FLUSH_WAIT_MS: u64 = 2_000;
@@ -789,12 +794,16 @@ fn report_of(line: &str) -> Option<&str> {
     line.split_once(LINE_PREFIX).map(|(_, report)| report)
 }
 
-fn one_line(text: &str) -> String {
-    let flat: String = text
-        .trim()
+/// `text` on one line, whole: what a child reports for the parent to judge.
+fn flat(text: &str) -> String {
+    text.trim()
         .chars()
         .map(|c| if c == '\n' { ' ' } else { c })
-        .collect();
+        .collect()
+}
+
+fn one_line(text: &str) -> String {
+    let flat = flat(text);
     match flat.char_indices().nth(SHOWN_CHARS_MAX) {
         Some((at, _)) => format!("{}…", &flat[..at]),
         None => flat,
@@ -1131,10 +1140,10 @@ fn child_engine_check(store: &Path, acked: &Path) {
     let acked = read_acked(acked);
     let engine = match Engine::open(store, LogOptions::default()) {
         Ok(engine) => engine,
-        Err(e) => return say(&format!("OPEN-ERR {}", one_line(&e.to_string()))),
+        Err(e) => return say(&format!("OPEN-ERR {}", flat(&e.to_string()))),
     };
     if let Err(e) = engine.log().verify() {
-        return say(&format!("VERIFY-ERR {}", one_line(&e.to_string())));
+        return say(&format!("VERIFY-ERR {}", flat(&e.to_string())));
     }
     let mut missing = 0;
     let mut first_missing = None;
@@ -1383,27 +1392,6 @@ pub fn is_crash_tail(wal_len: u64, appended: &[u8]) -> bool {
     (1..=4).contains(&kind) && header + len > rest.len()
 }
 
-/// Tears the newest slot of the store's head marker, as a crash during the
-/// last batch leaves it, so the other slot (the head before that batch) is
-/// the valid one; returns that head's next position.
-fn tear_newest_head_marker_slot(store: &Path) -> u64 {
-    use engine_core::log::head_marker::{
-        read_head_marker, HEAD_MARKER_FILE, HEAD_MARKER_SLOT_BYTES,
-    };
-    let newest = read_head_marker(store)
-        .expect("read the head marker")
-        .expect("the store has a head marker");
-    let file = store.join(HEAD_MARKER_FILE);
-    let mut bytes = std::fs::read(&file).expect("read the head marker");
-    let end = (newest.slot + 1) * HEAD_MARKER_SLOT_BYTES;
-    bytes[end - HEAD_MARKER_SLOT_BYTES / 2..end].fill(0);
-    std::fs::write(&file, bytes).expect("write the head marker");
-    read_head_marker(store)
-        .expect("read the head marker")
-        .expect("the other slot is valid")
-        .next_position
-}
-
 fn damage(attack: Attack, store: &Path, prepared: &Prepared, rng: &mut Rng) -> Scene {
     let (wal, wal_len) = prepared.last_wal();
     let wal_path = store.join(wal);
@@ -1471,7 +1459,8 @@ fn damage(attack: Attack, store: &Path, prepared: &Prepared, rng: &mut Rng) -> S
             let synced = &prepared.synced;
             let keep = synced.len() - 2;
             let kept_len = synced[keep].2;
-            let marker_head = tear_newest_head_marker_slot(store);
+            let marker_head = engine_core::log::head_marker::tear_newest_slot(store)
+                .expect("tear the newest head-marker slot");
             assert_eq!(
                 marker_head,
                 synced[keep].0.end(),
@@ -1502,7 +1491,12 @@ fn damage(attack: Attack, store: &Path, prepared: &Prepared, rng: &mut Rng) -> S
         Attack::DeleteWal => {
             std::fs::remove_file(&wal_path).expect("delete the WAL");
             let what = format!("{wal} ({wal_len} acknowledged bytes) deleted");
-            scene(acked, wal, true, what)
+            // A deleted file cannot be named from what is left: a loud
+            // error is any typed one (it names the missing positions).
+            Scene {
+                file: None,
+                ..scene(acked, wal, true, what)
+            }
         }
         Attack::FlipWal | Attack::FlipManifest => {
             let file = if attack == Attack::FlipWal {
@@ -1725,7 +1719,16 @@ fn child_disk_full(store: &Path, seed: u64) {
     let filler_path = store.with_file_name("filler");
     let slack = env_u64(SLACK_VAR).unwrap_or(0);
     let flush = std::env::var(FLUSH_VAR).is_ok_and(|v| v == "1");
-    let engine = open_engine(store);
+    // RocksDB resumes writes after a failed flush only once the disk has
+    // room for its largest memtable (64 MiB by default, more than the
+    // whole tmpfs), so the flush attack runs with smaller ones.
+    let engine = if flush {
+        let options =
+            LogOptions::default().memtable_bytes(DISK_FULL_FLUSH_WRITE_BUFFER_BYTES as usize);
+        Engine::open(store, options).unwrap_or_else(|e| panic!("open the engine: {e}"))
+    } else {
+        open_engine(store)
+    };
     let mut driver = Driver::new(seed);
     driver.setup(&engine);
     if flush {

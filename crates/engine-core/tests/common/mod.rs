@@ -220,6 +220,16 @@ pub fn spec(kind: ParticipantKind) -> ParticipantSpec {
     }
 }
 
+/// The host's envelope for `command`, its command id derived from `key`.
+pub fn envelope(key: &str, command: Command) -> CommandEnvelope {
+    CommandEnvelope {
+        command_id: CommandId::from_key(key.as_bytes()),
+        acting_identity: None,
+        expected_version: None,
+        command,
+    }
+}
+
 /// `CreateConversation` with default fields.
 pub fn create_conversation(service: ServiceSid, unique_name: Option<&str>) -> Command {
     Command::CreateConversation {

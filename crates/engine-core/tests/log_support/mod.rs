@@ -309,20 +309,5 @@ pub fn within_deadline<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Se
 /// marker's newest slot half-way, so the other slot (the previous batch's
 /// head) is the valid one. Returns that head's next position.
 pub fn unacknowledge_last_batch(path: &Path) -> u64 {
-    use engine_core::log::head_marker::{
-        read_head_marker, HEAD_MARKER_FILE, HEAD_MARKER_SLOT_BYTES,
-    };
-    let newest = read_head_marker(path)
-        .expect("read the head marker")
-        .expect("the store has a head marker");
-    let file = path.join(HEAD_MARKER_FILE);
-    let mut bytes = std::fs::read(&file).expect("read the head marker");
-    let end = (newest.slot + 1) * HEAD_MARKER_SLOT_BYTES;
-    bytes[end - HEAD_MARKER_SLOT_BYTES / 2..end].fill(0);
-    std::fs::write(&file, bytes).expect("write the head marker");
-    let previous = read_head_marker(path)
-        .expect("read the head marker")
-        .expect("the other slot is valid");
-    assert!(previous.next_position < newest.next_position);
-    previous.next_position
+    engine_core::log::head_marker::tear_newest_slot(path).expect("tear the newest marker slot")
 }
