@@ -191,6 +191,10 @@ impl<S: StateMachine> EventLog<S> {
             tracing::warn!(%torn, "opening a store after a crash");
         }
         let marker = head_marker::read_head_marker(path)?;
+        // The MANIFEST's table files, read before RocksDB opens the store,
+        // so that an open refused over a damaged table file names it with
+        // the log positions it holds (none yet for a new store).
+        let manifest = files::ManifestFiles::read(path).ok();
         let mut db_options = storage::db_options();
         db_options.create_if_missing(true);
         db_options.create_missing_column_families(true);
@@ -219,7 +223,7 @@ impl<S: StateMachine> EventLog<S> {
             })
             .collect::<Vec<_>>();
         let db = DB::open_cf_descriptors(&db_options, path, descriptors)
-            .map_err(|e| storage::open_error(path, e, None))?;
+            .map_err(|e| storage::open_error(path, e, manifest.as_ref()))?;
         let db = Arc::new(db);
         let (head, last_recorded_at) = read::verify_tail(&db, TAIL_VERIFY_RECORDS)?;
         let status = head_marker::check_head_marker(path, marker.as_ref(), &db, &storage_check)?;

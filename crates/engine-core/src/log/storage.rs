@@ -131,14 +131,21 @@ pub fn open_error(
     error: rocksdb::Error,
     manifest: Option<&super::files::ManifestFiles>,
 ) -> OpenError {
-    // A damaged table file is named with its positions; damage RocksDB
-    // names no table file for (a missing or short WAL) names the store.
+    // A damaged table file is named with its positions; when RocksDB's
+    // message names none ("properties unsorted"), a throwaway secondary
+    // instance finds the file it leaves out; damage that is no table file
+    // (a missing or short WAL) names the store.
     let detail = error.clone().into_string();
     match super::files::classify_open(error, manifest) {
-        OpenError::Damaged(damage) if damage.file.is_none() => OpenError::StoreDamaged {
-            path: path.to_path_buf(),
-            detail,
-        },
+        OpenError::Damaged(damage) if damage.file.is_none() => {
+            match locate_damaged_table(path, &detail) {
+                Some(located) => OpenError::Damaged(Box::new(located)),
+                None => OpenError::StoreDamaged {
+                    path: path.to_path_buf(),
+                    detail,
+                },
+            }
+        }
         OpenError::Storage(error) if error.kind() == rocksdb::ErrorKind::Corruption => {
             OpenError::StoreDamaged {
                 path: path.to_path_buf(),
@@ -147,6 +154,23 @@ pub fn open_error(
         }
         other => other,
     }
+}
+
+/// The damaged table file of the store at `path` that RocksDB refused
+/// without naming it, found by a throwaway secondary instance
+/// ([`super::files::locate_unopenable`]) whose own files go to a fresh
+/// directory under the system's temporary directory, removed afterwards.
+/// `None` if it cannot tell.
+fn locate_damaged_table(path: &Path, reason: &str) -> Option<super::files::FileDamage> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let scratch =
+        std::env::temp_dir().join(format!("colloquy-probe-{}-{nanos}", std::process::id()));
+    std::fs::create_dir(&scratch).ok()?;
+    let located = super::files::locate_unopenable(path, &scratch, reason);
+    let _ = std::fs::remove_dir_all(&scratch);
+    located
 }
 
 /// Which log file a torn tail is in.
