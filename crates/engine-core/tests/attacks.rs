@@ -150,3 +150,30 @@ fn only_zeros_and_torn_records_count_as_what_a_crash_leaves() {
     assert!(!is_crash_tail(near_end, &tail));
     assert!(is_crash_tail(near_end, &[0xff; 3]));
 }
+
+#[test]
+fn a_length_flipped_past_the_end_of_the_file_reads_as_a_torn_tail() {
+    use attack_support::{flip_reads_as_torn_tail, LOG_HEADER_BYTES};
+    let header = LOG_HEADER_BYTES as usize;
+    // Two records of 10 payload bytes, the file ending with the second.
+    let mut bytes = vec![0u8; 2 * (header + 10)];
+    bytes[4..6].copy_from_slice(&10u16.to_le_bytes());
+    bytes[header + 10 + 4..header + 10 + 6].copy_from_slice(&10u16.to_le_bytes());
+    let last_len = (header + 10 + 4) as u64;
+    assert!(
+        flip_reads_as_torn_tail(&bytes, last_len, 5),
+        "the last record's length grown past the end"
+    );
+    assert!(
+        !flip_reads_as_torn_tail(&bytes, 4, 0),
+        "the first record's length one larger breaks the framing inside the file"
+    );
+    assert!(
+        !flip_reads_as_torn_tail(&bytes, (header + 10) as u64, 3),
+        "a checksum byte is covered"
+    );
+    assert!(
+        !flip_reads_as_torn_tail(&bytes, (header + 10 + header + 2) as u64, 3),
+        "a payload byte is covered"
+    );
+}

@@ -1361,6 +1361,36 @@ pub fn log_byte_is_covered(bytes: &[u8], offset: u64) -> bool {
     false
 }
 
+/// Whether flipping bit `bit` of the byte at `offset` of a log-format file
+/// changes a record header's length (bytes 4–5 of the header, which its
+/// checksum does not cover) so that the record runs past the end of the
+/// file: the file then reads as one whose last record a crash tore.
+pub fn flip_reads_as_torn_tail(bytes: &[u8], offset: u64, bit: u32) -> bool {
+    let block_start = offset - offset % LOG_BLOCK_BYTES;
+    let block_end = (block_start + LOG_BLOCK_BYTES).min(bytes.len() as u64);
+    let mut at = block_start;
+    while at + LOG_HEADER_BYTES <= block_end {
+        let len_at = at + 4;
+        let len = |b: &[u8]| {
+            u64::from(u16::from_le_bytes([
+                b[len_at as usize],
+                b[len_at as usize + 1],
+            ]))
+        };
+        let end = at + LOG_HEADER_BYTES + len(bytes);
+        if offset < end {
+            if offset != len_at && offset != len_at + 1 {
+                return false;
+            }
+            let mut flipped = bytes.to_vec();
+            flipped[offset as usize] ^= 1 << bit;
+            return at + LOG_HEADER_BYTES + len(&flipped) > bytes.len() as u64;
+        }
+        at = end;
+    }
+    false
+}
+
 /// Whether `appended`, written at byte `wal_len` of a WAL, could be what a
 /// crash leaves after the last record: zeros (space a file system
 /// allocated), or the torn beginning of a record of a type RocksDB writes
@@ -1511,12 +1541,21 @@ fn damage(attack: Attack, store: &Path, prepared: &Prepared, rng: &mut Rng) -> S
             let bytes = std::fs::read(&path).expect("read the file");
             let offset = rng.range(0, bytes.len() as u64 - 1);
             let bit = rng.range(0, 7) as u32;
-            let covered = log_byte_is_covered(&bytes, offset);
+            // A flipped length that makes a record run past the end of the
+            // file reads exactly as a record a crash tore: no checksum
+            // covers the length, so only the acknowledged records can tell.
+            let in_record = log_byte_is_covered(&bytes, offset);
+            let torn = in_record && flip_reads_as_torn_tail(&bytes, offset, bit);
+            let covered = in_record && !torn;
             flip_bit(&path, offset, bit);
             let what = format!(
                 "bit {bit} of byte {offset} of {file} ({} bytes) flipped{}",
                 bytes.len(),
-                if covered { "" } else { " (block padding)" }
+                match (in_record, torn) {
+                    (false, _) => " (block padding)",
+                    (true, true) => " (a length now past the end: reads as a torn tail)",
+                    (true, false) => "",
+                }
             );
             scene(acked, &file, covered, what)
         }
