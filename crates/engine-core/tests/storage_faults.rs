@@ -124,17 +124,23 @@ fn a_recyclable_record_type_in_the_wal_is_an_error_not_a_hang() {
     );
 }
 
+/// A store closed cleanly after one synced append (of command `n`), so its
+/// MANIFEST holds several records.
+fn closed_store_with_one_record(n: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_raw(dir.path(), Durability::Sync);
+    log.append_blocking(AppendRequest::new(
+        command_id(n, 0),
+        raw(service(1), vec![service_event("a")]),
+    ))
+    .unwrap();
+    drop(log);
+    dir
+}
+
 #[test]
 fn a_recyclable_record_type_in_the_manifest_is_an_error_not_a_hang() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let log = open_raw(dir.path(), Durability::Sync);
-        log.append_blocking(AppendRequest::new(
-            command_id(5, 0),
-            raw(service(1), vec![service_event("a")]),
-        ))
-        .unwrap();
-    }
+    let dir = closed_store_with_one_record(5);
     // Turn the MANIFEST's second record into a recyclable type.
     let manifest = current_manifest(dir.path());
     let bytes = std::fs::read(&manifest).unwrap();
@@ -175,15 +181,7 @@ fn a_recyclable_record_type_in_the_manifest_is_an_error_not_a_hang() {
 
 #[test]
 fn a_flipped_bit_in_the_manifest_fails_the_open_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let log = open_raw(dir.path(), Durability::Sync);
-        log.append_blocking(AppendRequest::new(
-            command_id(6, 0),
-            raw(service(1), vec![service_event("a")]),
-        ))
-        .unwrap();
-    }
+    let dir = closed_store_with_one_record(6);
     let manifest = current_manifest(dir.path());
     let len = file_len(&manifest);
     // Inside the first record's payload.
