@@ -3,12 +3,13 @@
 
 #![warn(missing_docs)]
 
-pub mod commands;
 pub mod delivery;
 pub mod engine;
 pub mod fanout;
-pub mod log;
 mod read_view;
+
+pub use commands;
+pub use event_log as log;
 
 pub use commands::{CommandError, EngineCommand, StorageFailure};
 #[cfg(feature = "webhook")]

@@ -23,7 +23,8 @@ pub mod sid;
 
 pub use command::{
     idempotency_fingerprint, idempotency_scope_of_first_record, Command, CommandEnvelope,
-    CommandId, ConversationRef, ConversationSpec, Fingerprint, ParticipantSpec,
+    CommandId, ConversationRef, ConversationSpec, DecideContext, Decision, Fingerprint,
+    ParticipantSpec,
 };
 pub use event::Event;
 pub use model::*;

@@ -8,7 +8,7 @@ use super::conversation::{open_conversation, reactivate};
 use super::participant::clamp_horizon;
 use super::validate::{attributes, body_and_media, bytes, text};
 use super::{decision, not_found, CommandError, Cx};
-use crate::log::Decision;
+use events::Decision;
 
 /// The author a message is attributed to when none is given (Twilio's default).
 pub const SYSTEM_AUTHOR: &str = "system";

@@ -6,7 +6,7 @@ use projections::Service;
 
 use super::validate::{attributes, opt_text, text};
 use super::{decision, not_found, CommandError, Cx};
-use crate::log::Decision;
+use events::Decision;
 
 use Permission::*;
 

@@ -8,7 +8,7 @@ use super::conversation::open_conversation;
 use super::service::{conversation_role, new_user};
 use super::validate::{attributes, opt_text, text};
 use super::{decision, not_found, Claims, CommandError, Cx};
-use crate::log::Decision;
+use events::Decision;
 
 /// Validates one new participant of conversation `conv_sid` (`conv` is
 /// `None` while the conversation is being created in the same command) and

@@ -10,32 +10,9 @@
 
 use std::sync::Arc;
 
-use events::{
-    CodecError, CommandId, ConversationSid, Event, Fingerprint, RecordHeader, ServiceSid,
-};
+use events::{CodecError, Event, Fingerprint, RecordHeader, ServiceSid};
 
-/// What [`StateMachine::decide`] sees besides the command.
-#[derive(Debug, Clone, Copy)]
-pub struct DecideContext {
-    /// The position the first produced event will get.
-    pub next_position: u64,
-    /// The `recorded_at` every produced record will carry, in microseconds.
-    pub now_micros: u64,
-    /// The command's idempotency key.
-    pub command_id: CommandId,
-}
-
-/// The events one command produces, all in one service.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Decision {
-    /// The service every event belongs to.
-    pub service_sid: ServiceSid,
-    /// The conversation stream the command targets, for the optimistic
-    /// concurrency check (`None`: the service-level stream).
-    pub stream: Option<ConversationSid>,
-    /// The events, appended in order and atomically (possibly none).
-    pub events: Vec<Event>,
-}
+pub use events::{DecideContext, Decision};
 
 /// Where a command's id is unique, and what identifies the command itself:
 /// what the writer checks a command id against before deciding.

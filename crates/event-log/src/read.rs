@@ -98,7 +98,10 @@ pub struct RecordIter<'a> {
 }
 
 impl<'a> RecordIter<'a> {
-    pub(crate) fn new(db: &'a DB, range: Range<u64>) -> Self {
+    /// Reads the records at `range` from the log column family of `db`,
+    /// checking positions and the hash chain as it goes (see the type's
+    /// contract). `db` must be a store this crate opened or created.
+    pub fn new(db: &'a DB, range: Range<u64>) -> Self {
         let start = position_key(range.start);
         let inner = db.iterator_cf(
             cf(db, CF_LOG),

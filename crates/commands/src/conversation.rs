@@ -6,7 +6,7 @@ use events::*;
 use super::participant::participant_events;
 use super::validate::{attributes, bytes, opt_text};
 use super::{decision, require_open, Claims, CommandError, Cx};
-use crate::log::Decision;
+use events::Decision;
 
 fn unique_name_free(
     svc: &projections::Service,

@@ -1,4 +1,9 @@
-//! The durable, hash-chained, group-committed event log.
+//! Colloquy's event log: durable, hash-chained and group-committed.
+//!
+//! This crate knows records, not commands: it is generic over a
+//! [`StateMachine`] that decides what a request appends and folds what was
+//! appended. It depends on `events` (the record format) and nothing else of
+//! Colloquy's; `engine-core` plugs the command handlers and read models in.
 //!
 //! [`EventLog`] stores [`events::Record`]s in RocksDB (layout in [`keys`]),
 //! keyed by a dense global position starting at 0. Each record's
@@ -30,6 +35,8 @@
 //! - after a failed write the log is poisoned and refuses appends until it
 //!   is reopened; nothing of the failed batch is visible and the head does
 //!   not advance.
+
+#![warn(missing_docs)]
 
 mod error;
 mod event_log;

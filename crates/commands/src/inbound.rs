@@ -5,7 +5,7 @@ use events::*;
 use super::message::message_events;
 use super::participant::participant_events;
 use super::{decision, Claims, CommandError, Cx};
-use crate::log::Decision;
+use events::Decision;
 
 /// Routes an inbound message. With a binding to an open conversation the
 /// message is appended as that participant's. Without one, the Address

@@ -1,3 +1,9 @@
+//! Colloquy's command handling, pure: no I/O, no clock, no threads.
+//!
+//! It depends on `events` (the vocabulary) and `projections` (the read
+//! models it validates against), never on the log or the engine, so every
+//! handler can be tested and fuzzed without a store.
+//!
 //! Command handling: each [`Command`] variant has one handler, reached from
 //! the `match` in [`decide`]. A handler validates the command against the
 //! read models and returns the events it produces; it never changes state
@@ -6,6 +12,8 @@
 //! Handlers are grouped by resource: [`service`] (services, roles, users,
 //! address configurations), [`conversation`], [`participant`], [`message`]
 //! (messages, read horizons, receipts) and [`inbound`].
+
+#![warn(missing_docs)]
 
 mod conversation;
 mod error;
@@ -22,7 +30,7 @@ use projections::{Conversation, ReadModels, Service};
 
 pub use error::{CommandError, StorageFailure};
 
-use crate::log::{DecideContext, Decision};
+use events::{DecideContext, Decision};
 
 /// What the writer hands the engine's state machine: a command and who is
 /// acting.

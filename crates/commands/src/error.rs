@@ -208,7 +208,7 @@ pub enum StorageFailure {
     Poisoned,
     /// RocksDB stopped taking writes (a write stall, typically a full disk
     /// during a flush) for longer than
-    /// [`crate::log::WRITE_STALL_WAIT_MAX_MS`]. Nothing was written and the
+    /// `event_log::WRITE_STALL_WAIT_MAX_MS`. Nothing was written and the
     /// engine stays usable: retry later with the same command id.
     #[error(
         "storage stalled for {waited_ms} ms (is the disk full?): nothing was written; \
