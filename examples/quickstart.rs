@@ -116,8 +116,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     {
-        let rm = engine.read();
-        let page = rm.user_conversations(&service, "alice", &PageRequest::default())?;
+        let page =
+            engine.read(|q| q.user_conversations(&service, "alice", &PageRequest::default()))?;
         for c in &page.items {
             println!(
                 "alice in {} ({:?}): last read {:?}, unread {}",

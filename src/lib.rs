@@ -20,7 +20,7 @@
 //!     })
 //!     .unwrap();
 //! let service = outcome.service_sid().unwrap();
-//! assert!(engine.read().service(&service).is_some());
+//! assert!(engine.read(|q| q.service(&service).is_some()));
 //! ```
 
 pub use engine_core;
@@ -29,7 +29,6 @@ pub use projections;
 
 pub use engine_core::log::hash_hex;
 pub use engine_core::{
-    CommandError, CommandOutcome, Durability, Engine, EngineError, LogOptions, ReadView,
-    StorageFailure,
+    CommandError, CommandOutcome, Durability, Engine, EngineError, LogOptions, StorageFailure,
 };
-pub use projections::{Direction, Page, PageRequest, QueryError, ReadModels};
+pub use projections::{Order, Page, PageRequest, QueryError, ReadModels};

@@ -30,7 +30,7 @@ use crate::log::{
     AppendError, AppendOutcome, AppendRequest, CommittedRecord, DecideContext, Decision, EventLog,
     Idempotency, LogHead, LogOptions, OpenError, ReadError, RecordIter, StateMachine,
 };
-use crate::read_view::ReadView;
+use crate::read_view::{read_scoped, ReadView};
 
 /// Records folded per `WriteBatch` while catching the read models up with
 /// the log (on open after a rebuild, or after an interrupted one). Bounds
@@ -668,15 +668,23 @@ impl Engine {
         self.core.outcome(outcome)
     }
 
-    /// A read of the read models, as of the last durable batch. Hold it
-    /// briefly: the writer waits for it at the start of each batch.
+    /// Runs `query` on the read models as of the last durable batch and
+    /// returns its result: `engine.read(|q| q.user_conversations(&service,
+    /// "alice", &PageRequest::default()))`.
     ///
-    /// While the returned view is alive, this thread cannot execute
-    /// commands: [`Engine::execute`] and everything else that appends answer
-    /// [`CommandError::ReadViewHeld`] at once instead of waiting for a writer
-    /// that waits for the view. Nested views on one thread are fine.
-    pub fn read(&self) -> ReadView<'_> {
-        ReadView::acquire(&self.core.read)
+    /// The read lock is held only while `query` runs, and no guard is
+    /// handed out: keep the closure short, as the writer waits for it at
+    /// the start of each batch. The result cannot borrow from the read
+    /// models; clone what you keep.
+    ///
+    /// Inside `query`, this thread cannot execute commands:
+    /// [`Engine::execute`] and everything else that appends answer
+    /// [`CommandError::ReadViewHeld`] at once instead of waiting for a
+    /// writer that waits for this read. Nested reads on one thread are
+    /// fine: they never queue behind a waiting writer. A panic in `query`
+    /// propagates and releases the read.
+    pub fn read<R>(&self, query: impl FnOnce(&ReadModels) -> R) -> R {
+        read_scoped(&self.core.read, query)
     }
 
     /// The underlying log (reads, verification, head).
@@ -729,7 +737,7 @@ impl Engine {
         identity: &str,
     ) -> Result<(), CommandError> {
         let (conversation, participant) = {
-            let rm = self.read();
+            let rm = ReadView::acquire(&self.core.read);
             let svc = rm.service(&service).ok_or_else(|| CommandError::NotFound {
                 kind: "service",
                 id: service.to_string(),

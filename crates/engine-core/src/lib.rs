@@ -32,4 +32,3 @@ pub use log::{
     Idempotency, LogFileFault, LogHead, LogOptions, LogReader, OpenError, RawAppend, RawEvents,
     ReadError, StateMachine, VerifyReport,
 };
-pub use read_view::ReadView;

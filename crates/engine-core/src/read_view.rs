@@ -1,5 +1,6 @@
-//! [`ReadView`]: a read of the engine's read models that cannot deadlock
-//! the log's writer.
+//! Reads of the engine's read models that cannot deadlock the log's
+//! writer: the scoped read behind [`crate::Engine::read`], and the
+//! crate-internal [`ReadView`] guard it is built on.
 //!
 //! The writer takes the read models' write lock for each group-commit
 //! batch. A thread that holds a read lock and then waits for the writer
@@ -17,9 +18,12 @@
 //! - a nested view on the same thread is taken recursively, so it never
 //!   queues behind the waiting writer.
 //!
-//! A view is neither `Send` nor `Sync`, so it cannot be carried to another
-//! thread, nor held across an `.await` in a spawned task, where the count
-//! would no longer describe the thread that holds it.
+//! Hosts never hold a view: [`read_scoped`] lends the read models to a
+//! closure and drops the view when the closure returns (or unwinds), so no
+//! lock guard escapes, and the closure, being synchronous, cannot hold the
+//! view across an `.await`. Inside the engine a view is neither `Send` nor
+//! `Sync`, so it cannot be carried to another thread, where the count would
+//! no longer describe the thread that holds it.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -33,13 +37,23 @@ thread_local! {
     static VIEWS_HELD: Cell<usize> = const { Cell::new(0) };
 }
 
+/// Runs `query` on the read models as of the last durable batch, under a
+/// [`ReadView`] that is dropped when `query` returns or unwinds.
+///
+/// The result cannot borrow from the read models (`R` is chosen before the
+/// borrow exists), so nothing of the lock outlives the call.
+pub(crate) fn read_scoped<R>(lock: &RwLock<ReadModels>, query: impl FnOnce(&ReadModels) -> R) -> R {
+    let view = ReadView::acquire(lock);
+    query(&view)
+}
+
 /// A shared borrow of the read models, as of the last durable batch.
 ///
 /// Dereferences to [`ReadModels`]. While any view is alive on a thread,
 /// that thread cannot execute commands (they answer
 /// [`crate::CommandError::ReadViewHeld`]); hold views briefly, as the writer
 /// waits for them at the start of each batch.
-pub struct ReadView<'a> {
+pub(crate) struct ReadView<'a> {
     guard: RwLockReadGuard<'a, ReadModels>,
     /// Pins the view to the thread whose count it is part of.
     _not_send: PhantomData<*const ()>,
@@ -95,7 +109,7 @@ impl Drop for ReadView<'_> {
 impl std::fmt::Debug for ReadView<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadView")
-            .field("applied_position", &self.guard.applied_position)
+            .field("applied_position", &self.guard.applied_position())
             .finish_non_exhaustive()
     }
 }

@@ -65,12 +65,13 @@ fn an_sms_participant_gets_each_message_exactly_once_despite_failures() {
 
     assert!(adapter.wait_for_sent(4, WAIT));
     eventually("every receipt", || {
-        let rm = f.engine.read();
-        messages.iter().all(|m| {
-            rm.delivery_summary(&f.service, &ConversationRef::Sid(c), m)
-                .unwrap()
-                .sent
-                == 1
+        f.engine.read(|rm| {
+            messages.iter().all(|m| {
+                rm.delivery_summary(&f.service, &ConversationRef::Sid(c), m)
+                    .unwrap()
+                    .sent
+                    == 1
+            })
         })
     });
     std::thread::sleep(QUIET);
@@ -90,24 +91,33 @@ fn an_sms_participant_gets_each_message_exactly_once_despite_failures() {
     assert_eq!(adapter.calls().len(), 7, "3 failures then 4 successes");
     assert_eq!(adapter.overlapping_calls(), 0);
 
-    let rm = f.engine.read();
-    let conv = &rm.service(&f.service).unwrap().conversations[&c];
-    let failed_attempts: u32 = messages
-        .iter()
-        .filter_map(|m| conv.delivery_attempts.get(&(*m, sms)))
-        .map(|a| a.failed_attempts)
-        .sum();
+    let (failed_attempts, receipts) = f.engine.read(|rm| {
+        let conv = rm
+            .get_conversation(&f.service, &ConversationRef::Sid(c))
+            .unwrap();
+        let failed_attempts: u32 = messages
+            .iter()
+            .filter_map(|m| conv.delivery_attempts(m, &sms))
+            .map(|a| a.failed_attempts)
+            .sum();
+        let receipts = rm
+            .receipts(
+                &f.service,
+                &ConversationRef::Sid(c),
+                &messages[0],
+                &projections::PageRequest::default(),
+            )
+            .unwrap()
+            .items;
+        (failed_attempts, receipts)
+    });
     assert_eq!(failed_attempts, 3, "every failed attempt is in the log");
-    let receipts = rm
-        .receipts(&f.service, &ConversationRef::Sid(c), &messages[0])
-        .unwrap();
     assert_eq!(receipts.len(), 1);
     assert_eq!(receipts[0].status, DeliveryStatus::Sent);
     assert!(receipts[0]
         .channel_message_sid
         .as_deref()
         .is_some_and(|s| s.starts_with("MEM")));
-    drop(rm);
 
     // The channel reports delivery: the summary follows.
     f.engine
@@ -123,8 +133,7 @@ fn an_sms_participant_gets_each_message_exactly_once_despite_failures() {
         .unwrap();
     let summary = f
         .engine
-        .read()
-        .delivery_summary(&f.service, &ConversationRef::Sid(c), &messages[0])
+        .read(|rm| rm.delivery_summary(&f.service, &ConversationRef::Sid(c), &messages[0]))
         .unwrap();
     assert_eq!((summary.total, summary.delivered, summary.sent), (1, 1, 0));
     let m = f.engine.delivery_metrics();
@@ -160,8 +169,7 @@ fn after_the_last_attempt_the_delivery_fails_with_a_receipt() {
     let (m, _) = f.post(c, "system", "doomed");
     eventually("the failed receipt", || {
         f.engine
-            .read()
-            .delivery_summary(&f.service, &ConversationRef::Sid(c), &m)
+            .read(|rm| rm.delivery_summary(&f.service, &ConversationRef::Sid(c), &m))
             .unwrap()
             .failed
             == 1
@@ -173,10 +181,16 @@ fn after_the_last_attempt_the_delivery_fails_with_a_receipt() {
         [1, 2, 3],
         "attempts are numbered and capped"
     );
-    let rm = f.engine.read();
-    let conv = &rm.service(&f.service).unwrap().conversations[&c];
-    assert_eq!(conv.delivery_attempts[&(m, sms)].failed_attempts, 3);
-    assert_eq!(conv.receipts[&(m, sms)].status, DeliveryStatus::Failed);
+    f.engine.read(|rm| {
+        let conv = rm
+            .get_conversation(&f.service, &ConversationRef::Sid(c))
+            .unwrap();
+        assert_eq!(conv.delivery_attempts(&m, &sms).unwrap().failed_attempts, 3);
+        assert_eq!(
+            conv.receipt(&m, &sms).unwrap().status,
+            DeliveryStatus::Failed
+        );
+    });
     assert_eq!(f.engine.delivery_metrics().failed, 1);
 }
 
@@ -218,9 +232,12 @@ fn pending_deliveries_are_recovered_after_a_restart() {
     // Attempt numbers continue from the recorded failures.
     assert!(sent.iter().all(|s| s.attempt == 2), "{sent:?}");
     eventually("receipts", || {
-        let rm = f.engine.read();
-        let conv = &rm.service(&f.service).unwrap().conversations[&c];
-        conv.receipts.contains_key(&(m1, sms)) && conv.receipts.contains_key(&(m2, sms))
+        f.engine.read(|rm| {
+            let conv = rm
+                .get_conversation(&f.service, &ConversationRef::Sid(c))
+                .unwrap();
+            conv.receipt(&m1, &sms).is_some() && conv.receipt(&m2, &sms).is_some()
+        })
     });
     // And nothing is pending after another restart.
     let f = f.restart(fast(5));

@@ -111,16 +111,25 @@ fn the_webhook_adapter_posts_json_and_retries_server_errors() {
 
     let deadline = Instant::now() + WAIT;
     loop {
-        let rm = f.engine.read();
-        let conv = &rm.service(&f.service).unwrap().conversations[&c];
-        if let Some(r) = conv.receipts.get(&(m, p)) {
+        let done = f.engine.read(|rm| {
+            let conv = rm
+                .service(&f.service)
+                .unwrap()
+                .conversation_by_sid(&c)
+                .unwrap();
+            let Some(r) = conv.receipt(&m, &p) else {
+                return false;
+            };
             assert_eq!(r.status, DeliveryStatus::Sent);
             assert_eq!(r.channel_message_sid.as_deref(), Some("SM0123"));
-            assert_eq!(conv.delivery_attempts[&(m, p)].failed_attempts, 1);
-            assert!(conv.delivery_attempts[&(m, p)].last_error.contains("503"));
+            let attempts = conv.delivery_attempts(&m, &p).unwrap();
+            assert_eq!(attempts.failed_attempts, 1);
+            assert!(attempts.last_error.contains("503"));
+            true
+        });
+        if done {
             break;
         }
-        drop(rm);
         assert!(Instant::now() < deadline, "no receipt");
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -49,12 +49,12 @@ fn accepted(h: &mut Harness, acting: &str, command: Command) -> CommandOutcome {
 }
 
 fn message_body(h: &Harness, s: ServiceSid, c: ConversationSid, m: MessageSid) -> Option<String> {
-    h.engine()
-        .read()
-        .message(&s, &conversation_ref(c), &m)
-        .unwrap()
-        .body
-        .clone()
+    h.engine().read(|rm| {
+        rm.message(&s, &conversation_ref(c), &m)
+            .unwrap()
+            .body
+            .clone()
+    })
 }
 
 #[test]
@@ -76,14 +76,13 @@ fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can
         .conversation_sid()
         .unwrap();
     let bob = h.participant(s, c, chat("bob"));
-    let roles: Vec<_> = h
-        .engine()
-        .read()
-        .participants(&s, &conversation_ref(c))
-        .unwrap()
-        .into_iter()
-        .map(|p| (p.kind.identity().unwrap().to_string(), p.role_sid))
-        .collect();
+    let roles: Vec<_> = h.engine().read(|rm| {
+        rm.get_conversation(&s, &conversation_ref(c))
+            .unwrap()
+            .participants()
+            .map(|p| (p.kind.identity().unwrap().to_string(), p.role_sid))
+            .collect()
+    });
     let (admin, user) = (h.role(s, "channel admin"), h.role(s, "channel user"));
     assert!(roles.contains(&("alice".into(), Some(admin))), "{roles:?}");
     assert!(roles.contains(&("bob".into(), Some(user))), "{roles:?}");
@@ -156,13 +155,12 @@ fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can
         },
         denied("bob", Some(Permission::EditConversationName)),
     );
-    let alice = h
-        .engine()
-        .read()
-        .user_conversations(&s, "alice", &Default::default())
-        .unwrap()
-        .items[0]
-        .participant_sid;
+    let alice = h.engine().read(|rm| {
+        rm.user_conversations(&s, "alice", &Default::default())
+            .unwrap()
+            .items[0]
+            .participant_sid
+    });
     refused(
         &mut h,
         "bob",
@@ -299,18 +297,12 @@ fn retrying_a_command_id_returns_the_first_result_and_appends_nothing() {
         "{other:?}"
     );
     assert_eq!(h.head(), head);
-    let messages = h
-        .engine()
-        .read()
-        .messages(
-            &s,
-            &conversation_ref(c),
-            100,
-            None,
-            projections::Direction::Backwards,
-        )
-        .unwrap();
-    assert_eq!(messages.len(), 1);
+    let messages = h.engine().read(|rm| {
+        rm.get_conversation(&s, &conversation_ref(c))
+            .unwrap()
+            .message_count()
+    });
+    assert_eq!(messages, 1);
 
     // A refused command's id is not remembered: used again for a valid
     // command, it appends.
@@ -428,11 +420,7 @@ fn configure(h: &mut Harness, s: ServiceSid, address: &str, channel: AddressType
 
 fn conversation_count(h: &Harness, s: ServiceSid) -> usize {
     h.engine()
-        .read()
-        .get_service(&s)
-        .unwrap()
-        .conversations
-        .len()
+        .read(|rm| rm.get_service(&s).unwrap().conversations().count())
 }
 
 #[test]
@@ -480,16 +468,17 @@ fn inbound_messages_route_by_binding_autocreate_where_allowed_and_otherwise_writ
     assert_eq!(index, 0);
     assert_eq!(conversation_count(&h, s), before + 1);
     {
-        let rm = h.engine().read();
-        assert_eq!(
-            rm.participant_by_binding(&s, proxy, "+15550000002")
-                .unwrap(),
-            Some((new_conversation, new_participant))
-        );
-        let row = rm
-            .message(&s, &conversation_ref(new_conversation), &message)
-            .unwrap();
-        assert_eq!(row.participant_sid, Some(new_participant));
+        h.engine().read(|rm| {
+            assert_eq!(
+                rm.participant_by_binding(&s, proxy, "+15550000002")
+                    .unwrap(),
+                Some((new_conversation, new_participant))
+            );
+            let row = rm
+                .message(&s, &conversation_ref(new_conversation), &message)
+                .unwrap();
+            assert_eq!(row.participant_sid, Some(new_participant));
+        });
     }
     // The sender's next message goes to that conversation.
     let next = h.ok(inbound(s, "+15550000002", proxy, Some("again")));
@@ -559,17 +548,10 @@ fn inbound_messages_route_by_binding_autocreate_where_allowed_and_otherwise_writ
     );
     assert_ne!(reopened.conversation_sid(), Some(c));
     assert_eq!(
-        h.engine()
-            .read()
-            .messages(
-                &s,
-                &conversation_ref(c),
-                100,
-                None,
-                projections::Direction::Backwards
-            )
+        h.engine().read(|rm| rm
+            .get_conversation(&s, &conversation_ref(c))
             .unwrap()
-            .len(),
+            .message_count()),
         1,
         "nothing more arrived in the closed conversation"
     );
@@ -630,18 +612,21 @@ fn concurrent_writers_cannot_both_claim_a_unique_name_identity_or_binding() {
                 );
             }
         }
-        let rm = h.engine().read();
-        let held = rm
-            .get_conversation(&s, &ConversationRef::UniqueName(name.clone()))
-            .unwrap();
-        assert_eq!(Some(held.row.sid), winners[0].conversation_sid());
-        let named = rm
-            .get_service(&s)
-            .unwrap()
-            .conversations
-            .values()
-            .filter(|c| c.row.unique_name.as_deref() == Some(name.as_str()))
-            .count();
+        let (held, named) = h.engine().read(|rm| {
+            let held = rm
+                .get_conversation(&s, &ConversationRef::UniqueName(name.clone()))
+                .unwrap()
+                .row()
+                .sid;
+            let named = rm
+                .get_service(&s)
+                .unwrap()
+                .conversations()
+                .filter(|c| c.row().unique_name.as_deref() == Some(name.as_str()))
+                .count();
+            (held, named)
+        });
+        assert_eq!(Some(held), winners[0].conversation_sid());
         assert_eq!(named, 1);
     }
 
@@ -681,11 +666,10 @@ fn concurrent_writers_cannot_both_claim_a_unique_name_identity_or_binding() {
         );
     }
     assert_eq!(
-        h.engine()
-            .read()
+        h.engine().read(|rm| rm
             .participant_by_binding(&s, "+15559000009", "+15550000009")
             .unwrap()
-            .map(|(c, _)| c),
+            .map(|(c, _)| c)),
         Some(holder)
     );
 }

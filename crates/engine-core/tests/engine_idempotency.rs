@@ -51,19 +51,18 @@ fn a_key_used_by_another_service_is_applied_as_its_own_and_never_returns_its_rec
     );
     assert_ne!(in_b.first_position, in_a.first_position);
     let (message, _) = in_b.message().expect("B's message was posted");
-    let rm = h.engine().read();
-    let page = rm
-        .messages(
+    let page = h.engine().read(|rm| {
+        rm.messages(
             &b,
             &ConversationRef::Sid(cb),
-            100,
-            None,
-            projections::Direction::Backwards,
+            projections::Order::Asc,
+            &projections::PageRequest::default(),
         )
-        .unwrap();
+        .unwrap()
+        .items
+    });
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].sid, message);
-    drop(rm);
 
     // Each service's retry is answered with its own records.
     let again_a = h

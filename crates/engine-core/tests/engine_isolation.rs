@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use common::{binding, chat, spec, Harness};
 use engine_core::CommandError;
 use events::*;
-use projections::{Direction, PageRequest, QueryError, ReadModels};
+use projections::{Order, PageRequest, QueryError, ReadModels};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 
@@ -93,12 +93,13 @@ fn set_up(h: &mut Harness, i: usize) -> Res {
             _ => None,
         });
     }
-    let rm = h.engine().read();
-    let user = rm.user_by_identity(&svc, "alice").unwrap().sid;
-    let service = rm.get_service(&svc).unwrap();
-    let mut roles: Vec<RoleSid> = service.roles.keys().copied().collect();
-    roles.sort();
-    let service_role = service.row.default_chat_service_role_sid.unwrap();
+    let (user, roles, service_role) = h.engine().read(|rm| {
+        let user = rm.user_by_identity(&svc, "alice").unwrap().sid;
+        let service = rm.get_service(&svc).unwrap();
+        let roles: Vec<RoleSid> = service.roles().map(|r| r.sid).collect();
+        let service_role = service.row().default_chat_service_role_sid.unwrap();
+        (user, roles, service_role)
+    });
     Res {
         svc,
         conv,
@@ -506,21 +507,25 @@ fn foreign_query(
                 "conversation"
             ));
             prop_assert_eq!(
-                rm.get_conversation(&o.svc, &by_name).unwrap().row.sid,
+                rm.get_conversation(&o.svc, &by_name).unwrap().row().sid,
                 o.conv
             );
         }
         2 => {
             prop_assert!(is_not_found(
-                &rm.participants(&t.svc, &sid(o.conv)),
+                &rm.participants(&t.svc, &sid(o.conv), &page),
                 "conversation"
             ));
-            prop_assert!(!rm.participants(&o.svc, &sid(o.conv)).unwrap().is_empty());
+            prop_assert!(!rm
+                .participants(&o.svc, &sid(o.conv), &page)
+                .unwrap()
+                .items
+                .is_empty());
         }
         3 => {
-            let get = |s: &ServiceSid| rm.messages(s, &sid(o.conv), 10, None, Direction::Backwards);
+            let get = |s: &ServiceSid| rm.messages(s, &sid(o.conv), Order::Desc, &page);
             prop_assert!(is_not_found(&get(&t.svc), "conversation"));
-            prop_assert!(!get(&o.svc).unwrap().is_empty());
+            prop_assert!(!get(&o.svc).unwrap().items.is_empty());
         }
         4 => {
             prop_assert!(is_not_found(
@@ -535,19 +540,26 @@ fn foreign_query(
         }
         5 => {
             prop_assert!(is_not_found(
-                &rm.receipts(&t.svc, &sid(t.conv), &o.message),
+                &rm.receipts(&t.svc, &sid(t.conv), &o.message, &page),
                 "message"
             ));
-            prop_assert!(rm.receipts(&o.svc, &sid(o.conv), &o.message).is_ok());
+            prop_assert!(rm.receipts(&o.svc, &sid(o.conv), &o.message, &page).is_ok());
         }
         6 => {
             prop_assert!(is_not_found(&rm.user(&t.svc, &o.user), "user"));
             prop_assert!(rm.user(&o.svc, &o.user).is_ok());
+            // Nor does the other service's user list name it.
+            let listed = |s: &ServiceSid| rm.list_users(s, &page).unwrap().items;
+            prop_assert!(listed(&t.svc).iter().all(|u| u.sid != o.user));
+            prop_assert!(listed(&o.svc).iter().any(|u| u.sid == o.user));
         }
         7 => {
             let role = o.roles[x % o.roles.len()];
             prop_assert!(is_not_found(&rm.role(&t.svc, &role), "role"));
             prop_assert!(rm.role(&o.svc, &role).is_ok());
+            let listed = |s: &ServiceSid| rm.list_roles(s, &page).unwrap().items;
+            prop_assert!(listed(&t.svc).iter().all(|r| r.sid != role));
+            prop_assert!(listed(&o.svc).iter().any(|r| r.sid == role));
         }
         8 => {
             prop_assert!(is_not_found(
@@ -560,6 +572,9 @@ fn foreign_query(
                     .sid,
                 o.config
             );
+            let listed = |s: &ServiceSid| rm.list_address_configurations(s, &page).unwrap().items;
+            prop_assert!(listed(&t.svc).iter().all(|a| a.sid != o.config));
+            prop_assert!(listed(&o.svc).iter().any(|a| a.sid == o.config));
         }
         9 => {
             prop_assert_eq!(
@@ -587,22 +602,26 @@ fn foreign_query(
         }
         11 => {
             prop_assert!(rm
-                .participant_conversations_by_identity(&t.svc, &o.only_identity)
+                .participant_conversations_by_identity(&t.svc, &o.only_identity, &page)
                 .unwrap()
+                .items
                 .is_empty());
             prop_assert!(!rm
-                .participant_conversations_by_identity(&o.svc, &o.only_identity)
+                .participant_conversations_by_identity(&o.svc, &o.only_identity, &page)
                 .unwrap()
+                .items
                 .is_empty());
         }
         12 => {
             prop_assert!(rm
-                .participant_conversations_by_address(&t.svc, &o.only_address)
+                .participant_conversations_by_address(&t.svc, &o.only_address, &page)
                 .unwrap()
+                .items
                 .is_empty());
             prop_assert!(!rm
-                .participant_conversations_by_address(&o.svc, &o.only_address)
+                .participant_conversations_by_address(&o.svc, &o.only_address, &page)
                 .unwrap()
+                .items
                 .is_empty());
         }
         13 => {
@@ -615,8 +634,9 @@ fn foreign_query(
         14 => {
             // A participant SID is only ever listed by its own service.
             let listed = |s: &ServiceSid, c: ConversationSid| -> Vec<ParticipantSid> {
-                rm.participants(s, &sid(c))
+                rm.participants(s, &sid(c), &page)
                     .unwrap()
+                    .items
                     .into_iter()
                     .map(|p| p.sid)
                     .collect()
@@ -707,8 +727,8 @@ fn sids_of_one_service_are_not_found_through_another() {
                 }
                 Probe::Query { owner, which, x } => {
                     queries_tried.borrow_mut().insert(which % QUERIES);
-                    let rm = h.engine().read();
-                    foreign_query(&rm, which, &res[owner], &res[1 - owner], x)?;
+                    h.engine()
+                        .read(|rm| foreign_query(rm, which, &res[owner], &res[1 - owner], x))?;
                 }
                 Probe::Activity { owner, x } => {
                     let o = &res[owner];

@@ -119,12 +119,11 @@ fn filled(h: &mut Harness, f: &Fixture, chat_count: usize, bound: usize) -> Conv
     for p in specs {
         h.ok(add_to(f, conversation, p));
     }
-    let count = h
-        .engine()
-        .read()
-        .participants(&f.service, &ConversationRef::Sid(conversation))
-        .unwrap()
-        .len();
+    let count = h.engine().read(|rm| {
+        rm.get_conversation(&f.service, &ConversationRef::Sid(conversation))
+            .unwrap()
+            .participant_count()
+    });
     assert_eq!(count, chat_count + bound);
     conversation
 }

@@ -24,7 +24,7 @@ use engine_core::log::indexes::{check_indexes, IndexView};
 use engine_core::{fold_records, state_digest, CommandError, CommandOutcome};
 use events::limits::*;
 use events::*;
-use projections::{Direction, PageRequest, QueryError};
+use projections::{Order, PageRequest, QueryError, ReadModels};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------
@@ -2372,20 +2372,23 @@ fn not_found<T: std::fmt::Debug>(r: Result<T, QueryError>, kind: &str) -> bool {
 
 /// Every query the model can answer, compared with the engine's answer.
 fn check(h: &Harness, m: &Model) -> Result<(), TestCaseError> {
-    let rm = h.engine().read();
-    let everything = PageRequest {
-        page_size: Some(100),
-        page_token: None,
-    };
+    h.engine().read(|rm| check_queries(rm, m))
+}
+
+fn check_queries(rm: &ReadModels, m: &Model) -> Result<(), TestCaseError> {
+    let everything = PageRequest::with_size(PAGE_SIZE_MAX);
     for s in &m.services {
         let svc = &s.sid;
         for cs in &m.all_convs {
             let by_sid = ConversationRef::Sid(*cs);
             let Some(mc) = s.convs.get(cs) else {
                 prop_assert!(not_found(rm.get_conversation(svc, &by_sid), "conversation"));
-                prop_assert!(not_found(rm.participants(svc, &by_sid), "conversation"));
                 prop_assert!(not_found(
-                    rm.messages(svc, &by_sid, 10, None, Direction::Backwards),
+                    rm.participants(svc, &by_sid, &everything),
+                    "conversation"
+                ));
+                prop_assert!(not_found(
+                    rm.messages(svc, &by_sid, Order::Asc, &everything),
                     "conversation"
                 ));
                 continue;
@@ -2393,7 +2396,7 @@ fn check(h: &Harness, m: &Model) -> Result<(), TestCaseError> {
             let conv = rm
                 .get_conversation(svc, &by_sid)
                 .map_err(|e| TestCaseError::fail(format!("{cs}: {e}")))?;
-            let row = &conv.row;
+            let row = conv.row();
             prop_assert_eq!(&row.friendly_name, &mc.friendly_name);
             prop_assert_eq!(&row.unique_name, &mc.unique_name);
             prop_assert_eq!(&row.attributes, &mc.attributes);
@@ -2404,8 +2407,9 @@ fn check(h: &Harness, m: &Model) -> Result<(), TestCaseError> {
 
             // Participants, ordered by SID.
             let got: Vec<_> = rm
-                .participants(svc, &by_sid)
+                .participants(svc, &by_sid, &everything)
                 .unwrap()
+                .items
                 .into_iter()
                 .map(|p| {
                     let who = match p.kind {
@@ -2441,7 +2445,7 @@ fn check(h: &Harness, m: &Model) -> Result<(), TestCaseError> {
                 .collect();
             prop_assert_eq!(got, want, "participants of {}", cs);
 
-            // Messages: all of them, then pages around an anchor.
+            // Messages: all of them oldest first, then the latest page.
             let shape = |rows: Vec<projections::MessageRow>| -> Vec<_> {
                 rows.into_iter()
                     .map(|r| {
@@ -2480,20 +2484,14 @@ fn check(h: &Harness, m: &Model) -> Result<(), TestCaseError> {
                 }
                 v
             };
-            let all = rm
-                .messages(svc, &by_sid, 100, None, Direction::Backwards)
+            let all = rm.messages(svc, &by_sid, Order::Asc, &everything).unwrap();
+            prop_assert_eq!(shape(all.items), want_of(0, u64::MAX, PAGE_SIZE_MAX, false));
+            let latest = rm
+                .messages(svc, &by_sid, Order::Desc, &PageRequest::with_size(2))
                 .unwrap();
-            prop_assert_eq!(shape(all), want_of(0, u64::MAX, 100, true));
-            for anchor in 0..mc.next_index.min(4) {
-                let back = rm
-                    .messages(svc, &by_sid, 2, Some(anchor), Direction::Backwards)
-                    .unwrap();
-                prop_assert_eq!(shape(back), want_of(0, anchor, 2, true));
-                let fwd = rm
-                    .messages(svc, &by_sid, 2, Some(anchor), Direction::Forwards)
-                    .unwrap();
-                prop_assert_eq!(shape(fwd), want_of(anchor, u64::MAX, 2, false));
-            }
+            let mut want_latest = want_of(0, u64::MAX, 2, true);
+            want_latest.reverse();
+            prop_assert_eq!(shape(latest.items), want_latest);
             for mm in mc.msgs.values() {
                 prop_assert_eq!(rm.message(svc, &by_sid, &mm.sid).unwrap().sid, mm.sid);
             }
@@ -2503,7 +2501,7 @@ fn check(h: &Harness, m: &Model) -> Result<(), TestCaseError> {
         for name in UNIQUE_NAMES {
             let r = ConversationRef::UniqueName(name.to_string());
             match s.resolve(&r) {
-                Some(cs) => prop_assert_eq!(rm.get_conversation(svc, &r).unwrap().row.sid, cs),
+                Some(cs) => prop_assert_eq!(rm.get_conversation(svc, &r).unwrap().row().sid, cs),
                 None => prop_assert!(not_found(rm.get_conversation(svc, &r), "conversation")),
             }
         }
@@ -2548,8 +2546,9 @@ fn check(h: &Harness, m: &Model) -> Result<(), TestCaseError> {
         }
         for address in ADDRESSES {
             let got: Vec<_> = rm
-                .participant_conversations_by_address(svc, address)
+                .participant_conversations_by_address(svc, address, &everything)
                 .unwrap()
+                .items
                 .into_iter()
                 .map(|(c, p)| (c.sid, p.sid))
                 .collect();
@@ -2660,7 +2659,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     let live = h.digest();
     prop_assert_eq!(state_digest(&folded), live, "fold of the log vs live rows");
     prop_assert!(
-        *h.engine().read() == folded,
+        h.engine().read(|rm| *rm == folded),
         "the in-memory read models differ from a fold of the log"
     );
 

@@ -20,8 +20,7 @@ fn participant_by_binding_ignores_closed_conversations() {
     let first_participant = h.participant(service, first, binding(address, proxy));
     let lookup = |h: &Harness| {
         h.engine()
-            .read()
-            .participant_by_binding(&service, proxy, address)
+            .read(|rm| rm.participant_by_binding(&service, proxy, address))
             .unwrap()
     };
     assert_eq!(lookup(&h), Some((first, first_participant)));

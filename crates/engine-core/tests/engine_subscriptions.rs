@@ -300,7 +300,14 @@ fn step(
 
 /// Each identity's list equals the model's, whole and page by page.
 fn check(h: &Harness, services: &[ServiceSid; 2], model: &[Svc; 2]) -> Result<(), TestCaseError> {
-    let rm = h.engine().read();
+    h.engine().read(|rm| check_lists(rm, services, model))
+}
+
+fn check_lists(
+    rm: &projections::ReadModels,
+    services: &[ServiceSid; 2],
+    model: &[Svc; 2],
+) -> Result<(), TestCaseError> {
     for (s, m) in services.iter().zip(model) {
         for identity in IDENTITIES {
             let mut want: Vec<_> = m
@@ -374,8 +381,13 @@ fn check(h: &Harness, services: &[ServiceSid; 2], model: &[Svc; 2]) -> Result<()
             }
 
             let mut pairs: Vec<_> = rm
-                .participant_conversations_by_identity(s, identity)
+                .participant_conversations_by_identity(
+                    s,
+                    identity,
+                    &PageRequest::with_size(events::limits::PAGE_SIZE_MAX),
+                )
                 .unwrap()
+                .items
                 .into_iter()
                 .map(|(c, p)| (c.sid, p.sid))
                 .collect();

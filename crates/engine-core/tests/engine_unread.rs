@@ -113,7 +113,10 @@ impl Room {
     /// The engine's counts and horizons equal the oracle's, through both
     /// the user's conversation list and the participant rows.
     fn check(&self, when: &str) {
-        let rm = self.h.engine().read();
+        self.h.engine().read(|rm| self.check_in(rm, when));
+    }
+
+    fn check_in(&self, rm: &projections::ReadModels, when: &str) {
         for (who, participant) in &self.participants {
             let list = rm
                 .user_conversations(&self.service, who, &PageRequest::default())
@@ -133,18 +136,17 @@ impl Room {
                 "{when}: {who}'s unread count"
             );
             let row = rm
-                .participants(&self.service, &ConversationRef::Sid(self.conversation))
+                .get_conversation(&self.service, &ConversationRef::Sid(self.conversation))
                 .unwrap()
-                .into_iter()
-                .find(|p| p.sid == *participant)
+                .participant(participant)
                 .unwrap();
             assert_eq!(row.last_read_message_index, self.oracle.horizons[who]);
         }
         let conv = rm
             .get_conversation(&self.service, &ConversationRef::Sid(self.conversation))
             .unwrap();
-        assert_eq!(conv.row.next_message_index, self.oracle.next_index);
-        let live: BTreeSet<u64> = conv.messages.keys().copied().collect();
+        assert_eq!(conv.row().next_message_index, self.oracle.next_index);
+        let live: BTreeSet<u64> = conv.messages().map(|m| m.index).collect();
         assert_eq!(live, self.oracle.live.keys().copied().collect());
     }
 }

@@ -64,10 +64,8 @@ fn each_identity_sees_the_sdk_events_for_its_conversations() {
     });
     let bob_user = f
         .engine
-        .read()
-        .user_by_identity(&f.service, "bob")
-        .unwrap()
-        .sid;
+        .read(|rm| rm.user_by_identity(&f.service, "bob").map(|u| u.sid))
+        .unwrap();
     f.run(Command::UpdateUser {
         service: f.service,
         user: bob_user,
@@ -383,8 +381,13 @@ fn resume_replays_exactly_what_was_missed_then_goes_live() {
 
     // While alice is away: she leaves c, joins d, bob leaves c, messages.
     f.post(c, "bob", "two");
-    let alice_c =
-        f.engine.read().service(&f.service).unwrap().conversations[&c].by_identity["alice"];
+    let alice_c = f.engine.read(|rm| {
+        rm.get_conversation(&f.service, &ConversationRef::Sid(c))
+            .unwrap()
+            .participant_by_identity("alice")
+            .unwrap()
+            .sid
+    });
     f.leave(c, alice_c);
     f.post(c, "bob", "unseen");
     f.join(d, "alice");

@@ -275,9 +275,10 @@ fn run_case(ops: Vec<Op>) -> Result<FanoutMetrics, TestCaseError> {
             Op::UpdateUser { who } => {
                 let user = f
                     .engine
-                    .read()
-                    .user_by_identity(&f.service, &identity(who))
-                    .map(|u| u.sid)
+                    .read(|rm| {
+                        rm.user_by_identity(&f.service, &identity(who))
+                            .map(|u| u.sid)
+                    })
                     .ok();
                 if let Some(user) = user {
                     f.run(Command::UpdateUser {
@@ -292,9 +293,10 @@ fn run_case(ops: Vec<Op>) -> Result<FanoutMetrics, TestCaseError> {
             Op::DeleteUser { who } => {
                 let user = f
                     .engine
-                    .read()
-                    .user_by_identity(&f.service, &identity(who))
-                    .map(|u| u.sid)
+                    .read(|rm| {
+                        rm.user_by_identity(&f.service, &identity(who))
+                            .map(|u| u.sid)
+                    })
                     .ok();
                 if let Some(user) = user {
                     f.run(Command::DeleteUser {

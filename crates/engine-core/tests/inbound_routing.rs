@@ -51,14 +51,14 @@ fn a_matched_binding_appends_the_message_as_that_participant() {
     let (m, index) = out.message().unwrap();
     assert_eq!(index, 0);
     assert!(out.conversation_sid().is_none(), "no new conversation");
-    let rm = f.engine.read();
-    let row = rm
-        .message(&f.service, &ConversationRef::Sid(c), &m)
-        .unwrap();
+    let row = f.engine.read(|rm| {
+        rm.message(&f.service, &ConversationRef::Sid(c), &m)
+            .unwrap()
+            .clone()
+    });
     assert_eq!(row.participant_sid, Some(p));
     assert_eq!(row.author, "+15551230001");
     assert_eq!(row.body.as_deref(), Some("hello"));
-    drop(rm);
     let got = take(&mut agent, 1, WAIT);
     assert_eq!(kinds(&got), ["messageAdded"]);
 }
@@ -122,17 +122,17 @@ fn an_unmatched_binding_autocreates_or_is_refused() {
     let c = out.conversation_sid().expect("a conversation was created");
     let p = out.participant_sids()[0];
     let (m, _) = out.message().unwrap();
-    let rm = f.engine.read();
-    let conv = rm
-        .get_conversation(&f.service, &ConversationRef::Sid(c))
-        .unwrap();
-    let binding = conv.participants[&p].kind.binding().unwrap();
-    assert_eq!(
-        (binding.address.as_str(), binding.proxy_address.as_str()),
-        ("+15550000001", PROXY)
-    );
-    assert_eq!(conv.message(&m).unwrap().participant_sid, Some(p));
-    drop(rm);
+    f.engine.read(|rm| {
+        let conv = rm
+            .get_conversation(&f.service, &ConversationRef::Sid(c))
+            .unwrap();
+        let binding = conv.participant(&p).unwrap().kind.binding().unwrap();
+        assert_eq!(
+            (binding.address.as_str(), binding.proxy_address.as_str()),
+            ("+15550000001", PROXY)
+        );
+        assert_eq!(conv.message(&m).unwrap().participant_sid, Some(p));
+    });
     // The next message from the same sender goes to the same conversation.
     let again = f
         .engine
@@ -215,12 +215,16 @@ fn two_first_messages_from_a_new_binding_make_one_conversation() {
             .filter(|o| o.conversation_sid().is_some())
             .count();
         assert_eq!(created, 1, "round {round}: one conversation");
-        let rm = f.engine.read();
-        let svc = rm.service(&f.service).unwrap();
-        let participants = &svc.address_participants[&from];
-        assert_eq!(participants.len(), 1, "round {round}: one participant");
-        let (c, _) = participants.iter().next().unwrap();
-        assert_eq!(svc.conversations[c].messages.len(), SENDERS);
+        f.engine.read(|rm| {
+            let svc = rm.service(&f.service).unwrap();
+            let participants: Vec<_> = svc.address_participants(&from).collect();
+            assert_eq!(participants.len(), 1, "round {round}: one participant");
+            let (c, _) = participants[0];
+            assert_eq!(
+                svc.conversation_by_sid(&c).unwrap().message_count(),
+                SENDERS
+            );
+        });
     }
 }
 
@@ -257,10 +261,14 @@ fn an_inbound_retry_with_the_same_channel_message_id_posts_once() {
     assert!(retry.deduplicated);
     assert_eq!(retry.records, first.records);
     assert_eq!(f.engine.log().head(), head, "the retry appended");
-    let rm = f.engine.read();
-    let svc = rm.service(&f.service).unwrap();
-    assert_eq!(svc.conversations[&conversation].messages.len(), 1);
-    drop(rm);
+    let live = f.engine.read(|rm| {
+        rm.service(&f.service)
+            .unwrap()
+            .conversation_by_sid(&conversation)
+            .unwrap()
+            .message_count()
+    });
+    assert_eq!(live, 1);
 
     // Another message under the same channel id is refused, not dropped.
     let err = receive("something else").unwrap_err();

@@ -8,8 +8,14 @@
 //!    identity/address → participants ([`ReadModels::participant_by_binding`]);
 //! 3. the per-user subscription index with exact unread counts, newest
 //!    activity first ([`ReadModels::user_conversations`]);
-//! 4. messages per conversation with edits and deletes applied, paged like
-//!    the SDK's `getMessages` ([`ReadModels::messages`]), plus receipts.
+//! 4. messages per conversation with edits and deletes applied, paged in
+//!    Twilio's `Order` ([`ReadModels::messages`]), plus receipts.
+//!
+//! Every list is paged ([`PageRequest`], [`Page`]): users, roles,
+//! services, address configurations, conversations, participants,
+//! ParticipantConversations, receipts and messages. A page token names the
+//! key of the last item served, so a walk stays exact while items are
+//! added; a token from another list is a typed [`QueryError::PageToken`].
 //!
 //! The state lives in memory and is persisted as rows ([`rows`]), one table
 //! per resource kind. [`ReadModels::apply`] folds one event and emits the
@@ -25,6 +31,6 @@ pub mod rows;
 pub mod state;
 
 pub use digest::{digest_rows, Digester};
-pub use query::{DeliverySummary, Direction, Page, PageRequest, QueryError, UserConversation};
+pub use query::{DeliverySummary, Order, Page, PageRequest, QueryError, UserConversation};
 pub use rows::*;
 pub use state::{Conversation, LoadError, ReadModels, Service};

@@ -5,6 +5,8 @@
 //! page tokens that name the last item seen, so a page stays stable while
 //! new items arrive.
 
+use std::cmp::Reverse;
+use std::collections::BTreeSet;
 use std::ops::Bound;
 
 use events::limits::{PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX};
@@ -25,11 +27,20 @@ pub enum QueryError {
         id: String,
     },
     /// `page_size` is 0 or over [`PAGE_SIZE_MAX`].
-    #[error("page size {0} is outside 1..={PAGE_SIZE_MAX}")]
+    #[error("page size {0} is outside 1..={PAGE_SIZE_MAX}: ask for at most {PAGE_SIZE_MAX} items a page")]
     PageSize(usize),
-    /// The page token was not issued by this query.
-    #[error("malformed page token")]
-    PageToken,
+    /// The page token was not issued by this list (another list's token,
+    /// a truncated or edited one, or not a token at all).
+    #[error(
+        "page token {token:?} was not issued by the {list} list: pass back that list's \
+         next_page_token unchanged, or no token for the first page"
+    )]
+    PageToken {
+        /// The list asked for, e.g. `users`.
+        list: &'static str,
+        /// The token given.
+        token: String,
+    },
 }
 
 /// One page of a list.
@@ -41,7 +52,23 @@ pub struct Page<T> {
     pub next_page_token: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// The request for the page after this one, with the page size of
+    /// `request` (the request that returned this page); `None` on the last
+    /// page.
+    pub fn next_request(&self, request: &PageRequest) -> Option<PageRequest> {
+        self.next_page_token.as_ref().map(|t| PageRequest {
+            page_size: request.page_size,
+            page_token: Some(t.clone()),
+        })
+    }
+}
+
 /// Which page of a list to return.
+///
+/// A page token names the key of the last item served (never an offset),
+/// so walking a list while items are added skips nothing that was there
+/// before the walk and serves nothing twice.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PageRequest {
     /// Items per page: [`PAGE_SIZE_DEFAULT`] when `None`, at most [`PAGE_SIZE_MAX`].
@@ -51,6 +78,15 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
+    /// The first page, with `page_size` items (checked when the query
+    /// runs: 1..=[`PAGE_SIZE_MAX`]).
+    pub fn with_size(page_size: usize) -> Self {
+        PageRequest {
+            page_size: Some(page_size),
+            page_token: None,
+        }
+    }
+
     fn size(&self) -> Result<usize, QueryError> {
         let n = self.page_size.unwrap_or(PAGE_SIZE_DEFAULT);
         if n == 0 || n > PAGE_SIZE_MAX {
@@ -58,16 +94,109 @@ impl PageRequest {
         }
         Ok(n)
     }
+
+    /// The key the token names, or `None` for the first page. Errors with
+    /// [`QueryError::PageToken`] unless the token was issued by `list`.
+    fn after<K: PageKey>(&self, list: &'static str) -> Result<Option<K>, QueryError> {
+        let Some(token) = &self.page_token else {
+            return Ok(None);
+        };
+        token
+            .strip_prefix(list)
+            .and_then(|rest| rest.strip_prefix(TOKEN_SEPARATOR))
+            .and_then(K::decode)
+            .map(Some)
+            .ok_or_else(|| QueryError::PageToken {
+                list,
+                token: token.clone(),
+            })
+    }
 }
 
-/// Direction of a message page, like the SDK's `getMessages`.
+/// Separates a token's list name from its key, and the parts of a
+/// composite key. SIDs (hex) and numbers never contain it.
+const TOKEN_SEPARATOR: char = ':';
+
+/// A key a page token can name: the sort key of a list's items.
+trait PageKey: Sized {
+    fn encode(&self) -> String;
+    fn decode(text: &str) -> Option<Self>;
+}
+
+macro_rules! page_key_via_str {
+    ($($t:ty),*) => {$(
+        impl PageKey for $t {
+            fn encode(&self) -> String {
+                self.to_string()
+            }
+            fn decode(text: &str) -> Option<Self> {
+                text.parse().ok()
+            }
+        }
+    )*};
+}
+page_key_via_str!(
+    u64,
+    ServiceSid,
+    ConversationSid,
+    ParticipantSid,
+    UserSid,
+    RoleSid,
+    AddressConfigurationSid
+);
+
+impl<A: PageKey, B: PageKey> PageKey for (A, B) {
+    fn encode(&self) -> String {
+        format!("{}{TOKEN_SEPARATOR}{}", self.0.encode(), self.1.encode())
+    }
+    fn decode(text: &str) -> Option<Self> {
+        let (a, b) = text.split_once(TOKEN_SEPARATOR)?;
+        Some((A::decode(a)?, B::decode(b)?))
+    }
+}
+
+/// Takes up to `size` items from `keyed` (already positioned after the
+/// request's token, in list order); the next token names the last one
+/// taken, and is issued only if another item follows.
+fn page_of<K: PageKey, T>(
+    list: &'static str,
+    keyed: impl Iterator<Item = (K, T)>,
+    size: usize,
+) -> Page<T> {
+    let mut items = Vec::with_capacity(size);
+    let mut last = None;
+    for (key, item) in keyed {
+        if items.len() == size {
+            return Page {
+                items,
+                next_page_token: last.map(|k: K| format!("{list}{TOKEN_SEPARATOR}{}", k.encode())),
+            };
+        }
+        items.push(item);
+        last = Some(key);
+    }
+    Page {
+        items,
+        next_page_token: None,
+    }
+}
+
+/// The range bound that starts a list after `after` (ascending keys).
+fn after_bound<K>(after: Option<K>) -> (Bound<K>, Bound<K>) {
+    (
+        after.map_or(Bound::Unbounded, Bound::Excluded),
+        Bound::Unbounded,
+    )
+}
+
+/// Twilio's `Order` of a message list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Direction {
-    /// Older messages: indexes at or before the anchor (default).
+pub enum Order {
+    /// Oldest first, by message index (Twilio's default, `asc`).
     #[default]
-    Backwards,
-    /// Newer messages: indexes at or after the anchor.
-    Forwards,
+    Asc,
+    /// Newest first (`desc`): the first page holds the latest messages.
+    Desc,
 }
 
 /// A conversation as one of a user's conversations (Twilio
@@ -127,17 +256,10 @@ fn conversation_ref_id(r: &ConversationRef) -> String {
     }
 }
 
-fn parse_token(token: &str) -> Result<(u64, String), QueryError> {
-    let (a, b) = token.split_once(':').ok_or(QueryError::PageToken)?;
-    let a: u64 = a.parse().map_err(|_| QueryError::PageToken)?;
-    Ok((a, b.to_string()))
-}
-
 impl ReadModels {
     /// The service, or `NotFound`.
     pub fn get_service(&self, service: &ServiceSid) -> Result<&Service, QueryError> {
-        self.services
-            .get(service)
+        self.service(service)
             .ok_or_else(|| not_found("service", service))
     }
 
@@ -152,61 +274,111 @@ impl ReadModels {
             .ok_or_else(|| not_found("conversation", conversation_ref_id(conversation)))
     }
 
-    /// A service's conversations, oldest first, optionally only those in
-    /// `state`. Errors: unknown service, bad page size or token.
+    /// Every service, ordered by SID. Errors: bad page size or token.
+    pub fn list_services(&self, page: &PageRequest) -> Result<Page<ServiceRow>, QueryError> {
+        const LIST: &str = "services";
+        let size = page.size()?;
+        let after = page.after::<ServiceSid>(LIST)?;
+        let keyed = self
+            .services
+            .range(after_bound(after))
+            .map(|(k, s)| (*k, s.row().clone()));
+        Ok(page_of(LIST, keyed, size))
+    }
+
+    /// A service's conversations, oldest first (ties by SID), optionally
+    /// only those in `state`. Errors: unknown service, bad page size or
+    /// token.
     pub fn list_conversations(
         &self,
         service: &ServiceSid,
         state: Option<ConversationState>,
         page: &PageRequest,
     ) -> Result<Page<ConversationRow>, QueryError> {
+        const LIST: &str = "conversations";
         let svc = self.get_service(service)?;
         let size = page.size()?;
-        let start = match &page.page_token {
-            None => Bound::Unbounded,
-            Some(t) => {
-                let (at, sid) = parse_token(t)?;
-                let sid: ConversationSid = sid.parse().map_err(|_| QueryError::PageToken)?;
-                Bound::Excluded((at, sid))
-            }
-        };
-        let mut items = Vec::with_capacity(size);
-        let mut last = None;
-        let mut more = false;
-        for key in svc.by_created.range((start, Bound::Unbounded)) {
-            let conv = &svc.conversations[&key.1];
-            if state.is_some_and(|s| conv.row.state != s) {
-                continue;
-            }
-            if items.len() == size {
-                more = true;
-                break;
-            }
-            items.push(conv.row.clone());
-            last = Some(*key);
-        }
-        let next_page_token = match (more, last) {
-            (true, Some((at, sid))) => Some(format!("{at}:{sid}")),
-            _ => None,
-        };
-        Ok(Page {
-            items,
-            next_page_token,
-        })
+        let after = page.after::<(u64, ConversationSid)>(LIST)?;
+        let keyed = svc
+            .by_created
+            .range(after_bound(after))
+            .filter_map(|key| Some((*key, &svc.conversations.get(&key.1)?.row)))
+            .filter(|(_, row)| state.is_none_or(|s| row.state == s))
+            .map(|(key, row)| (key, row.clone()));
+        Ok(page_of(LIST, keyed, size))
     }
 
-    /// A conversation's participants, ordered by SID.
+    /// A service's users, ordered by SID. Errors: unknown service, bad
+    /// page size or token.
+    pub fn list_users(
+        &self,
+        service: &ServiceSid,
+        page: &PageRequest,
+    ) -> Result<Page<UserRow>, QueryError> {
+        const LIST: &str = "users";
+        let svc = self.get_service(service)?;
+        let size = page.size()?;
+        let after = page.after::<UserSid>(LIST)?;
+        let keyed = svc
+            .users
+            .range(after_bound(after))
+            .map(|(k, u)| (*k, u.clone()));
+        Ok(page_of(LIST, keyed, size))
+    }
+
+    /// A service's roles, ordered by SID. Errors: unknown service, bad
+    /// page size or token.
+    pub fn list_roles(
+        &self,
+        service: &ServiceSid,
+        page: &PageRequest,
+    ) -> Result<Page<RoleRow>, QueryError> {
+        const LIST: &str = "roles";
+        let svc = self.get_service(service)?;
+        let size = page.size()?;
+        let after = page.after::<RoleSid>(LIST)?;
+        let keyed = svc
+            .roles
+            .range(after_bound(after))
+            .map(|(k, r)| (*k, r.clone()));
+        Ok(page_of(LIST, keyed, size))
+    }
+
+    /// A service's address configurations, ordered by SID. Errors:
+    /// unknown service, bad page size or token.
+    pub fn list_address_configurations(
+        &self,
+        service: &ServiceSid,
+        page: &PageRequest,
+    ) -> Result<Page<AddressConfigurationRow>, QueryError> {
+        const LIST: &str = "address configurations";
+        let svc = self.get_service(service)?;
+        let size = page.size()?;
+        let after = page.after::<AddressConfigurationSid>(LIST)?;
+        let keyed = svc
+            .address_configurations
+            .range(after_bound(after))
+            .map(|(k, a)| (*k, a.clone()));
+        Ok(page_of(LIST, keyed, size))
+    }
+
+    /// A conversation's participants, ordered by SID. Errors: unknown
+    /// service or conversation, bad page size or token.
     pub fn participants(
         &self,
         service: &ServiceSid,
         conversation: &ConversationRef,
-    ) -> Result<Vec<ParticipantRow>, QueryError> {
-        Ok(self
-            .get_conversation(service, conversation)?
+        page: &PageRequest,
+    ) -> Result<Page<ParticipantRow>, QueryError> {
+        const LIST: &str = "participants";
+        let conv = self.get_conversation(service, conversation)?;
+        let size = page.size()?;
+        let after = page.after::<ParticipantSid>(LIST)?;
+        let keyed = conv
             .participants
-            .values()
-            .cloned()
-            .collect())
+            .range(after_bound(after))
+            .map(|(k, p)| (*k, p.clone()));
+        Ok(page_of(LIST, keyed, size))
     }
 
     /// The participant bound to (`proxy_address`, `address`), for inbound
@@ -220,36 +392,47 @@ impl ReadModels {
         let svc = self.get_service(service)?;
         // The index may still name a closed conversation (the last holder
         // of a binding nobody took since); a closed one does not hold it.
-        Ok(svc
-            .bindings
-            .get(&(proxy_address.to_string(), address.to_string()))
-            .filter(|(c, _)| {
-                svc.conversations
-                    .get(c)
-                    .is_some_and(|c| c.row.state != ConversationState::Closed)
-            })
-            .copied())
+        Ok(svc.binding_holder(proxy_address, address).filter(|(c, _)| {
+            svc.conversation_by_sid(c)
+                .is_some_and(|c| c.row.state != ConversationState::Closed)
+        }))
     }
 
     /// Twilio's ParticipantConversations by chat identity: every
-    /// (conversation, participant) the identity is in, ordered by SID.
+    /// (conversation, participant) the identity is in, ordered by
+    /// conversation SID then participant SID. Errors: unknown service, bad
+    /// page size or token.
     pub fn participant_conversations_by_identity(
         &self,
         service: &ServiceSid,
         identity: &str,
-    ) -> Result<Vec<(ConversationRow, ParticipantRow)>, QueryError> {
+        page: &PageRequest,
+    ) -> Result<Page<(ConversationRow, ParticipantRow)>, QueryError> {
         let svc = self.get_service(service)?;
-        Ok(collect_pairs(svc, svc.identity_participants.get(identity)))
+        pairs_page(
+            svc,
+            svc.identity_participants.get(identity),
+            "participant conversations by identity",
+            page,
+        )
     }
 
-    /// Twilio's ParticipantConversations by binding address.
+    /// Twilio's ParticipantConversations by binding address, ordered like
+    /// [`ReadModels::participant_conversations_by_identity`]. Errors:
+    /// unknown service, bad page size or token.
     pub fn participant_conversations_by_address(
         &self,
         service: &ServiceSid,
         address: &str,
-    ) -> Result<Vec<(ConversationRow, ParticipantRow)>, QueryError> {
+        page: &PageRequest,
+    ) -> Result<Page<(ConversationRow, ParticipantRow)>, QueryError> {
         let svc = self.get_service(service)?;
-        Ok(collect_pairs(svc, svc.address_participants.get(address)))
+        pairs_page(
+            svc,
+            svc.address_participants.get(address),
+            "participant conversations by address",
+            page,
+        )
     }
 
     /// The per-user subscription index: the conversations `identity` is a
@@ -262,23 +445,22 @@ impl ReadModels {
         identity: &str,
         page: &PageRequest,
     ) -> Result<Page<UserConversation>, QueryError> {
+        const LIST: &str = "user conversations";
         let svc = self.get_service(service)?;
         let size = page.size()?;
+        let after = page.after::<(u64, ConversationSid)>(LIST)?;
         let user_sid = svc.user_by_identity.get(identity).copied();
         let mut all: Vec<UserConversation> = svc
-            .identity_participants
-            .get(identity)
-            .into_iter()
-            .flatten()
+            .identity_participants(identity)
             .filter_map(|(c, p)| {
-                let conv = svc.conversations.get(c)?;
-                let part = conv.participants.get(p)?;
+                let conv = svc.conversations.get(&c)?;
+                let part = conv.participants.get(&p)?;
                 let level = user_sid
-                    .and_then(|u| svc.notification_levels.get(&(u, *c)).copied())
+                    .map(|u| svc.notification_level(&u, &c))
                     .unwrap_or_default();
                 Some(UserConversation {
-                    conversation_sid: *c,
-                    participant_sid: *p,
+                    conversation_sid: c,
+                    participant_sid: p,
                     last_read_message_index: part.last_read_message_index,
                     unread_messages_count: conv.unread_after(part.last_read_message_index),
                     notification_level: level,
@@ -290,77 +472,55 @@ impl ReadModels {
                 })
             })
             .collect();
-        all.sort_by(|a, b| {
-            b.last_activity
-                .cmp(&a.last_activity)
-                .then(a.conversation_sid.cmp(&b.conversation_sid))
+        // Newest first: the key (activity, SID) with activity descending.
+        let order = |u: &UserConversation| (Reverse(u.last_activity), u.conversation_sid);
+        all.sort_by_key(order);
+        let start = after.map_or(0, |(at, sid)| {
+            all.partition_point(|u| order(u) <= (Reverse(at), sid))
         });
-        let start = match &page.page_token {
-            None => 0,
-            Some(t) => {
-                let (at, sid) = parse_token(t)?;
-                let sid: ConversationSid = sid.parse().map_err(|_| QueryError::PageToken)?;
-                all.partition_point(|u| {
-                    u.last_activity > at || (u.last_activity == at && u.conversation_sid <= sid)
-                })
-            }
-        };
-        let rest = &all[start.min(all.len())..];
-        let items: Vec<_> = rest.iter().take(size).cloned().collect();
-        let next_page_token = if rest.len() > size {
-            items
-                .last()
-                .map(|u| format!("{}:{}", u.last_activity, u.conversation_sid))
-        } else {
-            None
-        };
-        Ok(Page {
-            items,
-            next_page_token,
-        })
+        let keyed = all
+            .into_iter()
+            .skip(start)
+            .map(|u| ((u.last_activity, u.conversation_sid), u));
+        Ok(page_of(LIST, keyed, size))
     }
 
-    /// One page of a conversation's live messages, in ascending index
-    /// order, like the SDK's `getMessages(pageSize, anchor, direction)`:
-    /// `Backwards` returns the last `page_size` messages at or before
-    /// `anchor` (the newest when `None`); `Forwards` the first `page_size`
-    /// at or after it (the oldest when `None`). Errors: unknown service or
-    /// conversation, page size 0 or over [`PAGE_SIZE_MAX`].
+    /// A conversation's live messages by index, in Twilio's `order`
+    /// (`Asc`, oldest first, is Twilio's default). A token names the index
+    /// of the last message served, so new messages never shift a walk: an
+    /// `Asc` walk reaches them at its end, a `Desc` walk never sees them.
+    /// Errors: unknown service or conversation, bad page size or token (a
+    /// token from the other order is refused too).
     pub fn messages(
         &self,
         service: &ServiceSid,
         conversation: &ConversationRef,
-        page_size: usize,
-        anchor: Option<u64>,
-        direction: Direction,
-    ) -> Result<Vec<MessageRow>, QueryError> {
-        if page_size == 0 || page_size > PAGE_SIZE_MAX {
-            return Err(QueryError::PageSize(page_size));
-        }
+        order: Order,
+        page: &PageRequest,
+    ) -> Result<Page<MessageRow>, QueryError> {
         let conv = self.get_conversation(service, conversation)?;
-        let out = match direction {
-            Direction::Backwards => {
-                let hi = anchor.map_or(Bound::Unbounded, Bound::Included);
-                let mut v: Vec<_> = conv
-                    .messages
-                    .range((Bound::Unbounded, hi))
-                    .rev()
-                    .take(page_size)
-                    .map(|(_, m)| m.clone())
-                    .collect();
-                v.reverse();
-                v
+        let size = page.size()?;
+        let rows = |(i, m): (&u64, &MessageRow)| (*i, m.clone());
+        Ok(match order {
+            Order::Asc => {
+                const LIST: &str = "messages asc";
+                let after = page.after::<u64>(LIST)?;
+                page_of(
+                    LIST,
+                    conv.messages.range(after_bound(after)).map(rows),
+                    size,
+                )
             }
-            Direction::Forwards => {
-                let lo = anchor.map_or(Bound::Unbounded, Bound::Included);
-                conv.messages
-                    .range((lo, Bound::Unbounded))
-                    .take(page_size)
-                    .map(|(_, m)| m.clone())
-                    .collect()
+            Order::Desc => {
+                const LIST: &str = "messages desc";
+                let before = page.after::<u64>(LIST)?;
+                let range = (
+                    Bound::Unbounded,
+                    before.map_or(Bound::Unbounded, Bound::Excluded),
+                );
+                page_of(LIST, conv.messages.range(range).rev().map(rows), size)
             }
-        };
-        Ok(out)
+        })
     }
 
     /// One message by SID.
@@ -375,21 +535,22 @@ impl ReadModels {
             .ok_or_else(|| not_found("message", message))
     }
 
-    /// A message's per-participant receipts (latest status each), ordered by participant.
+    /// A message's per-participant receipts (latest status each), ordered
+    /// by participant SID. Errors: unknown service, conversation or
+    /// message, bad page size or token.
     pub fn receipts(
         &self,
         service: &ServiceSid,
         conversation: &ConversationRef,
         message: &MessageSid,
-    ) -> Result<Vec<ReceiptRow>, QueryError> {
+        page: &PageRequest,
+    ) -> Result<Page<ReceiptRow>, QueryError> {
+        const LIST: &str = "receipts";
         let conv = self.get_conversation(service, conversation)?;
-        conv.message(message)
-            .ok_or_else(|| not_found("message", message))?;
-        Ok(conv
-            .receipts
-            .range((*message, ParticipantSid([0; 16]))..=(*message, ParticipantSid([0xff; 16])))
-            .map(|(_, r)| r.clone())
-            .collect())
+        let size = page.size()?;
+        let after = page.after::<ParticipantSid>(LIST)?;
+        let keyed = receipts_of(conv, message, after)?.map(|r| (r.participant_sid, r.clone()));
+        Ok(page_of(LIST, keyed, size))
     }
 
     /// A message's `delivery` summary.
@@ -399,8 +560,9 @@ impl ReadModels {
         conversation: &ConversationRef,
         message: &MessageSid,
     ) -> Result<DeliverySummary, QueryError> {
+        let conv = self.get_conversation(service, conversation)?;
         let mut s = DeliverySummary::default();
-        for r in self.receipts(service, conversation, message)? {
+        for r in receipts_of(conv, message, None)? {
             s.total += 1;
             match r.status {
                 DeliveryStatus::Sent => s.sent += 1,
@@ -416,8 +578,7 @@ impl ReadModels {
     /// A user by SID.
     pub fn user(&self, service: &ServiceSid, user: &UserSid) -> Result<&UserRow, QueryError> {
         self.get_service(service)?
-            .users
-            .get(user)
+            .user(user)
             .ok_or_else(|| not_found("user", user))
     }
 
@@ -427,18 +588,15 @@ impl ReadModels {
         service: &ServiceSid,
         identity: &str,
     ) -> Result<&UserRow, QueryError> {
-        let svc = self.get_service(service)?;
-        svc.user_by_identity
-            .get(identity)
-            .and_then(|u| svc.users.get(u))
+        self.get_service(service)?
+            .user_by_identity(identity)
             .ok_or_else(|| not_found("user", identity))
     }
 
     /// A role by SID.
     pub fn role(&self, service: &ServiceSid, role: &RoleSid) -> Result<&RoleRow, QueryError> {
         self.get_service(service)?
-            .roles
-            .get(role)
+            .role(role)
             .ok_or_else(|| not_found("role", role))
     }
 
@@ -448,23 +606,43 @@ impl ReadModels {
         service: &ServiceSid,
         address: &str,
     ) -> Result<&AddressConfigurationRow, QueryError> {
-        let svc = self.get_service(service)?;
-        svc.address_configuration_by_address
-            .get(address)
-            .and_then(|sid| svc.address_configurations.get(sid))
+        self.get_service(service)?
+            .address_configuration_by_address(address)
             .ok_or_else(|| not_found("address configuration", address))
     }
 }
 
-fn collect_pairs(
+/// The receipts of `message` in `conv`, by participant SID, after
+/// `after`; `NotFound` if the message does not exist.
+fn receipts_of<'c>(
+    conv: &'c Conversation,
+    message: &MessageSid,
+    after: Option<ParticipantSid>,
+) -> Result<impl Iterator<Item = &'c ReceiptRow> + 'c, QueryError> {
+    conv.message(message)
+        .ok_or_else(|| not_found("message", message))?;
+    Ok(conv.receipts_after(message, after))
+}
+
+/// A page of ParticipantConversations from one of the service's
+/// (conversation, participant) indexes.
+fn pairs_page(
     svc: &Service,
-    set: Option<&std::collections::BTreeSet<(ConversationSid, ParticipantSid)>>,
-) -> Vec<(ConversationRow, ParticipantRow)> {
-    set.into_iter()
-        .flatten()
+    set: Option<&BTreeSet<(ConversationSid, ParticipantSid)>>,
+    list: &'static str,
+    page: &PageRequest,
+) -> Result<Page<(ConversationRow, ParticipantRow)>, QueryError> {
+    let size = page.size()?;
+    let after = page.after::<(ConversationSid, ParticipantSid)>(list)?;
+    let keyed = set
+        .into_iter()
+        .flat_map(move |set| set.range(after_bound(after)))
         .filter_map(|(c, p)| {
             let conv = svc.conversations.get(c)?;
-            Some((conv.row.clone(), conv.participants.get(p)?.clone()))
-        })
-        .collect()
+            Some((
+                (*c, *p),
+                (conv.row.clone(), conv.participants.get(p)?.clone()),
+            ))
+        });
+    Ok(page_of(list, keyed, size))
 }

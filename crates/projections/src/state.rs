@@ -1,6 +1,12 @@
 //! The read models in memory, and how each event changes them.
+//!
+//! [`ReadModels`], [`Service`] and [`Conversation`] keep their indexes
+//! private: readers use the accessor methods here and the queries in
+//! [`crate::query`], so an index can change shape without touching them.
+//! Only [`ReadModels::apply`] and [`ReadModels::load`] change the state.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 
 use events::record::{decode, encode};
 use events::*;
@@ -69,7 +75,7 @@ impl Conversation {
             None => self.messages.len(),
             Some(h) => self
                 .messages
-                .range((std::ops::Bound::Excluded(h), std::ops::Bound::Unbounded))
+                .range((Bound::Excluded(h), Bound::Unbounded))
                 .count(),
         };
         n as u64
@@ -80,6 +86,99 @@ impl Conversation {
         self.message_index
             .get(sid)
             .and_then(|i| self.messages.get(i))
+    }
+
+    /// The conversation row: SID, names, state, next message index.
+    pub fn row(&self) -> &ConversationRow {
+        &self.row
+    }
+
+    /// The participant with this SID, if it is in the conversation.
+    pub fn participant(&self, sid: &ParticipantSid) -> Option<&ParticipantRow> {
+        self.participants.get(sid)
+    }
+
+    /// Every participant, ordered by SID. For a page of them, see
+    /// [`ReadModels::participants`].
+    pub fn participants(&self) -> impl DoubleEndedIterator<Item = &ParticipantRow> + '_ {
+        self.participants.values()
+    }
+
+    /// How many participants the conversation has, chat and non-chat.
+    pub fn participant_count(&self) -> usize {
+        self.participants.len()
+    }
+
+    /// The chat participant whose identity is `identity`, if any.
+    pub fn participant_by_identity(&self, identity: &str) -> Option<&ParticipantRow> {
+        self.by_identity
+            .get(identity)
+            .and_then(|p| self.participants.get(p))
+    }
+
+    /// The identities of the chat participants, in no particular order.
+    pub fn chat_identities(&self) -> impl Iterator<Item = &str> + '_ {
+        self.by_identity.keys().map(String::as_str)
+    }
+
+    /// How many participants are non-chat (messaging bindings).
+    pub fn non_chat_count(&self) -> usize {
+        self.non_chat_count
+    }
+
+    /// The live message at `index`, if it exists (deleted messages do not).
+    pub fn message_at(&self, index: u64) -> Option<&MessageRow> {
+        self.messages.get(&index)
+    }
+
+    /// Every live message, in ascending index order. For a page of them,
+    /// see [`ReadModels::list_messages`].
+    pub fn messages(&self) -> impl DoubleEndedIterator<Item = &MessageRow> + '_ {
+        self.messages.values()
+    }
+
+    /// How many live messages the conversation holds.
+    pub fn message_count(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// The latest receipt of `message` for each participant that has one,
+    /// ordered by participant SID. For a page of them, see
+    /// [`ReadModels::receipts`].
+    pub fn receipts(&self, message: &MessageSid) -> impl Iterator<Item = &ReceiptRow> + '_ {
+        self.receipts_after(message, None)
+    }
+
+    /// [`Conversation::receipts`] after the participant `after`.
+    pub(crate) fn receipts_after(
+        &self,
+        message: &MessageSid,
+        after: Option<ParticipantSid>,
+    ) -> impl Iterator<Item = &ReceiptRow> + '_ {
+        let lo = after.map_or(Bound::Included((*message, ParticipantSid([0; 16]))), |p| {
+            Bound::Excluded((*message, p))
+        });
+        let hi = Bound::Included((*message, ParticipantSid([0xff; 16])));
+        self.receipts.range((lo, hi)).map(|(_, r)| r)
+    }
+
+    /// The latest receipt of `message` for `participant`, if any.
+    pub fn receipt(
+        &self,
+        message: &MessageSid,
+        participant: &ParticipantSid,
+    ) -> Option<&ReceiptRow> {
+        self.receipts.get(&(*message, *participant))
+    }
+
+    /// The failed outbound attempts of `message` to `participant`, if any
+    /// failed.
+    pub fn delivery_attempts(
+        &self,
+        message: &MessageSid,
+        participant: &ParticipantSid,
+    ) -> Option<&DeliveryAttemptsRow> {
+        self.delivery_attempts.get(&(*message, *participant))
     }
 }
 
@@ -101,15 +200,15 @@ pub struct Service {
     /// Binding address → its participants (Twilio ParticipantConversations).
     pub address_participants: HashMap<String, BTreeSet<(ConversationSid, ParticipantSid)>>,
     /// Users by SID.
-    pub users: HashMap<UserSid, UserRow>,
+    pub users: BTreeMap<UserSid, UserRow>,
     /// User identity → SID.
     pub user_by_identity: HashMap<String, UserSid>,
     /// Non-default notification levels per (user, conversation).
     pub notification_levels: HashMap<(UserSid, ConversationSid), NotificationLevel>,
     /// Roles by SID.
-    pub roles: HashMap<RoleSid, RoleRow>,
+    pub roles: BTreeMap<RoleSid, RoleRow>,
     /// Address configurations by SID.
-    pub address_configurations: HashMap<AddressConfigurationSid, AddressConfigurationRow>,
+    pub address_configurations: BTreeMap<AddressConfigurationSid, AddressConfigurationRow>,
     /// Address → configuration SID.
     pub address_configuration_by_address: HashMap<String, AddressConfigurationSid>,
 }
@@ -124,11 +223,11 @@ impl Service {
             bindings: HashMap::new(),
             identity_participants: HashMap::new(),
             address_participants: HashMap::new(),
-            users: HashMap::new(),
+            users: BTreeMap::new(),
             user_by_identity: HashMap::new(),
             notification_levels: HashMap::new(),
-            roles: HashMap::new(),
-            address_configurations: HashMap::new(),
+            roles: BTreeMap::new(),
+            address_configurations: BTreeMap::new(),
             address_configuration_by_address: HashMap::new(),
         }
     }
@@ -140,6 +239,132 @@ impl Service {
             ConversationRef::UniqueName(name) => *self.by_unique_name.get(name)?,
         };
         self.conversations.get(&sid)
+    }
+
+    /// The service row: SID, name, default roles.
+    pub fn row(&self) -> &ServiceRow {
+        &self.row
+    }
+
+    /// The conversation with this SID, if it is in this service.
+    pub fn conversation_by_sid(&self, sid: &ConversationSid) -> Option<&Conversation> {
+        self.conversations.get(sid)
+    }
+
+    /// The SID of the conversation whose `unique_name` is `name`, if any.
+    pub fn conversation_sid_by_unique_name(&self, name: &str) -> Option<ConversationSid> {
+        self.by_unique_name.get(name).copied()
+    }
+
+    /// Every conversation, in no particular order. For a page in creation
+    /// order, see [`ReadModels::list_conversations`].
+    pub fn conversations(&self) -> impl Iterator<Item = &Conversation> + '_ {
+        self.conversations.values()
+    }
+
+    /// The binding index as stored: the last participant indexed for
+    /// (`proxy_address`, `address`), whose conversation may since have
+    /// closed. [`ReadModels::participant_by_binding`] is the routing
+    /// answer, which skips a closed holder.
+    pub fn binding_holder(
+        &self,
+        proxy_address: &str,
+        address: &str,
+    ) -> Option<(ConversationSid, ParticipantSid)> {
+        self.bindings
+            .get(&(proxy_address.to_string(), address.to_string()))
+            .copied()
+    }
+
+    /// The (conversation, participant) pairs of the chat identity
+    /// `identity`, ordered by conversation SID then participant SID.
+    pub fn identity_participants(
+        &self,
+        identity: &str,
+    ) -> impl Iterator<Item = (ConversationSid, ParticipantSid)> + '_ {
+        self.identity_participants
+            .get(identity)
+            .into_iter()
+            .flatten()
+            .copied()
+    }
+
+    /// The (conversation, participant) pairs bound to `address`, ordered
+    /// by conversation SID then participant SID.
+    pub fn address_participants(
+        &self,
+        address: &str,
+    ) -> impl Iterator<Item = (ConversationSid, ParticipantSid)> + '_ {
+        self.address_participants
+            .get(address)
+            .into_iter()
+            .flatten()
+            .copied()
+    }
+
+    /// The user with this SID, if it exists.
+    pub fn user(&self, sid: &UserSid) -> Option<&UserRow> {
+        self.users.get(sid)
+    }
+
+    /// The user whose identity is `identity`, if one exists.
+    pub fn user_by_identity(&self, identity: &str) -> Option<&UserRow> {
+        self.user_by_identity
+            .get(identity)
+            .and_then(|u| self.users.get(u))
+    }
+
+    /// Every user, ordered by SID.
+    pub fn users(&self) -> impl DoubleEndedIterator<Item = &UserRow> + '_ {
+        self.users.values()
+    }
+
+    /// The notification level of `user` in `conversation`
+    /// ([`NotificationLevel::Default`] unless set).
+    pub fn notification_level(
+        &self,
+        user: &UserSid,
+        conversation: &ConversationSid,
+    ) -> NotificationLevel {
+        self.notification_levels
+            .get(&(*user, *conversation))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The role with this SID, if it exists.
+    pub fn role(&self, sid: &RoleSid) -> Option<&RoleRow> {
+        self.roles.get(sid)
+    }
+
+    /// Every role, ordered by SID.
+    pub fn roles(&self) -> impl DoubleEndedIterator<Item = &RoleRow> + '_ {
+        self.roles.values()
+    }
+
+    /// The address configuration with this SID, if it exists.
+    pub fn address_configuration(
+        &self,
+        sid: &AddressConfigurationSid,
+    ) -> Option<&AddressConfigurationRow> {
+        self.address_configurations.get(sid)
+    }
+
+    /// The address configuration of `address`, if one exists.
+    pub fn address_configuration_by_address(
+        &self,
+        address: &str,
+    ) -> Option<&AddressConfigurationRow> {
+        self.address_configuration_by_address
+            .get(address)
+            .and_then(|sid| self.address_configurations.get(sid))
+    }
+
+    /// Every address configuration, ordered by SID.
+    pub fn address_configurations(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = &AddressConfigurationRow> + '_ {
+        self.address_configurations.values()
     }
 
     fn index_participant(&mut self, p: &ParticipantRow) {
@@ -289,6 +514,17 @@ impl ReadModels {
     /// The service, if it exists.
     pub fn service(&self, sid: &ServiceSid) -> Option<&Service> {
         self.services.get(sid)
+    }
+
+    /// Every service, ordered by SID. For a page of them, see
+    /// [`ReadModels::list_services`].
+    pub fn services(&self) -> impl DoubleEndedIterator<Item = &Service> + '_ {
+        self.services.values()
+    }
+
+    /// The position of the last record folded in; `None` before the first.
+    pub fn applied_position(&self) -> Option<u64> {
+        self.applied_position
     }
 
     /// Folds one record's event into the state and writes the changed rows

@@ -183,13 +183,14 @@ impl Harness {
 
     /// The SID of the default role named `name` (e.g. `channel user`).
     pub fn role(&self, service: ServiceSid, name: &str) -> RoleSid {
-        let rm = self.engine().read();
-        rm.get_service(&service)
-            .expect("the service exists")
-            .roles
-            .values()
-            .find(|r| r.friendly_name == name)
-            .map(|r| r.sid)
+        self.engine()
+            .read(|rm| {
+                rm.get_service(&service)
+                    .expect("the service exists")
+                    .roles()
+                    .find(|r| r.friendly_name == name)
+                    .map(|r| r.sid)
+            })
             .unwrap_or_else(|| panic!("no role named {name:?}"))
     }
 }
