@@ -6,6 +6,7 @@
 pub mod delivery;
 pub mod engine;
 pub mod fanout;
+mod outcome;
 mod read_view;
 
 pub use commands;
@@ -20,8 +21,9 @@ pub use delivery::{
 };
 pub use engine::{
     fold_records, inbound_command_id, load_read_models, read_models_digest, state_digest,
-    CommandOutcome, Engine, EngineError, EngineOptions, InboundReceipt,
+    Engine, EngineError, EngineOptions,
 };
+pub use outcome::{CommandOutcome, CreatedConversation, PostedMessage, TypedCommand};
 pub use fanout::{
     client_event_kind, ClientEvent, ClientEventKind, FanoutMetrics, FanoutOptions, Perspective,
     Session, SessionError, SessionStart, SessionStream, TypingNotice,
