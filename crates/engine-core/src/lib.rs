@@ -20,10 +20,9 @@ pub use delivery::{
     OutboundMessage, SendError, SendReceipt,
 };
 pub use engine::{
-    fold_records, inbound_command_id, load_read_models, read_models_digest, state_digest,
-    Engine, EngineError, EngineOptions,
+    fold_records, inbound_command_id, load_read_models, read_models_digest, state_digest, Engine,
+    EngineError, EngineOptions,
 };
-pub use outcome::{CommandOutcome, CreatedConversation, PostedMessage, TypedCommand};
 pub use fanout::{
     client_event_kind, ClientEvent, ClientEventKind, FanoutMetrics, FanoutOptions, Perspective,
     Session, SessionError, SessionStart, SessionStream, TypingNotice,
@@ -34,4 +33,5 @@ pub use log::{
     Idempotency, LogFileFault, LogHead, LogOptions, LogReader, OpenError, RawAppend, RawEvents,
     ReadError, StateMachine, VerifyReport,
 };
+pub use outcome::{CommandOutcome, CreatedConversation, PostedMessage, TypedCommand};
 pub use read_view::ReadView;

@@ -741,7 +741,13 @@ impl UpdateReadHorizon {
         participant: ParticipantSid,
         index: u64,
     ) -> Self {
-        Self::with_mode(service, conversation, participant, Some(index), HorizonMode::Advance)
+        Self::with_mode(
+            service,
+            conversation,
+            participant,
+            Some(index),
+            HorizonMode::Advance,
+        )
     }
 
     /// Sets the horizon to `index`, even backwards; `None` marks everything

@@ -25,13 +25,12 @@ pub mod sid;
 pub use command::{
     idempotency_fingerprint, idempotency_scope_of_first_record, AddParticipant, Command,
     CommandEnvelope, CommandId, ConversationRef, ConversationSpec, CreateAddressConfiguration,
-    CreateConversation, CreateConversationWithParticipants, CreateRole, CreateService,
-    CreateUser, DecideContext, Decision, DeleteAddressConfiguration, DeleteConversation,
-    DeleteMessage, DeleteRole, DeleteService, DeleteUser, EditMessage, Fingerprint,
-    ParticipantSpec, PostMessage, ReceiveInbound, RecordDeliveryAttemptFailed,
-    RecordDeliveryReceipt, RemoveParticipant, UpdateAddressConfiguration, UpdateConversation,
-    UpdateParticipant, UpdateReadHorizon, UpdateRole, UpdateService, UpdateServiceConfiguration,
-    UpdateUser, UpdateUserConversation,
+    CreateConversation, CreateConversationWithParticipants, CreateRole, CreateService, CreateUser,
+    DecideContext, Decision, DeleteAddressConfiguration, DeleteConversation, DeleteMessage,
+    DeleteRole, DeleteService, DeleteUser, EditMessage, Fingerprint, ParticipantSpec, PostMessage,
+    ReceiveInbound, RecordDeliveryAttemptFailed, RecordDeliveryReceipt, RemoveParticipant,
+    UpdateAddressConfiguration, UpdateConversation, UpdateParticipant, UpdateReadHorizon,
+    UpdateRole, UpdateService, UpdateServiceConfiguration, UpdateUser, UpdateUserConversation,
 };
 pub use event::Event;
 pub use model::*;

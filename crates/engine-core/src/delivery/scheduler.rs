@@ -727,8 +727,8 @@ fn run_job(core: &Core, job: &Job) -> Outcome {
     let shared = &core.delivery;
     let max = shared.options.attempts_max;
     let (m, p) = (job.id.message_sid, job.id.participant_sid);
-    let receipt =
-        |status: DeliveryStatus, error_code, channel_message_sid| Command::RecordDeliveryReceipt(events::RecordDeliveryReceipt {
+    let receipt = |status: DeliveryStatus, error_code, channel_message_sid| {
+        Command::RecordDeliveryReceipt(events::RecordDeliveryReceipt {
             service: job.service,
             conversation: ConversationRef::Sid(job.conversation),
             message: m,
@@ -736,7 +736,8 @@ fn run_job(core: &Core, job: &Job) -> Outcome {
             status,
             error_code,
             channel_message_sid,
-        });
+        })
+    };
     let done = |r: Recorded| match r {
         Recorded::Ok | Recorded::Void => Outcome::Done,
         Recorded::Failed => Outcome::Stuck,
