@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use engine_core::fanout::bench_support::{DispatchBench, RawBaseline};
 use engine_core::{Durability, Engine, EngineOptions, FanoutOptions, LogOptions, SessionStart};
+use events::command::*;
 use events::{
     Command, CommandEnvelope, CommandId, ConversationRef, ConversationSpec, ParticipantKind,
     ParticipantSpec,
@@ -164,19 +165,19 @@ fn end_to_end(c: &mut Criterion) {
                 })
                 .unwrap()
         };
-        let service = run(Command::CreateService {
+        let service = run(Command::CreateService(CreateService {
             friendly_name: "bench".into(),
-        })
+        }))
         .service_sid()
         .unwrap();
-        let conversation = run(Command::CreateConversation {
+        let conversation = run(Command::CreateConversation(CreateConversation {
             service,
             spec: ConversationSpec::default(),
-        })
+        }))
         .conversation_sid()
         .unwrap();
         for i in 0..size {
-            run(Command::AddParticipant {
+            run(Command::AddParticipant(AddParticipant {
                 service,
                 conversation: ConversationRef::Sid(conversation),
                 participant: ParticipantSpec {
@@ -187,7 +188,7 @@ fn end_to_end(c: &mut Criterion) {
                     attributes: None,
                     role_sid: None,
                 },
-            });
+            }));
         }
         let mut sessions: Vec<_> = (0..size)
             .map(|i| {
@@ -201,14 +202,14 @@ fn end_to_end(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let t = Instant::now();
                 for _ in 0..iters {
-                    run(Command::PostMessage {
+                    run(Command::PostMessage(PostMessage {
                         service,
                         conversation: ConversationRef::Sid(conversation),
                         author: Some("member-0".into()),
                         body: Some("hello".into()),
                         media: vec![],
                         attributes: None,
-                    });
+                    }));
                     for s in &mut sessions {
                         s.recv().unwrap();
                     }

@@ -4,6 +4,7 @@
 //!
 //! Run it with `cargo xtask demo` (or `cargo run --example quickstart -- DIR`).
 
+use colloquy::events::command::*;
 use colloquy::events::{
     Command, CommandEnvelope, CommandId, ConversationRef, ConversationSpec, HorizonMode,
     MessagingBinding, ParticipantKind, ParticipantSpec,
@@ -35,29 +36,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let service = run(
         &engine,
-        Command::CreateService {
+        Command::CreateService(CreateService {
             friendly_name: "quickstart".into(),
-        },
+        }),
     )?
     .service_sid()
     .expect("CreateService appends records");
 
     let created = run(
         &engine,
-        Command::CreateConversation {
+        Command::CreateConversation(CreateConversation {
             service,
             spec: ConversationSpec {
                 friendly_name: Some("Support".into()),
                 attributes: Some(r#"{"topic":"billing"}"#.into()),
                 ..Default::default()
             },
-        },
+        }),
     )?;
     let conversation = ConversationRef::Sid(created.conversation_sid().expect("created"));
 
     let alice = run(
         &engine,
-        Command::AddParticipant {
+        Command::AddParticipant(AddParticipant {
             service,
             conversation: conversation.clone(),
             participant: ParticipantSpec {
@@ -68,12 +69,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 attributes: None,
                 role_sid: None,
             },
-        },
+        }),
     )?
     .participant_sids()[0];
     run(
         &engine,
-        Command::AddParticipant {
+        Command::AddParticipant(AddParticipant {
             service,
             conversation: conversation.clone(),
             participant: ParticipantSpec {
@@ -85,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 attributes: None,
                 role_sid: None,
             },
-        },
+        }),
     )?;
 
     for (author, body) in [
@@ -94,25 +95,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         run(
             &engine,
-            Command::PostMessage {
+            Command::PostMessage(PostMessage {
                 service,
                 conversation: conversation.clone(),
                 author: Some(author.into()),
                 body: Some(body.into()),
                 media: vec![],
                 attributes: None,
-            },
+            }),
         )?;
     }
     run(
         &engine,
-        Command::UpdateReadHorizon {
+        Command::UpdateReadHorizon(UpdateReadHorizon {
             service,
             conversation,
             participant: alice,
             last_read_message_index: Some(0),
             mode: HorizonMode::Advance,
-        },
+        }),
     )?;
 
     {

@@ -16,7 +16,7 @@
 //!         command_id: CommandId::from_key(b"create-service-1"),
 //!         acting_identity: None,
 //!         expected_version: None,
-//!         command: Command::CreateService { friendly_name: "demo".into() },
+//!         command: Command::CreateService(CreateService { friendly_name: "demo".into() }),
 //!     })
 //!     .unwrap();
 //! let service = outcome.service_sid().unwrap();

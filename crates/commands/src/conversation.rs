@@ -5,7 +5,7 @@ use events::*;
 
 use super::participant::participant_events;
 use super::validate::{attributes, bytes, opt_text};
-use super::{decision, require_open, Claims, CommandError, Cx};
+use super::{decision, Claims, CommandError, Cx};
 use events::Decision;
 
 fn unique_name_free(
@@ -67,7 +67,11 @@ fn created(
 /// Creates a conversation with `participants` (validated together: all or
 /// nothing). An acting user needs `createConversation` and joins it with
 /// the service's conversation-creator role.
-pub(super) fn create(
+pub(super) fn create(cx: &mut Cx, c: &CreateConversation) -> Result<Decision, CommandError> {
+    create_in(cx, &c.service, &c.spec, &[])
+}
+
+fn create_in(
     cx: &mut Cx,
     service: &ServiceSid,
     spec: &ConversationSpec,
@@ -79,14 +83,8 @@ pub(super) fn create(
     let mut events = vec![event];
     let mut claims = Claims::default();
     if let Some(identity) = cx.acting {
-        let me = ParticipantSpec {
-            kind: ParticipantKind::Chat {
-                identity: identity.to_string(),
-                projected_address: None,
-            },
-            attributes: None,
-            role_sid: svc.row.default_conversation_creator_role_sid,
-        };
+        let mut me = ParticipantSpec::chat(identity);
+        me.role_sid = svc.row.default_conversation_creator_role_sid;
         events.extend(participant_events(
             cx,
             svc,
@@ -104,10 +102,9 @@ pub(super) fn create(
 
 pub(super) fn create_with_participants(
     cx: &mut Cx,
-    service: &ServiceSid,
-    spec: &ConversationSpec,
-    participants: &[ParticipantSpec],
+    c: &CreateConversationWithParticipants,
 ) -> Result<Decision, CommandError> {
+    let participants = &c.participants;
     if participants.len() > CONVERSATION_WITH_PARTICIPANTS_MAX {
         return Err(CommandError::TooLong {
             field: "participants",
@@ -116,26 +113,13 @@ pub(super) fn create_with_participants(
             unit: "items",
         });
     }
-    create(cx, service, spec, participants)
+    create_in(cx, &c.service, &c.spec, participants)
 }
 
-/// The fields an update may change; `None` leaves a field as it is.
-pub(super) struct Changes<'a> {
-    pub friendly_name: Option<&'a str>,
-    pub unique_name: Option<&'a str>,
-    pub attributes: Option<&'a str>,
-    pub state: Option<ConversationState>,
-    pub timers: Option<Timers>,
-}
-
-pub(super) fn update(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    conversation: &ConversationRef,
-    ch: Changes,
-) -> Result<Decision, CommandError> {
+pub(super) fn update(cx: &mut Cx, ch: &UpdateConversation) -> Result<Decision, CommandError> {
+    let service = &ch.service;
     let svc = cx.service(service)?;
-    let conv = cx.conversation(svc, conversation)?;
+    let conv = cx.conversation(svc, &ch.conversation)?;
     let row = &conv.row;
     if ch.friendly_name.is_some() || ch.unique_name.is_some() {
         cx.require_conversation(svc, conv, Permission::EditConversationName)?;
@@ -152,10 +136,18 @@ pub(super) fn update(
             conversation_sid: row.sid,
         });
     }
-    opt_text("friendly_name", ch.friendly_name, FRIENDLY_NAME_CHARS_MAX)?;
-    opt_text("unique_name", ch.unique_name, UNIQUE_NAME_CHARS_MAX)?;
-    unique_name_free(svc, ch.unique_name, Some(row.sid))?;
-    let attributes = match ch.attributes {
+    opt_text(
+        "friendly_name",
+        ch.friendly_name.as_deref(),
+        FRIENDLY_NAME_CHARS_MAX,
+    )?;
+    opt_text(
+        "unique_name",
+        ch.unique_name.as_deref(),
+        UNIQUE_NAME_CHARS_MAX,
+    )?;
+    unique_name_free(svc, ch.unique_name.as_deref(), Some(row.sid))?;
+    let attributes = match ch.attributes.as_deref() {
         Some(a) => attributes("attributes", Some(a), CONVERSATION_ATTRIBUTES_BYTES_MAX)?,
         None => row.attributes.clone(),
     };
@@ -166,12 +158,9 @@ pub(super) fn update(
             conversation_sid: row.sid,
             friendly_name: ch
                 .friendly_name
-                .map(str::to_string)
+                .clone()
                 .or_else(|| row.friendly_name.clone()),
-            unique_name: ch
-                .unique_name
-                .map(str::to_string)
-                .or_else(|| row.unique_name.clone()),
+            unique_name: ch.unique_name.clone().or_else(|| row.unique_name.clone()),
             attributes,
             state: ch.state.unwrap_or(row.state),
             timers: ch.timers.unwrap_or(row.timers),
@@ -179,11 +168,8 @@ pub(super) fn update(
     ))
 }
 
-pub(super) fn delete(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    conversation: &ConversationRef,
-) -> Result<Decision, CommandError> {
+pub(super) fn delete(cx: &mut Cx, c: &DeleteConversation) -> Result<Decision, CommandError> {
+    let (service, conversation) = (&c.service, &c.conversation);
     let svc = cx.service(service)?;
     let conv = cx.conversation(svc, conversation)?;
     cx.require_conversation(svc, conv, Permission::DeleteConversation)?;
@@ -194,30 +180,4 @@ pub(super) fn delete(
             conversation_sid: conv.row.sid,
         }],
     ))
-}
-
-/// If the conversation is inactive, the event that makes it active again
-/// (any new message does, as in Twilio).
-pub(super) fn reactivate(conv: &projections::Conversation) -> Option<Event> {
-    let row = &conv.row;
-    (row.state == ConversationState::Inactive).then(|| Event::ConversationUpdated {
-        conversation_sid: row.sid,
-        friendly_name: row.friendly_name.clone(),
-        unique_name: row.unique_name.clone(),
-        attributes: row.attributes.clone(),
-        state: ConversationState::Active,
-        timers: row.timers,
-    })
-}
-
-/// Shared by message and participant handlers.
-pub(super) fn open_conversation<'a>(
-    cx: &Cx<'a>,
-    service: &ServiceSid,
-    conversation: &ConversationRef,
-) -> Result<(&'a projections::Service, &'a projections::Conversation), CommandError> {
-    let svc = cx.service(service)?;
-    let conv = cx.conversation(svc, conversation)?;
-    require_open(conv)?;
-    Ok((svc, conv))
 }

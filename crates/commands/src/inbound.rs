@@ -14,15 +14,9 @@ use events::Decision;
 /// [`CommandError::NoRoute`]. Because decisions are serialised on the
 /// writer thread, two inbound messages for a new binding create one
 /// conversation, not two.
-pub(super) fn receive(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    channel: AddressType,
-    from: &str,
-    to: &str,
-    body: Option<&str>,
-    media: &[Media],
-) -> Result<Decision, CommandError> {
+pub(super) fn receive(cx: &mut Cx, c: &ReceiveInbound) -> Result<Decision, CommandError> {
+    let (service, channel, from, to) = (&c.service, c.channel, c.from.as_str(), c.to.as_str());
+    let (body, media) = (c.body.as_deref(), &c.media);
     cx.host_only()?;
     let svc = cx.service(service)?;
     let bound = svc
@@ -55,15 +49,7 @@ pub(super) fn receive(
         timers: Timers::default(),
         messaging_service_sid: None,
     }];
-    let spec = ParticipantSpec {
-        kind: ParticipantKind::Messaging(MessagingBinding {
-            address: from.to_string(),
-            proxy_address: to.to_string(),
-            projected_address: None,
-        }),
-        attributes: None,
-        role_sid: None,
-    };
+    let spec = ParticipantSpec::binding(from, to);
     let added = participant_events(cx, svc, conv_sid, None, &spec, &mut Claims::default())?;
     let participant_sid = match added.last() {
         Some(Event::ParticipantAdded {

@@ -61,258 +61,37 @@ pub fn decide(
     if let Some(a) = cx.acting {
         validate::text("acting_identity", a, limits::IDENTITY_CHARS_MAX)?;
     }
-    use Command::*;
     match &command.command {
-        CreateService { friendly_name } => service::create_service(&mut cx, friendly_name),
-        UpdateService {
-            service,
-            friendly_name,
-        } => service::update_service(&mut cx, service, friendly_name),
-        DeleteService { service } => service::delete_service(&mut cx, service),
-        UpdateServiceConfiguration {
-            service,
-            default_conversation_creator_role_sid,
-            default_conversation_role_sid,
-            default_chat_service_role_sid,
-        } => service::update_configuration(
-            &mut cx,
-            service,
-            *default_conversation_creator_role_sid,
-            *default_conversation_role_sid,
-            *default_chat_service_role_sid,
-        ),
-        CreateRole {
-            service,
-            friendly_name,
-            role_type,
-            permissions,
-        } => service::create_role(&mut cx, service, friendly_name, *role_type, permissions),
-        UpdateRole {
-            service,
-            role,
-            permissions,
-        } => service::update_role(&mut cx, service, role, permissions),
-        DeleteRole { service, role } => service::delete_role(&mut cx, service, role),
-        CreateUser {
-            service,
-            identity,
-            friendly_name,
-            attributes,
-            role_sid,
-        } => service::create_user(
-            &mut cx,
-            service,
-            identity,
-            friendly_name.as_deref(),
-            attributes.as_deref(),
-            *role_sid,
-        ),
-        UpdateUser {
-            service,
-            user,
-            friendly_name,
-            attributes,
-            role_sid,
-        } => service::update_user(
-            &mut cx,
-            service,
-            user,
-            friendly_name.as_deref(),
-            attributes.as_deref(),
-            *role_sid,
-        ),
-        DeleteUser { service, user } => service::delete_user(&mut cx, service, user),
-        UpdateUserConversation {
-            service,
-            user,
-            conversation,
-            notification_level,
-        } => service::update_user_conversation(
-            &mut cx,
-            service,
-            user,
-            conversation,
-            *notification_level,
-        ),
-        CreateAddressConfiguration {
-            service,
-            address_type,
-            address,
-            friendly_name,
-            auto_creation,
-        } => service::create_address_configuration(
-            &mut cx,
-            service,
-            *address_type,
-            address,
-            friendly_name.as_deref(),
-            auto_creation,
-        ),
-        UpdateAddressConfiguration {
-            service,
-            address_configuration,
-            friendly_name,
-            auto_creation,
-        } => service::update_address_configuration(
-            &mut cx,
-            service,
-            address_configuration,
-            friendly_name.as_deref(),
-            auto_creation.as_ref(),
-        ),
-        DeleteAddressConfiguration {
-            service,
-            address_configuration,
-        } => service::delete_address_configuration(&mut cx, service, address_configuration),
-        CreateConversation { service, spec } => conversation::create(&mut cx, service, spec, &[]),
-        CreateConversationWithParticipants {
-            service,
-            spec,
-            participants,
-        } => conversation::create_with_participants(&mut cx, service, spec, participants),
-        UpdateConversation {
-            service,
-            conversation,
-            friendly_name,
-            unique_name,
-            attributes,
-            state,
-            timers,
-        } => conversation::update(
-            &mut cx,
-            service,
-            conversation,
-            conversation::Changes {
-                friendly_name: friendly_name.as_deref(),
-                unique_name: unique_name.as_deref(),
-                attributes: attributes.as_deref(),
-                state: *state,
-                timers: *timers,
-            },
-        ),
-        DeleteConversation {
-            service,
-            conversation,
-        } => conversation::delete(&mut cx, service, conversation),
-        AddParticipant {
-            service,
-            conversation,
-            participant,
-        } => participant::add(&mut cx, service, conversation, participant),
-        UpdateParticipant {
-            service,
-            conversation,
-            participant,
-            attributes,
-            role_sid,
-            last_read_message_index,
-            last_read_timestamp,
-        } => participant::update(
-            &mut cx,
-            service,
-            conversation,
-            participant,
-            attributes.as_deref(),
-            *role_sid,
-            *last_read_message_index,
-            *last_read_timestamp,
-        ),
-        RemoveParticipant {
-            service,
-            conversation,
-            participant,
-        } => participant::remove(&mut cx, service, conversation, participant),
-        PostMessage {
-            service,
-            conversation,
-            author,
-            body,
-            media,
-            attributes,
-        } => message::post(
-            &mut cx,
-            service,
-            conversation,
-            author.as_deref(),
-            body.as_deref(),
-            media,
-            attributes.as_deref(),
-        ),
-        EditMessage {
-            service,
-            conversation,
-            message,
-            body,
-            attributes,
-        } => message::edit(
-            &mut cx,
-            service,
-            conversation,
-            message,
-            body.as_deref(),
-            attributes.as_deref(),
-        ),
-        DeleteMessage {
-            service,
-            conversation,
-            message,
-        } => message::delete(&mut cx, service, conversation, message),
-        UpdateReadHorizon {
-            service,
-            conversation,
-            participant,
-            last_read_message_index,
-            mode,
-        } => message::read_horizon(
-            &mut cx,
-            service,
-            conversation,
-            participant,
-            *last_read_message_index,
-            *mode,
-        ),
-        RecordDeliveryReceipt {
-            service,
-            conversation,
-            message,
-            participant,
-            status,
-            error_code,
-            channel_message_sid,
-        } => message::receipt(
-            &mut cx,
-            service,
-            conversation,
-            message,
-            participant,
-            *status,
-            *error_code,
-            channel_message_sid.as_deref(),
-        ),
-        RecordDeliveryAttemptFailed {
-            service,
-            conversation,
-            message,
-            participant,
-            attempt,
-            error,
-        } => message::attempt_failed(
-            &mut cx,
-            service,
-            conversation,
-            message,
-            participant,
-            *attempt,
-            error,
-        ),
-        ReceiveInbound {
-            service,
-            channel,
-            from,
-            to,
-            body,
-            media,
-        } => inbound::receive(&mut cx, service, *channel, from, to, body.as_deref(), media),
+        Command::CreateService(c) => service::create_service(&mut cx, c),
+        Command::UpdateService(c) => service::update_service(&mut cx, c),
+        Command::DeleteService(c) => service::delete_service(&mut cx, c),
+        Command::UpdateServiceConfiguration(c) => service::update_configuration(&mut cx, c),
+        Command::CreateRole(c) => service::create_role(&mut cx, c),
+        Command::UpdateRole(c) => service::update_role(&mut cx, c),
+        Command::DeleteRole(c) => service::delete_role(&mut cx, c),
+        Command::CreateUser(c) => service::create_user(&mut cx, c),
+        Command::UpdateUser(c) => service::update_user(&mut cx, c),
+        Command::DeleteUser(c) => service::delete_user(&mut cx, c),
+        Command::UpdateUserConversation(c) => service::update_user_conversation(&mut cx, c),
+        Command::CreateAddressConfiguration(c) => service::create_address_configuration(&mut cx, c),
+        Command::UpdateAddressConfiguration(c) => service::update_address_configuration(&mut cx, c),
+        Command::DeleteAddressConfiguration(c) => service::delete_address_configuration(&mut cx, c),
+        Command::CreateConversation(c) => conversation::create(&mut cx, c),
+        Command::CreateConversationWithParticipants(c) => {
+            conversation::create_with_participants(&mut cx, c)
+        }
+        Command::UpdateConversation(c) => conversation::update(&mut cx, c),
+        Command::DeleteConversation(c) => conversation::delete(&mut cx, c),
+        Command::AddParticipant(c) => participant::add(&mut cx, c),
+        Command::UpdateParticipant(c) => participant::update(&mut cx, c),
+        Command::RemoveParticipant(c) => participant::remove(&mut cx, c),
+        Command::PostMessage(c) => message::post(&mut cx, c),
+        Command::EditMessage(c) => message::edit(&mut cx, c),
+        Command::DeleteMessage(c) => message::delete(&mut cx, c),
+        Command::UpdateReadHorizon(c) => message::read_horizon(&mut cx, c),
+        Command::RecordDeliveryReceipt(c) => message::receipt(&mut cx, c),
+        Command::RecordDeliveryAttemptFailed(c) => message::attempt_failed(&mut cx, c),
+        Command::ReceiveInbound(c) => inbound::receive(&mut cx, c),
     }
 }
 
@@ -341,6 +120,19 @@ impl<'a> Cx<'a> {
             .services
             .get(sid)
             .ok_or_else(|| not_found("service", sid))
+    }
+
+    /// The service and its conversation `r`, which must not be closed:
+    /// what message and participant handlers change.
+    pub fn open_conversation(
+        &self,
+        service: &ServiceSid,
+        r: &ConversationRef,
+    ) -> Result<(&'a Service, &'a Conversation), CommandError> {
+        let svc = self.service(service)?;
+        let conv = self.conversation(svc, r)?;
+        require_open(conv)?;
+        Ok((svc, conv))
     }
 
     pub fn conversation(
@@ -445,6 +237,20 @@ pub(crate) fn require_open(conv: &Conversation) -> Result<(), CommandError> {
         });
     }
     Ok(())
+}
+
+/// If the conversation is inactive, the event that makes it active again
+/// (any new message does, as in Twilio).
+pub(crate) fn reactivate(conv: &Conversation) -> Option<Event> {
+    let row = &conv.row;
+    (row.state == ConversationState::Inactive).then(|| Event::ConversationUpdated {
+        conversation_sid: row.sid,
+        friendly_name: row.friendly_name.clone(),
+        unique_name: row.unique_name.clone(),
+        attributes: row.attributes.clone(),
+        state: ConversationState::Active,
+        timers: row.timers,
+    })
 }
 
 /// Identities and bindings a multi-event decision has already

@@ -4,10 +4,9 @@ use events::limits::*;
 use events::*;
 use projections::Conversation;
 
-use super::conversation::{open_conversation, reactivate};
 use super::participant::clamp_horizon;
 use super::validate::{attributes, body_and_media, bytes, text};
-use super::{decision, not_found, CommandError, Cx};
+use super::{decision, not_found, reactivate, CommandError, Cx};
 use events::Decision;
 
 /// The author a message is attributed to when none is given (Twilio's default).
@@ -50,18 +49,11 @@ pub(super) fn message_events(
     Ok(events)
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn post(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    conversation: &ConversationRef,
-    author: Option<&str>,
-    body: Option<&str>,
-    media: &[Media],
-    attrs: Option<&str>,
-) -> Result<Decision, CommandError> {
-    let (svc, conv) = open_conversation(cx, service, conversation)?;
-    let author = match (cx.acting, author) {
+pub(super) fn post(cx: &mut Cx, c: &PostMessage) -> Result<Decision, CommandError> {
+    let (service, media) = (&c.service, &c.media);
+    let (body, attrs) = (c.body.as_deref(), c.attributes.as_deref());
+    let (svc, conv) = cx.open_conversation(service, &c.conversation)?;
+    let author = match (cx.acting, c.author.as_deref()) {
         (Some(id), Some(a)) if a != id => {
             return Err(CommandError::PermissionDenied {
                 identity: id.to_string(),
@@ -84,15 +76,10 @@ fn own_message(cx: &Cx, m: &projections::MessageRow) -> bool {
     cx.acting.is_some_and(|id| m.author == id)
 }
 
-pub(super) fn edit(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    conversation: &ConversationRef,
-    message: &MessageSid,
-    body: Option<&str>,
-    attrs: Option<&str>,
-) -> Result<Decision, CommandError> {
-    let (svc, conv) = open_conversation(cx, service, conversation)?;
+pub(super) fn edit(cx: &mut Cx, c: &EditMessage) -> Result<Decision, CommandError> {
+    let (service, message) = (&c.service, &c.message);
+    let (body, attrs) = (c.body.as_deref(), c.attributes.as_deref());
+    let (svc, conv) = cx.open_conversation(service, &c.conversation)?;
     let m = conv
         .message(message)
         .ok_or_else(|| not_found("message", message))?;
@@ -132,13 +119,9 @@ pub(super) fn edit(
     ))
 }
 
-pub(super) fn delete(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    conversation: &ConversationRef,
-    message: &MessageSid,
-) -> Result<Decision, CommandError> {
-    let (svc, conv) = open_conversation(cx, service, conversation)?;
+pub(super) fn delete(cx: &mut Cx, c: &DeleteMessage) -> Result<Decision, CommandError> {
+    let (service, message) = (&c.service, &c.message);
+    let (svc, conv) = cx.open_conversation(service, &c.conversation)?;
     let m = conv
         .message(message)
         .ok_or_else(|| not_found("message", message))?;
@@ -161,14 +144,9 @@ pub(super) fn delete(
 
 /// Sets or advances a read horizon. An advance that would not move the
 /// horizon forward appends nothing.
-pub(super) fn read_horizon(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    conversation: &ConversationRef,
-    participant: &ParticipantSid,
-    index: Option<u64>,
-    mode: HorizonMode,
-) -> Result<Decision, CommandError> {
+pub(super) fn read_horizon(cx: &mut Cx, c: &UpdateReadHorizon) -> Result<Decision, CommandError> {
+    let (service, conversation, participant) = (&c.service, &c.conversation, &c.participant);
+    let (index, mode) = (c.last_read_message_index, c.mode);
     let svc = cx.service(service)?;
     let conv = cx.conversation(svc, conversation)?;
     let p = conv
@@ -215,18 +193,11 @@ fn delivery_target<'a>(
     Ok(conv)
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn receipt(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    conversation: &ConversationRef,
-    message: &MessageSid,
-    participant: &ParticipantSid,
-    status: DeliveryStatus,
-    error_code: Option<u32>,
-    channel_message_sid: Option<&str>,
-) -> Result<Decision, CommandError> {
-    let conv = delivery_target(cx, service, conversation, message, participant)?;
+pub(super) fn receipt(cx: &mut Cx, c: &RecordDeliveryReceipt) -> Result<Decision, CommandError> {
+    let (service, message, participant) = (&c.service, &c.message, &c.participant);
+    let (status, error_code) = (c.status, c.error_code);
+    let channel_message_sid = c.channel_message_sid.as_deref();
+    let conv = delivery_target(cx, service, &c.conversation, message, participant)?;
     if let Some(c) = channel_message_sid {
         bytes("channel_message_sid", c, FOREIGN_ID_BYTES_MAX)?;
     }
@@ -247,22 +218,14 @@ pub(super) fn receipt(
 
 pub(super) fn attempt_failed(
     cx: &mut Cx,
-    service: &ServiceSid,
-    conversation: &ConversationSid,
-    message: &MessageSid,
-    participant: &ParticipantSid,
-    attempt: u32,
-    error: &str,
+    c: &RecordDeliveryAttemptFailed,
 ) -> Result<Decision, CommandError> {
-    let conv = delivery_target(
-        cx,
-        service,
-        &ConversationRef::Sid(*conversation),
-        message,
-        participant,
-    )?;
+    let (service, message, participant) = (&c.service, &c.message, &c.participant);
+    let conversation = ConversationRef::Sid(c.conversation);
+    let conv = delivery_target(cx, service, &conversation, message, participant)?;
+    let attempt = c.attempt;
     // Adapter errors are free text from elsewhere: keep a bounded prefix.
-    let mut error = error.to_string();
+    let mut error = c.error.clone();
     if error.len() > FOREIGN_ID_BYTES_MAX * 4 {
         let mut cut = FOREIGN_ID_BYTES_MAX * 4;
         while !error.is_char_boundary(cut) {

@@ -4,7 +4,6 @@ use events::limits::*;
 use events::*;
 use projections::{Conversation, Service};
 
-use super::conversation::open_conversation;
 use super::service::{conversation_role, new_user};
 use super::validate::{attributes, opt_text, text};
 use super::{decision, not_found, Claims, CommandError, Cx};
@@ -133,13 +132,9 @@ fn binding_free(
     }
 }
 
-pub(super) fn add(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    conversation: &ConversationRef,
-    spec: &ParticipantSpec,
-) -> Result<Decision, CommandError> {
-    let (svc, conv) = open_conversation(cx, service, conversation)?;
+pub(super) fn add(cx: &mut Cx, c: &AddParticipant) -> Result<Decision, CommandError> {
+    let (service, spec) = (&c.service, &c.participant);
+    let (svc, conv) = cx.open_conversation(service, &c.conversation)?;
     cx.require_conversation(svc, conv, Permission::AddParticipant)?;
     let events = participant_events(
         cx,
@@ -159,17 +154,11 @@ pub(super) fn clamp_horizon(conv: &Conversation, index: Option<u64>) -> Option<u
     index.map(|i| i.min(last))
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn update(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    conversation: &ConversationRef,
-    participant: &ParticipantSid,
-    attrs: Option<&str>,
-    role_sid: Option<RoleSid>,
-    last_read_message_index: Option<u64>,
-    last_read_timestamp: Option<TimestampMicros>,
-) -> Result<Decision, CommandError> {
+pub(super) fn update(cx: &mut Cx, c: &UpdateParticipant) -> Result<Decision, CommandError> {
+    let (service, conversation, participant) = (&c.service, &c.conversation, &c.participant);
+    let (attrs, role_sid) = (c.attributes.as_deref(), c.role_sid);
+    let (last_read_message_index, last_read_timestamp) =
+        (c.last_read_message_index, c.last_read_timestamp);
     let svc = cx.service(service)?;
     let conv = cx.conversation(svc, conversation)?;
     let p = conv
@@ -220,12 +209,8 @@ pub(super) fn update(
     Ok(decision(*service, Some(conv.row.sid), events))
 }
 
-pub(super) fn remove(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    conversation: &ConversationRef,
-    participant: &ParticipantSid,
-) -> Result<Decision, CommandError> {
+pub(super) fn remove(cx: &mut Cx, c: &RemoveParticipant) -> Result<Decision, CommandError> {
+    let (service, conversation, participant) = (&c.service, &c.conversation, &c.participant);
     let svc = cx.service(service)?;
     let conv = cx.conversation(svc, conversation)?;
     conv.participants

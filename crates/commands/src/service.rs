@@ -69,7 +69,8 @@ const DEFAULT_ROLES: &[(&str, RoleType, &[Permission])] = &[
     ),
 ];
 
-pub(super) fn create_service(cx: &mut Cx, friendly_name: &str) -> Result<Decision, CommandError> {
+pub(super) fn create_service(cx: &mut Cx, c: &CreateService) -> Result<Decision, CommandError> {
+    let friendly_name = &c.friendly_name;
     cx.host_only()?;
     text("friendly_name", friendly_name, FRIENDLY_NAME_CHARS_MAX)?;
     let service_sid = ServiceSid::derive(&cx.seed());
@@ -95,11 +96,11 @@ pub(super) fn create_service(cx: &mut Cx, friendly_name: &str) -> Result<Decisio
     Ok(decision(service_sid, None, events))
 }
 
-pub(super) fn update_service(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    friendly_name: &str,
-) -> Result<Decision, CommandError> {
+pub(super) fn update_service(cx: &mut Cx, c: &UpdateService) -> Result<Decision, CommandError> {
+    let UpdateService {
+        service,
+        friendly_name,
+    } = c;
     cx.service(service)?;
     cx.host_only()?;
     text("friendly_name", friendly_name, FRIENDLY_NAME_CHARS_MAX)?;
@@ -112,7 +113,8 @@ pub(super) fn update_service(
     ))
 }
 
-pub(super) fn delete_service(cx: &mut Cx, service: &ServiceSid) -> Result<Decision, CommandError> {
+pub(super) fn delete_service(cx: &mut Cx, c: &DeleteService) -> Result<Decision, CommandError> {
+    let service = &c.service;
     cx.service(service)?;
     cx.host_only()?;
     Ok(decision(*service, None, vec![Event::ServiceDeleted]))
@@ -147,11 +149,12 @@ pub(super) fn conversation_role(svc: &Service, role: Option<RoleSid>) -> Result<
 
 pub(super) fn update_configuration(
     cx: &mut Cx,
-    service: &ServiceSid,
-    creator: Option<RoleSid>,
-    conversation: Option<RoleSid>,
-    chat_service: Option<RoleSid>,
+    c: &UpdateServiceConfiguration,
 ) -> Result<Decision, CommandError> {
+    let service = &c.service;
+    let creator = c.default_conversation_creator_role_sid;
+    let conversation = c.default_conversation_role_sid;
+    let chat_service = c.default_chat_service_role_sid;
     let svc = cx.service(service)?;
     cx.host_only()?;
     role_of_type(
@@ -212,13 +215,14 @@ fn dedup(permissions: &[Permission]) -> Vec<Permission> {
     v
 }
 
-pub(super) fn create_role(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    friendly_name: &str,
-    role_type: RoleType,
-    permissions: &[Permission],
-) -> Result<Decision, CommandError> {
+pub(super) fn create_role(cx: &mut Cx, c: &CreateRole) -> Result<Decision, CommandError> {
+    let CreateRole {
+        service,
+        friendly_name,
+        role_type,
+        permissions,
+    } = c;
+    let role_type = *role_type;
     cx.service(service)?;
     cx.host_only()?;
     text("friendly_name", friendly_name, FRIENDLY_NAME_CHARS_MAX)?;
@@ -235,12 +239,12 @@ pub(super) fn create_role(
     ))
 }
 
-pub(super) fn update_role(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    role: &RoleSid,
-    permissions: &[Permission],
-) -> Result<Decision, CommandError> {
+pub(super) fn update_role(cx: &mut Cx, c: &UpdateRole) -> Result<Decision, CommandError> {
+    let UpdateRole {
+        service,
+        role,
+        permissions,
+    } = c;
     let svc = cx.service(service)?;
     cx.host_only()?;
     let row = svc.roles.get(role).ok_or_else(|| not_found("role", role))?;
@@ -255,11 +259,8 @@ pub(super) fn update_role(
     ))
 }
 
-pub(super) fn delete_role(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    role: &RoleSid,
-) -> Result<Decision, CommandError> {
+pub(super) fn delete_role(cx: &mut Cx, c: &DeleteRole) -> Result<Decision, CommandError> {
+    let DeleteRole { service, role } = c;
     let svc = cx.service(service)?;
     cx.host_only()?;
     svc.roles.get(role).ok_or_else(|| not_found("role", role))?;
@@ -310,33 +311,29 @@ pub(super) fn new_user(
     ))
 }
 
-pub(super) fn create_user(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    identity: &str,
-    friendly_name: Option<&str>,
-    attrs: Option<&str>,
-    role_sid: Option<RoleSid>,
-) -> Result<Decision, CommandError> {
+pub(super) fn create_user(cx: &mut Cx, c: &CreateUser) -> Result<Decision, CommandError> {
+    let service = &c.service;
     let svc = cx.service(service)?;
     cx.host_only()?;
-    if svc.user_by_identity.contains_key(identity) {
+    if svc.user_by_identity.contains_key(&c.identity) {
         return Err(CommandError::UserExists {
-            identity: identity.to_string(),
+            identity: c.identity.clone(),
         });
     }
-    let (_, event) = new_user(cx, svc, identity, friendly_name, attrs, role_sid)?;
+    let (_, event) = new_user(
+        cx,
+        svc,
+        &c.identity,
+        c.friendly_name.as_deref(),
+        c.attributes.as_deref(),
+        c.role_sid,
+    )?;
     Ok(decision(*service, None, vec![event]))
 }
 
-pub(super) fn update_user(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    user: &UserSid,
-    friendly_name: Option<&str>,
-    attrs: Option<&str>,
-    role_sid: Option<RoleSid>,
-) -> Result<Decision, CommandError> {
+pub(super) fn update_user(cx: &mut Cx, c: &UpdateUser) -> Result<Decision, CommandError> {
+    let (service, user, role_sid) = (&c.service, &c.user, c.role_sid);
+    let (friendly_name, attrs) = (c.friendly_name.as_deref(), c.attributes.as_deref());
     let svc = cx.service(service)?;
     let row = svc.users.get(user).ok_or_else(|| not_found("user", user))?;
     if role_sid.is_some() {
@@ -371,11 +368,8 @@ pub(super) fn update_user(
     ))
 }
 
-pub(super) fn delete_user(
-    cx: &mut Cx,
-    service: &ServiceSid,
-    user: &UserSid,
-) -> Result<Decision, CommandError> {
+pub(super) fn delete_user(cx: &mut Cx, c: &DeleteUser) -> Result<Decision, CommandError> {
+    let DeleteUser { service, user } = c;
     let svc = cx.service(service)?;
     cx.host_only()?;
     svc.users.get(user).ok_or_else(|| not_found("user", user))?;
@@ -388,11 +382,10 @@ pub(super) fn delete_user(
 
 pub(super) fn update_user_conversation(
     cx: &mut Cx,
-    service: &ServiceSid,
-    user: &UserSid,
-    conversation: &ConversationRef,
-    level: NotificationLevel,
+    c: &UpdateUserConversation,
 ) -> Result<Decision, CommandError> {
+    let (service, user, conversation) = (&c.service, &c.user, &c.conversation);
+    let level = c.notification_level;
     let svc = cx.service(service)?;
     let row = svc.users.get(user).ok_or_else(|| not_found("user", user))?;
     let conv = cx.conversation(svc, conversation)?;
@@ -421,12 +414,10 @@ pub(super) fn update_user_conversation(
 
 pub(super) fn create_address_configuration(
     cx: &mut Cx,
-    service: &ServiceSid,
-    address_type: AddressType,
-    address: &str,
-    friendly_name: Option<&str>,
-    auto_creation: &AutoCreation,
+    c: &CreateAddressConfiguration,
 ) -> Result<Decision, CommandError> {
+    let (service, address_type, address) = (&c.service, c.address_type, c.address.as_str());
+    let (friendly_name, auto_creation) = (c.friendly_name.as_deref(), &c.auto_creation);
     let svc = cx.service(service)?;
     cx.host_only()?;
     text("address", address, ADDRESS_CHARS_MAX)?;
@@ -467,11 +458,10 @@ fn auto_creation_fits(service: &ServiceSid, a: &AutoCreation) -> Result<(), Comm
 
 pub(super) fn update_address_configuration(
     cx: &mut Cx,
-    service: &ServiceSid,
-    sid: &AddressConfigurationSid,
-    friendly_name: Option<&str>,
-    auto_creation: Option<&AutoCreation>,
+    c: &UpdateAddressConfiguration,
 ) -> Result<Decision, CommandError> {
+    let (service, sid) = (&c.service, &c.address_configuration);
+    let (friendly_name, auto_creation) = (c.friendly_name.as_deref(), c.auto_creation.as_ref());
     let svc = cx.service(service)?;
     cx.host_only()?;
     let row = svc
@@ -499,9 +489,9 @@ pub(super) fn update_address_configuration(
 
 pub(super) fn delete_address_configuration(
     cx: &mut Cx,
-    service: &ServiceSid,
-    sid: &AddressConfigurationSid,
+    c: &DeleteAddressConfiguration,
 ) -> Result<Decision, CommandError> {
+    let (service, sid) = (&c.service, &c.address_configuration);
     let svc = cx.service(service)?;
     cx.host_only()?;
     svc.address_configurations

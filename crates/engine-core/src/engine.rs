@@ -7,8 +7,8 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
 use events::{
-    AddressType, Command, CommandEnvelope, CommandId, ConversationRef, ConversationSid,
-    DeliveryStatus, Event, Media, MessageSid, ParticipantSid, Record, RecordHeader, ServiceSid,
+    AddressType, Command, CommandEnvelope, CommandId, ConversationRef, Event, ReceiveInbound,
+    Record, RecordDeliveryReceipt, RecordHeader, ServiceSid,
 };
 use parking_lot::lock_api::ArcRwLockWriteGuard;
 use parking_lot::{RawRwLock, RwLock};
@@ -30,6 +30,7 @@ use crate::log::{
     AppendError, AppendOutcome, AppendRequest, CommittedRecord, DecideContext, Decision, EventLog,
     Idempotency, LogHead, LogOptions, OpenError, ReadError, RecordIter, StateMachine,
 };
+use crate::outcome::{typed_output, CommandOutcome, PostedMessage, TypedCommand};
 use crate::read_view::{read_scoped, ReadView};
 
 /// Records folded per `WriteBatch` while catching the read models up with
@@ -280,77 +281,6 @@ fn decode_fault(record: &Record, source: events::CodecError) -> crate::log::Chai
     }
 }
 
-/// What an executed command did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CommandOutcome {
-    /// The position of the first record (the head's next position if the
-    /// command appended nothing).
-    pub first_position: u64,
-    /// The records the command appended, in order (possibly none, e.g. an
-    /// `Advance` that would not move the horizon).
-    pub records: Vec<(RecordHeader, Event)>,
-    /// True if the command id had already been applied: nothing new was
-    /// appended and `records` are the original ones.
-    pub deduplicated: bool,
-}
-
-impl CommandOutcome {
-    /// The events, in order.
-    pub fn events(&self) -> impl Iterator<Item = &Event> {
-        self.records.iter().map(|(_, e)| e)
-    }
-
-    /// The service of the records (for `CreateService`, the new service).
-    pub fn service_sid(&self) -> Option<events::ServiceSid> {
-        self.records.first().map(|(h, _)| h.service_sid)
-    }
-
-    /// The conversation the first `ConversationCreated` event created.
-    pub fn conversation_sid(&self) -> Option<events::ConversationSid> {
-        self.events().find_map(|e| match e {
-            Event::ConversationCreated {
-                conversation_sid, ..
-            } => Some(*conversation_sid),
-            _ => None,
-        })
-    }
-
-    /// The participants the command added, in order.
-    pub fn participant_sids(&self) -> Vec<events::ParticipantSid> {
-        self.events()
-            .filter_map(|e| match e {
-                Event::ParticipantAdded {
-                    participant_sid, ..
-                } => Some(*participant_sid),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The message the command posted, with its index.
-    pub fn message(&self) -> Option<(events::MessageSid, u64)> {
-        self.events().find_map(|e| match e {
-            Event::MessageAdded {
-                message_sid, index, ..
-            } => Some((*message_sid, *index)),
-            _ => None,
-        })
-    }
-}
-
-/// Where an inbound message was posted ([`Engine::inbound_message`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InboundReceipt {
-    /// The conversation it was posted in (possibly autocreated for it).
-    pub conversation_sid: ConversationSid,
-    /// The message.
-    pub message_sid: MessageSid,
-    /// The message's index in the conversation.
-    pub index: u64,
-    /// The log position of its `MessageAdded` record.
-    pub position: u64,
-}
-
 /// The command id of an inbound message: derived from its channel and the
 /// channel's own message id, so a channel's retry of one message maps to
 /// one command (in the service's idempotency scope).
@@ -548,15 +478,6 @@ impl Drop for Engine {
     }
 }
 
-fn host_envelope(command_id: CommandId, command: Command) -> CommandEnvelope {
-    CommandEnvelope {
-        command_id,
-        acting_identity: None,
-        expected_version: None,
-        command,
-    }
-}
-
 impl Engine {
     /// Opens (or creates) the store at `path`.
     ///
@@ -641,31 +562,59 @@ impl Engine {
 
     /// Executes a command and waits until its records are durable.
     ///
-    /// Returns the appended records, or the original ones (with
-    /// `deduplicated: true`) for a retry: the same command, by the same
-    /// acting identity, under a command id already applied in its
-    /// idempotency scope ([`Command::idempotency_scope`]: the service it
-    /// addresses, or the account scope for `CreateService`). Ids are
-    /// scoped: another service's use of the same id is never seen.
+    /// Returns the command's typed result ([`TypedCommand::Output`]): the
+    /// SID a creation made (`CreateConversation` gives a
+    /// `ConversationSid`), the [`PostedMessage`] a post made, `()` for
+    /// updates and deletes; for the serialisable [`Command`] enum, the
+    /// whole [`CommandOutcome`] (the records, `deduplicated`).
+    ///
+    /// A retry — the same command, by the same acting identity, under a
+    /// command id already applied in its idempotency scope
+    /// ([`Command::idempotency_scope`]: the service it addresses, or the
+    /// account scope for `CreateService`) — appends nothing and returns
+    /// the first execution's result, read from the original records. Ids
+    /// are scoped: another service's use of the same id is never seen.
+    ///
+    /// ```no_run
+    /// # use engine_core::{Engine, log::LogOptions};
+    /// # use events::*;
+    /// # fn demo(engine: &Engine, service: ServiceSid) -> Result<(), engine_core::CommandError> {
+    /// let ticket = engine.execute(CommandEnvelope::new(
+    ///     "ticket-42/create",
+    ///     CreateConversation::new(service).unique_name("ticket-42"),
+    /// ))?; // a ConversationSid
+    /// let posted = engine.execute(CommandEnvelope::new(
+    ///     "ticket-42/msg-1",
+    ///     PostMessage::new(service, ticket).author("alice").body("hi"),
+    /// ))?; // a PostedMessage
+    /// assert_eq!(posted.conversation_sid, ticket);
+    /// # Ok(()) }
+    /// ```
     ///
     /// Errors: the handler's typed refusal (nothing written),
     /// [`CommandError::IdempotencyKeyReused`] for a different command
     /// under an id already applied in its scope (nothing written),
     /// [`CommandError::VersionConflict`], or [`CommandError::Storage`] when
-    /// the log cannot append (I/O failure, poisoned or closed log).
-    pub fn execute(&self, envelope: CommandEnvelope) -> Result<CommandOutcome, CommandError> {
-        self.core.execute(envelope)
+    /// the log cannot append (I/O failure, poisoned or closed log;
+    /// [`StorageFailure::is_retryable`] and [`StorageFailure::needs_reopen`]
+    /// say what to do), [`CommandError::ReadViewHeld`] when this thread is
+    /// inside a read.
+    pub fn execute<C: TypedCommand>(
+        &self,
+        envelope: CommandEnvelope<C>,
+    ) -> Result<C::Output, CommandError> {
+        typed_output::<C>(self.core.execute(envelope.into_command())?)
     }
 
     /// The async form of [`Engine::execute`]: resolves when durable.
-    pub async fn execute_async(
+    pub async fn execute_async<C: TypedCommand>(
         &self,
-        envelope: CommandEnvelope,
-    ) -> Result<CommandOutcome, CommandError> {
+        envelope: CommandEnvelope<C>,
+    ) -> Result<C::Output, CommandError> {
         refuse_under_read_view()?;
-        let request = request(envelope);
+        let request = request(envelope.into_command());
         let outcome = self.core.log.append(request).await;
-        self.core.outcome(outcome)
+        typed_output::<C>(self.core.outcome(outcome)?)
     }
 
     /// Runs `query` on the read models as of the last durable batch and
@@ -772,7 +721,7 @@ impl Engine {
             .map_err(|_| StorageFailure::Closed.into())
     }
 
-    /// Routes an inbound message from a channel (Command::ReceiveInbound):
+    /// Routes an inbound message from a channel ([`ReceiveInbound`]):
     /// with a binding (`to` = proxy address, `from` = address) to an open
     /// conversation it is appended as that participant's message; without
     /// one, the Address Configuration for `to` may autocreate a
@@ -781,7 +730,7 @@ impl Engine {
     /// conversation: decisions are serialised on the writer.
     ///
     /// `channel_message_id` is the channel's own id of the message (an SMS
-    /// gateway's message SID): the command id is derived from (`channel`,
+    /// gateway's message SID): the command id is derived from (its channel,
     /// `channel_message_id`) in `service`'s idempotency scope
     /// ([`inbound_command_id`]), so a gateway's retry of the same message
     /// is answered with the original outcome (`deduplicated: true`) and
@@ -794,33 +743,17 @@ impl Engine {
     /// [`CommandError::IdempotencyKeyReused`] when the same channel message
     /// id arrives with a different sender, recipient, body or media;
     /// [`CommandError::NoRoute`] when no binding matches and no address
-    /// configuration of `channel` for `to` allows autocreation (nothing is
+    /// configuration of its channel for `to` allows autocreation (nothing is
     /// remembered: a retry routes again); [`CommandError::NotFound`] for an
     /// unknown service; validation errors for the body and media;
     /// [`CommandError::Storage`].
-    #[allow(clippy::too_many_arguments)]
     pub fn receive_inbound(
         &self,
-        service: ServiceSid,
-        channel: AddressType,
         channel_message_id: &str,
-        from: &str,
-        to: &str,
-        body: Option<&str>,
-        media: Vec<Media>,
+        inbound: ReceiveInbound,
     ) -> Result<CommandOutcome, CommandError> {
-        let command_id = inbound_command_id(channel, channel_message_id)?;
-        self.execute(host_envelope(
-            command_id,
-            Command::ReceiveInbound {
-                service,
-                channel,
-                from: from.to_string(),
-                to: to.to_string(),
-                body: body.map(str::to_string),
-                media,
-            },
-        ))
+        let command_id = inbound_command_id(inbound.channel, channel_message_id)?;
+        self.execute(CommandEnvelope::new(command_id, Command::from(inbound)))
     }
 
     /// What the inbound message `channel_message_id` of `channel`, received
@@ -836,7 +769,7 @@ impl Engine {
         service: ServiceSid,
         channel: AddressType,
         channel_message_id: &str,
-    ) -> Result<Option<InboundReceipt>, CommandError> {
+    ) -> Result<Option<PostedMessage>, CommandError> {
         let command_id = inbound_command_id(channel, channel_message_id)?;
         let entry = indexes::command_entry(self.core.log.db(), Some(&service), &command_id)
             .map_err(|e| CommandError::from(StorageFailure::Read(e.to_string())))?;
@@ -855,7 +788,7 @@ impl Engine {
             } = event
             {
                 if let Some(conversation_sid) = record.header.conversation_sid {
-                    return Ok(Some(InboundReceipt {
+                    return Ok(Some(PostedMessage {
                         conversation_sid,
                         message_sid,
                         index,
@@ -880,8 +813,7 @@ impl Engine {
 
     /// Records a delivery status a channel reported for `message` to
     /// `participant` (`sent`, `delivered`, `read`, `failed`,
-    /// `undelivered`, with the channel's error code and message id) as
-    /// Command::RecordDeliveryReceipt. The message's per-participant
+    /// `undelivered`, with the channel's error code and message id). The message's per-participant
     /// receipts and `delivery` summary are then queryable
     /// ([`ReadModels::receipts`], [`ReadModels::delivery_summary`]). The
     /// same report twice is recorded once.
@@ -889,32 +821,21 @@ impl Engine {
     /// Errors: [`CommandError::NotFound`] for an unknown service,
     /// conversation, message or participant; [`CommandError::TooLong`]
     /// for an oversized channel message id; [`CommandError::Storage`].
-    #[allow(clippy::too_many_arguments)]
     pub fn report_delivery_status(
         &self,
-        service: ServiceSid,
-        conversation: ConversationSid,
-        message: MessageSid,
-        participant: ParticipantSid,
-        status: DeliveryStatus,
-        error_code: Option<u32>,
-        channel_message_sid: Option<&str>,
+        receipt: RecordDeliveryReceipt,
     ) -> Result<CommandOutcome, CommandError> {
         let key = format!(
-            "colloquy/receipt/{service}/{conversation}/{message}/{participant}/{status:?}/{error_code:?}/{channel_message_sid:?}"
+            "colloquy/receipt/{}/{}/{}/{}/{:?}/{:?}/{:?}",
+            receipt.service,
+            receipt.conversation,
+            receipt.message,
+            receipt.participant,
+            receipt.status,
+            receipt.error_code,
+            receipt.channel_message_sid.as_deref()
         );
-        self.execute(host_envelope(
-            CommandId::from_key(key.as_bytes()),
-            Command::RecordDeliveryReceipt {
-                service,
-                conversation: ConversationRef::Sid(conversation),
-                message,
-                participant,
-                status,
-                error_code,
-                channel_message_sid: channel_message_sid.map(str::to_string),
-            },
-        ))
+        self.execute(CommandEnvelope::new(key, Command::from(receipt)))
     }
 
     /// The delivery counters (pending, attempts, sent, failed, …).

@@ -6,6 +6,7 @@
 pub mod delivery;
 pub mod engine;
 pub mod fanout;
+mod outcome;
 mod read_view;
 
 pub use commands;
@@ -19,8 +20,8 @@ pub use delivery::{
     OutboundMessage, SendError, SendReceipt,
 };
 pub use engine::{
-    fold_records, inbound_command_id, load_read_models, read_models_digest, state_digest,
-    CommandOutcome, Engine, EngineError, EngineOptions, InboundReceipt,
+    fold_records, inbound_command_id, load_read_models, read_models_digest, state_digest, Engine,
+    EngineError, EngineOptions,
 };
 pub use fanout::{
     client_event_kind, ClientEvent, ClientEventKind, FanoutMetrics, FanoutOptions, Perspective,
@@ -32,3 +33,4 @@ pub use log::{
     Idempotency, LogFileFault, LogHead, LogOptions, LogReader, OpenError, RawAppend, RawEvents,
     ReadError, StateMachine, VerifyReport,
 };
+pub use outcome::{CommandOutcome, CreatedConversation, PostedMessage, TypedCommand};

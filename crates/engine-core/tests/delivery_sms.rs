@@ -52,16 +52,11 @@ fn an_sms_participant_gets_each_message_exactly_once_despite_failures() {
     let inbound = f
         .engine
         .receive_inbound(
-            f.service,
-            AddressType::Sms,
             "SM-reply-1",
-            SMS,
-            PROXY,
-            Some("reply"),
-            vec![],
+            ReceiveInbound::new(f.service, AddressType::Sms, SMS, PROXY).body("reply"),
         )
         .unwrap();
-    let (own, _) = inbound.message().unwrap();
+    let (own, _) = inbound.message().map(|m| (m.message_sid, m.index)).unwrap();
 
     assert!(adapter.wait_for_sent(4, WAIT));
     eventually("every receipt", || {
@@ -121,15 +116,13 @@ fn an_sms_participant_gets_each_message_exactly_once_despite_failures() {
 
     // The channel reports delivery: the summary follows.
     f.engine
-        .report_delivery_status(
+        .report_delivery_status(RecordDeliveryReceipt::new(
             f.service,
             c,
             messages[0],
             sms,
             DeliveryStatus::Delivered,
-            None,
-            None,
-        )
+        ))
         .unwrap();
     let summary = f
         .engine
@@ -141,15 +134,13 @@ fn an_sms_participant_gets_each_message_exactly_once_despite_failures() {
     // Unknown pairs are typed errors.
     let err = f
         .engine
-        .report_delivery_status(
+        .report_delivery_status(RecordDeliveryReceipt::new(
             f.service,
             c,
             MessageSid([7; 16]),
             sms,
             DeliveryStatus::Read,
-            None,
-            None,
-        )
+        ))
         .unwrap_err();
     assert!(
         matches!(err, engine_core::CommandError::NotFound { .. }),

@@ -22,13 +22,13 @@ fn conversation_ref(c: ConversationSid) -> ConversationRef {
 }
 
 fn edit(service: ServiceSid, c: ConversationSid, m: MessageSid, body: &str) -> Command {
-    Command::EditMessage {
+    Command::EditMessage(EditMessage {
         service,
         conversation: conversation_ref(c),
         message: m,
         body: Some(body.to_string()),
         attributes: None,
-    }
+    })
 }
 
 /// Runs `command` as `acting`, expecting `want`, and checks nothing was written.
@@ -62,13 +62,13 @@ fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can
     let mut h = Harness::new();
     let s = h.service("permissions");
     for identity in ["alice", "bob", "carol"] {
-        h.ok(Command::CreateUser {
+        h.ok(Command::CreateUser(CreateUser {
             service: s,
             identity: identity.into(),
             friendly_name: None,
             attributes: None,
             role_sid: None,
-        });
+        }));
     }
     // Alice creates the conversation and joins it as its creator (channel
     // admin); the host adds Bob, who gets the default role (channel user).
@@ -89,9 +89,11 @@ fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can
 
     let (from_alice, _) = accepted(&mut h, "alice", post(s, c, None, "from alice"))
         .message()
+        .map(|m| (m.message_sid, m.index))
         .unwrap();
     let (from_bob, _) = accepted(&mut h, "bob", post(s, c, None, "from bob"))
         .message()
+        .map(|m| (m.message_sid, m.index))
         .unwrap();
 
     // Bob, a channel user, may not touch Alice's message.
@@ -104,23 +106,23 @@ fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can
     refused(
         &mut h,
         "bob",
-        Command::EditMessage {
+        Command::EditMessage(EditMessage {
             service: s,
             conversation: conversation_ref(c),
             message: from_alice,
             body: None,
             attributes: Some("{}".into()),
-        },
+        }),
         denied("bob", Some(Permission::EditAnyMessageAttributes)),
     );
     refused(
         &mut h,
         "bob",
-        Command::DeleteMessage {
+        Command::DeleteMessage(DeleteMessage {
             service: s,
             conversation: conversation_ref(c),
             message: from_alice,
-        },
+        }),
         denied("bob", Some(Permission::DeleteAnyMessage)),
     );
     assert_eq!(
@@ -144,7 +146,7 @@ fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can
     refused(
         &mut h,
         "bob",
-        Command::UpdateConversation {
+        Command::UpdateConversation(UpdateConversation {
             service: s,
             conversation: conversation_ref(c),
             friendly_name: Some("mine now".into()),
@@ -152,7 +154,7 @@ fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can
             attributes: None,
             state: None,
             timers: None,
-        },
+        }),
         denied("bob", Some(Permission::EditConversationName)),
     );
     let alice = h.engine().read(|rm| {
@@ -164,23 +166,23 @@ fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can
     refused(
         &mut h,
         "bob",
-        Command::RemoveParticipant {
+        Command::RemoveParticipant(RemoveParticipant {
             service: s,
             conversation: conversation_ref(c),
             participant: alice,
-        },
+        }),
         denied("bob", Some(Permission::RemoveParticipant)),
     );
     refused(
         &mut h,
         "bob",
-        Command::UpdateReadHorizon {
+        Command::UpdateReadHorizon(UpdateReadHorizon {
             service: s,
             conversation: conversation_ref(c),
             participant: alice,
             last_read_message_index: Some(0),
             mode: HorizonMode::Set,
-        },
+        }),
         denied("bob", None),
     );
     // Carol has a user but is not a participant: she has no conversation role.
@@ -201,13 +203,13 @@ fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can
     refused(
         &mut h,
         "alice",
-        Command::CreateUser {
+        Command::CreateUser(CreateUser {
             service: s,
             identity: "erin".into(),
             friendly_name: None,
             attributes: None,
             role_sid: None,
-        },
+        }),
         denied("alice", None),
     );
 
@@ -220,15 +222,15 @@ fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can
     accepted(
         &mut h,
         "alice",
-        Command::DeleteMessage {
+        Command::DeleteMessage(DeleteMessage {
             service: s,
             conversation: conversation_ref(c),
             message: from_bob,
-        },
+        }),
     );
 
     // Promoted to channel admin by the host, Bob may edit Alice's message.
-    h.ok(Command::UpdateParticipant {
+    h.ok(Command::UpdateParticipant(UpdateParticipant {
         service: s,
         conversation: conversation_ref(c),
         participant: bob,
@@ -236,7 +238,7 @@ fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can
         role_sid: Some(admin),
         last_read_message_index: None,
         last_read_timestamp: None,
-    });
+    }));
     accepted(&mut h, "bob", edit(s, c, from_alice, "edited by bob"));
     assert_eq!(
         message_body(&h, s, c, from_alice).as_deref(),
@@ -246,11 +248,11 @@ fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can
     accepted(
         &mut h,
         "bob",
-        Command::RemoveParticipant {
+        Command::RemoveParticipant(RemoveParticipant {
             service: s,
             conversation: conversation_ref(c),
             participant: bob,
-        },
+        }),
     );
 }
 
@@ -394,28 +396,30 @@ fn a_stale_expected_version_is_a_typed_conflict_and_writes_nothing() {
 }
 
 fn inbound(service: ServiceSid, from: &str, to: &str, body: Option<&str>) -> Command {
-    Command::ReceiveInbound {
+    Command::ReceiveInbound(ReceiveInbound {
         service,
         channel: AddressType::Sms,
         from: from.to_string(),
         to: to.to_string(),
         body: body.map(str::to_string),
         media: Vec::new(),
-    }
+    })
 }
 
 fn configure(h: &mut Harness, s: ServiceSid, address: &str, channel: AddressType, enabled: bool) {
-    h.ok(Command::CreateAddressConfiguration {
-        service: s,
-        address_type: channel,
-        address: address.to_string(),
-        friendly_name: None,
-        auto_creation: AutoCreation {
-            enabled,
-            conversation_service_sid: None,
-            webhook_url: None,
+    h.ok(Command::CreateAddressConfiguration(
+        CreateAddressConfiguration {
+            service: s,
+            address_type: channel,
+            address: address.to_string(),
+            friendly_name: None,
+            auto_creation: AutoCreation {
+                enabled,
+                conversation_service_sid: None,
+                webhook_url: None,
+            },
         },
-    });
+    ));
 }
 
 fn conversation_count(h: &Harness, s: ServiceSid) -> usize {
@@ -464,7 +468,7 @@ fn inbound_messages_route_by_binding_autocreate_where_allowed_and_otherwise_writ
     );
     let new_conversation = created.conversation_sid().unwrap();
     let new_participant = created.participant_sids()[0];
-    let (message, index) = created.message().unwrap();
+    let (message, index) = created.message().map(|m| (m.message_sid, m.index)).unwrap();
     assert_eq!(index, 0);
     assert_eq!(conversation_count(&h, s), before + 1);
     {
@@ -532,7 +536,7 @@ fn inbound_messages_route_by_binding_autocreate_where_allowed_and_otherwise_writ
 
     // A closed conversation no longer receives its binding's messages: the
     // configuration starts a new conversation instead.
-    h.ok(Command::UpdateConversation {
+    h.ok(Command::UpdateConversation(UpdateConversation {
         service: s,
         conversation: conversation_ref(c),
         friendly_name: None,
@@ -540,7 +544,7 @@ fn inbound_messages_route_by_binding_autocreate_where_allowed_and_otherwise_writ
         attributes: None,
         state: Some(ConversationState::Closed),
         timers: None,
-    });
+    }));
     let reopened = h.ok(inbound(s, "+15550000001", proxy, Some("still there?")));
     assert_eq!(
         common::kinds(&reopened),
@@ -630,12 +634,14 @@ fn concurrent_writers_cannot_both_claim_a_unique_name_identity_or_binding() {
         assert_eq!(named, 1);
     }
 
-    let results = race(&mut h, THREADS, |_| Command::CreateUser {
-        service: s,
-        identity: "zoe".into(),
-        friendly_name: None,
-        attributes: None,
-        role_sid: None,
+    let results = race(&mut h, THREADS, |_| {
+        Command::CreateUser(CreateUser {
+            service: s,
+            identity: "zoe".into(),
+            friendly_name: None,
+            attributes: None,
+            role_sid: None,
+        })
     });
     assert_eq!(
         results.iter().filter(|r| r.is_ok()).count(),

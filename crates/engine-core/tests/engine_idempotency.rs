@@ -50,7 +50,10 @@ fn a_key_used_by_another_service_is_applied_as_its_own_and_never_returns_its_rec
         in_b.records
     );
     assert_ne!(in_b.first_position, in_a.first_position);
-    let (message, _) = in_b.message().expect("B's message was posted");
+    let (message, _) = in_b
+        .message()
+        .map(|m| (m.message_sid, m.index))
+        .expect("B's message was posted");
     let page = h.engine().read(|rm| {
         rm.messages(
             &b,
@@ -143,8 +146,10 @@ fn a_key_reused_for_a_different_command_is_refused_and_writes_nothing() {
 fn create_service_keys_live_in_the_account_scope() {
     let mut h = Harness::new();
     let key = h.fresh_id();
-    let create = |name: &str| Command::CreateService {
-        friendly_name: name.to_string(),
+    let create = |name: &str| {
+        Command::CreateService(CreateService {
+            friendly_name: name.to_string(),
+        })
     };
     let first = h
         .engine()

@@ -42,12 +42,12 @@ struct Res {
 fn set_up(h: &mut Harness, i: usize) -> Res {
     let svc = h.service(&format!("service {i}"));
     let conv_role = h
-        .ok(Command::CreateRole {
+        .ok(Command::CreateRole(CreateRole {
             service: svc,
             friendly_name: "custom".into(),
             role_type: RoleType::Conversation,
             permissions: vec![Permission::SendMessage],
-        })
+        }))
         .events()
         .find_map(|e| match e {
             Event::RoleCreated { role_sid, .. } => Some(*role_sid),
@@ -60,31 +60,35 @@ fn set_up(h: &mut Harness, i: usize) -> Res {
         format!("+1555000{i}"),
         format!("+1999000{i}"),
     );
-    let created = h.ok(Command::CreateConversationWithParticipants {
-        service: svc,
-        spec: ConversationSpec {
-            unique_name: Some(unique_name.clone()),
-            ..Default::default()
+    let created = h.ok(Command::CreateConversationWithParticipants(
+        CreateConversationWithParticipants {
+            service: svc,
+            spec: ConversationSpec {
+                unique_name: Some(unique_name.clone()),
+                ..Default::default()
+            },
+            participants: vec![
+                spec(chat("alice")),
+                spec(chat(&only_identity)),
+                spec(binding("+15550000000", "+19990000000")),
+                spec(binding(&only_address, &only_proxy)),
+            ],
         },
-        participants: vec![
-            spec(chat("alice")),
-            spec(chat(&only_identity)),
-            spec(binding("+15550000000", "+19990000000")),
-            spec(binding(&only_address, &only_proxy)),
-        ],
-    });
+    ));
     let conv = created.conversation_sid().unwrap();
     let parts = created.participant_sids();
     let (message, _) = h.post(svc, conv, "alice", "hello");
     let mut config = None;
     for address in ["+19990000000".to_string(), only_proxy.clone()] {
-        let out = h.ok(Command::CreateAddressConfiguration {
-            service: svc,
-            address_type: AddressType::Sms,
-            address,
-            friendly_name: None,
-            auto_creation: AutoCreation::default(),
-        });
+        let out = h.ok(Command::CreateAddressConfiguration(
+            CreateAddressConfiguration {
+                service: svc,
+                address_type: AddressType::Sms,
+                address,
+                friendly_name: None,
+                auto_creation: AutoCreation::default(),
+            },
+        ));
         config = out.events().find_map(|e| match e {
             Event::AddressConfigurationCreated {
                 address_configuration_sid,
@@ -131,11 +135,10 @@ fn foreign_commands(o: &Res, t: &Res, x: usize) -> Vec<(Command, &'static str)> 
     let any_role = o.roles[x % o.roles.len()];
     let fresh = format!("fresh-{x}");
     let slot = |k: usize| (x % 3 == k).then_some(any_role);
-    use Command::*;
     vec![
         // A conversation of another service.
         (
-            UpdateConversation {
+            Command::UpdateConversation(UpdateConversation {
                 service: s,
                 conversation: sid(o.conv),
                 friendly_name: Some("x".into()),
@@ -143,34 +146,34 @@ fn foreign_commands(o: &Res, t: &Res, x: usize) -> Vec<(Command, &'static str)> 
                 attributes: None,
                 state: None,
                 timers: None,
-            },
+            }),
             "conversation",
         ),
         (
-            DeleteConversation {
+            Command::DeleteConversation(DeleteConversation {
                 service: s,
                 conversation: sid(o.conv),
-            },
+            }),
             "conversation",
         ),
         (
-            AddParticipant {
+            Command::AddParticipant(AddParticipant {
                 service: s,
                 conversation: sid(o.conv),
                 participant: spec(chat(&fresh)),
-            },
+            }),
             "conversation",
         ),
         (
-            RemoveParticipant {
+            Command::RemoveParticipant(RemoveParticipant {
                 service: s,
                 conversation: sid(o.conv),
                 participant: o.chat_part,
-            },
+            }),
             "conversation",
         ),
         (
-            UpdateParticipant {
+            Command::UpdateParticipant(UpdateParticipant {
                 service: s,
                 conversation: sid(o.conv),
                 participant: o.chat_part,
@@ -178,70 +181,70 @@ fn foreign_commands(o: &Res, t: &Res, x: usize) -> Vec<(Command, &'static str)> 
                 role_sid: None,
                 last_read_message_index: None,
                 last_read_timestamp: None,
-            },
+            }),
             "conversation",
         ),
         (
-            PostMessage {
+            Command::PostMessage(PostMessage {
                 service: s,
                 conversation: sid(o.conv),
                 author: None,
                 body: body.clone(),
                 media: Vec::new(),
                 attributes: None,
-            },
+            }),
             "conversation",
         ),
         (
-            PostMessage {
+            Command::PostMessage(PostMessage {
                 service: s,
                 conversation: ConversationRef::UniqueName(o.unique_name.clone()),
                 author: None,
                 body: body.clone(),
                 media: Vec::new(),
                 attributes: None,
-            },
+            }),
             "conversation",
         ),
         (
-            EditMessage {
+            Command::EditMessage(EditMessage {
                 service: s,
                 conversation: sid(o.conv),
                 message: o.message,
                 body: body.clone(),
                 attributes: None,
-            },
+            }),
             "conversation",
         ),
         (
-            DeleteMessage {
+            Command::DeleteMessage(DeleteMessage {
                 service: s,
                 conversation: sid(o.conv),
                 message: o.message,
-            },
+            }),
             "conversation",
         ),
         (
-            UpdateReadHorizon {
+            Command::UpdateReadHorizon(UpdateReadHorizon {
                 service: s,
                 conversation: sid(o.conv),
                 participant: o.chat_part,
                 last_read_message_index: Some(x as u64),
                 mode: HorizonMode::Set,
-            },
+            }),
             "conversation",
         ),
         (
-            UpdateUserConversation {
+            Command::UpdateUserConversation(UpdateUserConversation {
                 service: s,
                 user: t.user,
                 conversation: sid(o.conv),
                 notification_level: NotificationLevel::Muted,
-            },
+            }),
             "conversation",
         ),
         (
-            RecordDeliveryReceipt {
+            Command::RecordDeliveryReceipt(RecordDeliveryReceipt {
                 service: s,
                 conversation: sid(o.conv),
                 message: o.message,
@@ -249,31 +252,31 @@ fn foreign_commands(o: &Res, t: &Res, x: usize) -> Vec<(Command, &'static str)> 
                 status: DeliveryStatus::Delivered,
                 error_code: None,
                 channel_message_sid: None,
-            },
+            }),
             "conversation",
         ),
         (
-            RecordDeliveryAttemptFailed {
+            Command::RecordDeliveryAttemptFailed(RecordDeliveryAttemptFailed {
                 service: s,
                 conversation: o.conv,
                 message: o.message,
                 participant: o.bind_part,
                 attempt: 1,
                 error: "timeout".into(),
-            },
+            }),
             "conversation",
         ),
         // A participant of another service, in this service's conversation.
         (
-            RemoveParticipant {
+            Command::RemoveParticipant(RemoveParticipant {
                 service: s,
                 conversation: sid(t.conv),
                 participant: o.chat_part,
-            },
+            }),
             "participant",
         ),
         (
-            UpdateParticipant {
+            Command::UpdateParticipant(UpdateParticipant {
                 service: s,
                 conversation: sid(t.conv),
                 participant: o.chat_part,
@@ -281,21 +284,21 @@ fn foreign_commands(o: &Res, t: &Res, x: usize) -> Vec<(Command, &'static str)> 
                 role_sid: None,
                 last_read_message_index: None,
                 last_read_timestamp: None,
-            },
+            }),
             "participant",
         ),
         (
-            UpdateReadHorizon {
+            Command::UpdateReadHorizon(UpdateReadHorizon {
                 service: s,
                 conversation: sid(t.conv),
                 participant: o.chat_part,
                 last_read_message_index: None,
                 mode: HorizonMode::Advance,
-            },
+            }),
             "participant",
         ),
         (
-            RecordDeliveryReceipt {
+            Command::RecordDeliveryReceipt(RecordDeliveryReceipt {
                 service: s,
                 conversation: sid(t.conv),
                 message: t.message,
@@ -303,30 +306,30 @@ fn foreign_commands(o: &Res, t: &Res, x: usize) -> Vec<(Command, &'static str)> 
                 status: DeliveryStatus::Read,
                 error_code: None,
                 channel_message_sid: None,
-            },
+            }),
             "participant",
         ),
         // A message of another service.
         (
-            EditMessage {
+            Command::EditMessage(EditMessage {
                 service: s,
                 conversation: sid(t.conv),
                 message: o.message,
                 body: body.clone(),
                 attributes: None,
-            },
+            }),
             "message",
         ),
         (
-            DeleteMessage {
+            Command::DeleteMessage(DeleteMessage {
                 service: s,
                 conversation: sid(t.conv),
                 message: o.message,
-            },
+            }),
             "message",
         ),
         (
-            RecordDeliveryReceipt {
+            Command::RecordDeliveryReceipt(RecordDeliveryReceipt {
                 service: s,
                 conversation: sid(t.conv),
                 message: o.message,
@@ -334,85 +337,85 @@ fn foreign_commands(o: &Res, t: &Res, x: usize) -> Vec<(Command, &'static str)> 
                 status: DeliveryStatus::Sent,
                 error_code: None,
                 channel_message_sid: None,
-            },
+            }),
             "message",
         ),
         (
-            RecordDeliveryAttemptFailed {
+            Command::RecordDeliveryAttemptFailed(RecordDeliveryAttemptFailed {
                 service: s,
                 conversation: t.conv,
                 message: o.message,
                 participant: t.bind_part,
                 attempt: 2,
                 error: "busy".into(),
-            },
+            }),
             "message",
         ),
         // A user of another service.
         (
-            UpdateUser {
+            Command::UpdateUser(UpdateUser {
                 service: s,
                 user: o.user,
                 friendly_name: Some("x".into()),
                 attributes: None,
                 role_sid: None,
-            },
+            }),
             "user",
         ),
         (
-            DeleteUser {
+            Command::DeleteUser(DeleteUser {
                 service: s,
                 user: o.user,
-            },
+            }),
             "user",
         ),
         (
-            UpdateUserConversation {
+            Command::UpdateUserConversation(UpdateUserConversation {
                 service: s,
                 user: o.user,
                 conversation: sid(t.conv),
                 notification_level: NotificationLevel::Muted,
-            },
+            }),
             "user",
         ),
         // A role of another service.
         (
-            UpdateRole {
+            Command::UpdateRole(UpdateRole {
                 service: s,
                 role: any_role,
                 permissions: Vec::new(),
-            },
+            }),
             "role",
         ),
         (
-            DeleteRole {
+            Command::DeleteRole(DeleteRole {
                 service: s,
                 role: any_role,
-            },
+            }),
             "role",
         ),
         (
-            CreateUser {
+            Command::CreateUser(CreateUser {
                 service: s,
                 identity: fresh.clone(),
                 friendly_name: None,
                 attributes: None,
                 role_sid: Some(o.service_role),
-            },
+            }),
             "role",
         ),
         (
-            UpdateUser {
+            Command::UpdateUser(UpdateUser {
                 service: s,
                 user: t.user,
                 friendly_name: None,
                 attributes: None,
                 role_sid: Some(o.service_role),
-            },
+            }),
             "role",
         ),
         (
-            AddParticipant {
+            Command::AddParticipant(AddParticipant {
                 service: s,
                 conversation: sid(t.conv),
                 participant: ParticipantSpec {
@@ -420,11 +423,11 @@ fn foreign_commands(o: &Res, t: &Res, x: usize) -> Vec<(Command, &'static str)> 
                     attributes: None,
                     role_sid: Some(o.conv_role),
                 },
-            },
+            }),
             "role",
         ),
         (
-            UpdateParticipant {
+            Command::UpdateParticipant(UpdateParticipant {
                 service: s,
                 conversation: sid(t.conv),
                 participant: t.chat_part,
@@ -432,20 +435,20 @@ fn foreign_commands(o: &Res, t: &Res, x: usize) -> Vec<(Command, &'static str)> 
                 role_sid: Some(o.conv_role),
                 last_read_message_index: None,
                 last_read_timestamp: None,
-            },
+            }),
             "role",
         ),
         (
-            UpdateServiceConfiguration {
+            Command::UpdateServiceConfiguration(UpdateServiceConfiguration {
                 service: s,
                 default_conversation_creator_role_sid: slot(0),
                 default_conversation_role_sid: slot(1),
                 default_chat_service_role_sid: slot(2),
-            },
+            }),
             "role",
         ),
         (
-            CreateConversationWithParticipants {
+            Command::CreateConversationWithParticipants(CreateConversationWithParticipants {
                 service: s,
                 spec: ConversationSpec::default(),
                 participants: vec![ParticipantSpec {
@@ -453,24 +456,24 @@ fn foreign_commands(o: &Res, t: &Res, x: usize) -> Vec<(Command, &'static str)> 
                     attributes: None,
                     role_sid: Some(o.conv_role),
                 }],
-            },
+            }),
             "role",
         ),
         // An address configuration of another service.
         (
-            UpdateAddressConfiguration {
+            Command::UpdateAddressConfiguration(UpdateAddressConfiguration {
                 service: s,
                 address_configuration: o.config,
                 friendly_name: Some("x".into()),
                 auto_creation: None,
-            },
+            }),
             "address configuration",
         ),
         (
-            DeleteAddressConfiguration {
+            Command::DeleteAddressConfiguration(DeleteAddressConfiguration {
                 service: s,
                 address_configuration: o.config,
-            },
+            }),
             "address configuration",
         ),
     ]

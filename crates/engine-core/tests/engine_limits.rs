@@ -82,29 +82,29 @@ fn json_of(n: usize) -> String {
 }
 
 fn conversation_with(spec: ConversationSpec, f: &Fixture) -> Command {
-    Command::CreateConversation {
+    Command::CreateConversation(CreateConversation {
         service: f.service,
         spec,
-    }
+    })
 }
 
 fn post_with(f: &Fixture, body: &str, media_items: usize, attributes: Option<String>) -> Command {
-    Command::PostMessage {
+    Command::PostMessage(PostMessage {
         service: f.service,
         conversation: ConversationRef::Sid(f.conversation),
         author: None,
         body: Some(body.to_string()),
         media: media(media_items),
         attributes,
-    }
+    })
 }
 
 fn add_to(f: &Fixture, conversation: ConversationSid, p: ParticipantSpec) -> Command {
-    Command::AddParticipant {
+    Command::AddParticipant(AddParticipant {
         service: f.service,
         conversation: ConversationRef::Sid(conversation),
         participant: p,
-    }
+    })
 }
 
 /// A fresh conversation already holding `chat_count` chat participants
@@ -182,12 +182,14 @@ fn table() -> Vec<Row> {
         Row {
             name: "user attributes, bytes",
             limit: USER_ATTRIBUTES_BYTES_MAX,
-            build: |_, f, n| Command::CreateUser {
-                service: f.service,
-                identity: format!("user-{n}"),
-                friendly_name: None,
-                attributes: Some(json_of(n)),
-                role_sid: None,
+            build: |_, f, n| {
+                Command::CreateUser(CreateUser {
+                    service: f.service,
+                    identity: format!("user-{n}"),
+                    friendly_name: None,
+                    attributes: Some(json_of(n)),
+                    role_sid: None,
+                })
             },
             refusal: too_long("attributes", "bytes"),
         },
@@ -208,12 +210,14 @@ fn table() -> Vec<Row> {
         Row {
             name: "user friendly_name, chars",
             limit: FRIENDLY_NAME_CHARS_MAX,
-            build: |_, f, n| Command::CreateUser {
-                service: f.service,
-                identity: format!("named-{n}"),
-                friendly_name: Some(chars_text(n)),
-                attributes: None,
-                role_sid: None,
+            build: |_, f, n| {
+                Command::CreateUser(CreateUser {
+                    service: f.service,
+                    identity: format!("named-{n}"),
+                    friendly_name: Some(chars_text(n)),
+                    attributes: None,
+                    role_sid: None,
+                })
             },
             refusal: too_long("friendly_name", "chars"),
         },
@@ -234,12 +238,14 @@ fn table() -> Vec<Row> {
         Row {
             name: "user identity, chars",
             limit: IDENTITY_CHARS_MAX,
-            build: |_, f, n| Command::CreateUser {
-                service: f.service,
-                identity: chars_text(n),
-                friendly_name: None,
-                attributes: None,
-                role_sid: None,
+            build: |_, f, n| {
+                Command::CreateUser(CreateUser {
+                    service: f.service,
+                    identity: chars_text(n),
+                    friendly_name: None,
+                    attributes: None,
+                    role_sid: None,
+                })
             },
             refusal: too_long("identity", "chars"),
         },
@@ -276,13 +282,15 @@ fn table() -> Vec<Row> {
         Row {
             name: "message author, chars",
             limit: AUTHOR_CHARS_MAX,
-            build: |_, f, n| Command::PostMessage {
-                service: f.service,
-                conversation: ConversationRef::Sid(f.conversation),
-                author: Some(chars_text(n)),
-                body: Some("hi".to_string()),
-                media: Vec::new(),
-                attributes: None,
+            build: |_, f, n| {
+                Command::PostMessage(PostMessage {
+                    service: f.service,
+                    conversation: ConversationRef::Sid(f.conversation),
+                    author: Some(chars_text(n)),
+                    body: Some("hi".to_string()),
+                    media: Vec::new(),
+                    attributes: None,
+                })
             },
             refusal: too_long("author", "chars"),
         },
@@ -311,12 +319,14 @@ fn table() -> Vec<Row> {
         Row {
             name: "participants in one ConversationWithParticipants",
             limit: CONVERSATION_WITH_PARTICIPANTS_MAX,
-            build: |_, f, n| Command::CreateConversationWithParticipants {
-                service: f.service,
-                spec: ConversationSpec::default(),
-                participants: (0..n)
-                    .map(|i| spec(chat(&format!("batch-{n}-{i}"))))
-                    .collect(),
+            build: |_, f, n| {
+                Command::CreateConversationWithParticipants(CreateConversationWithParticipants {
+                    service: f.service,
+                    spec: ConversationSpec::default(),
+                    participants: (0..n)
+                        .map(|i| spec(chat(&format!("batch-{n}-{i}"))))
+                        .collect(),
+                })
             },
             refusal: too_long("participants", "items"),
         },

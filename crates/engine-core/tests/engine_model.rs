@@ -615,7 +615,7 @@ impl Model {
             text("acting_identity", a, IDENTITY_CHARS_MAX)?;
         }
         match command {
-            Command::CreateService { friendly_name } => {
+            Command::CreateService(CreateService { friendly_name }) => {
                 host_only(acting)?;
                 text("friendly_name", friendly_name, FRIENDLY_NAME_CHARS_MAX)?;
                 let mut kinds = vec!["service_created"];
@@ -626,20 +626,20 @@ impl Model {
                     change: Change::Service,
                 })
             }
-            Command::CreateConversation { service, spec } => {
+            Command::CreateConversation(CreateConversation { service, spec }) => {
                 self.create(acting, service, spec, &[])
             }
-            Command::CreateConversationWithParticipants {
+            Command::CreateConversationWithParticipants(CreateConversationWithParticipants {
                 service,
                 spec,
                 participants,
-            } => {
+            }) => {
                 if participants.len() > CONVERSATION_WITH_PARTICIPANTS_MAX {
                     return Err(MErr::TooLong("participants"));
                 }
                 self.create(acting, service, spec, participants)
             }
-            Command::UpdateConversation {
+            Command::UpdateConversation(UpdateConversation {
                 service,
                 conversation,
                 friendly_name,
@@ -647,7 +647,7 @@ impl Model {
                 attributes,
                 state,
                 timers: _,
-            } => {
+            }) => {
                 let si = self.svc(service)?;
                 let cs = self.conv(si, conversation)?;
                 let s = &self.services[si];
@@ -690,10 +690,10 @@ impl Model {
                     },
                 })
             }
-            Command::DeleteConversation {
+            Command::DeleteConversation(DeleteConversation {
                 service,
                 conversation,
-            } => {
+            }) => {
                 let si = self.svc(service)?;
                 let cs = self.conv(si, conversation)?;
                 let s = &self.services[si];
@@ -703,11 +703,11 @@ impl Model {
                     change: Change::DeleteConversation { svc: si, conv: cs },
                 })
             }
-            Command::AddParticipant {
+            Command::AddParticipant(AddParticipant {
                 service,
                 conversation,
                 participant,
-            } => {
+            }) => {
                 let si = self.svc(service)?;
                 let cs = self.conv(si, conversation)?;
                 let s = &self.services[si];
@@ -728,11 +728,11 @@ impl Model {
                     },
                 })
             }
-            Command::RemoveParticipant {
+            Command::RemoveParticipant(RemoveParticipant {
                 service,
                 conversation,
                 participant,
-            } => {
+            }) => {
                 let si = self.svc(service)?;
                 let cs = self.conv(si, conversation)?;
                 let s = &self.services[si];
@@ -756,14 +756,14 @@ impl Model {
                     },
                 })
             }
-            Command::PostMessage {
+            Command::PostMessage(PostMessage {
                 service,
                 conversation,
                 author,
                 body,
                 media,
                 attributes,
-            } => {
+            }) => {
                 let si = self.svc(service)?;
                 let cs = self.conv(si, conversation)?;
                 let s = &self.services[si];
@@ -813,13 +813,13 @@ impl Model {
                     },
                 })
             }
-            Command::EditMessage {
+            Command::EditMessage(EditMessage {
                 service,
                 conversation,
                 message,
                 body,
                 attributes,
-            } => {
+            }) => {
                 let si = self.svc(service)?;
                 let cs = self.conv(si, conversation)?;
                 let s = &self.services[si];
@@ -866,11 +866,11 @@ impl Model {
                     },
                 })
             }
-            Command::DeleteMessage {
+            Command::DeleteMessage(DeleteMessage {
                 service,
                 conversation,
                 message,
-            } => {
+            }) => {
                 let si = self.svc(service)?;
                 let cs = self.conv(si, conversation)?;
                 let s = &self.services[si];
@@ -898,13 +898,13 @@ impl Model {
                     },
                 })
             }
-            Command::UpdateReadHorizon {
+            Command::UpdateReadHorizon(UpdateReadHorizon {
                 service,
                 conversation,
                 participant,
                 last_read_message_index,
                 mode,
-            } => {
+            }) => {
                 let si = self.svc(service)?;
                 let cs = self.conv(si, conversation)?;
                 let c = &self.services[si].convs[&cs];
@@ -937,13 +937,13 @@ impl Model {
                 };
                 Ok(Plan { kinds, change })
             }
-            Command::CreateUser {
+            Command::CreateUser(CreateUser {
                 service,
                 identity,
                 friendly_name,
                 attributes,
                 role_sid: _,
-            } => {
+            }) => {
                 let si = self.svc(service)?;
                 host_only(acting)?;
                 if self.services[si].users.contains_key(identity) {
@@ -961,7 +961,7 @@ impl Model {
                     change: Change::User { svc: si },
                 })
             }
-            Command::DeleteUser { service, user } => {
+            Command::DeleteUser(DeleteUser { service, user }) => {
                 let si = self.svc(service)?;
                 host_only(acting)?;
                 let identity = self.services[si]
@@ -972,13 +972,13 @@ impl Model {
                     change: Change::DeleteUser { svc: si, identity },
                 })
             }
-            Command::CreateAddressConfiguration {
+            Command::CreateAddressConfiguration(CreateAddressConfiguration {
                 service,
                 address_type,
                 address,
                 friendly_name: _,
                 auto_creation,
-            } => {
+            }) => {
                 let si = self.svc(service)?;
                 host_only(acting)?;
                 text("address", address, ADDRESS_CHARS_MAX)?;
@@ -995,14 +995,14 @@ impl Model {
                     },
                 })
             }
-            Command::ReceiveInbound {
+            Command::ReceiveInbound(ReceiveInbound {
                 service,
                 channel,
                 from,
                 to,
                 body,
                 media,
-            } => {
+            }) => {
                 host_only(acting)?;
                 let si = self.svc(service)?;
                 let s = &self.services[si];
@@ -1102,7 +1102,10 @@ impl Model {
         outcome: &CommandOutcome,
         at: u64,
     ) -> Result<(), TestCaseError> {
-        let (sid, index) = outcome.message().expect("a message was posted");
+        let (sid, index) = outcome
+            .message()
+            .map(|m| (m.message_sid, m.index))
+            .expect("a message was posted");
         let c = self.services[si].convs.get_mut(&cs).unwrap();
         prop_assert_eq!(index, c.next_index, "message index");
         c.msgs.insert(
@@ -1649,9 +1652,9 @@ impl Model {
             Op::Reopen => unreachable!("handled by the runner"),
             Op::CreateService(n) => (
                 None,
-                Command::CreateService {
+                Command::CreateService(CreateService {
                     friendly_name: name_text(n),
-                },
+                }),
             ),
             Op::CreateConversation {
                 svc,
@@ -1671,15 +1674,17 @@ impl Model {
                     ..Default::default()
                 };
                 let command = match with {
-                    None => Command::CreateConversation { service, spec },
-                    Some(parts) => Command::CreateConversationWithParticipants {
-                        service,
-                        spec,
-                        participants: parts
-                            .iter()
-                            .map(|g| self.participant_spec(&service, g))
-                            .collect(),
-                    },
+                    None => Command::CreateConversation(CreateConversation { service, spec }),
+                    Some(parts) => Command::CreateConversationWithParticipants(
+                        CreateConversationWithParticipants {
+                            service,
+                            spec,
+                            participants: parts
+                                .iter()
+                                .map(|g| self.participant_spec(&service, g))
+                                .collect(),
+                        },
+                    ),
                 };
                 (acting_of(acting), command)
             }
@@ -1695,7 +1700,7 @@ impl Model {
                 let service = self.service_sid(svc);
                 (
                     acting_of(acting),
-                    Command::UpdateConversation {
+                    Command::UpdateConversation(UpdateConversation {
                         service,
                         conversation: self.conv_ref(&service, conv),
                         friendly_name: friendly.as_ref().map(name_text),
@@ -1703,17 +1708,17 @@ impl Model {
                         attributes: attrs.as_ref().map(attr_text),
                         state: *state,
                         timers: None,
-                    },
+                    }),
                 )
             }
             Op::DeleteConversation { svc, acting, conv } => {
                 let service = self.service_sid(svc);
                 (
                     acting_of(acting),
-                    Command::DeleteConversation {
+                    Command::DeleteConversation(DeleteConversation {
                         service,
                         conversation: self.conv_ref(&service, conv),
-                    },
+                    }),
                 )
             }
             Op::AddParticipant {
@@ -1725,11 +1730,11 @@ impl Model {
                 let service = self.service_sid(svc);
                 (
                     acting_of(acting),
-                    Command::AddParticipant {
+                    Command::AddParticipant(AddParticipant {
                         service,
                         conversation: self.conv_ref(&service, conv),
                         participant: self.participant_spec(&service, part),
-                    },
+                    }),
                 )
             }
             Op::RemoveParticipant {
@@ -1743,11 +1748,11 @@ impl Model {
                 let participant = self.part_sid(&service, &conversation, part);
                 (
                     acting_of(acting),
-                    Command::RemoveParticipant {
+                    Command::RemoveParticipant(RemoveParticipant {
                         service,
                         conversation,
                         participant,
-                    },
+                    }),
                 )
             }
             Op::PostMessage {
@@ -1768,14 +1773,14 @@ impl Model {
                 };
                 (
                     acting_of(acting),
-                    Command::PostMessage {
+                    Command::PostMessage(PostMessage {
                         service,
                         conversation: self.conv_ref(&service, conv),
                         author,
                         body: body_text(body),
                         media: common::media(*media),
                         attributes: attrs.as_ref().map(attr_text),
-                    },
+                    }),
                 )
             }
             Op::EditMessage {
@@ -1791,13 +1796,13 @@ impl Model {
                 let message = self.msg_sid(&service, &conversation, msg);
                 (
                     acting_of(acting),
-                    Command::EditMessage {
+                    Command::EditMessage(EditMessage {
                         service,
                         conversation,
                         message,
                         body: body.as_ref().and_then(body_text),
                         attributes: attrs.as_ref().map(attr_text),
-                    },
+                    }),
                 )
             }
             Op::DeleteMessage {
@@ -1811,11 +1816,11 @@ impl Model {
                 let message = self.msg_sid(&service, &conversation, msg);
                 (
                     acting_of(acting),
-                    Command::DeleteMessage {
+                    Command::DeleteMessage(DeleteMessage {
                         service,
                         conversation,
                         message,
-                    },
+                    }),
                 )
             }
             Op::Horizon {
@@ -1831,13 +1836,13 @@ impl Model {
                 let participant = self.part_sid(&service, &conversation, part);
                 (
                     acting_of(acting),
-                    Command::UpdateReadHorizon {
+                    Command::UpdateReadHorizon(UpdateReadHorizon {
                         service,
                         conversation,
                         participant,
                         last_read_message_index: *index,
                         mode: *mode,
-                    },
+                    }),
                 )
             }
             Op::CreateUser {
@@ -1847,22 +1852,22 @@ impl Model {
                 attrs,
             } => (
                 acting_of(acting),
-                Command::CreateUser {
+                Command::CreateUser(CreateUser {
                     service: self.service_sid(svc),
                     identity: ident_text(identity),
                     friendly_name: None,
                     attributes: attrs.as_ref().map(attr_text),
                     role_sid: None,
-                },
+                }),
             ),
             Op::DeleteUser { svc, acting, user } => {
                 let service = self.service_sid(svc);
                 (
                     acting_of(acting),
-                    Command::DeleteUser {
+                    Command::DeleteUser(DeleteUser {
                         service,
                         user: self.user_sid(&service, user),
-                    },
+                    }),
                 )
             }
             Op::CreateAddressConfiguration {
@@ -1872,7 +1877,7 @@ impl Model {
                 enabled,
             } => (
                 None,
-                Command::CreateAddressConfiguration {
+                Command::CreateAddressConfiguration(CreateAddressConfiguration {
                     service: self.service_sid(svc),
                     address_type: *channel,
                     address: PROXIES[proxy % PROXIES.len()].to_string(),
@@ -1882,7 +1887,7 @@ impl Model {
                         conversation_service_sid: None,
                         webhook_url: None,
                     },
-                },
+                }),
             ),
             Op::Inbound {
                 svc,
@@ -1892,14 +1897,14 @@ impl Model {
                 body,
             } => (
                 None,
-                Command::ReceiveInbound {
+                Command::ReceiveInbound(ReceiveInbound {
                     service: self.service_sid(svc),
                     channel: *channel,
                     from: ADDRESSES[from % ADDRESSES.len()].to_string(),
                     to: PROXIES[to % PROXIES.len()].to_string(),
                     body: body_text(body),
                     media: Vec::new(),
-                },
+                }),
             ),
         }
     }

@@ -25,7 +25,7 @@ fn participant_by_binding_ignores_closed_conversations() {
     };
     assert_eq!(lookup(&h), Some((first, first_participant)));
 
-    h.ok(Command::UpdateConversation {
+    h.ok(Command::UpdateConversation(UpdateConversation {
         service,
         conversation: ConversationRef::Sid(first),
         friendly_name: None,
@@ -33,7 +33,7 @@ fn participant_by_binding_ignores_closed_conversations() {
         attributes: None,
         state: Some(ConversationState::Closed),
         timers: None,
-    });
+    }));
     assert_eq!(lookup(&h), None, "a closed conversation holds no binding");
     h.reopen();
     assert_eq!(lookup(&h), None, "after reopening");
@@ -42,11 +42,11 @@ fn participant_by_binding_ignores_closed_conversations() {
     let second = h.conversation(service, None);
     let second_participant = h.participant(service, second, binding(address, proxy));
     assert_eq!(lookup(&h), Some((second, second_participant)));
-    h.ok(Command::RemoveParticipant {
+    h.ok(Command::RemoveParticipant(RemoveParticipant {
         service,
         conversation: ConversationRef::Sid(second),
         participant: second_participant,
-    });
+    }));
     assert_eq!(lookup(&h), None);
     h.reopen();
     assert_eq!(lookup(&h), None, "after reopening, as before it");

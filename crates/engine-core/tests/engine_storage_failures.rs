@@ -28,9 +28,9 @@ fn a_failed_write_is_typed_as_needing_a_reopen_and_the_retry_applies_once() {
     let service = engine
         .execute(envelope(
             "service",
-            Command::CreateService {
+            Command::CreateService(CreateService {
                 friendly_name: "failures".into(),
-            },
+            }),
         ))
         .unwrap()
         .service_sid()

@@ -127,11 +127,12 @@ fn step(
         }
         Op::CreateWith { svc, who } => {
             let (s, i) = svc_of(svc);
-            let command = Command::CreateConversationWithParticipants {
-                service: s,
-                spec: ConversationSpec::default(),
-                participants: who.iter().map(|w| spec(chat(IDENTITIES[*w]))).collect(),
-            };
+            let command =
+                Command::CreateConversationWithParticipants(CreateConversationWithParticipants {
+                    service: s,
+                    spec: ConversationSpec::default(),
+                    participants: who.iter().map(|w| spec(chat(IDENTITIES[*w]))).collect(),
+                });
             let mut distinct = who.clone();
             distinct.sort();
             distinct.dedup();
@@ -182,10 +183,12 @@ fn step(
                 .as_ref()
                 .and_then(|c| c.members.get(identity))
                 .map(|(p, _)| *p);
-            let command = |participant| Command::RemoveParticipant {
-                service: s,
-                conversation: ConversationRef::Sid(*cs),
-                participant,
+            let command = |participant| {
+                Command::RemoveParticipant(RemoveParticipant {
+                    service: s,
+                    conversation: ConversationRef::Sid(*cs),
+                    participant,
+                })
             };
             match member {
                 None => {
@@ -204,10 +207,10 @@ fn step(
                 return Ok(());
             };
             let (cs, state) = &mut model[i].convs[c];
-            let command = Command::DeleteConversation {
+            let command = Command::DeleteConversation(DeleteConversation {
                 service: s,
                 conversation: ConversationRef::Sid(*cs),
-            };
+            });
             if state.is_none() {
                 return refused(h.exec(command), "a delete");
             }
@@ -220,7 +223,7 @@ fn step(
                 return Ok(());
             };
             let (cs, state) = &mut model[i].convs[c];
-            let command = Command::UpdateConversation {
+            let command = Command::UpdateConversation(UpdateConversation {
                 service: s,
                 conversation: ConversationRef::Sid(*cs),
                 friendly_name: None,
@@ -228,7 +231,7 @@ fn step(
                 attributes: None,
                 state: Some(ConversationState::Closed),
                 timers: None,
-            };
+            });
             match state {
                 None => return refused(h.exec(command), "a close"),
                 Some(conv) => {
@@ -268,13 +271,13 @@ fn step(
             }) else {
                 return Ok(());
             };
-            h.ok(Command::UpdateReadHorizon {
+            h.ok(Command::UpdateReadHorizon(UpdateReadHorizon {
                 service: s,
                 conversation: ConversationRef::Sid(*cs),
                 participant: p,
                 last_read_message_index: Some(u64::MAX),
                 mode: HorizonMode::Set,
-            });
+            }));
             // Clamped to the last index; nothing while there is no message.
             *horizon.0 = horizon.1.checked_sub(1);
         }
@@ -283,12 +286,12 @@ fn step(
             let identity = IDENTITIES[*who];
             match model[i].users.remove(identity) {
                 Some(user) => {
-                    h.ok(Command::DeleteUser { service: s, user });
+                    h.ok(Command::DeleteUser(DeleteUser { service: s, user }));
                 }
                 None => {
                     let user = UserSid::derive(identity.as_bytes());
                     return refused(
-                        h.exec(Command::DeleteUser { service: s, user }),
+                        h.exec(Command::DeleteUser(DeleteUser { service: s, user })),
                         "a user delete",
                     );
                 }

@@ -84,22 +84,22 @@ impl Room {
 
     fn delete(&mut self, index: u64) {
         let sid = self.oracle.live.remove(&index).expect("a live message");
-        self.h.ok(Command::DeleteMessage {
+        self.h.ok(Command::DeleteMessage(DeleteMessage {
             service: self.service,
             conversation: ConversationRef::Sid(self.conversation),
             message: sid,
-        });
+        }));
     }
 
     /// Moves `who`'s horizon and returns how many records that appended.
     fn horizon(&mut self, who: &'static str, index: Option<u64>, mode: HorizonMode) -> usize {
-        let outcome = self.h.ok(Command::UpdateReadHorizon {
+        let outcome = self.h.ok(Command::UpdateReadHorizon(UpdateReadHorizon {
             service: self.service,
             conversation: ConversationRef::Sid(self.conversation),
             participant: self.participants[who],
             last_read_message_index: index,
             mode,
-        });
+        }));
         let wanted = self.oracle.clamp(index);
         let current = self.oracle.horizons[who];
         let new = match mode {
@@ -228,7 +228,7 @@ fn unread_counts_are_per_participant_and_update_participant_clamps() {
     for _ in 0..4 {
         r.post("alice");
     }
-    r.h.ok(Command::UpdateParticipant {
+    r.h.ok(Command::UpdateParticipant(UpdateParticipant {
         service: r.service,
         conversation: ConversationRef::Sid(r.conversation),
         participant: r.participants["bob"],
@@ -236,7 +236,7 @@ fn unread_counts_are_per_participant_and_update_participant_clamps() {
         role_sid: None,
         last_read_message_index: Some(99),
         last_read_timestamp: None,
-    });
+    }));
     let clamped = r.oracle.clamp(Some(99));
     r.oracle.horizons.insert("bob", clamped);
     r.check("bob's horizon set through UpdateParticipant");

@@ -39,21 +39,21 @@ fn each_identity_sees_the_sdk_events_for_its_conversations() {
 
     let (m, _) = f.post(c, "alice", "hi");
     f.join(c, "carol");
-    f.run(Command::EditMessage {
+    f.run(Command::EditMessage(EditMessage {
         service: f.service,
         conversation: ConversationRef::Sid(c),
         message: m,
         body: Some("hi!".into()),
         attributes: None,
-    });
-    f.run(Command::UpdateReadHorizon {
+    }));
+    f.run(Command::UpdateReadHorizon(UpdateReadHorizon {
         service: f.service,
         conversation: ConversationRef::Sid(c),
         participant: bob,
         last_read_message_index: Some(0),
         mode: HorizonMode::Set,
-    });
-    f.run(Command::UpdateConversation {
+    }));
+    f.run(Command::UpdateConversation(UpdateConversation {
         service: f.service,
         conversation: ConversationRef::Sid(c),
         friendly_name: Some("renamed".into()),
@@ -61,35 +61,35 @@ fn each_identity_sees_the_sdk_events_for_its_conversations() {
         attributes: None,
         state: None,
         timers: None,
-    });
+    }));
     let bob_user = f
         .engine
         .read(|rm| rm.user_by_identity(&f.service, "bob").map(|u| u.sid))
         .unwrap();
-    f.run(Command::UpdateUser {
+    f.run(Command::UpdateUser(UpdateUser {
         service: f.service,
         user: bob_user,
         friendly_name: Some("Bob".into()),
         attributes: None,
         role_sid: None,
-    });
-    f.run(Command::UpdateUserConversation {
+    }));
+    f.run(Command::UpdateUserConversation(UpdateUserConversation {
         service: f.service,
         user: bob_user,
         conversation: ConversationRef::Sid(c),
         notification_level: NotificationLevel::Muted,
-    });
+    }));
     f.leave(c, bob);
     f.post(c, "carol", "bob is gone");
-    f.run(Command::DeleteMessage {
+    f.run(Command::DeleteMessage(DeleteMessage {
         service: f.service,
         conversation: ConversationRef::Sid(c),
         message: m,
-    });
-    f.run(Command::DeleteConversation {
+    }));
+    f.run(Command::DeleteConversation(DeleteConversation {
         service: f.service,
         conversation: ConversationRef::Sid(c),
-    });
+    }));
 
     let a = take(&mut alice, 9, WAIT);
     assert_eq!(
@@ -177,25 +177,25 @@ fn membership_is_evaluated_per_event_inside_one_batch() {
     };
     let service = run(
         0,
-        Command::CreateService {
+        Command::CreateService(CreateService {
             friendly_name: "s".into(),
-        },
+        }),
     )
     .service_sid()
     .unwrap();
     let c = run(
         1,
-        Command::CreateConversation {
+        Command::CreateConversation(CreateConversation {
             service,
             spec: Default::default(),
-        },
+        }),
     )
     .conversation_sid()
     .unwrap();
     let add = |n, identity: &str| {
         run(
             n,
-            Command::AddParticipant {
+            Command::AddParticipant(AddParticipant {
                 service,
                 conversation: ConversationRef::Sid(c),
                 participant: ParticipantSpec {
@@ -206,7 +206,7 @@ fn membership_is_evaluated_per_event_inside_one_batch() {
                     attributes: None,
                     role_sid: None,
                 },
-            },
+            }),
         )
         .participant_sids()[0]
     };
@@ -232,7 +232,7 @@ fn membership_is_evaluated_per_event_inside_one_batch() {
         s.spawn(|| {
             run(
                 4,
-                Command::UpdateConversation {
+                Command::UpdateConversation(UpdateConversation {
                     service,
                     conversation: ConversationRef::Sid(c),
                     friendly_name: Some("x".into()),
@@ -240,7 +240,7 @@ fn membership_is_evaluated_per_event_inside_one_batch() {
                     attributes: None,
                     state: None,
                     timers: None,
-                },
+                }),
             )
         });
         while batches.lock().len() == before {
@@ -250,22 +250,22 @@ fn membership_is_evaluated_per_event_inside_one_batch() {
         // first poll of an append future queues its request.
         let mut post = Box::pin(engine.execute_async(envelope(
             5,
-            Command::PostMessage {
+            Command::PostMessage(PostMessage {
                 service,
                 conversation: ConversationRef::Sid(c),
                 author: Some("alice".into()),
                 body: Some("last words".into()),
                 media: vec![],
                 attributes: None,
-            },
+            }),
         )));
         let mut remove = Box::pin(engine.execute_async(envelope(
             6,
-            Command::RemoveParticipant {
+            Command::RemoveParticipant(RemoveParticipant {
                 service,
                 conversation: ConversationRef::Sid(c),
                 participant: bob,
-            },
+            }),
         )));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         assert!(post.as_mut().poll(&mut cx).is_pending());
@@ -436,10 +436,10 @@ fn resume_works_across_a_restart_and_for_removed_conversations() {
     // Missed: a message in `gone`, then `gone` deleted; alice leaves c
     // (a participant that joined before the cursor).
     f.post(gone, "system", "bye");
-    f.run(Command::DeleteConversation {
+    f.run(Command::DeleteConversation(DeleteConversation {
         service: f.service,
         conversation: ConversationRef::Sid(gone),
-    });
+    }));
     f.leave(c, alice_c);
     f.post(c, "bob", "after");
 

@@ -263,13 +263,13 @@ fn run_case(ops: Vec<Op>) -> Result<FanoutMetrics, TestCaseError> {
             }
             Op::Horizon { conv, who } => {
                 if let Some(p) = joined.get(&(conv, who)) {
-                    f.run(Command::UpdateReadHorizon {
+                    f.run(Command::UpdateReadHorizon(UpdateReadHorizon {
                         service: f.service,
                         conversation: ConversationRef::Sid(convs[conv]),
                         participant: *p,
                         last_read_message_index: None,
                         mode: HorizonMode::Set,
-                    });
+                    }));
                 }
             }
             Op::UpdateUser { who } => {
@@ -281,13 +281,13 @@ fn run_case(ops: Vec<Op>) -> Result<FanoutMetrics, TestCaseError> {
                     })
                     .ok();
                 if let Some(user) = user {
-                    f.run(Command::UpdateUser {
+                    f.run(Command::UpdateUser(UpdateUser {
                         service: f.service,
                         user,
                         friendly_name: Some(format!("n{}", f.head())),
                         attributes: None,
                         role_sid: None,
-                    });
+                    }));
                 }
             }
             Op::DeleteUser { who } => {
@@ -299,10 +299,10 @@ fn run_case(ops: Vec<Op>) -> Result<FanoutMetrics, TestCaseError> {
                     })
                     .ok();
                 if let Some(user) = user {
-                    f.run(Command::DeleteUser {
+                    f.run(Command::DeleteUser(DeleteUser {
                         service: f.service,
                         user,
-                    });
+                    }));
                 }
             }
             Op::DeleteConversation { conv } => {
@@ -311,10 +311,10 @@ fn run_case(ops: Vec<Op>) -> Result<FanoutMetrics, TestCaseError> {
                 }
                 deleted[conv] = true;
                 joined.retain(|(c, _), _| *c != conv);
-                f.run(Command::DeleteConversation {
+                f.run(Command::DeleteConversation(DeleteConversation {
                     service: f.service,
                     conversation: ConversationRef::Sid(convs[conv]),
-                });
+                }));
             }
             Op::Disconnect { device } => {
                 let d = &mut devices[device];

@@ -13,17 +13,19 @@ use fanout_support::*;
 const PROXY: &str = "+15559870000";
 
 fn address_configuration(f: &Fixture, address: &str, enabled: bool) {
-    f.run(Command::CreateAddressConfiguration {
-        service: f.service,
-        address_type: AddressType::Sms,
-        address: address.into(),
-        friendly_name: None,
-        auto_creation: AutoCreation {
-            enabled,
-            conversation_service_sid: None,
-            webhook_url: None,
+    f.run(Command::CreateAddressConfiguration(
+        CreateAddressConfiguration {
+            service: f.service,
+            address_type: AddressType::Sms,
+            address: address.into(),
+            friendly_name: None,
+            auto_creation: AutoCreation {
+                enabled,
+                conversation_service_sid: None,
+                webhook_url: None,
+            },
         },
-    });
+    ));
 }
 
 #[test]
@@ -39,16 +41,11 @@ fn a_matched_binding_appends_the_message_as_that_participant() {
     let out = f
         .engine
         .receive_inbound(
-            f.service,
-            AddressType::Sms,
             "SM-bound-1",
-            "+15551230001",
-            PROXY,
-            Some("hello"),
-            vec![],
+            ReceiveInbound::new(f.service, AddressType::Sms, "+15551230001", PROXY).body("hello"),
         )
         .unwrap();
-    let (m, index) = out.message().unwrap();
+    let (m, index) = out.message().map(|m| (m.message_sid, m.index)).unwrap();
     assert_eq!(index, 0);
     assert!(out.conversation_sid().is_none(), "no new conversation");
     let row = f.engine.read(|rm| {
@@ -71,13 +68,8 @@ fn an_unmatched_binding_autocreates_or_is_refused() {
     let err = f
         .engine
         .receive_inbound(
-            f.service,
-            AddressType::Sms,
             "SM-noroute-1",
-            "+15550000001",
-            PROXY,
-            Some("hi"),
-            vec![],
+            ReceiveInbound::new(f.service, AddressType::Sms, "+15550000001", PROXY).body("hi"),
         )
         .unwrap_err();
     assert_eq!(
@@ -94,13 +86,9 @@ fn an_unmatched_binding_autocreates_or_is_refused() {
     let err = f
         .engine
         .receive_inbound(
-            f.service,
-            AddressType::Sms,
             "SM-noroute-2",
-            "+15550000001",
-            "+15559870001",
-            Some("hi"),
-            vec![],
+            ReceiveInbound::new(f.service, AddressType::Sms, "+15550000001", "+15559870001")
+                .body("hi"),
         )
         .unwrap_err();
     assert!(matches!(err, CommandError::NoRoute { .. }), "{err:?}");
@@ -110,18 +98,13 @@ fn an_unmatched_binding_autocreates_or_is_refused() {
     let out = f
         .engine
         .receive_inbound(
-            f.service,
-            AddressType::Sms,
             "SM-auto-1",
-            "+15550000001",
-            PROXY,
-            Some("hi"),
-            vec![],
+            ReceiveInbound::new(f.service, AddressType::Sms, "+15550000001", PROXY).body("hi"),
         )
         .unwrap();
     let c = out.conversation_sid().expect("a conversation was created");
     let p = out.participant_sids()[0];
-    let (m, _) = out.message().unwrap();
+    let (m, _) = out.message().map(|m| (m.message_sid, m.index)).unwrap();
     f.engine.read(|rm| {
         let conv = rm
             .get_conversation(&f.service, &ConversationRef::Sid(c))
@@ -137,13 +120,8 @@ fn an_unmatched_binding_autocreates_or_is_refused() {
     let again = f
         .engine
         .receive_inbound(
-            f.service,
-            AddressType::Sms,
             "SM-auto-2",
-            "+15550000001",
-            PROXY,
-            Some("again"),
-            vec![],
+            ReceiveInbound::new(f.service, AddressType::Sms, "+15550000001", PROXY).body("again"),
         )
         .unwrap();
     assert!(again.conversation_sid().is_none());
@@ -153,13 +131,14 @@ fn an_unmatched_binding_autocreates_or_is_refused() {
     let err = f
         .engine
         .receive_inbound(
-            f.service,
-            AddressType::Whatsapp,
             "SM-wrong-channel-1",
-            "whatsapp:+15550000009",
-            PROXY,
-            Some("hi"),
-            vec![],
+            ReceiveInbound::new(
+                f.service,
+                AddressType::Whatsapp,
+                "whatsapp:+15550000009",
+                PROXY,
+            )
+            .body("hi"),
         )
         .unwrap_err();
     assert!(matches!(err, CommandError::NoRoute { .. }), "{err:?}");
@@ -167,13 +146,9 @@ fn an_unmatched_binding_autocreates_or_is_refused() {
     let err = f
         .engine
         .receive_inbound(
-            ServiceSid([9; 16]),
-            AddressType::Sms,
             "SM-unknown-service-1",
-            "+15550000001",
-            PROXY,
-            Some("hi"),
-            vec![],
+            ReceiveInbound::new(ServiceSid([9; 16]), AddressType::Sms, "+15550000001", PROXY)
+                .body("hi"),
         )
         .unwrap_err();
     assert!(matches!(err, CommandError::NotFound { .. }), "{err:?}");
@@ -196,13 +171,9 @@ fn two_first_messages_from_a_new_binding_make_one_conversation() {
                         barrier.wait();
                         f.engine
                             .receive_inbound(
-                                f.service,
-                                AddressType::Sms,
                                 &format!("SM-race-{round}-{i}"),
-                                from,
-                                PROXY,
-                                Some(&format!("first-{i}")),
-                                vec![],
+                                ReceiveInbound::new(f.service, AddressType::Sms, from, PROXY)
+                                    .body(format!("first-{i}")),
                             )
                             .unwrap()
                     })
@@ -234,13 +205,8 @@ fn an_inbound_retry_with_the_same_channel_message_id_posts_once() {
     address_configuration(&f, PROXY, true);
     let receive = |body: &str| {
         f.engine.receive_inbound(
-            f.service,
-            AddressType::Sms,
             "SM0123456789abcdef",
-            "+15550000042",
-            PROXY,
-            Some(body),
-            vec![],
+            ReceiveInbound::new(f.service, AddressType::Sms, "+15550000042", PROXY).body(body),
         )
     };
     assert_eq!(
@@ -253,7 +219,7 @@ fn an_inbound_retry_with_the_same_channel_message_id_posts_once() {
     let first = receive("only once").unwrap();
     assert!(!first.deduplicated);
     let conversation = first.conversation_sid().expect("autocreated");
-    let (message, index) = first.message().unwrap();
+    let (message, index) = first.message().map(|m| (m.message_sid, m.index)).unwrap();
     let head = f.engine.log().head();
 
     // The gateway retries: the same message, with the same id.

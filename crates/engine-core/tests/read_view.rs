@@ -25,9 +25,9 @@ fn engine_with_service() -> (tempfile::TempDir, Arc<Engine>, ServiceSid) {
     let service = engine
         .execute(envelope(
             "service",
-            Command::CreateService {
+            Command::CreateService(CreateService {
                 friendly_name: "views".into(),
-            },
+            }),
         ))
         .unwrap()
         .service_sid()

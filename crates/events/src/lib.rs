@@ -9,7 +9,8 @@
 //! - [`record`]: the versioned, hash-chained envelope and its codec.
 //!
 //! Field names follow Twilio's Conversations v1 OpenAPI description. Nothing
-//! here touches a disk, a clock or a thread: callers supply timestamps and
+//! here touches a disk, a clock or a thread (the one exception,
+//! [`CommandId::fresh`], draws an id from the OS's random source): callers supply timestamps and
 //! positions, which keeps every function deterministic and fuzzable.
 
 #![warn(missing_docs)]
@@ -22,9 +23,14 @@ pub mod record;
 pub mod sid;
 
 pub use command::{
-    idempotency_fingerprint, idempotency_scope_of_first_record, Command, CommandEnvelope,
-    CommandId, ConversationRef, ConversationSpec, DecideContext, Decision, Fingerprint,
-    ParticipantSpec,
+    idempotency_fingerprint, idempotency_scope_of_first_record, AddParticipant, Command,
+    CommandEnvelope, CommandId, ConversationRef, ConversationSpec, CreateAddressConfiguration,
+    CreateConversation, CreateConversationWithParticipants, CreateRole, CreateService, CreateUser,
+    DecideContext, Decision, DeleteAddressConfiguration, DeleteConversation, DeleteMessage,
+    DeleteRole, DeleteService, DeleteUser, EditMessage, Fingerprint, ParticipantSpec, PostMessage,
+    ReceiveInbound, RecordDeliveryAttemptFailed, RecordDeliveryReceipt, RemoveParticipant,
+    UpdateAddressConfiguration, UpdateConversation, UpdateParticipant, UpdateReadHorizon,
+    UpdateRole, UpdateService, UpdateServiceConfiguration, UpdateUser, UpdateUserConversation,
 };
 pub use event::Event;
 pub use model::*;

@@ -8,6 +8,7 @@ mod strategies;
 
 use std::collections::BTreeSet;
 
+use events::command::*;
 use events::command::{Command, CommandEnvelope};
 use events::limits::IDENTITY_CHARS_MAX;
 use events::model::*;
@@ -426,9 +427,9 @@ fn introspection_sees_variants_in_declaration_order() {
         command_id: events::CommandId([0; 16]),
         acting_identity: None,
         expected_version: None,
-        command: Command::CreateService {
+        command: Command::CreateService(CreateService {
             friendly_name: String::new(),
-        },
+        }),
     })
     .unwrap();
     assert!(envelope_json["command"]["create_service"].is_object());

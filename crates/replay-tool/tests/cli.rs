@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use engine_core::log::keys::{position_key, CF_LOG};
 use engine_core::Engine;
+use events::command::*;
 use serde_json::Value;
 use support::{build, json_lines, run, with_db, Fixture, ALICE};
 
@@ -691,14 +692,14 @@ fn reading_is_safe_while_the_host_writes() {
                         command_id: events::CommandId::from_key(format!("live-{n}").as_bytes()),
                         acting_identity: None,
                         expected_version: None,
-                        command: events::Command::PostMessage {
+                        command: events::Command::PostMessage(PostMessage {
                             service: f.service,
                             conversation: events::ConversationRef::Sid(f.conversation),
                             author: Some("alice".into()),
                             body: Some(format!("live {n}")),
                             media: vec![],
                             attributes: None,
-                        },
+                        }),
                     })
                     .unwrap();
             }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use assert_cmd::Command as Tool;
+use events::command::*;
 use replay_tool::store::{Store, StoreArgs};
 use support::*;
 
@@ -154,9 +155,9 @@ fn create_services(engine: &engine_core::Engine, first_key: u64) {
                 command_id: events::CommandId::from_key(&n.to_be_bytes()),
                 acting_identity: None,
                 expected_version: None,
-                command: events::Command::CreateService {
+                command: events::Command::CreateService(CreateService {
                     friendly_name: format!("service {n}"),
-                },
+                }),
             })
             .expect("acknowledged");
     }

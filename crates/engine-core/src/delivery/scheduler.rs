@@ -727,8 +727,8 @@ fn run_job(core: &Core, job: &Job) -> Outcome {
     let shared = &core.delivery;
     let max = shared.options.attempts_max;
     let (m, p) = (job.id.message_sid, job.id.participant_sid);
-    let receipt =
-        |status: DeliveryStatus, error_code, channel_message_sid| Command::RecordDeliveryReceipt {
+    let receipt = |status: DeliveryStatus, error_code, channel_message_sid| {
+        Command::RecordDeliveryReceipt(events::RecordDeliveryReceipt {
             service: job.service,
             conversation: ConversationRef::Sid(job.conversation),
             message: m,
@@ -736,7 +736,8 @@ fn run_job(core: &Core, job: &Job) -> Outcome {
             status,
             error_code,
             channel_message_sid,
-        };
+        })
+    };
     let done = |r: Recorded| match r {
         Recorded::Ok | Recorded::Void => Outcome::Done,
         Recorded::Failed => Outcome::Stuck,
@@ -775,14 +776,14 @@ fn run_job(core: &Core, job: &Job) -> Outcome {
             let r = record(
                 core,
                 format!("colloquy/delivery/attempt/{m}/{p}/{}", job.attempt),
-                Command::RecordDeliveryAttemptFailed {
+                Command::RecordDeliveryAttemptFailed(events::RecordDeliveryAttemptFailed {
                     service: job.service,
                     conversation: job.conversation,
                     message: m,
                     participant: p,
                     attempt: job.attempt,
                     error: e.message.clone(),
-                },
+                }),
             );
             match r {
                 Recorded::Ok => {}

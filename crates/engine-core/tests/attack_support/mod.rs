@@ -977,15 +977,17 @@ impl Driver {
     /// Creates the service and conversation the messages go to, reporting
     /// both acknowledgements.
     fn setup(&mut self, engine: &Engine) {
-        let envelope = self.envelope(EngineCommand::CreateService {
+        let envelope = self.envelope(EngineCommand::CreateService(events::CreateService {
             friendly_name: "attack".into(),
-        });
+        }));
         let outcome = execute_and_report(engine, envelope, "").expect("create the service");
         let service = outcome.service_sid().expect("a service");
-        let envelope = self.envelope(EngineCommand::CreateConversation {
-            service,
-            spec: ConversationSpec::default(),
-        });
+        let envelope = self.envelope(EngineCommand::CreateConversation(
+            events::CreateConversation {
+                service,
+                spec: ConversationSpec::default(),
+            },
+        ));
         let outcome = execute_and_report(engine, envelope, "").expect("create the conversation");
         self.service = Some(service);
         self.conversation = outcome.conversation_sid();
@@ -998,14 +1000,14 @@ impl Driver {
             .cycle()
             .take(len)
             .collect();
-        let command = EngineCommand::PostMessage {
+        let command = EngineCommand::PostMessage(events::PostMessage {
             service: self.service.expect("set up"),
             conversation: ConversationRef::Sid(self.conversation.expect("set up")),
             author: Some("mallory".into()),
             body: Some(body),
             media: Vec::new(),
             attributes: None,
-        };
+        });
         self.envelope(command)
     }
 }

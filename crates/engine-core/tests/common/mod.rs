@@ -139,9 +139,9 @@ impl Harness {
 
     /// Creates a service and returns its SID.
     pub fn service(&mut self, name: &str) -> ServiceSid {
-        self.ok(Command::CreateService {
+        self.ok(Command::CreateService(CreateService {
             friendly_name: name.to_string(),
-        })
+        }))
         .service_sid()
         .expect("CreateService appends records")
     }
@@ -178,6 +178,7 @@ impl Harness {
     ) -> (MessageSid, u64) {
         self.ok(post(service, conversation, Some(author), body))
             .message()
+            .map(|m| (m.message_sid, m.index))
             .expect("a message was posted")
     }
 
@@ -233,13 +234,13 @@ pub fn envelope(key: &str, command: Command) -> CommandEnvelope {
 
 /// `CreateConversation` with default fields.
 pub fn create_conversation(service: ServiceSid, unique_name: Option<&str>) -> Command {
-    Command::CreateConversation {
+    Command::CreateConversation(CreateConversation {
         service,
         spec: ConversationSpec {
             unique_name: unique_name.map(str::to_string),
             ..Default::default()
         },
-    }
+    })
 }
 
 /// `AddParticipant` with defaults.
@@ -248,11 +249,11 @@ pub fn add_participant(
     conversation: ConversationSid,
     kind: ParticipantKind,
 ) -> Command {
-    Command::AddParticipant {
+    Command::AddParticipant(AddParticipant {
         service,
         conversation: ConversationRef::Sid(conversation),
         participant: spec(kind),
-    }
+    })
 }
 
 /// `PostMessage` with a text body.
@@ -262,14 +263,14 @@ pub fn post(
     author: Option<&str>,
     body: &str,
 ) -> Command {
-    Command::PostMessage {
+    Command::PostMessage(PostMessage {
         service,
         conversation: ConversationRef::Sid(conversation),
         author: author.map(str::to_string),
         body: Some(body.to_string()),
         media: Vec::new(),
         attributes: None,
-    }
+    })
 }
 
 /// `n` media descriptors.

@@ -33,9 +33,9 @@ pub fn open(options: EngineOptions) -> Fixture {
         next_id: AtomicU64::new(0),
     };
     f.service = f
-        .run(Command::CreateService {
+        .run(Command::CreateService(CreateService {
             friendly_name: "test".into(),
-        })
+        }))
         .service_sid()
         .unwrap();
     f
@@ -75,16 +75,16 @@ impl Fixture {
     }
 
     pub fn conversation(&self) -> ConversationSid {
-        self.run(Command::CreateConversation {
+        self.run(Command::CreateConversation(CreateConversation {
             service: self.service,
             spec: ConversationSpec::default(),
-        })
+        }))
         .conversation_sid()
         .unwrap()
     }
 
     pub fn join(&self, conversation: ConversationSid, identity: &str) -> ParticipantSid {
-        self.run(Command::AddParticipant {
+        self.run(Command::AddParticipant(AddParticipant {
             service: self.service,
             conversation: ConversationRef::Sid(conversation),
             participant: ParticipantSpec {
@@ -95,7 +95,7 @@ impl Fixture {
                 attributes: None,
                 role_sid: None,
             },
-        })
+        }))
         .participant_sids()[0]
     }
 
@@ -105,7 +105,7 @@ impl Fixture {
         address: &str,
         proxy: &str,
     ) -> ParticipantSid {
-        self.run(Command::AddParticipant {
+        self.run(Command::AddParticipant(AddParticipant {
             service: self.service,
             conversation: ConversationRef::Sid(conversation),
             participant: ParticipantSpec {
@@ -117,28 +117,28 @@ impl Fixture {
                 attributes: None,
                 role_sid: None,
             },
-        })
+        }))
         .participant_sids()[0]
     }
 
     pub fn leave(&self, conversation: ConversationSid, participant: ParticipantSid) -> u64 {
-        self.run(Command::RemoveParticipant {
+        self.run(Command::RemoveParticipant(RemoveParticipant {
             service: self.service,
             conversation: ConversationRef::Sid(conversation),
             participant,
-        })
+        }))
         .first_position
     }
 
     pub fn post_command(&self, conversation: ConversationSid, author: &str, body: &str) -> Command {
-        Command::PostMessage {
+        Command::PostMessage(PostMessage {
             service: self.service,
             conversation: ConversationRef::Sid(conversation),
             author: Some(author.into()),
             body: Some(body.into()),
             media: vec![],
             attributes: None,
-        }
+        })
     }
 
     /// Posts; returns the message and its position.
@@ -149,7 +149,10 @@ impl Fixture {
         body: &str,
     ) -> (MessageSid, u64) {
         let out = self.run(self.post_command(conversation, author, body));
-        (out.message().unwrap().0, out.first_position)
+        (
+            out.message().map(|m| (m.message_sid, m.index)).unwrap().0,
+            out.first_position,
+        )
     }
 
     pub fn head(&self) -> u64 {

@@ -16,6 +16,7 @@
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
+use events::command::*;
 use events::command::{
     Command, CommandEnvelope, CommandId, ConversationRef, ConversationSpec, ParticipantSpec,
 };
@@ -366,36 +367,48 @@ pub fn arb_participant_spec() -> impl Strategy<Value = ParticipantSpec> + Clone 
 /// which is the reminder to give it a strategy arm in [`arb_command`].
 pub fn command_variant_name(command: &Command) -> &'static str {
     match command {
-        Command::CreateService { .. } => "create_service",
-        Command::UpdateService { .. } => "update_service",
-        Command::DeleteService { .. } => "delete_service",
-        Command::CreateConversation { .. } => "create_conversation",
-        Command::UpdateConversation { .. } => "update_conversation",
-        Command::DeleteConversation { .. } => "delete_conversation",
-        Command::CreateConversationWithParticipants { .. } => {
-            "create_conversation_with_participants"
+        Command::CreateService(CreateService { .. }) => "create_service",
+        Command::UpdateService(UpdateService { .. }) => "update_service",
+        Command::DeleteService(DeleteService { .. }) => "delete_service",
+        Command::CreateConversation(CreateConversation { .. }) => "create_conversation",
+        Command::UpdateConversation(UpdateConversation { .. }) => "update_conversation",
+        Command::DeleteConversation(DeleteConversation { .. }) => "delete_conversation",
+        Command::CreateConversationWithParticipants(CreateConversationWithParticipants {
+            ..
+        }) => "create_conversation_with_participants",
+        Command::AddParticipant(AddParticipant { .. }) => "add_participant",
+        Command::UpdateParticipant(UpdateParticipant { .. }) => "update_participant",
+        Command::RemoveParticipant(RemoveParticipant { .. }) => "remove_participant",
+        Command::PostMessage(PostMessage { .. }) => "post_message",
+        Command::EditMessage(EditMessage { .. }) => "edit_message",
+        Command::DeleteMessage(DeleteMessage { .. }) => "delete_message",
+        Command::UpdateReadHorizon(UpdateReadHorizon { .. }) => "update_read_horizon",
+        Command::CreateUser(CreateUser { .. }) => "create_user",
+        Command::UpdateUser(UpdateUser { .. }) => "update_user",
+        Command::DeleteUser(DeleteUser { .. }) => "delete_user",
+        Command::UpdateUserConversation(UpdateUserConversation { .. }) => {
+            "update_user_conversation"
         }
-        Command::AddParticipant { .. } => "add_participant",
-        Command::UpdateParticipant { .. } => "update_participant",
-        Command::RemoveParticipant { .. } => "remove_participant",
-        Command::PostMessage { .. } => "post_message",
-        Command::EditMessage { .. } => "edit_message",
-        Command::DeleteMessage { .. } => "delete_message",
-        Command::UpdateReadHorizon { .. } => "update_read_horizon",
-        Command::CreateUser { .. } => "create_user",
-        Command::UpdateUser { .. } => "update_user",
-        Command::DeleteUser { .. } => "delete_user",
-        Command::UpdateUserConversation { .. } => "update_user_conversation",
-        Command::CreateRole { .. } => "create_role",
-        Command::UpdateRole { .. } => "update_role",
-        Command::DeleteRole { .. } => "delete_role",
-        Command::CreateAddressConfiguration { .. } => "create_address_configuration",
-        Command::UpdateAddressConfiguration { .. } => "update_address_configuration",
-        Command::DeleteAddressConfiguration { .. } => "delete_address_configuration",
-        Command::RecordDeliveryReceipt { .. } => "record_delivery_receipt",
-        Command::UpdateServiceConfiguration { .. } => "update_service_configuration",
-        Command::ReceiveInbound { .. } => "receive_inbound",
-        Command::RecordDeliveryAttemptFailed { .. } => "record_delivery_attempt_failed",
+        Command::CreateRole(CreateRole { .. }) => "create_role",
+        Command::UpdateRole(UpdateRole { .. }) => "update_role",
+        Command::DeleteRole(DeleteRole { .. }) => "delete_role",
+        Command::CreateAddressConfiguration(CreateAddressConfiguration { .. }) => {
+            "create_address_configuration"
+        }
+        Command::UpdateAddressConfiguration(UpdateAddressConfiguration { .. }) => {
+            "update_address_configuration"
+        }
+        Command::DeleteAddressConfiguration(DeleteAddressConfiguration { .. }) => {
+            "delete_address_configuration"
+        }
+        Command::RecordDeliveryReceipt(RecordDeliveryReceipt { .. }) => "record_delivery_receipt",
+        Command::UpdateServiceConfiguration(UpdateServiceConfiguration { .. }) => {
+            "update_service_configuration"
+        }
+        Command::ReceiveInbound(ReceiveInbound { .. }) => "receive_inbound",
+        Command::RecordDeliveryAttemptFailed(RecordDeliveryAttemptFailed { .. }) => {
+            "record_delivery_attempt_failed"
+        }
     }
 }
 
@@ -403,19 +416,23 @@ pub fn command_variant_name(command: &Command) -> &'static str {
 pub fn arb_command() -> BoxedStrategy<Command> {
     let arms: Vec<BoxedStrategy<Command>> = vec![
         arb_text()
-            .prop_map(|friendly_name| Command::CreateService { friendly_name })
+            .prop_map(|friendly_name| Command::CreateService(CreateService { friendly_name }))
             .boxed(),
         (arb_service_sid(), arb_text())
-            .prop_map(|(service, friendly_name)| Command::UpdateService {
-                service,
-                friendly_name,
+            .prop_map(|(service, friendly_name)| {
+                Command::UpdateService(UpdateService {
+                    service,
+                    friendly_name,
+                })
             })
             .boxed(),
         arb_service_sid()
-            .prop_map(|service| Command::DeleteService { service })
+            .prop_map(|service| Command::DeleteService(DeleteService { service }))
             .boxed(),
         (arb_service_sid(), arb_conversation_spec())
-            .prop_map(|(service, spec)| Command::CreateConversation { service, spec })
+            .prop_map(|(service, spec)| {
+                Command::CreateConversation(CreateConversation { service, spec })
+            })
             .boxed(),
         (
             arb_service_sid(),
@@ -428,7 +445,7 @@ pub fn arb_command() -> BoxedStrategy<Command> {
         )
             .prop_map(
                 |(service, conversation, friendly_name, unique_name, attributes, state, timers)| {
-                    Command::UpdateConversation {
+                    Command::UpdateConversation(UpdateConversation {
                         service,
                         conversation,
                         friendly_name,
@@ -436,14 +453,16 @@ pub fn arb_command() -> BoxedStrategy<Command> {
                         attributes,
                         state,
                         timers,
-                    }
+                    })
                 },
             )
             .boxed(),
         (arb_service_sid(), arb_conversation_ref())
-            .prop_map(|(service, conversation)| Command::DeleteConversation {
-                service,
-                conversation,
+            .prop_map(|(service, conversation)| {
+                Command::DeleteConversation(DeleteConversation {
+                    service,
+                    conversation,
+                })
             })
             .boxed(),
         (
@@ -454,26 +473,26 @@ pub fn arb_command() -> BoxedStrategy<Command> {
                 0..=events::limits::CONVERSATION_WITH_PARTICIPANTS_MAX + 1,
             ),
         )
-            .prop_map(
-                |(service, spec, participants)| Command::CreateConversationWithParticipants {
+            .prop_map(|(service, spec, participants)| {
+                Command::CreateConversationWithParticipants(CreateConversationWithParticipants {
                     service,
                     spec,
                     participants,
-                },
-            )
+                })
+            })
             .boxed(),
         (
             arb_service_sid(),
             arb_conversation_ref(),
             arb_participant_spec(),
         )
-            .prop_map(
-                |(service, conversation, participant)| Command::AddParticipant {
+            .prop_map(|(service, conversation, participant)| {
+                Command::AddParticipant(AddParticipant {
                     service,
                     conversation,
                     participant,
-                },
-            )
+                })
+            })
             .boxed(),
         (
             arb_service_sid(),
@@ -493,14 +512,16 @@ pub fn arb_command() -> BoxedStrategy<Command> {
                     role_sid,
                     last_read_message_index,
                     last_read_timestamp,
-                )| Command::UpdateParticipant {
-                    service,
-                    conversation,
-                    participant,
-                    attributes,
-                    role_sid,
-                    last_read_message_index,
-                    last_read_timestamp,
+                )| {
+                    Command::UpdateParticipant(UpdateParticipant {
+                        service,
+                        conversation,
+                        participant,
+                        attributes,
+                        role_sid,
+                        last_read_message_index,
+                        last_read_timestamp,
+                    })
                 },
             )
             .boxed(),
@@ -509,13 +530,13 @@ pub fn arb_command() -> BoxedStrategy<Command> {
             arb_conversation_ref(),
             arb_participant_sid(),
         )
-            .prop_map(
-                |(service, conversation, participant)| Command::RemoveParticipant {
+            .prop_map(|(service, conversation, participant)| {
+                Command::RemoveParticipant(RemoveParticipant {
                     service,
                     conversation,
                     participant,
-                },
-            )
+                })
+            })
             .boxed(),
         (
             arb_service_sid(),
@@ -526,14 +547,14 @@ pub fn arb_command() -> BoxedStrategy<Command> {
             arb_opt_text(),
         )
             .prop_map(|(service, conversation, author, body, media, attributes)| {
-                Command::PostMessage {
+                Command::PostMessage(PostMessage {
                     service,
                     conversation,
                     author,
                     body,
                     media,
                     attributes,
-                }
+                })
             })
             .boxed(),
         (
@@ -543,21 +564,23 @@ pub fn arb_command() -> BoxedStrategy<Command> {
             arb_opt_text(),
             arb_opt_text(),
         )
-            .prop_map(
-                |(service, conversation, message, body, attributes)| Command::EditMessage {
+            .prop_map(|(service, conversation, message, body, attributes)| {
+                Command::EditMessage(EditMessage {
                     service,
                     conversation,
                     message,
                     body,
                     attributes,
-                },
-            )
+                })
+            })
             .boxed(),
         (arb_service_sid(), arb_conversation_ref(), arb_message_sid())
-            .prop_map(|(service, conversation, message)| Command::DeleteMessage {
-                service,
-                conversation,
-                message,
+            .prop_map(|(service, conversation, message)| {
+                Command::DeleteMessage(DeleteMessage {
+                    service,
+                    conversation,
+                    message,
+                })
             })
             .boxed(),
         (
@@ -569,13 +592,13 @@ pub fn arb_command() -> BoxedStrategy<Command> {
         )
             .prop_map(
                 |(service, conversation, participant, last_read_message_index, mode)| {
-                    Command::UpdateReadHorizon {
+                    Command::UpdateReadHorizon(UpdateReadHorizon {
                         service,
                         conversation,
                         participant,
                         last_read_message_index,
                         mode,
-                    }
+                    })
                 },
             )
             .boxed(),
@@ -587,13 +610,13 @@ pub fn arb_command() -> BoxedStrategy<Command> {
             proptest::option::of(arb_role_sid()),
         )
             .prop_map(|(service, identity, friendly_name, attributes, role_sid)| {
-                Command::CreateUser {
+                Command::CreateUser(CreateUser {
                     service,
                     identity,
                     friendly_name,
                     attributes,
                     role_sid,
-                }
+                })
             })
             .boxed(),
         (
@@ -603,18 +626,18 @@ pub fn arb_command() -> BoxedStrategy<Command> {
             arb_opt_text(),
             proptest::option::of(arb_role_sid()),
         )
-            .prop_map(
-                |(service, user, friendly_name, attributes, role_sid)| Command::UpdateUser {
+            .prop_map(|(service, user, friendly_name, attributes, role_sid)| {
+                Command::UpdateUser(UpdateUser {
                     service,
                     user,
                     friendly_name,
                     attributes,
                     role_sid,
-                },
-            )
+                })
+            })
             .boxed(),
         (arb_service_sid(), arb_user_sid())
-            .prop_map(|(service, user)| Command::DeleteUser { service, user })
+            .prop_map(|(service, user)| Command::DeleteUser(DeleteUser { service, user }))
             .boxed(),
         (
             arb_service_sid(),
@@ -623,12 +646,12 @@ pub fn arb_command() -> BoxedStrategy<Command> {
             arb_notification_level(),
         )
             .prop_map(|(service, user, conversation, notification_level)| {
-                Command::UpdateUserConversation {
+                Command::UpdateUserConversation(UpdateUserConversation {
                     service,
                     user,
                     conversation,
                     notification_level,
-                }
+                })
             })
             .boxed(),
         (
@@ -637,24 +660,26 @@ pub fn arb_command() -> BoxedStrategy<Command> {
             arb_role_type(),
             arb_permissions(),
         )
-            .prop_map(
-                |(service, friendly_name, role_type, permissions)| Command::CreateRole {
+            .prop_map(|(service, friendly_name, role_type, permissions)| {
+                Command::CreateRole(CreateRole {
                     service,
                     friendly_name,
                     role_type,
                     permissions,
-                },
-            )
+                })
+            })
             .boxed(),
         (arb_service_sid(), arb_role_sid(), arb_permissions())
-            .prop_map(|(service, role, permissions)| Command::UpdateRole {
-                service,
-                role,
-                permissions,
+            .prop_map(|(service, role, permissions)| {
+                Command::UpdateRole(UpdateRole {
+                    service,
+                    role,
+                    permissions,
+                })
             })
             .boxed(),
         (arb_service_sid(), arb_role_sid())
-            .prop_map(|(service, role)| Command::DeleteRole { service, role })
+            .prop_map(|(service, role)| Command::DeleteRole(DeleteRole { service, role }))
             .boxed(),
         (
             arb_service_sid(),
@@ -665,13 +690,13 @@ pub fn arb_command() -> BoxedStrategy<Command> {
         )
             .prop_map(
                 |(service, address_type, address, friendly_name, auto_creation)| {
-                    Command::CreateAddressConfiguration {
+                    Command::CreateAddressConfiguration(CreateAddressConfiguration {
                         service,
                         address_type,
                         address,
                         friendly_name,
                         auto_creation,
-                    }
+                    })
                 },
             )
             .boxed(),
@@ -683,22 +708,22 @@ pub fn arb_command() -> BoxedStrategy<Command> {
         )
             .prop_map(
                 |(service, address_configuration, friendly_name, auto_creation)| {
-                    Command::UpdateAddressConfiguration {
+                    Command::UpdateAddressConfiguration(UpdateAddressConfiguration {
                         service,
                         address_configuration,
                         friendly_name,
                         auto_creation,
-                    }
+                    })
                 },
             )
             .boxed(),
         (arb_service_sid(), arb_address_configuration_sid())
-            .prop_map(
-                |(service, address_configuration)| Command::DeleteAddressConfiguration {
+            .prop_map(|(service, address_configuration)| {
+                Command::DeleteAddressConfiguration(DeleteAddressConfiguration {
                     service,
                     address_configuration,
-                },
-            )
+                })
+            })
             .boxed(),
         (
             arb_service_sid(),
@@ -718,14 +743,16 @@ pub fn arb_command() -> BoxedStrategy<Command> {
                     status,
                     error_code,
                     channel_message_sid,
-                )| Command::RecordDeliveryReceipt {
-                    service,
-                    conversation,
-                    message,
-                    participant,
-                    status,
-                    error_code,
-                    channel_message_sid,
+                )| {
+                    Command::RecordDeliveryReceipt(RecordDeliveryReceipt {
+                        service,
+                        conversation,
+                        message,
+                        participant,
+                        status,
+                        error_code,
+                        channel_message_sid,
+                    })
                 },
             )
             .boxed(),
@@ -741,11 +768,13 @@ pub fn arb_command() -> BoxedStrategy<Command> {
                     default_conversation_creator_role_sid,
                     default_conversation_role_sid,
                     default_chat_service_role_sid,
-                )| Command::UpdateServiceConfiguration {
-                    service,
-                    default_conversation_creator_role_sid,
-                    default_conversation_role_sid,
-                    default_chat_service_role_sid,
+                )| {
+                    Command::UpdateServiceConfiguration(UpdateServiceConfiguration {
+                        service,
+                        default_conversation_creator_role_sid,
+                        default_conversation_role_sid,
+                        default_chat_service_role_sid,
+                    })
                 },
             )
             .boxed(),
@@ -757,16 +786,16 @@ pub fn arb_command() -> BoxedStrategy<Command> {
             arb_opt_text(),
             arb_media_list(),
         )
-            .prop_map(
-                |(service, channel, from, to, body, media)| Command::ReceiveInbound {
+            .prop_map(|(service, channel, from, to, body, media)| {
+                Command::ReceiveInbound(ReceiveInbound {
                     service,
                     channel,
                     from,
                     to,
                     body,
                     media,
-                },
-            )
+                })
+            })
             .boxed(),
         (
             arb_service_sid(),
@@ -778,14 +807,14 @@ pub fn arb_command() -> BoxedStrategy<Command> {
         )
             .prop_map(
                 |(service, conversation, message, participant, attempt, error)| {
-                    Command::RecordDeliveryAttemptFailed {
+                    Command::RecordDeliveryAttemptFailed(RecordDeliveryAttemptFailed {
                         service,
                         conversation,
                         message,
                         participant,
                         attempt,
                         error,
-                    }
+                    })
                 },
             )
             .boxed(),

@@ -102,14 +102,14 @@ pub fn post(
     author: &str,
     body: &str,
 ) -> events::Command {
-    events::Command::PostMessage {
+    events::Command::PostMessage(PostMessage {
         service,
         conversation: conversation.clone(),
         author: Some(author.into()),
         body: Some(body.into()),
         media: vec![],
         attributes: None,
-    }
+    })
 }
 
 /// Writes the scenario into a fresh store and closes it.
@@ -122,19 +122,19 @@ pub fn build() -> Fixture {
     };
     use events::Command as C;
     let service = d
-        .run(C::CreateService {
+        .run(C::CreateService(events::CreateService {
             friendly_name: "acme".into(),
-        })
+        }))
         .service_sid()
         .unwrap();
     let other_service = d
-        .run(C::CreateService {
+        .run(C::CreateService(events::CreateService {
             friendly_name: "other".into(),
-        })
+        }))
         .service_sid()
         .unwrap();
     let conversation = d
-        .run(C::CreateConversation {
+        .run(C::CreateConversation(events::CreateConversation {
             service,
             spec: ConversationSpec {
                 friendly_name: Some("Support".into()),
@@ -142,17 +142,17 @@ pub fn build() -> Fixture {
                 attributes: Some(r#"{"topic":"billing"}"#.into()),
                 ..Default::default()
             },
-        })
+        }))
         .conversation_sid()
         .unwrap();
     let other_conversation = d
-        .run(C::CreateConversation {
+        .run(C::CreateConversation(events::CreateConversation {
             service: other_service,
             spec: ConversationSpec {
                 unique_name: Some("elsewhere".into()),
                 ..Default::default()
             },
-        })
+        }))
         .conversation_sid()
         .unwrap();
     let conv = ConversationRef::Sid(conversation);
@@ -163,14 +163,14 @@ pub fn build() -> Fixture {
         "unrelated",
     ));
     let alice = d
-        .run(C::AddParticipant {
+        .run(C::AddParticipant(events::AddParticipant {
             service,
             conversation: conv.clone(),
             participant: chat("alice"),
-        })
+        }))
         .participant_sids()[0];
     let sms = d
-        .run(C::AddParticipant {
+        .run(C::AddParticipant(events::AddParticipant {
             service,
             conversation: conv.clone(),
             participant: ParticipantSpec {
@@ -182,7 +182,7 @@ pub fn build() -> Fixture {
                 attributes: None,
                 role_sid: None,
             },
-        })
+        }))
         .participant_sids()[0];
     let mut messages = Vec::new();
     for (author, body) in [
@@ -195,52 +195,53 @@ pub fn build() -> Fixture {
         messages.push(
             d.run_as(acting, post(service, &conv, author, body))
                 .message()
+                .map(|m| (m.message_sid, m.index))
                 .unwrap()
                 .0,
         );
     }
-    d.run(C::UpdateReadHorizon {
+    d.run(C::UpdateReadHorizon(events::UpdateReadHorizon {
         service,
         conversation: conv.clone(),
         participant: alice,
         last_read_message_index: Some(1),
         mode: HorizonMode::Set,
-    });
+    }));
     let before_changes = engine.log().head().next_position - 1;
     std::thread::sleep(PHASE_GAP);
 
     d.run_as(
         Some(ALICE),
-        C::EditMessage {
+        C::EditMessage(events::EditMessage {
             service,
             conversation: conv.clone(),
             message: messages[0],
             body: Some("hello (edited)".into()),
             attributes: None,
-        },
+        }),
     );
-    d.run(C::DeleteMessage {
+    d.run(C::DeleteMessage(events::DeleteMessage {
         service,
         conversation: conv.clone(),
         message: messages[1],
-    });
+    }));
     let bob = d
-        .run(C::AddParticipant {
+        .run(C::AddParticipant(events::AddParticipant {
             service,
             conversation: conv.clone(),
             participant: chat("bob"),
-        })
+        }))
         .participant_sids()[0];
     for p in [alice, bob] {
-        d.run(C::UpdateReadHorizon {
+        d.run(C::UpdateReadHorizon(events::UpdateReadHorizon {
             service,
             conversation: conv.clone(),
             participant: p,
             last_read_message_index: Some(2),
             mode: HorizonMode::Set,
-        });
+        }));
     }
-    d.run(C::UpdateConversation {
+    d.run(C::UpdateConversation(events::UpdateConversation {
         service,
         conversation: ConversationRef::UniqueName("ticket-42".into()),
         friendly_name: None,
@@ -248,7 +249,7 @@ pub fn build() -> Fixture {
         attributes: Some(r#"{"topic":"refund"}"#.into()),
         state: None,
         timers: None,
-    });
+    }));
     let records = engine.log().head().next_position;
     drop(engine);
     Fixture {
