@@ -16,8 +16,8 @@ fn unique_name_free(
     let Some(name) = name else {
         return Ok(());
     };
-    match svc.by_unique_name.get(name) {
-        Some(holder) if Some(*holder) != except => Err(CommandError::UniqueNameConflict {
+    match svc.conversation_sid_by_unique_name(name) {
+        Some(holder) if Some(holder) != except => Err(CommandError::UniqueNameConflict {
             unique_name: name.to_string(),
         }),
         _ => Ok(()),
@@ -84,7 +84,7 @@ fn create_in(
     let mut claims = Claims::default();
     if let Some(identity) = cx.acting {
         let mut me = ParticipantSpec::chat(identity);
-        me.role_sid = svc.row.default_conversation_creator_role_sid;
+        me.role_sid = svc.row().default_conversation_creator_role_sid;
         events.extend(participant_events(
             cx,
             svc,
@@ -120,7 +120,7 @@ pub(super) fn update(cx: &mut Cx, ch: &UpdateConversation) -> Result<Decision, C
     let service = &ch.service;
     let svc = cx.service(service)?;
     let conv = cx.conversation(svc, &ch.conversation)?;
-    let row = &conv.row;
+    let row = conv.row();
     if ch.friendly_name.is_some() || ch.unique_name.is_some() {
         cx.require_conversation(svc, conv, Permission::EditConversationName)?;
     }
@@ -175,9 +175,9 @@ pub(super) fn delete(cx: &mut Cx, c: &DeleteConversation) -> Result<Decision, Co
     cx.require_conversation(svc, conv, Permission::DeleteConversation)?;
     Ok(decision(
         *service,
-        Some(conv.row.sid),
+        Some(conv.row().sid),
         vec![Event::ConversationRemoved {
-            conversation_sid: conv.row.sid,
+            conversation_sid: conv.row().sid,
         }],
     ))
 }

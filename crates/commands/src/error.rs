@@ -151,13 +151,14 @@ pub enum CommandError {
     /// tell the host what to do.
     #[error(transparent)]
     Storage(#[from] StorageFailure),
-    /// The calling thread holds a [`crate::ReadView`] (from
-    /// [`crate::Engine::read`]). The writer waits for every view before it
-    /// applies a batch, so waiting for it here would never end; nothing was
-    /// written. Drop the view, then execute.
+    /// The calling thread is inside a read of the engine's read models
+    /// (the closure given to `Engine::read`). The writer waits for every
+    /// read in progress before it applies a batch, so waiting for it here
+    /// would never end; nothing was written. Return from the read, then
+    /// execute.
     #[error(
-        "this thread holds a read view of the engine (Engine::read), and the writer waits \
-         for it: drop the view before executing a command"
+        "this thread is inside a read of the engine (the closure given to Engine::read), and \
+         the writer waits for it: execute the command after the read returns"
     )]
     ReadViewHeld,
 }

@@ -20,18 +20,15 @@ pub(super) fn receive(cx: &mut Cx, c: &ReceiveInbound) -> Result<Decision, Comma
     cx.host_only()?;
     let svc = cx.service(service)?;
     let bound = svc
-        .bindings
-        .get(&(to.to_string(), from.to_string()))
-        .and_then(|(c, p)| Some((svc.conversations.get(c)?, *p)))
-        .filter(|(c, _)| c.row.state != ConversationState::Closed);
+        .binding_holder(to, from)
+        .and_then(|(c, p)| Some((svc.conversation_by_sid(&c)?, p)))
+        .filter(|(c, _)| c.row().state != ConversationState::Closed);
     if let Some((conv, participant)) = bound {
         let events = message_events(cx, conv, from, Some(participant), body, media, None)?;
-        return Ok(decision(*service, Some(conv.row.sid), events));
+        return Ok(decision(*service, Some(conv.row().sid), events));
     }
     let config = svc
-        .address_configuration_by_address
-        .get(to)
-        .and_then(|sid| svc.address_configurations.get(sid))
+        .address_configuration_by_address(to)
         .filter(|c| c.address_type == channel && c.auto_creation.enabled);
     if config.is_none() {
         return Err(CommandError::NoRoute {

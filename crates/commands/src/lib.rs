@@ -117,8 +117,7 @@ impl<'a> Cx<'a> {
 
     pub fn service(&self, sid: &ServiceSid) -> Result<&'a Service, CommandError> {
         self.rm
-            .services
-            .get(sid)
+            .service(sid)
             .ok_or_else(|| not_found("service", sid))
     }
 
@@ -167,11 +166,7 @@ impl<'a> Cx<'a> {
         let Some(id) = self.acting else {
             return Ok(());
         };
-        let role = svc
-            .user_by_identity
-            .get(id)
-            .and_then(|u| svc.users.get(u))
-            .and_then(|u| u.role_sid);
+        let role = svc.user_by_identity(id).and_then(|u| u.role_sid);
         self.granted(svc, id, role, perm)
     }
 
@@ -186,11 +181,7 @@ impl<'a> Cx<'a> {
         let Some(id) = self.acting else {
             return Ok(());
         };
-        let role = conv
-            .by_identity
-            .get(id)
-            .and_then(|p| conv.participants.get(p))
-            .and_then(|p| p.role_sid);
+        let role = conv.participant_by_identity(id).and_then(|p| p.role_sid);
         self.granted(svc, id, role, perm)
     }
 
@@ -202,7 +193,7 @@ impl<'a> Cx<'a> {
         perm: Permission,
     ) -> Result<(), CommandError> {
         let ok = role
-            .and_then(|r| svc.roles.get(&r))
+            .and_then(|r| svc.role(&r))
             .is_some_and(|r| r.permissions.contains(&perm));
         if ok {
             Ok(())
@@ -217,8 +208,8 @@ impl<'a> Cx<'a> {
     /// Is the acting identity this participant?
     pub fn acting_is(&self, conv: &Conversation, participant: &ParticipantSid) -> bool {
         self.acting
-            .and_then(|id| conv.by_identity.get(id))
-            .is_some_and(|p| p == participant)
+            .and_then(|id| conv.participant_by_identity(id))
+            .is_some_and(|p| p.sid == *participant)
     }
 }
 
@@ -231,9 +222,9 @@ pub(crate) fn not_found(kind: &'static str, id: impl ToString) -> CommandError {
 
 /// Refuses changes to a closed conversation.
 pub(crate) fn require_open(conv: &Conversation) -> Result<(), CommandError> {
-    if conv.row.state == ConversationState::Closed {
+    if conv.row().state == ConversationState::Closed {
         return Err(CommandError::ConversationClosed {
-            conversation_sid: conv.row.sid,
+            conversation_sid: conv.row().sid,
         });
     }
     Ok(())
@@ -242,7 +233,7 @@ pub(crate) fn require_open(conv: &Conversation) -> Result<(), CommandError> {
 /// If the conversation is inactive, the event that makes it active again
 /// (any new message does, as in Twilio).
 pub(crate) fn reactivate(conv: &Conversation) -> Option<Event> {
-    let row = &conv.row;
+    let row = conv.row();
     (row.state == ConversationState::Inactive).then(|| Event::ConversationUpdated {
         conversation_sid: row.sid,
         friendly_name: row.friendly_name.clone(),

@@ -14,12 +14,13 @@ pub const SYSTEM_AUTHOR: &str = "system";
 
 /// The participant an author string names: a chat identity, else a binding address.
 pub(super) fn author_participant(conv: &Conversation, author: &str) -> Option<ParticipantSid> {
-    conv.by_identity.get(author).copied().or_else(|| {
-        conv.participants
-            .values()
-            .find(|p| p.kind.binding().is_some_and(|b| b.address == author))
-            .map(|p| p.sid)
-    })
+    conv.participant_by_identity(author)
+        .map(|p| p.sid)
+        .or_else(|| {
+            conv.participants()
+                .find(|p| p.kind.binding().is_some_and(|b| b.address == author))
+                .map(|p| p.sid)
+        })
 }
 
 /// The events of a new message (and of the reactivation it causes).
@@ -37,9 +38,9 @@ pub(super) fn message_events(
     let attributes = attributes("attributes", attrs, MESSAGE_ATTRIBUTES_BYTES_MAX)?;
     let mut events: Vec<Event> = reactivate(conv).into_iter().collect();
     events.push(Event::MessageAdded {
-        conversation_sid: conv.row.sid,
+        conversation_sid: conv.row().sid,
         message_sid: MessageSid::derive(&cx.seed()),
-        index: conv.row.next_message_index,
+        index: conv.row().next_message_index,
         author: author.to_string(),
         participant_sid,
         body: body.map(str::to_string),
@@ -69,7 +70,7 @@ pub(super) fn post(cx: &mut Cx, c: &PostMessage) -> Result<Decision, CommandErro
     }
     let participant = author_participant(conv, author);
     let events = message_events(cx, conv, author, participant, body, media, attrs)?;
-    Ok(decision(*service, Some(conv.row.sid), events))
+    Ok(decision(*service, Some(conv.row().sid), events))
 }
 
 fn own_message(cx: &Cx, m: &projections::MessageRow) -> bool {
@@ -108,9 +109,9 @@ pub(super) fn edit(cx: &mut Cx, c: &EditMessage) -> Result<Decision, CommandErro
     };
     Ok(decision(
         *service,
-        Some(conv.row.sid),
+        Some(conv.row().sid),
         vec![Event::MessageUpdated {
-            conversation_sid: conv.row.sid,
+            conversation_sid: conv.row().sid,
             message_sid: *message,
             index: m.index,
             body: new_body,
@@ -133,9 +134,9 @@ pub(super) fn delete(cx: &mut Cx, c: &DeleteMessage) -> Result<Decision, Command
     cx.require_conversation(svc, conv, perm)?;
     Ok(decision(
         *service,
-        Some(conv.row.sid),
+        Some(conv.row().sid),
         vec![Event::MessageRemoved {
-            conversation_sid: conv.row.sid,
+            conversation_sid: conv.row().sid,
             message_sid: *message,
             index: m.index,
         }],
@@ -150,8 +151,7 @@ pub(super) fn read_horizon(cx: &mut Cx, c: &UpdateReadHorizon) -> Result<Decisio
     let svc = cx.service(service)?;
     let conv = cx.conversation(svc, conversation)?;
     let p = conv
-        .participants
-        .get(participant)
+        .participant(participant)
         .ok_or_else(|| not_found("participant", participant))?;
     if !cx.acting_is(conv, participant) {
         cx.host_only()?;
@@ -165,13 +165,13 @@ pub(super) fn read_horizon(cx: &mut Cx, c: &UpdateReadHorizon) -> Result<Decisio
         Vec::new()
     } else {
         vec![Event::ReadHorizonUpdated {
-            conversation_sid: conv.row.sid,
+            conversation_sid: conv.row().sid,
             participant_sid: *participant,
             last_read_message_index: new,
             last_read_timestamp: cx.now,
         }]
     };
-    Ok(decision(*service, Some(conv.row.sid), events))
+    Ok(decision(*service, Some(conv.row().sid), events))
 }
 
 /// The conversation, message and (existing) participant a delivery report names.
@@ -187,8 +187,7 @@ fn delivery_target<'a>(
     let conv = cx.conversation(svc, conversation)?;
     conv.message(message)
         .ok_or_else(|| not_found("message", message))?;
-    conv.participants
-        .get(participant)
+    conv.participant(participant)
         .ok_or_else(|| not_found("participant", participant))?;
     Ok(conv)
 }
@@ -203,9 +202,9 @@ pub(super) fn receipt(cx: &mut Cx, c: &RecordDeliveryReceipt) -> Result<Decision
     }
     Ok(decision(
         *service,
-        Some(conv.row.sid),
+        Some(conv.row().sid),
         vec![Event::DeliveryReceiptRecorded {
-            conversation_sid: conv.row.sid,
+            conversation_sid: conv.row().sid,
             receipt_sid: ReceiptSid::derive(&cx.seed()),
             message_sid: *message,
             participant_sid: *participant,
@@ -235,9 +234,9 @@ pub(super) fn attempt_failed(
     }
     Ok(decision(
         *service,
-        Some(conv.row.sid),
+        Some(conv.row().sid),
         vec![Event::DeliveryAttemptFailed {
-            conversation_sid: conv.row.sid,
+            conversation_sid: conv.row().sid,
             message_sid: *message,
             participant_sid: *participant,
             attempt,

@@ -29,7 +29,7 @@ pub(super) fn participant_events(
     )?;
     conversation_role(svc, spec.role_sid)?;
     let (existing, existing_non_chat) =
-        conv.map_or((0, 0), |c| (c.participants.len(), c.non_chat_count));
+        conv.map_or((0, 0), |c| (c.participant_count(), c.non_chat_count()));
     let total = existing + claims.chat + claims.non_chat;
     if total >= PARTICIPANTS_PER_CONVERSATION_MAX {
         return Err(CommandError::ParticipantLimit {
@@ -51,7 +51,7 @@ pub(super) fn participant_events(
                 projected_address.as_deref(),
                 ADDRESS_CHARS_MAX,
             )?;
-            let taken = conv.is_some_and(|c| c.by_identity.contains_key(identity))
+            let taken = conv.is_some_and(|c| c.participant_by_identity(identity).is_some())
                 || claims.identities.contains(identity);
             if taken {
                 return Err(CommandError::ParticipantExists {
@@ -59,8 +59,8 @@ pub(super) fn participant_events(
                 });
             }
             claims.identities.insert(identity.clone());
-            user_sid = match svc.user_by_identity.get(identity) {
-                Some(u) => Some(*u),
+            user_sid = match svc.user_by_identity(identity) {
+                Some(u) => Some(u.sid),
                 None => {
                     let (sid, event) = new_user(cx, svc, identity, None, None, None)?;
                     events.push(event);
@@ -102,7 +102,7 @@ pub(super) fn participant_events(
         kind: spec.kind.clone(),
         user_sid,
         attributes,
-        role_sid: spec.role_sid.or(svc.row.default_conversation_role_sid),
+        role_sid: spec.role_sid.or(svc.row().default_conversation_role_sid),
     });
     Ok(events)
 }
@@ -116,11 +116,13 @@ fn binding_free(
     conv_sid: ConversationSid,
 ) -> Result<(), CommandError> {
     let key = (proxy.to_string(), address.to_string());
-    let holder = svc.bindings.get(&key).map(|(c, _)| *c).filter(|c| {
-        svc.conversations
-            .get(c)
-            .is_some_and(|c| c.row.state != ConversationState::Closed)
-    });
+    let holder = svc
+        .binding_holder(proxy, address)
+        .map(|(c, _)| c)
+        .filter(|c| {
+            svc.conversation_by_sid(c)
+                .is_some_and(|c| c.row().state != ConversationState::Closed)
+        });
     let holder = holder.or_else(|| claims.bindings.contains(&key).then_some(conv_sid));
     match holder {
         Some(conversation_sid) => Err(CommandError::BindingConflict {
@@ -139,18 +141,18 @@ pub(super) fn add(cx: &mut Cx, c: &AddParticipant) -> Result<Decision, CommandEr
     let events = participant_events(
         cx,
         svc,
-        conv.row.sid,
+        conv.row().sid,
         Some(conv),
         spec,
         &mut Claims::default(),
     )?;
-    Ok(decision(*service, Some(conv.row.sid), events))
+    Ok(decision(*service, Some(conv.row().sid), events))
 }
 
 /// The clamped horizon for a requested index: never past the last index
 /// ever given; `None` while the conversation has had no message.
 pub(super) fn clamp_horizon(conv: &Conversation, index: Option<u64>) -> Option<u64> {
-    let last = conv.row.last_message_index()?;
+    let last = conv.row().last_message_index()?;
     index.map(|i| i.min(last))
 }
 
@@ -162,8 +164,7 @@ pub(super) fn update(cx: &mut Cx, c: &UpdateParticipant) -> Result<Decision, Com
     let svc = cx.service(service)?;
     let conv = cx.conversation(svc, conversation)?;
     let p = conv
-        .participants
-        .get(participant)
+        .participant(participant)
         .ok_or_else(|| not_found("participant", participant))?;
     let own = cx.acting_is(conv, participant);
     if attrs.is_some() || role_sid.is_some() {
@@ -188,7 +189,7 @@ pub(super) fn update(cx: &mut Cx, c: &UpdateParticipant) -> Result<Decision, Com
             None => p.attributes.clone(),
         };
         events.push(Event::ParticipantUpdated {
-            conversation_sid: conv.row.sid,
+            conversation_sid: conv.row().sid,
             participant_sid: *participant,
             attributes,
             role_sid: role_sid.or(p.role_sid),
@@ -200,21 +201,20 @@ pub(super) fn update(cx: &mut Cx, c: &UpdateParticipant) -> Result<Decision, Com
             None => p.last_read_message_index,
         };
         events.push(Event::ReadHorizonUpdated {
-            conversation_sid: conv.row.sid,
+            conversation_sid: conv.row().sid,
             participant_sid: *participant,
             last_read_message_index: index,
             last_read_timestamp: last_read_timestamp.unwrap_or(cx.now),
         });
     }
-    Ok(decision(*service, Some(conv.row.sid), events))
+    Ok(decision(*service, Some(conv.row().sid), events))
 }
 
 pub(super) fn remove(cx: &mut Cx, c: &RemoveParticipant) -> Result<Decision, CommandError> {
     let (service, conversation, participant) = (&c.service, &c.conversation, &c.participant);
     let svc = cx.service(service)?;
     let conv = cx.conversation(svc, conversation)?;
-    conv.participants
-        .get(participant)
+    conv.participant(participant)
         .ok_or_else(|| not_found("participant", participant))?;
     let perm = if cx.acting_is(conv, participant) {
         Permission::LeaveConversation
@@ -224,9 +224,9 @@ pub(super) fn remove(cx: &mut Cx, c: &RemoveParticipant) -> Result<Decision, Com
     cx.require_conversation(svc, conv, perm)?;
     Ok(decision(
         *service,
-        Some(conv.row.sid),
+        Some(conv.row().sid),
         vec![Event::ParticipantRemoved {
-            conversation_sid: conv.row.sid,
+            conversation_sid: conv.row().sid,
             participant_sid: *participant,
         }],
     ))

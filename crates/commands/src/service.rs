@@ -129,10 +129,7 @@ fn role_of_type(
     let Some(role) = role else {
         return Ok(());
     };
-    let row = svc
-        .roles
-        .get(&role)
-        .ok_or_else(|| not_found("role", role))?;
+    let row = svc.role(&role).ok_or_else(|| not_found("role", role))?;
     if row.role_type != want {
         return Err(CommandError::Invalid {
             field,
@@ -247,7 +244,7 @@ pub(super) fn update_role(cx: &mut Cx, c: &UpdateRole) -> Result<Decision, Comma
     } = c;
     let svc = cx.service(service)?;
     cx.host_only()?;
-    let row = svc.roles.get(role).ok_or_else(|| not_found("role", role))?;
+    let row = svc.role(role).ok_or_else(|| not_found("role", role))?;
     permissions_fit(row.role_type, permissions)?;
     Ok(decision(
         *service,
@@ -263,16 +260,15 @@ pub(super) fn delete_role(cx: &mut Cx, c: &DeleteRole) -> Result<Decision, Comma
     let DeleteRole { service, role } = c;
     let svc = cx.service(service)?;
     cx.host_only()?;
-    svc.roles.get(role).ok_or_else(|| not_found("role", role))?;
+    svc.role(role).ok_or_else(|| not_found("role", role))?;
     let r = Some(*role);
-    let in_use = svc.row.default_conversation_creator_role_sid == r
-        || svc.row.default_conversation_role_sid == r
-        || svc.row.default_chat_service_role_sid == r
-        || svc.users.values().any(|u| u.role_sid == r)
+    let in_use = svc.row().default_conversation_creator_role_sid == r
+        || svc.row().default_conversation_role_sid == r
+        || svc.row().default_chat_service_role_sid == r
+        || svc.users().any(|u| u.role_sid == r)
         || svc
-            .conversations
-            .values()
-            .any(|c| c.participants.values().any(|p| p.role_sid == r));
+            .conversations()
+            .any(|c| c.participants().any(|p| p.role_sid == r));
     if in_use {
         return Err(CommandError::RoleInUse {
             role: role.to_string(),
@@ -306,7 +302,7 @@ pub(super) fn new_user(
             identity: identity.to_string(),
             friendly_name: friendly_name.map(str::to_string),
             attributes,
-            role_sid: role_sid.or(svc.row.default_chat_service_role_sid),
+            role_sid: role_sid.or(svc.row().default_chat_service_role_sid),
         },
     ))
 }
@@ -315,7 +311,7 @@ pub(super) fn create_user(cx: &mut Cx, c: &CreateUser) -> Result<Decision, Comma
     let service = &c.service;
     let svc = cx.service(service)?;
     cx.host_only()?;
-    if svc.user_by_identity.contains_key(&c.identity) {
+    if svc.user_by_identity(&c.identity).is_some() {
         return Err(CommandError::UserExists {
             identity: c.identity.clone(),
         });
@@ -335,7 +331,7 @@ pub(super) fn update_user(cx: &mut Cx, c: &UpdateUser) -> Result<Decision, Comma
     let (service, user, role_sid) = (&c.service, &c.user, c.role_sid);
     let (friendly_name, attrs) = (c.friendly_name.as_deref(), c.attributes.as_deref());
     let svc = cx.service(service)?;
-    let row = svc.users.get(user).ok_or_else(|| not_found("user", user))?;
+    let row = svc.user(user).ok_or_else(|| not_found("user", user))?;
     if role_sid.is_some() {
         cx.host_only()?;
     }
@@ -372,7 +368,7 @@ pub(super) fn delete_user(cx: &mut Cx, c: &DeleteUser) -> Result<Decision, Comma
     let DeleteUser { service, user } = c;
     let svc = cx.service(service)?;
     cx.host_only()?;
-    svc.users.get(user).ok_or_else(|| not_found("user", user))?;
+    svc.user(user).ok_or_else(|| not_found("user", user))?;
     Ok(decision(
         *service,
         None,
@@ -387,9 +383,9 @@ pub(super) fn update_user_conversation(
     let (service, user, conversation) = (&c.service, &c.user, &c.conversation);
     let level = c.notification_level;
     let svc = cx.service(service)?;
-    let row = svc.users.get(user).ok_or_else(|| not_found("user", user))?;
+    let row = svc.user(user).ok_or_else(|| not_found("user", user))?;
     let conv = cx.conversation(svc, conversation)?;
-    if !conv.by_identity.contains_key(&row.identity) {
+    if conv.participant_by_identity(&row.identity).is_none() {
         return Err(not_found("participant", &row.identity));
     }
     if let Some(id) = cx.acting {
@@ -403,9 +399,9 @@ pub(super) fn update_user_conversation(
     }
     Ok(decision(
         *service,
-        Some(conv.row.sid),
+        Some(conv.row().sid),
         vec![Event::UserConversationUpdated {
-            conversation_sid: conv.row.sid,
+            conversation_sid: conv.row().sid,
             user_sid: *user,
             notification_level: level,
         }],
@@ -423,7 +419,7 @@ pub(super) fn create_address_configuration(
     text("address", address, ADDRESS_CHARS_MAX)?;
     opt_text("friendly_name", friendly_name, FRIENDLY_NAME_CHARS_MAX)?;
     auto_creation_fits(service, auto_creation)?;
-    if svc.address_configuration_by_address.contains_key(address) {
+    if svc.address_configuration_by_address(address).is_some() {
         return Err(CommandError::AddressConfigurationExists {
             address: address.to_string(),
         });
@@ -465,8 +461,7 @@ pub(super) fn update_address_configuration(
     let svc = cx.service(service)?;
     cx.host_only()?;
     let row = svc
-        .address_configurations
-        .get(sid)
+        .address_configuration(sid)
         .ok_or_else(|| not_found("address configuration", sid))?;
     opt_text("friendly_name", friendly_name, FRIENDLY_NAME_CHARS_MAX)?;
     if let Some(a) = auto_creation {
@@ -494,8 +489,7 @@ pub(super) fn delete_address_configuration(
     let (service, sid) = (&c.service, &c.address_configuration);
     let svc = cx.service(service)?;
     cx.host_only()?;
-    svc.address_configurations
-        .get(sid)
+    svc.address_configuration(sid)
         .ok_or_else(|| not_found("address configuration", sid))?;
     Ok(decision(
         *service,

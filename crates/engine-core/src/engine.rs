@@ -240,7 +240,7 @@ fn catch_up(
     head: &LogHead,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(), EngineError> {
-    let from = rm.applied_position.map_or(0, |p| p + 1);
+    let from = rm.applied_position().map_or(0, |p| p + 1);
     if from > head.next_position {
         return Err(EngineError::ReadModelsAhead {
             applied: from - 1,
@@ -700,14 +700,14 @@ impl Engine {
                         ConversationRef::UniqueName(n) => n.clone(),
                     },
                 })?;
-            let participant =
-                conv.by_identity
-                    .get(identity)
-                    .ok_or_else(|| CommandError::NotFound {
-                        kind: "participant",
-                        id: identity.to_string(),
-                    })?;
-            (conv.row.sid, *participant)
+            let participant = conv
+                .participant_by_identity(identity)
+                .map(|p| p.sid)
+                .ok_or_else(|| CommandError::NotFound {
+                    kind: "participant",
+                    id: identity.to_string(),
+                })?;
+            (conv.row().sid, participant)
         };
         let mailbox = self.core.hub.mailbox(service, identity);
         self.core

@@ -17,21 +17,21 @@ use crate::rows::*;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conversation {
     /// The conversation itself.
-    pub row: ConversationRow,
+    pub(crate) row: ConversationRow,
     /// Participants by SID.
-    pub participants: BTreeMap<ParticipantSid, ParticipantRow>,
+    pub(crate) participants: BTreeMap<ParticipantSid, ParticipantRow>,
     /// Chat participants by identity.
-    pub by_identity: HashMap<String, ParticipantSid>,
+    pub(crate) by_identity: HashMap<String, ParticipantSid>,
     /// How many participants are non-chat (messaging bindings).
-    pub non_chat_count: usize,
+    pub(crate) non_chat_count: usize,
     /// Live messages by index (deleted ones are gone; their index is not reused).
-    pub messages: BTreeMap<u64, MessageRow>,
+    pub(crate) messages: BTreeMap<u64, MessageRow>,
     /// Message SID → index.
-    pub message_index: HashMap<MessageSid, u64>,
+    pub(crate) message_index: HashMap<MessageSid, u64>,
     /// Latest receipt per (message, participant).
-    pub receipts: BTreeMap<(MessageSid, ParticipantSid), ReceiptRow>,
+    pub(crate) receipts: BTreeMap<(MessageSid, ParticipantSid), ReceiptRow>,
     /// Failed outbound attempts per (message, participant).
-    pub delivery_attempts: BTreeMap<(MessageSid, ParticipantSid), DeliveryAttemptsRow>,
+    pub(crate) delivery_attempts: BTreeMap<(MessageSid, ParticipantSid), DeliveryAttemptsRow>,
 }
 
 impl Conversation {
@@ -132,7 +132,7 @@ impl Conversation {
     }
 
     /// Every live message, in ascending index order. For a page of them,
-    /// see [`ReadModels::list_messages`].
+    /// see [`ReadModels::messages`].
     pub fn messages(&self) -> impl DoubleEndedIterator<Item = &MessageRow> + '_ {
         self.messages.values()
     }
@@ -186,31 +186,31 @@ impl Conversation {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
     /// The service row.
-    pub row: ServiceRow,
+    pub(crate) row: ServiceRow,
     /// Conversations by SID.
-    pub conversations: HashMap<ConversationSid, Conversation>,
+    pub(crate) conversations: HashMap<ConversationSid, Conversation>,
     /// Conversation `unique_name` → SID.
-    pub by_unique_name: HashMap<String, ConversationSid>,
+    pub(crate) by_unique_name: HashMap<String, ConversationSid>,
     /// Conversations ordered by creation time.
-    pub by_created: BTreeSet<(TimestampMicros, ConversationSid)>,
+    pub(crate) by_created: BTreeSet<(TimestampMicros, ConversationSid)>,
     /// The participant-binding index: (proxy_address, address) → participant.
-    pub bindings: HashMap<(String, String), (ConversationSid, ParticipantSid)>,
+    pub(crate) bindings: HashMap<(String, String), (ConversationSid, ParticipantSid)>,
     /// Chat identity → its participants (Twilio ParticipantConversations).
-    pub identity_participants: HashMap<String, BTreeSet<(ConversationSid, ParticipantSid)>>,
+    pub(crate) identity_participants: HashMap<String, BTreeSet<(ConversationSid, ParticipantSid)>>,
     /// Binding address → its participants (Twilio ParticipantConversations).
-    pub address_participants: HashMap<String, BTreeSet<(ConversationSid, ParticipantSid)>>,
+    pub(crate) address_participants: HashMap<String, BTreeSet<(ConversationSid, ParticipantSid)>>,
     /// Users by SID.
-    pub users: BTreeMap<UserSid, UserRow>,
+    pub(crate) users: BTreeMap<UserSid, UserRow>,
     /// User identity → SID.
-    pub user_by_identity: HashMap<String, UserSid>,
+    pub(crate) user_by_identity: HashMap<String, UserSid>,
     /// Non-default notification levels per (user, conversation).
-    pub notification_levels: HashMap<(UserSid, ConversationSid), NotificationLevel>,
+    pub(crate) notification_levels: HashMap<(UserSid, ConversationSid), NotificationLevel>,
     /// Roles by SID.
-    pub roles: BTreeMap<RoleSid, RoleRow>,
+    pub(crate) roles: BTreeMap<RoleSid, RoleRow>,
     /// Address configurations by SID.
-    pub address_configurations: BTreeMap<AddressConfigurationSid, AddressConfigurationRow>,
+    pub(crate) address_configurations: BTreeMap<AddressConfigurationSid, AddressConfigurationRow>,
     /// Address → configuration SID.
-    pub address_configuration_by_address: HashMap<String, AddressConfigurationSid>,
+    pub(crate) address_configuration_by_address: HashMap<String, AddressConfigurationSid>,
 }
 
 impl Service {
@@ -450,9 +450,9 @@ impl Service {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReadModels {
     /// Services by SID.
-    pub services: BTreeMap<ServiceSid, Service>,
+    pub(crate) services: BTreeMap<ServiceSid, Service>,
     /// The last log position folded in.
-    pub applied_position: Option<u64>,
+    pub(crate) applied_position: Option<u64>,
 }
 
 /// A row could not be decoded while loading persisted read models.

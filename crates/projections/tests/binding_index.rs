@@ -17,7 +17,7 @@ fn header(position: u64) -> RecordHeader {
 }
 
 fn apply(rm: &mut ReadModels, rows: &mut RowMap, event: Event) {
-    let mut h = header(rm.applied_position.map_or(0, |p| p + 1));
+    let mut h = header(rm.applied_position().map_or(0, |p| p + 1));
     h.conversation_sid = event.conversation_sid();
     rm.apply(&h, &event, rows);
 }

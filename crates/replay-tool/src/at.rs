@@ -283,9 +283,8 @@ fn fold(
 }
 
 fn find(rm: &ReadModels, sid: &ConversationSid) -> Option<(ServiceSid, Conversation)> {
-    rm.services
-        .iter()
-        .find_map(|(s, svc)| svc.conversations.get(sid).map(|c| (*s, c.clone())))
+    rm.services()
+        .find_map(|svc| Some((svc.row().sid, svc.conversation_by_sid(sid)?.clone())))
 }
 
 /// Identity or address of a participant kind.
@@ -388,19 +387,18 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
             "conversation {sid} belongs to service {service_sid}, not the one given"
         )));
     }
-    let row = &conv.row;
+    let row = conv.row();
     let deleted: Vec<(u64, &(u64, Actor))> = history
         .removed_messages
         .iter()
-        .filter(|(i, _)| !conv.messages.contains_key(i))
+        .filter(|(i, _)| conv.message_at(**i).is_none())
         .map(|(i, removal)| (*i, removal))
         .collect();
     let posted_by = |index: u64| history.posted_by.get(&index).cloned().flatten();
     let edited_by = |index: u64| history.edits.get(&index).cloned().unwrap_or_default();
     let read_by = args.read_by.map(|n| {
         let (read, unread): (Vec<&ParticipantRow>, Vec<&ParticipantRow>) = conv
-            .participants
-            .values()
+            .participants()
             .partition(|p| p.last_read_message_index.is_some_and(|h| h >= n));
         (n, read, unread)
     });
@@ -410,8 +408,7 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
     match args.format {
         AtFormat::Json => {
             let messages: Vec<Value> = conv
-                .messages
-                .values()
+                .messages()
                 .map(|m| {
                     json!({
                         "index": m.index,
@@ -451,7 +448,7 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
                     "created_at_position": history.created_at,
                     "actor": history.created_by,
                 },
-                "participants": conv.participants.values().map(|p| participant_json(p, &conv, &history)).collect::<Vec<_>>(),
+                "participants": conv.participants().map(|p| participant_json(p, &conv, &history)).collect::<Vec<_>>(),
                 "removed_participants": history.removed_participants.iter().map(|r| json!({
                     "sid": r.sid.to_string(),
                     "who": r.who,
@@ -498,8 +495,7 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
             )?;
             writeln!(out)?;
             let rows: Vec<Vec<String>> = conv
-                .participants
-                .values()
+                .participants()
                 .map(|p| {
                     vec![
                         p.sid.to_string(),
@@ -544,8 +540,7 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
             }
             writeln!(out)?;
             let rows: Vec<Vec<String>> = conv
-                .messages
-                .values()
+                .messages()
                 .map(|m| {
                     let edits = edited_by(m.index);
                     vec![

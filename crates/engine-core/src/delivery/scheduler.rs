@@ -82,17 +82,16 @@ fn non_chat_index(
     rm: &ReadModels,
 ) -> HashMap<(ServiceSid, ConversationSid), Vec<(ParticipantSid, AddressType)>> {
     let mut index = HashMap::new();
-    for (s, svc) in &rm.services {
-        for (c, conv) in &svc.conversations {
-            if conv.non_chat_count == 0 {
+    for svc in rm.services() {
+        for conv in svc.conversations() {
+            if conv.non_chat_count() == 0 {
                 continue;
             }
             let list: Vec<_> = conv
-                .participants
-                .values()
+                .participants()
                 .filter_map(|p| p.kind.binding().map(|b| (p.sid, channel_of(b))))
                 .collect();
-            index.insert((*s, *c), list);
+            index.insert((svc.row().sid, conv.row().sid), list);
         }
     }
     index
@@ -120,7 +119,7 @@ impl DeliveryWriter {
             } => {
                 let exists = rm
                     .service(&service)
-                    .is_some_and(|s| s.conversations.contains_key(conversation_sid));
+                    .is_some_and(|s| s.conversation_by_sid(conversation_sid).is_some());
                 if let (true, Some(binding)) = (exists, kind.binding()) {
                     self.non_chat
                         .entry((service, *conversation_sid))
@@ -559,7 +558,7 @@ fn joined_before(
         std::cmp::Ordering::Equal => {
             let map = positions.get_or_insert_with(|| {
                 let mut map = HashMap::new();
-                for record in core.log.read_stream(service, Some(conv.row.sid), 0) {
+                for record in core.log.read_stream(service, Some(conv.row().sid), 0) {
                     let Ok(record) = record else { break };
                     match record.event() {
                         Ok(Event::MessageAdded { message_sid, .. }) => {
@@ -592,22 +591,20 @@ fn recover(core: &Core, now: Instant) -> (Option<u64>, Vec<(DeliveryId, Entry)>)
     let wall_now = now_micros();
     let rm = ReadView::acquire(&core.read);
     let mut out = Vec::new();
-    for (service, svc) in &rm.services {
-        for conv in svc.conversations.values() {
-            if conv.non_chat_count == 0 {
+    for svc in rm.services() {
+        let service = &svc.row().sid;
+        for conv in svc.conversations() {
+            if conv.non_chat_count() == 0 {
                 continue;
             }
             let non_chat: Vec<_> = conv
-                .participants
-                .values()
+                .participants()
                 .filter_map(|p| p.kind.binding().map(|b| (p, channel_of(b))))
                 .collect();
             let mut positions = None;
-            for m in conv.messages.values() {
+            for m in conv.messages() {
                 for (p, channel) in &non_chat {
-                    if m.participant_sid == Some(p.sid)
-                        || conv.receipts.contains_key(&(m.sid, p.sid))
-                    {
+                    if m.participant_sid == Some(p.sid) || conv.receipt(&m.sid, &p.sid).is_some() {
                         continue;
                     }
                     if !joined_before(
@@ -620,7 +617,7 @@ fn recover(core: &Core, now: Instant) -> (Option<u64>, Vec<(DeliveryId, Entry)>)
                     ) {
                         continue;
                     }
-                    let attempts = conv.delivery_attempts.get(&(m.sid, p.sid));
+                    let attempts = conv.delivery_attempts(&m.sid, &p.sid);
                     let failed = attempts.map_or(0, |a| a.failed_attempts);
                     let due = match attempts {
                         None => now,
@@ -637,7 +634,7 @@ fn recover(core: &Core, now: Instant) -> (Option<u64>, Vec<(DeliveryId, Entry)>)
                         },
                         Entry {
                             service: *service,
-                            conversation: conv.row.sid,
+                            conversation: conv.row().sid,
                             channel: *channel,
                             failed,
                             state: State::Waiting(due),
@@ -647,7 +644,7 @@ fn recover(core: &Core, now: Instant) -> (Option<u64>, Vec<(DeliveryId, Entry)>)
             }
         }
     }
-    (rm.applied_position, out)
+    (rm.applied_position(), out)
 }
 
 fn sender_loop(core: &Arc<Core>, jobs: &Receiver<Job>) {
@@ -692,20 +689,15 @@ fn record(core: &Core, key: String, command: Command) -> Recorded {
 fn outbound(rm: &ReadModels, job: &Job) -> Option<OutboundMessage> {
     let conv = rm
         .service(&job.service)?
-        .conversations
-        .get(&job.conversation)?;
+        .conversation_by_sid(&job.conversation)?;
     if conv
-        .receipts
-        .contains_key(&(job.id.message_sid, job.id.participant_sid))
+        .receipt(&job.id.message_sid, &job.id.participant_sid)
+        .is_some()
     {
         return None;
     }
     let message = conv.message(&job.id.message_sid)?;
-    let binding = conv
-        .participants
-        .get(&job.id.participant_sid)?
-        .kind
-        .binding()?;
+    let binding = conv.participant(&job.id.participant_sid)?.kind.binding()?;
     Some(OutboundMessage {
         delivery_id: job.id,
         service_sid: job.service,

@@ -289,9 +289,11 @@ impl Hub {
     /// after a failed batch was rolled back).
     pub(crate) fn rebuild(&self, rm: &ReadModels) {
         let mut index = HashMap::new();
-        for (service_sid, service) in &rm.services {
-            for (conversation_sid, conversation) in &service.conversations {
-                let mut identities: Vec<&String> = conversation.by_identity.keys().collect();
+        for service in rm.services() {
+            let service_sid = &service.row().sid;
+            for conversation in service.conversations() {
+                let conversation_sid = &conversation.row().sid;
+                let mut identities: Vec<&str> = conversation.chat_identities().collect();
                 identities.sort();
                 let members: Vec<Arc<Mailbox>> = identities
                     .into_iter()
@@ -506,7 +508,7 @@ impl FanoutWriter {
             let Subject::User(user) = subject_of(event) else {
                 return None;
             };
-            let identity = &svc?.users.get(&user)?.identity;
+            let identity = &svc?.user(&user)?.identity;
             let mailbox = self.hub.mailbox(service, identity);
             return Some(Route {
                 members: self.hub.empty.clone(),
@@ -516,7 +518,7 @@ impl FanoutWriter {
             });
         };
         let key = (service, conversation);
-        let conv = svc.and_then(|s| s.conversations.get(&conversation));
+        let conv = svc.and_then(|s| s.conversation_by_sid(&conversation));
         match membership_effect(event) {
             MembershipEffect::CreateConversation(_) => {
                 if svc.is_some() {
@@ -551,7 +553,7 @@ impl FanoutWriter {
             MembershipEffect::Leave { participant, .. } => {
                 let before = self.hub.members(service, conversation);
                 let identity = conv
-                    .and_then(|c| c.participants.get(&participant))
+                    .and_then(|c| c.participant(&participant))
                     .and_then(|p| p.kind.identity());
                 let Some(identity) = identity else {
                     return Some(Route {
@@ -595,7 +597,7 @@ impl FanoutWriter {
                     others_kind,
                 };
                 if let Subject::User(user) = subject_of(event) {
-                    if let Some(u) = svc.and_then(|s| s.users.get(&user)) {
+                    if let Some(u) = svc.and_then(|s| s.user(&user)) {
                         let mailbox = self.hub.mailbox(service, &u.identity);
                         let member = route.members.iter().any(|m| Arc::ptr_eq(m, &mailbox));
                         route.subject_kind =

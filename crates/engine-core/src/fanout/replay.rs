@@ -40,14 +40,8 @@ impl Snapshot {
             return Snapshot::default();
         };
         Snapshot {
-            membership: svc
-                .identity_participants
-                .get(identity)
-                .into_iter()
-                .flatten()
-                .map(|(c, p)| (*c, *p))
-                .collect(),
-            user: svc.user_by_identity.get(identity).copied(),
+            membership: svc.identity_participants(identity).collect(),
+            user: svc.user_by_identity(identity).map(|u| u.sid),
         }
     }
 }

@@ -152,7 +152,7 @@ impl Session {
             // prefix `..head`, and no batch is being applied: every event
             // at or past `head` is routed after the queue below exists.
             let rm = ReadView::acquire(&core.read);
-            let head = rm.applied_position.map_or(0, |p| p + 1);
+            let head = rm.applied_position().map_or(0, |p| p + 1);
             if start.is_some() && rm.service(&self.service).is_none() {
                 return Err(SessionError::ServiceNotFound(self.service));
             }
