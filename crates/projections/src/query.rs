@@ -6,7 +6,7 @@
 //! new items arrive.
 
 use std::cmp::Reverse;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use events::limits::{PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX};
@@ -181,6 +181,20 @@ fn page_of<K: PageKey, T>(
     }
 }
 
+/// A page of the list `list` over `map`, in key order, each value shown
+/// as `item` makes it.
+fn map_page<K: PageKey + Ord + Copy, V, T>(
+    list: &'static str,
+    map: &BTreeMap<K, V>,
+    page: &PageRequest,
+    item: impl Fn(&V) -> T,
+) -> Result<Page<T>, QueryError> {
+    let size = page.size()?;
+    let after = page.after::<K>(list)?;
+    let keyed = map.range(after_bound(after)).map(|(k, v)| (*k, item(v)));
+    Ok(page_of(list, keyed, size))
+}
+
 /// The range bound that starts a list after `after` (ascending keys).
 fn after_bound<K>(after: Option<K>) -> (Bound<K>, Bound<K>) {
     (
@@ -276,14 +290,7 @@ impl ReadModels {
 
     /// Every service, ordered by SID. Errors: bad page size or token.
     pub fn list_services(&self, page: &PageRequest) -> Result<Page<ServiceRow>, QueryError> {
-        const LIST: &str = "services";
-        let size = page.size()?;
-        let after = page.after::<ServiceSid>(LIST)?;
-        let keyed = self
-            .services
-            .range(after_bound(after))
-            .map(|(k, s)| (*k, s.row().clone()));
-        Ok(page_of(LIST, keyed, size))
+        map_page("services", &self.services, page, |s| s.row().clone())
     }
 
     /// A service's conversations, oldest first (ties by SID), optionally
@@ -315,15 +322,12 @@ impl ReadModels {
         service: &ServiceSid,
         page: &PageRequest,
     ) -> Result<Page<UserRow>, QueryError> {
-        const LIST: &str = "users";
-        let svc = self.get_service(service)?;
-        let size = page.size()?;
-        let after = page.after::<UserSid>(LIST)?;
-        let keyed = svc
-            .users
-            .range(after_bound(after))
-            .map(|(k, u)| (*k, u.clone()));
-        Ok(page_of(LIST, keyed, size))
+        map_page(
+            "users",
+            &self.get_service(service)?.users,
+            page,
+            Clone::clone,
+        )
     }
 
     /// A service's roles, ordered by SID. Errors: unknown service, bad
@@ -333,15 +337,12 @@ impl ReadModels {
         service: &ServiceSid,
         page: &PageRequest,
     ) -> Result<Page<RoleRow>, QueryError> {
-        const LIST: &str = "roles";
-        let svc = self.get_service(service)?;
-        let size = page.size()?;
-        let after = page.after::<RoleSid>(LIST)?;
-        let keyed = svc
-            .roles
-            .range(after_bound(after))
-            .map(|(k, r)| (*k, r.clone()));
-        Ok(page_of(LIST, keyed, size))
+        map_page(
+            "roles",
+            &self.get_service(service)?.roles,
+            page,
+            Clone::clone,
+        )
     }
 
     /// A service's address configurations, ordered by SID. Errors:
@@ -351,15 +352,13 @@ impl ReadModels {
         service: &ServiceSid,
         page: &PageRequest,
     ) -> Result<Page<AddressConfigurationRow>, QueryError> {
-        const LIST: &str = "address configurations";
         let svc = self.get_service(service)?;
-        let size = page.size()?;
-        let after = page.after::<AddressConfigurationSid>(LIST)?;
-        let keyed = svc
-            .address_configurations
-            .range(after_bound(after))
-            .map(|(k, a)| (*k, a.clone()));
-        Ok(page_of(LIST, keyed, size))
+        map_page(
+            "address configurations",
+            &svc.address_configurations,
+            page,
+            Clone::clone,
+        )
     }
 
     /// A conversation's participants, ordered by SID. Errors: unknown
@@ -370,15 +369,8 @@ impl ReadModels {
         conversation: &ConversationRef,
         page: &PageRequest,
     ) -> Result<Page<ParticipantRow>, QueryError> {
-        const LIST: &str = "participants";
         let conv = self.get_conversation(service, conversation)?;
-        let size = page.size()?;
-        let after = page.after::<ParticipantSid>(LIST)?;
-        let keyed = conv
-            .participants
-            .range(after_bound(after))
-            .map(|(k, p)| (*k, p.clone()));
-        Ok(page_of(LIST, keyed, size))
+        map_page("participants", &conv.participants, page, Clone::clone)
     }
 
     /// The participant bound to (`proxy_address`, `address`), for inbound

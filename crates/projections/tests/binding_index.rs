@@ -2,36 +2,13 @@
 //! conversation instead of the open one holding the same binding, depending
 //! on the order participant rows were loaded in.
 
+mod support;
+
 use events::*;
 use projections::{ReadModels, RowMap, Table};
 
-fn header(position: u64) -> RecordHeader {
-    RecordHeader {
-        position,
-        recorded_at: 1_000 + position,
-        service_sid: ServiceSid([1; 16]),
-        conversation_sid: None,
-        command_id: CommandId([position as u8; 16]),
-        actor: None,
-    }
-}
-
 fn apply(rm: &mut ReadModels, rows: &mut RowMap, event: Event) {
-    let mut h = header(rm.applied_position().map_or(0, |p| p + 1));
-    h.conversation_sid = event.conversation_sid();
-    rm.apply(&h, &event, rows);
-}
-
-fn created(sid: ConversationSid) -> Event {
-    Event::ConversationCreated {
-        conversation_sid: sid,
-        friendly_name: None,
-        unique_name: None,
-        attributes: "{}".into(),
-        state: ConversationState::Active,
-        timers: Timers::default(),
-        messaging_service_sid: None,
-    }
+    support::apply_next(rm, rows, ServiceSid([1; 16]), event);
 }
 
 fn joined(conversation_sid: ConversationSid, participant: u8) -> Event {
@@ -65,7 +42,7 @@ fn binding_index_prefers_the_open_conversation_whatever_the_load_order() {
             friendly_name: "s".into(),
         },
     );
-    apply(&mut rm, &mut rows, created(closed));
+    apply(&mut rm, &mut rows, support::conversation_created(closed));
     apply(&mut rm, &mut rows, joined(closed, 7));
     apply(
         &mut rm,
@@ -79,7 +56,7 @@ fn binding_index_prefers_the_open_conversation_whatever_the_load_order() {
             timers: Timers::default(),
         },
     );
-    apply(&mut rm, &mut rows, created(open));
+    apply(&mut rm, &mut rows, support::conversation_created(open));
     apply(&mut rm, &mut rows, joined(open, 3));
     let want = Some((open, ParticipantSid([3; 16])));
     assert_eq!(

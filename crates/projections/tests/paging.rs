@@ -2,6 +2,8 @@
 //! listing, a walk stays exact while items are added (a token names a key,
 //! not an offset), and a bad page size or token is a typed `QueryError`.
 
+mod support;
+
 use events::limits::{PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX};
 use events::*;
 use projections::{Order, Page, PageRequest, QueryError, ReadModels, RowMap};
@@ -58,16 +60,7 @@ impl Fixture {
     }
 
     fn apply(&mut self, service: ServiceSid, event: Event) {
-        let position = self.rm.applied_position().map_or(0, |p| p + 1);
-        let header = RecordHeader {
-            position,
-            recorded_at: 1_000 + position,
-            service_sid: service,
-            conversation_sid: event.conversation_sid(),
-            command_id: CommandId::from_key(&position.to_le_bytes()),
-            actor: None,
-        };
-        self.rm.apply(&header, &event, &mut self.rows);
+        support::apply_next(&mut self.rm, &mut self.rows, service, event);
     }
 
     fn seed(&mut self) -> Vec<u8> {
@@ -76,18 +69,7 @@ impl Fixture {
     }
 
     fn conversation(&mut self, sid: ConversationSid) {
-        self.apply(
-            SERVICE,
-            Event::ConversationCreated {
-                conversation_sid: sid,
-                friendly_name: None,
-                unique_name: None,
-                attributes: "{}".into(),
-                state: ConversationState::Active,
-                timers: Timers::default(),
-                messaging_service_sid: None,
-            },
-        );
+        self.apply(SERVICE, support::conversation_created(sid));
     }
 
     fn participant(&mut self, conversation: ConversationSid, kind: ParticipantKind) {
