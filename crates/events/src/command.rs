@@ -94,6 +94,19 @@ impl<C> CommandEnvelope<C> {
     }
 }
 
+/// Puts a command in a [`CommandEnvelope`]: `PostMessage::new(..).keyed(id)`
+/// is `CommandEnvelope::new(id, PostMessage::new(..))`. Implemented for
+/// every command struct and for [`Command`].
+pub trait Keyed: Sized {
+    /// This command under the idempotency key `id`, issued by the trusted
+    /// host; see [`CommandEnvelope::new`] for what makes a good key.
+    fn keyed(self, id: impl Into<CommandId>) -> CommandEnvelope<Self> {
+        CommandEnvelope::new(id, self)
+    }
+}
+
+impl<C: Into<Command>> Keyed for C {}
+
 /// A 128-bit idempotency key chosen by the caller (or generated).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,

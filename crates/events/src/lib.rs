@@ -27,10 +27,11 @@ pub use command::{
     CommandEnvelope, CommandId, ConversationRef, ConversationSpec, CreateAddressConfiguration,
     CreateConversation, CreateConversationWithParticipants, CreateRole, CreateService, CreateUser,
     DecideContext, Decision, DeleteAddressConfiguration, DeleteConversation, DeleteMessage,
-    DeleteRole, DeleteService, DeleteUser, EditMessage, Fingerprint, ParticipantSpec, PostMessage,
-    ReceiveInbound, RecordDeliveryAttemptFailed, RecordDeliveryReceipt, RemoveParticipant,
-    UpdateAddressConfiguration, UpdateConversation, UpdateParticipant, UpdateReadHorizon,
-    UpdateRole, UpdateService, UpdateServiceConfiguration, UpdateUser, UpdateUserConversation,
+    DeleteRole, DeleteService, DeleteUser, EditMessage, Fingerprint, Keyed, ParticipantSpec,
+    PostMessage, ReceiveInbound, RecordDeliveryAttemptFailed, RecordDeliveryReceipt,
+    RemoveParticipant, UpdateAddressConfiguration, UpdateConversation, UpdateParticipant,
+    UpdateReadHorizon, UpdateRole, UpdateService, UpdateServiceConfiguration, UpdateUser,
+    UpdateUserConversation,
 };
 pub use event::Event;
 pub use model::*;
