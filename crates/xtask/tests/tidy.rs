@@ -381,6 +381,12 @@ fn manifest(text: &str) -> Manifest {
     parse_manifest("test/Cargo.toml", text).expect("test manifests parse")
 }
 
+/// Asserts that a check found exactly one problem, and that it says `needle`.
+fn assert_one_problem(problems: &[String], needle: &str) {
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains(needle), "{}", problems[0]);
+}
+
 #[test]
 fn direction_check_names_a_dependency_against_the_flow() {
     let bad = manifest(
@@ -394,12 +400,7 @@ fn direction_check_names_a_dependency_against_the_flow() {
         "#,
     );
     let problems = check_direction(&bad);
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(
-        problems[0].contains("crate `events` depends on `engine-core`"),
-        "{}",
-        problems[0]
-    );
+    assert_one_problem(&problems, "crate `events` depends on `engine-core`");
     assert!(
         problems[0].contains("[dev-dependencies]"),
         "{}",
@@ -430,12 +431,7 @@ fn direction_check_sees_renames_and_target_tables() {
         "#,
     );
     let problems = check_direction(&renamed);
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(
-        problems[0].contains("depends on `commands`"),
-        "{}",
-        problems[0]
-    );
+    assert_one_problem(&problems, "depends on `commands`");
 
     let targeted = manifest(
         r#"
@@ -446,32 +442,24 @@ fn direction_check_sees_renames_and_target_tables() {
         "#,
     );
     let problems = check_direction(&targeted);
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(
-        problems[0].contains("target.'cfg(unix)'.dependencies"),
-        "{}",
-        problems[0]
-    );
+    assert_one_problem(&problems, "target.'cfg(unix)'.dependencies");
 }
 
 #[test]
 fn direction_check_refuses_a_crate_missing_from_the_table() {
     let unknown = manifest("[package]\nname = \"gateway\"\n");
     let problems = check_direction(&unknown);
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(
-        problems[0].contains("`gateway` is not in ALLOWED_EDGES"),
-        "{}",
-        problems[0]
-    );
+    assert_one_problem(&problems, "`gateway` is not in ALLOWED_EDGES");
 }
 
 #[test]
 fn directory_name_check_names_the_mismatch() {
     let m = manifest("[package]\nname = \"event_log\"\n");
     let problems = check_directory_name("event-log", &m);
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].contains("`event_log` lives in directory `crates/event-log`"));
+    assert_one_problem(
+        &problems,
+        "`event_log` lives in directory `crates/event-log`",
+    );
     assert_eq!(check_directory_name("event_log", &m), Vec::<String>::new());
 }
 
@@ -489,12 +477,7 @@ fn purity_check_names_the_io_crate() {
     );
     let problems = check_purity(&bad);
     // tokio is linked; tempfile only builds tests.
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(
-        problems[0].contains("pure crate `projections` depends on `tokio`"),
-        "{}",
-        problems[0]
-    );
+    assert_one_problem(&problems, "pure crate `projections` depends on `tokio`");
 
     let impure_allowed =
         manifest("[package]\nname = \"event-log\"\n[dependencies]\nrocksdb = \"0.25\"\n");
@@ -508,8 +491,7 @@ fn root_docs_check_names_the_undocumented_root() {
         "src/lib.rs",
         "#![warn(missing_docs)]\n//! late\n",
     );
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].contains("`src/lib.rs` does not open with `//!` docs"));
+    assert_one_problem(&problems, "`src/lib.rs` does not open with `//!` docs");
     assert_eq!(
         check_root_docs("x/Cargo.toml", "src/lib.rs", "//! Role.\n"),
         Vec::<String>::new()
