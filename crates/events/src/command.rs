@@ -6,6 +6,8 @@
 //! commands mean "leave unchanged". JSON `attributes` travel as text and are
 //! validated by the engine.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
@@ -162,7 +164,7 @@ impl From<&String> for CommandId {
 impl std::fmt::Display for CommandId {
     /// 32 lowercase hex digits.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        fmt::Display::fmt(&crate::hex::Hex(&self.0), f)
     }
 }
 
