@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod engine;
 pub mod fanout;
 mod read_view;
+mod sources;
 
 pub use commands;
 pub use event_log as log;
@@ -27,9 +28,9 @@ pub use fanout::{
     Session, SessionError, SessionStart, SessionStream, TypingNotice,
 };
 pub use log::{
-    AppendError, AppendOutcome, AppendRequest, ChainFault, CommittedRecord, DamageKind,
+    AppendError, AppendOutcome, AppendRequest, Backoff, ChainFault, CommittedRecord, DamageKind,
     DecideContext, Decision, Durability, EventLog, FaultKind, FileDamage, HeadMarkerStatus,
-    Idempotency, LogFileFault, LogHead, LogOptions, LogReader, OpenError, RawAppend, RawEvents,
-    ReadError, StateMachine, VerifyReport,
+    Idempotency, LogFileFault, LogHead, LogMetrics, LogOptions, LogReader, OpenError, RawAppend,
+    RawEvents, ReadError, StateMachine, VerifyReport,
 };
 pub use read_view::ReadView;
