@@ -249,6 +249,10 @@ impl<S: StateMachine> Writer<S> {
         let _guard = ExitGuard(self.shared.clone());
         while let Ok(first) = self.rx.recv() {
             if self.shared.poisoned.load(Ordering::SeqCst) {
+                self.shared.metrics.record_batch(&BatchCounts {
+                    requests: 1,
+                    ..BatchCounts::default()
+                });
                 first.reply.send(Err(AppendError::Poisoned));
                 self.shared.space.notify_waiters();
                 continue;
@@ -264,6 +268,15 @@ impl<S: StateMachine> Writer<S> {
                 commands: HashMap::new(),
                 versions: HashMap::new(),
             };
+            let span = tracing::debug_span!(
+                "log_batch",
+                requests = tracing::field::Empty,
+                records = tracing::field::Empty,
+                bytes = tracing::field::Empty,
+                durability = ?self.options.durability,
+                write_us = tracing::field::Empty,
+            );
+            let _entered = span.enter();
             self.state.begin_batch();
             self.process(&mut batch, first);
             while batch.replies.len() < self.options.batch_requests_max
@@ -275,7 +288,7 @@ impl<S: StateMachine> Writer<S> {
                 }
             }
             self.shared.space.notify_waiters();
-            self.finish(batch);
+            self.finish(batch, &span);
             self.marker.sync_if_due();
         }
         // Closing: the marker's last update becomes durable.
@@ -515,19 +528,14 @@ impl<S: StateMachine> Writer<S> {
         Ok(version)
     }
 
-    /// Writes the batch (if it has records), then tells the state machine
-    /// and answers every caller, inside the batch's `log_batch` span, and
-    /// adds the batch's counts to the metrics.
-    fn finish(&mut self, batch: Batch<S::Rejection>) {
-        let span = tracing::debug_span!(
-            "log_batch",
-            requests = batch.replies.len(),
-            records = batch.records.len(),
-            bytes = batch.bytes,
-            durability = ?self.options.durability,
-            write_us = tracing::field::Empty,
-        );
-        let _entered = span.enter();
+    /// Writes the batch (if it has records), tells the state machine, adds
+    /// the batch's counts to the metrics and its fields to its `log_batch`
+    /// `span`, then answers every caller (so a caller that has its answer
+    /// sees its batch in [`super::EventLog::metrics`]).
+    fn finish(&mut self, batch: Batch<S::Rejection>, span: &tracing::Span) {
+        span.record("requests", batch.replies.len());
+        span.record("records", batch.records.len());
+        span.record("bytes", batch.bytes);
         let mut counts = BatchCounts {
             requests: batch.replies.len() as u64,
             ..BatchCounts::default()
@@ -539,19 +547,22 @@ impl<S: StateMachine> Writer<S> {
                 _ => {}
             }
         }
-        self.write_batch(batch, &span, &mut counts);
+        let answers = self.write_batch(batch, span, &mut counts);
         self.shared.metrics.record_batch(&counts);
+        for (reply, answer) in answers {
+            reply.send(answer);
+        }
     }
 
     /// [`Writer::finish`]'s body: writes, ends the batch in the state
-    /// machine, answers the callers, and notes in `counts` what became of
-    /// the batch (its write time in `span` too).
+    /// machine, notes in `counts` what became of the batch (its write time
+    /// in `span` too), and returns each caller's answer.
     fn write_batch(
         &mut self,
         mut batch: Batch<S::Rejection>,
         span: &tracing::Span,
         counts: &mut BatchCounts,
-    ) {
+    ) -> Vec<(Reply<S::Rejection>, AppendResult<S::Rejection>)> {
         for (stream, slot) in &batch.versions {
             if slot.dirty {
                 batch.write.put_cf(
@@ -585,18 +596,20 @@ impl<S: StateMachine> Writer<S> {
                 ?full,
                 "RocksDB refused writes; the batch was refused"
             );
-            for (reply, _) in batch.replies {
-                reply.send(Err(match full {
-                    None => AppendError::StorageStalled {
-                        waited_ms: *waited_ms,
-                    },
-                    Some(message) => AppendError::StorageFull {
-                        waited_ms: *waited_ms,
-                        message: message.clone(),
-                    },
-                }));
-            }
-            return;
+            let refusal = || match full {
+                None => AppendError::StorageStalled {
+                    waited_ms: *waited_ms,
+                },
+                Some(message) => AppendError::StorageFull {
+                    waited_ms: *waited_ms,
+                    message: message.clone(),
+                },
+            };
+            return batch
+                .replies
+                .into_iter()
+                .map(|(reply, _)| (reply, Err(refusal())))
+                .collect();
         }
         let durable = result.is_ok();
         self.state.end_batch(durable);
@@ -614,20 +627,23 @@ impl<S: StateMachine> Writer<S> {
                     *self.shared.head.lock() = self.head;
                     self.state.committed(&batch.records);
                 }
-                for (reply, outcome) in batch.replies {
-                    reply.send(outcome);
-                }
+                batch.replies
             }
             Err(failure) => {
                 counts.failed = true;
                 let message = failure.to_string();
                 tracing::error!(%message, "event log batch write failed; the log is poisoned");
                 self.shared.poisoned.store(true, Ordering::SeqCst);
-                for (reply, _) in batch.replies {
-                    reply.send(Err(AppendError::WriteFailed {
-                        message: message.clone(),
-                    }));
-                }
+                batch
+                    .replies
+                    .into_iter()
+                    .map(|(reply, _)| {
+                        let failed = AppendError::WriteFailed {
+                            message: message.clone(),
+                        };
+                        (reply, Err(failed))
+                    })
+                    .collect()
             }
         }
     }
