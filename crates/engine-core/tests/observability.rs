@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use engine_core::{
     DeliveryOptions, EngineOptions, FanoutOptions, InMemoryAdapter, LogMetrics, SessionStart,
@@ -216,15 +216,6 @@ fn events_with(message: &str) -> Vec<EventRec> {
         .filter(|e| e.message() == message)
         .cloned()
         .collect()
-}
-
-/// Waits until `check` holds, or panics after [`WAIT`].
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// The encoded bytes of the log's records in `range`.

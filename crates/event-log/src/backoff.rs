@@ -11,9 +11,9 @@
 
 use std::time::Duration;
 
-/// The largest exponent used for the ceiling: `2^30` times the base is
+/// The most doublings of the base a ceiling takes: `2^30` times the base is
 /// far past any sensible cap, and keeps the shift from overflowing.
-const BACKOFF_EXPONENT_MAX: u32 = 30;
+const BACKOFF_DOUBLINGS_MAX: u32 = 30;
 
 /// Exponential backoff with jitter between a base and a cap (see the
 /// module docs for the distribution).
@@ -46,7 +46,7 @@ impl Backoff {
         if retry == 0 {
             return Duration::ZERO;
         }
-        let factor = 1u32 << (retry - 1).min(BACKOFF_EXPONENT_MAX);
+        let factor = 1u32 << (retry - 1).min(BACKOFF_DOUBLINGS_MAX);
         self.base
             .checked_mul(factor)
             .unwrap_or(self.cap)

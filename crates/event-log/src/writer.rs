@@ -58,6 +58,9 @@ const WRITE_STALL_BACKOFF: Backoff = Backoff::new(
 /// What a caller gets back.
 pub(crate) type AppendResult<R> = Result<AppendOutcome, AppendError<R>>;
 
+/// A batch's callers, each with its answer.
+type Answers<R> = Vec<(Reply<R>, AppendResult<R>)>;
+
 /// Where the writer sends a caller's answer.
 pub(crate) enum Reply<R> {
     /// A caller blocked in `append_blocking`.
@@ -196,7 +199,7 @@ struct VersionSlot {
 struct Batch<R> {
     write: WriteBatch,
     /// Answers, held back until the batch is durable.
-    replies: Vec<(Reply<R>, AppendResult<R>)>,
+    replies: Answers<R>,
     records: Vec<Arc<CommittedRecord>>,
     /// Encoded bytes of `records`.
     bytes: u64,
@@ -562,7 +565,7 @@ impl<S: StateMachine> Writer<S> {
         mut batch: Batch<S::Rejection>,
         span: &tracing::Span,
         counts: &mut BatchCounts,
-    ) -> Vec<(Reply<S::Rejection>, AppendResult<S::Rejection>)> {
+    ) -> Answers<S::Rejection> {
         for (stream, slot) in &batch.versions {
             if slot.dirty {
                 batch.write.put_cf(

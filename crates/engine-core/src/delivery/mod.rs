@@ -70,16 +70,16 @@ pub use webhook::{WebhookAdapter, WEBHOOK_TIMEOUT_DEFAULT};
 /// How many attempts a delivery gets, by default, before a `failed`
 /// receipt ends it.
 pub const DELIVERY_ATTEMPTS_MAX_DEFAULT: u32 = 5;
-/// The ceiling of the first retry's wait, by default: 1 second. Each
-/// further retry's ceiling is twice the last, up to
-/// [`DELIVERY_BACKOFF_MAX_DEFAULT`]; the wait itself is drawn from the upper
-/// half of the ceiling ([`crate::log::Backoff`]). A second rides out a
-/// channel's brief hiccup without hammering it.
-pub const DELIVERY_BACKOFF_INITIAL_DEFAULT: Duration = Duration::from_secs(1);
-/// The largest wait between two attempts, by default: 5 minutes, so the
-/// default [`DELIVERY_ATTEMPTS_MAX_DEFAULT`] attempts span seconds to
-/// minutes rather than hours.
-pub const DELIVERY_BACKOFF_MAX_DEFAULT: Duration = Duration::from_secs(300);
+/// The ceiling of the first retry's wait, by default, in milliseconds (1
+/// second). Each further retry's ceiling is twice the last, up to
+/// [`DELIVERY_BACKOFF_MAX_MS_DEFAULT`]; the wait itself is drawn from the
+/// upper half of the ceiling ([`crate::log::Backoff`]). A second rides out
+/// a channel's brief hiccup without hammering it.
+pub const DELIVERY_BACKOFF_INITIAL_MS_DEFAULT: u64 = 1_000;
+/// The largest wait between two attempts, by default, in milliseconds (5
+/// minutes), so the default [`DELIVERY_ATTEMPTS_MAX_DEFAULT`] attempts
+/// span seconds to minutes rather than hours.
+pub const DELIVERY_BACKOFF_MAX_MS_DEFAULT: u64 = 300_000;
 /// Threads that call channel adapters concurrently, by default.
 pub const DELIVERY_SENDER_THREADS_DEFAULT: usize = 2;
 
@@ -96,8 +96,8 @@ impl Default for DeliveryOptions {
     fn default() -> Self {
         DeliveryOptions {
             attempts_max: DELIVERY_ATTEMPTS_MAX_DEFAULT,
-            backoff_initial: DELIVERY_BACKOFF_INITIAL_DEFAULT,
-            backoff_max: DELIVERY_BACKOFF_MAX_DEFAULT,
+            backoff_initial: Duration::from_millis(DELIVERY_BACKOFF_INITIAL_MS_DEFAULT),
+            backoff_max: Duration::from_millis(DELIVERY_BACKOFF_MAX_MS_DEFAULT),
             sender_threads: DELIVERY_SENDER_THREADS_DEFAULT,
         }
     }
@@ -112,14 +112,14 @@ impl DeliveryOptions {
     }
 
     /// Sets the first retry's wait (default
-    /// [`DELIVERY_BACKOFF_INITIAL_DEFAULT`]).
+    /// [`DELIVERY_BACKOFF_INITIAL_MS_DEFAULT`]).
     pub fn backoff_initial(mut self, wait: Duration) -> Self {
         self.backoff_initial = wait;
         self
     }
 
     /// Sets the longest wait between attempts (default
-    /// [`DELIVERY_BACKOFF_MAX_DEFAULT`]).
+    /// [`DELIVERY_BACKOFF_MAX_MS_DEFAULT`]).
     pub fn backoff_max(mut self, wait: Duration) -> Self {
         self.backoff_max = wait;
         self
