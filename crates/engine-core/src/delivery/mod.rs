@@ -27,13 +27,13 @@
 //! the adapters, so a slow channel never blocks the log's writer.
 //!
 //! Modules, along those roles (each depends only on those listed before
-//! it): `pending` (the shared vocabulary: facts, messages, entries, jobs),
+//! it, as `tests/module_layering.rs` checks): `pending` (the shared vocabulary: facts, messages, entries, jobs),
 //! `outbox` (the writer side), `shared` (options, adapters, counters),
 //! `recovery` (the pending set at open), `sender` (the adapter calls and
 //! the recorded results), `scheduler` (the timers and the thread start).
 //! Delivery reads the log and read models through
-//! [`crate::sources::ReadSource`] and records results through an
-//! [`Execute`] closure, both handed in by the engine: it never names the
+//! `ReadSource` (`src/sources.rs`) and records results through an
+//! `Execute` closure, both handed in by the engine: it never names the
 //! engine facade.
 //!
 //! Retries are logged at info (delivery, attempt, backoff, error), a

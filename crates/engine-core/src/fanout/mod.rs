@@ -36,13 +36,14 @@
 //!   sent to the other members' live sessions only, ended by the typist's
 //!   next message or after [`FanoutOptions::typing_timeout`].
 //!
-//! Modules (each depends only on those listed before it): `mapping` (what
+//! Modules (each depends only on those listed before it, as
+//! `tests/module_layering.rs` checks): `mapping` (what
 //! each recipient sees), `hub` (registry, membership index, dispatch),
 //! `worker` (the dispatch thread and typing state), `route` (the writer
 //! side, feeding the worker), `replay` and `session` (resume and the
 //! consumer's end). Fan-out never names the engine facade: the engine hands
-//! it the [`Hub`], the worker's channel and a weak
-//! [`crate::sources::ReadSource`] for sessions to read the log and the
+//! it the `Hub`, the worker's channel and a weak
+//! `ReadSource` (`src/sources.rs`) for sessions to read the log and the
 //! read models.
 //!
 //! Observability: a session queue found full is logged at debug, the
