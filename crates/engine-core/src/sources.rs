@@ -5,10 +5,11 @@
 //! range under the read-model lock; delivery recovers its pending set from
 //! the read models and reads a conversation's stream to order a join
 //! against a message. That is all they read, and it is all this trait
-//! offers. The engine implements it and passes it down as a [`Weak`]
-//! pointer ([`Sources`]), so a session that outlives the engine neither
-//! keeps the store open nor its read models in memory: it sees the engine
-//! gone and ends.
+//! offers. The engine implements it. Sessions get it as a [`Weak`] pointer
+//! ([`Sources`]), so a session that outlives the engine neither keeps the
+//! store open nor its read models in memory: it sees the engine gone and
+//! ends. Delivery's threads hold it strongly; the engine joins them before
+//! it closes the log.
 
 use std::ops::Range;
 use std::sync::{Arc, Weak};
