@@ -49,7 +49,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Alice read the first message: one unread left.
     let read = UpdateReadHorizon::advance(service, conversation, alice, 0);
     engine.execute(read.keyed("quickstart/read-0"))?;
-    let page = engine.read().user_conversations(&service, "alice", &PageRequest::default())?;
+    let page = engine
+        .read()
+        .user_conversations(&service, "alice", &PageRequest::default())?;
     for c in &page.items {
         println!(
             "alice in {} ({:?}): last read {:?}, unread {}",

@@ -7,8 +7,8 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
 use events::{
-    AddressType, Command, CommandEnvelope, CommandId, ConversationRef, Event, ReceiveInbound,
-    Record, RecordDeliveryReceipt, RecordHeader, ServiceSid,
+    AddressType, Command, CommandEnvelope, CommandId, ConversationRef, ConversationSid, Event,
+    ReceiveInbound, Record, RecordDeliveryReceipt, RecordHeader, ServiceSid,
 };
 use parking_lot::lock_api::ArcRwLockWriteGuard;
 use parking_lot::{RawRwLock, RwLock};
@@ -18,7 +18,7 @@ use rocksdb::{WriteBatch, DB};
 use crate::commands::{self, CommandError, EngineCommand, StorageFailure};
 use crate::delivery::{
     self, DeliveryMetrics, DeliveryOptions, DeliveryShared, DeliveryThreads, DeliveryWriter,
-    SharedAdapter,
+    Execute, SharedAdapter,
 };
 use crate::fanout::{
     run_worker, FanoutMetrics, FanoutOptions, FanoutWriter, Hub, Session, SessionError,
@@ -28,10 +28,12 @@ use crate::log::indexes::{self, IndexError};
 use crate::log::keys::{CF_COMMANDS, COMMAND_KEY_BYTES, LOG_COLUMN_FAMILIES};
 use crate::log::{
     AppendError, AppendOutcome, AppendRequest, CommittedRecord, DecideContext, Decision, EventLog,
-    Idempotency, LogHead, LogOptions, OpenError, ReadError, RecordIter, StateMachine,
+    Idempotency, LogHead, LogMetrics, LogOptions, OpenError, ReadError, RecordIter, StateMachine,
+    StreamIter,
 };
 use crate::outcome::{typed_output, CommandOutcome, PostedMessage, TypedCommand};
 use crate::read_view::ReadView;
+use crate::sources::{ReadSource, Sources};
 
 /// Records folded per `WriteBatch` while catching the read models up with
 /// the log (on open after a rebuild, or after an interrupted one). Bounds
@@ -355,6 +357,27 @@ pub(crate) struct Core {
     pub(crate) delivery: Arc<DeliveryShared>,
 }
 
+/// Fan-out sessions and delivery read the engine through this, not
+/// through `Core` itself.
+impl ReadSource for Core {
+    fn read_range(&self, range: std::ops::Range<u64>) -> RecordIter<'_> {
+        self.log.read_range(range)
+    }
+
+    fn read_stream(
+        &self,
+        service: ServiceSid,
+        conversation: Option<ConversationSid>,
+        from_position: u64,
+    ) -> StreamIter<'_> {
+        self.log.read_stream(service, conversation, from_position)
+    }
+
+    fn read_models(&self) -> &RwLock<ReadModels> {
+        &self.read
+    }
+}
+
 impl Core {
     /// See [`Engine::execute`].
     pub(crate) fn execute(
@@ -545,7 +568,11 @@ impl Engine {
             .name("colloquy-fanout".into())
             .spawn(move || run_worker(hub, fanout_rx))
             .map_err(EngineError::Spawn)?;
-        let delivery = match delivery::start(&core, delivery_rx) {
+        let execute: Execute = {
+            let core = core.clone();
+            Arc::new(move |envelope| core.execute(envelope).map(|_| ()))
+        };
+        let delivery = match delivery::start(&core.delivery, core.clone(), execute, delivery_rx) {
             Ok(d) => d,
             Err(e) => {
                 let _ = core.fanout_tx.send(WorkerMsg::Shutdown);
@@ -653,7 +680,16 @@ impl Engine {
         identity: &str,
         start: SessionStart,
     ) -> Result<Session, SessionError> {
-        Session::open(&self.core, service, identity, start)
+        let source: Arc<dyn ReadSource> = self.core.clone();
+        let sources = Sources::new(Arc::downgrade(&source));
+        Session::open(self.core.hub.clone(), sources, service, identity, start)
+    }
+
+    /// The log writer's counters (batches, requests, records and bytes
+    /// written, rejections, duplicates, write time; see [`LogMetrics`]).
+    /// Lock-free: never waits for the writer.
+    pub fn log_metrics(&self) -> LogMetrics {
+        self.core.log.metrics()
     }
 
     /// The fan-out counters (sessions, deliveries, lagging sessions, …).

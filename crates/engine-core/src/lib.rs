@@ -24,6 +24,7 @@ pub mod engine;
 pub mod fanout;
 mod outcome;
 mod read_view;
+mod sources;
 
 pub use commands;
 pub use event_log as log;
@@ -44,10 +45,10 @@ pub use fanout::{
     Session, SessionError, SessionStart, SessionStream, TypingNotice,
 };
 pub use log::{
-    AppendError, AppendOutcome, AppendRequest, ChainFault, CommittedRecord, DamageKind,
+    AppendError, AppendOutcome, AppendRequest, Backoff, ChainFault, CommittedRecord, DamageKind,
     DecideContext, Decision, Durability, EventLog, FaultKind, FileDamage, HeadMarkerStatus,
-    Idempotency, LogFileFault, LogHead, LogOptions, LogReader, OpenError, RawAppend, RawEvents,
-    ReadError, StateMachine, VerifyReport,
+    Idempotency, LogFileFault, LogHead, LogMetrics, LogOptions, LogReader, OpenError, RawAppend,
+    RawEvents, ReadError, StateMachine, VerifyReport,
 };
 pub use outcome::{CommandOutcome, CreatedConversation, PostedMessage, TypedCommand};
 pub use read_view::ReadView;

@@ -16,6 +16,7 @@ use super::error::{AppendError, OpenError, ReadError};
 use super::files;
 use super::head_marker::{self, HeadMarker};
 use super::keys::LOG_COLUMN_FAMILIES;
+use super::metrics::LogMetrics;
 use super::options::{Durability, LogOptions, TAIL_VERIFY_RECORDS};
 use super::read::{self, LogHead, RecordIter, StreamIter, VerifyReport};
 use super::state::StateMachine;
@@ -237,6 +238,7 @@ impl<S: StateMachine> EventLog<S> {
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             space: tokio::sync::Notify::new(),
+            metrics: Default::default(),
         });
         let (sender, rx) = crossbeam_channel::bounded(options.channel_capacity_requests);
         let durability = options.durability;
@@ -380,6 +382,14 @@ impl<S: StateMachine> EventLog<S> {
     /// [`AppendError::Poisoned`] until it is reopened).
     pub fn is_poisoned(&self) -> bool {
         self.shared.poisoned.load(Ordering::SeqCst)
+    }
+
+    /// The writer's counters since this open: batches, requests, records
+    /// and bytes written, rejections, duplicates, refused and failed
+    /// batches, write time (see [`LogMetrics`]). Lock-free; never waits
+    /// for the writer.
+    pub fn metrics(&self) -> LogMetrics {
+        self.shared.metrics.snapshot()
     }
 
     /// The configured durability.
