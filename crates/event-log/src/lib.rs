@@ -41,6 +41,7 @@
 
 #![warn(missing_docs)]
 
+mod append;
 mod backoff;
 mod error;
 mod event_log;
@@ -56,11 +57,12 @@ mod state;
 pub mod storage;
 mod writer;
 
+pub use append::{AppendOutcome, AppendRequest};
 pub use backoff::Backoff;
 pub use error::{
     hash_hex, AppendError, ChainFault, FaultKind, HexHash, LogFileFault, OpenError, ReadError,
 };
-pub use event_log::{AppendOutcome, AppendRequest, EventLog};
+pub use event_log::EventLog;
 pub use files::{DamageKind, FileDamage};
 pub use head_marker::{HeadMarkerStatus, HEAD_MARKER_FILE, HEAD_MARKER_SYNC_INTERVAL_MS};
 pub use metrics::LogMetrics;

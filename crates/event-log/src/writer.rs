@@ -21,9 +21,9 @@ use events::{CommandId, Hash, Record, RecordHeader, TimestampMicros};
 use parking_lot::Mutex;
 use rocksdb::{WriteBatch, WriteOptions, DB};
 
+use super::append::{AppendOutcome, AppendRequest};
 use super::backoff::Backoff;
 use super::error::AppendError;
-use super::event_log::{AppendOutcome, AppendRequest};
 use super::head_marker::HeadMarker;
 use super::keys::{
     command_key, command_value, parse_command_value, parse_stream_version_value, position_key,
