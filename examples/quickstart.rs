@@ -1,133 +1,60 @@
 //! The main job for now: open a store in `./data` (or the path given),
 //! create a service and a conversation, add a chat and an SMS participant,
-//! post messages, advance a read horizon, and print the log.
+//! open a session, post messages, advance a read horizon, read the unread
+//! counts, and print and verify the log.
 //!
 //! Run it with `cargo xtask demo` (or `cargo run --example quickstart -- DIR`).
+//!
+//! Every command carries an idempotency key. A host derives it from its
+//! own request (an HTTP `I-Twilio-Idempotency-Token`, a job id), so that a
+//! retried request is applied once; here each step names its own key, so
+//! running the example twice on the same store applies everything once
+//! and prints the same result.
 
-use colloquy::events::command::*;
-use colloquy::events::{
-    Command, CommandEnvelope, CommandId, ConversationRef, ConversationSpec, HorizonMode,
-    MessagingBinding, ParticipantKind, ParticipantSpec,
-};
-use colloquy::{Engine, LogOptions, PageRequest};
+use std::time::Duration;
 
-fn run(
-    engine: &Engine,
-    command: Command,
-) -> Result<colloquy::CommandOutcome, Box<dyn std::error::Error>> {
-    // A real host derives the id from its request's idempotency key, so a
-    // retried request is applied once.
-    let envelope = CommandEnvelope {
-        command_id: CommandId::from_key(
-            format!("{command:?}-{:?}", engine.log().head()).as_bytes(),
-        ),
-        acting_identity: None,
-        expected_version: None,
-        command,
-    };
-    Ok(engine.execute(envelope)?)
-}
+use colloquy::prelude::*;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "data".to_string());
+    let dir = std::env::args().nth(1).unwrap_or_else(|| "data".into());
     let engine = Engine::open(&dir, LogOptions::default())?;
 
-    let service = run(
-        &engine,
-        Command::CreateService(CreateService {
-            friendly_name: "quickstart".into(),
-        }),
-    )?
-    .service_sid()
-    .expect("CreateService appends records");
+    // Create a service, then a conversation in it.
+    let service = engine.execute(CreateService::new("quickstart").keyed("quickstart/service"))?;
+    let support = CreateConversation::new(service).unique_name("support");
+    let conversation = engine.execute(support.keyed("quickstart/conversation"))?;
 
-    let created = run(
-        &engine,
-        Command::CreateConversation(CreateConversation {
-            service,
-            spec: ConversationSpec {
-                friendly_name: Some("Support".into()),
-                attributes: Some(r#"{"topic":"billing"}"#.into()),
-                ..Default::default()
-            },
-        }),
-    )?;
-    let conversation = ConversationRef::Sid(created.conversation_sid().expect("created"));
+    // Add a chat participant and an SMS participant.
+    let alice = AddParticipant::new(service, conversation, ParticipantSpec::chat("alice"));
+    let alice = engine.execute(alice.keyed("quickstart/alice"))?;
+    let sms = ParticipantSpec::binding("+15551230001", "+15559870000");
+    engine.execute(AddParticipant::new(service, conversation, sms).keyed("quickstart/sms"))?;
 
-    let alice = run(
-        &engine,
-        Command::AddParticipant(AddParticipant {
-            service,
-            conversation: conversation.clone(),
-            participant: ParticipantSpec {
-                kind: ParticipantKind::Chat {
-                    identity: "alice".into(),
-                    projected_address: None,
-                },
-                attributes: None,
-                role_sid: None,
-            },
-        }),
-    )?
-    .participant_sids()[0];
-    run(
-        &engine,
-        Command::AddParticipant(AddParticipant {
-            service,
-            conversation: conversation.clone(),
-            participant: ParticipantSpec {
-                kind: ParticipantKind::Messaging(MessagingBinding {
-                    address: "+15551230001".into(),
-                    proxy_address: "+15559870000".into(),
-                    projected_address: None,
-                }),
-                attributes: None,
-                role_sid: None,
-            },
-        }),
-    )?;
+    // Open a session for alice: it receives every event of her conversations.
+    let mut session = engine.open_session(service, "alice", SessionStart::Live)?;
 
-    for (author, body) in [
-        ("alice", "Hi, how can I help?"),
-        ("+15551230001", "My invoice is wrong"),
-    ] {
-        run(
-            &engine,
-            Command::PostMessage(PostMessage {
-                service,
-                conversation: conversation.clone(),
-                author: Some(author.into()),
-                body: Some(body.into()),
-                media: vec![],
-                attributes: None,
-            }),
-        )?;
+    // Post two messages, one from each participant.
+    let hello = PostMessage::new(service, conversation)
+        .author("alice")
+        .body("How can I help?");
+    engine.execute(hello.keyed("quickstart/message-1"))?;
+    let reply = PostMessage::new(service, "support")
+        .author("+15551230001")
+        .body("Invoice wrong");
+    engine.execute(reply.keyed("quickstart/message-2"))?;
+    while let Some(event) = session.recv_timeout(Duration::from_millis(200))? {
+        println!("alice's session: {} at {:?}", event.name(), event.cursor());
     }
-    run(
-        &engine,
-        Command::UpdateReadHorizon(UpdateReadHorizon {
-            service,
-            conversation,
-            participant: alice,
-            last_read_message_index: Some(0),
-            mode: HorizonMode::Advance,
-        }),
-    )?;
 
-    {
-        let page =
-            engine.read(|q| q.user_conversations(&service, "alice", &PageRequest::default()))?;
-        for c in &page.items {
-            println!(
-                "alice in {} ({:?}): last read {:?}, unread {}",
-                c.conversation_sid,
-                c.friendly_name,
-                c.last_read_message_index,
-                c.unread_messages_count
-            );
-        }
+    // Alice read the first message: one unread left.
+    let read = UpdateReadHorizon::advance(service, conversation, alice, 0);
+    engine.execute(read.keyed("quickstart/read-0"))?;
+    let page = engine.read(|q| q.user_conversations(&service, "alice", &PageRequest::default()))?;
+    for c in &page.items {
+        println!(
+            "alice in {} ({:?}): last read {:?}, unread {}",
+            c.conversation_sid, c.unique_name, c.last_read_message_index, c.unread_messages_count
+        );
     }
 
     let head = engine.log().head();

@@ -7,21 +7,17 @@
 //! - [`engine_core`]: the [`Engine`], its log and command handling.
 //!
 //! ```no_run
-//! use colloquy::events::{Command, CommandEnvelope, CommandId};
-//! use colloquy::{Engine, LogOptions};
+//! use colloquy::prelude::*;
 //!
-//! let engine = Engine::open("data", LogOptions::default()).unwrap();
-//! let outcome = engine
-//!     .execute(CommandEnvelope {
-//!         command_id: CommandId::from_key(b"create-service-1"),
-//!         acting_identity: None,
-//!         expected_version: None,
-//!         command: Command::CreateService(CreateService { friendly_name: "demo".into() }),
-//!     })
-//!     .unwrap();
-//! let service = outcome.service_sid().unwrap();
-//! assert!(engine.read(|q| q.service(&service).is_some()));
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Engine::open("data", LogOptions::default())?;
+//! let service = engine.execute(CreateService::new("demo").keyed("create-service-1"))?;
+//! let ticket = engine.execute(CreateConversation::new(service).keyed("ticket-42"))?;
+//! engine.execute(PostMessage::new(service, ticket).body("hello").keyed("ticket-42/1"))?;
+//! # Ok(()) }
 //! ```
+//!
+//! [`prelude`] brings in what a host uses every day.
 
 pub use engine_core;
 pub use events;
@@ -32,3 +28,19 @@ pub use engine_core::{
     CommandError, CommandOutcome, Durability, Engine, EngineError, LogOptions, StorageFailure,
 };
 pub use projections::{Order, Page, PageRequest, QueryError, ReadModels};
+
+/// What a host uses every day: the engine, every command struct with
+/// [`Keyed`](events::Keyed) and the envelope, the SIDs and value types,
+/// sessions, paging and the error types.
+///
+/// `use colloquy::prelude::*;` is all the quickstart imports.
+pub mod prelude {
+    pub use engine_core::{
+        CommandError, CommandOutcome, CreatedConversation, Durability, Engine, EngineOptions,
+        LogOptions, PostedMessage, Session, SessionStart, StorageFailure, TypedCommand,
+    };
+    pub use events::command::*;
+    pub use events::model::*;
+    pub use events::sid::*;
+    pub use projections::{Order, Page, PageRequest, QueryError};
+}

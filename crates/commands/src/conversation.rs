@@ -4,7 +4,7 @@ use events::limits::*;
 use events::*;
 
 use super::participant::participant_events;
-use super::validate::{attributes, bytes, opt_text};
+use super::validate::{at_most, attributes, bytes, opt_text};
 use super::{decision, Claims, CommandError, Cx};
 use events::Decision;
 
@@ -105,14 +105,12 @@ pub(super) fn create_with_participants(
     c: &CreateConversationWithParticipants,
 ) -> Result<Decision, CommandError> {
     let participants = &c.participants;
-    if participants.len() > CONVERSATION_WITH_PARTICIPANTS_MAX {
-        return Err(CommandError::TooLong {
-            field: "participants",
-            len: participants.len(),
-            max: CONVERSATION_WITH_PARTICIPANTS_MAX,
-            unit: "items",
-        });
-    }
+    at_most(
+        "participants",
+        participants.len(),
+        CONVERSATION_WITH_PARTICIPANTS_MAX,
+        "items",
+    )?;
     create_in(cx, &c.service, &c.spec, participants)
 }
 

@@ -220,6 +220,33 @@ pub(crate) fn not_found(kind: &'static str, id: impl ToString) -> CommandError {
     }
 }
 
+/// The participant `sid` of `conv`, or [`CommandError::NotFound`].
+pub(crate) fn participant_of<'a>(
+    conv: &'a Conversation,
+    sid: &ParticipantSid,
+) -> Result<&'a projections::ParticipantRow, CommandError> {
+    conv.participant(sid)
+        .ok_or_else(|| not_found("participant", sid))
+}
+
+/// The message `sid` of `conv`, or [`CommandError::NotFound`].
+pub(crate) fn message_of<'a>(
+    conv: &'a Conversation,
+    sid: &MessageSid,
+) -> Result<&'a projections::MessageRow, CommandError> {
+    conv.message(sid).ok_or_else(|| not_found("message", sid))
+}
+
+/// `own` when the acting identity acts on its own resource, else `any`:
+/// the pairs of Twilio permissions (`editOwnMessage` / `editAnyMessage`, …).
+pub(crate) fn own_or_any(own: bool, own_permission: Permission, any: Permission) -> Permission {
+    if own {
+        own_permission
+    } else {
+        any
+    }
+}
+
 /// Refuses changes to a closed conversation.
 pub(crate) fn require_open(conv: &Conversation) -> Result<(), CommandError> {
     if conv.row().state == ConversationState::Closed {

@@ -6,7 +6,7 @@ use projections::Conversation;
 
 use super::participant::clamp_horizon;
 use super::validate::{attributes, body_and_media, bytes, text};
-use super::{decision, not_found, reactivate, CommandError, Cx};
+use super::{decision, message_of, own_or_any, participant_of, reactivate, CommandError, Cx};
 use events::Decision;
 
 /// The author a message is attributed to when none is given (Twilio's default).
@@ -81,24 +81,18 @@ pub(super) fn edit(cx: &mut Cx, c: &EditMessage) -> Result<Decision, CommandErro
     let (service, message) = (&c.service, &c.message);
     let (body, attrs) = (c.body.as_deref(), c.attributes.as_deref());
     let (svc, conv) = cx.open_conversation(service, &c.conversation)?;
-    let m = conv
-        .message(message)
-        .ok_or_else(|| not_found("message", message))?;
+    let m = message_of(conv, message)?;
     let own = own_message(cx, m);
     if body.is_some() {
-        let perm = if own {
-            Permission::EditOwnMessage
-        } else {
-            Permission::EditAnyMessage
-        };
+        let perm = own_or_any(own, Permission::EditOwnMessage, Permission::EditAnyMessage);
         cx.require_conversation(svc, conv, perm)?;
     }
     if attrs.is_some() {
-        let perm = if own {
-            Permission::EditOwnMessageAttributes
-        } else {
-            Permission::EditAnyMessageAttributes
-        };
+        let perm = own_or_any(
+            own,
+            Permission::EditOwnMessageAttributes,
+            Permission::EditAnyMessageAttributes,
+        );
         cx.require_conversation(svc, conv, perm)?;
     }
     let new_body = body.map(str::to_string).or_else(|| m.body.clone());
@@ -123,14 +117,12 @@ pub(super) fn edit(cx: &mut Cx, c: &EditMessage) -> Result<Decision, CommandErro
 pub(super) fn delete(cx: &mut Cx, c: &DeleteMessage) -> Result<Decision, CommandError> {
     let (service, message) = (&c.service, &c.message);
     let (svc, conv) = cx.open_conversation(service, &c.conversation)?;
-    let m = conv
-        .message(message)
-        .ok_or_else(|| not_found("message", message))?;
-    let perm = if own_message(cx, m) {
-        Permission::DeleteOwnMessage
-    } else {
-        Permission::DeleteAnyMessage
-    };
+    let m = message_of(conv, message)?;
+    let perm = own_or_any(
+        own_message(cx, m),
+        Permission::DeleteOwnMessage,
+        Permission::DeleteAnyMessage,
+    );
     cx.require_conversation(svc, conv, perm)?;
     Ok(decision(
         *service,
@@ -150,9 +142,7 @@ pub(super) fn read_horizon(cx: &mut Cx, c: &UpdateReadHorizon) -> Result<Decisio
     let (index, mode) = (c.last_read_message_index, c.mode);
     let svc = cx.service(service)?;
     let conv = cx.conversation(svc, conversation)?;
-    let p = conv
-        .participant(participant)
-        .ok_or_else(|| not_found("participant", participant))?;
+    let p = participant_of(conv, participant)?;
     if !cx.acting_is(conv, participant) {
         cx.host_only()?;
     }
@@ -185,10 +175,8 @@ fn delivery_target<'a>(
     cx.host_only()?;
     let svc = cx.service(service)?;
     let conv = cx.conversation(svc, conversation)?;
-    conv.message(message)
-        .ok_or_else(|| not_found("message", message))?;
-    conv.participant(participant)
-        .ok_or_else(|| not_found("participant", participant))?;
+    message_of(conv, message)?;
+    participant_of(conv, participant)?;
     Ok(conv)
 }
 

@@ -6,7 +6,7 @@ use projections::{Conversation, Service};
 
 use super::service::{conversation_role, new_user};
 use super::validate::{attributes, opt_text, text};
-use super::{decision, not_found, Claims, CommandError, Cx};
+use super::{decision, own_or_any, participant_of, Claims, CommandError, Cx};
 use events::Decision;
 
 /// Validates one new participant of conversation `conv_sid` (`conv` is
@@ -163,16 +163,14 @@ pub(super) fn update(cx: &mut Cx, c: &UpdateParticipant) -> Result<Decision, Com
         (c.last_read_message_index, c.last_read_timestamp);
     let svc = cx.service(service)?;
     let conv = cx.conversation(svc, conversation)?;
-    let p = conv
-        .participant(participant)
-        .ok_or_else(|| not_found("participant", participant))?;
+    let p = participant_of(conv, participant)?;
     let own = cx.acting_is(conv, participant);
     if attrs.is_some() || role_sid.is_some() {
-        let perm = if own {
-            Permission::EditOwnParticipantAttributes
-        } else {
-            Permission::EditAnyParticipantAttributes
-        };
+        let perm = own_or_any(
+            own,
+            Permission::EditOwnParticipantAttributes,
+            Permission::EditAnyParticipantAttributes,
+        );
         cx.require_conversation(svc, conv, perm)?;
     }
     if role_sid.is_some() {
@@ -214,13 +212,12 @@ pub(super) fn remove(cx: &mut Cx, c: &RemoveParticipant) -> Result<Decision, Com
     let (service, conversation, participant) = (&c.service, &c.conversation, &c.participant);
     let svc = cx.service(service)?;
     let conv = cx.conversation(svc, conversation)?;
-    conv.participant(participant)
-        .ok_or_else(|| not_found("participant", participant))?;
-    let perm = if cx.acting_is(conv, participant) {
-        Permission::LeaveConversation
-    } else {
-        Permission::RemoveParticipant
-    };
+    participant_of(conv, participant)?;
+    let perm = own_or_any(
+        cx.acting_is(conv, participant),
+        Permission::LeaveConversation,
+        Permission::RemoveParticipant,
+    );
     cx.require_conversation(svc, conv, perm)?;
     Ok(decision(
         *service,

@@ -4,8 +4,8 @@ use events::limits::*;
 use events::*;
 use projections::Service;
 
-use super::validate::{attributes, opt_text, text};
-use super::{decision, not_found, CommandError, Cx};
+use super::validate::{at_most, attributes, opt_text, text};
+use super::{decision, not_found, own_or_any, CommandError, Cx};
 use events::Decision;
 
 use Permission::*;
@@ -184,14 +184,12 @@ pub(super) fn update_configuration(
 }
 
 fn permissions_fit(role_type: RoleType, permissions: &[Permission]) -> Result<(), CommandError> {
-    if permissions.len() > PERMISSIONS_PER_ROLE_MAX {
-        return Err(CommandError::TooLong {
-            field: "permissions",
-            len: permissions.len(),
-            max: PERMISSIONS_PER_ROLE_MAX,
-            unit: "items",
-        });
-    }
+    at_most(
+        "permissions",
+        permissions.len(),
+        PERMISSIONS_PER_ROLE_MAX,
+        "items",
+    )?;
     let want_service = role_type == RoleType::Service;
     if let Some(p) = permissions
         .iter()
@@ -336,14 +334,7 @@ pub(super) fn update_user(cx: &mut Cx, c: &UpdateUser) -> Result<Decision, Comma
         cx.host_only()?;
     }
     let own = cx.acting == Some(row.identity.as_str());
-    cx.require_service(
-        svc,
-        if own {
-            EditOwnUserInfo
-        } else {
-            EditAnyUserInfo
-        },
-    )?;
+    cx.require_service(svc, own_or_any(own, EditOwnUserInfo, EditAnyUserInfo))?;
     opt_text("friendly_name", friendly_name, FRIENDLY_NAME_CHARS_MAX)?;
     role_of_type(svc, role_sid, RoleType::Service, "role_sid")?;
     let attributes = match attrs {

@@ -14,13 +14,23 @@ pub(crate) fn text(field: &'static str, s: &str, max: usize) -> Result<(), Comma
             reason: "must not be empty".into(),
         });
     }
-    let len = s.chars().count();
+    at_most(field, s.chars().count(), max, "chars")
+}
+
+/// `len` (counted in `unit`: `bytes`, `chars` or `items`) is at most
+/// `max`; otherwise [`CommandError::TooLong`] naming `field`.
+pub(crate) fn at_most(
+    field: &'static str,
+    len: usize,
+    max: usize,
+    unit: &'static str,
+) -> Result<(), CommandError> {
     if len > max {
         return Err(CommandError::TooLong {
             field,
             len,
             max,
-            unit: "chars",
+            unit,
         });
     }
     Ok(())
@@ -44,14 +54,7 @@ pub(crate) fn attributes(
     let Some(s) = s else {
         return Ok("{}".to_string());
     };
-    if s.len() > max {
-        return Err(CommandError::TooLong {
-            field,
-            len: s.len(),
-            max,
-            unit: "bytes",
-        });
-    }
+    at_most(field, s.len(), max, "bytes")?;
     serde_json::from_str::<serde::de::IgnoredAny>(s).map_err(|e| {
         CommandError::AttributesNotJson {
             field,
@@ -64,23 +67,9 @@ pub(crate) fn attributes(
 /// A message body (bytes, may be absent) and its media list.
 pub(crate) fn body_and_media(body: Option<&str>, media: &[Media]) -> Result<(), CommandError> {
     if let Some(b) = body {
-        if b.len() > BODY_BYTES_MAX {
-            return Err(CommandError::TooLong {
-                field: "body",
-                len: b.len(),
-                max: BODY_BYTES_MAX,
-                unit: "bytes",
-            });
-        }
+        at_most("body", b.len(), BODY_BYTES_MAX, "bytes")?;
     }
-    if media.len() > MEDIA_PER_MESSAGE_MAX {
-        return Err(CommandError::TooLong {
-            field: "media",
-            len: media.len(),
-            max: MEDIA_PER_MESSAGE_MAX,
-            unit: "items",
-        });
-    }
+    at_most("media", media.len(), MEDIA_PER_MESSAGE_MAX, "items")?;
     for m in media {
         bytes("media.content_type", &m.content_type, MEDIA_FIELD_BYTES_MAX)?;
         if let Some(f) = &m.filename {
@@ -104,13 +93,6 @@ pub(crate) fn bytes(field: &'static str, s: &str, max: usize) -> Result<(), Comm
             reason: "must not be empty".into(),
         });
     }
-    if s.len() > max {
-        return Err(CommandError::TooLong {
-            field,
-            len: s.len(),
-            max,
-            unit: "bytes",
-        });
-    }
+    at_most(field, s.len(), max, "bytes")?;
     Ok(())
 }

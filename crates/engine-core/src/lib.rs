@@ -1,5 +1,21 @@
-//! Colloquy's engine core: the durable hash-chained event log, command
-//! handling and fan-out.
+//! Colloquy's engine core: the facade that ties the event log, command
+//! handling and read models together, and delivers what they commit.
+//!
+//! - [`engine`]: the [`Engine`] a host embeds (open, execute commands, query
+//!   the read models, open sessions) and the state machine it plugs into
+//!   the log: [`commands::decide`] decides, [`projections::ReadModels`]
+//!   folds, and fan-out routes each event as it is applied;
+//! - [`ReadView`]: the one way to read the read models, which cannot
+//!   deadlock the log's writer;
+//! - [`fanout`]: committed events to device sessions, with gap-free resume,
+//!   lag handling and typing indicators;
+//! - [`delivery`]: messages to non-chat participants through the host's
+//!   [`ChannelAdapter`]s, durable and at least once.
+//!
+//! The log and command handling live in crates of their own and are
+//! re-exported here: [`log`] is the `event-log` crate (the RocksDB,
+//! hash-chained, group-committed log, generic over [`StateMachine`]) and
+//! [`commands`] is the pure command-handling crate.
 
 #![warn(missing_docs)]
 
@@ -8,6 +24,7 @@ pub mod engine;
 pub mod fanout;
 mod outcome;
 mod read_view;
+mod sources;
 
 pub use commands;
 pub use event_log as log;
@@ -28,9 +45,9 @@ pub use fanout::{
     Session, SessionError, SessionStart, SessionStream, TypingNotice,
 };
 pub use log::{
-    AppendError, AppendOutcome, AppendRequest, ChainFault, CommittedRecord, DamageKind,
+    AppendError, AppendOutcome, AppendRequest, Backoff, ChainFault, CommittedRecord, DamageKind,
     DecideContext, Decision, Durability, EventLog, FaultKind, FileDamage, HeadMarkerStatus,
-    Idempotency, LogFileFault, LogHead, LogOptions, LogReader, OpenError, RawAppend, RawEvents,
-    ReadError, StateMachine, VerifyReport,
+    Idempotency, LogFileFault, LogHead, LogMetrics, LogOptions, LogReader, OpenError, RawAppend,
+    RawEvents, ReadError, StateMachine, VerifyReport,
 };
 pub use outcome::{CommandOutcome, CreatedConversation, PostedMessage, TypedCommand};

@@ -7,7 +7,7 @@
 mod fanout_support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use engine_core::{DeliveryOptions, EngineOptions, InMemoryAdapter};
 use events::*;
@@ -23,15 +23,6 @@ fn fast(attempts: u32) -> EngineOptions {
             .backoff_initial(Duration::from_millis(5))
             .backoff_max(Duration::from_millis(40)),
     )
-}
-
-/// Waits until `check` holds, or panics after [`WAIT`].
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]

@@ -5,13 +5,10 @@ use std::path::PathBuf;
 
 use events::{CodecError, CommandId, Hash, ServiceSid};
 
-/// Formats a hash as 64 lowercase hex digits.
+/// Formats a hash as 64 lowercase hex digits (through [`events::hex`], the
+/// one hex encoder). Never fails.
 pub fn hash_hex(hash: &Hash) -> String {
-    let mut out = String::with_capacity(64);
-    for b in hash {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    events::hex::encode(hash)
 }
 
 /// A hash printed as hex in error messages.

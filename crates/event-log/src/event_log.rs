@@ -8,82 +8,21 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Sender, TrySendError};
-use events::{CommandId, ConversationSid, ServiceSid};
+use events::{ConversationSid, ServiceSid};
 use parking_lot::Mutex;
 use rocksdb::{ColumnFamilyDescriptor, FlushOptions, DB};
 
+use super::append::{AppendOutcome, AppendRequest};
 use super::error::{AppendError, OpenError, ReadError};
 use super::files;
 use super::head_marker::{self, HeadMarker};
 use super::keys::LOG_COLUMN_FAMILIES;
+use super::metrics::LogMetrics;
 use super::options::{Durability, LogOptions, TAIL_VERIFY_RECORDS};
 use super::read::{self, LogHead, RecordIter, StreamIter, VerifyReport};
 use super::state::StateMachine;
 use super::storage::{self, StorageCheck};
 use super::writer::{Reply, Request, Shared, Slot, Writer};
-
-/// One append: a command with its idempotency key and an optional
-/// optimistic-concurrency expectation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AppendRequest<C> {
-    /// Idempotency key, unique within the command's idempotency scope
-    /// ([`super::StateMachine::idempotency`]). Once a request with this id
-    /// appended records, a later request with the same id in the same
-    /// scope answers [`AppendOutcome::Duplicate`] if it carries the same
-    /// command (same fingerprint), or [`AppendError::IdempotencyKeyReused`]
-    /// if not; either way it appends nothing, for the life of the log (ids
-    /// are never forgotten). The same id in another scope is unrelated.
-    pub command_id: CommandId,
-    /// If set, the append only happens when the version (record count) of
-    /// the decision's stream (`Decision::service_sid`, `Decision::stream`)
-    /// equals it; otherwise [`AppendError::VersionConflict`].
-    pub expected_version: Option<u64>,
-    /// The command for [`StateMachine::decide`].
-    pub command: C,
-}
-
-impl<C> AppendRequest<C> {
-    /// A request with no version expectation.
-    pub fn new(command_id: CommandId, command: C) -> Self {
-        AppendRequest {
-            command_id,
-            expected_version: None,
-            command,
-        }
-    }
-
-    /// Sets the expected stream version.
-    pub fn expect_version(mut self, version: u64) -> Self {
-        self.expected_version = Some(version);
-        self
-    }
-}
-
-/// What a successful append did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AppendOutcome {
-    /// The command's records are durable at
-    /// `first_position .. first_position + count`. A decision with no
-    /// events is answered with `count == 0` (and `first_position` the
-    /// head's next position) without writing anything; its command id is
-    /// not remembered, so a retry decides again.
-    Appended {
-        /// The first record's position.
-        first_position: u64,
-        /// How many records were appended.
-        count: u32,
-        /// The decision stream's version (record count) after this append.
-        stream_version: u64,
-    },
-    /// The command id had already been applied; nothing was appended. The
-    /// fields describe the first application.
-    Duplicate {
-        /// The first record's position, as first appended.
-        first_position: u64,
-        /// How many records it appended.
-        count: u32,
-    },
-}
 
 /// The durable, hash-chained, group-committed event log.
 ///
@@ -237,6 +176,7 @@ impl<S: StateMachine> EventLog<S> {
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             space: tokio::sync::Notify::new(),
+            metrics: Default::default(),
         });
         let (sender, rx) = crossbeam_channel::bounded(options.channel_capacity_requests);
         let durability = options.durability;
@@ -380,6 +320,14 @@ impl<S: StateMachine> EventLog<S> {
     /// [`AppendError::Poisoned`] until it is reopened).
     pub fn is_poisoned(&self) -> bool {
         self.shared.poisoned.load(Ordering::SeqCst)
+    }
+
+    /// The writer's counters since this open: batches, requests, records
+    /// and bytes written, rejections, duplicates, refused and failed
+    /// batches, write time (see [`LogMetrics`]). Lock-free; never waits
+    /// for the writer.
+    pub fn metrics(&self) -> LogMetrics {
+        self.shared.metrics.snapshot()
     }
 
     /// The configured durability.

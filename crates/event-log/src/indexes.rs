@@ -42,7 +42,7 @@ use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use events::{idempotency_scope_of_first_record, CommandId, ServiceSid};
+use events::{hex, idempotency_scope_of_first_record, CommandId, ServiceSid};
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
 
 use super::error::{hash_hex, ChainFault, FaultKind, ReadError};
@@ -212,10 +212,6 @@ fn open_view(db: &DB, view: IndexView) -> View<'_> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The first positions of the well-formed stored idempotency entries, with
 /// their keys: where a stored entry may cut an account-scope run.
 fn stored_cuts(
@@ -317,7 +313,7 @@ fn close_run(expected: &mut Expected, run: Run) -> Result<(), IndexError> {
         }
         Entry::Occupied(earlier) => Err(IndexFault {
             column_family: CF_COMMANDS,
-            key: hex(&run.key),
+            key: hex::encode(&run.key),
             position: Some(run.first),
             kind: IndexFaultKind::AppliedTwice {
                 first_position: earlier.get().0,
@@ -363,7 +359,7 @@ fn compare(
                     want: Some(wv.clone()),
                     fault: IndexFault {
                         column_family: name,
-                        key: hex(wk),
+                        key: hex::encode(wk),
                         position: *position,
                         kind: IndexFaultKind::WrongValue {
                             expected: show(wv),
@@ -391,7 +387,7 @@ fn compare(
                     want: Some(wv.clone()),
                     fault: IndexFault {
                         column_family: name,
-                        key: hex(wk),
+                        key: hex::encode(wk),
                         position: *position,
                         kind: IndexFaultKind::Missing,
                     },
@@ -418,7 +414,7 @@ fn unexpected(
         want: None,
         fault: IndexFault {
             column_family: name,
-            key: hex(key),
+            key: hex::encode(key),
             position: stored_position(key),
             kind: IndexFaultKind::Unexpected,
         },

@@ -35,15 +35,21 @@
 //! - after a failed write the log is poisoned and refuses appends until it
 //!   is reopened; nothing of the failed batch is visible and the head does
 //!   not advance.
+//!
+//! Observability: every batch is a `log_batch` tracing span and adds to the
+//! counters of [`EventLog::metrics`] ([`LogMetrics`]).
 
 #![warn(missing_docs)]
 
+mod append;
+mod backoff;
 mod error;
 mod event_log;
 pub mod files;
 pub mod head_marker;
 pub mod indexes;
 pub mod keys;
+mod metrics;
 mod options;
 mod read;
 mod reader;
@@ -51,12 +57,15 @@ mod state;
 pub mod storage;
 mod writer;
 
+pub use append::{AppendOutcome, AppendRequest};
+pub use backoff::Backoff;
 pub use error::{
     hash_hex, AppendError, ChainFault, FaultKind, HexHash, LogFileFault, OpenError, ReadError,
 };
-pub use event_log::{AppendOutcome, AppendRequest, EventLog};
+pub use event_log::EventLog;
 pub use files::{DamageKind, FileDamage};
 pub use head_marker::{HeadMarkerStatus, HEAD_MARKER_FILE, HEAD_MARKER_SYNC_INTERVAL_MS};
+pub use metrics::LogMetrics;
 #[doc(hidden)]
 pub use options::{BeforeWriteHook, WriteInfo};
 pub use options::{

@@ -3,6 +3,12 @@
 //! [`StateMachine::actor`]), the chain invariants, and the head marker
 //! update after each batch ([`super::head_marker`]), before any caller is
 //! answered.
+//!
+//! Observability: each batch runs inside a `log_batch` tracing span (debug
+//! level) with the fields `requests`, `records`, `bytes`, `durability` and
+//! `write_us` (the RocksDB write's duration, recorded once it is done);
+//! refused commands are logged at debug inside it. Each answered batch adds
+//! its counts to the log's [`super::LogMetrics`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,14 +21,16 @@ use events::{CommandId, Hash, Record, RecordHeader, TimestampMicros};
 use parking_lot::Mutex;
 use rocksdb::{WriteBatch, WriteOptions, DB};
 
+use super::append::{AppendOutcome, AppendRequest};
+use super::backoff::Backoff;
 use super::error::AppendError;
-use super::event_log::{AppendOutcome, AppendRequest};
 use super::head_marker::HeadMarker;
 use super::keys::{
     command_key, command_value, parse_command_value, parse_stream_version_value, position_key,
     stream_id, stream_index_key, stream_version_value, CommandEntry, CF_COMMANDS, CF_LOG,
     CF_STREAM, CF_STREAMS, COMMAND_KEY_BYTES, FINGERPRINT_UNKNOWN, STREAM_ID_BYTES,
 };
+use super::metrics::{BatchCounts, LogCounters};
 use super::options::{Durability, LogOptions, WriteInfo};
 use super::read::{cf, LogHead};
 use super::state::{CommittedRecord, DecideContext, Idempotency, StateMachine};
@@ -33,8 +41,25 @@ use super::storage::{WRITE_STALL_RETRY_INTERVAL_MS, WRITE_STALL_WAIT_MAX_MS};
 /// request was stranded by a crashed writer waits before `Closed`.
 pub(crate) const CLOSED_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
+/// The largest pause between two attempts of a stalled batch write, in
+/// milliseconds. The pauses start at [`WRITE_STALL_RETRY_INTERVAL_MS`] and
+/// double with jitter ([`Backoff`]) up to this: a tenth of
+/// [`WRITE_STALL_WAIT_MAX_MS`], so a stall that clears is noticed within
+/// half a second while a long one costs a handful of wake-ups, not a
+/// thousand.
+pub(crate) const WRITE_STALL_RETRY_MAX_MS: u64 = 500;
+
+/// The stalled-write retry pacing (see [`WRITE_STALL_RETRY_MAX_MS`]).
+const WRITE_STALL_BACKOFF: Backoff = Backoff::new(
+    Duration::from_millis(WRITE_STALL_RETRY_INTERVAL_MS),
+    Duration::from_millis(WRITE_STALL_RETRY_MAX_MS),
+);
+
 /// What a caller gets back.
 pub(crate) type AppendResult<R> = Result<AppendOutcome, AppendError<R>>;
+
+/// A batch's callers, each with its answer.
+type Answers<R> = Vec<(Reply<R>, AppendResult<R>)>;
 
 /// Where the writer sends a caller's answer.
 pub(crate) enum Reply<R> {
@@ -134,6 +159,8 @@ pub(crate) struct Shared {
     /// Signalled whenever the writer has taken requests off the queue (and
     /// when it exits), so async senders waiting for room retry.
     pub(crate) space: tokio::sync::Notify,
+    /// The writer's counters ([`super::EventLog::metrics`]).
+    pub(crate) metrics: LogCounters,
 }
 
 /// Wakes waiting senders when the writer exits, even by panic.
@@ -172,8 +199,10 @@ struct VersionSlot {
 struct Batch<R> {
     write: WriteBatch,
     /// Answers, held back until the batch is durable.
-    replies: Vec<(Reply<R>, AppendResult<R>)>,
+    replies: Answers<R>,
     records: Vec<Arc<CommittedRecord>>,
+    /// Encoded bytes of `records`.
+    bytes: u64,
     /// Pending head: next position and the hash it links to.
     next_position: u64,
     last_hash: Hash,
@@ -223,6 +252,10 @@ impl<S: StateMachine> Writer<S> {
         let _guard = ExitGuard(self.shared.clone());
         while let Ok(first) = self.rx.recv() {
             if self.shared.poisoned.load(Ordering::SeqCst) {
+                self.shared.metrics.record_batch(&BatchCounts {
+                    requests: 1,
+                    ..BatchCounts::default()
+                });
                 first.reply.send(Err(AppendError::Poisoned));
                 self.shared.space.notify_waiters();
                 continue;
@@ -231,12 +264,22 @@ impl<S: StateMachine> Writer<S> {
                 write: WriteBatch::default(),
                 replies: Vec::new(),
                 records: Vec::new(),
+                bytes: 0,
                 next_position: self.head.next_position,
                 last_hash: self.head.last_hash,
                 recorded_at: self.last_recorded_at,
                 commands: HashMap::new(),
                 versions: HashMap::new(),
             };
+            let span = tracing::debug_span!(
+                "log_batch",
+                requests = tracing::field::Empty,
+                records = tracing::field::Empty,
+                bytes = tracing::field::Empty,
+                durability = ?self.options.durability,
+                write_us = tracing::field::Empty,
+            );
+            let _entered = span.enter();
             self.state.begin_batch();
             self.process(&mut batch, first);
             while batch.replies.len() < self.options.batch_requests_max
@@ -248,7 +291,7 @@ impl<S: StateMachine> Writer<S> {
                 }
             }
             self.shared.space.notify_waiters();
-            self.finish(batch);
+            self.finish(batch, &span);
             self.marker.sync_if_due();
         }
         // Closing: the marker's last update becomes durable.
@@ -289,10 +332,10 @@ impl<S: StateMachine> Writer<S> {
             now_micros: now,
             command_id,
         };
-        let decision = self
-            .state
-            .decide(&command, &ctx)
-            .map_err(AppendError::Rejected)?;
+        let decision = self.state.decide(&command, &ctx).map_err(|rejection| {
+            tracing::debug!(%command_id, ?rejection, "command rejected");
+            AppendError::Rejected(rejection)
+        })?;
         if decision.events.len() > EVENTS_PER_COMMAND_MAX {
             return Err(AppendError::TooManyEvents {
                 count: decision.events.len(),
@@ -382,6 +425,7 @@ impl<S: StateMachine> Writer<S> {
             batch
                 .write
                 .put_cf(cf(&self.db, CF_LOG), position_key(position), &bytes);
+            batch.bytes += bytes.len() as u64;
             batch.write.put_cf(
                 cf(&self.db, CF_STREAM),
                 stream_index_key(&stream, position),
@@ -487,9 +531,41 @@ impl<S: StateMachine> Writer<S> {
         Ok(version)
     }
 
-    /// Writes the batch (if it has records), then tells the state machine
-    /// and answers every caller.
-    fn finish(&mut self, mut batch: Batch<S::Rejection>) {
+    /// Writes the batch (if it has records), tells the state machine, adds
+    /// the batch's counts to the metrics and its fields to its `log_batch`
+    /// `span`, then answers every caller (so a caller that has its answer
+    /// sees its batch in [`super::EventLog::metrics`]).
+    fn finish(&mut self, batch: Batch<S::Rejection>, span: &tracing::Span) {
+        span.record("requests", batch.replies.len());
+        span.record("records", batch.records.len());
+        span.record("bytes", batch.bytes);
+        let mut counts = BatchCounts {
+            requests: batch.replies.len() as u64,
+            ..BatchCounts::default()
+        };
+        for (_, outcome) in &batch.replies {
+            match outcome {
+                Ok(AppendOutcome::Duplicate { .. }) => counts.duplicates += 1,
+                Err(AppendError::Rejected(_)) => counts.rejections += 1,
+                _ => {}
+            }
+        }
+        let answers = self.write_batch(batch, span, &mut counts);
+        self.shared.metrics.record_batch(&counts);
+        for (reply, answer) in answers {
+            reply.send(answer);
+        }
+    }
+
+    /// [`Writer::finish`]'s body: writes, ends the batch in the state
+    /// machine, notes in `counts` what became of the batch (its write time
+    /// in `span` too), and returns each caller's answer.
+    fn write_batch(
+        &mut self,
+        mut batch: Batch<S::Rejection>,
+        span: &tracing::Span,
+        counts: &mut BatchCounts,
+    ) -> Answers<S::Rejection> {
         for (stream, slot) in &batch.versions {
             if slot.dirty {
                 batch.write.put_cf(
@@ -507,10 +583,14 @@ impl<S: StateMachine> Writer<S> {
                 next_position: batch.next_position,
                 last_hash: batch.last_hash,
             };
-            self.write(write, batch.replies.len(), batch.records.len())
-                .and_then(|()| self.record_head(&head))
+            let started = Instant::now();
+            let written = self.write(write, batch.replies.len(), batch.records.len());
+            counts.write_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            span.record("write_us", counts.write_micros);
+            written.and_then(|()| self.record_head(&head))
         };
         if let Err(WriteFailure::Refused { waited_ms, full }) = &result {
+            counts.refused = true;
             // Nothing reached the disk: undo the batch in memory and refuse
             // it, without poisoning; the next batch tries again.
             self.state.end_batch(false);
@@ -519,24 +599,29 @@ impl<S: StateMachine> Writer<S> {
                 ?full,
                 "RocksDB refused writes; the batch was refused"
             );
-            for (reply, _) in batch.replies {
-                reply.send(Err(match full {
-                    None => AppendError::StorageStalled {
-                        waited_ms: *waited_ms,
-                    },
-                    Some(message) => AppendError::StorageFull {
-                        waited_ms: *waited_ms,
-                        message: message.clone(),
-                    },
-                }));
-            }
-            return;
+            let refusal = || match full {
+                None => AppendError::StorageStalled {
+                    waited_ms: *waited_ms,
+                },
+                Some(message) => AppendError::StorageFull {
+                    waited_ms: *waited_ms,
+                    message: message.clone(),
+                },
+            };
+            return batch
+                .replies
+                .into_iter()
+                .map(|(reply, _)| (reply, Err(refusal())))
+                .collect();
         }
         let durable = result.is_ok();
         self.state.end_batch(durable);
         match result {
             Ok(()) => {
                 if !batch.records.is_empty() {
+                    counts.written = true;
+                    counts.records = batch.records.len() as u64;
+                    counts.bytes = batch.bytes;
                     self.head = LogHead {
                         next_position: batch.next_position,
                         last_hash: batch.last_hash,
@@ -545,19 +630,23 @@ impl<S: StateMachine> Writer<S> {
                     *self.shared.head.lock() = self.head;
                     self.state.committed(&batch.records);
                 }
-                for (reply, outcome) in batch.replies {
-                    reply.send(outcome);
-                }
+                batch.replies
             }
             Err(failure) => {
+                counts.failed = true;
                 let message = failure.to_string();
                 tracing::error!(%message, "event log batch write failed; the log is poisoned");
                 self.shared.poisoned.store(true, Ordering::SeqCst);
-                for (reply, _) in batch.replies {
-                    reply.send(Err(AppendError::WriteFailed {
-                        message: message.clone(),
-                    }));
-                }
+                batch
+                    .replies
+                    .into_iter()
+                    .map(|(reply, _)| {
+                        let failed = AppendError::WriteFailed {
+                            message: message.clone(),
+                        };
+                        (reply, Err(failed))
+                    })
+                    .collect()
             }
         }
     }
@@ -581,8 +670,9 @@ impl<S: StateMachine> Writer<S> {
     /// blocking while writes are stopped (a flush that cannot finish, as on
     /// a full disk, would otherwise block it forever). A refusal writes
     /// nothing, and so does a write turned away because a background flush
-    /// or MANIFEST write ran out of space: both are retried every
-    /// [`WRITE_STALL_RETRY_INTERVAL_MS`] until [`WRITE_STALL_WAIT_MAX_MS`]
+    /// or MANIFEST write ran out of space: both are retried, with pauses
+    /// from [`WRITE_STALL_RETRY_INTERVAL_MS`] doubling with jitter up to
+    /// [`WRITE_STALL_RETRY_MAX_MS`], until [`WRITE_STALL_WAIT_MAX_MS`]
     /// have passed, then given up as [`WriteFailure::Refused`]. Any other
     /// error (a WAL append that fails, even for space) is
     /// [`WriteFailure::Failed`]: part of the batch may be on disk.
@@ -612,6 +702,7 @@ impl<S: StateMachine> Writer<S> {
         write_options.set_no_slowdown(true);
         let started = Instant::now();
         let deadline = started + Duration::from_millis(WRITE_STALL_WAIT_MAX_MS);
+        let mut retry = 0u32;
         loop {
             // `write_opt` takes the batch by value: each attempt writes a
             // copy (a memcpy, small next to the write), so a refused one
@@ -627,13 +718,22 @@ impl<S: StateMachine> Writer<S> {
                 Some(full) => full,
                 None => return Err(WriteFailure::Failed(error.into_string())),
             };
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 return Err(WriteFailure::Refused {
                     waited_ms: started.elapsed().as_millis() as u64,
                     full,
                 });
             }
-            std::thread::sleep(Duration::from_millis(WRITE_STALL_RETRY_INTERVAL_MS));
+            retry = retry.saturating_add(1);
+            let pause = WRITE_STALL_BACKOFF.delay(retry);
+            tracing::debug!(
+                retry,
+                pause_us = pause.as_micros() as u64,
+                full = full.is_some(),
+                "RocksDB refused the batch write; retrying"
+            );
+            std::thread::sleep(pause.min(deadline - now));
         }
     }
 }

@@ -6,6 +6,8 @@
 //! commands mean "leave unchanged". JSON `attributes` travel as text and are
 //! validated by the engine.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
@@ -94,6 +96,19 @@ impl<C> CommandEnvelope<C> {
     }
 }
 
+/// Puts a command in a [`CommandEnvelope`]: `PostMessage::new(..).keyed(id)`
+/// is `CommandEnvelope::new(id, PostMessage::new(..))`. Implemented for
+/// every command struct and for [`Command`].
+pub trait Keyed: Sized {
+    /// This command under the idempotency key `id`, issued by the trusted
+    /// host; see [`CommandEnvelope::new`] for what makes a good key.
+    fn keyed(self, id: impl Into<CommandId>) -> CommandEnvelope<Self> {
+        CommandEnvelope::new(id, self)
+    }
+}
+
+impl<C: Into<Command>> Keyed for C {}
+
 /// A 128-bit idempotency key chosen by the caller (or generated).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
@@ -149,7 +164,7 @@ impl From<&String> for CommandId {
 impl std::fmt::Display for CommandId {
     /// 32 lowercase hex digits.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        fmt::Display::fmt(&crate::hex::Hex(&self.0), f)
     }
 }
 

@@ -6,14 +6,13 @@
 //! state of those fields. The record envelope (see [`crate::record`]) adds the
 //! position, time, service, command id, actor and hash chain.
 //!
-//! The bincode encoding of [`Event`] is part of the record format, so the
-//! compatibility rule of [`crate::record`] applies to it: any change to it
-//! or to a type it holds (a new variant, even at the end, a new or
-//! reordered field) needs a new format version with its own decode path,
-//! and the payloads of every earlier version must keep decoding as they
-//! were written. Within that rule, variants are appended at the end, never
-//! reordered: bincode encodes the variant index (the golden-file test
-//! catches a reorder).
+//! The bincode encoding of [`Event`] is the record payload, so the
+//! compatibility rule of [`crate::record`] governs every change to it or to
+//! a type it holds. In short: a new variant goes at the end (bincode encodes
+//! the variant index, so a reorder changes what stored records mean) and
+//! comes with a golden set that holds it; changing an existing variant
+//! needs a new format version with its own decode path. The golden-file
+//! test (`tests/golden.rs`) catches both mistakes.
 
 use serde::{Deserialize, Serialize};
 

@@ -2,6 +2,7 @@
 //!
 //! This crate is the vocabulary every other crate speaks:
 //! - [`sid`]: Twilio-style SIDs, one type per resource kind;
+//! - [`hex`]: lowercase hex, the one encoder and decoder every crate uses;
 //! - [`limits`]: every enforced limit, named with its unit;
 //! - [`model`]: value types (states, bindings, media, permissions, …);
 //! - [`command`]: what callers ask for ([`Command`], [`CommandEnvelope`]);
@@ -17,6 +18,7 @@
 
 pub mod command;
 pub mod event;
+pub mod hex;
 pub mod limits;
 pub mod model;
 pub mod record;
@@ -27,10 +29,11 @@ pub use command::{
     CommandEnvelope, CommandId, ConversationRef, ConversationSpec, CreateAddressConfiguration,
     CreateConversation, CreateConversationWithParticipants, CreateRole, CreateService, CreateUser,
     DecideContext, Decision, DeleteAddressConfiguration, DeleteConversation, DeleteMessage,
-    DeleteRole, DeleteService, DeleteUser, EditMessage, Fingerprint, ParticipantSpec, PostMessage,
-    ReceiveInbound, RecordDeliveryAttemptFailed, RecordDeliveryReceipt, RemoveParticipant,
-    UpdateAddressConfiguration, UpdateConversation, UpdateParticipant, UpdateReadHorizon,
-    UpdateRole, UpdateService, UpdateServiceConfiguration, UpdateUser, UpdateUserConversation,
+    DeleteRole, DeleteService, DeleteUser, EditMessage, Fingerprint, Keyed, ParticipantSpec,
+    PostMessage, ReceiveInbound, RecordDeliveryAttemptFailed, RecordDeliveryReceipt,
+    RemoveParticipant, UpdateAddressConfiguration, UpdateConversation, UpdateParticipant,
+    UpdateReadHorizon, UpdateRole, UpdateService, UpdateServiceConfiguration, UpdateUser,
+    UpdateUserConversation,
 };
 pub use event::Event;
 pub use model::*;

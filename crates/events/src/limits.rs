@@ -1,8 +1,10 @@
 //! Every limit the engine enforces, named with its unit.
 //!
-//! Values follow Twilio's documented Conversations limits (see
-//! `shared/reference/README.md`); where Twilio documents none, the value is
-//! ours and the comment says why.
+//! Values follow Twilio's documented Conversations limits
+//! (<https://www.twilio.com/docs/conversations/conversations-limits>) and the
+//! field names of Twilio's Conversations v1 OpenAPI description
+//! (`twilio_conversations_v1.json` in <https://github.com/twilio/twilio-oai>).
+//! Where Twilio documents none, the value is ours and its doc line says why.
 
 /// Conversation and user `friendly_name`, in characters.
 pub const FRIENDLY_NAME_CHARS_MAX: usize = 256;

@@ -21,11 +21,22 @@
 //! length prefix cannot make the decoder allocate more than that, and an
 //! actor is bounded by [`IDENTITY_CHARS_MAX`] on both seal and decode.
 //!
-//! Compatibility rule: a decoder reads every format version ever written.
-//! A change to any encoded type (the header, [`Event`] or anything it holds)
-//! needs a new format version with its own decode path; the golden-file test
-//! in `tests/golden.rs` fails if the bytes of an earlier version stop
-//! decoding.
+//! Compatibility rule: a decoder reads every record ever written, in every
+//! format version, to the values it was written with. `tests/golden.rs`
+//! enforces it: every golden set (one per format version, plus sets for
+//! variants appended later) must decode, chain and match its `.jsonl`, and
+//! the golden sets together must hold every [`Event`] variant. So:
+//! - appending a variant at the end of [`Event`] changes no existing bytes
+//!   (bincode encodes the variant index) and needs no new format version,
+//!   only a new golden set that holds it;
+//! - any other change to an encoded type (the header, [`Event`] or anything
+//!   it holds: a reordered or removed variant, a field added, removed,
+//!   reordered or retyped) changes what existing bytes mean, so it needs a
+//!   new format version with its own decode path for the earlier versions.
+//!
+//! Compatibility runs one way: an older build reads no record whose version
+//! it does not know ([`CodecError::UnknownVersion`]), nor an event variant
+//! appended after it was built ([`CodecError::Malformed`]).
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 

@@ -48,30 +48,14 @@ fn parse_hex(expected: &'static str, s: &str) -> Result<SidBytes, SidError> {
             got: s.chars().take(2).collect(),
         });
     }
-    let digits = &s.as_bytes()[2..];
     let mut out = [0u8; 16];
-    for (i, pair) in digits.chunks_exact(2).enumerate() {
-        let hi = hex_val(pair[0]).ok_or(SidError::Digits)?;
-        let lo = hex_val(pair[1]).ok_or(SidError::Digits)?;
-        out[i] = (hi << 4) | lo;
-    }
+    crate::hex::decode_lower(&s[2..], &mut out).map_err(|_| SidError::Digits)?;
     Ok(out)
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
-    }
 }
 
 fn write_hex(f: &mut fmt::Formatter<'_>, prefix: &str, bytes: &SidBytes) -> fmt::Result {
     f.write_str(prefix)?;
-    for b in bytes {
-        write!(f, "{b:02x}")?;
-    }
-    Ok(())
+    fmt::Display::fmt(&crate::hex::Hex(bytes), f)
 }
 
 macro_rules! sid_type {

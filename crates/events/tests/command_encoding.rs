@@ -87,7 +87,7 @@ fn command_bytes_fingerprints_and_json_are_those_of_the_struct_variant_enum() {
         let fingerprint =
             idempotency_fingerprint(scope.as_ref(), Some("alice"), &p.command).unwrap();
         assert_eq!(
-            hex::encode(fingerprint),
+            hex::encode(&fingerprint),
             p.fingerprint_hex,
             "{name}: fingerprint"
         );

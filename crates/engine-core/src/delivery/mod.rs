@@ -9,7 +9,7 @@
 //! - a successful send records [`events::Command::RecordDeliveryReceipt`]
 //!   with status `sent` and the channel's message id;
 //! - a failed send records [`events::Command::RecordDeliveryAttemptFailed`]
-//!   and is retried after an exponential backoff
+//!   and is retried after an exponential backoff with jitter
 //!   ([`DeliveryOptions::backoff`]); after
 //!   [`DeliveryOptions::attempts_max`] attempts, or a permanent error, a
 //!   `failed` receipt ends it;
@@ -25,9 +25,27 @@
 //! One scheduler thread owns the pending set and the backoff timers; a
 //! small pool of sender threads ([`DeliveryOptions::sender_threads`]) calls
 //! the adapters, so a slow channel never blocks the log's writer.
+//!
+//! Modules, along those roles (each depends only on those listed before
+//! it, as `tests/module_layering.rs` checks): `pending` (the shared vocabulary: facts, messages, entries, jobs),
+//! `outbox` (the writer side), `shared` (options, adapters, counters),
+//! `recovery` (the pending set at open), `sender` (the adapter calls and
+//! the recorded results), `scheduler` (the timers and the thread start).
+//! Delivery reads the log and read models through
+//! `ReadSource` (`src/sources.rs`) and records results through an
+//! `Execute` closure, both handed in by the engine: it never names the
+//! engine facade.
+//!
+//! Retries are logged at info (delivery, attempt, backoff, error), a
+//! delivery that fails for good at warn.
 
 mod memory;
+mod outbox;
+mod pending;
+mod recovery;
 mod scheduler;
+mod sender;
+mod shared;
 #[cfg(feature = "webhook")]
 mod webhook;
 
@@ -39,19 +57,29 @@ use events::{
 };
 use serde::Serialize;
 
+use crate::log::Backoff;
+
 pub use memory::InMemoryAdapter;
-pub(crate) use scheduler::{start, DeliveryShared, DeliveryThreads, DeliveryWriter};
+pub(crate) use outbox::DeliveryWriter;
+pub(crate) use scheduler::{start, DeliveryThreads};
+pub(crate) use sender::Execute;
+pub(crate) use shared::DeliveryShared;
 #[cfg(feature = "webhook")]
 pub use webhook::{WebhookAdapter, WEBHOOK_TIMEOUT_DEFAULT};
 
 /// How many attempts a delivery gets, by default, before a `failed`
 /// receipt ends it.
 pub const DELIVERY_ATTEMPTS_MAX_DEFAULT: u32 = 5;
-/// The wait before the first retry, by default: 1 second. Each further
-/// retry waits twice as long, up to [`DELIVERY_BACKOFF_MAX_DEFAULT`].
-pub const DELIVERY_BACKOFF_INITIAL_DEFAULT: Duration = Duration::from_secs(1);
-/// The longest wait between two attempts, by default: 5 minutes.
-pub const DELIVERY_BACKOFF_MAX_DEFAULT: Duration = Duration::from_secs(300);
+/// The ceiling of the first retry's wait, by default, in milliseconds (1
+/// second). Each further retry's ceiling is twice the last, up to
+/// [`DELIVERY_BACKOFF_MAX_MS_DEFAULT`]; the wait itself is drawn from the
+/// upper half of the ceiling ([`crate::log::Backoff`]). A second rides out
+/// a channel's brief hiccup without hammering it.
+pub const DELIVERY_BACKOFF_INITIAL_MS_DEFAULT: u64 = 1_000;
+/// The largest wait between two attempts, by default, in milliseconds (5
+/// minutes), so the default [`DELIVERY_ATTEMPTS_MAX_DEFAULT`] attempts
+/// span seconds to minutes rather than hours.
+pub const DELIVERY_BACKOFF_MAX_MS_DEFAULT: u64 = 300_000;
 /// Threads that call channel adapters concurrently, by default.
 pub const DELIVERY_SENDER_THREADS_DEFAULT: usize = 2;
 
@@ -68,8 +96,8 @@ impl Default for DeliveryOptions {
     fn default() -> Self {
         DeliveryOptions {
             attempts_max: DELIVERY_ATTEMPTS_MAX_DEFAULT,
-            backoff_initial: DELIVERY_BACKOFF_INITIAL_DEFAULT,
-            backoff_max: DELIVERY_BACKOFF_MAX_DEFAULT,
+            backoff_initial: Duration::from_millis(DELIVERY_BACKOFF_INITIAL_MS_DEFAULT),
+            backoff_max: Duration::from_millis(DELIVERY_BACKOFF_MAX_MS_DEFAULT),
             sender_threads: DELIVERY_SENDER_THREADS_DEFAULT,
         }
     }
@@ -84,14 +112,14 @@ impl DeliveryOptions {
     }
 
     /// Sets the first retry's wait (default
-    /// [`DELIVERY_BACKOFF_INITIAL_DEFAULT`]).
+    /// [`DELIVERY_BACKOFF_INITIAL_MS_DEFAULT`]).
     pub fn backoff_initial(mut self, wait: Duration) -> Self {
         self.backoff_initial = wait;
         self
     }
 
     /// Sets the longest wait between attempts (default
-    /// [`DELIVERY_BACKOFF_MAX_DEFAULT`]).
+    /// [`DELIVERY_BACKOFF_MAX_MS_DEFAULT`]).
     pub fn backoff_max(mut self, wait: Duration) -> Self {
         self.backoff_max = wait;
         self
@@ -109,18 +137,18 @@ impl DeliveryOptions {
         self.attempts_max
     }
 
-    /// The wait before the next attempt after `failed_attempts` failures:
-    /// `backoff_initial × 2^(failed_attempts − 1)`, capped at
-    /// `backoff_max` (zero after no failure).
+    /// The retry pacing: exponential backoff from `backoff_initial` up to
+    /// `backoff_max`, with jitter.
+    pub fn retry_backoff(&self) -> Backoff {
+        Backoff::new(self.backoff_initial, self.backoff_max)
+    }
+
+    /// The wait before the next attempt after `failed_attempts` failures,
+    /// drawn anew on each call: uniform in `[c / 2, c]` where
+    /// `c = backoff_initial × 2^(failed_attempts − 1)`, capped at
+    /// `backoff_max` (zero after no failure). See [`Backoff::delay`].
     pub fn backoff(&self, failed_attempts: u32) -> Duration {
-        if failed_attempts == 0 {
-            return Duration::ZERO;
-        }
-        let factor = 1u32 << (failed_attempts - 1).min(30);
-        self.backoff_initial
-            .checked_mul(factor)
-            .unwrap_or(self.backoff_max)
-            .min(self.backoff_max)
+        self.retry_backoff().delay(failed_attempts)
     }
 }
 
@@ -281,16 +309,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_the_cap() {
+    fn delivery_backoff_is_jittered_within_its_doubling_ceilings() {
         let o = DeliveryOptions::default()
             .backoff_initial(Duration::from_millis(10))
             .backoff_max(Duration::from_millis(50));
         assert_eq!(o.backoff(0), Duration::ZERO);
-        assert_eq!(o.backoff(1), Duration::from_millis(10));
-        assert_eq!(o.backoff(2), Duration::from_millis(20));
-        assert_eq!(o.backoff(3), Duration::from_millis(40));
-        assert_eq!(o.backoff(4), Duration::from_millis(50));
-        assert_eq!(o.backoff(99), Duration::from_millis(50));
+        for (failed, ceiling_ms) in [(1, 10), (2, 20), (3, 40), (4, 50), (99, 50)] {
+            let ceiling = Duration::from_millis(ceiling_ms);
+            let waits: Vec<Duration> = (0..100).map(|_| o.backoff(failed)).collect();
+            assert!(
+                waits.iter().all(|w| *w >= ceiling / 2 && *w <= ceiling),
+                "after {failed} failures: {waits:?} not all in [{:?}, {ceiling:?}]",
+                ceiling / 2
+            );
+            assert!(
+                waits.iter().any(|w| *w != waits[0]),
+                "after {failed} failures: no jitter in {waits:?}"
+            );
+        }
     }
 
     #[test]

@@ -35,10 +35,25 @@
 //! - **Typing** ([`crate::Engine::typing`]) is ephemeral: never logged,
 //!   sent to the other members' live sessions only, ended by the typist's
 //!   next message or after [`FanoutOptions::typing_timeout`].
+//!
+//! Modules (each depends only on those listed before it, as
+//! `tests/module_layering.rs` checks): `mapping` (what
+//! each recipient sees), `hub` (registry, membership index, dispatch),
+//! `worker` (the dispatch thread and typing state), `route` (the writer
+//! side, feeding the worker), `replay` and `session` (resume and the
+//! consumer's end). Fan-out never names the engine facade: the engine hands
+//! it the `Hub`, the worker's channel and a weak
+//! `ReadSource` (`src/sources.rs`) for sessions to read the log and the
+//! read models.
+//!
+//! Observability: a session queue found full is logged at debug, the
+//! session's resume at info, a replay's start and end at debug; the
+//! counts are in [`FanoutMetrics`].
 
 mod hub;
 mod mapping;
 mod replay;
+mod route;
 mod session;
 mod worker;
 
@@ -49,8 +64,9 @@ use events::{ConversationSid, Event, ParticipantSid, ServiceSid};
 
 use crate::log::CommittedRecord;
 
-pub(crate) use hub::{FanoutWriter, Hub};
+pub(crate) use hub::Hub;
 pub use mapping::{client_event_kind, ClientEventKind, Perspective};
+pub(crate) use route::FanoutWriter;
 pub use session::{Session, SessionError, SessionStart, SessionStream};
 pub(crate) use worker::{run_worker, WorkerMsg};
 

@@ -23,7 +23,8 @@ use super::mapping::{
     client_event_kind, membership_effect, subject_of, MembershipEffect, Perspective, Subject,
 };
 use super::ClientEvent;
-use crate::log::{ChainFault, CommittedRecord, EventLog, FaultKind, ReadError, StateMachine};
+use crate::log::{ChainFault, CommittedRecord, FaultKind, ReadError};
+use crate::sources::ReadSource;
 
 /// An identity's membership and user as of a consistent read-model
 /// position.
@@ -115,9 +116,9 @@ impl Replay {
     ///
     /// Errors: reading or decoding the log failed; the replay can be
     /// retried from where it stopped.
-    pub(crate) fn fill<S: StateMachine>(
+    pub(crate) fn fill(
         &mut self,
-        log: &EventLog<S>,
+        log: &dyn ReadSource,
         out: &mut VecDeque<ClientEvent>,
         chunk: u64,
     ) -> Result<u64, ReadError> {
@@ -146,9 +147,9 @@ impl Replay {
     }
 
     /// Folds one event forward and says what the identity sees of it.
-    fn step<S: StateMachine>(
+    fn step(
         &mut self,
-        log: &EventLog<S>,
+        log: &dyn ReadSource,
         record: &Record,
         event: &Event,
     ) -> Result<Option<super::ClientEventKind>, ReadError> {
@@ -197,7 +198,7 @@ impl Replay {
     }
 
     /// The first pass: reconstructs the identity's membership at `start`.
-    fn prepare<S: StateMachine>(&mut self, log: &EventLog<S>) -> Result<(), ReadError> {
+    fn prepare(&mut self, log: &dyn ReadSource) -> Result<(), ReadError> {
         let mut ops: HashMap<ConversationSid, Vec<Op>> = HashMap::new();
         let mut touched: HashSet<ConversationSid> = HashSet::new();
         let mut added: HashMap<ParticipantSid, bool> = HashMap::new();
@@ -287,9 +288,9 @@ impl Replay {
 
     /// The identity's participant in `conversation` just before `start`,
     /// read from the conversation's own stream.
-    fn scan_conversation<S: StateMachine>(
+    fn scan_conversation(
         &self,
-        log: &EventLog<S>,
+        log: &dyn ReadSource,
         conversation: ConversationSid,
     ) -> Result<Option<ParticipantSid>, ReadError> {
         let mut mine = None;
@@ -317,9 +318,9 @@ impl Replay {
 
     /// Whether `user` is the identity's user (at `position`, inside the
     /// range).
-    fn is_mine<S: StateMachine>(
+    fn is_mine(
         &mut self,
-        log: &EventLog<S>,
+        log: &dyn ReadSource,
         user: UserSid,
         position: u64,
     ) -> Result<bool, ReadError> {

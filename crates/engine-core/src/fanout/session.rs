@@ -1,10 +1,15 @@
 //! Device sessions: a blocking receiver and an async `Stream` over one
 //! identity's client events, resumable from a cursor.
+//!
+//! A session reads the log and the read models through a weak
+//! [`Sources`] handle given by the engine: it never keeps a closed engine
+//! alive. A resume after lagging is logged at info (service, identity,
+//! cursor, resumes), a replay's start and end at debug.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -14,9 +19,9 @@ use events::ServiceSid;
 use super::hub::{Hub, LiveLink, Mailbox};
 use super::replay::{Replay, Snapshot};
 use super::ClientEvent;
-use crate::engine::Core;
 use crate::log::ReadError;
 use crate::read_view::ReadView;
+use crate::sources::{ReadSource, Sources};
 
 /// Where a new session starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +88,7 @@ enum Wait {
 /// most [`super::FanoutOptions::replay_chunk_records`] records per step
 /// (plus, once per resume, a first pass over the whole missed range).
 pub struct Session {
-    core: Weak<Core>,
+    sources: Sources,
     hub: Arc<Hub>,
     service: ServiceSid,
     mailbox: Arc<Mailbox>,
@@ -115,18 +120,22 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// Opens a session: registers its live queue and fixes the replay
-    /// range under the read-model lock.
+    /// Opens a session: registers its live queue in `hub` and fixes the
+    /// replay range under the read-model lock of `sources`.
+    ///
+    /// Errors: [`SessionError::Closed`] if the engine behind `sources` is
+    /// gone; otherwise as [`crate::Engine::open_session`].
     pub(crate) fn open(
-        core: &Arc<Core>,
+        hub: Arc<Hub>,
+        sources: Sources,
         service: ServiceSid,
         identity: &str,
         start: SessionStart,
     ) -> Result<Session, SessionError> {
-        let hub = core.hub.clone();
+        let source = sources.upgrade().ok_or(SessionError::Closed)?;
         let mailbox = hub.mailbox(service, identity);
         let mut session = Session {
-            core: Arc::downgrade(core),
+            sources,
             hub,
             service,
             mailbox,
@@ -140,18 +149,22 @@ impl Session {
             closed: false,
             is_async: false,
         };
-        session.connect(core, Some(start))?;
+        session.connect(&*source, Some(start))?;
         Ok(session)
     }
 
     /// Registers a new live queue and plans the replay of everything from
     /// `self.next` (or `start`) up to the read models' position.
-    fn connect(&mut self, core: &Core, start: Option<SessionStart>) -> Result<(), SessionError> {
+    fn connect(
+        &mut self,
+        source: &dyn ReadSource,
+        start: Option<SessionStart>,
+    ) -> Result<(), SessionError> {
         let (link, head, snapshot) = {
             // Under the read lock the read models are exactly the durable
             // prefix `..head`, and no batch is being applied: every event
             // at or past `head` is routed after the queue below exists.
-            let rm = ReadView::acquire(&core.read);
+            let rm = ReadView::acquire(source.read_models());
             let head = rm.applied_position().map_or(0, |p| p + 1);
             if start.is_some() && rm.service(&self.service).is_none() {
                 return Err(SessionError::ServiceNotFound(self.service));
@@ -178,6 +191,13 @@ impl Session {
         self.live_from = head;
         self.buffer_end = self.next;
         if self.next < head {
+            tracing::debug!(
+                service = %self.service,
+                identity = %self.mailbox.identity,
+                from = self.next,
+                to = head,
+                "session replays the events it missed"
+            );
             self.replay = Some(Replay::new(
                 self.service,
                 self.mailbox.identity.clone(),
@@ -319,6 +339,13 @@ impl Session {
                         return Err(SessionError::Closed);
                     }
                     self.resumes += 1;
+                    tracing::info!(
+                        service = %self.service,
+                        identity = %self.mailbox.identity,
+                        cursor = ?self.cursor(),
+                        resumes = self.resumes,
+                        "session fell behind and lost its live queue; resuming from its cursor"
+                    );
                     self.reconnect()?;
                 }
             }
@@ -326,15 +353,15 @@ impl Session {
     }
 
     fn reconnect(&mut self) -> Result<(), SessionError> {
-        let Some(core) = self.core.upgrade() else {
+        let Some(source) = self.sources.upgrade() else {
             self.closed = true;
             return Err(SessionError::Closed);
         };
-        self.connect(&core, None)
+        self.connect(&*source, None)
     }
 
     fn replay_step(&mut self) -> Result<(), SessionError> {
-        let Some(core) = self.core.upgrade() else {
+        let Some(source) = self.sources.upgrade() else {
             self.closed = true;
             return Err(SessionError::Closed);
         };
@@ -343,7 +370,7 @@ impl Session {
         };
         let before = self.buffer.len();
         let end = replay.fill(
-            &core.log,
+            &*source,
             &mut self.buffer,
             self.hub.options.replay_chunk_records,
         )?;
@@ -357,6 +384,12 @@ impl Session {
             self.next = self.next.max(end);
         }
         if done {
+            tracing::debug!(
+                service = %self.service,
+                identity = %self.mailbox.identity,
+                through = end,
+                "session caught up with the log"
+            );
             self.replay = None;
         }
         Ok(())

@@ -198,3 +198,12 @@ pub fn kinds(events: &[ClientEvent]) -> Vec<&'static str> {
 
 pub const WAIT: Duration = Duration::from_secs(10);
 pub const QUIET: Duration = Duration::from_millis(150);
+
+/// Waits until `check` holds, polling, or panics after [`WAIT`].
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

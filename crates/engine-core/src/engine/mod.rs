@@ -1,5 +1,10 @@
 //! [`Engine`]: the library API. Commands in, typed outcomes out, queries
 //! over read models that are never behind the log.
+//!
+//! This module is the facade: opening, executing, sessions, inbound
+//! routing and delivery wiring. What the log's writer runs per request is
+//! the state machine in [`state`]; how the read models are stored beside
+//! the log, loaded, caught up and digested is [`store`].
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,37 +12,40 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
 use events::{
-    AddressType, Command, CommandEnvelope, CommandId, ConversationRef, Event, ReceiveInbound,
-    Record, RecordDeliveryReceipt, RecordHeader, ServiceSid,
+    AddressType, Command, CommandEnvelope, CommandId, ConversationRef, ConversationSid, Event,
+    ReceiveInbound, RecordDeliveryReceipt, ServiceSid,
 };
-use parking_lot::lock_api::ArcRwLockWriteGuard;
-use parking_lot::{RawRwLock, RwLock};
-use projections::{ReadModels, RowSink, Table};
-use rocksdb::{WriteBatch, DB};
+use parking_lot::RwLock;
+use projections::{ReadModels, Table};
+use rocksdb::DB;
 
-use crate::commands::{self, CommandError, EngineCommand, StorageFailure};
+use crate::commands::{CommandError, EngineCommand, StorageFailure};
 use crate::delivery::{
     self, DeliveryMetrics, DeliveryOptions, DeliveryShared, DeliveryThreads, DeliveryWriter,
-    SharedAdapter,
+    Execute, SharedAdapter,
 };
 use crate::fanout::{
     run_worker, FanoutMetrics, FanoutOptions, FanoutWriter, Hub, Session, SessionError,
     SessionStart, WorkerMsg,
 };
 use crate::log::indexes::{self, IndexError};
-use crate::log::keys::{CF_COMMANDS, COMMAND_KEY_BYTES, LOG_COLUMN_FAMILIES};
+use crate::log::keys::LOG_COLUMN_FAMILIES;
 use crate::log::{
-    AppendError, AppendOutcome, AppendRequest, CommittedRecord, DecideContext, Decision, EventLog,
-    Idempotency, LogHead, LogOptions, OpenError, ReadError, RecordIter, StateMachine,
+    AppendError, AppendOutcome, AppendRequest, EventLog, LogMetrics, LogOptions, OpenError,
+    ReadError, RecordIter, StateMachine, StreamIter,
 };
 use crate::outcome::{typed_output, CommandOutcome, PostedMessage, TypedCommand};
 use crate::read_view::{read_scoped, ReadView};
+use crate::sources::{ReadSource, Sources};
 
-/// Records folded per `WriteBatch` while catching the read models up with
-/// the log (on open after a rebuild, or after an interrupted one). Bounds
-/// the memory of one batch; each batch also records the applied position,
-/// so an interrupted catch-up resumes where it stopped.
-pub const CATCH_UP_BATCH_RECORDS: u64 = 4_096;
+mod state;
+mod store;
+
+use state::EngineState;
+use store::{catch_up, upgrade_idempotency_index};
+pub use store::{
+    fold_records, load_read_models, read_models_digest, state_digest, CATCH_UP_BATCH_RECORDS,
+};
 
 /// Why the engine could not open, rebuild or read its store.
 #[derive(Debug, thiserror::Error)]
@@ -79,206 +87,6 @@ pub enum EngineError {
     /// [`crate::log::indexes::rebuild_indexes`]).
     #[error(transparent)]
     Indexes(#[from] IndexError),
-}
-
-/// A [`RowSink`] that stages rows into a RocksDB `WriteBatch`.
-struct BatchSink<'a> {
-    db: &'a DB,
-    batch: &'a mut WriteBatch,
-}
-
-fn table_cf(db: &DB, table: Table) -> &rocksdb::ColumnFamily {
-    match db.cf_handle(table.name()) {
-        Some(cf) => cf,
-        None => panic!(
-            "read-model column family {} is created at open",
-            table.name()
-        ),
-    }
-}
-
-impl RowSink for BatchSink<'_> {
-    fn put(&mut self, table: Table, key: Vec<u8>, value: Vec<u8>) {
-        self.batch.put_cf(table_cf(self.db, table), key, value);
-    }
-    fn delete(&mut self, table: Table, key: Vec<u8>) {
-        self.batch.delete_cf(table_cf(self.db, table), key);
-    }
-}
-
-/// The writer thread's state machine: the read models behind a lock that
-/// the writer holds for a whole batch, so readers never see state that is
-/// not yet durable. Each event is also routed for fan-out and noted for
-/// non-chat delivery as it is applied (membership at its own position);
-/// both are handed on once the batch is durable.
-pub(crate) struct EngineState {
-    db: Arc<DB>,
-    read: Arc<RwLock<ReadModels>>,
-    guard: Option<ArcRwLockWriteGuard<RawRwLock, ReadModels>>,
-    fanout: FanoutWriter,
-    delivery: DeliveryWriter,
-}
-
-impl StateMachine for EngineState {
-    type Command = EngineCommand;
-    type Rejection = CommandError;
-    const COLUMN_FAMILIES: &'static [&'static str] = &Table::NAMES;
-
-    /// The envelope's `acting_identity` (validated by `decide`).
-    fn actor(command: &EngineCommand) -> Option<String> {
-        command.acting_identity.clone()
-    }
-
-    /// Scope: [`Command::idempotency_scope`]. Fingerprint: over the scope,
-    /// the acting identity and the command.
-    fn idempotency(command: &EngineCommand) -> Result<Idempotency, events::CodecError> {
-        let scope = command.command.idempotency_scope();
-        let fingerprint = events::idempotency_fingerprint(
-            scope.as_ref(),
-            command.acting_identity.as_deref(),
-            &command.command,
-        )?;
-        Ok(Idempotency { scope, fingerprint })
-    }
-
-    fn begin_batch(&mut self) {
-        self.guard = Some(self.read.write_arc());
-    }
-
-    fn decide(
-        &self,
-        command: &EngineCommand,
-        ctx: &DecideContext,
-    ) -> Result<Decision, CommandError> {
-        let rm = self.guard.as_deref().expect("decide runs inside a batch");
-        commands::decide(rm, command, ctx)
-    }
-
-    fn apply(&mut self, db: &DB, batch: &mut WriteBatch, header: &RecordHeader, event: &Event) {
-        let rm = self
-            .guard
-            .as_deref_mut()
-            .expect("apply runs inside a batch");
-        // Routed against the state just before the event.
-        self.fanout.route(rm, header, event);
-        self.delivery.observe(rm, header, event);
-        rm.apply(header, event, &mut BatchSink { db, batch });
-    }
-
-    fn end_batch(&mut self, durable: bool) {
-        if let Some(mut guard) = self.guard.take() {
-            if !durable {
-                // The batch never reached the disk: go back to what did.
-                // After a failed write the log is poisoned, so this state
-                // is only read; after a stall the next batch starts here.
-                match load_read_models(&self.db) {
-                    Ok(rm) => *guard = rm,
-                    Err(e) => tracing::error!("reloading read models after a failed write: {e}"),
-                }
-                self.fanout.discard(&guard);
-                self.delivery.discard(&guard);
-            }
-        }
-    }
-
-    fn committed(&mut self, records: &[Arc<CommittedRecord>]) {
-        self.fanout.committed(records);
-        self.delivery.committed();
-    }
-}
-
-/// Re-derives the log's indexes of a store written before idempotency was
-/// scoped: its idempotency entries are keyed by the command id alone
-/// (16 bytes, not [`COMMAND_KEY_BYTES`]), so the writer would never find
-/// them and a retry of an earlier command would be applied again. Their
-/// fingerprints were never stored, so the re-derived entries carry
-/// [`crate::log::keys::FINGERPRINT_UNKNOWN`] (any command under such a key
-/// is answered as the original, as before). One look at the first entry
-/// per open; a store in the current layout is left alone.
-///
-/// Errors: reading the entry, or [`crate::log::indexes::rebuild_indexes`].
-fn upgrade_idempotency_index(db: &DB) -> Result<(), EngineError> {
-    let Some(cf) = db.cf_handle(CF_COMMANDS) else {
-        return Ok(());
-    };
-    let first = db
-        .iterator_cf(cf, rocksdb::IteratorMode::Start)
-        .next()
-        .transpose()?;
-    if let Some((key, _)) = first {
-        if key.len() != COMMAND_KEY_BYTES {
-            let report = indexes::rebuild_indexes(db)?;
-            tracing::warn!(
-                commands = report.commands,
-                "re-derived the idempotency index of a store written before scoped idempotency"
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Loads the persisted read models (rows of every read-model table).
-///
-/// Errors: RocksDB read failures, rows that do not decode.
-pub fn load_read_models(db: &DB) -> Result<ReadModels, EngineError> {
-    let mut rows = Vec::new();
-    for table in Table::ALL {
-        for kv in db.iterator_cf(table_cf(db, table), rocksdb::IteratorMode::Start) {
-            let (k, v) = kv?;
-            rows.push((table, k.into_vec(), v.into_vec()));
-        }
-    }
-    Ok(ReadModels::load(rows)?)
-}
-
-/// Folds the log from the read models' applied position to `head` into
-/// `rm`, writing the rows in batches of [`CATCH_UP_BATCH_RECORDS`].
-/// `progress(done, total)` is called after each batch.
-fn catch_up(
-    db: &DB,
-    rm: &mut ReadModels,
-    head: &LogHead,
-    progress: &mut dyn FnMut(u64, u64),
-) -> Result<(), EngineError> {
-    let from = rm.applied_position().map_or(0, |p| p + 1);
-    if from > head.next_position {
-        return Err(EngineError::ReadModelsAhead {
-            applied: from - 1,
-            next_position: head.next_position,
-        });
-    }
-    let total = head.next_position - from;
-    let mut done = 0;
-    let mut batch = WriteBatch::default();
-    for record in RecordIter::new(db, from..head.next_position) {
-        let record = record?;
-        let event = record
-            .event()
-            .map_err(|source| ReadError::Fault(decode_fault(&record, source)))?;
-        rm.apply(
-            &record.header,
-            &event,
-            &mut BatchSink {
-                db,
-                batch: &mut batch,
-            },
-        );
-        done += 1;
-        if done % CATCH_UP_BATCH_RECORDS == 0 {
-            db.write(std::mem::take(&mut batch))?;
-            progress(done, total);
-        }
-    }
-    db.write(batch)?;
-    progress(done, total);
-    Ok(())
-}
-
-fn decode_fault(record: &Record, source: events::CodecError) -> crate::log::ChainFault {
-    crate::log::ChainFault {
-        position: record.header.position,
-        kind: crate::log::FaultKind::Decode(source),
-    }
 }
 
 /// The command id of an inbound message: derived from its channel and the
@@ -353,6 +161,27 @@ pub(crate) struct Core {
     pub(crate) hub: Arc<Hub>,
     pub(crate) fanout_tx: Sender<WorkerMsg>,
     pub(crate) delivery: Arc<DeliveryShared>,
+}
+
+/// Fan-out sessions and delivery read the engine through this, not
+/// through `Core` itself.
+impl ReadSource for Core {
+    fn read_range(&self, range: std::ops::Range<u64>) -> RecordIter<'_> {
+        self.log.read_range(range)
+    }
+
+    fn read_stream(
+        &self,
+        service: ServiceSid,
+        conversation: Option<ConversationSid>,
+        from_position: u64,
+    ) -> StreamIter<'_> {
+        self.log.read_stream(service, conversation, from_position)
+    }
+
+    fn read_models(&self) -> &RwLock<ReadModels> {
+        &self.read
+    }
 }
 
 impl Core {
@@ -545,7 +374,11 @@ impl Engine {
             .name("colloquy-fanout".into())
             .spawn(move || run_worker(hub, fanout_rx))
             .map_err(EngineError::Spawn)?;
-        let delivery = match delivery::start(&core, delivery_rx) {
+        let execute: Execute = {
+            let core = core.clone();
+            Arc::new(move |envelope| core.execute(envelope).map(|_| ()))
+        };
+        let delivery = match delivery::start(&core.delivery, core.clone(), execute, delivery_rx) {
             Ok(d) => d,
             Err(e) => {
                 let _ = core.fanout_tx.send(WorkerMsg::Shutdown);
@@ -661,7 +494,16 @@ impl Engine {
         identity: &str,
         start: SessionStart,
     ) -> Result<Session, SessionError> {
-        Session::open(&self.core, service, identity, start)
+        let source: Arc<dyn ReadSource> = self.core.clone();
+        let sources = Sources::new(Arc::downgrade(&source));
+        Session::open(self.core.hub.clone(), sources, service, identity, start)
+    }
+
+    /// The log writer's counters (batches, requests, records and bytes
+    /// written, rejections, duplicates, write time; see [`LogMetrics`]).
+    /// Lock-free: never waits for the writer.
+    pub fn log_metrics(&self) -> LogMetrics {
+        self.core.log.metrics()
     }
 
     /// The fan-out counters (sessions, deliveries, lagging sessions, …).
@@ -930,64 +772,4 @@ fn request(envelope: CommandEnvelope) -> AppendRequest<EngineCommand> {
             command: envelope.command,
         },
     }
-}
-
-/// The digest of every read-model row stored in `db`, read from one
-/// snapshot in (table, key) order, and the row count.
-///
-/// Errors: RocksDB read failures.
-pub fn read_models_digest(db: &DB) -> Result<([u8; 32], u64), EngineError> {
-    let snapshot = db.snapshot();
-    let mut d = projections::Digester::new();
-    for table in Table::ALL {
-        let mut opts = rocksdb::ReadOptions::default();
-        opts.set_snapshot(&snapshot);
-        for kv in db.iterator_cf_opt(table_cf(db, table), opts, rocksdb::IteratorMode::Start) {
-            let (k, v) = kv?;
-            d.row(table, &k, &v);
-        }
-    }
-    Ok(d.finish())
-}
-
-/// Folds the records `iter` yields into fresh read models, off to the side
-/// (nothing is written), e.g. to compare a rebuild's digest with the live one.
-///
-/// Errors: the first read or decode fault.
-pub fn fold_records(
-    iter: impl Iterator<Item = Result<Record, ReadError>>,
-    progress: &mut dyn FnMut(u64),
-) -> Result<ReadModels, EngineError> {
-    let mut rm = ReadModels::new();
-    let mut sink = NullSink;
-    let mut done = 0u64;
-    for record in iter {
-        let record = record?;
-        let event = record
-            .event()
-            .map_err(|source| ReadError::Fault(decode_fault(&record, source)))?;
-        rm.apply(&record.header, &event, &mut sink);
-        done += 1;
-        if done % CATCH_UP_BATCH_RECORDS == 0 {
-            progress(done);
-        }
-    }
-    progress(done);
-    Ok(rm)
-}
-
-/// The digest a state's persisted form would have (see
-/// [`read_models_digest`]): equal states give equal digests.
-pub fn state_digest(rm: &ReadModels) -> ([u8; 32], u64) {
-    let mut rows = projections::RowMap::new();
-    rm.write_rows(&mut rows);
-    projections::digest_rows(&rows)
-}
-
-/// A sink that drops rows: folding only the in-memory state.
-struct NullSink;
-
-impl RowSink for NullSink {
-    fn put(&mut self, _: Table, _: Vec<u8>, _: Vec<u8>) {}
-    fn delete(&mut self, _: Table, _: Vec<u8>) {}
 }

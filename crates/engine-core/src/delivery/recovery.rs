@@ -1,0 +1,130 @@
+//! Recovery at open: the pending deliveries the read models imply
+//! (messages without a receipt for a non-chat participant that had joined
+//! before them), with their attempt counts and retry times.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use events::{Event, MessageSid, ParticipantSid, ServiceSid};
+use projections::Conversation;
+
+use super::pending::{Entry, State};
+use super::{channel_of, DeliveryId, DeliveryOptions};
+use crate::read_view::ReadView;
+use crate::sources::ReadSource;
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Whether non-chat participant `participant` had joined `conv` before
+/// message `message` was posted, by timestamps, and by log positions when
+/// the timestamps are equal (`positions` is read once per conversation).
+fn joined_before(
+    source: &dyn ReadSource,
+    service: ServiceSid,
+    conv: &Conversation,
+    (participant, joined_at): (ParticipantSid, u64),
+    (message, posted_at): (MessageSid, u64),
+    positions: &mut Option<HashMap<[u8; 16], u64>>,
+) -> bool {
+    match joined_at.cmp(&posted_at) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Greater => false,
+        std::cmp::Ordering::Equal => {
+            let map = positions.get_or_insert_with(|| {
+                let mut map = HashMap::new();
+                for record in source.read_stream(service, Some(conv.row().sid), 0) {
+                    let Ok(record) = record else { break };
+                    match record.event() {
+                        Ok(Event::MessageAdded { message_sid, .. }) => {
+                            map.insert(message_sid.0, record.header.position);
+                        }
+                        Ok(Event::ParticipantAdded {
+                            participant_sid, ..
+                        }) => {
+                            map.insert(participant_sid.0, record.header.position);
+                        }
+                        _ => {}
+                    }
+                }
+                map
+            });
+            match (map.get(&participant.0), map.get(&message.0)) {
+                (Some(p), Some(m)) => p < m,
+                // Unreadable history: prefer sending (at least once).
+                _ => true,
+            }
+        }
+    }
+}
+
+/// Pending deliveries in the read models: for each message, each non-chat
+/// participant (not its author) that had joined before it and has no
+/// receipt for it. Returns the position the read models were at.
+pub(crate) fn recover(
+    source: &dyn ReadSource,
+    options: &DeliveryOptions,
+    now: Instant,
+) -> (Option<u64>, Vec<(DeliveryId, Entry)>) {
+    let wall_now = now_micros();
+    let rm = ReadView::acquire(source.read_models());
+    let mut out = Vec::new();
+    for svc in rm.services() {
+        let service = &svc.row().sid;
+        for conv in svc.conversations() {
+            if conv.non_chat_count() == 0 {
+                continue;
+            }
+            let non_chat: Vec<_> = conv
+                .participants()
+                .filter_map(|p| p.kind.binding().map(|b| (p, channel_of(b))))
+                .collect();
+            let mut positions = None;
+            for m in conv.messages() {
+                for (p, channel) in &non_chat {
+                    if m.participant_sid == Some(p.sid) || conv.receipt(&m.sid, &p.sid).is_some() {
+                        continue;
+                    }
+                    if !joined_before(
+                        source,
+                        *service,
+                        conv,
+                        (p.sid, p.date_created),
+                        (m.sid, m.date_created),
+                        &mut positions,
+                    ) {
+                        continue;
+                    }
+                    let attempts = conv.delivery_attempts(&m.sid, &p.sid);
+                    let failed = attempts.map_or(0, |a| a.failed_attempts);
+                    let due = match attempts {
+                        None => now,
+                        Some(a) => {
+                            let wait = options.backoff(failed).as_micros() as u64;
+                            let due_micros = a.last_failed_at.saturating_add(wait);
+                            now + Duration::from_micros(due_micros.saturating_sub(wall_now))
+                        }
+                    };
+                    out.push((
+                        DeliveryId {
+                            message_sid: m.sid,
+                            participant_sid: p.sid,
+                        },
+                        Entry {
+                            service: *service,
+                            conversation: conv.row().sid,
+                            channel: *channel,
+                            failed,
+                            state: State::Waiting(due),
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    (rm.applied_position(), out)
+}

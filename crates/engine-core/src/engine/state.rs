@@ -1,0 +1,98 @@
+//! The engine's [`StateMachine`]: what the log's single writer runs for
+//! each request (decide with the pure `commands` crate, then apply to the
+//! read models, route for fan-out and note deliveries).
+
+use std::sync::Arc;
+
+use events::{Event, RecordHeader};
+use parking_lot::lock_api::ArcRwLockWriteGuard;
+use parking_lot::{RawRwLock, RwLock};
+use projections::{ReadModels, Table};
+use rocksdb::{WriteBatch, DB};
+
+use super::store::{load_read_models, BatchSink};
+use crate::commands::{self, CommandError, EngineCommand};
+use crate::delivery::DeliveryWriter;
+use crate::fanout::FanoutWriter;
+use crate::log::{CommittedRecord, DecideContext, Decision, Idempotency, StateMachine};
+
+/// The writer thread's state machine: the read models behind a lock that
+/// the writer holds for a whole batch, so readers never see state that is
+/// not yet durable. Each event is also routed for fan-out and noted for
+/// non-chat delivery as it is applied (membership at its own position);
+/// both are handed on once the batch is durable.
+pub(crate) struct EngineState {
+    pub(super) db: Arc<DB>,
+    pub(super) read: Arc<RwLock<ReadModels>>,
+    pub(super) guard: Option<ArcRwLockWriteGuard<RawRwLock, ReadModels>>,
+    pub(super) fanout: FanoutWriter,
+    pub(super) delivery: DeliveryWriter,
+}
+
+impl StateMachine for EngineState {
+    type Command = EngineCommand;
+    type Rejection = CommandError;
+    const COLUMN_FAMILIES: &'static [&'static str] = &Table::NAMES;
+
+    /// The envelope's `acting_identity` (validated by `decide`).
+    fn actor(command: &EngineCommand) -> Option<String> {
+        command.acting_identity.clone()
+    }
+
+    /// Scope: [`Command::idempotency_scope`]. Fingerprint: over the scope,
+    /// the acting identity and the command.
+    fn idempotency(command: &EngineCommand) -> Result<Idempotency, events::CodecError> {
+        let scope = command.command.idempotency_scope();
+        let fingerprint = events::idempotency_fingerprint(
+            scope.as_ref(),
+            command.acting_identity.as_deref(),
+            &command.command,
+        )?;
+        Ok(Idempotency { scope, fingerprint })
+    }
+
+    fn begin_batch(&mut self) {
+        self.guard = Some(self.read.write_arc());
+    }
+
+    fn decide(
+        &self,
+        command: &EngineCommand,
+        ctx: &DecideContext,
+    ) -> Result<Decision, CommandError> {
+        let rm = self.guard.as_deref().expect("decide runs inside a batch");
+        commands::decide(rm, command, ctx)
+    }
+
+    fn apply(&mut self, db: &DB, batch: &mut WriteBatch, header: &RecordHeader, event: &Event) {
+        let rm = self
+            .guard
+            .as_deref_mut()
+            .expect("apply runs inside a batch");
+        // Routed against the state just before the event.
+        self.fanout.route(rm, header, event);
+        self.delivery.observe(rm, header, event);
+        rm.apply(header, event, &mut BatchSink { db, batch });
+    }
+
+    fn end_batch(&mut self, durable: bool) {
+        if let Some(mut guard) = self.guard.take() {
+            if !durable {
+                // The batch never reached the disk: go back to what did.
+                // After a failed write the log is poisoned, so this state
+                // is only read; after a stall the next batch starts here.
+                match load_read_models(&self.db) {
+                    Ok(rm) => *guard = rm,
+                    Err(e) => tracing::error!("reloading read models after a failed write: {e}"),
+                }
+                self.fanout.discard(&guard);
+                self.delivery.discard(&guard);
+            }
+        }
+    }
+
+    fn committed(&mut self, records: &[Arc<CommittedRecord>]) {
+        self.fanout.committed(records);
+        self.delivery.committed();
+    }
+}
