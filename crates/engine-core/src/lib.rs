@@ -5,8 +5,9 @@
 //!   the read models, open sessions) and the state machine it plugs into
 //!   the log: [`commands::decide`] decides, [`projections::ReadModels`]
 //!   folds, and fan-out routes each event as it is applied;
-//! - [`ReadView`]: the one way to read the read models, which cannot
-//!   deadlock the log's writer;
+//! - [`Engine::read`]: the one way to read the read models, a read scoped
+//!   to a closure that hands out no lock guard and cannot deadlock the
+//!   log's writer;
 //! - [`fanout`]: committed events to device sessions, with gap-free resume,
 //!   lag handling and typing indicators;
 //! - [`delivery`]: messages to non-chat participants through the host's
