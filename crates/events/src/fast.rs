@@ -673,6 +673,103 @@ pub fn is_valid_event_v1(payload: &[u8], conversation: Option<&[u8; SID_BYTES]>)
     }
 }
 
+/// The fast path and the authoritative decoder disagreed on some bytes: a
+/// bug in this module (the fuzz target and the differential tests report
+/// it). The text names what differed; fix the fast path, which must only
+/// ever accept what [`Record::decode`] accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the fast record path and the authoritative decoder disagree: {0}")]
+pub struct Disagreement(pub String);
+
+/// The differential property on stored record bytes, as the fuzz target
+/// and the tests run it: if [`parse`] accepts `bytes` with a matching hash,
+/// [`Record::decode`] accepts them with equal fields; [`decode_record`]
+/// gives exactly [`Record::decode`]'s verdict; and for a record that
+/// decodes, [`RecordView::check_event`] gives [`Record::event`]'s verdict
+/// (see [`check_payload_agreement`]).
+///
+/// Errors: a [`Disagreement`] naming what differed.
+pub fn check_agreement(bytes: &[u8]) -> Result<(), Disagreement> {
+    let authoritative = Record::decode(bytes);
+    if let Some(view) = parse(bytes) {
+        if view.computed_hash() == view.hash {
+            match &authoritative {
+                Ok(record) if *record == view.to_record() => {}
+                Ok(record) => {
+                    return Err(Disagreement(format!(
+                        "fields differ: fast {:?}, decoder {record:?}",
+                        view.to_record()
+                    )))
+                }
+                Err(e) => {
+                    return Err(Disagreement(format!(
+                        "the fast path accepts what the decoder rejects ({e})"
+                    )))
+                }
+            }
+        }
+    }
+    let fast = decode_record(bytes).map(|view| view.to_record());
+    if fast != authoritative {
+        return Err(Disagreement(format!(
+            "decode_record gives {fast:?}, Record::decode {authoritative:?}"
+        )));
+    }
+    match authoritative {
+        Ok(record) => check_payload_agreement(
+            record.format_version,
+            record.header.conversation_sid,
+            &record.payload,
+        ),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The differential property on a payload stored in a record of
+/// `format_version` whose header names `conversation`: if
+/// [`is_valid_payload`] accepts it, [`decode_event`] does too; and
+/// [`RecordView::check_event`] gives [`decode_event`]'s verdict and error.
+///
+/// Errors: a [`Disagreement`] naming what differed.
+pub fn check_payload_agreement(
+    format_version: u16,
+    conversation: Option<ConversationSid>,
+    payload: &[u8],
+) -> Result<(), Disagreement> {
+    let authoritative = decode_event(format_version, conversation, payload);
+    let sid = conversation.map(|c| c.0);
+    if is_valid_payload(format_version, payload, sid.as_ref()) {
+        if let Err(e) = &authoritative {
+            return Err(Disagreement(format!(
+                "the grammar accepts a v{format_version} payload the decoder rejects ({e})"
+            )));
+        }
+    }
+    let view = RecordView {
+        format_version,
+        header: RecordHeader {
+            position: 0,
+            recorded_at: 0,
+            service_sid: ServiceSid([0; ID_BYTES]),
+            conversation_sid: conversation,
+            command_id: CommandId([0; ID_BYTES]),
+            actor: None,
+        },
+        header_bytes: Cow::Borrowed(&[]),
+        prev_hash: [0; HASH_BYTES],
+        hash: [0; HASH_BYTES],
+        payload: Cow::Borrowed(payload),
+    };
+    let fast = view.check_event();
+    let expected = authoritative.map(drop);
+    if fast != expected {
+        return Err(Disagreement(format!(
+            "check_event gives {fast:?}, the decoder {expected:?}"
+        )));
+    }
+    Ok(())
+}
+
 /// One event of every variant, optional fields both set and not, in
 /// declaration order (a variant may appear more than once): the seed of the
 /// fast path's tests, the differential test and the fuzz corpus.
