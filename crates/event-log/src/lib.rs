@@ -47,6 +47,7 @@ pub mod keys;
 mod options;
 mod read;
 mod reader;
+pub mod scan;
 mod state;
 pub mod storage;
 mod writer;
@@ -64,7 +65,8 @@ pub use options::{
     CHANNEL_CAPACITY_REQUESTS_DEFAULT, TAIL_VERIFY_RECORDS,
 };
 pub use read::{LogHead, RecordIter, StreamIter, VerifyReport};
-pub use reader::{LogReader, ReaderMode};
+pub use reader::{LogReader, ReaderFamilies, ReaderMode};
+pub use scan::ScanOptions;
 pub use state::*;
 pub use storage::{
     StorageCheck, TornTail, BLOOM_FILTER_BITS_PER_KEY, WAL_BYTES_MAX, WRITE_STALL_WAIT_MAX_MS,

@@ -34,12 +34,12 @@ use std::borrow::Cow;
 use crate::command::CommandId;
 use crate::event::Event;
 use crate::limits::{IDENTITY_CHARS_MAX, RECORD_BYTES_MAX};
-use crate::record::{
-    chain_hash_of_bytes, decode_event, encode_header, CodecError, Hash, Record, RecordHeader,
-};
 use crate::model::{
     AddressType, AutoCreation, ConversationState, DeliveryStatus, Media, MessagingBinding,
     NotificationLevel, ParticipantKind, Permission, RoleType, Timers,
+};
+use crate::record::{
+    chain_hash_of_bytes, decode_event, encode_header, CodecError, Hash, Record, RecordHeader,
 };
 use crate::sid::{
     AddressConfigurationSid, ConversationSid, MediaSid, MessageSid, ParticipantSid, ReceiptSid,
@@ -957,7 +957,6 @@ pub fn sample_events() -> Vec<Event> {
     ]
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1174,11 +1173,7 @@ mod tests {
             let other = [9u8; 16];
             assert!(!is_valid_event_v1(&bytes, Some(&other)));
         }
-        assert_eq!(
-            seen.len(),
-            EVENT_VARIANTS,
-            "a sample of every variant"
-        );
+        assert_eq!(seen.len(), EVENT_VARIANTS, "a sample of every variant");
     }
 
     #[test]
@@ -1260,12 +1255,14 @@ mod tests {
         let past = encode(&PARTICIPANT_KIND_VARIANTS).unwrap();
         assert!(decode::<ParticipantKind>(&past).is_err());
         let mut last = encode(&(PARTICIPANT_KIND_VARIANTS - 1)).unwrap();
-        last.extend(encode(&MessagingBinding {
-            address: "a".into(),
-            proxy_address: "b".into(),
-            projected_address: None,
-        })
-        .unwrap());
+        last.extend(
+            encode(&MessagingBinding {
+                address: "a".into(),
+                proxy_address: "b".into(),
+                projected_address: None,
+            })
+            .unwrap(),
+        );
         assert!(decode::<ParticipantKind>(&last).is_ok());
     }
 }
