@@ -27,8 +27,11 @@ fn a_command_acting_as_alice_writes_records_whose_actor_is_alice() {
         ParticipantSpec::chat("alice"),
     ));
     let alice_from = h.head().next_position;
-    h.exec_as(Some("alice"), PostMessage::new(service, conversation).body("hi"))
-        .expect("alice may post");
+    h.exec_as(
+        Some("alice"),
+        PostMessage::new(service, conversation).body("hi"),
+    )
+    .expect("alice may post");
     let alice_to = h.head().next_position;
     assert!(alice_to > alice_from, "alice's command appended records");
     h.ok(PostMessage::new(service, conversation)

@@ -37,7 +37,11 @@ fn refused(h: &mut Harness, acting: &str, command: impl Into<Command>, want: Com
     assert_eq!(h.head(), head, "a refusal wrote something");
 }
 
-fn accepted<C: TypedCommand + std::fmt::Debug>(h: &mut Harness, acting: &str, command: C) -> C::Output {
+fn accepted<C: TypedCommand + std::fmt::Debug>(
+    h: &mut Harness,
+    acting: &str,
+    command: C,
+) -> C::Output {
     let shown = format!("{command:?}");
     h.exec_as(Some(acting), command)
         .unwrap_or_else(|e| panic!("{acting} may {shown}: {e}"))
@@ -539,9 +543,7 @@ fn concurrent_writers_cannot_both_claim_a_unique_name_identity_or_binding() {
         assert_eq!(named, 1);
     }
 
-    let results = race(&mut h, THREADS, |_| {
-        CreateUser::new(s, "zoe").into()
-    });
+    let results = race(&mut h, THREADS, |_| CreateUser::new(s, "zoe").into());
     assert_eq!(
         results.iter().filter(|r| r.is_ok()).count(),
         1,

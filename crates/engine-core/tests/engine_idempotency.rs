@@ -127,21 +127,12 @@ fn create_service_keys_live_in_the_account_scope() {
     let mut h = Harness::new();
     let key = h.fresh_id();
     let create = |name: &str| CreateService::new(name).keyed(key).into_command();
-    let first = h
-        .engine()
-        .execute(create("one"))
-        .unwrap();
+    let first = h.engine().execute(create("one")).unwrap();
     let s = first.service_sid().unwrap();
-    let retry = h
-        .engine()
-        .execute(create("one"))
-        .unwrap();
+    let retry = h.engine().execute(create("one")).unwrap();
     assert!(retry.deduplicated);
     assert_eq!(retry.records, first.records);
-    let err = h
-        .engine()
-        .execute(create("two"))
-        .unwrap_err();
+    let err = h.engine().execute(create("two")).unwrap_err();
     assert_eq!(
         err,
         CommandError::IdempotencyKeyReused {
@@ -163,10 +154,7 @@ fn create_service_keys_live_in_the_account_scope() {
     assert_eq!(report.commands, 2);
     h.rebuild();
     check_indexes(h.engine().log().db(), IndexView::Snapshot).unwrap();
-    let again = h
-        .engine()
-        .execute(create("one"))
-        .unwrap();
+    let again = h.engine().execute(create("one")).unwrap();
     assert!(again.deduplicated);
     assert_eq!(again.records, first.records);
 }

@@ -65,7 +65,11 @@ fn set_up(h: &mut Harness, i: usize) -> Res {
     let message = h.ok(hello).message_sid;
     let mut config = None;
     for address in ["+19990000000".to_string(), only_proxy.clone()] {
-        config = Some(h.ok(CreateAddressConfiguration::new(svc, AddressType::Sms, address)));
+        config = Some(h.ok(CreateAddressConfiguration::new(
+            svc,
+            AddressType::Sms,
+            address,
+        )));
     }
     let rm = h.engine().read();
     let user = rm.user_by_identity(&svc, "alice").unwrap().sid;
@@ -223,10 +227,7 @@ fn foreign_commands(o: &Res, t: &Res, x: usize) -> Vec<(Command, &'static str)> 
             "message",
         ),
         // A user of another service.
-        (
-            UpdateUser::new(s, o.user).friendly_name("x").into(),
-            "user",
-        ),
+        (UpdateUser::new(s, o.user).friendly_name("x").into(), "user"),
         (DeleteUser::new(s, o.user).into(), "user"),
         (
             UpdateUserConversation::new(s, o.user, t.conv, NotificationLevel::Muted).into(),
@@ -527,7 +528,9 @@ fn sids_of_one_service_are_not_found_through_another() {
                     let o = &res[owner];
                     if x % 2 == 0 {
                         let activity = format!("activity {x}");
-                        h.ok(PostMessage::new(o.svc, o.conv).author("alice").body(activity));
+                        h.ok(PostMessage::new(o.svc, o.conv)
+                            .author("alice")
+                            .body(activity));
                     } else {
                         // May already be there: either answer is fine.
                         let member = ParticipantSpec::chat(format!("member-{x}"));

@@ -139,7 +139,11 @@ fn table() -> Vec<Row> {
         Row {
             name: "conversation attributes, bytes",
             limit: CONVERSATION_ATTRIBUTES_BYTES_MAX,
-            build: |_, f, n| CreateConversation::new(f.service).attributes(json_of(n)).into(),
+            build: |_, f, n| {
+                CreateConversation::new(f.service)
+                    .attributes(json_of(n))
+                    .into()
+            },
             refusal: too_long("attributes", "bytes"),
         },
         Row {
@@ -200,9 +204,7 @@ fn table() -> Vec<Row> {
         Row {
             name: "user identity, chars",
             limit: IDENTITY_CHARS_MAX,
-            build: |_, f, n| {
-                CreateUser::new(f.service, chars_text(n)).into()
-            },
+            build: |_, f, n| CreateUser::new(f.service, chars_text(n)).into(),
             refusal: too_long("identity", "chars"),
         },
         Row {
@@ -232,9 +234,7 @@ fn table() -> Vec<Row> {
         Row {
             name: "message author, chars",
             limit: AUTHOR_CHARS_MAX,
-            build: |_, f, n| {
-                post_with(f, "hi").author(chars_text(n)).into()
-            },
+            build: |_, f, n| post_with(f, "hi").author(chars_text(n)).into(),
             refusal: too_long("author", "chars"),
         },
         Row {

@@ -1650,10 +1650,7 @@ impl Model {
         let acting_of = |a: &Option<usize>| a.map(|i| IDENTITIES[i % IDENTITIES.len()].to_string());
         match op {
             Op::Reopen => unreachable!("handled by the runner"),
-            Op::CreateService(n) => (
-                None,
-                CreateService::new(name_text(n)).into(),
-            ),
+            Op::CreateService(n) => (None, CreateService::new(name_text(n)).into()),
             Op::CreateConversation {
                 svc,
                 acting,

@@ -54,7 +54,8 @@ impl Room {
         let mut participants = BTreeMap::new();
         let mut horizons = BTreeMap::new();
         for who in ["alice", "bob"] {
-            let participant = AddParticipant::new(service, conversation, ParticipantSpec::chat(who));
+            let participant =
+                AddParticipant::new(service, conversation, ParticipantSpec::chat(who));
             participants.insert(who, h.ok(participant));
             horizons.insert(who, None);
         }
