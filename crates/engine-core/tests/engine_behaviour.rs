@@ -387,8 +387,9 @@ fn inbound_messages_route_by_binding_autocreate_where_allowed_and_otherwise_writ
     );
     let new_conversation = created.conversation_sid().unwrap();
     let new_participant = created.participant_sids()[0];
-    let (message, index) = created.message().map(|m| (m.message_sid, m.index)).unwrap();
-    assert_eq!(index, 0);
+    let posted = created.message().unwrap();
+    let message = posted.message_sid;
+    assert_eq!(posted.index, 0);
     assert_eq!(conversation_count(&h, s), before + 1);
     {
         let rm = h.engine().read();
