@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use common::{create_conversation, envelope, open, temp_dir};
+use common::{open, temp_dir};
 use engine_core::{CommandError, Engine};
 use events::*;
 
@@ -18,14 +18,7 @@ fn engine_with_service() -> (tempfile::TempDir, Arc<Engine>, ServiceSid) {
     let dir = temp_dir();
     let engine = open(dir.path());
     let service = engine
-        .execute(envelope(
-            "service",
-            Command::CreateService(CreateService {
-                friendly_name: "views".into(),
-            }),
-        ))
-        .unwrap()
-        .service_sid()
+        .execute(CreateService::new("views").keyed("service"))
         .unwrap();
     (dir, Arc::new(engine), service)
 }
@@ -41,9 +34,17 @@ fn execute_while_holding_a_read_view_answers_instead_of_hanging() {
         std::thread::spawn(move || {
             let view = engine.read();
             let before = view.applied_position;
-            let result = engine.execute(envelope("conv", create_conversation(service, None)));
+            let result = engine.execute(
+                CreateConversation::new(service)
+                    .keyed("conv")
+                    .into_command(),
+            );
             let async_result = block_on_this_thread(
-                engine.execute_async(envelope("conv-async", create_conversation(service, None))),
+                engine.execute_async(
+                    CreateConversation::new(service)
+                        .keyed("conv-async")
+                        .into_command(),
+                ),
             );
             tx.send((before, result, async_result)).unwrap();
             drop(view);
@@ -58,7 +59,11 @@ fn execute_while_holding_a_read_view_answers_instead_of_hanging() {
     // Nothing was written, and once the view is gone the same command runs.
     assert_eq!(engine.read().applied_position, before);
     let outcome = engine
-        .execute(envelope("conv", create_conversation(service, None)))
+        .execute(
+            CreateConversation::new(service)
+                .keyed("conv")
+                .into_command(),
+        )
         .unwrap();
     assert!(!outcome.deduplicated, "the refused command left no trace");
 }
@@ -89,7 +94,11 @@ fn a_nested_read_view_does_not_queue_behind_a_waiting_writer() {
     let writer = {
         let engine = engine.clone();
         std::thread::spawn(move || {
-            engine.execute(envelope("conv", create_conversation(service, None)))
+            engine.execute(
+                CreateConversation::new(service)
+                    .keyed("conv")
+                    .into_command(),
+            )
         })
     };
     rx.recv_timeout(ANSWER_DEADLINE)
