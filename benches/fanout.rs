@@ -39,10 +39,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use engine_core::fanout::bench_support::{DispatchBench, RawBaseline};
 use engine_core::{Durability, Engine, EngineOptions, FanoutOptions, LogOptions, SessionStart};
 use events::command::*;
-use events::{
-    Command, CommandEnvelope, CommandId, ConversationRef, ConversationSpec, ParticipantKind,
-    ParticipantSpec,
-};
+use events::{CommandId, Keyed, ParticipantSpec};
 
 /// Conversation sizes (members, each with one session).
 const SIZES: [usize; 4] = [2, 100, 1_000, 10_000];
@@ -154,41 +151,20 @@ fn end_to_end(c: &mut Criterion) {
         )
         .unwrap();
         let mut next_id = 0u64;
-        let mut run = |command: Command| {
+        let mut key = || {
             next_id += 1;
-            engine
-                .execute(CommandEnvelope {
-                    command_id: CommandId::from_key(&next_id.to_le_bytes()),
-                    acting_identity: None,
-                    expected_version: None,
-                    command,
-                })
-                .unwrap()
+            CommandId::from_key(&next_id.to_le_bytes())
         };
-        let service = run(Command::CreateService(CreateService {
-            friendly_name: "bench".into(),
-        }))
-        .service_sid()
-        .unwrap();
-        let conversation = run(Command::CreateConversation(CreateConversation {
-            service,
-            spec: ConversationSpec::default(),
-        }))
-        .conversation_sid()
-        .unwrap();
+        let service = engine
+            .execute(CreateService::new("bench").keyed(key()))
+            .unwrap();
+        let conversation = engine
+            .execute(CreateConversation::new(service).keyed(key()))
+            .unwrap();
         for i in 0..size {
-            run(Command::AddParticipant(AddParticipant {
-                service,
-                conversation: ConversationRef::Sid(conversation),
-                participant: ParticipantSpec {
-                    kind: ParticipantKind::Chat {
-                        identity: format!("member-{i}"),
-                        projected_address: None,
-                    },
-                    attributes: None,
-                    role_sid: None,
-                },
-            }));
+            let member = ParticipantSpec::chat(format!("member-{i}"));
+            let join = AddParticipant::new(service, conversation, member);
+            engine.execute(join.keyed(key())).unwrap();
         }
         let mut sessions: Vec<_> = (0..size)
             .map(|i| {
@@ -202,14 +178,10 @@ fn end_to_end(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let t = Instant::now();
                 for _ in 0..iters {
-                    run(Command::PostMessage(PostMessage {
-                        service,
-                        conversation: ConversationRef::Sid(conversation),
-                        author: Some("member-0".into()),
-                        body: Some("hello".into()),
-                        media: vec![],
-                        attributes: None,
-                    }));
+                    let post = PostMessage::new(service, conversation)
+                        .author("member-0")
+                        .body("hello");
+                    engine.execute(post.keyed(key())).unwrap();
                     for s in &mut sessions {
                         s.recv().unwrap();
                     }

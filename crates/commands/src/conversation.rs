@@ -24,8 +24,9 @@ fn unique_name_free(
     }
 }
 
-/// The `ConversationCreated` event for `spec`, validated.
-fn created(
+/// The `ConversationCreated` event for `spec`, validated (also what an
+/// inbound message autocreates, with the default spec).
+pub(super) fn created(
     cx: &mut Cx,
     svc: &projections::Service,
     spec: &ConversationSpec,

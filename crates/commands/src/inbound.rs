@@ -2,6 +2,7 @@
 
 use events::*;
 
+use super::conversation::created;
 use super::message::message_events;
 use super::participant::participant_events;
 use super::{decision, Claims, CommandError, Cx};
@@ -36,16 +37,8 @@ pub(super) fn receive(cx: &mut Cx, c: &ReceiveInbound) -> Result<Decision, Comma
             to: to.to_string(),
         });
     }
-    let conv_sid = ConversationSid::derive(&cx.seed());
-    let mut events = vec![Event::ConversationCreated {
-        conversation_sid: conv_sid,
-        friendly_name: None,
-        unique_name: None,
-        attributes: "{}".to_string(),
-        state: ConversationState::Active,
-        timers: Timers::default(),
-        messaging_service_sid: None,
-    }];
+    let (conv_sid, created) = created(cx, svc, &ConversationSpec::default())?;
+    let mut events = vec![created];
     let spec = ParticipantSpec::binding(from, to);
     let added = participant_events(cx, svc, conv_sid, None, &spec, &mut Claims::default())?;
     let participant_sid = match added.last() {

@@ -37,7 +37,7 @@ fn an_sms_participant_gets_each_message_exactly_once_despite_failures() {
     let sms = f.join_binding(c, SMS, PROXY);
     let mut messages = Vec::new();
     for i in 0..4 {
-        messages.push(f.post(c, "alice", &format!("m{i}")).0);
+        messages.push(f.post(c, "alice", &format!("m{i}")).message_sid);
     }
     // A message the SMS participant wrote itself is not sent back to it.
     let inbound = f
@@ -148,7 +148,7 @@ fn after_the_last_attempt_the_delivery_fails_with_a_receipt() {
         .register_channel_adapter(AddressType::Sms, adapter.clone());
     let c = f.conversation();
     let sms = f.join_binding(c, SMS, PROXY);
-    let (m, _) = f.post(c, "system", "doomed");
+    let m = f.post(c, "system", "doomed").message_sid;
     eventually("the failed receipt", || {
         f.engine
             .read(|rm| rm.delivery_summary(&f.service, &ConversationRef::Sid(c), &m))
@@ -181,10 +181,12 @@ fn pending_deliveries_are_recovered_after_a_restart() {
     // No adapter at first: the deliveries wait in the log.
     let mut f = open(fast(5));
     let c = f.conversation();
-    let early = f.post(c, "system", "before the sms participant joined").0;
+    let early = f
+        .post(c, "system", "before the sms participant joined")
+        .message_sid;
     let sms = f.join_binding(c, SMS, PROXY);
-    let m1 = f.post(c, "system", "one").0;
-    let m2 = f.post(c, "system", "two").0;
+    let m1 = f.post(c, "system", "one").message_sid;
+    let m2 = f.post(c, "system", "two").message_sid;
     // m2 fails once before the restart, with a long backoff.
     f = f.restart(
         EngineOptions::default()
@@ -264,7 +266,7 @@ fn a_participant_that_leaves_gets_nothing_more() {
     let c = f.conversation();
     let sms = f.join_binding(c, SMS, PROXY);
     f.post(c, "system", "queued while no adapter");
-    f.leave(c, sms);
+    f.run(RemoveParticipant::new(f.service, c, sms));
     let adapter = Arc::new(InMemoryAdapter::new());
     f.engine
         .register_channel_adapter(AddressType::Sms, adapter.clone());

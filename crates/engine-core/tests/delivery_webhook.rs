@@ -107,7 +107,7 @@ fn the_webhook_adapter_posts_json_and_retries_server_errors() {
         .register_channel_adapter(AddressType::Whatsapp, Arc::new(adapter));
     let c = f.conversation();
     let p = f.join_binding(c, "whatsapp:+15551230001", "whatsapp:+15559870000");
-    let (m, _) = f.post(c, "system", "hello over http");
+    let m = f.post(c, "system", "hello over http").message_sid;
 
     let deadline = Instant::now() + WAIT;
     loop {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{chat, post, Harness};
+use common::Harness;
 use events::*;
 
 /// Every record in the log, read back from disk.
@@ -19,15 +19,24 @@ fn records(h: &Harness) -> Vec<Record> {
 #[test]
 fn a_command_acting_as_alice_writes_records_whose_actor_is_alice() {
     let mut h = Harness::new();
-    let service = h.service("acme");
-    let conversation = h.conversation(service, None);
-    h.participant(service, conversation, chat("alice"));
+    let service = h.ok(CreateService::new("acme"));
+    let conversation = h.ok(CreateConversation::new(service));
+    h.ok(AddParticipant::new(
+        service,
+        conversation,
+        ParticipantSpec::chat("alice"),
+    ));
     let alice_from = h.head().next_position;
-    h.exec_as(Some("alice"), post(service, conversation, None, "hi"))
-        .expect("alice may post");
+    h.exec_as(
+        Some("alice"),
+        PostMessage::new(service, conversation).body("hi"),
+    )
+    .expect("alice may post");
     let alice_to = h.head().next_position;
     assert!(alice_to > alice_from, "alice's command appended records");
-    h.post(service, conversation, "system", "from the host");
+    h.ok(PostMessage::new(service, conversation)
+        .author("system")
+        .body("from the host"));
     let end = h.head().next_position;
 
     // After a reopen, so the actors come from the stored records.

@@ -6,8 +6,8 @@ mod common;
 
 use std::sync::Barrier;
 
-use common::{binding, chat, post, Harness};
-use engine_core::{CommandError, CommandOutcome, Engine};
+use common::Harness;
+use engine_core::{CommandError, CommandOutcome, Engine, TypedCommand};
 use events::*;
 
 fn denied(identity: &str, permission: Option<Permission>) -> CommandError {
@@ -21,18 +21,13 @@ fn conversation_ref(c: ConversationSid) -> ConversationRef {
     ConversationRef::Sid(c)
 }
 
-fn edit(service: ServiceSid, c: ConversationSid, m: MessageSid, body: &str) -> Command {
-    Command::EditMessage(EditMessage {
-        service,
-        conversation: conversation_ref(c),
-        message: m,
-        body: Some(body.to_string()),
-        attributes: None,
-    })
+fn edit(service: ServiceSid, c: ConversationSid, m: MessageSid, body: &str) -> EditMessage {
+    EditMessage::new(service, c, m).body(body)
 }
 
 /// Runs `command` as `acting`, expecting `want`, and checks nothing was written.
-fn refused(h: &mut Harness, acting: &str, command: Command, want: CommandError) {
+fn refused(h: &mut Harness, acting: &str, command: impl Into<Command>, want: CommandError) {
+    let command = command.into();
     let head = h.head();
     let shown = format!("{command:?}");
     let got = h
@@ -42,7 +37,11 @@ fn refused(h: &mut Harness, acting: &str, command: Command, want: CommandError) 
     assert_eq!(h.head(), head, "a refusal wrote something");
 }
 
-fn accepted(h: &mut Harness, acting: &str, command: Command) -> CommandOutcome {
+fn accepted<C: TypedCommand + std::fmt::Debug>(
+    h: &mut Harness,
+    acting: &str,
+    command: C,
+) -> C::Output {
     let shown = format!("{command:?}");
     h.exec_as(Some(acting), command)
         .unwrap_or_else(|e| panic!("{acting} may {shown}: {e}"))
@@ -60,22 +59,14 @@ fn message_body(h: &Harness, s: ServiceSid, c: ConversationSid, m: MessageSid) -
 #[test]
 fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can() {
     let mut h = Harness::new();
-    let s = h.service("permissions");
+    let s = h.ok(CreateService::new("permissions"));
     for identity in ["alice", "bob", "carol"] {
-        h.ok(Command::CreateUser(CreateUser {
-            service: s,
-            identity: identity.into(),
-            friendly_name: None,
-            attributes: None,
-            role_sid: None,
-        }));
+        h.ok(CreateUser::new(s, identity));
     }
     // Alice creates the conversation and joins it as its creator (channel
     // admin); the host adds Bob, who gets the default role (channel user).
-    let c = accepted(&mut h, "alice", common::create_conversation(s, None))
-        .conversation_sid()
-        .unwrap();
-    let bob = h.participant(s, c, chat("bob"));
+    let c = accepted(&mut h, "alice", CreateConversation::new(s));
+    let bob = h.ok(AddParticipant::new(s, c, ParticipantSpec::chat("bob")));
     let roles: Vec<_> = h.engine().read(|rm| {
         rm.get_conversation(&s, &conversation_ref(c))
             .unwrap()
@@ -87,14 +78,9 @@ fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can
     assert!(roles.contains(&("alice".into(), Some(admin))), "{roles:?}");
     assert!(roles.contains(&("bob".into(), Some(user))), "{roles:?}");
 
-    let (from_alice, _) = accepted(&mut h, "alice", post(s, c, None, "from alice"))
-        .message()
-        .map(|m| (m.message_sid, m.index))
-        .unwrap();
-    let (from_bob, _) = accepted(&mut h, "bob", post(s, c, None, "from bob"))
-        .message()
-        .map(|m| (m.message_sid, m.index))
-        .unwrap();
+    let from_alice = accepted(&mut h, "alice", PostMessage::new(s, c).body("from alice"));
+    let from_alice = from_alice.message_sid;
+    let from_bob = accepted(&mut h, "bob", PostMessage::new(s, c).body("from bob")).message_sid;
 
     // Bob, a channel user, may not touch Alice's message.
     refused(
@@ -106,23 +92,13 @@ fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can
     refused(
         &mut h,
         "bob",
-        Command::EditMessage(EditMessage {
-            service: s,
-            conversation: conversation_ref(c),
-            message: from_alice,
-            body: None,
-            attributes: Some("{}".into()),
-        }),
+        EditMessage::new(s, c, from_alice).attributes("{}"),
         denied("bob", Some(Permission::EditAnyMessageAttributes)),
     );
     refused(
         &mut h,
         "bob",
-        Command::DeleteMessage(DeleteMessage {
-            service: s,
-            conversation: conversation_ref(c),
-            message: from_alice,
-        }),
+        DeleteMessage::new(s, c, from_alice),
         denied("bob", Some(Permission::DeleteAnyMessage)),
     );
     assert_eq!(
@@ -140,21 +116,13 @@ fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can
     refused(
         &mut h,
         "bob",
-        post(s, c, Some("alice"), "pretending"),
+        PostMessage::new(s, c).author("alice").body("pretending"),
         denied("bob", None),
     );
     refused(
         &mut h,
         "bob",
-        Command::UpdateConversation(UpdateConversation {
-            service: s,
-            conversation: conversation_ref(c),
-            friendly_name: Some("mine now".into()),
-            unique_name: None,
-            attributes: None,
-            state: None,
-            timers: None,
-        }),
+        UpdateConversation::new(s, c).friendly_name("mine now"),
         denied("bob", Some(Permission::EditConversationName)),
     );
     let alice = h.engine().read(|rm| {
@@ -166,50 +134,34 @@ fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can
     refused(
         &mut h,
         "bob",
-        Command::RemoveParticipant(RemoveParticipant {
-            service: s,
-            conversation: conversation_ref(c),
-            participant: alice,
-        }),
+        RemoveParticipant::new(s, c, alice),
         denied("bob", Some(Permission::RemoveParticipant)),
     );
     refused(
         &mut h,
         "bob",
-        Command::UpdateReadHorizon(UpdateReadHorizon {
-            service: s,
-            conversation: conversation_ref(c),
-            participant: alice,
-            last_read_message_index: Some(0),
-            mode: HorizonMode::Set,
-        }),
+        UpdateReadHorizon::set(s, c, alice, Some(0)),
         denied("bob", None),
     );
     // Carol has a user but is not a participant: she has no conversation role.
     refused(
         &mut h,
         "carol",
-        post(s, c, None, "hello?"),
+        PostMessage::new(s, c).body("hello?"),
         denied("carol", Some(Permission::SendMessage)),
     );
     // Dave has no user, hence no service role to create conversations with.
     refused(
         &mut h,
         "dave",
-        common::create_conversation(s, None),
+        CreateConversation::new(s),
         denied("dave", Some(Permission::CreateConversation)),
     );
     // Host-only commands.
     refused(
         &mut h,
         "alice",
-        Command::CreateUser(CreateUser {
-            service: s,
-            identity: "erin".into(),
-            friendly_name: None,
-            attributes: None,
-            role_sid: None,
-        }),
+        CreateUser::new(s, "erin"),
         denied("alice", None),
     );
 
@@ -219,55 +171,30 @@ fn a_channel_user_cannot_edit_or_delete_anothers_message_but_a_channel_admin_can
         message_body(&h, s, c, from_bob).as_deref(),
         Some("moderated")
     );
-    accepted(
-        &mut h,
-        "alice",
-        Command::DeleteMessage(DeleteMessage {
-            service: s,
-            conversation: conversation_ref(c),
-            message: from_bob,
-        }),
-    );
+    accepted(&mut h, "alice", DeleteMessage::new(s, c, from_bob));
 
     // Promoted to channel admin by the host, Bob may edit Alice's message.
-    h.ok(Command::UpdateParticipant(UpdateParticipant {
-        service: s,
-        conversation: conversation_ref(c),
-        participant: bob,
-        attributes: None,
-        role_sid: Some(admin),
-        last_read_message_index: None,
-        last_read_timestamp: None,
-    }));
+    h.ok(UpdateParticipant::new(s, c, bob).role_sid(admin));
     accepted(&mut h, "bob", edit(s, c, from_alice, "edited by bob"));
     assert_eq!(
         message_body(&h, s, c, from_alice).as_deref(),
         Some("edited by bob")
     );
     // And a participant may leave on their own.
-    accepted(
-        &mut h,
-        "bob",
-        Command::RemoveParticipant(RemoveParticipant {
-            service: s,
-            conversation: conversation_ref(c),
-            participant: bob,
-        }),
-    );
+    accepted(&mut h, "bob", RemoveParticipant::new(s, c, bob));
 }
 
 #[test]
 fn retrying_a_command_id_returns_the_first_result_and_appends_nothing() {
     let mut h = Harness::new();
-    let s = h.service("idempotency");
-    let c = h.conversation(s, None);
+    let s = h.ok(CreateService::new("idempotency"));
+    let c = h.ok(CreateConversation::new(s));
     let id = h.fresh_id();
-    let envelope = CommandEnvelope {
-        command_id: id,
-        acting_identity: None,
-        expected_version: None,
-        command: post(s, c, Some("alice"), "only once"),
-    };
+    let envelope = PostMessage::new(s, c)
+        .author("alice")
+        .body("only once")
+        .keyed(id)
+        .into_command();
     let first = h.engine().execute(envelope.clone()).unwrap();
     assert!(!first.deduplicated);
     assert!(!first.records.is_empty());
@@ -290,7 +217,10 @@ fn retrying_a_command_id_returns_the_first_result_and_appends_nothing() {
     let other = h
         .engine()
         .execute(CommandEnvelope {
-            command: post(s, c, Some("alice"), "something else"),
+            command: PostMessage::new(s, c)
+                .author("alice")
+                .body("something else")
+                .into(),
             ..envelope
         })
         .unwrap_err();
@@ -309,22 +239,11 @@ fn retrying_a_command_id_returns_the_first_result_and_appends_nothing() {
     // A refused command's id is not remembered: used again for a valid
     // command, it appends.
     let id = h.fresh_id();
-    let refused = h.engine().execute(CommandEnvelope {
-        command_id: id,
-        acting_identity: None,
-        expected_version: None,
-        command: post(s, ConversationSid::derive(b"nowhere"), None, "lost"),
-    });
+    let lost = PostMessage::new(s, ConversationSid::derive(b"nowhere")).body("lost");
+    let refused = h.engine().execute(lost.keyed(id).into_command());
     assert!(matches!(refused, Err(CommandError::NotFound { .. })));
-    let retried = h
-        .engine()
-        .execute(CommandEnvelope {
-            command_id: id,
-            acting_identity: None,
-            expected_version: None,
-            command: post(s, c, None, "found"),
-        })
-        .unwrap();
+    let found = PostMessage::new(s, c).body("found");
+    let retried = h.engine().execute(found.keyed(id).into_command()).unwrap();
     assert!(!retried.deduplicated);
     assert_eq!(retried.records.len(), 1);
 }
@@ -343,22 +262,18 @@ fn records_of(engine: &Engine, c: ConversationSid) -> u64 {
 #[test]
 fn a_stale_expected_version_is_a_typed_conflict_and_writes_nothing() {
     let mut h = Harness::new();
-    let s = h.service("versions");
-    let c = h.conversation(s, None);
+    let s = h.ok(CreateService::new("versions"));
+    let c = h.ok(CreateConversation::new(s));
     // A new identity appends a user (service stream) and a participant
     // (the conversation's stream): only the latter counts.
-    h.participant(s, c, chat("alice"));
+    h.ok(AddParticipant::new(s, c, ParticipantSpec::chat("alice")));
     let seen = records_of(h.engine(), c);
     assert_eq!(h.engine().log().stream_version(s, Some(c)).unwrap(), seen);
 
     let with_version = |h: &mut Harness, expected: u64, body: &str| {
-        let envelope = CommandEnvelope {
-            command_id: h.fresh_id(),
-            acting_identity: None,
-            expected_version: Some(expected),
-            command: post(s, c, Some("alice"), body),
-        };
-        h.engine().execute(envelope)
+        let post = PostMessage::new(s, c).author("alice").body(body);
+        let id = h.fresh_id();
+        h.engine().execute(post.keyed(id).expect_version(expected))
     };
     with_version(&mut h, seen, "first").unwrap();
     let now = records_of(h.engine(), c);
@@ -390,36 +305,27 @@ fn a_stale_expected_version_is_a_typed_conflict_and_writes_nothing() {
     assert_eq!(records_of(h.engine(), c), now + 1);
 
     // Another conversation's writes do not move this one's version.
-    let other = h.conversation(s, None);
-    h.post(s, other, "bob", "elsewhere");
+    let other = h.ok(CreateConversation::new(s));
+    h.ok(PostMessage::new(s, other).author("bob").body("elsewhere"));
     with_version(&mut h, now + 1, "still current").unwrap();
 }
 
 fn inbound(service: ServiceSid, from: &str, to: &str, body: Option<&str>) -> Command {
-    Command::ReceiveInbound(ReceiveInbound {
-        service,
-        channel: AddressType::Sms,
-        from: from.to_string(),
-        to: to.to_string(),
-        body: body.map(str::to_string),
-        media: Vec::new(),
-    })
+    let inbound = ReceiveInbound::new(service, AddressType::Sms, from, to);
+    match body {
+        Some(body) => inbound.body(body).into(),
+        None => inbound.into(),
+    }
 }
 
 fn configure(h: &mut Harness, s: ServiceSid, address: &str, channel: AddressType, enabled: bool) {
-    h.ok(Command::CreateAddressConfiguration(
-        CreateAddressConfiguration {
-            service: s,
-            address_type: channel,
-            address: address.to_string(),
-            friendly_name: None,
-            auto_creation: AutoCreation {
-                enabled,
-                conversation_service_sid: None,
-                webhook_url: None,
-            },
-        },
-    ));
+    h.ok(
+        CreateAddressConfiguration::new(s, channel, address).auto_creation(AutoCreation {
+            enabled,
+            conversation_service_sid: None,
+            webhook_url: None,
+        }),
+    );
 }
 
 fn conversation_count(h: &Harness, s: ServiceSid) -> usize {
@@ -430,11 +336,12 @@ fn conversation_count(h: &Harness, s: ServiceSid) -> usize {
 #[test]
 fn inbound_messages_route_by_binding_autocreate_where_allowed_and_otherwise_write_nothing() {
     let mut h = Harness::new();
-    let s = h.service("inbound");
+    let s = h.ok(CreateService::new("inbound"));
     let proxy = "+15559000000";
     configure(&mut h, s, proxy, AddressType::Sms, true);
-    let c = h.conversation(s, None);
-    let known = h.participant(s, c, binding("+15550000001", proxy));
+    let c = h.ok(CreateConversation::new(s));
+    let known = ParticipantSpec::binding("+15550000001", proxy);
+    let known = h.ok(AddParticipant::new(s, c, known));
 
     // A matched binding: appended as that participant, in its conversation.
     let before = conversation_count(&h, s);
@@ -468,8 +375,9 @@ fn inbound_messages_route_by_binding_autocreate_where_allowed_and_otherwise_writ
     );
     let new_conversation = created.conversation_sid().unwrap();
     let new_participant = created.participant_sids()[0];
-    let (message, index) = created.message().map(|m| (m.message_sid, m.index)).unwrap();
-    assert_eq!(index, 0);
+    let posted = created.message().unwrap();
+    let message = posted.message_sid;
+    assert_eq!(posted.index, 0);
     assert_eq!(conversation_count(&h, s), before + 1);
     {
         h.engine().read(|rm| {
@@ -536,15 +444,7 @@ fn inbound_messages_route_by_binding_autocreate_where_allowed_and_otherwise_writ
 
     // A closed conversation no longer receives its binding's messages: the
     // configuration starts a new conversation instead.
-    h.ok(Command::UpdateConversation(UpdateConversation {
-        service: s,
-        conversation: conversation_ref(c),
-        friendly_name: None,
-        unique_name: None,
-        attributes: None,
-        state: Some(ConversationState::Closed),
-        timers: None,
-    }));
+    h.ok(UpdateConversation::new(s, c).state(ConversationState::Closed));
     let reopened = h.ok(inbound(s, "+15550000001", proxy, Some("still there?")));
     assert_eq!(
         common::kinds(&reopened),
@@ -580,12 +480,7 @@ fn race(
                 scope.spawn(move || {
                     let command = make(i);
                     start.wait();
-                    engine.execute(CommandEnvelope {
-                        command_id: *id,
-                        acting_identity: None,
-                        expected_version: None,
-                        command,
-                    })
+                    engine.execute(command.keyed(*id))
                 })
             })
             .collect();
@@ -597,12 +492,12 @@ fn race(
 fn concurrent_writers_cannot_both_claim_a_unique_name_identity_or_binding() {
     const THREADS: usize = 8;
     let mut h = Harness::new();
-    let s = h.service("races");
+    let s = h.ok(CreateService::new("races"));
 
     for round in 0..5 {
         let name = format!("the-one-{round}");
         let results = race(&mut h, THREADS, |_| {
-            common::create_conversation(s, Some(&name))
+            CreateConversation::new(s).unique_name(&name).into()
         });
         let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
         assert_eq!(winners.len(), 1, "round {round}: {results:?}");
@@ -634,15 +529,7 @@ fn concurrent_writers_cannot_both_claim_a_unique_name_identity_or_binding() {
         assert_eq!(named, 1);
     }
 
-    let results = race(&mut h, THREADS, |_| {
-        Command::CreateUser(CreateUser {
-            service: s,
-            identity: "zoe".into(),
-            friendly_name: None,
-            attributes: None,
-            role_sid: None,
-        })
-    });
+    let results = race(&mut h, THREADS, |_| CreateUser::new(s, "zoe").into());
     assert_eq!(
         results.iter().filter(|r| r.is_ok()).count(),
         1,
@@ -658,9 +545,12 @@ fn concurrent_writers_cannot_both_claim_a_unique_name_identity_or_binding() {
     }
 
     // One binding, many conversations: one of them gets it.
-    let conversations: Vec<_> = (0..THREADS).map(|_| h.conversation(s, None)).collect();
+    let conversations: Vec<_> = (0..THREADS)
+        .map(|_| h.ok(CreateConversation::new(s)))
+        .collect();
     let results = race(&mut h, THREADS, |i| {
-        common::add_participant(s, conversations[i], binding("+15550000009", "+15559000009"))
+        let binding = ParticipantSpec::binding("+15550000009", "+15559000009");
+        AddParticipant::new(s, conversations[i], binding).into()
     });
     let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     assert_eq!(winners.len(), 1, "{results:?}");

@@ -10,7 +10,7 @@ mod common;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
-use common::{binding, chat, spec, Harness};
+use common::Harness;
 use engine_core::CommandError;
 use events::*;
 use projections::{Order, PageRequest, QueryError, ReadModels};
@@ -40,62 +40,36 @@ struct Res {
 }
 
 fn set_up(h: &mut Harness, i: usize) -> Res {
-    let svc = h.service(&format!("service {i}"));
-    let conv_role = h
-        .ok(Command::CreateRole(CreateRole {
-            service: svc,
-            friendly_name: "custom".into(),
-            role_type: RoleType::Conversation,
-            permissions: vec![Permission::SendMessage],
-        }))
-        .events()
-        .find_map(|e| match e {
-            Event::RoleCreated { role_sid, .. } => Some(*role_sid),
-            _ => None,
-        })
-        .unwrap();
+    let svc = h.ok(CreateService::new(format!("service {i}")));
+    let conv_role = h.ok(CreateRole::new(
+        svc,
+        "custom",
+        RoleType::Conversation,
+        [Permission::SendMessage],
+    ));
     let unique_name = format!("room-{i}");
     let (only_identity, only_address, only_proxy) = (
         format!("only-{i}"),
         format!("+1555000{i}"),
         format!("+1999000{i}"),
     );
-    let created = h.ok(Command::CreateConversationWithParticipants(
-        CreateConversationWithParticipants {
-            service: svc,
-            spec: ConversationSpec {
-                unique_name: Some(unique_name.clone()),
-                ..Default::default()
-            },
-            participants: vec![
-                spec(chat("alice")),
-                spec(chat(&only_identity)),
-                spec(binding("+15550000000", "+19990000000")),
-                spec(binding(&only_address, &only_proxy)),
-            ],
-        },
-    ));
-    let conv = created.conversation_sid().unwrap();
-    let parts = created.participant_sids();
-    let (message, _) = h.post(svc, conv, "alice", "hello");
+    let spec = ConversationSpec::default().unique_name(&unique_name);
+    let created = h.ok(CreateConversationWithParticipants::new(svc, spec)
+        .participant(ParticipantSpec::chat("alice"))
+        .participant(ParticipantSpec::chat(&only_identity))
+        .participant(ParticipantSpec::binding("+15550000000", "+19990000000"))
+        .participant(ParticipantSpec::binding(&only_address, &only_proxy)));
+    let conv = created.conversation_sid;
+    let parts = created.participant_sids;
+    let hello = PostMessage::new(svc, conv).author("alice").body("hello");
+    let message = h.ok(hello).message_sid;
     let mut config = None;
     for address in ["+19990000000".to_string(), only_proxy.clone()] {
-        let out = h.ok(Command::CreateAddressConfiguration(
-            CreateAddressConfiguration {
-                service: svc,
-                address_type: AddressType::Sms,
-                address,
-                friendly_name: None,
-                auto_creation: AutoCreation::default(),
-            },
-        ));
-        config = out.events().find_map(|e| match e {
-            Event::AddressConfigurationCreated {
-                address_configuration_sid,
-                ..
-            } => Some(*address_configuration_sid),
-            _ => None,
-        });
+        config = Some(h.ok(CreateAddressConfiguration::new(
+            svc,
+            AddressType::Sms,
+            address,
+        )));
     }
     let (user, roles, service_role) = h.engine().read(|rm| {
         let user = rm.user_by_identity(&svc, "alice").unwrap().sid;
@@ -131,128 +105,66 @@ fn sid(c: ConversationSid) -> ConversationRef {
 /// with the kind its `NotFound` must name. `x` varies the details.
 fn foreign_commands(o: &Res, t: &Res, x: usize) -> Vec<(Command, &'static str)> {
     let s = t.svc;
-    let body = Some(format!("probe {x}"));
+    let body = format!("probe {x}");
     let any_role = o.roles[x % o.roles.len()];
     let fresh = format!("fresh-{x}");
     let slot = |k: usize| (x % 3 == k).then_some(any_role);
     vec![
         // A conversation of another service.
         (
-            Command::UpdateConversation(UpdateConversation {
-                service: s,
-                conversation: sid(o.conv),
-                friendly_name: Some("x".into()),
-                unique_name: None,
-                attributes: None,
-                state: None,
-                timers: None,
-            }),
+            UpdateConversation::new(s, o.conv).friendly_name("x").into(),
+            "conversation",
+        ),
+        (DeleteConversation::new(s, o.conv).into(), "conversation"),
+        (
+            AddParticipant::new(s, o.conv, ParticipantSpec::chat(&fresh)).into(),
             "conversation",
         ),
         (
-            Command::DeleteConversation(DeleteConversation {
-                service: s,
-                conversation: sid(o.conv),
-            }),
+            RemoveParticipant::new(s, o.conv, o.chat_part).into(),
             "conversation",
         ),
         (
-            Command::AddParticipant(AddParticipant {
-                service: s,
-                conversation: sid(o.conv),
-                participant: spec(chat(&fresh)),
-            }),
+            UpdateParticipant::new(s, o.conv, o.chat_part)
+                .attributes("{}")
+                .into(),
             "conversation",
         ),
         (
-            Command::RemoveParticipant(RemoveParticipant {
-                service: s,
-                conversation: sid(o.conv),
-                participant: o.chat_part,
-            }),
+            PostMessage::new(s, o.conv).body(&body).into(),
             "conversation",
         ),
         (
-            Command::UpdateParticipant(UpdateParticipant {
-                service: s,
-                conversation: sid(o.conv),
-                participant: o.chat_part,
-                attributes: Some("{}".into()),
-                role_sid: None,
-                last_read_message_index: None,
-                last_read_timestamp: None,
-            }),
+            PostMessage::new(s, ConversationRef::UniqueName(o.unique_name.clone()))
+                .body(&body)
+                .into(),
             "conversation",
         ),
         (
-            Command::PostMessage(PostMessage {
-                service: s,
-                conversation: sid(o.conv),
-                author: None,
-                body: body.clone(),
-                media: Vec::new(),
-                attributes: None,
-            }),
+            EditMessage::new(s, o.conv, o.message).body(&body).into(),
             "conversation",
         ),
         (
-            Command::PostMessage(PostMessage {
-                service: s,
-                conversation: ConversationRef::UniqueName(o.unique_name.clone()),
-                author: None,
-                body: body.clone(),
-                media: Vec::new(),
-                attributes: None,
-            }),
+            DeleteMessage::new(s, o.conv, o.message).into(),
             "conversation",
         ),
         (
-            Command::EditMessage(EditMessage {
-                service: s,
-                conversation: sid(o.conv),
-                message: o.message,
-                body: body.clone(),
-                attributes: None,
-            }),
+            UpdateReadHorizon::set(s, o.conv, o.chat_part, Some(x as u64)).into(),
             "conversation",
         ),
         (
-            Command::DeleteMessage(DeleteMessage {
-                service: s,
-                conversation: sid(o.conv),
-                message: o.message,
-            }),
+            UpdateUserConversation::new(s, t.user, o.conv, NotificationLevel::Muted).into(),
             "conversation",
         ),
         (
-            Command::UpdateReadHorizon(UpdateReadHorizon {
-                service: s,
-                conversation: sid(o.conv),
-                participant: o.chat_part,
-                last_read_message_index: Some(x as u64),
-                mode: HorizonMode::Set,
-            }),
-            "conversation",
-        ),
-        (
-            Command::UpdateUserConversation(UpdateUserConversation {
-                service: s,
-                user: t.user,
-                conversation: sid(o.conv),
-                notification_level: NotificationLevel::Muted,
-            }),
-            "conversation",
-        ),
-        (
-            Command::RecordDeliveryReceipt(RecordDeliveryReceipt {
-                service: s,
-                conversation: sid(o.conv),
-                message: o.message,
-                participant: o.bind_part,
-                status: DeliveryStatus::Delivered,
-                error_code: None,
-                channel_message_sid: None,
-            }),
+            RecordDeliveryReceipt::new(
+                s,
+                o.conv,
+                o.message,
+                o.bind_part,
+                DeliveryStatus::Delivered,
+            )
+            .into(),
             "conversation",
         ),
         (
@@ -268,26 +180,17 @@ fn foreign_commands(o: &Res, t: &Res, x: usize) -> Vec<(Command, &'static str)> 
         ),
         // A participant of another service, in this service's conversation.
         (
-            Command::RemoveParticipant(RemoveParticipant {
-                service: s,
-                conversation: sid(t.conv),
-                participant: o.chat_part,
-            }),
+            RemoveParticipant::new(s, t.conv, o.chat_part).into(),
             "participant",
         ),
         (
-            Command::UpdateParticipant(UpdateParticipant {
-                service: s,
-                conversation: sid(t.conv),
-                participant: o.chat_part,
-                attributes: Some("{}".into()),
-                role_sid: None,
-                last_read_message_index: None,
-                last_read_timestamp: None,
-            }),
+            UpdateParticipant::new(s, t.conv, o.chat_part)
+                .attributes("{}")
+                .into(),
             "participant",
         ),
         (
+            // Advancing to no index: a combination no constructor makes.
             Command::UpdateReadHorizon(UpdateReadHorizon {
                 service: s,
                 conversation: sid(t.conv),
@@ -298,46 +201,19 @@ fn foreign_commands(o: &Res, t: &Res, x: usize) -> Vec<(Command, &'static str)> 
             "participant",
         ),
         (
-            Command::RecordDeliveryReceipt(RecordDeliveryReceipt {
-                service: s,
-                conversation: sid(t.conv),
-                message: t.message,
-                participant: o.bind_part,
-                status: DeliveryStatus::Read,
-                error_code: None,
-                channel_message_sid: None,
-            }),
+            RecordDeliveryReceipt::new(s, t.conv, t.message, o.bind_part, DeliveryStatus::Read)
+                .into(),
             "participant",
         ),
         // A message of another service.
         (
-            Command::EditMessage(EditMessage {
-                service: s,
-                conversation: sid(t.conv),
-                message: o.message,
-                body: body.clone(),
-                attributes: None,
-            }),
+            EditMessage::new(s, t.conv, o.message).body(&body).into(),
             "message",
         ),
+        (DeleteMessage::new(s, t.conv, o.message).into(), "message"),
         (
-            Command::DeleteMessage(DeleteMessage {
-                service: s,
-                conversation: sid(t.conv),
-                message: o.message,
-            }),
-            "message",
-        ),
-        (
-            Command::RecordDeliveryReceipt(RecordDeliveryReceipt {
-                service: s,
-                conversation: sid(t.conv),
-                message: o.message,
-                participant: t.bind_part,
-                status: DeliveryStatus::Sent,
-                error_code: None,
-                channel_message_sid: None,
-            }),
+            RecordDeliveryReceipt::new(s, t.conv, o.message, t.bind_part, DeliveryStatus::Sent)
+                .into(),
             "message",
         ),
         (
@@ -352,93 +228,40 @@ fn foreign_commands(o: &Res, t: &Res, x: usize) -> Vec<(Command, &'static str)> 
             "message",
         ),
         // A user of another service.
+        (UpdateUser::new(s, o.user).friendly_name("x").into(), "user"),
+        (DeleteUser::new(s, o.user).into(), "user"),
         (
-            Command::UpdateUser(UpdateUser {
-                service: s,
-                user: o.user,
-                friendly_name: Some("x".into()),
-                attributes: None,
-                role_sid: None,
-            }),
-            "user",
-        ),
-        (
-            Command::DeleteUser(DeleteUser {
-                service: s,
-                user: o.user,
-            }),
-            "user",
-        ),
-        (
-            Command::UpdateUserConversation(UpdateUserConversation {
-                service: s,
-                user: o.user,
-                conversation: sid(t.conv),
-                notification_level: NotificationLevel::Muted,
-            }),
+            UpdateUserConversation::new(s, o.user, t.conv, NotificationLevel::Muted).into(),
             "user",
         ),
         // A role of another service.
+        (UpdateRole::new(s, any_role, []).into(), "role"),
+        (DeleteRole::new(s, any_role).into(), "role"),
         (
-            Command::UpdateRole(UpdateRole {
-                service: s,
-                role: any_role,
-                permissions: Vec::new(),
-            }),
+            CreateUser::new(s, &fresh).role_sid(o.service_role).into(),
             "role",
         ),
         (
-            Command::DeleteRole(DeleteRole {
-                service: s,
-                role: any_role,
-            }),
+            UpdateUser::new(s, t.user).role_sid(o.service_role).into(),
             "role",
         ),
         (
-            Command::CreateUser(CreateUser {
-                service: s,
-                identity: fresh.clone(),
-                friendly_name: None,
-                attributes: None,
-                role_sid: Some(o.service_role),
-            }),
+            AddParticipant::new(
+                s,
+                t.conv,
+                ParticipantSpec::chat(&fresh).role_sid(o.conv_role),
+            )
+            .into(),
             "role",
         ),
         (
-            Command::UpdateUser(UpdateUser {
-                service: s,
-                user: t.user,
-                friendly_name: None,
-                attributes: None,
-                role_sid: Some(o.service_role),
-            }),
+            UpdateParticipant::new(s, t.conv, t.chat_part)
+                .role_sid(o.conv_role)
+                .into(),
             "role",
         ),
         (
-            Command::AddParticipant(AddParticipant {
-                service: s,
-                conversation: sid(t.conv),
-                participant: ParticipantSpec {
-                    kind: chat(&fresh),
-                    attributes: None,
-                    role_sid: Some(o.conv_role),
-                },
-            }),
-            "role",
-        ),
-        (
-            Command::UpdateParticipant(UpdateParticipant {
-                service: s,
-                conversation: sid(t.conv),
-                participant: t.chat_part,
-                attributes: None,
-                role_sid: Some(o.conv_role),
-                last_read_message_index: None,
-                last_read_timestamp: None,
-            }),
-            "role",
-        ),
-        (
+            // Which default role names the foreign role varies with `x`.
             Command::UpdateServiceConfiguration(UpdateServiceConfiguration {
                 service: s,
                 default_conversation_creator_role_sid: slot(0),
@@ -448,32 +271,20 @@ fn foreign_commands(o: &Res, t: &Res, x: usize) -> Vec<(Command, &'static str)> 
             "role",
         ),
         (
-            Command::CreateConversationWithParticipants(CreateConversationWithParticipants {
-                service: s,
-                spec: ConversationSpec::default(),
-                participants: vec![ParticipantSpec {
-                    kind: chat(&fresh),
-                    attributes: None,
-                    role_sid: Some(o.conv_role),
-                }],
-            }),
+            CreateConversationWithParticipants::new(s, ConversationSpec::default())
+                .participant(ParticipantSpec::chat(&fresh).role_sid(o.conv_role))
+                .into(),
             "role",
         ),
         // An address configuration of another service.
         (
-            Command::UpdateAddressConfiguration(UpdateAddressConfiguration {
-                service: s,
-                address_configuration: o.config,
-                friendly_name: Some("x".into()),
-                auto_creation: None,
-            }),
+            UpdateAddressConfiguration::new(s, o.config)
+                .friendly_name("x")
+                .into(),
             "address configuration",
         ),
         (
-            Command::DeleteAddressConfiguration(DeleteAddressConfiguration {
-                service: s,
-                address_configuration: o.config,
-            }),
+            DeleteAddressConfiguration::new(s, o.config).into(),
             "address configuration",
         ),
     ]
@@ -736,14 +547,14 @@ fn sids_of_one_service_are_not_found_through_another() {
                 Probe::Activity { owner, x } => {
                     let o = &res[owner];
                     if x % 2 == 0 {
-                        h.post(o.svc, o.conv, "alice", &format!("activity {x}"));
+                        let activity = format!("activity {x}");
+                        h.ok(PostMessage::new(o.svc, o.conv)
+                            .author("alice")
+                            .body(activity));
                     } else {
                         // May already be there: either answer is fine.
-                        let _ = h.exec(common::add_participant(
-                            o.svc,
-                            o.conv,
-                            chat(&format!("member-{x}")),
-                        ));
+                        let member = ParticipantSpec::chat(format!("member-{x}"));
+                        let _ = h.exec(AddParticipant::new(o.svc, o.conv, member));
                     }
                 }
             }

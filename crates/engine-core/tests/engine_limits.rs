@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{binding, chat, media, spec, Harness};
+use common::{media, Harness};
 use engine_core::CommandError;
 use events::limits::*;
 use events::*;
@@ -81,41 +81,26 @@ fn json_of(n: usize) -> String {
     s
 }
 
-fn conversation_with(spec: ConversationSpec, f: &Fixture) -> Command {
-    Command::CreateConversation(CreateConversation {
-        service: f.service,
-        spec,
-    })
-}
-
-fn post_with(f: &Fixture, body: &str, media_items: usize, attributes: Option<String>) -> Command {
-    Command::PostMessage(PostMessage {
-        service: f.service,
-        conversation: ConversationRef::Sid(f.conversation),
-        author: None,
-        body: Some(body.to_string()),
-        media: media(media_items),
-        attributes,
-    })
+/// A message with `body` in the fixture's conversation.
+fn post_with(f: &Fixture, body: &str) -> PostMessage {
+    PostMessage::new(f.service, f.conversation).body(body)
 }
 
 fn add_to(f: &Fixture, conversation: ConversationSid, p: ParticipantSpec) -> Command {
-    Command::AddParticipant(AddParticipant {
-        service: f.service,
-        conversation: ConversationRef::Sid(conversation),
-        participant: p,
-    })
+    AddParticipant::new(f.service, conversation, p).into()
 }
 
 /// A fresh conversation already holding `chat_count` chat participants
 /// and `bound` messaging-binding participants (bindings unique to it).
 fn filled(h: &mut Harness, f: &Fixture, chat_count: usize, bound: usize) -> ConversationSid {
-    let conversation = h.conversation(f.service, None);
+    let conversation = h.ok(CreateConversation::new(f.service));
     let tag = conversation.to_string();
     let mut specs: Vec<ParticipantSpec> = (0..chat_count)
-        .map(|i| spec(chat(&format!("member-{i}"))))
+        .map(|i| ParticipantSpec::chat(format!("member-{i}")))
         .collect();
-    specs.extend((0..bound).map(|i| spec(binding(&format!("+1{i:04}"), &format!("proxy-{tag}")))));
+    specs.extend(
+        (0..bound).map(|i| ParticipantSpec::binding(format!("+1{i:04}"), format!("proxy-{tag}"))),
+    );
     for p in specs {
         h.ok(add_to(f, conversation, p));
     }
@@ -134,48 +119,44 @@ fn table() -> Vec<Row> {
         Row {
             name: "message body, bytes",
             limit: BODY_BYTES_MAX,
-            build: |_, f, n| post_with(f, &bytes_text(n), 0, None),
+            build: |_, f, n| post_with(f, &bytes_text(n)).into(),
             refusal: too_long("body", "bytes"),
         },
         Row {
             name: "media items per message",
             limit: MEDIA_PER_MESSAGE_MAX,
-            build: |_, f, n| post_with(f, "see attached", n, None),
+            build: |_, f, n| {
+                let media = media(n);
+                PostMessage {
+                    media,
+                    ..post_with(f, "see attached")
+                }
+                .into()
+            },
             refusal: too_long("media", "items"),
         },
         Row {
             name: "conversation attributes, bytes",
             limit: CONVERSATION_ATTRIBUTES_BYTES_MAX,
             build: |_, f, n| {
-                conversation_with(
-                    ConversationSpec {
-                        attributes: Some(json_of(n)),
-                        ..Default::default()
-                    },
-                    f,
-                )
+                CreateConversation::new(f.service)
+                    .attributes(json_of(n))
+                    .into()
             },
             refusal: too_long("attributes", "bytes"),
         },
         Row {
             name: "message attributes, bytes",
             limit: MESSAGE_ATTRIBUTES_BYTES_MAX,
-            build: |_, f, n| post_with(f, "hi", 0, Some(json_of(n))),
+            build: |_, f, n| post_with(f, "hi").attributes(json_of(n)).into(),
             refusal: too_long("attributes", "bytes"),
         },
         Row {
             name: "participant attributes, bytes",
             limit: PARTICIPANT_ATTRIBUTES_BYTES_MAX,
             build: |_, f, n| {
-                add_to(
-                    f,
-                    f.conversation,
-                    ParticipantSpec {
-                        kind: chat(&format!("attributes-{n}")),
-                        attributes: Some(json_of(n)),
-                        role_sid: None,
-                    },
-                )
+                let p = ParticipantSpec::chat(format!("attributes-{n}")).attributes(json_of(n));
+                add_to(f, f.conversation, p)
             },
             refusal: too_long("attributes", "bytes"),
         },
@@ -183,13 +164,9 @@ fn table() -> Vec<Row> {
             name: "user attributes, bytes",
             limit: USER_ATTRIBUTES_BYTES_MAX,
             build: |_, f, n| {
-                Command::CreateUser(CreateUser {
-                    service: f.service,
-                    identity: format!("user-{n}"),
-                    friendly_name: None,
-                    attributes: Some(json_of(n)),
-                    role_sid: None,
-                })
+                CreateUser::new(f.service, format!("user-{n}"))
+                    .attributes(json_of(n))
+                    .into()
             },
             refusal: too_long("attributes", "bytes"),
         },
@@ -197,13 +174,9 @@ fn table() -> Vec<Row> {
             name: "conversation friendly_name, chars",
             limit: FRIENDLY_NAME_CHARS_MAX,
             build: |_, f, n| {
-                conversation_with(
-                    ConversationSpec {
-                        friendly_name: Some(chars_text(n)),
-                        ..Default::default()
-                    },
-                    f,
-                )
+                CreateConversation::new(f.service)
+                    .friendly_name(chars_text(n))
+                    .into()
             },
             refusal: too_long("friendly_name", "chars"),
         },
@@ -211,13 +184,9 @@ fn table() -> Vec<Row> {
             name: "user friendly_name, chars",
             limit: FRIENDLY_NAME_CHARS_MAX,
             build: |_, f, n| {
-                Command::CreateUser(CreateUser {
-                    service: f.service,
-                    identity: format!("named-{n}"),
-                    friendly_name: Some(chars_text(n)),
-                    attributes: None,
-                    role_sid: None,
-                })
+                CreateUser::new(f.service, format!("named-{n}"))
+                    .friendly_name(chars_text(n))
+                    .into()
             },
             refusal: too_long("friendly_name", "chars"),
         },
@@ -225,45 +194,30 @@ fn table() -> Vec<Row> {
             name: "conversation unique_name, chars",
             limit: UNIQUE_NAME_CHARS_MAX,
             build: |_, f, n| {
-                conversation_with(
-                    ConversationSpec {
-                        unique_name: Some(chars_text(n)),
-                        ..Default::default()
-                    },
-                    f,
-                )
+                CreateConversation::new(f.service)
+                    .unique_name(chars_text(n))
+                    .into()
             },
             refusal: too_long("unique_name", "chars"),
         },
         Row {
             name: "user identity, chars",
             limit: IDENTITY_CHARS_MAX,
-            build: |_, f, n| {
-                Command::CreateUser(CreateUser {
-                    service: f.service,
-                    identity: chars_text(n),
-                    friendly_name: None,
-                    attributes: None,
-                    role_sid: None,
-                })
-            },
+            build: |_, f, n| CreateUser::new(f.service, chars_text(n)).into(),
             refusal: too_long("identity", "chars"),
         },
         Row {
             name: "chat participant identity, chars",
             limit: IDENTITY_CHARS_MAX,
-            build: |_, f, n| add_to(f, f.conversation, spec(chat(&"ı".repeat(n)))),
+            build: |_, f, n| add_to(f, f.conversation, ParticipantSpec::chat("ı".repeat(n))),
             refusal: too_long("identity", "chars"),
         },
         Row {
             name: "binding address, chars",
             limit: ADDRESS_CHARS_MAX,
             build: |_, f, n| {
-                add_to(
-                    f,
-                    f.conversation,
-                    spec(binding(&"٥".repeat(n), "+15559990000")),
-                )
+                let p = ParticipantSpec::binding("٥".repeat(n), "+15559990000");
+                add_to(f, f.conversation, p)
             },
             refusal: too_long("messaging_binding.address", "chars"),
         },
@@ -271,27 +225,15 @@ fn table() -> Vec<Row> {
             name: "binding proxy_address, chars",
             limit: ADDRESS_CHARS_MAX,
             build: |_, f, n| {
-                add_to(
-                    f,
-                    f.conversation,
-                    spec(binding("+15550000001", &"٥".repeat(n))),
-                )
+                let p = ParticipantSpec::binding("+15550000001", "٥".repeat(n));
+                add_to(f, f.conversation, p)
             },
             refusal: too_long("messaging_binding.proxy_address", "chars"),
         },
         Row {
             name: "message author, chars",
             limit: AUTHOR_CHARS_MAX,
-            build: |_, f, n| {
-                Command::PostMessage(PostMessage {
-                    service: f.service,
-                    conversation: ConversationRef::Sid(f.conversation),
-                    author: Some(chars_text(n)),
-                    body: Some("hi".to_string()),
-                    media: Vec::new(),
-                    attributes: None,
-                })
-            },
+            build: |_, f, n| post_with(f, "hi").author(chars_text(n)).into(),
             refusal: too_long("author", "chars"),
         },
         Row {
@@ -299,7 +241,7 @@ fn table() -> Vec<Row> {
             limit: PARTICIPANTS_PER_CONVERSATION_MAX,
             build: |h, f, n| {
                 let conversation = filled(h, f, n - 1, 0);
-                add_to(f, conversation, spec(chat("the-last-one")))
+                add_to(f, conversation, ParticipantSpec::chat("the-last-one"))
             },
             refusal: Refusal::Participants { what: "all" },
         },
@@ -308,11 +250,8 @@ fn table() -> Vec<Row> {
             limit: NON_CHAT_PARTICIPANTS_PER_CONVERSATION_MAX,
             build: |h, f, n| {
                 let conversation = filled(h, f, 2, n - 1);
-                add_to(
-                    f,
-                    conversation,
-                    spec(binding("+19999999999", &format!("proxy-{conversation}"))),
-                )
+                let p = ParticipantSpec::binding("+19999999999", format!("proxy-{conversation}"));
+                add_to(f, conversation, p)
             },
             refusal: Refusal::Participants { what: "non-chat" },
         },
@@ -320,13 +259,13 @@ fn table() -> Vec<Row> {
             name: "participants in one ConversationWithParticipants",
             limit: CONVERSATION_WITH_PARTICIPANTS_MAX,
             build: |_, f, n| {
-                Command::CreateConversationWithParticipants(CreateConversationWithParticipants {
-                    service: f.service,
-                    spec: ConversationSpec::default(),
-                    participants: (0..n)
-                        .map(|i| spec(chat(&format!("batch-{n}-{i}"))))
-                        .collect(),
-                })
+                (0..n)
+                    .map(|i| ParticipantSpec::chat(format!("batch-{n}-{i}")))
+                    .fold(
+                        CreateConversationWithParticipants::new(f.service, Default::default()),
+                        CreateConversationWithParticipants::participant,
+                    )
+                    .into()
             },
             refusal: too_long("participants", "items"),
         },
@@ -336,8 +275,8 @@ fn table() -> Vec<Row> {
 #[test]
 fn every_limit_holds_at_the_boundary_and_a_refusal_writes_nothing() {
     let mut h = Harness::new();
-    let service = h.service("limits");
-    let conversation = h.conversation(service, None);
+    let service = h.ok(CreateService::new("limits"));
+    let conversation = h.ok(CreateConversation::new(service));
     let f = Fixture {
         service,
         conversation,

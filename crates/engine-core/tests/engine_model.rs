@@ -1650,12 +1650,7 @@ impl Model {
         let acting_of = |a: &Option<usize>| a.map(|i| IDENTITIES[i % IDENTITIES.len()].to_string());
         match op {
             Op::Reopen => unreachable!("handled by the runner"),
-            Op::CreateService(n) => (
-                None,
-                Command::CreateService(CreateService {
-                    friendly_name: name_text(n),
-                }),
-            ),
+            Op::CreateService(n) => (None, CreateService::new(name_text(n)).into()),
             Op::CreateConversation {
                 svc,
                 acting,
@@ -1674,7 +1669,7 @@ impl Model {
                     ..Default::default()
                 };
                 let command = match with {
-                    None => Command::CreateConversation(CreateConversation { service, spec }),
+                    None => CreateConversation::with_spec(service, spec).into(),
                     Some(parts) => Command::CreateConversationWithParticipants(
                         CreateConversationWithParticipants {
                             service,
@@ -1715,10 +1710,7 @@ impl Model {
                 let service = self.service_sid(svc);
                 (
                     acting_of(acting),
-                    Command::DeleteConversation(DeleteConversation {
-                        service,
-                        conversation: self.conv_ref(&service, conv),
-                    }),
+                    DeleteConversation::new(service, self.conv_ref(&service, conv)).into(),
                 )
             }
             Op::AddParticipant {
@@ -1730,11 +1722,12 @@ impl Model {
                 let service = self.service_sid(svc);
                 (
                     acting_of(acting),
-                    Command::AddParticipant(AddParticipant {
+                    AddParticipant::new(
                         service,
-                        conversation: self.conv_ref(&service, conv),
-                        participant: self.participant_spec(&service, part),
-                    }),
+                        self.conv_ref(&service, conv),
+                        self.participant_spec(&service, part),
+                    )
+                    .into(),
                 )
             }
             Op::RemoveParticipant {
@@ -1748,11 +1741,7 @@ impl Model {
                 let participant = self.part_sid(&service, &conversation, part);
                 (
                     acting_of(acting),
-                    Command::RemoveParticipant(RemoveParticipant {
-                        service,
-                        conversation,
-                        participant,
-                    }),
+                    RemoveParticipant::new(service, conversation, participant).into(),
                 )
             }
             Op::PostMessage {
@@ -1816,11 +1805,7 @@ impl Model {
                 let message = self.msg_sid(&service, &conversation, msg);
                 (
                     acting_of(acting),
-                    Command::DeleteMessage(DeleteMessage {
-                        service,
-                        conversation,
-                        message,
-                    }),
+                    DeleteMessage::new(service, conversation, message).into(),
                 )
             }
             Op::Horizon {
@@ -1864,10 +1849,7 @@ impl Model {
                 let service = self.service_sid(svc);
                 (
                     acting_of(acting),
-                    Command::DeleteUser(DeleteUser {
-                        service,
-                        user: self.user_sid(&service, user),
-                    }),
+                    DeleteUser::new(service, self.user_sid(&service, user)).into(),
                 )
             }
             Op::CreateAddressConfiguration {
@@ -1877,17 +1859,17 @@ impl Model {
                 enabled,
             } => (
                 None,
-                Command::CreateAddressConfiguration(CreateAddressConfiguration {
-                    service: self.service_sid(svc),
-                    address_type: *channel,
-                    address: PROXIES[proxy % PROXIES.len()].to_string(),
-                    friendly_name: None,
-                    auto_creation: AutoCreation {
-                        enabled: *enabled,
-                        conversation_service_sid: None,
-                        webhook_url: None,
-                    },
-                }),
+                CreateAddressConfiguration::new(
+                    self.service_sid(svc),
+                    *channel,
+                    PROXIES[proxy % PROXIES.len()],
+                )
+                .auto_creation(AutoCreation {
+                    enabled: *enabled,
+                    conversation_service_sid: None,
+                    webhook_url: None,
+                })
+                .into(),
             ),
             Op::Inbound {
                 svc,

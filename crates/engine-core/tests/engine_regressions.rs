@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{binding, Harness};
+use common::Harness;
 use events::*;
 
 /// `participant_by_binding` answered with a participant of a closed
@@ -14,10 +14,11 @@ use events::*;
 #[test]
 fn participant_by_binding_ignores_closed_conversations() {
     let mut h = Harness::new();
-    let service = h.service("bindings");
+    let service = h.ok(CreateService::new("bindings"));
     let (address, proxy) = ("+15550001", "+15559001");
-    let first = h.conversation(service, None);
-    let first_participant = h.participant(service, first, binding(address, proxy));
+    let first = h.ok(CreateConversation::new(service));
+    let binding = ParticipantSpec::binding(address, proxy);
+    let first_participant = h.ok(AddParticipant::new(service, first, binding.clone()));
     let lookup = |h: &Harness| {
         h.engine()
             .read(|rm| rm.participant_by_binding(&service, proxy, address))
@@ -25,28 +26,16 @@ fn participant_by_binding_ignores_closed_conversations() {
     };
     assert_eq!(lookup(&h), Some((first, first_participant)));
 
-    h.ok(Command::UpdateConversation(UpdateConversation {
-        service,
-        conversation: ConversationRef::Sid(first),
-        friendly_name: None,
-        unique_name: None,
-        attributes: None,
-        state: Some(ConversationState::Closed),
-        timers: None,
-    }));
+    h.ok(UpdateConversation::new(service, first).state(ConversationState::Closed));
     assert_eq!(lookup(&h), None, "a closed conversation holds no binding");
     h.reopen();
     assert_eq!(lookup(&h), None, "after reopening");
 
     // Another conversation takes the binding, then lets it go.
-    let second = h.conversation(service, None);
-    let second_participant = h.participant(service, second, binding(address, proxy));
+    let second = h.ok(CreateConversation::new(service));
+    let second_participant = h.ok(AddParticipant::new(service, second, binding));
     assert_eq!(lookup(&h), Some((second, second_participant)));
-    h.ok(Command::RemoveParticipant(RemoveParticipant {
-        service,
-        conversation: ConversationRef::Sid(second),
-        participant: second_participant,
-    }));
+    h.ok(RemoveParticipant::new(service, second, second_participant));
     assert_eq!(lookup(&h), None);
     h.reopen();
     assert_eq!(lookup(&h), None, "after reopening, as before it");

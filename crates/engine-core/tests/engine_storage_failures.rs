@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::{create_conversation, envelope, options, temp_dir};
+use common::{options, temp_dir};
 use engine_core::{CommandError, Engine, StorageFailure};
 use events::*;
 
@@ -26,20 +26,17 @@ fn a_failed_write_is_typed_as_needing_a_reopen_and_the_retry_applies_once() {
     };
     let engine = Engine::open(dir.path(), options().before_write_hook(hook)).unwrap();
     let service = engine
-        .execute(envelope(
-            "service",
-            Command::CreateService(CreateService {
-                friendly_name: "failures".into(),
-            }),
-        ))
-        .unwrap()
-        .service_sid()
+        .execute(CreateService::new("failures").keyed("service"))
         .unwrap();
+    let conv = || {
+        CreateConversation::new(service)
+            .unique_name("c")
+            .keyed("conv")
+            .into_command()
+    };
 
     fail.store(true, Ordering::SeqCst);
-    let failed = engine
-        .execute(envelope("conv", create_conversation(service, Some("c"))))
-        .unwrap_err();
+    let failed = engine.execute(conv()).unwrap_err();
     let CommandError::Storage(failure) = &failed else {
         panic!("a failed write is a storage failure, got {failed:?}");
     };
@@ -53,22 +50,18 @@ fn a_failed_write_is_typed_as_needing_a_reopen_and_the_retry_applies_once() {
     // Later commands are refused as poisoned, until the engine is reopened.
     fail.store(false, Ordering::SeqCst);
     let poisoned = engine
-        .execute(envelope("other", create_conversation(service, None)))
+        .execute(CreateConversation::new(service).keyed("other"))
         .unwrap_err();
     assert_eq!(poisoned, CommandError::Storage(StorageFailure::Poisoned));
     drop(engine);
 
     let engine = Engine::open(dir.path(), options()).unwrap();
-    let retried = engine
-        .execute(envelope("conv", create_conversation(service, Some("c"))))
-        .unwrap();
+    let retried = engine.execute(conv()).unwrap();
     assert!(
         !retried.deduplicated,
         "the failed write left nothing behind"
     );
-    let again = engine
-        .execute(envelope("conv", create_conversation(service, Some("c"))))
-        .unwrap();
+    let again = engine.execute(conv()).unwrap();
     assert!(again.deduplicated);
     assert_eq!(again.records, retried.records);
 }

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
-use common::{chat, spec, Harness};
+use common::Harness;
 use engine_core::{CommandError, CommandOutcome};
 use events::*;
 use projections::PageRequest;
@@ -116,7 +116,7 @@ fn step(
         Op::Reopen => h.reopen(),
         Op::Create { svc } => {
             let (s, i) = svc_of(svc);
-            let out = h.ok(common::create_conversation(s, None));
+            let out = h.ok(Command::from(CreateConversation::new(s)));
             let conv = Conv {
                 last_activity: at(&out),
                 ..Conv::default()
@@ -131,7 +131,10 @@ fn step(
                 Command::CreateConversationWithParticipants(CreateConversationWithParticipants {
                     service: s,
                     spec: ConversationSpec::default(),
-                    participants: who.iter().map(|w| spec(chat(IDENTITIES[*w]))).collect(),
+                    participants: who
+                        .iter()
+                        .map(|w| ParticipantSpec::chat(IDENTITIES[*w]))
+                        .collect(),
                 });
             let mut distinct = who.clone();
             distinct.sort();
@@ -159,7 +162,8 @@ fn step(
             };
             let (cs, ref state) = model[i].convs[c];
             let identity = IDENTITIES[*who];
-            let command = common::add_participant(s, cs, chat(identity));
+            let command =
+                Command::from(AddParticipant::new(s, cs, ParticipantSpec::chat(identity)));
             let ok = state
                 .as_ref()
                 .is_some_and(|c| !c.closed && !c.members.contains_key(identity));
@@ -246,7 +250,11 @@ fn step(
                 return Ok(());
             };
             let (cs, state) = &mut model[i].convs[c];
-            let command = common::post(s, *cs, Some(IDENTITIES[*who]), "news");
+            let command = Command::from(
+                PostMessage::new(s, *cs)
+                    .author(IDENTITIES[*who])
+                    .body("news"),
+            );
             match state {
                 Some(conv) if !conv.closed => {
                     let out = h.ok(command);
@@ -414,7 +422,10 @@ fn a_users_conversations_are_exactly_those_it_participates_in() {
     let result = runner.run(&prop::collection::vec(op(), 1..=30), |ops| {
         let mut h = h.borrow_mut();
         // Fresh services for every case, in one long-lived store.
-        let services = [h.service("subscriptions"), h.service("other")];
+        let services = [
+            h.ok(CreateService::new("subscriptions")),
+            h.ok(CreateService::new("other")),
+        ];
         let mut model = [Svc::default(), Svc::default()];
         for op in &ops {
             step(&mut h, &services, &mut model, op)?;

@@ -9,7 +9,8 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{chat, Harness};
+use common::Harness;
+use engine_core::PostedMessage;
 use events::*;
 use projections::PageRequest;
 
@@ -48,12 +49,14 @@ struct Room {
 impl Room {
     fn new() -> Room {
         let mut h = Harness::new();
-        let service = h.service("unread");
-        let conversation = h.conversation(service, None);
+        let service = h.ok(CreateService::new("unread"));
+        let conversation = h.ok(CreateConversation::new(service));
         let mut participants = BTreeMap::new();
         let mut horizons = BTreeMap::new();
         for who in ["alice", "bob"] {
-            participants.insert(who, h.participant(service, conversation, chat(who)));
+            let participant =
+                AddParticipant::new(service, conversation, ParticipantSpec::chat(who));
+            participants.insert(who, h.ok(participant));
             horizons.insert(who, None);
         }
         Room {
@@ -70,9 +73,14 @@ impl Room {
     }
 
     fn post(&mut self, author: &str) -> u64 {
-        let (sid, index) = self
-            .h
-            .post(self.service, self.conversation, author, "a message");
+        let post = PostMessage::new(self.service, self.conversation)
+            .author(author)
+            .body("a message");
+        let PostedMessage {
+            message_sid: sid,
+            index,
+            ..
+        } = self.h.ok(post);
         assert_eq!(
             index, self.oracle.next_index,
             "indexes are dense and never reused"
@@ -84,11 +92,8 @@ impl Room {
 
     fn delete(&mut self, index: u64) {
         let sid = self.oracle.live.remove(&index).expect("a live message");
-        self.h.ok(Command::DeleteMessage(DeleteMessage {
-            service: self.service,
-            conversation: ConversationRef::Sid(self.conversation),
-            message: sid,
-        }));
+        self.h
+            .ok(DeleteMessage::new(self.service, self.conversation, sid));
     }
 
     /// Moves `who`'s horizon and returns how many records that appended.
@@ -228,15 +233,8 @@ fn unread_counts_are_per_participant_and_update_participant_clamps() {
     for _ in 0..4 {
         r.post("alice");
     }
-    r.h.ok(Command::UpdateParticipant(UpdateParticipant {
-        service: r.service,
-        conversation: ConversationRef::Sid(r.conversation),
-        participant: r.participants["bob"],
-        attributes: None,
-        role_sid: None,
-        last_read_message_index: Some(99),
-        last_read_timestamp: None,
-    }));
+    let bob = UpdateParticipant::new(r.service, r.conversation, r.participants["bob"]);
+    r.h.ok(bob.last_read_message_index(99_u64));
     let clamped = r.oracle.clamp(Some(99));
     r.oracle.horizons.insert("bob", clamped);
     r.check("bob's horizon set through UpdateParticipant");

@@ -37,59 +37,22 @@ fn each_identity_sees_the_sdk_events_for_its_conversations() {
         .open_session(f.service, "stranger", SessionStart::Live)
         .unwrap();
 
-    let (m, _) = f.post(c, "alice", "hi");
+    let m = f.post(c, "alice", "hi").message_sid;
     f.join(c, "carol");
-    f.run(Command::EditMessage(EditMessage {
-        service: f.service,
-        conversation: ConversationRef::Sid(c),
-        message: m,
-        body: Some("hi!".into()),
-        attributes: None,
-    }));
-    f.run(Command::UpdateReadHorizon(UpdateReadHorizon {
-        service: f.service,
-        conversation: ConversationRef::Sid(c),
-        participant: bob,
-        last_read_message_index: Some(0),
-        mode: HorizonMode::Set,
-    }));
-    f.run(Command::UpdateConversation(UpdateConversation {
-        service: f.service,
-        conversation: ConversationRef::Sid(c),
-        friendly_name: Some("renamed".into()),
-        unique_name: None,
-        attributes: None,
-        state: None,
-        timers: None,
-    }));
+    f.run(EditMessage::new(f.service, c, m).body("hi!"));
+    f.run(UpdateReadHorizon::set(f.service, c, bob, Some(0)));
+    f.run(UpdateConversation::new(f.service, c).friendly_name("renamed"));
     let bob_user = f
         .engine
         .read(|rm| rm.user_by_identity(&f.service, "bob").map(|u| u.sid))
         .unwrap();
-    f.run(Command::UpdateUser(UpdateUser {
-        service: f.service,
-        user: bob_user,
-        friendly_name: Some("Bob".into()),
-        attributes: None,
-        role_sid: None,
-    }));
-    f.run(Command::UpdateUserConversation(UpdateUserConversation {
-        service: f.service,
-        user: bob_user,
-        conversation: ConversationRef::Sid(c),
-        notification_level: NotificationLevel::Muted,
-    }));
-    f.leave(c, bob);
+    f.run(UpdateUser::new(f.service, bob_user).friendly_name("Bob"));
+    let muted = NotificationLevel::Muted;
+    f.run(UpdateUserConversation::new(f.service, bob_user, c, muted));
+    f.run(RemoveParticipant::new(f.service, c, bob));
     f.post(c, "carol", "bob is gone");
-    f.run(Command::DeleteMessage(DeleteMessage {
-        service: f.service,
-        conversation: ConversationRef::Sid(c),
-        message: m,
-    }));
-    f.run(Command::DeleteConversation(DeleteConversation {
-        service: f.service,
-        conversation: ConversationRef::Sid(c),
-    }));
+    f.run(DeleteMessage::new(f.service, c, m));
+    f.run(DeleteConversation::new(f.service, c));
 
     let a = take(&mut alice, 9, WAIT);
     assert_eq!(
@@ -165,50 +128,18 @@ fn membership_is_evaluated_per_event_inside_one_batch() {
     let dir = tempfile::tempdir().unwrap();
     let engine =
         engine_core::Engine::open_with(dir.path(), options, EngineOptions::default()).unwrap();
-    let run = |n: u32, command: Command| {
-        engine
-            .execute(CommandEnvelope {
-                command_id: CommandId::from_key(&n.to_le_bytes()),
-                acting_identity: None,
-                expected_version: None,
-                command,
-            })
-            .unwrap()
-    };
-    let service = run(
-        0,
-        Command::CreateService(CreateService {
-            friendly_name: "s".into(),
-        }),
-    )
-    .service_sid()
-    .unwrap();
-    let c = run(
-        1,
-        Command::CreateConversation(CreateConversation {
-            service,
-            spec: Default::default(),
-        }),
-    )
-    .conversation_sid()
-    .unwrap();
+    let key = |n: u32| CommandId::from_key(&n.to_le_bytes());
+    let service = engine
+        .execute(CreateService::new("s").keyed(key(0)))
+        .unwrap();
+    let c = engine
+        .execute(CreateConversation::new(service).keyed(key(1)))
+        .unwrap();
     let add = |n, identity: &str| {
-        run(
-            n,
-            Command::AddParticipant(AddParticipant {
-                service,
-                conversation: ConversationRef::Sid(c),
-                participant: ParticipantSpec {
-                    kind: ParticipantKind::Chat {
-                        identity: identity.into(),
-                        projected_address: None,
-                    },
-                    attributes: None,
-                    role_sid: None,
-                },
-            }),
-        )
-        .participant_sids()[0]
+        let chat = ParticipantSpec::chat(identity);
+        engine
+            .execute(AddParticipant::new(service, c, chat).keyed(key(n)))
+            .unwrap()
     };
     add(2, "alice");
     let bob = add(3, "bob");
@@ -219,54 +150,25 @@ fn membership_is_evaluated_per_event_inside_one_batch() {
         .open_session(service, "alice", SessionStart::Live)
         .unwrap();
 
-    let envelope = |n: u32, command: Command| CommandEnvelope {
-        command_id: CommandId::from_key(&n.to_le_bytes()),
-        acting_identity: None,
-        expected_version: None,
-        command,
-    };
     hold.store(true, Ordering::SeqCst);
     std::thread::scope(|s| {
         // Batch 1: held in the write hook.
         let before = batches.lock().len();
         s.spawn(|| {
-            run(
-                4,
-                Command::UpdateConversation(UpdateConversation {
-                    service,
-                    conversation: ConversationRef::Sid(c),
-                    friendly_name: Some("x".into()),
-                    unique_name: None,
-                    attributes: None,
-                    state: None,
-                    timers: None,
-                }),
-            )
+            let rename = UpdateConversation::new(service, c).friendly_name("x");
+            engine.execute(rename.keyed(key(4))).unwrap()
         });
         while batches.lock().len() == before {
             std::thread::sleep(Duration::from_millis(1));
         }
         // Batch 2: both queued, in this order, while the writer waits. A
         // first poll of an append future queues its request.
-        let mut post = Box::pin(engine.execute_async(envelope(
-            5,
-            Command::PostMessage(PostMessage {
-                service,
-                conversation: ConversationRef::Sid(c),
-                author: Some("alice".into()),
-                body: Some("last words".into()),
-                media: vec![],
-                attributes: None,
-            }),
-        )));
-        let mut remove = Box::pin(engine.execute_async(envelope(
-            6,
-            Command::RemoveParticipant(RemoveParticipant {
-                service,
-                conversation: ConversationRef::Sid(c),
-                participant: bob,
-            }),
-        )));
+        let last_words = PostMessage::new(service, c)
+            .author("alice")
+            .body("last words");
+        let mut post = Box::pin(engine.execute_async(last_words.keyed(key(5))));
+        let remove_bob = RemoveParticipant::new(service, c, bob);
+        let mut remove = Box::pin(engine.execute_async(remove_bob.keyed(key(6))));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         assert!(post.as_mut().poll(&mut cx).is_pending());
         assert!(remove.as_mut().poll(&mut cx).is_pending());
@@ -388,11 +290,11 @@ fn resume_replays_exactly_what_was_missed_then_goes_live() {
             .unwrap()
             .sid
     });
-    f.leave(c, alice_c);
+    f.run(RemoveParticipant::new(f.service, c, alice_c));
     f.post(c, "bob", "unseen");
     f.join(d, "alice");
     f.join(d, "bob");
-    f.leave(c, bob_c);
+    f.run(RemoveParticipant::new(f.service, c, bob_c));
     f.post(d, "bob", "three");
 
     let mut alice = f
@@ -436,11 +338,8 @@ fn resume_works_across_a_restart_and_for_removed_conversations() {
     // Missed: a message in `gone`, then `gone` deleted; alice leaves c
     // (a participant that joined before the cursor).
     f.post(gone, "system", "bye");
-    f.run(Command::DeleteConversation(DeleteConversation {
-        service: f.service,
-        conversation: ConversationRef::Sid(gone),
-    }));
-    f.leave(c, alice_c);
+    f.run(DeleteConversation::new(f.service, gone));
+    f.run(RemoveParticipant::new(f.service, c, alice_c));
     f.post(c, "bob", "after");
 
     let f = f.restart(EngineOptions::default());

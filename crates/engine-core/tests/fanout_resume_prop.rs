@@ -258,18 +258,12 @@ fn run_case(ops: Vec<Op>) -> Result<FanoutMetrics, TestCaseError> {
             }
             Op::Leave { conv, who } => {
                 if let Some(p) = joined.remove(&(conv, who)) {
-                    f.leave(convs[conv], p);
+                    f.run(RemoveParticipant::new(f.service, convs[conv], p));
                 }
             }
             Op::Horizon { conv, who } => {
                 if let Some(p) = joined.get(&(conv, who)) {
-                    f.run(Command::UpdateReadHorizon(UpdateReadHorizon {
-                        service: f.service,
-                        conversation: ConversationRef::Sid(convs[conv]),
-                        participant: *p,
-                        last_read_message_index: None,
-                        mode: HorizonMode::Set,
-                    }));
+                    f.run(UpdateReadHorizon::set(f.service, convs[conv], *p, None));
                 }
             }
             Op::UpdateUser { who } => {
@@ -281,13 +275,8 @@ fn run_case(ops: Vec<Op>) -> Result<FanoutMetrics, TestCaseError> {
                     })
                     .ok();
                 if let Some(user) = user {
-                    f.run(Command::UpdateUser(UpdateUser {
-                        service: f.service,
-                        user,
-                        friendly_name: Some(format!("n{}", f.head())),
-                        attributes: None,
-                        role_sid: None,
-                    }));
+                    let name = format!("n{}", f.head());
+                    f.run(UpdateUser::new(f.service, user).friendly_name(name));
                 }
             }
             Op::DeleteUser { who } => {
@@ -299,10 +288,7 @@ fn run_case(ops: Vec<Op>) -> Result<FanoutMetrics, TestCaseError> {
                     })
                     .ok();
                 if let Some(user) = user {
-                    f.run(Command::DeleteUser(DeleteUser {
-                        service: f.service,
-                        user,
-                    }));
+                    f.run(DeleteUser::new(f.service, user));
                 }
             }
             Op::DeleteConversation { conv } => {
@@ -311,10 +297,7 @@ fn run_case(ops: Vec<Op>) -> Result<FanoutMetrics, TestCaseError> {
                 }
                 deleted[conv] = true;
                 joined.retain(|(c, _), _| *c != conv);
-                f.run(Command::DeleteConversation(DeleteConversation {
-                    service: f.service,
-                    conversation: ConversationRef::Sid(convs[conv]),
-                }));
+                f.run(DeleteConversation::new(f.service, convs[conv]));
             }
             Op::Disconnect { device } => {
                 let d = &mut devices[device];

@@ -13,19 +13,15 @@ use fanout_support::*;
 const PROXY: &str = "+15559870000";
 
 fn address_configuration(f: &Fixture, address: &str, enabled: bool) {
-    f.run(Command::CreateAddressConfiguration(
-        CreateAddressConfiguration {
-            service: f.service,
-            address_type: AddressType::Sms,
-            address: address.into(),
-            friendly_name: None,
-            auto_creation: AutoCreation {
-                enabled,
-                conversation_service_sid: None,
-                webhook_url: None,
-            },
-        },
-    ));
+    let auto_creation = AutoCreation {
+        enabled,
+        conversation_service_sid: None,
+        webhook_url: None,
+    };
+    f.run(
+        CreateAddressConfiguration::new(f.service, AddressType::Sms, address)
+            .auto_creation(auto_creation),
+    );
 }
 
 #[test]

@@ -28,32 +28,25 @@ struct Store {
     last_position: u64,
 }
 
-fn envelope(command_id: CommandId, command: Command) -> CommandEnvelope {
-    CommandEnvelope {
-        command_id,
-        acting_identity: None,
-        expected_version: None,
-        command,
-    }
-}
-
 /// An engine store with two services, a conversation and a few messages,
 /// closed.
 fn store() -> Store {
     let mut h = Harness::new();
-    let service = h.service("indexed");
-    h.service("other");
-    let conversation = h.conversation(service, None);
-    h.post(service, conversation, "alice", "one");
+    let service = h.ok(CreateService::new("indexed"));
+    h.ok(CreateService::new("other"));
+    let conversation = h.ok(CreateConversation::new(service));
+    let post = |body: &str| {
+        PostMessage::new(service, conversation)
+            .author("alice")
+            .body(body)
+    };
+    h.ok(post("one"));
     let id = h.fresh_id();
     let posted = h
         .engine()
-        .execute(envelope(
-            id,
-            post(service, conversation, Some("alice"), "two"),
-        ))
+        .execute(post("two").keyed(id).into_command())
         .unwrap();
-    h.post(service, conversation, "alice", "three");
+    h.ok(post("three"));
     let last_position = h.head().next_position - 1;
     let Harness { dir, .. } = h;
     Store {
@@ -193,10 +186,13 @@ fn a_lost_idempotency_entry_is_reported_and_rebuilt_with_an_unknown_fingerprint(
     let engine = open(store.dir.path());
     let (id, first) = &store.posted;
     let retry = engine
-        .execute(envelope(
-            *id,
-            post(store.service, store.conversation, Some("alice"), "changed"),
-        ))
+        .execute(
+            PostMessage::new(store.service, store.conversation)
+                .author("alice")
+                .body("changed")
+                .keyed(*id)
+                .into_command(),
+        )
         .unwrap();
     assert!(retry.deduplicated);
     assert_eq!(retry.records, first.records);
@@ -225,10 +221,13 @@ fn an_idempotency_entry_the_log_does_not_account_for_is_reported_and_removed() {
     let engine = Engine::open(store.dir.path(), options()).unwrap();
     let (id, first) = &store.posted;
     let err = engine
-        .execute(envelope(
-            *id,
-            post(store.service, store.conversation, Some("alice"), "changed"),
-        ))
+        .execute(
+            PostMessage::new(store.service, store.conversation)
+                .author("alice")
+                .body("changed")
+                .keyed(*id)
+                .into_command(),
+        )
         .unwrap_err();
     assert_eq!(
         err,
@@ -351,10 +350,13 @@ fn a_store_from_before_scoped_idempotency_still_deduplicates_its_commands() {
     let engine = open(store.dir.path());
     let (id, first) = &store.posted;
     let retry = engine
-        .execute(envelope(
-            *id,
-            post(store.service, store.conversation, Some("alice"), "two"),
-        ))
+        .execute(
+            PostMessage::new(store.service, store.conversation)
+                .author("alice")
+                .body("two")
+                .keyed(*id)
+                .into_command(),
+        )
         .unwrap();
     assert!(retry.deduplicated, "an earlier command was applied again");
     assert_eq!(retry.records, first.records);

@@ -227,8 +227,10 @@ fn encoded_bytes(f: &Fixture, range: std::ops::Range<u64>) -> u64 {
         .sum()
 }
 
-fn missing_conversation_post(f: &Fixture) -> Command {
-    f.post_command(ConversationSid([0xEE; 16]), "alice", "nobody is here")
+fn missing_conversation_post(f: &Fixture) -> PostMessage {
+    PostMessage::new(f.service, ConversationSid([0xEE; 16]))
+        .author("alice")
+        .body("nobody is here")
 }
 
 #[test]
@@ -244,12 +246,11 @@ fn log_metrics_count_batches_records_bytes_rejections_and_duplicates() {
     }
     f.try_run(missing_conversation_post(&f))
         .expect_err("no such conversation");
-    let again = CommandEnvelope {
-        command_id: CommandId::from_key(b"observability/duplicate"),
-        acting_identity: None,
-        expected_version: None,
-        command: f.post_command(c, "alice", "once"),
-    };
+    let again = PostMessage::new(f.service, c)
+        .author("alice")
+        .body("once")
+        .keyed("observability/duplicate")
+        .into_command();
     f.engine.execute(again.clone()).unwrap();
     assert!(f.engine.execute(again).unwrap().deduplicated);
 
@@ -280,7 +281,7 @@ fn every_writer_batch_is_a_span_with_its_counts_and_rejections_log_inside_it() {
     let _turn = serial();
     let f = open(EngineOptions::default());
     let c = f.conversation();
-    let (_, position) = f.post(c, "alice", "traced");
+    let position = f.post(c, "alice", "traced").position;
     f.try_run(missing_conversation_post(&f))
         .expect_err("no such conversation");
 

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use common::{create_conversation, envelope, open, temp_dir};
+use common::{open, temp_dir};
 use engine_core::{CommandError, Engine};
 use events::*;
 
@@ -23,14 +23,7 @@ fn engine_with_service() -> (tempfile::TempDir, Arc<Engine>, ServiceSid) {
     let dir = temp_dir();
     let engine = open(dir.path());
     let service = engine
-        .execute(envelope(
-            "service",
-            Command::CreateService(CreateService {
-                friendly_name: "views".into(),
-            }),
-        ))
-        .unwrap()
-        .service_sid()
+        .execute(CreateService::new("views").keyed("service"))
         .unwrap();
     (dir, Arc::new(engine), service)
 }
@@ -46,10 +39,17 @@ fn execute_inside_a_read_answers_instead_of_hanging() {
         std::thread::spawn(move || {
             engine.read(|q| {
                 let before = q.applied_position();
-                let result = engine.execute(envelope("conv", create_conversation(service, None)));
+                let result = engine.execute(
+                    CreateConversation::new(service)
+                        .keyed("conv")
+                        .into_command(),
+                );
                 let async_result = block_on_this_thread(
-                    engine
-                        .execute_async(envelope("conv-async", create_conversation(service, None))),
+                    engine.execute_async(
+                        CreateConversation::new(service)
+                            .keyed("conv-async")
+                            .into_command(),
+                    ),
                 );
                 tx.send((before, result, async_result)).unwrap();
             })
@@ -64,7 +64,11 @@ fn execute_inside_a_read_answers_instead_of_hanging() {
     // Nothing was written, and once the read is over the same command runs.
     assert_eq!(engine.read(|q| q.applied_position()), before);
     let outcome = engine
-        .execute(envelope("conv", create_conversation(service, None)))
+        .execute(
+            CreateConversation::new(service)
+                .keyed("conv")
+                .into_command(),
+        )
         .unwrap();
     assert!(!outcome.deduplicated, "the refused command left no trace");
 }
@@ -94,7 +98,11 @@ fn a_nested_read_does_not_queue_behind_a_waiting_writer() {
     let writer = {
         let engine = engine.clone();
         std::thread::spawn(move || {
-            engine.execute(envelope("conv", create_conversation(service, None)))
+            engine.execute(
+                CreateConversation::new(service)
+                    .keyed("conv")
+                    .into_command(),
+            )
         })
     };
     rx.recv_timeout(ANSWER_DEADLINE)
@@ -121,7 +129,7 @@ fn a_panicking_read_releases_the_lock_and_the_count() {
             let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 engine.read(|_| panic!("a host bug inside a read"))
             }));
-            let after = engine.execute(envelope("conv", create_conversation(service, None)));
+            let after = engine.execute(CreateConversation::new(service).keyed("conv"));
             tx.send((unwound.is_err(), after)).unwrap();
         })
     };

@@ -20,6 +20,7 @@ use super::keys::LOG_COLUMN_FAMILIES;
 use super::metrics::LogMetrics;
 use super::options::{Durability, LogOptions, TAIL_VERIFY_RECORDS};
 use super::read::{self, LogHead, RecordIter, StreamIter, VerifyReport};
+use super::scan::ScanOptions;
 use super::state::StateMachine;
 use super::storage::{self, StorageCheck};
 use super::writer::{Reply, Request, Shared, Slot, Writer};
@@ -379,7 +380,9 @@ impl<S: StateMachine> EventLog<S> {
     /// position, every record decodes with a matching self-hash, its header
     /// names its key's position, its `prev_hash` is the previous record's
     /// hash ([`events::GENESIS_HASH`] at 0), and its payload decodes as an
-    /// event. Reads a consistent snapshot; concurrent appends are not
+    /// event. The walk runs on every core ([`super::scan::par_scan`]); it
+    /// covers every record stored when it starts (and may include some
+    /// appended meanwhile, after them); concurrent appends are not
     /// blocked. It also cross-checks the store's table files (see
     /// [`super::files`]): every file the MANIFEST lists as live is in the
     /// view, and every `log` table file lies inside the walked positions.
@@ -390,7 +393,7 @@ impl<S: StateMachine> EventLog<S> {
     /// MANIFEST cannot be read; or [`ReadError::Storage`].
     pub fn verify(&self) -> Result<VerifyReport, ReadError> {
         let before = files::ManifestFiles::read(self.db.path())?;
-        read::verify_all(&self.db, &before)
+        read::verify_all(&self.db, &before, &ScanOptions::default(), &mut |_| {})
     }
 }
 

@@ -11,6 +11,19 @@
 //! that [`EventLog::verify`] (or a [`LogReader`] in a tool) can check end to
 //! end.
 //!
+//! There is one read side, for the engine and for tools alike: every read
+//! decodes records through [`scan::decode_checked`] (the in-place parser of
+//! [`events::fast`], with the authoritative decoder's verdict), and every
+//! walk is [`scan`]'s — the in-order [`scan::SeqScan`] (behind
+//! [`RecordIter`]) or the segmented parallel [`scan::par_scan`] (behind
+//! [`EventLog::verify`] and [`LogReader::verify`]). replay-tool wraps a
+//! [`LogReader`] (opened with [`ReaderFamilies::AllPresent`] to see the
+//! read models too) and uses these walks; it opens no RocksDB handle and
+//! parses no record of its own. A [`LogReader`]'s open classifies the
+//! damage it meets (a table file RocksDB refuses, or one it reports
+//! corrupt while the head is compared with the head marker) as
+//! [`OpenError::Damaged`] naming the file.
+//!
 //! Appends go through a single writer thread that groups whatever is queued
 //! into one RocksDB `WriteBatch` (group commit). Per request it checks the
 //! idempotency key, asks the [`StateMachine`] to decide, checks the
@@ -53,6 +66,7 @@ mod metrics;
 mod options;
 mod read;
 mod reader;
+pub mod scan;
 mod state;
 pub mod storage;
 mod writer;
@@ -73,7 +87,8 @@ pub use options::{
     CHANNEL_CAPACITY_REQUESTS_DEFAULT, TAIL_VERIFY_RECORDS,
 };
 pub use read::{LogHead, RecordIter, StreamIter, VerifyReport};
-pub use reader::{LogReader, ReaderMode};
+pub use reader::{LogReader, ReaderFamilies, ReaderMode};
+pub use scan::ScanOptions;
 pub use state::*;
 pub use storage::{
     StorageCheck, TornTail, BLOOM_FILTER_BITS_PER_KEY, WAL_BYTES_MAX, WRITE_STALL_WAIT_MAX_MS,

@@ -2,19 +2,19 @@
 //! writable [`super::EventLog`]'s, or a read-only or secondary
 //! [`super::LogReader`]'s.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
-use events::{
-    CodecError, ConversationSid, Hash, Record, ServiceSid, TimestampMicros, GENESIS_HASH,
-};
-use rocksdb::{ColumnFamily, DBIteratorWithThreadMode, Direction, IteratorMode, DB};
+use events::{ConversationSid, Hash, Record, ServiceSid, TimestampMicros, GENESIS_HASH};
+use rocksdb::{ColumnFamily, DBIteratorWithThreadMode, Direction, IteratorMode, ReadOptions, DB};
 
-use super::error::{ChainFault, FaultKind, HexHash, ReadError};
+use super::error::{ChainFault, FaultKind, ReadError};
 use super::files;
 use super::keys::{
     self, parse_position_key, parse_stream_index_key, parse_stream_version_value, position_key,
     stream_id, stream_index_key, CF_LOG, CF_STREAM, CF_STREAMS, STREAM_ID_BYTES,
 };
+use super::scan::{self, NoAccumulator, ScanOptions, SeqScan};
 
 /// Where the log ends: the next position to write and the hash it links to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,10 +33,11 @@ impl LogHead {
     };
 }
 
-/// What [`super::EventLog::verify`] found on a healthy log.
+/// What [`super::EventLog::verify`] found on a healthy log (or a walk of
+/// part of it, [`super::scan::par_scan`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
-    /// Records walked (= the head's next position).
+    /// Records walked (= the head's next position for a whole log).
     pub records: u64,
     /// Sum of the stored record values, in bytes (keys not counted).
     pub bytes: u64,
@@ -46,6 +47,8 @@ pub struct VerifyReport {
     pub last_recorded_at: Option<TimestampMicros>,
     /// The head: next position and final hash.
     pub head: LogHead,
+    /// Records walked per format version.
+    pub format_versions: BTreeMap<u16, u64>,
 }
 
 /// Looks a column family up; the log checks they all exist when it opens a
@@ -62,24 +65,10 @@ fn fault(position: u64, kind: FaultKind) -> ReadError {
 }
 
 /// Decodes the value stored under `position`, checking the self-hash and
-/// that the header names the same position.
+/// that the header names the same position ([`scan::decode_checked`]),
+/// into an owned record.
 pub(crate) fn decode_at(position: u64, value: &[u8]) -> Result<Record, ReadError> {
-    let record = Record::decode(value).map_err(|e| {
-        let kind = match e {
-            CodecError::HashMismatch => FaultKind::HashMismatch,
-            other => FaultKind::Decode(other),
-        };
-        fault(position, kind)
-    })?;
-    if record.header.position != position {
-        return Err(fault(
-            position,
-            FaultKind::KeyHeaderMismatch {
-                header_position: record.header.position,
-            },
-        ));
-    }
-    Ok(record)
+    Ok(scan::decode_checked(position, value)?.to_record())
 }
 
 /// Records in position order over a range, checked as they are read: key
@@ -89,12 +78,7 @@ pub(crate) fn decode_at(position: u64, value: &[u8]) -> Result<Record, ReadError
 /// [`GENESIS_HASH`] when the range starts at 0). After the first error the
 /// iterator ends.
 pub struct RecordIter<'a> {
-    db: &'a DB,
-    inner: DBIteratorWithThreadMode<'a, DB>,
-    next_expected: u64,
-    end: u64,
-    prev_hash: Option<Hash>,
-    done: bool,
+    scan: SeqScan<'a>,
 }
 
 impl<'a> RecordIter<'a> {
@@ -102,73 +86,16 @@ impl<'a> RecordIter<'a> {
     /// checking positions and the hash chain as it goes (see the type's
     /// contract). `db` must be a store this crate opened or created.
     pub fn new(db: &'a DB, range: Range<u64>) -> Self {
-        let start = position_key(range.start);
-        let inner = db.iterator_cf(
-            cf(db, CF_LOG),
-            IteratorMode::From(&start, Direction::Forward),
-        );
         RecordIter {
-            db,
-            inner,
-            next_expected: range.start,
-            end: range.end,
-            prev_hash: (range.start == 0).then_some(GENESIS_HASH),
-            done: range.start >= range.end,
+            scan: SeqScan::new(db, range, ReadOptions::default()),
         }
     }
 
     /// The next record and its stored size in bytes.
     pub(crate) fn next_sized(&mut self) -> Option<Result<(Record, usize), ReadError>> {
-        if self.done {
-            return None;
-        }
-        let item = self.step();
-        if !matches!(item, Some(Ok(_))) {
-            self.done = true;
-        }
-        item
-    }
-
-    fn step(&mut self) -> Option<Result<(Record, usize), ReadError>> {
-        let (key, value) = match self.inner.next()? {
-            Ok(kv) => kv,
-            Err(e) => return Some(Err(files::classify(self.db, e, Some(self.next_expected)))),
-        };
-        let Some(position) = parse_position_key(&key) else {
-            return Some(Err(fault(
-                self.next_expected,
-                FaultKind::MalformedKey { len: key.len() },
-            )));
-        };
-        if position >= self.end {
-            return None;
-        }
-        if position != self.next_expected {
-            return Some(Err(fault(
-                self.next_expected,
-                FaultKind::Gap {
-                    next_found: position,
-                },
-            )));
-        }
-        let record = match decode_at(position, &value) {
-            Ok(r) => r,
-            Err(e) => return Some(Err(e)),
-        };
-        if let Some(expected) = self.prev_hash {
-            if record.prev_hash != expected {
-                return Some(Err(fault(
-                    position,
-                    FaultKind::BrokenLink {
-                        expected: HexHash(expected),
-                        found: HexHash(record.prev_hash),
-                    },
-                )));
-            }
-        }
-        self.prev_hash = Some(record.hash);
-        self.next_expected = position + 1;
-        Some(Ok((record, value.len())))
+        self.scan
+            .next_record()
+            .map(|item| item.map(|s| (s.view.to_record(), s.len)))
     }
 }
 
@@ -269,13 +196,14 @@ impl Iterator for StreamIter<'_> {
 /// decoding the record.
 ///
 /// Errors: [`ReadError::Corrupt`] if the last key is not a position,
+/// [`ReadError::Damaged`] if RocksDB reports corruption (naming the file),
 /// [`ReadError::Storage`].
 pub(crate) fn stored_next_position(db: &DB) -> Result<u64, ReadError> {
     let mut iter = db.iterator_cf(cf(db, CF_LOG), IteratorMode::End);
     let Some(item) = iter.next() else {
         return Ok(0);
     };
-    let (key, _) = item?;
+    let (key, _) = item.map_err(|e| files::classify(db, e, None))?;
     parse_position_key(&key)
         .and_then(|position| position.checked_add(1))
         .ok_or_else(|| ReadError::Corrupt {
@@ -343,49 +271,23 @@ pub(crate) fn verify_tail(
     Ok((head, last_recorded_at))
 }
 
-/// Walks the whole chain from position 0 (see [`RecordIter`] for the
-/// checks) and also decodes every payload as an event; then checks that
-/// the walk covered every `log` table file of the view, and that the view
-/// holds every table file that `before` (read before the view was opened)
-/// and the MANIFEST now both list as live (see [`files`]).
+/// Walks the whole chain from position 0 in parallel ([`scan::par_scan`]
+/// with `options`, reporting progress), every event included; then checks
+/// that the walk covered every `log` table file of the view, and that the
+/// view holds every table file that `before` (read before the view was
+/// opened) and the MANIFEST now both list as live (see [`files`]).
 pub(crate) fn verify_all(
     db: &DB,
     before: &files::ManifestFiles,
+    options: &ScanOptions,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, ReadError> {
-    // The view's files are listed before the walk's iterator is made, so
+    // The view's files are listed before the walk's iterators are made, so
     // every record in them is older than what the walk sees.
     let live = files::check_live_files(db, before)?;
-    let report = walk_all(db)?;
+    let (report, NoAccumulator) =
+        scan::par_scan(db, 0..u64::MAX, options, || NoAccumulator, progress)?;
     live.check_walk(report.head.next_position)?;
-    Ok(report)
-}
-
-fn walk_all(db: &DB) -> Result<VerifyReport, ReadError> {
-    let mut iter = RecordIter::new(db, 0..u64::MAX);
-    let mut report = VerifyReport {
-        records: 0,
-        bytes: 0,
-        first_recorded_at: None,
-        last_recorded_at: None,
-        head: LogHead::EMPTY,
-    };
-    while let Some(item) = iter.next_sized() {
-        let (record, len) = item?;
-        let position = record.header.position;
-        record
-            .event()
-            .map_err(|e| fault(position, FaultKind::Event(e)))?;
-        report.records += 1;
-        report.bytes += len as u64;
-        report
-            .first_recorded_at
-            .get_or_insert(record.header.recorded_at);
-        report.last_recorded_at = Some(record.header.recorded_at);
-        report.head = LogHead {
-            next_position: position + 1,
-            last_hash: record.hash,
-        };
-    }
     Ok(report)
 }
 

@@ -1,5 +1,11 @@
 //! [`LogReader`]: a read-only or secondary view of a stored log, for tools
 //! that must work while a host has the store open.
+//!
+//! Besides reads and [`LogReader::verify`], it hands tools the walks behind
+//! verification ([`LogReader::scan`], [`LogReader::par_scan`], see
+//! [`super::scan`]) and the check of the view's table files against the
+//! MANIFEST ([`LogReader::check_files`]), so a tool such as replay-tool
+//! never opens RocksDB or decodes a record itself.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -8,10 +14,11 @@ use events::{ConversationSid, ServiceSid};
 use rocksdb::{Options, DB};
 
 use super::error::{OpenError, ReadError};
-use super::files::ManifestFiles;
+use super::files::{self, ManifestFiles};
 use super::head_marker;
 use super::keys::LOG_COLUMN_FAMILIES;
 use super::read::{self, LogHead, RecordIter, StreamIter, VerifyReport};
+use super::scan::{self, Accumulator, ScanOptions, SeqScan};
 use super::storage::{self, StorageCheck};
 use parking_lot::Mutex;
 
@@ -49,15 +56,33 @@ impl std::fmt::Debug for LogReader {
     }
 }
 
-/// The log's column families present at `path`, or why they are not.
-fn log_column_families(options: &Options, path: &Path) -> Result<Vec<&'static str>, OpenError> {
+/// Which column families a [`LogReader`] opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReaderFamilies {
+    /// The log's own ([`LOG_COLUMN_FAMILIES`]).
+    Log,
+    /// Every column family the store has (the log's must be among them),
+    /// so a tool can read a host's other column families (its read models)
+    /// from the same view through [`LogReader::db`].
+    AllPresent,
+}
+
+/// The column families to open at `path`, or why the store is not a log.
+fn column_families(
+    options: &Options,
+    path: &Path,
+    families: ReaderFamilies,
+) -> Result<Vec<String>, OpenError> {
     let existing = DB::list_cf(options, path).map_err(|e| storage::open_error(path, e, None))?;
     for name in LOG_COLUMN_FAMILIES {
         if !existing.iter().any(|e| e == name) {
             return Err(OpenError::MissingColumnFamily(name));
         }
     }
-    Ok(LOG_COLUMN_FAMILIES.to_vec())
+    Ok(match families {
+        ReaderFamilies::Log => LOG_COLUMN_FAMILIES.iter().map(|n| n.to_string()).collect(),
+        ReaderFamilies::AllPresent => existing,
+    })
 }
 
 impl LogReader {
@@ -79,33 +104,15 @@ impl LogReader {
     /// Errors: [`OpenError::Storage`] if there is no RocksDB store at
     /// `path` or it cannot be read; [`OpenError::MissingColumnFamily`] if it
     /// is not a Colloquy log; [`OpenError::Damaged`] if RocksDB refuses it
-    /// because a table file is damaged (naming the file and, for the log,
+    /// because a table file is damaged, or reports one damaged while the
+    /// head is compared with the marker (naming the file and, for the log,
     /// the positions it holds); [`OpenError::LogFileDamaged`],
     /// [`OpenError::LogFileUnreadable`], [`OpenError::StoreDamaged`],
     /// [`OpenError::AcknowledgedRecordsMissing`],
     /// [`OpenError::LogRewritten`] and [`OpenError::HeadMarkerDamaged`] as
     /// for [`super::EventLog::open`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, OpenError> {
-        let path = path.as_ref();
-        let options = storage::db_options();
-        // Before the store is opened, so a live writer can only have put
-        // the log ahead of it.
-        let marker = head_marker::read_head_marker(path)?;
-        // Before anything of RocksDB reads the MANIFEST (listing the
-        // column families does).
-        let mut storage_check = storage::check_log_files(path)?;
-        let names = log_column_families(&options, path)?;
-        let before = ManifestFiles::read(path);
-        let db = DB::open_cf_for_read_only(&options, path, names, false)
-            .map_err(|e| storage::open_error(path, e, before.as_ref().ok()))?;
-        storage_check.head_marker =
-            head_marker::check_head_marker_for_reader(path, marker.as_ref(), &db, &storage_check)?;
-        Ok(LogReader {
-            db,
-            mode: ReaderMode::ReadOnly,
-            storage_check,
-            before: Mutex::new(before),
-        })
+        Self::open(path, ReaderMode::ReadOnly, ReaderFamilies::Log)
     }
 
     /// Opens the store at `path` as a RocksDB secondary instance, keeping
@@ -125,30 +132,53 @@ impl LogReader {
         path: impl AsRef<Path>,
         secondary_path: impl AsRef<Path>,
     ) -> Result<Self, OpenError> {
+        let mode = ReaderMode::Secondary(secondary_path.as_ref().to_path_buf());
+        Self::open(path, mode, ReaderFamilies::Log)
+    }
+
+    /// Opens the store at `path` attached as `mode`
+    /// ([`LogReader::open_read_only`], [`LogReader::open_secondary`]), with
+    /// the column families `families` names.
+    ///
+    /// Errors: as [`LogReader::open_secondary`].
+    pub fn open(
+        path: impl AsRef<Path>,
+        mode: ReaderMode,
+        families: ReaderFamilies,
+    ) -> Result<Self, OpenError> {
         let path = path.as_ref();
-        let secondary_path = secondary_path.as_ref();
-        std::fs::create_dir_all(secondary_path).map_err(OpenError::Io)?;
         let mut options = storage::db_options();
-        // Required for secondary instances: keep every table file open.
-        options.set_max_open_files(-1);
-        // Before the store is opened and caught up with: a live writer
+        if let ReaderMode::Secondary(secondary_path) = &mode {
+            std::fs::create_dir_all(secondary_path).map_err(OpenError::Io)?;
+            // Required for secondary instances: keep every table file open.
+            options.set_max_open_files(-1);
+        }
+        // Before the store is opened (and caught up with): a live writer
         // updates the marker only after its batch is in the WAL, so the
-        // caught-up view is never behind what was read here.
+        // view is never behind what was read here.
         let marker = head_marker::read_head_marker(path)?;
         // Before anything of RocksDB reads the MANIFEST (listing the
         // column families does).
         let mut storage_check = storage::check_log_files(path)?;
-        let names = log_column_families(&options, path)?;
+        let names = column_families(&options, path, families)?;
         let before = ManifestFiles::read(path);
-        let db = DB::open_cf_as_secondary(&options, path, secondary_path, names)
-            .map_err(|e| storage::open_error(path, e, before.as_ref().ok()))?;
-        db.try_catch_up_with_primary()
-            .map_err(|e| storage::open_error(path, e, before.as_ref().ok()))?;
+        let refused = |e| storage::open_error(path, e, before.as_ref().ok());
+        let db = match &mode {
+            ReaderMode::ReadOnly => {
+                DB::open_cf_for_read_only(&options, path, &names, false).map_err(refused)?
+            }
+            ReaderMode::Secondary(secondary_path) => {
+                let db = DB::open_cf_as_secondary(&options, path, secondary_path, &names)
+                    .map_err(refused)?;
+                db.try_catch_up_with_primary().map_err(refused)?;
+                db
+            }
+        };
         storage_check.head_marker =
             head_marker::check_head_marker_for_reader(path, marker.as_ref(), &db, &storage_check)?;
         Ok(LogReader {
             db,
-            mode: ReaderMode::Secondary(secondary_path.to_path_buf()),
+            mode,
             storage_check,
             before: Mutex::new(before),
         })
@@ -222,8 +252,74 @@ impl LogReader {
     /// Errors: as [`super::EventLog::verify`]; [`ReadError::Io`] also when
     /// the MANIFEST could not be read at the open.
     pub fn verify(&self) -> Result<VerifyReport, ReadError> {
+        self.verify_with(&ScanOptions::default(), &mut |_| {})
+    }
+
+    /// [`LogReader::verify`] split as `options` says, calling
+    /// `progress(records walked)` as segments finish.
+    ///
+    /// Errors: as [`LogReader::verify`].
+    pub fn verify_with(
+        &self,
+        options: &ScanOptions,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<VerifyReport, ReadError> {
         let before = self.before.lock().clone()?;
-        read::verify_all(&self.db, &before)
+        read::verify_all(&self.db, &before, options, progress)
+    }
+
+    /// Checks the view's table files without walking the records, as a
+    /// tool does before it reads anything: every table file the MANIFEST
+    /// lists as live (before the open or last catch-up, and now) is in the
+    /// view, and every `log` table file lies below the last stored
+    /// position. So a damaged store is never read as a shorter one.
+    ///
+    /// Errors: [`ReadError::Damaged`] naming the file and the first
+    /// position affected ([`files::check_live_files`],
+    /// [`files::LiveFiles::check_walk`]); [`ReadError::Io`] if the MANIFEST
+    /// cannot be read; [`ReadError::Storage`].
+    pub fn check_files(&self) -> Result<(), ReadError> {
+        let before = self.before.lock().clone()?;
+        let live = files::check_live_files(&self.db, &before)?;
+        live.check_walk(self.stored_end()?)
+    }
+
+    /// The position after the last stored position key (0 for an empty
+    /// log), without decoding anything ([`scan::stored_end`]).
+    ///
+    /// Errors: as [`scan::stored_end`].
+    pub fn stored_end(&self) -> Result<u64, ReadError> {
+        scan::stored_end(&self.db)
+    }
+
+    /// An in-order walk over `range` handing out records borrowed from the
+    /// iterator, with every check of the chain ([`SeqScan`]); it reads with
+    /// [`scan::walk_read_options`] (readahead, no block-cache fill).
+    pub fn scan(&self, range: Range<u64>) -> SeqScan<'_> {
+        SeqScan::new(&self.db, range, scan::walk_read_options())
+    }
+
+    /// A parallel walk over `range` feeding per-segment accumulators
+    /// ([`scan::par_scan`]).
+    ///
+    /// Errors: as [`scan::par_scan`].
+    pub fn par_scan<A, F>(
+        &self,
+        range: Range<u64>,
+        options: &ScanOptions,
+        new_acc: F,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(VerifyReport, A), ReadError>
+    where
+        A: Accumulator,
+        F: Fn() -> A + Sync,
+    {
+        scan::par_scan(&self.db, range, options, new_acc, progress)
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        self.db.path()
     }
 
     /// The underlying RocksDB handle (read-only).

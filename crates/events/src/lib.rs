@@ -7,7 +7,10 @@
 //! - [`model`]: value types (states, bindings, media, permissions, …);
 //! - [`command`]: what callers ask for ([`Command`], [`CommandEnvelope`]);
 //! - [`event`]: what the log records ([`Event`]);
-//! - [`record`]: the versioned, hash-chained envelope and its codec.
+//! - [`record`]: the versioned, hash-chained envelope and its codec;
+//! - [`fast`]: the in-place record parser and event-grammar check that
+//!   verify walks use, never disagreeing with [`record`]'s decoder, and the
+//!   variant counts of the encoded enums.
 //!
 //! Field names follow Twilio's Conversations v1 OpenAPI description. Nothing
 //! here touches a disk, a clock or a thread (the one exception,
@@ -18,6 +21,7 @@
 
 pub mod command;
 pub mod event;
+pub mod fast;
 pub mod hex;
 pub mod limits;
 pub mod model;

@@ -377,19 +377,37 @@ impl Record {
     /// Decodes the payload as an [`Event`] and checks that it belongs to the
     /// header's conversation.
     pub fn event(&self) -> Result<Event, CodecError> {
-        // Both versions encode the payload alike.
-        let event: Event = match self.format_version {
-            1 | 2 => decode(&self.payload)?,
-            other => return Err(CodecError::UnknownVersion(other)),
-        };
-        if event.conversation_sid() != self.header.conversation_sid {
-            return Err(CodecError::ConversationMismatch {
-                header: self.header.conversation_sid,
-                event: event.conversation_sid(),
-            });
-        }
-        Ok(event)
+        decode_event(
+            self.format_version,
+            self.header.conversation_sid,
+            &self.payload,
+        )
     }
+}
+
+/// Decodes `payload`, stored in a record of `format_version` whose header
+/// names `conversation`, as an [`Event`] of that conversation: what
+/// [`Record::event`] (and [`crate::fast::RecordView::event`]) return.
+///
+/// Errors: [`CodecError::UnknownVersion`], a malformed payload, or
+/// [`CodecError::ConversationMismatch`].
+pub fn decode_event(
+    format_version: u16,
+    conversation: Option<ConversationSid>,
+    payload: &[u8],
+) -> Result<Event, CodecError> {
+    // Both versions encode the payload alike.
+    let event: Event = match format_version {
+        1 | 2 => decode(payload)?,
+        other => return Err(CodecError::UnknownVersion(other)),
+    };
+    if event.conversation_sid() != conversation {
+        return Err(CodecError::ConversationMismatch {
+            header: conversation,
+            event: event.conversation_sid(),
+        });
+    }
+    Ok(event)
 }
 
 /// The header bytes a record of `format_version` stores and hashes: version
@@ -415,10 +433,27 @@ pub fn chain_hash(
     payload: &[u8],
 ) -> Result<Hash, CodecError> {
     let header_bytes = encode_header(format_version, header)?;
+    Ok(chain_hash_of_bytes(
+        format_version,
+        &header_bytes,
+        prev_hash,
+        payload,
+    ))
+}
+
+/// `blake3(prev_hash ‖ format_version ‖ header_bytes ‖ payload)`: the chain
+/// hash over a header already in its version's encoding (as stored, for
+/// the in-place parser in [`crate::fast`]). Infallible: it hashes bytes.
+pub fn chain_hash_of_bytes(
+    format_version: u16,
+    header_bytes: &[u8],
+    prev_hash: &Hash,
+    payload: &[u8],
+) -> Hash {
     let mut hasher = blake3::Hasher::new();
     hasher.update(prev_hash);
     hasher.update(&format_version.to_le_bytes());
-    hasher.update(&header_bytes);
+    hasher.update(header_bytes);
     hasher.update(payload);
-    Ok(*hasher.finalize().as_bytes())
+    *hasher.finalize().as_bytes()
 }

@@ -423,15 +423,8 @@ fn introspection_sees_variants_in_declaration_order() {
             .position(|v| *v == "service_deleted")
             .unwrap() as u8]
     );
-    let envelope_json = serde_json::to_value(CommandEnvelope {
-        command_id: events::CommandId([0; 16]),
-        acting_identity: None,
-        expected_version: None,
-        command: Command::CreateService(CreateService {
-            friendly_name: String::new(),
-        }),
-    })
-    .unwrap();
+    let envelope = CommandEnvelope::new(events::CommandId([0; 16]), CreateService::new(""));
+    let envelope_json = serde_json::to_value(envelope.into_command()).unwrap();
     assert!(envelope_json["command"]["create_service"].is_object());
 }
 

@@ -21,6 +21,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use clap::{ArgGroup, Args, ValueEnum};
+use engine_core::log::scan::{check_event, CANCEL_CHECK_RECORDS};
+use engine_core::LogReader;
 use events::{
     ConversationSid, Event, ParticipantKind, ParticipantSid, RecordHeader, ServiceSid,
     TimestampMicros,
@@ -28,13 +30,11 @@ use events::{
 use projections::{Conversation, ParticipantRow, ReadModels, RowSink, Table};
 use serde_json::{json, Value};
 
-use crate::check::check_event;
 use crate::error::ToolError;
 use crate::filter::{name_uses, parse_service, ConversationArg, NameUse};
 use crate::progress::Progress;
 use crate::render::{actor_cell, cell, kind_text, table};
-use crate::scan::{open_checked, stored_end, SeqScan, CANCEL_CHECK_RECORDS};
-use crate::store::StoreArgs;
+use crate::store::{Store, StoreArgs};
 use crate::timefmt::{format_micros, parse_rfc3339};
 
 /// Output formats of `at`.
@@ -126,7 +126,7 @@ struct History {
 }
 
 fn resolve(
-    db: &rocksdb::DB,
+    log: &LogReader,
     arg: &ConversationArg,
     service: Option<ServiceSid>,
     point: Point,
@@ -136,7 +136,7 @@ fn resolve(
         ConversationArg::Sid(sid) => return Ok(*sid),
         ConversationArg::Name(name) => name,
     };
-    let uses = name_uses(db, name, service, u64::MAX, quiet)?;
+    let uses = name_uses(log, name, service, u64::MAX, quiet)?;
     let held = |u: &&NameUse| match point {
         Point::Position(p) => u.held_at_position(p),
         Point::Time(t) => u.held_at_time(t),
@@ -175,12 +175,12 @@ fn resolve(
 }
 
 fn fold(
-    db: &rocksdb::DB,
+    log: &LogReader,
     conversation: ConversationSid,
     point: Point,
     quiet: bool,
 ) -> Result<(ReadModels, History), ToolError> {
-    let stored = stored_end(db)?;
+    let stored = log.stored_end()?;
     let end = match point {
         Point::Position(p) => {
             if p >= stored {
@@ -201,7 +201,7 @@ fn fold(
     let mut service: Option<ServiceSid> = None;
     let mut folded = 0u64;
     let mut walked = 0u64;
-    let mut scan = SeqScan::new(db, 0..end)?;
+    let mut scan = log.scan(0..end);
     while let Some(item) = scan.next_record() {
         let s = item?;
         walked += 1;
@@ -348,8 +348,8 @@ fn who(p: &ParticipantRow) -> String {
 
 /// Runs `at`.
 pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
-    let store = open_checked(&args.store)?;
-    let db = store.db();
+    let store = Store::open(&args.store)?;
+    let log = store.reader();
     let service = args.service.as_deref().map(parse_service).transpose()?;
     let point = match (args.position, &args.time) {
         (Some(p), _) => Point::Position(p),
@@ -359,8 +359,8 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
         (None, None) => return Err(ToolError::Usage("give --position or --time".into())),
     };
     let arg = ConversationArg::parse(&args.conversation);
-    let sid = resolve(db, &arg, service, point, quiet)?;
-    let (rm, history) = fold(db, sid, point, quiet)?;
+    let sid = resolve(log, &arg, service, point, quiet)?;
+    let (rm, history) = fold(log, sid, point, quiet)?;
     let Some((as_of_position, as_of_time)) = history.as_of else {
         return Err(ToolError::Usage(
             "nothing was recorded at or before that time".into(),

@@ -6,14 +6,13 @@
 use std::io::Write;
 
 use clap::{Args, ValueEnum};
+use engine_core::log::scan::{check_event, CANCEL_CHECK_RECORDS};
 
-use crate::check::check_event;
 use crate::error::ToolError;
 use crate::filter::{Filter, FilterArgs};
 use crate::progress::Progress;
 use crate::render::{actor_cell, record_json_line, summary, table};
-use crate::scan::{open_checked, stored_end, SeqScan, CANCEL_CHECK_RECORDS};
-use crate::store::StoreArgs;
+use crate::store::{Store, StoreArgs};
 use crate::timefmt::format_micros;
 
 /// Output formats of `dump`.
@@ -44,9 +43,9 @@ pub struct DumpArgs {
 
 /// Runs `dump`.
 pub fn run(args: &DumpArgs, quiet: bool) -> Result<(), ToolError> {
-    let store = open_checked(&args.store)?;
-    let db = store.db();
-    let mut filter = Filter::new(&args.filter, db, quiet)?;
+    let store = Store::open(&args.store)?;
+    let log = store.reader();
+    let mut filter = Filter::new(&args.filter, log, quiet)?;
     // A participant filter learns who is who from the start of the log.
     let walk_from = if filter.needs_every_event() {
         0
@@ -54,14 +53,14 @@ pub fn run(args: &DumpArgs, quiet: bool) -> Result<(), ToolError> {
         filter.range.start
     };
     let end = filter.range.end;
-    let total = stored_end(db)?.min(end).saturating_sub(walk_from);
+    let total = log.stored_end()?.min(end).saturating_sub(walk_from);
     let progress = Progress::new(quiet, "dump", total);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut rows = Vec::new();
     let mut matched = 0u64;
     let mut walked = 0u64;
-    let mut scan = SeqScan::new(db, walk_from..end)?;
+    let mut scan = log.scan(walk_from..end);
     while let Some(item) = scan.next_record() {
         let s = item?;
         walked += 1;

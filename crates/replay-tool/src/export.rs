@@ -23,16 +23,17 @@
 use std::io::Write;
 
 use clap::Args;
+use engine_core::log::scan::{check_event, CANCEL_CHECK_RECORDS};
+use engine_core::LogReader;
+use events::fast::RecordView;
 use events::{ConversationSid, ServiceSid};
 use serde_json::{json, Value};
 
-use crate::check::{check_event, RecordView};
 use crate::error::ToolError;
 use crate::filter::{distinct, name_uses, parse_service, ConversationArg};
 use crate::progress::Progress;
 use crate::render::{event_fields, hash_str, hex};
-use crate::scan::{open_checked, stored_end, SeqScan, CANCEL_CHECK_RECORDS};
-use crate::store::StoreArgs;
+use crate::store::{Store, StoreArgs};
 use crate::timefmt::format_micros;
 
 /// Arguments of `export`.
@@ -70,7 +71,7 @@ fn chain_fields(view: &RecordView<'_>) -> serde_json::Map<String, Value> {
 }
 
 fn resolve(
-    db: &rocksdb::DB,
+    log: &LogReader,
     arg: &str,
     service: Option<ServiceSid>,
     quiet: bool,
@@ -78,7 +79,7 @@ fn resolve(
     match ConversationArg::parse(arg) {
         ConversationArg::Sid(sid) => Ok(sid),
         ConversationArg::Name(name) => {
-            let found = distinct(&name_uses(db, &name, service, u64::MAX, quiet)?);
+            let found = distinct(&name_uses(log, &name, service, u64::MAX, quiet)?);
             match found.as_slice() {
                 [] => Err(ToolError::Usage(format!(
                     "no conversation ever had the unique name {name:?}"
@@ -99,15 +100,15 @@ fn resolve(
 
 /// Runs `export`.
 pub fn run(args: &ExportArgs, quiet: bool) -> Result<(), ToolError> {
-    let store = open_checked(&args.store)?;
-    let db = store.db();
+    let store = Store::open(&args.store)?;
+    let log = store.reader();
     let service = args.service.as_deref().map(parse_service).transpose()?;
-    let sid = resolve(db, &args.conversation, service, quiet)?;
+    let sid = resolve(log, &args.conversation, service, quiet)?;
     let end = args.to_position.map_or(u64::MAX, |p| p.saturating_add(1));
-    let progress = Progress::new(quiet, "export", stored_end(db)?.min(end));
+    let progress = Progress::new(quiet, "export", log.stored_end()?.min(end));
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut scan = SeqScan::new(db, 0..end)?;
+    let mut scan = log.scan(0..end);
     let mut exported = 0u64;
     let mut walked = 0u64;
     let mut last: Option<(u64, events::Hash)> = None;

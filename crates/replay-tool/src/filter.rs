@@ -4,16 +4,16 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use clap::Args;
+use engine_core::log::scan::{check_event, CANCEL_CHECK_RECORDS};
+use engine_core::LogReader;
 use events::{
     ConversationSid, Event, MessageSid, ParticipantKind, ParticipantSid, RecordHeader, ServiceSid,
     TimestampMicros, UserSid,
 };
 
-use crate::check::check_event;
 use crate::error::ToolError;
 use crate::progress::Progress;
 use crate::render::EVENT_TYPES;
-use crate::scan::{stored_end, SeqScan};
 use crate::timefmt::parse_rfc3339;
 
 /// A conversation as given on the command line.
@@ -73,23 +73,23 @@ impl NameUse {
 /// positions `0..end` (optionally in one service), by replaying the
 /// ConversationCreated/Updated/Removed and ServiceDeleted events.
 pub fn name_uses(
-    db: &rocksdb::DB,
+    log: &LogReader,
     name: &str,
     service: Option<ServiceSid>,
     end: u64,
     quiet: bool,
 ) -> Result<Vec<NameUse>, ToolError> {
-    let total = stored_end(db)?.min(end);
+    let total = log.stored_end()?.min(end);
     let progress = Progress::new(quiet, "names", total);
     let mut uses: Vec<NameUse> = Vec::new();
     // conversation → index into `uses` of its open use of `name`.
     let mut open: HashMap<ConversationSid, usize> = HashMap::new();
-    let mut scan = SeqScan::new(db, 0..end)?;
+    let mut scan = log.scan(0..end);
     let mut n = 0u64;
     while let Some(item) = scan.next_record() {
         let s = item?;
         n += 1;
-        if n % crate::scan::CANCEL_CHECK_RECORDS == 0 {
+        if n % CANCEL_CHECK_RECORDS == 0 {
             progress.set(n);
         }
         let h = &s.view.header;
@@ -304,7 +304,7 @@ pub struct Filter {
 impl Filter {
     /// Parses the arguments; resolves a conversation's unique name by
     /// replaying the log (a note on stderr says when it matched several).
-    pub fn new(args: &FilterArgs, db: &rocksdb::DB, quiet: bool) -> Result<Filter, ToolError> {
+    pub fn new(args: &FilterArgs, log: &LogReader, quiet: bool) -> Result<Filter, ToolError> {
         let service = args.service.as_deref().map(parse_service).transpose()?;
         let types = if args.types.is_empty() {
             None
@@ -334,7 +334,7 @@ impl Filter {
             None => None,
             Some(ConversationArg::Sid(sid)) => Some(BTreeSet::from([sid])),
             Some(ConversationArg::Name(name)) => {
-                let found = distinct(&name_uses(db, &name, service, u64::MAX, quiet)?);
+                let found = distinct(&name_uses(log, &name, service, u64::MAX, quiet)?);
                 if found.is_empty() {
                     return Err(ToolError::Usage(format!(
                         "no conversation ever had the unique name {name:?}"

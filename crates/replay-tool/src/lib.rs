@@ -22,9 +22,13 @@
 //! has the store open, and never writes. Long walks show a progress bar on
 //! stderr when it is a terminal (`--quiet` turns it off).
 //!
-//! Every subcommand that reads the log opens the store through
-//! [`scan::open_checked`], which compares the view's table files with the
-//! MANIFEST first, so a damaged store is never read as a shorter one.
+//! The tool has no record parser and no RocksDB walk of its own: every
+//! subcommand but `rebuild` opens the store through [`store::Store::open`],
+//! a wrapper of event-log's `LogReader` (which compares the view's table
+//! files with the MANIFEST first, so a damaged store is never read as a
+//! shorter one), and reads records through its walks (`LogReader::scan`,
+//! `LogReader::par_scan`, `LogReader::verify_with`), which decode them with
+//! `events::fast` and check the chain.
 //!
 //! Exit codes: 0 success, 1 damage or verification failure (a damaged
 //! record, named by position; a damaged, missing or skipped store file,
@@ -34,7 +38,6 @@
 #![warn(missing_docs)]
 
 pub mod at;
-pub mod check;
 pub mod dump;
 pub mod error;
 pub mod export;
@@ -43,11 +46,9 @@ pub mod indexes;
 pub mod progress;
 pub mod rebuild;
 pub mod render;
-pub mod scan;
 pub mod stats;
 pub mod store;
 pub mod timefmt;
-pub mod validate;
 pub mod verify;
 
 use std::ffi::OsString;

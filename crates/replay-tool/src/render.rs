@@ -9,69 +9,12 @@ use crate::timefmt::format_micros;
 /// Longest text shown in a table cell, in characters, before "…".
 pub const CELL_CHARS_MAX: usize = 60;
 
-/// Every event type name ([`Event::type_name`]), in declaration order.
-pub const EVENT_TYPES: [&str; 26] = [
-    "service_created",
-    "service_updated",
-    "service_deleted",
-    "role_created",
-    "role_updated",
-    "role_deleted",
-    "conversation_created",
-    "conversation_updated",
-    "conversation_removed",
-    "participant_added",
-    "participant_updated",
-    "read_horizon_updated",
-    "participant_removed",
-    "message_added",
-    "message_updated",
-    "message_removed",
-    "user_created",
-    "user_updated",
-    "user_deleted",
-    "user_conversation_updated",
-    "address_configuration_created",
-    "address_configuration_updated",
-    "address_configuration_deleted",
-    "delivery_receipt_recorded",
-    "service_configuration_updated",
-    "delivery_attempt_failed",
-];
-
-/// The declaration index of an event's variant: a compile error here means
-/// a variant was added and [`EVENT_TYPES`] needs its name.
-pub fn type_index(event: &Event) -> usize {
-    use Event::*;
-    match event {
-        ServiceCreated { .. } => 0,
-        ServiceUpdated { .. } => 1,
-        ServiceDeleted => 2,
-        RoleCreated { .. } => 3,
-        RoleUpdated { .. } => 4,
-        RoleDeleted { .. } => 5,
-        ConversationCreated { .. } => 6,
-        ConversationUpdated { .. } => 7,
-        ConversationRemoved { .. } => 8,
-        ParticipantAdded { .. } => 9,
-        ParticipantUpdated { .. } => 10,
-        ReadHorizonUpdated { .. } => 11,
-        ParticipantRemoved { .. } => 12,
-        MessageAdded { .. } => 13,
-        MessageUpdated { .. } => 14,
-        MessageRemoved { .. } => 15,
-        UserCreated { .. } => 16,
-        UserUpdated { .. } => 17,
-        UserDeleted { .. } => 18,
-        UserConversationUpdated { .. } => 19,
-        AddressConfigurationCreated { .. } => 20,
-        AddressConfigurationUpdated { .. } => 21,
-        AddressConfigurationDeleted { .. } => 22,
-        DeliveryReceiptRecorded { .. } => 23,
-        ServiceConfigurationUpdated { .. } => 24,
-        DeliveryAttemptFailed { .. } => 25,
-    }
-}
+/// The declaration index of an event's variant, indexing [`EVENT_TYPES`]:
+/// [`events::fast::event_variant_index`].
+pub use events::fast::event_variant_index as type_index;
+/// Every event type name ([`Event::type_name`]), in declaration order:
+/// [`events::fast::EVENT_TYPE_NAMES`].
+pub use events::fast::EVENT_TYPE_NAMES as EVENT_TYPES;
 
 /// Lowercase hex of arbitrary bytes.
 pub fn hex(bytes: &[u8]) -> String {
@@ -330,26 +273,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_match_type_name() {
-        let samples = [
-            Event::ServiceDeleted,
-            Event::ServiceCreated {
-                friendly_name: "x".into(),
-            },
-            Event::ConversationRemoved {
-                conversation_sid: events::ConversationSid::derive(b"c"),
-            },
-        ];
-        for e in samples {
-            assert_eq!(EVENT_TYPES[type_index(&e)], e.type_name());
-        }
-        let mut sorted = EVENT_TYPES.to_vec();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(sorted.len(), EVENT_TYPES.len());
-    }
-
-    #[test]
     fn the_fast_line_is_the_same_json() {
         let header = |c: Option<events::ConversationSid>, actor: Option<&str>| RecordHeader {
             position: 7,
@@ -361,7 +284,7 @@ mod tests {
         };
         // Actors that need escaping, too.
         for actor in [None, Some("alice"), Some("q\"uote\\ 🐇\n")] {
-            for e in crate::validate::tests::samples() {
+            for e in events::fast::sample_events() {
                 let h = header(e.conversation_sid(), actor);
                 let line = record_json_line(&h, &e);
                 let fast: Value = serde_json::from_str(&line).unwrap();

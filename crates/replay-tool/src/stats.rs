@@ -6,14 +6,14 @@ use std::io::Write;
 use std::time::Instant;
 
 use clap::Args;
+use engine_core::log::scan::{Accumulator, ScanOptions};
 use events::{Event, RecordHeader, ServiceSid};
 use serde_json::json;
 
 use crate::error::ToolError;
 use crate::progress::Progress;
 use crate::render::{cell, hash_str, table, type_index, EVENT_TYPES};
-use crate::scan::{default_workers, open_checked, par_scan, stored_end, Accumulator};
-use crate::store::{disk_bytes, StoreArgs};
+use crate::store::{disk_bytes, Store, StoreArgs};
 use crate::timefmt::{format_micros, format_span};
 
 /// Microseconds per second, for rates.
@@ -144,14 +144,13 @@ fn rate(records: u64, span_micros: u64) -> Option<f64> {
 
 /// Runs `stats`.
 pub fn run(args: &StatsArgs, quiet: bool) -> Result<(), ToolError> {
-    let store = open_checked(&args.store)?;
-    let db = store.db();
-    let progress = Progress::new(quiet, "stats", stored_end(db)?);
+    let store = Store::open(&args.store)?;
+    let log = store.reader();
+    let progress = Progress::new(quiet, "stats", log.stored_end()?);
     let started = Instant::now();
-    let (summary, stats) = par_scan(
-        db,
+    let (summary, stats) = log.par_scan(
         0..u64::MAX,
-        default_workers(),
+        &ScanOptions::default(),
         Stats::default,
         &mut |n| progress.set(n),
     )?;
@@ -209,8 +208,8 @@ pub fn run(args: &StatsArgs, quiet: bool) -> Result<(), ToolError> {
             "last_recorded_at": summary.last_recorded_at.map(format_micros),
             "span_seconds": span as f64 / MICROS_PER_SECOND,
             "events_per_second": events_per_second,
-            "next_position": summary.next_position,
-            "last_hash": hash_str(&summary.last_hash),
+            "next_position": summary.head.next_position,
+            "last_hash": hash_str(&summary.head.last_hash),
             "conversations_created": conversations_created,
             "conversations_live": conversations_live,
             "participants_added": participants_added,
@@ -251,8 +250,8 @@ pub fn run(args: &StatsArgs, quiet: bool) -> Result<(), ToolError> {
     writeln!(
         out,
         "head: next position {}, last hash {}",
-        summary.next_position,
-        hash_str(&summary.last_hash)
+        summary.head.next_position,
+        hash_str(&summary.head.last_hash)
     )?;
     writeln!(out, "(walked and verified in {elapsed:.2} s)")?;
     writeln!(out)?;

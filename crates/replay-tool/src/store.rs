@@ -1,4 +1,6 @@
-//! Opening a store without disturbing the host that may have it open.
+//! Opening a store without disturbing the host that may have it open: a
+//! [`LogReader`] of every column family present, plus what an auditor is
+//! told about it.
 //!
 //! By default the store is opened as a RocksDB secondary instance, which
 //! works while a host process holds it open for writing; the secondary's
@@ -9,9 +11,9 @@
 //! the same view. Nothing is ever written, and a missing store is an error,
 //! never created.
 //!
-//! The store is opened with the engine's recovery semantics
-//! ([`engine_core::log::storage`]): the same RocksDB options, and the same
-//! check of the WAL and MANIFEST files first. Damage there is exit 1,
+//! The store is opened by [`LogReader::open`], with the engine's recovery
+//! semantics ([`engine_core::log::storage`]): the same RocksDB options, and
+//! the same check of the WAL and MANIFEST files first. Damage there is exit 1,
 //! naming the file and byte offset; a torn tail left by a crash is not an
 //! error: the view leaves it out, as the engine's open drops it, and
 //! [`Store::storage_check`] says what it held.
@@ -26,14 +28,18 @@
 //! `Durability::Buffered` allows (a power loss dropped the last buffered
 //! writes) and a missing marker (an older store) are not damage: they are
 //! printed as a warning on stderr, and the run goes on.
+//!
+//! Then the view's table files are compared with the MANIFEST
+//! ([`LogReader::check_files`]) before anything is read, so that no
+//! subcommand prints a shorter history of a damaged store.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use engine_core::log::head_marker;
 use engine_core::log::keys::LOG_COLUMN_FAMILIES;
 use engine_core::log::storage::{self, StorageCheck};
-use engine_core::{HeadMarkerStatus, OpenError};
+use engine_core::log::{ReaderFamilies, ReaderMode};
+use engine_core::{HeadMarkerStatus, LogReader, OpenError, ReadError};
 use projections::Table;
 use rocksdb::DB;
 
@@ -71,11 +77,10 @@ impl StoreArgs {
 
 /// An open, read-only view of a store.
 pub struct Store {
-    db: DB,
+    reader: LogReader,
     path: PathBuf,
     read_only: bool,
-    storage_check: StorageCheck,
-    // Dropped after `db`: the secondary's scratch directory.
+    // Dropped after `reader`: the secondary's scratch directory.
     _scratch: Option<tempfile::TempDir>,
 }
 
@@ -86,102 +91,90 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens the store `args` names, read-only or as a secondary, after
-    /// checking its WAL and MANIFEST files
-    /// ([`storage::check_log_files`]).
+    /// Opens the store `args` names, read-only or as a secondary, with
+    /// every column family it has ([`LogReader::open`]), then checks its
+    /// table files against the MANIFEST ([`LogReader::check_files`]).
     ///
-    /// Errors: [`ToolError::Mismatch`] (exit 1) if the store is damaged: a
+    /// Errors: [`ToolError::Read`] with [`ReadError::Damaged`] (exit 1)
+    /// naming a damaged, missing or skipped table file and, for the log,
+    /// the first position affected (found while RocksDB opened the store,
+    /// while the head was compared with its marker, or by the file check);
+    /// [`ToolError::Mismatch`] (exit 1) if the store is otherwise damaged: a
     /// WAL or MANIFEST file damaged where intact records belong (naming the
-    /// file and byte offset), damage RocksDB finds while opening, a log that
-    /// ends before its head marker (acknowledged records lost; it names the
-    /// marker and the missing positions), a record at the marker's position
-    /// with another hash, or a marker whose slots are both invalid.
-    /// [`ToolError::Io`] (exit 2): no store at the path, not a Colloquy
-    /// log or one whose creation was interrupted (a log column family is
-    /// missing; the message says which and what to do), RocksDB cannot open
-    /// it, or the scratch directory cannot be made.
+    /// file and byte offset), a log that ends before its head marker
+    /// (acknowledged records lost; it names the marker and the missing
+    /// positions), a record at the marker's position with another hash, or
+    /// a marker whose slots are both invalid. [`ToolError::Io`] (exit 2):
+    /// no store at the path, not a Colloquy log or one whose creation was
+    /// interrupted (a log column family is missing; the message says which
+    /// and what to do), RocksDB cannot open it, or the scratch directory
+    /// cannot be made; [`ToolError::Read`] with [`ReadError::Io`] (exit 2)
+    /// if the MANIFEST cannot be read.
     pub fn open(args: &StoreArgs) -> Result<Store, ToolError> {
         let path = args.dir().to_path_buf();
         let cannot = |e: &dyn std::fmt::Display| {
             ToolError::Io(format!("cannot open the store at {}: {e}", path.display()))
         };
-        let refuse = |e: OpenError| match e {
-            OpenError::LogFileDamaged { .. }
-            | OpenError::StoreDamaged { .. }
-            | OpenError::AcknowledgedRecordsMissing { .. }
-            | OpenError::LogRewritten { .. }
-            | OpenError::HeadMarkerDamaged { .. } => {
-                ToolError::Mismatch(format!("damaged store: {e}"))
-            }
-            other => cannot(&other),
-        };
         if !path.join("CURRENT").is_file() {
             return Err(cannot(&"no RocksDB store there (no CURRENT file)"));
         }
-        // Before the store is opened: a live host can only have put the
-        // log ahead of it since.
-        let marker = head_marker::read_head_marker(&path).map_err(refuse)?;
-        // Before anything of RocksDB reads the MANIFEST (listing the
-        // column families does).
-        let mut storage_check = storage::check_log_files(&path).map_err(refuse)?;
-        let mut options = storage::db_options();
-        let names = DB::list_cf(&options, &path)
-            .map_err(|e| refuse(storage::open_error(&path, e, None)))?;
-        let missing: Vec<&str> = LOG_COLUMN_FAMILIES
-            .iter()
-            .copied()
-            .filter(|name| !names.iter().any(|n| n == name))
-            .collect();
-        if !missing.is_empty() {
-            return Err(cannot(&missing_families(&names, &missing)));
-        }
-        let (db, scratch) = if args.read_only {
-            let db = DB::open_cf_for_read_only(&options, &path, &names, false)
-                .map_err(|e| refuse(storage::open_error(&path, e, None)))?;
-            (db, None)
+        let (mode, scratch) = if args.read_only {
+            (ReaderMode::ReadOnly, None)
         } else {
-            let (dir, scratch) = match &args.secondary_dir {
-                Some(dir) => {
-                    std::fs::create_dir_all(dir).map_err(|e| cannot(&e))?;
-                    (dir.clone(), None)
-                }
+            match &args.secondary_dir {
+                Some(dir) => (ReaderMode::Secondary(dir.clone()), None),
                 None => {
                     let t = tempfile::Builder::new()
                         .prefix("replay-tool-secondary-")
                         .tempdir()
                         .map_err(|e| cannot(&e))?;
-                    (t.path().to_path_buf(), Some(t))
+                    (ReaderMode::Secondary(t.path().to_path_buf()), Some(t))
                 }
-            };
-            // Required for secondary instances: keep every table file open.
-            options.set_max_open_files(-1);
-            let db = DB::open_cf_as_secondary(&options, &path, &dir, &names)
-                .map_err(|e| refuse(storage::open_error(&path, e, None)))?;
-            db.try_catch_up_with_primary()
-                .map_err(|e| refuse(storage::open_error(&path, e, None)))?;
-            (db, scratch)
+            }
         };
-        storage_check.head_marker =
-            head_marker::check_head_marker_for_reader(&path, marker.as_ref(), &db, &storage_check)
-                .map_err(refuse)?;
-        if let HeadMarkerStatus::BufferedLoss { .. } | HeadMarkerStatus::Missing { .. } =
-            storage_check.head_marker
-        {
+        let reader =
+            LogReader::open(&path, mode, ReaderFamilies::AllPresent).map_err(|e| match e {
+                OpenError::Damaged(damage) => ToolError::Read(ReadError::Damaged(damage)),
+                OpenError::LogFileDamaged { .. }
+                | OpenError::StoreDamaged { .. }
+                | OpenError::AcknowledgedRecordsMissing { .. }
+                | OpenError::LogRewritten { .. }
+                | OpenError::HeadMarkerDamaged { .. } => {
+                    ToolError::Mismatch(format!("damaged store: {e}"))
+                }
+                OpenError::MissingColumnFamily(_) => {
+                    match DB::list_cf(&storage::db_options(), &path) {
+                        Ok(names) => {
+                            let missing: Vec<&str> = LOG_COLUMN_FAMILIES
+                                .iter()
+                                .copied()
+                                .filter(|name| !names.iter().any(|n| n == name))
+                                .collect();
+                            cannot(&missing_families(&names, &missing))
+                        }
+                        Err(_) => cannot(&e),
+                    }
+                }
+                other => cannot(&other),
+            })?;
+        let status = &reader.storage_check().head_marker;
+        if let HeadMarkerStatus::BufferedLoss { .. } | HeadMarkerStatus::Missing { .. } = status {
             // Not damage (the engine opens such a store), but an auditor
             // must hear of it.
-            eprintln!(
-                "replay-tool: warning: {}: {}",
-                path.display(),
-                storage_check.head_marker
-            );
+            eprintln!("replay-tool: warning: {}: {status}", path.display());
         }
+        reader.check_files()?;
         Ok(Store {
-            db,
+            reader,
             path,
             read_only: args.read_only,
-            storage_check,
             _scratch: scratch,
         })
+    }
+
+    /// The log reader over the store's view: walks, reads, verification.
+    pub fn reader(&self) -> &LogReader {
+        &self.reader
     }
 
     /// What the check of the WAL and MANIFEST files found before opening:
@@ -191,12 +184,12 @@ impl Store {
     /// buffered writes a power loss dropped, are reported there). Its
     /// `Display` is one line for a report.
     pub fn storage_check(&self) -> &StorageCheck {
-        &self.storage_check
+        self.reader.storage_check()
     }
 
-    /// The RocksDB handle (never written through).
+    /// The RocksDB handle (never written through), for the read models.
     pub fn db(&self) -> &DB {
-        &self.db
+        self.reader.db()
     }
 
     /// Whether it was opened read-only (rather than as a secondary).
@@ -212,7 +205,9 @@ impl Store {
     /// Whether the store has every read-model column family (an engine
     /// store; a bare log has none).
     pub fn has_read_models(&self) -> bool {
-        Table::NAMES.iter().all(|n| self.db.cf_handle(n).is_some())
+        Table::NAMES
+            .iter()
+            .all(|n| self.db().cf_handle(n).is_some())
     }
 }
 

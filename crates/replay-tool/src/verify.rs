@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use clap::Args;
 use engine_core::log::files;
+use engine_core::log::scan::{default_workers, ScanOptions};
 use engine_core::{fold_records, read_models_digest, state_digest};
+use engine_core::{LogReader, VerifyReport};
 use projections::{RowMap, Table};
 use serde_json::json;
 
@@ -16,10 +18,6 @@ use crate::error::ToolError;
 use crate::error::EXIT_VERIFY_FAILED;
 use crate::progress::Progress;
 use crate::render::{hash_str, hex};
-use crate::scan::{
-    check_walk_covered_files, default_workers, open_checked, par_scan, stored_end, NoAccumulator,
-    ScanSummary, SeqScan,
-};
 use crate::store::{Store, StoreArgs};
 use crate::timefmt::{format_micros, format_span};
 
@@ -54,16 +52,16 @@ impl ProjectionCheck {
     }
 }
 
-/// Runs the chain walk; `Ok` only if every record is sound.
+/// Runs the library's verification ([`LogReader::verify_with`]) on
+/// `threads` workers, showing progress; `Ok` only if every record is sound
+/// and the walk covered every `log` table file.
 pub fn walk(
-    db: &rocksdb::DB,
+    log: &LogReader,
     threads: usize,
     progress: &Progress,
-) -> Result<ScanSummary, ToolError> {
-    par_scan(db, 0..u64::MAX, threads, || NoAccumulator, &mut |n| {
-        progress.set(n)
-    })
-    .map(|(summary, _)| summary)
+) -> Result<VerifyReport, ToolError> {
+    let options = ScanOptions::default().workers(threads);
+    Ok(log.verify_with(&options, &mut |n| progress.set(n))?)
 }
 
 fn first_difference(rebuilt: &RowMap, db: &rocksdb::DB) -> Result<Vec<(Table, String)>, ToolError> {
@@ -140,7 +138,7 @@ fn live_digest(store: &Store) -> Result<([u8; 32], u64), ToolError> {
 
 fn check_projections(
     store: &Store,
-    summary: &ScanSummary,
+    summary: &VerifyReport,
     quiet: bool,
 ) -> Result<ProjectionCheck, ToolError> {
     if !store.has_read_models() {
@@ -150,8 +148,8 @@ fn check_projections(
         )));
     }
     let db = store.db();
-    let progress = Progress::new(quiet, "fold", summary.next_position);
-    let mut scan = SeqScan::new(db, 0..summary.next_position)?;
+    let progress = Progress::new(quiet, "fold", summary.head.next_position);
+    let mut scan = store.reader().scan(0..summary.head.next_position);
     let records = std::iter::from_fn(|| {
         scan.next_record()
             .map(|item| item.map(|s| s.view.to_record()))
@@ -207,7 +205,7 @@ fn report_failure(out: &mut impl Write, json: bool, e: ToolError) -> Result<(), 
 /// Runs `verify`.
 ///
 /// Besides the chain walk it checks the store's table files (see
-/// [`open_checked`]): every file the MANIFEST lists as live is in the view,
+/// [`Store::open`] and [`LogReader::verify`]): every file the MANIFEST lists as live is in the view,
 /// every `log` file lies inside the walked positions, and every other
 /// live table file reads back whole with matching block checksums, filter
 /// and meta blocks included (see [`files::verify_checksums`]). Any damage
@@ -216,20 +214,19 @@ fn report_failure(out: &mut impl Write, json: bool, e: ToolError) -> Result<(), 
 pub fn run(args: &VerifyArgs, quiet: bool) -> Result<(), ToolError> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let store = match open_checked(&args.store) {
+    let store = match Store::open(&args.store) {
         Ok(store) => store,
         Err(e) if e.exit_code() == EXIT_VERIFY_FAILED => {
             return report_failure(&mut out, args.json, e)
         }
         Err(e) => return Err(e),
     };
-    let db = store.db();
+    let log = store.reader();
     let threads = args.threads.unwrap_or_else(default_workers).max(1);
-    let progress = Progress::new(quiet, "verify", stored_end(db)?);
+    let progress = Progress::new(quiet, "verify", log.stored_end()?);
     let started = Instant::now();
-    let walked = walk(db, threads, &progress).and_then(|summary| {
-        check_walk_covered_files(db, summary.next_position)?;
-        files::verify_checksums(db)?;
+    let walked = walk(log, threads, &progress).and_then(|summary| {
+        files::verify_checksums(log.db())?;
         Ok(summary)
     });
     progress.finish();
@@ -248,7 +245,7 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Result<(), ToolError> {
         None
     };
     let rate = summary.records as f64 / elapsed.max(f64::MIN_POSITIVE);
-    let hash = hash_str(&summary.last_hash);
+    let hash = hash_str(&summary.head.last_hash);
     let projections_ok = projections.as_ref().is_none_or(ProjectionCheck::matches);
     if args.json {
         let value = json!({
@@ -259,7 +256,7 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Result<(), ToolError> {
             "last_recorded_at": summary.last_recorded_at,
             "first_recorded_at_rfc3339": summary.first_recorded_at.map(format_micros),
             "last_recorded_at_rfc3339": summary.last_recorded_at.map(format_micros),
-            "next_position": summary.next_position,
+            "next_position": summary.head.next_position,
             "last_hash": hash,
             "format_versions": summary.format_versions,
             "seconds": elapsed,
@@ -284,7 +281,7 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Result<(), ToolError> {
             out,
             "checked: hash chain from genesis, contiguous positions 0..{}, record decoding and self-hashes, \
              format versions ({}), event payloads, table files against the MANIFEST, block checksums",
-            summary.next_position,
+            summary.head.next_position,
             versions_text(&summary.format_versions)
         )?;
         match (summary.first_recorded_at, summary.last_recorded_at) {
@@ -300,7 +297,7 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Result<(), ToolError> {
         writeln!(
             out,
             "head: next position {}, last hash {hash}",
-            summary.next_position
+            summary.head.next_position
         )?;
         writeln!(out, "final hash: {hash}")?;
         writeln!(

@@ -688,19 +688,12 @@ fn reading_is_safe_while_the_host_writes() {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 n += 1;
                 engine
-                    .execute(events::CommandEnvelope {
-                        command_id: events::CommandId::from_key(format!("live-{n}").as_bytes()),
-                        acting_identity: None,
-                        expected_version: None,
-                        command: events::Command::PostMessage(PostMessage {
-                            service: f.service,
-                            conversation: events::ConversationRef::Sid(f.conversation),
-                            author: Some("alice".into()),
-                            body: Some(format!("live {n}")),
-                            media: vec![],
-                            attributes: None,
-                        }),
-                    })
+                    .execute(
+                        PostMessage::new(f.service, f.conversation)
+                            .author("alice")
+                            .body(format!("live {n}"))
+                            .keyed(format!("live-{n}")),
+                    )
                     .unwrap();
             }
         });

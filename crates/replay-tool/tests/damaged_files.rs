@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use engine_core::Engine;
-use events::{CommandEnvelope, CommandId, ConversationRef};
+use events::{Keyed, PostMessage};
 use support::sst::{self, LogTable};
 use support::*;
 
@@ -33,15 +33,12 @@ const MODES: [&[&str]; 2] = [&[], &["--read-only"]];
 fn two_table_store() -> (Fixture, Vec<LogTable>) {
     let mut f = build();
     let engine = Engine::open(f.path(), options()).expect("reopen the engine");
-    let conversation = ConversationRef::Sid(f.conversation);
     for i in 0..SECOND_SESSION_MESSAGES {
+        let post = PostMessage::new(f.service, f.conversation)
+            .author("alice")
+            .body(format!("more {i}"));
         engine
-            .execute(CommandEnvelope {
-                command_id: CommandId::from_key(format!("second session {i}").as_bytes()),
-                acting_identity: None,
-                expected_version: None,
-                command: post(f.service, &conversation, "alice", &format!("more {i}")),
-            })
+            .execute(post.keyed(format!("second session {i}")))
             .expect("command accepted");
     }
     f.records = engine.log().head().next_position;

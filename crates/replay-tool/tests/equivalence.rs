@@ -1,11 +1,15 @@
-//! replay-tool's walks give exactly engine-core's verdict — the same
+//! The walks replay-tool reads through (event-log's `LogReader::par_scan`
+//! with any segment size and worker count, and the in-order
+//! `LogReader::scan`) give exactly `LogReader::verify`'s verdict — the same
 //! `ChainFault` (position and kind) or the same head — for damage of every
 //! kind at every position, with segments small enough that faults land on
 //! every kind of segment boundary. The log holds both format versions, as
 //! an upgraded store does: version-1 records first, then version-2 records
 //! with actors of every shape.
 
+use engine_core::log::files::LiveFiles;
 use engine_core::log::keys::{position_key, CF_LOG};
+use engine_core::log::scan::{check_event, NoAccumulator, ScanOptions};
 use engine_core::{
     AppendRequest, ChainFault, Durability, EventLog, LogOptions, LogReader, RawAppend, RawEvents,
     ReadError,
@@ -13,8 +17,6 @@ use engine_core::{
 use events::limits::IDENTITY_CHARS_MAX;
 use events::record::{chain_hash, encode};
 use events::{CommandId, ConversationSid, Event, MessageSid, Record, RecordHeader, ServiceSid};
-use replay_tool::scan::{check_walk_covered_files, par_scan_segmented, NoAccumulator, SeqScan};
-use replay_tool::ToolError;
 
 /// Records in the test log.
 const RECORDS: u64 = 17;
@@ -136,44 +138,40 @@ fn engine_verdict(path: &std::path::Path) -> Verdict {
 }
 
 fn tool_verdicts(path: &std::path::Path) -> Vec<(String, Verdict)> {
-    let options = rocksdb::Options::default();
-    let names = rocksdb::DB::list_cf(&options, path).unwrap();
-    let db = rocksdb::DB::open_cf_for_read_only(&options, path, names, false).unwrap();
+    let reader = LogReader::open_read_only(path).unwrap();
+    let db = reader.db();
     let mut out = Vec::new();
     for segment in SEGMENTS {
         for workers in [1, 3] {
-            let v = match par_scan_segmented(
-                &db,
-                0..u64::MAX,
-                workers,
-                segment,
-                || NoAccumulator,
-                &mut |_| {},
-            )
-            .and_then(|(s, acc)| {
-                // As `verify` does: the walk must cover every log file.
-                check_walk_covered_files(&db, s.next_position)?;
-                Ok((s, acc))
-            }) {
+            let options = ScanOptions::default()
+                .workers(workers)
+                .segment_records(segment);
+            let v = match reader
+                .par_scan(0..u64::MAX, &options, || NoAccumulator, &mut |_| {})
+                .and_then(|(s, acc)| {
+                    // As `verify` does: the walk must cover every log file.
+                    LiveFiles::of(db)?.check_walk(s.head.next_position)?;
+                    Ok((s, acc))
+                }) {
                 Ok((s, _)) => Verdict::Sound {
                     records: s.records,
-                    last_hash: s.last_hash,
+                    last_hash: s.head.last_hash,
                 },
-                Err(ToolError::Read(ReadError::Fault(f))) => Verdict::Fault(f),
+                Err(ReadError::Fault(f)) => Verdict::Fault(f),
                 Err(e) => Verdict::Other(e.to_string()),
             };
             out.push((format!("par segment {segment} workers {workers}"), v));
         }
     }
     // The in-order walk checks everything but the events; add that.
-    let mut scan = SeqScan::new(&db, 0..u64::MAX).unwrap();
+    let mut scan = reader.scan(0..u64::MAX);
     let mut v = Verdict::Sound {
         records: 0,
         last_hash: events::GENESIS_HASH,
     };
     while let Some(item) = scan.next_record() {
         match item {
-            Ok(s) => match replay_tool::check::check_event(&s.view) {
+            Ok(s) => match check_event(&s.view) {
                 Ok(_) => {
                     if let Verdict::Sound { records, last_hash } = &mut v {
                         *records += 1;
@@ -196,7 +194,7 @@ fn tool_verdicts(path: &std::path::Path) -> Vec<(String, Verdict)> {
         }
     }
     if let Verdict::Sound { records, .. } = v {
-        if let Err(e) = check_walk_covered_files(&db, records) {
+        if let Err(e) = LiveFiles::of(db).and_then(|l| l.check_walk(records)) {
             v = Verdict::Other(e.to_string());
         }
     }
@@ -396,10 +394,10 @@ fn the_fast_path_takes_every_record_of_both_versions() {
     with_db(dir.path(), |db, cf| {
         for p in 0..RECORDS {
             let v = stored(db, cf, p);
-            let view = replay_tool::check::parse_fast(&v)
+            let view = events::fast::parse(&v)
                 .unwrap_or_else(|| panic!("position {p} fell off the fast path"));
             assert_eq!(view.to_record(), Record::decode(&v).unwrap(), "{p}");
-            assert_eq!(replay_tool::check::fast_hash(&view), view.hash, "{p}");
+            assert_eq!(view.computed_hash(), view.hash, "{p}");
         }
     });
 }

@@ -151,14 +151,10 @@ const ACKNOWLEDGED_COMMANDS: u64 = 20;
 fn create_services(engine: &engine_core::Engine, first_key: u64) {
     for n in first_key..first_key + ACKNOWLEDGED_COMMANDS {
         engine
-            .execute(events::CommandEnvelope {
-                command_id: events::CommandId::from_key(&n.to_be_bytes()),
-                acting_identity: None,
-                expected_version: None,
-                command: events::Command::CreateService(CreateService {
-                    friendly_name: format!("service {n}"),
-                }),
-            })
+            .execute(
+                CreateService::new(format!("service {n}"))
+                    .keyed(CommandId::from_key(&n.to_be_bytes())),
+            )
             .expect("acknowledged");
     }
 }

@@ -52,8 +52,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use engine_core::{Engine, LogOptions};
 use events::{
-    Command as EngineCommand, CommandEnvelope, CommandId, ConversationRef, ConversationSid,
-    ConversationSpec, ServiceSid,
+    Command as EngineCommand, CommandEnvelope, CommandId, ConversationSid, CreateConversation,
+    CreateService, PostMessage, ServiceSid,
 };
 
 /// Trials per attack in the default `cargo test` run: a few dozen each
@@ -965,29 +965,17 @@ impl Driver {
         CommandId::from_key(format!("attack/{}/{}", self.seed, self.next).as_bytes())
     }
 
-    fn envelope(&mut self, command: EngineCommand) -> CommandEnvelope {
-        CommandEnvelope {
-            command_id: self.id(),
-            acting_identity: None,
-            expected_version: None,
-            command,
-        }
+    fn envelope(&mut self, command: impl Into<EngineCommand>) -> CommandEnvelope {
+        CommandEnvelope::new(self.id(), command.into())
     }
 
     /// Creates the service and conversation the messages go to, reporting
     /// both acknowledgements.
     fn setup(&mut self, engine: &Engine) {
-        let envelope = self.envelope(EngineCommand::CreateService(events::CreateService {
-            friendly_name: "attack".into(),
-        }));
+        let envelope = self.envelope(CreateService::new("attack"));
         let outcome = execute_and_report(engine, envelope, "").expect("create the service");
         let service = outcome.service_sid().expect("a service");
-        let envelope = self.envelope(EngineCommand::CreateConversation(
-            events::CreateConversation {
-                service,
-                spec: ConversationSpec::default(),
-            },
-        ));
+        let envelope = self.envelope(CreateConversation::new(service));
         let outcome = execute_and_report(engine, envelope, "").expect("create the conversation");
         self.service = Some(service);
         self.conversation = outcome.conversation_sid();
@@ -995,20 +983,14 @@ impl Driver {
 
     fn post(&mut self, rng: &mut Rng) -> CommandEnvelope {
         let len = rng.range(1, BODY_BYTES_ATTACK_MAX as u64) as usize;
-        let body = format!("{:x}-", rng.next_u64())
+        let body: String = format!("{:x}-", rng.next_u64())
             .chars()
             .cycle()
             .take(len)
             .collect();
-        let command = EngineCommand::PostMessage(events::PostMessage {
-            service: self.service.expect("set up"),
-            conversation: ConversationRef::Sid(self.conversation.expect("set up")),
-            author: Some("mallory".into()),
-            body: Some(body),
-            media: Vec::new(),
-            attributes: None,
-        });
-        self.envelope(command)
+        let (service, conversation) = (self.service, self.conversation);
+        let post = PostMessage::new(service.expect("set up"), conversation.expect("set up"));
+        self.envelope(post.author("mallory").body(body))
     }
 }
 

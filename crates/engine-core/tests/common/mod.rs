@@ -1,5 +1,7 @@
 //! Helpers shared by the engine tests: a harness that owns an engine in a
-//! temporary directory (and can reopen it), and command builders.
+//! temporary directory (and can reopen it), media descriptors, and a
+//! parallel property-test runner. Commands are built with the public
+//! builders (`PostMessage::new(..).body(..)`, `ParticipantSpec::chat(..)`).
 #![allow(dead_code)]
 
 use std::fmt::Debug;
@@ -9,7 +11,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use engine_core::{CommandError, CommandOutcome, Durability, Engine, LogHead, LogOptions};
+use engine_core::{
+    CommandError, CommandOutcome, Durability, Engine, LogHead, LogOptions, TypedCommand,
+};
 use events::*;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config as ProptestConfig, RngSeed, TestCaseError, TestRunner};
@@ -86,28 +90,29 @@ impl Harness {
         CommandId::from_key(&self.next_id.to_be_bytes())
     }
 
-    /// Executes `command` as the trusted host with a fresh command id.
-    pub fn exec(&mut self, command: Command) -> Result<CommandOutcome, CommandError> {
+    /// Executes `command` as the trusted host with a fresh command id and
+    /// returns its typed result (a SID, a [`PostedMessage`](engine_core::PostedMessage), `()`, or the
+    /// whole [`CommandOutcome`] for a [`Command`]).
+    pub fn exec<C: TypedCommand>(&mut self, command: C) -> Result<C::Output, CommandError> {
         self.exec_as(None, command)
     }
 
     /// Executes `command` as `acting` (or the host) with a fresh command id.
-    pub fn exec_as(
+    pub fn exec_as<C: TypedCommand>(
         &mut self,
         acting: Option<&str>,
-        command: Command,
-    ) -> Result<CommandOutcome, CommandError> {
-        let envelope = CommandEnvelope {
-            command_id: self.fresh_id(),
-            acting_identity: acting.map(str::to_string),
-            expected_version: None,
-            command,
+        command: C,
+    ) -> Result<C::Output, CommandError> {
+        let envelope = CommandEnvelope::new(self.fresh_id(), command);
+        let envelope = match acting {
+            Some(identity) => envelope.acting_as(identity),
+            None => envelope,
         };
         self.engine().execute(envelope)
     }
 
     /// Executes `command` as the host and panics on a refusal.
-    pub fn ok(&mut self, command: Command) -> CommandOutcome {
+    pub fn ok<C: TypedCommand + Debug>(&mut self, command: C) -> C::Output {
         let shown = format!("{command:?}");
         self.exec(command)
             .unwrap_or_else(|e| panic!("{shown:.300} was refused: {e}"))
@@ -137,51 +142,6 @@ impl Harness {
         self.engine().live_digest().expect("live digest")
     }
 
-    /// Creates a service and returns its SID.
-    pub fn service(&mut self, name: &str) -> ServiceSid {
-        self.ok(Command::CreateService(CreateService {
-            friendly_name: name.to_string(),
-        }))
-        .service_sid()
-        .expect("CreateService appends records")
-    }
-
-    /// Creates a conversation (optionally with a unique name) and returns its SID.
-    pub fn conversation(
-        &mut self,
-        service: ServiceSid,
-        unique_name: Option<&str>,
-    ) -> ConversationSid {
-        self.ok(create_conversation(service, unique_name))
-            .conversation_sid()
-            .expect("a conversation was created")
-    }
-
-    /// Adds a participant and returns its SID.
-    pub fn participant(
-        &mut self,
-        service: ServiceSid,
-        conversation: ConversationSid,
-        kind: ParticipantKind,
-    ) -> ParticipantSid {
-        self.ok(add_participant(service, conversation, kind))
-            .participant_sids()[0]
-    }
-
-    /// Posts a message as the host and returns its SID and index.
-    pub fn post(
-        &mut self,
-        service: ServiceSid,
-        conversation: ConversationSid,
-        author: &str,
-        body: &str,
-    ) -> (MessageSid, u64) {
-        self.ok(post(service, conversation, Some(author), body))
-            .message()
-            .map(|m| (m.message_sid, m.index))
-            .expect("a message was posted")
-    }
-
     /// The SID of the default role named `name` (e.g. `channel user`).
     pub fn role(&self, service: ServiceSid, name: &str) -> RoleSid {
         self.engine()
@@ -194,83 +154,6 @@ impl Harness {
             })
             .unwrap_or_else(|| panic!("no role named {name:?}"))
     }
-}
-
-/// A chat participant kind.
-pub fn chat(identity: &str) -> ParticipantKind {
-    ParticipantKind::Chat {
-        identity: identity.to_string(),
-        projected_address: None,
-    }
-}
-
-/// A messaging-binding participant kind.
-pub fn binding(address: &str, proxy_address: &str) -> ParticipantKind {
-    ParticipantKind::Messaging(MessagingBinding {
-        address: address.to_string(),
-        proxy_address: proxy_address.to_string(),
-        projected_address: None,
-    })
-}
-
-/// A participant spec with defaults.
-pub fn spec(kind: ParticipantKind) -> ParticipantSpec {
-    ParticipantSpec {
-        kind,
-        attributes: None,
-        role_sid: None,
-    }
-}
-
-/// The host's envelope for `command`, its command id derived from `key`.
-pub fn envelope(key: &str, command: Command) -> CommandEnvelope {
-    CommandEnvelope {
-        command_id: CommandId::from_key(key.as_bytes()),
-        acting_identity: None,
-        expected_version: None,
-        command,
-    }
-}
-
-/// `CreateConversation` with default fields.
-pub fn create_conversation(service: ServiceSid, unique_name: Option<&str>) -> Command {
-    Command::CreateConversation(CreateConversation {
-        service,
-        spec: ConversationSpec {
-            unique_name: unique_name.map(str::to_string),
-            ..Default::default()
-        },
-    })
-}
-
-/// `AddParticipant` with defaults.
-pub fn add_participant(
-    service: ServiceSid,
-    conversation: ConversationSid,
-    kind: ParticipantKind,
-) -> Command {
-    Command::AddParticipant(AddParticipant {
-        service,
-        conversation: ConversationRef::Sid(conversation),
-        participant: spec(kind),
-    })
-}
-
-/// `PostMessage` with a text body.
-pub fn post(
-    service: ServiceSid,
-    conversation: ConversationSid,
-    author: Option<&str>,
-    body: &str,
-) -> Command {
-    Command::PostMessage(PostMessage {
-        service,
-        conversation: ConversationRef::Sid(conversation),
-        author: author.map(str::to_string),
-        body: Some(body.to_string()),
-        media: Vec::new(),
-        attributes: None,
-    })
 }
 
 /// `n` media descriptors.

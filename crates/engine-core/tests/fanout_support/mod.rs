@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use engine_core::{
-    ClientEvent, CommandError, CommandOutcome, Durability, Engine, EngineOptions, LogOptions,
-    Session,
+    ClientEvent, CommandError, Durability, Engine, EngineOptions, LogOptions, PostedMessage,
+    Session, TypedCommand,
 };
 use events::*;
 
@@ -32,12 +32,7 @@ pub fn open(options: EngineOptions) -> Fixture {
         service: ServiceSid::default(),
         next_id: AtomicU64::new(0),
     };
-    f.service = f
-        .run(Command::CreateService(CreateService {
-            friendly_name: "test".into(),
-        }))
-        .service_sid()
-        .unwrap();
+    f.service = f.run(CreateService::new("test"));
     f
 }
 
@@ -60,98 +55,46 @@ impl Fixture {
         }
     }
 
-    pub fn try_run(&self, command: Command) -> Result<CommandOutcome, CommandError> {
+    /// Executes `command` as the trusted host under a fresh idempotency key;
+    /// returns the command's typed result.
+    pub fn try_run<C: TypedCommand>(&self, command: C) -> Result<C::Output, CommandError> {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.engine.execute(CommandEnvelope {
-            command_id: CommandId::from_key(format!("test-{n}").as_bytes()),
-            acting_identity: None,
-            expected_version: None,
-            command,
-        })
+        self.engine.execute(command.keyed(format!("test-{n}")))
     }
 
-    pub fn run(&self, command: Command) -> CommandOutcome {
+    /// [`Fixture::try_run`], panicking on a rejection.
+    pub fn run<C: TypedCommand>(&self, command: C) -> C::Output {
         self.try_run(command).unwrap()
     }
 
+    /// A new conversation in the fixture's service.
     pub fn conversation(&self) -> ConversationSid {
-        self.run(Command::CreateConversation(CreateConversation {
-            service: self.service,
-            spec: ConversationSpec::default(),
-        }))
-        .conversation_sid()
-        .unwrap()
+        self.run(CreateConversation::new(self.service))
     }
 
+    /// Adds the chat user `identity` to `conversation`.
     pub fn join(&self, conversation: ConversationSid, identity: &str) -> ParticipantSid {
-        self.run(Command::AddParticipant(AddParticipant {
-            service: self.service,
-            conversation: ConversationRef::Sid(conversation),
-            participant: ParticipantSpec {
-                kind: ParticipantKind::Chat {
-                    identity: identity.into(),
-                    projected_address: None,
-                },
-                attributes: None,
-                role_sid: None,
-            },
-        }))
-        .participant_sids()[0]
+        let chat = ParticipantSpec::chat(identity);
+        self.run(AddParticipant::new(self.service, conversation, chat))
     }
 
+    /// Adds the messaging binding `address` (through `proxy`).
     pub fn join_binding(
         &self,
         conversation: ConversationSid,
         address: &str,
         proxy: &str,
     ) -> ParticipantSid {
-        self.run(Command::AddParticipant(AddParticipant {
-            service: self.service,
-            conversation: ConversationRef::Sid(conversation),
-            participant: ParticipantSpec {
-                kind: ParticipantKind::Messaging(MessagingBinding {
-                    address: address.into(),
-                    proxy_address: proxy.into(),
-                    projected_address: None,
-                }),
-                attributes: None,
-                role_sid: None,
-            },
-        }))
-        .participant_sids()[0]
+        let binding = ParticipantSpec::binding(address, proxy);
+        self.run(AddParticipant::new(self.service, conversation, binding))
     }
 
-    pub fn leave(&self, conversation: ConversationSid, participant: ParticipantSid) -> u64 {
-        self.run(Command::RemoveParticipant(RemoveParticipant {
-            service: self.service,
-            conversation: ConversationRef::Sid(conversation),
-            participant,
-        }))
-        .first_position
-    }
-
-    pub fn post_command(&self, conversation: ConversationSid, author: &str, body: &str) -> Command {
-        Command::PostMessage(PostMessage {
-            service: self.service,
-            conversation: ConversationRef::Sid(conversation),
-            author: Some(author.into()),
-            body: Some(body.into()),
-            media: vec![],
-            attributes: None,
-        })
-    }
-
-    /// Posts; returns the message and its position.
-    pub fn post(
-        &self,
-        conversation: ConversationSid,
-        author: &str,
-        body: &str,
-    ) -> (MessageSid, u64) {
-        let out = self.run(self.post_command(conversation, author, body));
-        (
-            out.message().map(|m| (m.message_sid, m.index)).unwrap().0,
-            out.first_position,
+    /// `author` posts `body` in `conversation`.
+    pub fn post(&self, conversation: ConversationSid, author: &str, body: &str) -> PostedMessage {
+        self.run(
+            PostMessage::new(self.service, conversation)
+                .author(author)
+                .body(body),
         )
     }
 

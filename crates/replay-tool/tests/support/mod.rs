@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use assert_cmd::Command as Tool;
-use engine_core::{CommandOutcome, Durability, Engine, LogOptions};
+use engine_core::{Durability, Engine, LogOptions, TypedCommand};
 use events::*;
 use serde_json::Value;
 
@@ -62,55 +62,23 @@ struct Driver<'a> {
 }
 
 impl Driver<'_> {
-    /// Runs `command` as the trusted host.
-    fn run(&mut self, command: events::Command) -> CommandOutcome {
+    /// Runs `command` as the trusted host; returns its typed result.
+    fn run<C: TypedCommand>(&mut self, command: C) -> C::Output {
         self.run_as(None, command)
     }
 
-    /// Runs `command` as `acting` (`None`: the trusted host).
-    fn run_as(&mut self, acting: Option<&str>, command: events::Command) -> CommandOutcome {
+    /// Runs `command` as `acting` (`None`: the trusted host); returns its
+    /// typed result.
+    fn run_as<C: TypedCommand>(&mut self, acting: Option<&str>, command: C) -> C::Output {
         self.next += 1;
-        self.engine
-            .execute(CommandEnvelope {
-                command_id: CommandId::from_key(&self.next.to_be_bytes()),
-                acting_identity: acting.map(str::to_string),
-                expected_version: None,
-                command,
-            })
-            .expect("command accepted")
+        let mut envelope = command.keyed(CommandId::from_key(&self.next.to_be_bytes()));
+        envelope.acting_identity = acting.map(str::to_string);
+        self.engine.execute(envelope).expect("command accepted")
     }
 }
 
 /// The identity alice acts as when she posts and edits.
 pub const ALICE: &str = "alice";
-
-fn chat(identity: &str) -> ParticipantSpec {
-    ParticipantSpec {
-        kind: ParticipantKind::Chat {
-            identity: identity.into(),
-            projected_address: None,
-        },
-        attributes: None,
-        role_sid: None,
-    }
-}
-
-/// A PostMessage command.
-pub fn post(
-    service: ServiceSid,
-    conversation: &ConversationRef,
-    author: &str,
-    body: &str,
-) -> events::Command {
-    events::Command::PostMessage(PostMessage {
-        service,
-        conversation: conversation.clone(),
-        author: Some(author.into()),
-        body: Some(body.into()),
-        media: vec![],
-        attributes: None,
-    })
-}
 
 /// Writes the scenario into a fresh store and closes it.
 pub fn build() -> Fixture {
@@ -120,70 +88,27 @@ pub fn build() -> Fixture {
         engine: &engine,
         next: 0,
     };
-    use events::Command as C;
-    let service = d
-        .run(C::CreateService(events::CreateService {
-            friendly_name: "acme".into(),
-        }))
-        .service_sid()
-        .unwrap();
-    let other_service = d
-        .run(C::CreateService(events::CreateService {
-            friendly_name: "other".into(),
-        }))
-        .service_sid()
-        .unwrap();
-    let conversation = d
-        .run(C::CreateConversation(events::CreateConversation {
-            service,
-            spec: ConversationSpec {
-                friendly_name: Some("Support".into()),
-                unique_name: Some("ticket-42".into()),
-                attributes: Some(r#"{"topic":"billing"}"#.into()),
-                ..Default::default()
-            },
-        }))
-        .conversation_sid()
-        .unwrap();
-    let other_conversation = d
-        .run(C::CreateConversation(events::CreateConversation {
-            service: other_service,
-            spec: ConversationSpec {
-                unique_name: Some("elsewhere".into()),
-                ..Default::default()
-            },
-        }))
-        .conversation_sid()
-        .unwrap();
-    let conv = ConversationRef::Sid(conversation);
-    d.run(post(
-        other_service,
-        &ConversationRef::Sid(other_conversation),
-        "carol",
-        "unrelated",
+    let service = d.run(CreateService::new("acme"));
+    let other_service = d.run(CreateService::new("other"));
+    let support = CreateConversation::new(service)
+        .friendly_name("Support")
+        .unique_name("ticket-42")
+        .attributes(r#"{"topic":"billing"}"#);
+    let conversation = d.run(support);
+    let elsewhere = CreateConversation::new(other_service).unique_name("elsewhere");
+    let other_conversation = d.run(elsewhere);
+    d.run(
+        PostMessage::new(other_service, other_conversation)
+            .author("carol")
+            .body("unrelated"),
+    );
+    let alice = d.run(AddParticipant::new(
+        service,
+        conversation,
+        ParticipantSpec::chat("alice"),
     ));
-    let alice = d
-        .run(C::AddParticipant(events::AddParticipant {
-            service,
-            conversation: conv.clone(),
-            participant: chat("alice"),
-        }))
-        .participant_sids()[0];
-    let sms = d
-        .run(C::AddParticipant(events::AddParticipant {
-            service,
-            conversation: conv.clone(),
-            participant: ParticipantSpec {
-                kind: ParticipantKind::Messaging(MessagingBinding {
-                    address: "+15551230001".into(),
-                    proxy_address: "+15559870000".into(),
-                    projected_address: None,
-                }),
-                attributes: None,
-                role_sid: None,
-            },
-        }))
-        .participant_sids()[0];
+    let sms = ParticipantSpec::binding("+15551230001", "+15559870000");
+    let sms = d.run(AddParticipant::new(service, conversation, sms));
     let mut messages = Vec::new();
     for (author, body) in [
         (ALICE, "hello"),
@@ -192,64 +117,32 @@ pub fn build() -> Fixture {
     ] {
         // Alice posts as herself; the SMS message comes through the host.
         let acting = (author == ALICE).then_some(ALICE);
-        messages.push(
-            d.run_as(acting, post(service, &conv, author, body))
-                .message()
-                .map(|m| (m.message_sid, m.index))
-                .unwrap()
-                .0,
-        );
+        let post = PostMessage::new(service, conversation)
+            .author(author)
+            .body(body);
+        messages.push(d.run_as(acting, post).message_sid);
     }
-    d.run(C::UpdateReadHorizon(events::UpdateReadHorizon {
+    d.run(UpdateReadHorizon::set(
         service,
-        conversation: conv.clone(),
-        participant: alice,
-        last_read_message_index: Some(1),
-        mode: HorizonMode::Set,
-    }));
+        conversation,
+        alice,
+        Some(1),
+    ));
     let before_changes = engine.log().head().next_position - 1;
     std::thread::sleep(PHASE_GAP);
 
-    d.run_as(
-        Some(ALICE),
-        C::EditMessage(events::EditMessage {
-            service,
-            conversation: conv.clone(),
-            message: messages[0],
-            body: Some("hello (edited)".into()),
-            attributes: None,
-        }),
-    );
-    d.run(C::DeleteMessage(events::DeleteMessage {
+    let edit = EditMessage::new(service, conversation, messages[0]).body("hello (edited)");
+    d.run_as(Some(ALICE), edit);
+    d.run(DeleteMessage::new(service, conversation, messages[1]));
+    let bob = d.run(AddParticipant::new(
         service,
-        conversation: conv.clone(),
-        message: messages[1],
-    }));
-    let bob = d
-        .run(C::AddParticipant(events::AddParticipant {
-            service,
-            conversation: conv.clone(),
-            participant: chat("bob"),
-        }))
-        .participant_sids()[0];
+        conversation,
+        ParticipantSpec::chat("bob"),
+    ));
     for p in [alice, bob] {
-        d.run(C::UpdateReadHorizon(events::UpdateReadHorizon {
-            service,
-            conversation: conv.clone(),
-            participant: p,
-            last_read_message_index: Some(2),
-            mode: HorizonMode::Set,
-        }));
+        d.run(UpdateReadHorizon::set(service, conversation, p, Some(2)));
     }
-    d.run(C::UpdateConversation(events::UpdateConversation {
-        service,
-        conversation: ConversationRef::UniqueName("ticket-42".into()),
-        friendly_name: None,
-        unique_name: None,
-        attributes: Some(r#"{"topic":"refund"}"#.into()),
-        state: None,
-        timers: None,
-    }));
+    d.run(UpdateConversation::new(service, "ticket-42").attributes(r#"{"topic":"refund"}"#));
     let records = engine.log().head().next_position;
     drop(engine);
     Fixture {

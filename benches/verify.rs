@@ -1,42 +1,41 @@
-//! `replay-tool verify` on a store of 1,000,000 events, against a raw
-//! RocksDB iteration over the same `log` column family, in the same run.
+//! The library's verify (`LogReader::verify`, the walk `EventLog::verify`
+//! runs too) on a store of 1,000,000 events, against a raw RocksDB
+//! iteration over the same `log` column family, in the same run.
 //!
 //! - `raw_iter`: one thread walks the `log` column family with a raw
-//!   iterator (the same read options as `verify`) and touches every key and
-//!   value: the floor for reading the records, with no decoding or hashing.
+//!   iterator (the same read options as verify's walk) and touches every
+//!   key and value: the floor for reading the records, with no decoding or
+//!   hashing.
 //! - `raw_iter_parallel`: the same, split in one contiguous range per core:
 //!   the ceiling for a parallel walk.
-//! - `verify_walk`: `replay_tool::verify::walk` in process — every check
-//!   `verify` makes (8-byte keys, contiguous positions, decode, self-hash,
-//!   key/header agreement, `prev_hash` links, event decode), on one worker
-//!   per core.
-//! - `verify_cli`: the `replay-tool verify --data DIR --quiet` binary,
-//!   end to end (process start and store open included).
-//! - `engine_core_verify`: engine-core's own single-threaded
-//!   `LogReader::verify`, for comparison.
+//! - `library_verify`: `LogReader::verify` — every check it makes (the
+//!   view's table files against the MANIFEST, 8-byte keys, contiguous
+//!   positions, decode, self-hash, key/header agreement, `prev_hash` links,
+//!   event decode), on one worker per core.
 //!
 //! One element = one record. The store is generated once (with the raw
 //! `EventLog<RawEvents>`, `Durability::Buffered`, one 64-event request per
 //! conversation from several threads: created, a chat and an SMS
 //! participant, then messages of ~80-byte bodies and read horizons; records
 //! average 262 bytes), flushed and compacted, under Cargo's target tmp
-//! directory, and reused by later runs. After criterion's report the bench prints each walk's mean
-//! records/s over all timed iterations and its ratio to `raw_iter`.
+//! directory, and reused by later runs. After criterion's report the bench
+//! prints each walk's mean records/s over all timed iterations and its
+//! ratio to `raw_iter`, then the medians of rounds that alternate the walks.
 //!
-//! Run: `cargo bench -p replay-tool --bench verify`. With
-//! `REPLAY_BENCH_UNSETTLED=1` the store is left as the writer closed it
-//! (memtables unflushed, every write-ahead log file kept), in its own
-//! directory, to measure what replaying the write-ahead log at open costs.
+//! Run: `cargo bench --bench verify`. With `VERIFY_BENCH_UNSETTLED=1` the
+//! store is left as the writer closed it (memtables unflushed, every
+//! write-ahead log file kept), in its own directory, to measure what
+//! replaying the write-ahead log at open costs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use engine_core::log::keys::CF_LOG;
+use engine_core::log::scan::{default_workers, walk_read_options};
 use engine_core::{
     AppendRequest, Durability, EventLog, LogOptions, LogReader, RawAppend, RawEvents,
 };
@@ -45,7 +44,6 @@ use events::{
     CommandId, ConversationSid, Event, MessageSid, MessagingBinding, ParticipantKind,
     ParticipantSid, ServiceSid,
 };
-use replay_tool::progress::Progress;
 
 /// Events in the benchmarked store.
 const EVENTS: u64 = 1_000_000;
@@ -176,7 +174,7 @@ fn event(c: u64, n: u64) -> Event {
 /// Generates (or reuses) the store of [`EVENTS`] events.
 fn store() -> PathBuf {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let unsettled = std::env::var_os("REPLAY_BENCH_UNSETTLED").is_some();
+    let unsettled = std::env::var_os("VERIFY_BENCH_UNSETTLED").is_some();
     let dir = root.join(format!(
         "verify-bench-v2-{EVENTS}{}",
         if unsettled { "-unsettled" } else { "" }
@@ -267,7 +265,7 @@ fn open_read_only(dir: &Path) -> rocksdb::DB {
 /// One thread, a raw iterator over `range`, every key and value touched.
 fn raw_iter(db: &rocksdb::DB, range: std::ops::Range<u64>) -> u64 {
     let cf = db.cf_handle(CF_LOG).expect("log column family");
-    let mut it = db.raw_iterator_cf_opt(cf, replay_tool::scan::read_options());
+    let mut it = db.raw_iterator_cf_opt(cf, walk_read_options());
     it.seek(range.start.to_be_bytes());
     let end = range.end.to_be_bytes();
     let (mut records, mut bytes) = (0u64, 0u64);
@@ -292,34 +290,22 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Alternates the walks round by round, so a machine that other work
 /// shares slows them alike, and prints the median rates and ratios.
-fn paired(db: &rocksdb::DB, dir: &Path, threads: usize, bin: &str) {
-    let progress = Progress::new(true, "verify", EVENTS);
+fn paired(db: &rocksdb::DB, reader: &LogReader) {
     let rate = |f: &mut dyn FnMut()| {
         let start = Instant::now();
         f();
         EVENTS as f64 / start.elapsed().as_secs_f64()
     };
-    let (mut raw, mut walk, mut cli, mut walk_ratio, mut cli_ratio) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut raw, mut verify, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..PAIRED_ROUNDS {
         let r = rate(&mut || assert_eq!(raw_iter(db, 0..EVENTS), EVENTS));
-        let w = rate(&mut || {
-            let summary = replay_tool::verify::walk(db, threads, &progress).expect("sound");
-            assert_eq!(summary.records, EVENTS);
-        });
-        let c = rate(&mut || {
-            let out = Command::new(bin)
-                .args(["verify", "--quiet", "--read-only", "--data"])
-                .arg(dir)
-                .output()
-                .expect("run replay-tool");
-            assert!(out.status.success(), "{out:?}");
+        let v = rate(&mut || {
+            let report = reader.verify().expect("sound");
+            assert_eq!(report.records, EVENTS);
         });
         raw.push(r);
-        walk.push(w);
-        cli.push(c);
-        walk_ratio.push(w / r);
-        cli_ratio.push(c / r);
+        verify.push(v);
+        ratio.push(v / r);
     }
     println!();
     println!(
@@ -330,23 +316,16 @@ fn paired(db: &rocksdb::DB, dir: &Path, threads: usize, bin: &str) {
     println!("{:<20} {:>14.0} {:>9.3}", "raw_iter", median(raw), 1.0);
     println!(
         "{:<20} {:>14.0} {:>9.3}",
-        "verify_walk",
-        median(walk),
-        median(walk_ratio)
-    );
-    println!(
-        "{:<20} {:>14.0} {:>9.3}",
-        "verify_cli",
-        median(cli),
-        median(cli_ratio)
+        "library_verify",
+        median(verify),
+        median(ratio)
     );
 }
 
 fn main() {
     let dir = store();
     let db = open_read_only(&dir);
-    let threads = replay_tool::scan::default_workers();
-    let bin = env!("CARGO_BIN_EXE_replay-tool");
+    let threads = default_workers();
     let reader = LogReader::open_read_only(&dir).expect("open LogReader");
 
     let load_before = load_average();
@@ -386,30 +365,9 @@ fn main() {
             })
         })
     });
-    group.bench_function("verify_walk", |b| {
+    group.bench_function("library_verify", |b| {
         b.iter_custom(|iters| {
-            let progress = Progress::new(true, "verify", EVENTS);
-            timed("verify_walk", iters, || {
-                let summary = replay_tool::verify::walk(&db, threads, &progress).expect("sound");
-                assert_eq!(summary.records, EVENTS);
-            })
-        })
-    });
-    group.bench_function("verify_cli", |b| {
-        b.iter_custom(|iters| {
-            timed("verify_cli", iters, || {
-                let out = Command::new(bin)
-                    .args(["verify", "--quiet", "--read-only", "--data"])
-                    .arg(&dir)
-                    .output()
-                    .expect("run replay-tool");
-                assert!(out.status.success(), "{out:?}");
-            })
-        })
-    });
-    group.bench_function("engine_core_verify", |b| {
-        b.iter_custom(|iters| {
-            timed("engine_core_verify", iters, || {
+            timed("library_verify", iters, || {
                 let report = reader.verify().expect("sound");
                 assert_eq!(report.records, EVENTS);
             })
@@ -431,22 +389,16 @@ fn main() {
         "walk", "records/s", "vs raw", "records/CPU-second"
     );
     let raw = rate("raw_iter");
-    for k in [
-        "raw_iter",
-        "raw_iter_parallel",
-        "verify_walk",
-        "verify_cli",
-        "engine_core_verify",
-    ] {
+    for k in ["raw_iter", "raw_iter_parallel", "library_verify"] {
         if let (Some(r), Some(raw), Some((n, _, cpu))) = (rate(k), raw, totals.get(k)) {
             let per_cpu = if *cpu > 0.0 { *n as f64 / cpu } else { 0.0 };
             println!("{k:<20} {r:>14.0} {:>9.3} {per_cpu:>18.0}", r / raw);
         }
     }
-    let measured = totals.contains_key("verify_walk");
+    let measured = totals.contains_key("library_verify");
     drop(totals);
     // Only after a full run (not `--list` or a filtered one).
     if measured {
-        paired(&db, &dir, threads, bin);
+        paired(&db, &reader);
     }
 }
