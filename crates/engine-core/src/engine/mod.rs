@@ -3,8 +3,8 @@
 //!
 //! This module is the facade: opening, executing, sessions, inbound
 //! routing and delivery wiring. What the log's writer runs per request is
-//! the state machine in [`state`]; how the read models are stored beside
-//! the log, loaded, caught up and digested is [`store`].
+//! the state machine in `state.rs`; how the read models are stored beside
+//! the log, loaded, caught up and digested is `store.rs`.
 
 use std::path::Path;
 use std::sync::Arc;
