@@ -4,14 +4,16 @@
 //! models it validates against), never on the log or the engine, so every
 //! handler can be tested and fuzzed without a store.
 //!
-//! Command handling: each [`Command`] variant has one handler, reached from
-//! the `match` in [`decide`]. A handler validates the command against the
-//! read models and returns the events it produces; it never changes state
-//! (the writer applies the events after sealing them).
+//! Command handling: each [`Command`] variant has one handler taking its
+//! command struct, reached from a one-line arm of the `match` in
+//! [`decide`]. A handler validates the command against the read models and
+//! returns the events it produces; it never changes state (the writer
+//! applies the events after sealing them).
 //!
-//! Handlers are grouped by resource: [`service`] (services, roles, users,
-//! address configurations), [`conversation`], [`participant`], [`message`]
-//! (messages, read horizons, receipts) and [`inbound`].
+//! Handlers are grouped by resource, in modules layered in this order (each
+//! uses only those before it; a tidy test checks it): `service` (services,
+//! roles, users, address configurations), `participant`, `conversation`,
+//! `message` (messages, read horizons, receipts) and `inbound`.
 
 #![warn(missing_docs)]
 

@@ -1,7 +1,7 @@
 //! Commands: what a caller asks the engine to do.
 //!
 //! A command is an intent. The engine validates it against the read models
-//! and, if it holds, turns it into one or more [`Event`](crate::Event)s that
+//! and, if it holds, turns it into one or more [`Event`]s that
 //! are appended to the log in one batch. Optional fields in `Update*`
 //! commands mean "leave unchanged". JSON `attributes` travel as text and are
 //! validated by the engine.
