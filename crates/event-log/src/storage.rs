@@ -60,9 +60,10 @@ pub const BLOOM_FILTER_BITS_PER_KEY: f64 = 10.0;
 /// a hang.
 pub const WRITE_STALL_WAIT_MAX_MS: u64 = 5_000;
 
-/// Pause between two attempts of a stalled batch write, in milliseconds:
-/// short next to [`WRITE_STALL_WAIT_MAX_MS`], long enough not to spin a
-/// core while RocksDB flushes.
+/// The first pause after a stalled batch write, in milliseconds; later
+/// pauses double with jitter up to the writer's cap (500 ms). Short next to
+/// [`WRITE_STALL_WAIT_MAX_MS`], long enough not to spin a core while
+/// RocksDB flushes.
 pub const WRITE_STALL_RETRY_INTERVAL_MS: u64 = 5;
 
 /// The block size of RocksDB's log format (WAL and MANIFEST files), in
