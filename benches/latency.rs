@@ -10,9 +10,11 @@
 //!   [`POSTS_PER_SECOND`]. Per post, the time from just before `execute`
 //!   to the moment the last of the sessions received its `messageAdded`.
 //! - redis: a `redis-server` the bench starts on a free loopback port
-//!   (no persistence), [`MEMBERS`] subscriber connections of the `redis`
-//!   crate's async pub/sub on the same runtime, one publisher connection
-//!   on a plain thread sending the same bodies at the same pace. Per
+//!   (no persistence), [`MEMBERS`] subscriber connections on the same
+//!   runtime, each a task reading its socket and counting messages by
+//!   their fixed frame length (cheaper than any client library's
+//!   parsing), and one publisher connection of the `redis` crate on a
+//!   plain thread sending the same bodies at the same pace. Per
 //!   message, the time from just before `PUBLISH` to the moment the last
 //!   subscriber received it. Skipped, saying why, where `redis-server` is
 //!   not installed or does not start.
@@ -217,7 +219,9 @@ fn start_redis() -> Result<RedisServer, String> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("redis-server could not start ({e}); install it to measure the baseline"))?;
+        .map_err(|e| {
+            format!("redis-server could not start ({e}); install it to measure the baseline")
+        })?;
     let server = RedisServer { child, port };
     let deadline = Instant::now() + REDIS_START_WAIT_MAX;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -231,32 +235,87 @@ fn start_redis() -> Result<RedisServer, String> {
     Ok(server)
 }
 
-/// Redis pub/sub: [`MEMBERS`] subscriber connections as tasks.
+/// The RESP frame Redis sends a subscriber for one published body of
+/// [`support::BODY_BYTES`] bytes on [`REDIS_CHANNEL`]: all frames have this
+/// length, so a subscriber counts messages by counting bytes.
+fn redis_message_frame_bytes() -> usize {
+    let head = format!(
+        "*3\r\n$7\r\nmessage\r\n${}\r\n{REDIS_CHANNEL}\r\n${}\r\n",
+        REDIS_CHANNEL.len(),
+        support::BODY_BYTES
+    );
+    head.len() + support::BODY_BYTES + 2
+}
+
+/// One subscriber connection: subscribes, reports it, then counts the
+/// messages as their bytes arrive until it has `posts`.
+async fn subscriber(
+    port: u16,
+    tracker: Arc<Tracker>,
+    subscribed: Arc<AtomicU64>,
+    posts: u64,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream.set_nodelay(true)?;
+    let channel = REDIS_CHANNEL;
+    let subscribe = format!(
+        "*2\r\n$9\r\nSUBSCRIBE\r\n${}\r\n{channel}\r\n",
+        channel.len()
+    );
+    stream.write_all(subscribe.as_bytes()).await?;
+    let confirm = format!(
+        "*3\r\n$9\r\nsubscribe\r\n${}\r\n{channel}\r\n:1\r\n",
+        channel.len()
+    );
+    let mut got = vec![0u8; confirm.len()];
+    stream.read_exact(&mut got).await?;
+    assert_eq!(got, confirm.as_bytes(), "Redis confirms the subscription");
+    subscribed.fetch_add(1, Ordering::AcqRel);
+    let frame = redis_message_frame_bytes();
+    let (mut buffer, mut pending, mut k) = (vec![0u8; 64 * 1024], 0usize, 0usize);
+    while (k as u64) < posts {
+        let n = stream.read(&mut buffer).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        pending += n;
+        while pending >= frame {
+            pending -= frame;
+            tracker.received(k);
+            k += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Redis pub/sub: [`MEMBERS`] subscriber connections as tasks, each
+/// reading its socket directly (the cheapest consumer there is), and one
+/// publisher connection of the `redis` crate.
 fn redis(server: &RedisServer, posts: u64) -> Result<Histogram<u64>, String> {
     let client = redis::Client::open(format!("redis://127.0.0.1:{}/", server.port))
         .map_err(|e| e.to_string())?;
     let tracker = Tracker::new(posts);
+    let subscribed = Arc::new(AtomicU64::new(0));
     let rt = runtime();
-    rt.block_on(async {
-        for _ in 0..MEMBERS {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(REDIS_CHANNEL).await?;
-            let tracker = tracker.clone();
-            tokio::spawn(async move {
-                let mut messages = pubsub.into_on_message();
-                let mut k = 0;
-                while messages.next().await.is_some() {
-                    tracker.received(k);
-                    k += 1;
-                    if k as u64 == posts {
-                        break;
-                    }
-                }
-            });
+    for _ in 0..MEMBERS {
+        let (tracker, subscribed, port) = (tracker.clone(), subscribed.clone(), server.port);
+        rt.spawn(async move {
+            if let Err(e) = subscriber(port, tracker, subscribed, posts).await {
+                panic!("Redis subscriber: {e}");
+            }
+        });
+    }
+    let deadline = Instant::now() + support::DELIVERY_WAIT_MAX;
+    while subscribed.load(Ordering::Acquire) < MEMBERS as u64 {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "only {} of {MEMBERS} subscribers subscribed",
+                subscribed.load(Ordering::Acquire)
+            ));
         }
-        Ok::<_, redis::RedisError>(())
-    })
-    .map_err(|e| format!("subscribing: {e}"))?;
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let mut publisher = client.get_connection().map_err(|e| e.to_string())?;
     tracker.paced(posts, |k| {
         let receivers: i64 = redis::cmd("PUBLISH")
@@ -315,13 +374,14 @@ fn main() {
     for (label, q) in [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999), ("max", 1.0)] {
         let e = engine.value_at_quantile(q);
         let r = redis_at(q);
-        let met = (label == "p99").then(|| {
-            millis(e) <= P99_TARGET_MILLIS && r.is_none_or(|r| e < r)
-        });
+        let met =
+            (label == "p99").then(|| millis(e) <= P99_TARGET_MILLIS && r.is_none_or(|r| e < r));
         rows.push(Row {
             figure: format!("{label} post → last of {MEMBERS}, Buffered, 100k deliveries/s"),
             value: format!("{:.3} ms", millis(e)),
-            baseline: r.map_or("redis skipped".into(), |r| format!("Redis {:.3} ms", millis(r))),
+            baseline: r.map_or("redis skipped".into(), |r| {
+                format!("Redis {:.3} ms", millis(r))
+            }),
             ratio: r.map_or("-".into(), |r| format!("{:.2}", e as f64 / r as f64)),
             target: if label == "p99" {
                 format!("≤ {P99_TARGET_MILLIS} ms (quiet machine) and < Redis")

@@ -136,7 +136,10 @@ fn rocksdb_budget(engine: &Engine, dir: &std::path::Path) -> (Option<u64>, u64) 
         db.cf_handle(name)
             .and_then(|cf| db.property_int_value_cf(&cf, p).ok().flatten())
     };
-    let cache = prop(engine_core::log::keys::CF_LOG, "rocksdb.block-cache-capacity");
+    let cache = prop(
+        engine_core::log::keys::CF_LOG,
+        "rocksdb.block-cache-capacity",
+    );
     let memtables = names
         .iter()
         .filter_map(|n| prop(n, "rocksdb.size-all-mem-tables"))
@@ -154,11 +157,21 @@ fn rss_part(rows: &mut Vec<Row>) {
         support::service_with_conversations(&engine, &ids, CONVERSATIONS, THREADS as usize);
     std::thread::sleep(SETTLE);
     let start_rss = rss_bytes();
-    println!("RSS after opening and {CONVERSATIONS} conversations: {}", mib(start_rss));
+    println!(
+        "RSS after opening and {CONVERSATIONS} conversations: {}",
+        mib(start_rss)
+    );
     let started = Instant::now();
     let mut at = Vec::new();
     for quarter in 1..=4u64 {
-        support::post_messages(&engine, &ids, service, &conversations, total / 4, RSS_POSTERS);
+        support::post_messages(
+            &engine,
+            &ids,
+            service,
+            &conversations,
+            total / 4,
+            RSS_POSTERS,
+        );
         std::thread::sleep(SETTLE);
         let rss = rss_bytes();
         let (cache, memtables) = rocksdb_budget(&engine, dir.path());
@@ -183,7 +196,10 @@ fn rss_part(rows: &mut Vec<Row>) {
     let (half, full) = (at[1], at[3]);
     let growth = full.saturating_sub(half);
     rows.push(Row {
-        figure: format!("RSS after {} messages (Buffered, {RSS_POSTERS} posters)", thousands(total as f64)),
+        figure: format!(
+            "RSS after {} messages (Buffered, {RSS_POSTERS} posters)",
+            thousands(total as f64)
+        ),
         value: mib(full),
         baseline: format!("after setup {}", mib(start_rss)),
         ratio: "-".into(),
@@ -202,7 +218,10 @@ fn rss_part(rows: &mut Vec<Row>) {
 
 fn per_unit_row(figure: &str, before: i64, after: i64, units: u64, target: f64) -> Row {
     let per = (after - before) as f64 / units as f64;
-    println!("{figure}: {per:.1} B each ({} B over {units})", after - before);
+    println!(
+        "{figure}: {per:.1} B each ({} B over {units})",
+        after - before
+    );
     Row {
         figure: figure.into(),
         value: format!("{per:.1} B"),

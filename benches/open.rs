@@ -95,7 +95,14 @@ fn store() -> (PathBuf, u64) {
             break;
         }
         let posts = EVENTS - head;
-        support::post_messages(&engine, &ids, service, &conversations, posts, GENERATOR_POSTERS);
+        support::post_messages(
+            &engine,
+            &ids,
+            service,
+            &conversations,
+            posts,
+            GENERATOR_POSTERS,
+        );
     }
     let events = engine.log().head().next_position;
     drop(engine);
@@ -221,11 +228,17 @@ fn main() {
     let mut rows = Vec::new();
     if let (Some(catch_up), Some(verify)) = (rate("catch_up"), rate("verify")) {
         rows.push(Row {
-            figure: format!("catch-up: Engine::rebuild of {} events, whole call", thousands(events as f64)),
+            figure: format!(
+                "catch-up: Engine::rebuild of {} events, whole call",
+                thousands(events as f64)
+            ),
             value: format!("{} events/s", thousands(catch_up)),
             baseline: format!("verify walk {} events/s", thousands(verify)),
             ratio: format!("{:.3}", catch_up / verify),
-            target: format!("≥ {} events/s", thousands(CATCH_UP_TARGET_EVENTS_PER_SECOND)),
+            target: format!(
+                "≥ {} events/s",
+                thousands(CATCH_UP_TARGET_EVENTS_PER_SECOND)
+            ),
             met: Some(catch_up >= CATCH_UP_TARGET_EVENTS_PER_SECOND),
         });
         if let Some(fold) = median(FOLD_RATES.lock().unwrap().clone()) {

@@ -99,7 +99,8 @@ pub fn rss_bytes() -> u64 {
 
 /// A ~[`BODY_BYTES`]-byte message body, distinct per (poster, n).
 pub fn body(poster: u64, n: u64) -> String {
-    let mut b = format!("poster {poster} message {n}: the quick brown fox jumps over the lazy dog ");
+    let mut b =
+        format!("poster {poster} message {n}: the quick brown fox jumps over the lazy dog ");
     while b.len() < BODY_BYTES {
         b.push('.');
     }

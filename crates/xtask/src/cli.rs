@@ -22,6 +22,21 @@ pub enum Task {
     /// Run setup, then the attack campaign (the `attacks` tests of
     /// engine-core and replay-tool) with more trials.
     Attack(AttackArgs),
+    /// Run one bench of the root package with the workspace's crates
+    /// optimised in the dev profile (no release build of RocksDB).
+    Bench(BenchArgs),
+}
+
+/// The options of `cargo xtask bench`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchArgs {
+    /// The bench target, e.g. `engine_write` (a file of `benches/`).
+    pub name: String,
+    /// Whether cargo runs with `--offline`.
+    pub offline: bool,
+    /// Forwarded verbatim to the bench binary, after cargo's `--` (e.g. a
+    /// criterion filter).
+    pub bench_args: Vec<String>,
 }
 
 /// The options of `cargo xtask attack`; each becomes an environment
@@ -97,6 +112,24 @@ COMMANDS:
                        trial prints the seed that reproduces it). Prints
                        one table row per attack and checker at the end.
                        See docs/RELIABILITY.md.
+    bench NAME [--offline] [-- ARGS...]
+                       Run the bench NAME of benches/ (engine_write,
+                       latency, memory, open, fanout, verify, log_append)
+                       optimised without a release build: the dev profile
+                       with Colloquy's own crates at opt-level 3, one
+                       codegen unit, no debug assertions or overflow
+                       checks, and incremental builds off, so RocksDB's
+                       C++ (already optimised by the dev profile) is not
+                       rebuilt:
+                         CARGO_PROFILE_DEV_INCREMENTAL=false cargo
+                           --config profile.dev.package.<crate>.opt-level=3
+                           (and codegen-units, debug-assertions,
+                           overflow-checks, for each workspace crate)
+                           bench --profile dev --bench NAME [-- ARGS]
+                       --offline is passed to cargo; ARGS go to the bench
+                       (e.g. a criterion filter). Each bench prints a
+                       summary table (figure, same-run baseline, ratio,
+                       target, met) last. See docs/BENCHMARKS.md.
     help               Print this help (also -h, --help).
 
 Cargo runs with the CARGO environment variable cargo sets (else `cargo`)
@@ -156,10 +189,46 @@ where
             Ok(Task::Test { lint })
         }
         "attack" => parse_attack(rest),
+        "bench" => parse_bench(rest),
         other => Err(UsageError(format!(
-            "unknown command `{other}` (expected setup, demo, test, attack or help)"
+            "unknown command `{other}` (expected setup, demo, test, attack, bench or help)"
         ))),
     }
+}
+
+/// Parses `bench NAME [--offline] [-- ARGS...]`.
+fn parse_bench(rest: &[String]) -> Result<Task, UsageError> {
+    let (ours, forwarded) = match rest.iter().position(|w| w == "--") {
+        Some(i) => (&rest[..i], rest[i + 1..].to_vec()),
+        None => (rest, Vec::new()),
+    };
+    let mut name = None;
+    let mut offline = false;
+    for word in ours {
+        match word.as_str() {
+            flag if is_help_flag(flag) => return Ok(Task::Help),
+            "--offline" => offline = true,
+            flag if flag.starts_with('-') => {
+                return Err(UsageError(format!(
+                    "unknown option `{flag}` for `bench` (expected --offline, or `--` before the bench's own)"
+                )))
+            }
+            bench if name.is_none() => name = Some(bench.to_string()),
+            extra => {
+                return Err(UsageError(format!(
+                    "`bench` takes one bench name, got a second: `{extra}`"
+                )))
+            }
+        }
+    }
+    let name = name.ok_or_else(|| {
+        UsageError("`bench` needs a bench name, e.g. `bench engine_write`".into())
+    })?;
+    Ok(Task::Bench(BenchArgs {
+        name,
+        offline,
+        bench_args: forwarded,
+    }))
 }
 
 /// Parses `attack`'s options: `--trials N`, `--attack NAME` and
@@ -259,6 +328,23 @@ mod tests {
                 }),
             ),
             (
+                &["bench", "latency"],
+                Task::Bench(BenchArgs {
+                    name: "latency".into(),
+                    offline: false,
+                    bench_args: vec![],
+                }),
+            ),
+            (
+                &["bench", "--offline", "engine_write", "--", "Sync", "--help"],
+                Task::Bench(BenchArgs {
+                    name: "engine_write".into(),
+                    offline: true,
+                    bench_args: vec!["Sync".into(), "--help".into()],
+                }),
+            ),
+            (&["bench", "open", "--help"], Task::Help),
+            (
                 &["attack", "--trials=5", "--seed=7"],
                 Task::Attack(AttackArgs {
                     trials: Some(5),
@@ -292,6 +378,9 @@ mod tests {
             (&["attack", "--trials", "many"], "`--trials many`"),
             (&["attack", "--seed", "0xzz"], "`--seed 0xzz`"),
             (&["attack", "--attack="], "`--attack`"),
+            (&["bench"], "bench name"),
+            (&["bench", "--release", "open"], "`--release`"),
+            (&["bench", "open", "latency"], "`latency`"),
         ];
         for (args, needle) in cases {
             let err = parse(args.iter().copied()).expect_err(&format!("{args:?} should fail"));
@@ -309,6 +398,8 @@ mod tests {
             "attack",
             "--trials",
             "--seed",
+            "bench",
+            "--offline",
             "help",
         ] {
             assert!(HELP.contains(command), "help does not mention {command}");

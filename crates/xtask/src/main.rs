@@ -3,8 +3,9 @@
 //! Dependency-free on purpose (std only), so it builds in seconds on a cold
 //! machine before anything else: `setup` checks the system packages
 //! RocksDB's build needs, `demo` runs the quickstart example, `test` runs
-//! every check CI runs and `attack` runs the fault-injection campaign at
-//! scale. See `cargo xtask --help`.
+//! every check CI runs, `attack` runs the fault-injection campaign at
+//! scale and `bench` runs one bench optimised without a release build of
+//! RocksDB. See `cargo xtask --help`.
 
 mod cli;
 mod process;
@@ -13,7 +14,7 @@ mod setup;
 use std::fmt;
 use std::process::{ExitCode, Stdio};
 
-use cli::{AttackArgs, Task, UsageError};
+use cli::{AttackArgs, BenchArgs, Task, UsageError};
 use process::{cargo, run_step};
 
 /// Why `cargo xtask` failed.
@@ -81,7 +82,59 @@ fn run() -> Result<(), Error> {
         Task::Demo { example_args } => demo(&example_args),
         Task::Test { lint } => test(lint),
         Task::Attack(args) => attack(&args),
+        Task::Bench(args) => bench(&args),
     }
+}
+
+/// The workspace's own crates, optimised for `cargo xtask bench`; every
+/// other package keeps the dev profile's settings (RocksDB at
+/// `opt-level = 2`, already built), so nothing else is rebuilt.
+const BENCH_OPTIMISED_PACKAGES: [&str; 6] = [
+    "events",
+    "event-log",
+    "engine-core",
+    "projections",
+    "commands",
+    "colloquy",
+];
+
+/// The dev-profile settings `cargo xtask bench` gives each of
+/// [`BENCH_OPTIMISED_PACKAGES`]: what the release profile would.
+const BENCH_PACKAGE_SETTINGS: [&str; 4] = [
+    "codegen-units=1",
+    "debug-assertions=false",
+    "overflow-checks=false",
+    "opt-level=3",
+];
+
+/// cargo's arguments for `cargo xtask bench`.
+fn bench_args(args: &BenchArgs) -> Vec<String> {
+    let mut out = Vec::new();
+    for package in BENCH_OPTIMISED_PACKAGES {
+        for setting in BENCH_PACKAGE_SETTINGS {
+            out.push("--config".to_string());
+            out.push(format!("profile.dev.package.{package}.{setting}"));
+        }
+    }
+    out.extend(["bench", "--profile", "dev", "--bench"].map(String::from));
+    out.push(args.name.clone());
+    if args.offline {
+        out.push("--offline".into());
+    }
+    if !args.bench_args.is_empty() {
+        out.push("--".into());
+        out.extend(args.bench_args.iter().cloned());
+    }
+    out
+}
+
+/// Runs one bench with the optimised dev profile (see [`bench_args`]);
+/// incremental compilation is off, as for any optimised build.
+fn bench(args: &BenchArgs) -> Result<(), Error> {
+    setup::run()?;
+    let mut command = cargo(bench_args(args));
+    command.env("CARGO_PROFILE_DEV_INCREMENTAL", "false");
+    run_step("bench", &mut command)
 }
 
 /// The test binaries that hold the attack campaign: (step, package).
@@ -314,6 +367,33 @@ mod tests {
             columns(lines.next().unwrap()),
             columns(lines.next().unwrap())
         );
+    }
+
+    #[test]
+    fn bench_optimises_the_workspace_crates_in_the_dev_profile() {
+        let args = BenchArgs {
+            name: "latency".into(),
+            offline: true,
+            bench_args: vec!["p99".into()],
+        };
+        let joined = bench_args(&args).join(" ");
+        assert!(
+            joined.ends_with("bench --profile dev --bench latency --offline -- p99"),
+            "{joined}"
+        );
+        for package in BENCH_OPTIMISED_PACKAGES {
+            for setting in BENCH_PACKAGE_SETTINGS {
+                let config = format!("--config profile.dev.package.{package}.{setting}");
+                assert!(joined.contains(&config), "{joined} lacks {config}");
+            }
+        }
+        assert!(!joined.contains("release"), "{joined}");
+        let plain = BenchArgs {
+            name: "open".into(),
+            offline: false,
+            bench_args: vec![],
+        };
+        assert!(bench_args(&plain).join(" ").ends_with("--bench open"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ fn help_lists_the_commands_and_exits_zero() {
         let output = xtask(args);
         assert!(output.status.success(), "{args:?}: {output:?}");
         let stdout = String::from_utf8(output.stdout).unwrap();
-        for command in ["setup", "demo", "test", "--no-lint"] {
+        for command in ["setup", "demo", "test", "--no-lint", "bench"] {
             assert!(stdout.contains(command), "{args:?}: help lacks {command}");
         }
     }
@@ -36,6 +36,8 @@ fn usage_errors_exit_two_and_name_the_argument() {
         (&["frobnicate"], "`frobnicate`"),
         (&["test", "--lint"], "`--lint`"),
         (&["setup", "now"], "`now`"),
+        (&["bench"], "bench name"),
+        (&["bench", "--release", "open"], "`--release`"),
     ];
     for (args, needle) in cases {
         let output = xtask(args);
