@@ -27,6 +27,8 @@
 //! write-ahead log file kept), in its own directory, to measure what
 //! replaying the write-ahead log at open costs.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +46,7 @@ use events::{
     CommandId, ConversationSid, Event, MessageSid, MessagingBinding, ParticipantKind,
     ParticipantSid, ServiceSid,
 };
+use support::{load_average, process_cpu_seconds as cpu_seconds, settle};
 
 /// Events in the benchmarked store.
 const EVENTS: u64 = 1_000_000;
@@ -59,9 +62,6 @@ const WARM_UP: Duration = Duration::from_secs(1);
 /// Rounds of the paired comparison after criterion's report.
 const PAIRED_ROUNDS: usize = 15;
 
-/// Linux's USER_HZ: the unit of the CPU times in `/proc/self/stat`.
-const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
-
 /// kind → (records, wall time, CPU seconds) over every timed iteration.
 static TOTALS: Mutex<BTreeMap<&'static str, (u64, Duration, f64)>> = Mutex::new(BTreeMap::new());
 
@@ -71,30 +71,6 @@ fn record_total(kind: &'static str, records: u64, t: Duration, cpu: f64) {
     e.0 += records;
     e.1 += t;
     e.2 += cpu;
-}
-
-/// CPU seconds (user + system) used so far by this process and by its
-/// waited-for children, from `/proc/self/stat` (0 where unavailable).
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the parenthesised command name; utime is field 14.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields
-        .get(11..15)
-        .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
-        .unwrap_or(0);
-    ticks as f64 / CLOCK_TICKS_PER_SECOND
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
 }
 
 /// Times `iters` runs of `f` (wall and CPU) and records them under `kind`.
@@ -239,21 +215,6 @@ fn store() -> PathBuf {
         dir.display()
     );
     dir
-}
-
-/// Flushes every memtable and compacts the `log` column family, as a host
-/// that has been running a while would have: the walks then measure
-/// reading settled table files, not replaying the write-ahead log at open.
-fn settle(dir: &Path) {
-    let options = rocksdb::Options::default();
-    let names = rocksdb::DB::list_cf(&options, dir).expect("list column families");
-    let db = rocksdb::DB::open_cf(&options, dir, &names).expect("open to settle");
-    for name in &names {
-        let cf = db.cf_handle(name).expect("listed column family");
-        db.flush_cf(cf).expect("flush");
-    }
-    let log = db.cf_handle(CF_LOG).expect("log column family");
-    db.compact_range_cf(log, None::<&[u8]>, None::<&[u8]>);
 }
 
 fn open_read_only(dir: &Path) -> rocksdb::DB {
