@@ -20,7 +20,8 @@
 //! ~100-byte messages from [`GENERATOR_POSTERS`] posters until the log
 //! holds [`EVENTS`] events, `Durability::Buffered`), settled (flushed and
 //! compacted, as a host running a while would have), under Cargo's target
-//! tmp directory, and reused by later runs. Copies hard-link its table
+//! tmp directory, and reused by later runs (delete it after a change to
+//! the stored format). Copies hard-link its table
 //! files (RocksDB never changes one) and copy every other file.
 //! Catch-up runs first, [`CATCH_UP_ROUNDS`] timed calls, each on a fresh
 //! copy (`OPEN_CATCH_UP_ROUNDS` overrides; not criterion's ten samples, as
