@@ -617,9 +617,12 @@ impl LiveFiles {
     }
 }
 
-/// Compares a view with the MANIFEST: every table file listed as live both
-/// in `before` (read before the view was opened or last caught up) and in
-/// the MANIFEST now must be in the view. Returns the view's files.
+/// Compares a view with the MANIFEST: every table file of a column family
+/// the view opened, listed as live both in `before` (read before the view
+/// was opened or last caught up) and in the MANIFEST now, must be in the
+/// view. Files of column families the view did not open (a host's own,
+/// beside the log's) are not its to hold, so they are not compared.
+/// Returns the view's files.
 ///
 /// Errors: [`ReadError::Damaged`] naming the first such file not in the
 /// view (by log position, then by file number), as
@@ -634,7 +637,11 @@ pub fn check_live_files(db: &DB, before: &ManifestFiles) -> Result<LiveFiles, Re
     let mut absent: Vec<&TableFile> = before
         .files
         .values()
-        .filter(|f| after.files.contains_key(&f.number) && !live.files.contains_key(&f.number))
+        .filter(|f| {
+            db.cf_handle(&f.column_family).is_some()
+                && after.files.contains_key(&f.number)
+                && !live.files.contains_key(&f.number)
+        })
         .collect();
     absent.sort_by_key(|f| (f.positions().map_or(u64::MAX, |p| p.0), f.number));
     if absent.is_empty() {

@@ -76,3 +76,31 @@ fn a_damaged_last_log_block_met_by_the_head_marker_check_is_named() {
         }
     }
 }
+
+/// Regression: a read-only view of the log's own column families reported
+/// the table files of the host's other column families (an engine's
+/// read-model tables) as damage, `NotInView`, so `verify` failed on every
+/// store an engine had written and flushed.
+#[test]
+fn a_view_of_the_log_alone_does_not_report_other_column_families_as_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    write_session(dir.path(), FIRST_SESSION_RECORDS);
+    // A host's own column family beside the log, with a table file.
+    let options = event_log::storage::db_options();
+    let mut names = rocksdb::DB::list_cf(&options, dir.path()).expect("list column families");
+    names.push("host_rows".to_string());
+    let mut create = options.clone();
+    create.create_missing_column_families(true);
+    {
+        let db = rocksdb::DB::open_cf(&create, dir.path(), &names).expect("open raw");
+        let cf = db.cf_handle("host_rows").expect("created");
+        db.put_cf(cf, b"row", b"value").expect("put");
+        db.flush_cf(cf).expect("flush");
+    }
+    let reader = LogReader::open_read_only(dir.path()).expect("open the log's view");
+    let report = reader
+        .verify()
+        .expect("the other column family is not damage");
+    assert_eq!(report.records, FIRST_SESSION_RECORDS);
+    reader.check_files().expect("nor in the file check");
+}
