@@ -71,7 +71,7 @@ mod state;
 pub mod storage;
 mod writer;
 
-pub use append::{AppendOutcome, AppendRequest};
+pub use append::{AppendOutcome, AppendRequest, Appended, CommittedRecords};
 pub use backoff::Backoff;
 pub use error::{
     hash_hex, AppendError, ChainFault, FaultKind, HexHash, LogFileFault, OpenError, ReadError,

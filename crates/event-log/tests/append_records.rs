@@ -1,0 +1,241 @@
+//! The writer hands each caller its own records back with its answer
+//! (`append_blocking_with_records`): the very records it sealed and passed
+//! to `StateMachine::committed`, not a copy read back from the store; they
+//! equal what the log holds. Stream versions, which the writer keeps in
+//! memory once read, stay right across batches and reopens.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use event_log::{
+    AppendError, AppendOutcome, AppendRequest, CommittedRecord, DecideContext, Decision,
+    Durability, EventLog, Idempotency, LogOptions, Never, RawAppend, RawEvents, StateMachine,
+};
+use events::{CodecError, CommandId, ConversationSid, Event, MessageSid, RecordHeader, ServiceSid};
+
+/// Concurrent appenders: enough that batches group several requests.
+const APPENDERS: u64 = 8;
+/// Appends per appender.
+const APPENDS_EACH: u64 = 25;
+
+/// The records `committed` saw, by position.
+type Seen = Arc<Mutex<BTreeMap<u64, Arc<CommittedRecord>>>>;
+
+/// [`RawEvents`], remembering every record handed to `committed`.
+struct Recording {
+    seen: Seen,
+}
+
+impl StateMachine for Recording {
+    type Command = RawAppend;
+    type Rejection = Never;
+    const COLUMN_FAMILIES: &'static [&'static str] = &[];
+
+    fn idempotency(command: &RawAppend) -> Result<Idempotency, CodecError> {
+        RawEvents::idempotency(command)
+    }
+
+    fn decide(&self, command: &RawAppend, ctx: &DecideContext) -> Result<Decision, Never> {
+        RawEvents.decide(command, ctx)
+    }
+
+    fn apply(&mut self, _: &rocksdb::DB, _: &mut rocksdb::WriteBatch, _: &RecordHeader, _: &Event) {
+    }
+
+    fn committed(&mut self, records: &[Arc<CommittedRecord>]) {
+        let mut seen = self.seen.lock().unwrap();
+        for record in records {
+            let previous = seen.insert(record.header.position, record.clone());
+            assert!(previous.is_none(), "each record is committed once");
+        }
+    }
+}
+
+fn service() -> ServiceSid {
+    ServiceSid::derive(b"append-records")
+}
+
+fn conversation(n: u64) -> ConversationSid {
+    ConversationSid::derive(&n.to_be_bytes())
+}
+
+fn command_id(thread: u64, n: u64) -> CommandId {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&thread.to_be_bytes());
+    key[8..].copy_from_slice(&n.to_be_bytes());
+    CommandId::from_key(&key)
+}
+
+fn message(conversation: ConversationSid, index: u64) -> Event {
+    Event::MessageAdded {
+        conversation_sid: conversation,
+        message_sid: MessageSid::derive(&index.to_be_bytes()),
+        index,
+        author: "alice".into(),
+        participant_sid: None,
+        body: Some(format!("hello number {index}")),
+        media: Vec::new(),
+        attributes: "{}".into(),
+    }
+}
+
+/// `n`'s request of `thread`: one to three messages in the thread's
+/// conversation.
+fn request(thread: u64, n: u64) -> AppendRequest<RawAppend> {
+    let events = (0..1 + n % 3)
+        .map(|k| message(conversation(thread), n * 3 + k))
+        .collect();
+    AppendRequest::new(
+        command_id(thread, n),
+        RawAppend {
+            service_sid: service(),
+            events,
+        },
+    )
+}
+
+#[test]
+fn each_caller_gets_the_records_it_appended_as_committed_saw_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Seen::default();
+    let state = Recording { seen: seen.clone() };
+    let log = EventLog::open(
+        dir.path(),
+        LogOptions::default().durability(Durability::Buffered),
+        move |_, _| Ok::<_, std::convert::Infallible>(state),
+    )
+    .unwrap();
+    let answers: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..APPENDERS)
+            .map(|thread| {
+                let log = &log;
+                scope.spawn(move || {
+                    (0..APPENDS_EACH)
+                        .map(|n| {
+                            let appended = log
+                                .append_blocking_with_records(request(thread, n))
+                                .expect("append");
+                            (thread, n, appended)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let metrics = log.metrics();
+    assert!(
+        metrics.batches < metrics.requests,
+        "batches grouped several requests: {metrics:?}"
+    );
+    let seen = seen.lock().unwrap();
+    for (thread, n, appended) in answers {
+        let AppendOutcome::Appended {
+            first_position,
+            count,
+            ..
+        } = appended.outcome
+        else {
+            panic!("a fresh command appends: {:?}", appended.outcome);
+        };
+        let wanted = request(thread, n).command.events;
+        assert_eq!(count as usize, wanted.len());
+        assert_eq!(appended.records.len(), wanted.len());
+        let stored: Vec<_> = log
+            .read_range(first_position..first_position + u64::from(count))
+            .map(|r| r.expect("read back"))
+            .collect();
+        for (k, record) in appended.records.iter().enumerate() {
+            let position = first_position + k as u64;
+            assert_eq!(record.header.position, position);
+            assert_eq!(record.header.command_id, command_id(thread, n));
+            assert_eq!(record.event, wanted[k]);
+            assert!(
+                Arc::ptr_eq(record, &seen[&position]),
+                "the record at {position} is the one committed saw, not a copy"
+            );
+            assert_eq!(record.header, stored[k].header);
+            assert_eq!(record.event, stored[k].event().unwrap());
+        }
+    }
+}
+
+#[test]
+fn a_duplicate_and_an_empty_decision_carry_no_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EventLog::<RawEvents>::open_default(dir.path(), LogOptions::default()).unwrap();
+    let first = log.append_blocking_with_records(request(1, 1)).unwrap();
+    assert_eq!(first.records.len(), 2);
+    let again = log.append_blocking_with_records(request(1, 1)).unwrap();
+    assert_eq!(
+        again.outcome,
+        AppendOutcome::Duplicate {
+            first_position: 0,
+            count: 2
+        }
+    );
+    assert!(again.records.is_empty());
+    let empty = log
+        .append_blocking_with_records(AppendRequest::new(
+            command_id(2, 0),
+            RawAppend {
+                service_sid: service(),
+                events: Vec::new(),
+            },
+        ))
+        .unwrap();
+    assert!(matches!(
+        empty.outcome,
+        AppendOutcome::Appended { count: 0, .. }
+    ));
+    assert!(empty.records.is_empty());
+}
+
+/// One message in `conversation(1)` under `id`, expecting `version`.
+fn append_expecting(
+    log: &EventLog<RawEvents>,
+    id: u64,
+    version: u64,
+) -> Result<AppendOutcome, AppendError<Never>> {
+    log.append_blocking(
+        AppendRequest::new(
+            command_id(9, id),
+            RawAppend {
+                service_sid: service(),
+                events: vec![message(conversation(1), id)],
+            },
+        )
+        .expect_version(version),
+    )
+}
+
+#[test]
+fn stream_versions_held_in_memory_agree_with_the_store_across_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    for session in 0..3u64 {
+        let log = EventLog::<RawEvents>::open_default(dir.path(), LogOptions::default()).unwrap();
+        for k in 0..4 {
+            let version = session * 4 + k;
+            let outcome = append_expecting(&log, version, version).unwrap();
+            assert!(matches!(
+                outcome,
+                AppendOutcome::Appended { stream_version, .. } if stream_version == version + 1
+            ));
+            // The version it now holds in memory is the stored one.
+            assert_eq!(
+                log.stream_version(service(), Some(conversation(1)))
+                    .unwrap(),
+                version + 1
+            );
+            let stale = append_expecting(&log, 1000 + version, version).unwrap_err();
+            assert!(matches!(
+                stale,
+                AppendError::VersionConflict { expected, actual }
+                    if expected == version && actual == version + 1
+            ));
+        }
+    }
+}
