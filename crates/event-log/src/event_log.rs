@@ -33,7 +33,9 @@ use super::writer::{Reply, Request, Shared, Slot, Writer};
 /// `WriteBatch` (synced per [`Durability`]), calls
 /// [`StateMachine::committed`], and only then answers the callers, each
 /// with its own records if it asked for them
-/// ([`EventLog::append_blocking_with_records`]). The callers' threads
+/// ([`EventLog::append_blocking_with_records`]); a batch of several callers
+/// is answered by a second thread (`colloquy-log-answer`) while the writer
+/// goes on with the next batch. The callers' threads
 /// compute each command's idempotency scope and fingerprint before
 /// queueing it. Reads go straight to RocksDB and see only written batches.
 ///

@@ -239,3 +239,97 @@ fn stream_versions_held_in_memory_agree_with_the_store_across_reopens() {
         }
     }
 }
+
+/// Callers queued together behind a held batch.
+const GROUPED_CALLERS: usize = 6;
+/// How long the test waits for anything the writer does.
+const WAIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Records the names of the threads that woke it.
+#[derive(Default)]
+struct WakeRecorder {
+    threads: Mutex<Vec<String>>,
+}
+
+impl std::task::Wake for WakeRecorder {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let name = std::thread::current().name().unwrap_or("").to_string();
+        self.threads.lock().unwrap().push(name);
+    }
+}
+
+#[test]
+fn a_batch_of_several_callers_is_answered_off_the_writer_thread() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (entered_tx, entered) = std::sync::mpsc::channel::<usize>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Mutex::new(released);
+    let hook: event_log::BeforeWriteHook = Arc::new(move |info| {
+        entered_tx.send(info.requests).unwrap();
+        // Hold the first batch until the others are queued.
+        if info.first_position == 0 {
+            released
+                .lock()
+                .unwrap()
+                .recv_timeout(WAIT_DEADLINE)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    });
+    let log = EventLog::<RawEvents>::open_default(
+        dir.path(),
+        LogOptions::default()
+            .durability(Durability::Buffered)
+            .before_write_hook(hook),
+    )
+    .unwrap();
+    std::thread::scope(|scope| {
+        let log = &log;
+        let first = scope.spawn(move || log.append_blocking(request(0, 0)));
+        assert_eq!(entered.recv_timeout(WAIT_DEADLINE).unwrap(), 1);
+        // The writer is held inside the first batch: queue the others.
+        let recorders: Vec<_> = (0..GROUPED_CALLERS)
+            .map(|_| Arc::new(WakeRecorder::default()))
+            .collect();
+        let mut futures: Vec<_> = (0..GROUPED_CALLERS)
+            .map(|n| Box::pin(log.append_with_records(request(1, n as u64))))
+            .collect();
+        for (future, recorder) in futures.iter_mut().zip(&recorders) {
+            let waker = Waker::from(recorder.clone());
+            let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
+            assert!(poll.is_pending(), "queued behind the held batch");
+        }
+        release.send(()).unwrap();
+        assert!(first.join().unwrap().is_ok());
+        assert_eq!(
+            entered.recv_timeout(WAIT_DEADLINE).unwrap(),
+            GROUPED_CALLERS,
+            "the queued callers form one batch"
+        );
+        for (n, (future, recorder)) in futures.iter_mut().zip(&recorders).enumerate() {
+            let waker = Waker::from(recorder.clone());
+            let started = std::time::Instant::now();
+            let appended = loop {
+                if let Poll::Ready(answer) = future.as_mut().poll(&mut Context::from_waker(&waker))
+                {
+                    break answer.expect("append");
+                }
+                assert!(started.elapsed() < WAIT_DEADLINE, "answered in time");
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            };
+            assert_eq!(appended.records.len(), 1 + n % 3);
+            let woken_by = recorder.threads.lock().unwrap().clone();
+            assert!(
+                woken_by.iter().any(|t| t == "colloquy-log-answer"),
+                "the answer thread delivered the answer: woken by {woken_by:?}"
+            );
+        }
+    });
+}
