@@ -1,22 +1,34 @@
 //! The writer hands each caller its own records back with its answer
 //! (`append_blocking_with_records`): the very records it sealed and passed
 //! to `StateMachine::committed`, not a copy read back from the store; they
-//! equal what the log holds. Stream versions, which the writer keeps in
-//! memory once read, stay right across batches and reopens.
+//! equal what the log holds. A batch of several callers is answered off the
+//! writer thread. Stream versions, which the writer keeps in memory once
+//! read, stay right across batches and reopens.
+
+mod log_support;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
-use event_log::{
+use engine_core::log::{Appended, Never};
+use engine_core::{
     AppendError, AppendOutcome, AppendRequest, CommittedRecord, DecideContext, Decision,
-    Durability, EventLog, Idempotency, LogOptions, Never, RawAppend, RawEvents, StateMachine,
+    Durability, EventLog, Idempotency, LogOptions, RawAppend, RawEvents, StateMachine,
 };
-use events::{CodecError, CommandId, ConversationSid, Event, MessageSid, RecordHeader, ServiceSid};
+use events::{CodecError, Event, RecordHeader};
+use log_support::*;
 
 /// Concurrent appenders: enough that batches group several requests.
 const APPENDERS: u64 = 8;
 /// Appends per appender.
 const APPENDS_EACH: u64 = 25;
+/// Callers queued together behind a held batch.
+const GROUPED_CALLERS: u64 = 6;
+/// How long the test waits for an answer.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The records `committed` saw, by position.
 type Seen = Arc<Mutex<BTreeMap<u64, Arc<CommittedRecord>>>>;
@@ -51,47 +63,13 @@ impl StateMachine for Recording {
     }
 }
 
-fn service() -> ServiceSid {
-    ServiceSid::derive(b"append-records")
-}
-
-fn conversation(n: u64) -> ConversationSid {
-    ConversationSid::derive(&n.to_be_bytes())
-}
-
-fn command_id(thread: u64, n: u64) -> CommandId {
-    let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&thread.to_be_bytes());
-    key[8..].copy_from_slice(&n.to_be_bytes());
-    CommandId::from_key(&key)
-}
-
-fn message(conversation: ConversationSid, index: u64) -> Event {
-    Event::MessageAdded {
-        conversation_sid: conversation,
-        message_sid: MessageSid::derive(&index.to_be_bytes()),
-        index,
-        author: "alice".into(),
-        participant_sid: None,
-        body: Some(format!("hello number {index}")),
-        media: Vec::new(),
-        attributes: "{}".into(),
-    }
-}
-
-/// `n`'s request of `thread`: one to three messages in the thread's
+/// The `n`th request of `thread`: one to three messages in the thread's
 /// conversation.
 fn request(thread: u64, n: u64) -> AppendRequest<RawAppend> {
     let events = (0..1 + n % 3)
-        .map(|k| message(conversation(thread), n * 3 + k))
+        .map(|k| message(conversation(thread as u32), n * 3 + k))
         .collect();
-    AppendRequest::new(
-        command_id(thread, n),
-        RawAppend {
-            service_sid: service(),
-            events,
-        },
-    )
+    AppendRequest::new(command_id(thread, n), raw(service(1), events))
 }
 
 #[test]
@@ -166,7 +144,7 @@ fn each_caller_gets_the_records_it_appended_as_committed_saw_them() {
 #[test]
 fn a_duplicate_and_an_empty_decision_carry_no_records() {
     let dir = tempfile::tempdir().unwrap();
-    let log = EventLog::<RawEvents>::open_default(dir.path(), LogOptions::default()).unwrap();
+    let log = open_raw(dir.path(), Durability::Buffered);
     let first = log.append_blocking_with_records(request(1, 1)).unwrap();
     assert_eq!(first.records.len(), 2);
     let again = log.append_blocking_with_records(request(1, 1)).unwrap();
@@ -181,10 +159,7 @@ fn a_duplicate_and_an_empty_decision_carry_no_records() {
     let empty = log
         .append_blocking_with_records(AppendRequest::new(
             command_id(2, 0),
-            RawAppend {
-                service_sid: service(),
-                events: Vec::new(),
-            },
+            raw(service(1), Vec::new()),
         ))
         .unwrap();
     assert!(matches!(
@@ -193,57 +168,6 @@ fn a_duplicate_and_an_empty_decision_carry_no_records() {
     ));
     assert!(empty.records.is_empty());
 }
-
-/// One message in `conversation(1)` under `id`, expecting `version`.
-fn append_expecting(
-    log: &EventLog<RawEvents>,
-    id: u64,
-    version: u64,
-) -> Result<AppendOutcome, AppendError<Never>> {
-    log.append_blocking(
-        AppendRequest::new(
-            command_id(9, id),
-            RawAppend {
-                service_sid: service(),
-                events: vec![message(conversation(1), id)],
-            },
-        )
-        .expect_version(version),
-    )
-}
-
-#[test]
-fn stream_versions_held_in_memory_agree_with_the_store_across_reopens() {
-    let dir = tempfile::tempdir().unwrap();
-    for session in 0..3u64 {
-        let log = EventLog::<RawEvents>::open_default(dir.path(), LogOptions::default()).unwrap();
-        for k in 0..4 {
-            let version = session * 4 + k;
-            let outcome = append_expecting(&log, version, version).unwrap();
-            assert!(matches!(
-                outcome,
-                AppendOutcome::Appended { stream_version, .. } if stream_version == version + 1
-            ));
-            // The version it now holds in memory is the stored one.
-            assert_eq!(
-                log.stream_version(service(), Some(conversation(1)))
-                    .unwrap(),
-                version + 1
-            );
-            let stale = append_expecting(&log, 1000 + version, version).unwrap_err();
-            assert!(matches!(
-                stale,
-                AppendError::VersionConflict { expected, actual }
-                    if expected == version && actual == version + 1
-            ));
-        }
-    }
-}
-
-/// Callers queued together behind a held batch.
-const GROUPED_CALLERS: usize = 6;
-/// How long the test waits for anything the writer does.
-const WAIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Records the names of the threads that woke it.
 #[derive(Default)]
@@ -262,68 +186,54 @@ impl std::task::Wake for WakeRecorder {
     }
 }
 
+/// Polls `future` with `waker` until it resolves, within
+/// [`ANSWER_DEADLINE`].
+fn poll_until_ready<F: Future + Unpin>(future: &mut F, waker: &Waker) -> F::Output {
+    let started = Instant::now();
+    loop {
+        if let Poll::Ready(out) =
+            std::pin::Pin::new(&mut *future).poll(&mut Context::from_waker(waker))
+        {
+            return out;
+        }
+        assert!(started.elapsed() < ANSWER_DEADLINE, "answered in time");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn a_batch_of_several_callers_is_answered_off_the_writer_thread() {
-    use std::future::Future;
-    use std::task::{Context, Poll, Waker};
-
     let dir = tempfile::tempdir().unwrap();
-    let (entered_tx, entered) = std::sync::mpsc::channel::<usize>();
-    let (release, released) = std::sync::mpsc::channel::<()>();
-    let released = Mutex::new(released);
-    let hook: event_log::BeforeWriteHook = Arc::new(move |info| {
-        entered_tx.send(info.requests).unwrap();
-        // Hold the first batch until the others are queued.
-        if info.first_position == 0 {
-            released
-                .lock()
-                .unwrap()
-                .recv_timeout(WAIT_DEADLINE)
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    });
-    let log = EventLog::<RawEvents>::open_default(
-        dir.path(),
-        LogOptions::default()
-            .durability(Durability::Buffered)
-            .before_write_hook(hook),
-    )
-    .unwrap();
+    let (options, gate) = gated(LogOptions::default().durability(Durability::Buffered));
+    let log = EventLog::<RawEvents>::open_default(dir.path(), options).unwrap();
     std::thread::scope(|scope| {
         let log = &log;
         let first = scope.spawn(move || log.append_blocking(request(0, 0)));
-        assert_eq!(entered.recv_timeout(WAIT_DEADLINE).unwrap(), 1);
+        assert_eq!(gate.wait_entered().requests, 1);
         // The writer is held inside the first batch: queue the others.
         let recorders: Vec<_> = (0..GROUPED_CALLERS)
             .map(|_| Arc::new(WakeRecorder::default()))
             .collect();
         let mut futures: Vec<_> = (0..GROUPED_CALLERS)
-            .map(|n| Box::pin(log.append_with_records(request(1, n as u64))))
+            .map(|n| Box::pin(log.append_with_records(request(1, n))))
             .collect();
         for (future, recorder) in futures.iter_mut().zip(&recorders) {
+            // Registers the recording waker; the request is now queued.
             let waker = Waker::from(recorder.clone());
             let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
             assert!(poll.is_pending(), "queued behind the held batch");
         }
-        release.send(()).unwrap();
+        gate.release();
         assert!(first.join().unwrap().is_ok());
         assert_eq!(
-            entered.recv_timeout(WAIT_DEADLINE).unwrap(),
+            gate.wait_entered().requests as u64,
             GROUPED_CALLERS,
             "the queued callers form one batch"
         );
+        gate.release();
         for (n, (future, recorder)) in futures.iter_mut().zip(&recorders).enumerate() {
             let waker = Waker::from(recorder.clone());
-            let started = std::time::Instant::now();
-            let appended = loop {
-                if let Poll::Ready(answer) = future.as_mut().poll(&mut Context::from_waker(&waker))
-                {
-                    break answer.expect("append");
-                }
-                assert!(started.elapsed() < WAIT_DEADLINE, "answered in time");
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            };
+            let appended: Appended = poll_until_ready(future, &waker).expect("append");
             assert_eq!(appended.records.len(), 1 + n % 3);
             let woken_by = recorder.threads.lock().unwrap().clone();
             assert!(
@@ -332,4 +242,47 @@ fn a_batch_of_several_callers_is_answered_off_the_writer_thread() {
             );
         }
     });
+}
+
+/// One message in `conversation(1)` under `id`, expecting `version`.
+fn append_expecting(
+    log: &EventLog<RawEvents>,
+    id: u64,
+    version: u64,
+) -> Result<AppendOutcome, AppendError<Never>> {
+    log.append_blocking(
+        AppendRequest::new(
+            command_id(9, id),
+            raw(service(1), vec![message(conversation(1), id)]),
+        )
+        .expect_version(version),
+    )
+}
+
+#[test]
+fn stream_versions_held_in_memory_agree_with_the_store_across_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    for session in 0..3u64 {
+        let log = open_raw(dir.path(), Durability::Buffered);
+        for k in 0..4 {
+            let version = session * 4 + k;
+            let outcome = append_expecting(&log, version, version).unwrap();
+            assert!(matches!(
+                outcome,
+                AppendOutcome::Appended { stream_version, .. } if stream_version == version + 1
+            ));
+            // The version it now holds in memory is the stored one.
+            assert_eq!(
+                log.stream_version(service(1), Some(conversation(1)))
+                    .unwrap(),
+                version + 1
+            );
+            let stale = append_expecting(&log, 1000 + version, version).unwrap_err();
+            assert!(matches!(
+                stale,
+                AppendError::VersionConflict { expected, actual }
+                    if expected == version && actual == version + 1
+            ));
+        }
+    }
 }
