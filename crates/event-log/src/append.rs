@@ -1,9 +1,16 @@
 //! What the writer is asked and what it answers: an [`AppendRequest`] in,
-//! an [`AppendOutcome`] out. These types sit below both the
-//! [`EventLog`](crate::EventLog) front end and the writer thread, so neither
-//! module depends on the other for them.
+//! an [`AppendOutcome`] out, or an [`Appended`]: the outcome with the
+//! caller's own [`CommittedRecords`], handed back from the writer's memory
+//! so a caller that needs its records never reads them back. These types
+//! sit below both the [`EventLog`](crate::EventLog) front end and the
+//! writer thread, so neither module depends on the other for them.
+
+use std::ops::{Deref, Range};
+use std::sync::Arc;
 
 use events::CommandId;
+
+use crate::state::CommittedRecord;
 
 /// One append: a command with its idempotency key and an optional
 /// optimistic-concurrency expectation.
@@ -66,4 +73,74 @@ pub enum AppendOutcome {
         /// How many records it appended.
         count: u32,
     },
+}
+
+/// A successful append together with the records it appended, as the
+/// writer sealed them and handed them to
+/// [`StateMachine::committed`](crate::StateMachine::committed): what
+/// [`EventLog::append_blocking_with_records`](crate::EventLog::append_blocking_with_records)
+/// and [`EventLog::append_with_records`](crate::EventLog::append_with_records)
+/// answer.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// What the append did, exactly as [`EventLog::append_blocking`](crate::EventLog::append_blocking)
+    /// would have answered.
+    pub outcome: AppendOutcome,
+    /// The records of this request, in position order: for
+    /// [`AppendOutcome::Appended`] exactly the `count` records at
+    /// `first_position ..`, durable; empty for a decision with no events
+    /// and for [`AppendOutcome::Duplicate`] (the first application's
+    /// records are not in the writer's memory: read them with
+    /// [`EventLog::read_range`](crate::EventLog::read_range)).
+    pub records: CommittedRecords,
+}
+
+/// The records one request appended: a window onto its group-commit
+/// batch's records, shared by every caller of the batch (and by the state
+/// machine's [`committed`](crate::StateMachine::committed)), so handing
+/// them back copies nothing. Dereferences to a slice in position order.
+#[derive(Clone, Default)]
+pub struct CommittedRecords {
+    /// The whole batch's records; `None` when empty.
+    batch: Option<Arc<[Arc<CommittedRecord>]>>,
+    /// This request's records within `batch`.
+    range: Range<usize>,
+}
+
+impl CommittedRecords {
+    /// The records `range` of a batch's `records`.
+    ///
+    /// Panics if `range` is not inside `records`: the writer computes it
+    /// from positions it assigned itself, so a bad range is a bug in the
+    /// writer, not bad input.
+    pub(crate) fn window(records: &Arc<[Arc<CommittedRecord>]>, range: Range<usize>) -> Self {
+        assert!(
+            range.start <= range.end && range.end <= records.len(),
+            "a request's records lie inside its batch"
+        );
+        if range.is_empty() {
+            return CommittedRecords::default();
+        }
+        CommittedRecords {
+            batch: Some(records.clone()),
+            range,
+        }
+    }
+}
+
+impl Deref for CommittedRecords {
+    type Target = [Arc<CommittedRecord>];
+
+    fn deref(&self) -> &Self::Target {
+        match &self.batch {
+            Some(batch) => &batch[self.range.clone()],
+            None => &[],
+        }
+    }
+}
+
+impl std::fmt::Debug for CommittedRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }

@@ -12,7 +12,7 @@ use events::{ConversationSid, ServiceSid};
 use parking_lot::Mutex;
 use rocksdb::{ColumnFamilyDescriptor, FlushOptions, DB};
 
-use super::append::{AppendOutcome, AppendRequest};
+use super::append::{AppendOutcome, AppendRequest, Appended};
 use super::error::{AppendError, OpenError, ReadError};
 use super::files;
 use super::head_marker::{self, HeadMarker};
@@ -31,8 +31,13 @@ use super::writer::{Reply, Request, Shared, Slot, Writer};
 /// append: for each group of queued requests it runs idempotency, decide,
 /// the version check, sealing and apply, writes the group as one RocksDB
 /// `WriteBatch` (synced per [`Durability`]), calls
-/// [`StateMachine::committed`], and only then answers the callers. Reads go
-/// straight to RocksDB and see only written batches.
+/// [`StateMachine::committed`], and only then answers the callers, each
+/// with its own records if it asked for them
+/// ([`EventLog::append_blocking_with_records`]); a batch of several callers
+/// is answered by a second thread (`colloquy-log-answer`) while the writer
+/// goes on with the next batch. The callers' threads
+/// compute each command's idempotency scope and fingerprint before
+/// queueing it. Reads go straight to RocksDB and see only written batches.
 ///
 /// Dropping the log stops taking requests, lets the writer finish what is
 /// queued, joins it, and flushes the log's and the state machine's column
@@ -190,6 +195,7 @@ impl<S: StateMachine> EventLog<S> {
             head,
             last_recorded_at: last_recorded_at.unwrap_or(0),
             marker,
+            versions: Default::default(),
         };
         let handle = std::thread::Builder::new()
             .name("colloquy-log-writer".into())
@@ -238,14 +244,33 @@ impl<S: StateMachine> EventLog<S> {
         &self,
         request: AppendRequest<S::Command>,
     ) -> Result<AppendOutcome, AppendError<S::Rejection>> {
+        self.append_blocking_with_records(request)
+            .map(|appended| appended.outcome)
+    }
+
+    /// [`EventLog::append_blocking`], answering also the request's own
+    /// records ([`Appended::records`]) as the writer sealed them, from its
+    /// memory: a caller that needs them (the engine turns them into a
+    /// command's typed result) does not read back, re-hash and re-decode
+    /// what was just written. The records are durable when this returns
+    /// `Ok`; a duplicate's are not included.
+    ///
+    /// The command's idempotency scope and fingerprint
+    /// ([`StateMachine::idempotency`]) are computed on the calling thread
+    /// before the request is queued.
+    ///
+    /// Errors: as [`EventLog::append_blocking`].
+    pub fn append_blocking_with_records(
+        &self,
+        request: AppendRequest<S::Command>,
+    ) -> Result<Appended, AppendError<S::Rejection>> {
         if self.is_poisoned() {
             return Err(AppendError::Poisoned);
         }
         let (slot, tx) = Slot::for_current_thread();
-        let sent = self.sender().send(Request {
-            request,
-            reply: Reply::Blocking(tx),
-        });
+        let sent = self
+            .sender()
+            .send(Request::new(request, Reply::Blocking(tx)));
         if let Err(crossbeam_channel::SendError(unsent)) = sent {
             // Dropping the unsent request fills the slot with `Closed`.
             drop(unsent);
@@ -263,14 +288,26 @@ impl<S: StateMachine> EventLog<S> {
         &self,
         request: AppendRequest<S::Command>,
     ) -> Result<AppendOutcome, AppendError<S::Rejection>> {
+        self.append_with_records(request)
+            .await
+            .map(|appended| appended.outcome)
+    }
+
+    /// [`EventLog::append`], answering also the request's own records, as
+    /// [`EventLog::append_blocking_with_records`] does (and computing the
+    /// idempotency scope and fingerprint before queueing, on the polling
+    /// thread).
+    ///
+    /// Errors: as [`EventLog::append_blocking`].
+    pub async fn append_with_records(
+        &self,
+        request: AppendRequest<S::Command>,
+    ) -> Result<Appended, AppendError<S::Rejection>> {
         if self.is_poisoned() {
             return Err(AppendError::Poisoned);
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let mut message = Request {
-            request,
-            reply: Reply::Async(tx),
-        };
+        let mut message = Request::new(request, Reply::Async(tx));
         loop {
             let notified = self.shared.space.notified();
             let mut notified = std::pin::pin!(notified);

@@ -71,7 +71,7 @@ mod state;
 pub mod storage;
 mod writer;
 
-pub use append::{AppendOutcome, AppendRequest};
+pub use append::{AppendOutcome, AppendRequest, Appended, CommittedRecords};
 pub use backoff::Backoff;
 pub use error::{
     hash_hex, AppendError, ChainFault, FaultKind, HexHash, LogFileFault, OpenError, ReadError,
@@ -91,5 +91,6 @@ pub use reader::{LogReader, ReaderFamilies, ReaderMode};
 pub use scan::ScanOptions;
 pub use state::*;
 pub use storage::{
-    StorageCheck, TornTail, BLOOM_FILTER_BITS_PER_KEY, WAL_BYTES_MAX, WRITE_STALL_WAIT_MAX_MS,
+    StorageCheck, TornTail, BLOOM_FILTER_BITS_PER_KEY, MEMTABLE_BLOOM_RATIO, WAL_BYTES_MAX,
+    WRITE_STALL_WAIT_MAX_MS,
 };

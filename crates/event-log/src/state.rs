@@ -49,7 +49,9 @@ pub trait StateMachine: Send + 'static {
     const COLUMN_FAMILIES: &'static [&'static str];
 
     /// The command's idempotency scope and fingerprint, computed once per
-    /// request before anything else. The scope must be the one
+    /// request before anything else, on the caller's thread before the
+    /// request is queued for the writer (an associated function: it may
+    /// depend on the command only). The scope must be the one
     /// [`events::idempotency_scope_of_first_record`] re-derives from the
     /// command's first record; the writer refuses a decision that
     /// disagrees ([`super::AppendError::ScopeMismatch`]).
@@ -108,6 +110,8 @@ pub trait StateMachine: Send + 'static {
 
     /// Called with every record of a batch once it is durable, in position
     /// order, before any caller is acknowledged. The fan-out hangs here.
+    /// The same `Arc`s are handed to the callers that asked for their
+    /// records ([`crate::Appended::records`]).
     fn committed(&mut self, records: &[Arc<CommittedRecord>]) {
         let _ = records;
     }

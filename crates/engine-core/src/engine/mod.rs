@@ -31,8 +31,8 @@ use crate::fanout::{
 use crate::log::indexes::{self, IndexError};
 use crate::log::keys::LOG_COLUMN_FAMILIES;
 use crate::log::{
-    AppendError, AppendOutcome, AppendRequest, EventLog, LogMetrics, LogOptions, OpenError,
-    ReadError, RecordIter, StateMachine, StreamIter,
+    AppendError, AppendOutcome, AppendRequest, Appended, EventLog, LogMetrics, LogOptions,
+    OpenError, ReadError, RecordIter, StateMachine, StreamIter,
 };
 use crate::outcome::{typed_output, CommandOutcome, PostedMessage, TypedCommand};
 use crate::read_view::{read_scoped, ReadView};
@@ -192,24 +192,52 @@ impl Core {
     ) -> Result<CommandOutcome, CommandError> {
         refuse_under_read_view()?;
         let request = request(envelope);
-        let outcome = self.log.append_blocking(request);
-        self.outcome(outcome)
+        let appended = self.log.append_blocking_with_records(request);
+        self.outcome(appended)
     }
 
+    /// The command's outcome from the writer's answer. An appended
+    /// command's records come with the answer, from the writer's memory
+    /// (nothing is read back); only a duplicate's, which belong to an
+    /// earlier application, are read from the log.
     fn outcome(
         &self,
-        outcome: Result<AppendOutcome, AppendError<CommandError>>,
+        appended: Result<Appended, AppendError<CommandError>>,
     ) -> Result<CommandOutcome, CommandError> {
-        let (first, count, deduplicated) = match outcome {
-            Ok(AppendOutcome::Appended {
-                first_position,
-                count,
+        let (first, count) = match appended {
+            Ok(Appended {
+                outcome:
+                    AppendOutcome::Appended {
+                        first_position,
+                        count,
+                        ..
+                    },
+                records,
+            }) => {
+                // The writer hands back exactly the records it appended.
+                assert_eq!(
+                    records.len(),
+                    count as usize,
+                    "the writer answers an append with its records"
+                );
+                let records = records
+                    .iter()
+                    .map(|record| (record.header.clone(), record.event.clone()))
+                    .collect();
+                return Ok(CommandOutcome {
+                    first_position,
+                    records,
+                    deduplicated: false,
+                });
+            }
+            Ok(Appended {
+                outcome:
+                    AppendOutcome::Duplicate {
+                        first_position,
+                        count,
+                    },
                 ..
-            }) => (first_position, count, false),
-            Ok(AppendOutcome::Duplicate {
-                first_position,
-                count,
-            }) => (first_position, count, true),
+            }) => (first_position, count),
             Err(AppendError::Rejected(e)) => return Err(e),
             Err(AppendError::VersionConflict { expected, actual }) => {
                 return Err(CommandError::VersionConflict { expected, actual })
@@ -262,7 +290,7 @@ impl Core {
         Ok(CommandOutcome {
             first_position: first,
             records,
-            deduplicated,
+            deduplicated: true,
         })
     }
 }
@@ -446,8 +474,8 @@ impl Engine {
     ) -> Result<C::Output, CommandError> {
         refuse_under_read_view()?;
         let request = request(envelope.into_command());
-        let outcome = self.core.log.append(request).await;
-        typed_output::<C>(self.core.outcome(outcome)?)
+        let appended = self.core.log.append_with_records(request).await;
+        typed_output::<C>(self.core.outcome(appended)?)
     }
 
     /// Runs `query` on the read models as of the last durable batch and
