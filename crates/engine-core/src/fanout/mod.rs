@@ -70,11 +70,25 @@ pub(crate) use route::FanoutWriter;
 pub use session::{Session, SessionError, SessionStart, SessionStream};
 pub(crate) use worker::{run_worker, WorkerMsg};
 
-/// How many client events a session's live queue holds, by default. A
-/// session whose queue is full when the next event for it is dispatched is
-/// dropped to resume from its cursor (it is never waited on). The queue is
-/// allocated up front at 16 bytes per event: 8 KiB per session.
-pub const SESSION_QUEUE_EVENTS_DEFAULT: usize = 512;
+/// How many client events a live session may fall behind the newest one
+/// for its identity, by default, before it is dropped to resume from its
+/// cursor (it is never waited on). Nothing is allocated up front: the
+/// identity's shared backlog grows with what its slowest session has not
+/// read. 4,096 lets a broadcast burst of 2,000 messages reach a session
+/// that reads only after the burst without lagging, and bounds a slow
+/// identity's backlog at 32 KiB of pointers (the events themselves are
+/// shared by every recipient).
+pub const SESSION_QUEUE_EVENTS_DEFAULT: usize = 4_096;
+
+/// The most events a session moves from its identity's backlog into its
+/// own buffer per lock of the backlog: amortises the lock over a burst
+/// while keeping a session's private buffer small (512 bytes).
+pub const SESSION_TAKE_EVENTS_MAX: usize = 64;
+
+/// The backlog capacity, in events, an identity keeps once its sessions
+/// have read everything; a burst grew it past this, it is released.
+/// 16 slots (128 bytes) absorb the usual trickle without reallocating.
+pub const BACKLOG_RETAINED_EVENTS_MAX: usize = 16;
 
 /// The most routed records the fan-out worker takes from its queue to
 /// dispatch in one go (several durable batches coalesced).
@@ -107,8 +121,12 @@ impl Default for FanoutOptions {
 }
 
 impl FanoutOptions {
-    /// Sets each session's live queue capacity in events (default
+    /// Sets how many client events a live session may fall behind before
+    /// it is dropped to resume from its cursor (default
     /// [`SESSION_QUEUE_EVENTS_DEFAULT`]; values below 1 are taken as 1).
+    /// This bounds the shared backlog of each identity at this many
+    /// events; `usize::MAX` never drops a session, leaving its backlog
+    /// unbounded.
     pub fn session_queue_events(mut self, events: usize) -> Self {
         self.session_queue_events = events.max(1);
         self
@@ -129,7 +147,7 @@ impl FanoutOptions {
         self
     }
 
-    /// The configured session queue capacity, in events.
+    /// The configured lag cap of a session, in events.
     pub fn get_session_queue_events(&self) -> usize {
         self.session_queue_events
     }
@@ -270,13 +288,14 @@ const _: () = assert!(std::mem::size_of::<ClientEvent>() == 8);
 /// Not part of the stable API.
 #[doc(hidden)]
 pub mod bench_support {
+    use std::collections::VecDeque;
     use std::sync::Arc;
 
     use crossbeam_channel::{Receiver, Sender};
     use events::{ConversationSid, Event, MessageSid, RecordHeader, ServiceSid};
 
-    use super::hub::{DispatchStats, Hub, Route};
-    use super::{ClientEvent, ClientEventKind, FanoutOptions};
+    use super::hub::{DispatchStats, Hub, Mailbox, Route, Taken, Wait};
+    use super::{ClientEventKind, FanoutOptions};
     use crate::log::CommittedRecord;
 
     /// One conversation of `members` identities, each with one live
@@ -286,7 +305,8 @@ pub mod bench_support {
         hub: Hub,
         items: Vec<(Arc<CommittedRecord>, Route)>,
         record: Arc<CommittedRecord>,
-        receivers: Vec<Receiver<ClientEvent>>,
+        /// Each member's mailbox and its one session's link.
+        sessions: Vec<(Arc<Mailbox>, u64)>,
     }
 
     impl DispatchBench {
@@ -297,11 +317,11 @@ pub mod bench_support {
             let service = ServiceSid([1; 16]);
             let conversation = ConversationSid([2; 16]);
             let mut mailboxes = Vec::with_capacity(members);
-            let mut receivers = Vec::with_capacity(members);
+            let mut sessions = Vec::with_capacity(members);
             for i in 0..members {
                 let mailbox = hub.mailbox(service, &format!("user-{i}"));
-                let link = hub.register(&mailbox, false);
-                receivers.push(link.rx);
+                let link = hub.register(&mailbox, 0);
+                sessions.push((mailbox.clone(), link));
                 mailboxes.push(mailbox);
             }
             let route = Route {
@@ -337,7 +357,7 @@ pub mod bench_support {
                 hub,
                 items,
                 record,
-                receivers,
+                sessions,
             }
         }
 
@@ -362,9 +382,21 @@ pub mod bench_support {
             stats.deliveries
         }
 
-        /// Empties every session queue; returns how many events were taken.
+        /// Reads every session's backlog to its end, as sessions read it;
+        /// returns how many events were taken.
         pub fn drain(&self) -> usize {
-            self.receivers.iter().map(|rx| rx.try_iter().count()).sum()
+            let mut buffer = VecDeque::new();
+            let mut taken = 0;
+            for (mailbox, link) in &self.sessions {
+                while let Taken::Events(n) =
+                    self.hub
+                        .take(mailbox, *link, &mut buffer, super::SESSION_TAKE_EVENTS_MAX, Wait::No)
+                {
+                    taken += n;
+                    buffer.clear();
+                }
+            }
+            taken
         }
 
         /// Sessions dropped for lagging so far (should stay 0).

@@ -13,12 +13,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 use events::ServiceSid;
 
-use super::hub::{Hub, LiveLink, Mailbox};
+use super::hub::{Hub, Mailbox, Taken, Wait};
 use super::replay::{Replay, Snapshot};
-use super::ClientEvent;
+use super::{ClientEvent, SESSION_TAKE_EVENTS_MAX};
 use crate::log::ReadError;
 use crate::read_view::ReadView;
 use crate::sources::{ReadSource, Sources};
@@ -59,12 +58,6 @@ pub enum SessionError {
     Closed,
 }
 
-enum Wait {
-    Block,
-    Until(Instant),
-    No,
-}
-
 /// One device's view of one identity's events in one service.
 ///
 /// Opened with [`crate::Engine::open_session`]. It yields, in log order
@@ -92,9 +85,14 @@ pub struct Session {
     hub: Arc<Hub>,
     service: ServiceSid,
     mailbox: Arc<Mailbox>,
-    link: Option<LiveLink>,
+    /// The session's cursor in its identity's shared backlog (the hub's
+    /// link id), while it is live.
+    link: Option<u64>,
     replay: Option<Replay>,
+    /// Replayed events not yet handed to the consumer.
     buffer: VecDeque<ClientEvent>,
+    /// Live events taken from the backlog, not yet handed to the consumer.
+    live: VecDeque<ClientEvent>,
     /// The position the buffered events account for (exclusive).
     buffer_end: u64,
     /// The first position the consumer has not been handed yet.
@@ -103,7 +101,6 @@ pub struct Session {
     live_from: u64,
     resumes: u64,
     closed: bool,
-    is_async: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -142,12 +139,12 @@ impl Session {
             link: None,
             replay: None,
             buffer: VecDeque::new(),
+            live: VecDeque::new(),
             buffer_end: 0,
             next: 0,
             live_from: 0,
             resumes: 0,
             closed: false,
-            is_async: false,
         };
         session.connect(&*source, Some(start))?;
         Ok(session)
@@ -177,7 +174,7 @@ impl Session {
                     });
                 }
             }
-            let link = self.hub.register(&self.mailbox, self.is_async);
+            let link = self.hub.register(&self.mailbox, head);
             let snapshot = Snapshot::capture(&rm, &self.service, &self.mailbox.identity);
             (link, head, snapshot)
         };
@@ -272,11 +269,7 @@ impl Session {
     /// Turns the session into an async [`futures_core::Stream`] of
     /// `Result<ClientEvent, SessionError>` that ends when the engine is
     /// closed. Works on any executor (the dispatcher wakes the task).
-    pub fn into_stream(mut self) -> SessionStream {
-        self.is_async = true;
-        if let Some(link) = &self.link {
-            self.hub.set_async(&self.mailbox, link.id);
-        }
+    pub fn into_stream(self) -> SessionStream {
         SessionStream { session: self }
     }
 
@@ -303,41 +296,38 @@ impl Session {
                 self.replay_step()?;
                 continue;
             }
-            let Some(link) = &self.link else {
+            if let Some(event) = self.live.pop_front() {
+                if let Some(position) = event.cursor() {
+                    if position < self.live_from || position < self.next {
+                        // Already covered by the replay.
+                        continue;
+                    }
+                    self.next = position + 1;
+                }
+                return Ok(Some(event));
+            }
+            let Some(link) = self.link else {
                 self.reconnect()?;
                 continue;
             };
-            let received = match wait {
-                Wait::Block => link.rx.recv().map_err(|_| ()),
-                Wait::Until(deadline) => match link.rx.recv_deadline(deadline) {
-                    Ok(e) => Ok(e),
-                    Err(RecvTimeoutError::Timeout) => return Ok(None),
-                    Err(RecvTimeoutError::Disconnected) => Err(()),
-                },
-                Wait::No => match link.rx.try_recv() {
-                    Ok(e) => Ok(e),
-                    Err(TryRecvError::Empty) => return Ok(None),
-                    Err(TryRecvError::Disconnected) => Err(()),
-                },
-            };
-            match received {
-                Ok(event) => {
-                    if let Some(position) = event.cursor() {
-                        if position < self.live_from || position < self.next {
-                            // Already covered by the replay.
-                            continue;
-                        }
-                        self.next = position + 1;
-                    }
-                    return Ok(Some(event));
-                }
-                Err(()) => {
-                    let lagged = link.state.lagged();
+            let taken = self.hub.take(
+                &self.mailbox,
+                link,
+                &mut self.live,
+                SESSION_TAKE_EVENTS_MAX,
+                wait,
+            );
+            match taken {
+                Taken::Events(_) => {}
+                Taken::Empty => return Ok(None),
+                Taken::Closed => {
+                    self.hub.unregister(&self.mailbox, link);
                     self.link = None;
-                    if !lagged {
-                        self.closed = true;
-                        return Err(SessionError::Closed);
-                    }
+                    self.closed = true;
+                    return Err(SessionError::Closed);
+                }
+                Taken::Lagged => {
+                    self.link = None;
                     self.resumes += 1;
                     tracing::info!(
                         service = %self.service,
@@ -399,7 +389,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         if let Some(link) = self.link.take() {
-            self.hub.unregister(&self.mailbox, link.id);
+            self.hub.unregister(&self.mailbox, link);
         }
     }
 }
@@ -440,8 +430,8 @@ impl futures_core::Stream for SessionStream {
                     }
                     // Register, then look once more: a push in between
                     // either is seen now or wakes this task.
-                    if let Some(link) = &session.link {
-                        link.state.set_waker(cx.waker());
+                    if let Some(link) = session.link {
+                        session.hub.set_waker(&session.mailbox, link, cx.waker());
                     }
                     registered = true;
                 }
