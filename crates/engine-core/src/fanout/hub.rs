@@ -563,3 +563,126 @@ impl Hub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fanout::bench_support::message_record;
+
+    fn message(position: u64) -> ClientEvent {
+        ClientEvent::log(ClientEventKind::MessageAdded, message_record(position))
+    }
+
+    fn push(hub: &Hub, mailbox: &Mailbox, positions: std::ops::Range<u64>) -> DispatchStats {
+        let events: Vec<ClientEvent> = positions.map(message).collect();
+        let mut stats = DispatchStats::default();
+        hub.push(mailbox, &events, &mut stats);
+        hub.record(&stats);
+        stats
+    }
+
+    fn take_all(hub: &Hub, mailbox: &Mailbox, link: u64) -> (Vec<u64>, Taken) {
+        let mut out = VecDeque::new();
+        let last = loop {
+            match hub.take(mailbox, link, &mut out, usize::MAX, Wait::No) {
+                Taken::Events(_) => continue,
+                other => break other,
+            }
+        };
+        (out.iter().filter_map(ClientEvent::cursor).collect(), last)
+    }
+
+    const CAP_EVENTS: usize = 4;
+
+    fn hub() -> (Hub, Arc<Mailbox>) {
+        let hub = Hub::new(FanoutOptions::default().session_queue_events(CAP_EVENTS));
+        let mailbox = hub.mailbox(ServiceSid([1; 16]), "late");
+        (hub, mailbox)
+    }
+
+    #[test]
+    fn a_new_session_receives_no_backlog_routed_before_it_joined() {
+        let (hub, mailbox) = hub();
+        // The session starts at position 100; the worker, behind the
+        // writer, then dispatches more than a cap's worth of events routed
+        // before that.
+        let link = hub.register(&mailbox, 100);
+        let stale = push(&hub, &mailbox, 90..100);
+        assert_eq!((stale.deliveries, stale.lagged), (0, 0));
+        assert_eq!(take_all(&hub, &mailbox, link), (vec![], Taken::Empty));
+        push(&hub, &mailbox, 100..102);
+        assert_eq!(take_all(&hub, &mailbox, link), (vec![100, 101], Taken::Empty));
+        assert_eq!(hub.metrics().lagged, 0);
+        assert_eq!(hub.metrics().sessions, 1);
+    }
+
+    #[test]
+    fn devices_share_one_backlog_and_a_late_device_skips_what_predates_it() {
+        let (hub, mailbox) = hub();
+        let early = hub.register(&mailbox, 0);
+        push(&hub, &mailbox, 0..2);
+        let late = hub.register(&mailbox, 3);
+        // Position 2 was routed before the late device started.
+        let stats = push(&hub, &mailbox, 2..4);
+        assert_eq!(stats.deliveries, 1 + 2);
+        assert_eq!(take_all(&hub, &mailbox, early), (vec![0, 1, 2, 3], Taken::Empty));
+        // The late device reads from the tail at its start; it skips the
+        // stale entry itself (the session filters below `live_from`).
+        assert_eq!(take_all(&hub, &mailbox, late), (vec![2, 3], Taken::Empty));
+        assert_eq!(mailbox.backlog.lock().events.len(), 0, "trimmed once both read");
+    }
+
+    #[test]
+    fn a_session_more_than_the_cap_behind_lags_and_the_backlog_is_trimmed_past_it() {
+        let (hub, mailbox) = hub();
+        let sloth = hub.register(&mailbox, 0);
+        let reader = hub.register(&mailbox, 0);
+        for p in 0..CAP_EVENTS as u64 {
+            push(&hub, &mailbox, p..p + 1);
+            assert_eq!(take_all(&hub, &mailbox, reader).0, vec![p]);
+        }
+        assert_eq!(hub.metrics().lagged, 0, "exactly the cap behind is not lagging");
+        let overflow = push(&hub, &mailbox, CAP_EVENTS as u64..CAP_EVENTS as u64 + 1);
+        assert_eq!(overflow.lagged, 1);
+        assert_eq!(mailbox.backlog.lock().events.len(), 1, "only the reader's unread entry is left");
+        assert_eq!(take_all(&hub, &mailbox, sloth), (vec![], Taken::Lagged));
+        assert_eq!(take_all(&hub, &mailbox, reader).0, vec![CAP_EVENTS as u64]);
+        assert_eq!(hub.metrics().sessions, 1);
+    }
+
+    #[test]
+    fn a_drained_backlog_releases_what_a_burst_grew() {
+        let hub = Hub::new(FanoutOptions::default());
+        let mailbox = hub.mailbox(ServiceSid([1; 16]), "burst");
+        let link = hub.register(&mailbox, 0);
+        let burst = 10 * BACKLOG_RETAINED_EVENTS_MAX as u64;
+        push(&hub, &mailbox, 0..burst);
+        assert!(mailbox.backlog.lock().events.capacity() >= burst as usize);
+        assert_eq!(take_all(&hub, &mailbox, link).0.len() as u64, burst);
+        assert_eq!(mailbox.backlog.lock().events.capacity(), 0);
+    }
+
+    #[test]
+    fn an_identity_with_no_live_session_keeps_nothing() {
+        let (hub, mailbox) = hub();
+        assert_eq!(push(&hub, &mailbox, 0..3).deliveries, 0);
+        let link = hub.register(&mailbox, 0);
+        push(&hub, &mailbox, 3..5);
+        hub.unregister(&mailbox, link);
+        let backlog = mailbox.backlog.lock();
+        assert_eq!((backlog.events.len(), backlog.links.len()), (0, 0));
+        assert_eq!(hub.metrics().sessions, 0);
+    }
+
+    #[test]
+    fn a_closed_mailbox_hands_out_what_is_left_then_ends() {
+        let (hub, mailbox) = hub();
+        let link = hub.register(&mailbox, 0);
+        push(&hub, &mailbox, 0..2);
+        hub.close_all();
+        assert_eq!(take_all(&hub, &mailbox, link), (vec![0, 1], Taken::Closed));
+        assert_eq!(hub.metrics().sessions, 0);
+        hub.unregister(&mailbox, link);
+        assert_eq!(hub.metrics().sessions, 0, "no double count");
+    }
+}

@@ -315,7 +315,6 @@ pub mod bench_support {
         pub fn new(members: usize, queue_events: usize) -> Self {
             let hub = Hub::new(FanoutOptions::default().session_queue_events(queue_events));
             let service = ServiceSid([1; 16]);
-            let conversation = ConversationSid([2; 16]);
             let mut mailboxes = Vec::with_capacity(members);
             let mut sessions = Vec::with_capacity(members);
             for i in 0..members {
@@ -330,26 +329,7 @@ pub mod bench_support {
                 subject_kind: None,
                 others_kind: Some(ClientEventKind::MessageAdded),
             };
-            let record = Arc::new(CommittedRecord {
-                header: RecordHeader {
-                    position: 1,
-                    recorded_at: 0,
-                    service_sid: service,
-                    conversation_sid: Some(conversation),
-                    command_id: Default::default(),
-                    actor: None,
-                },
-                event: Event::MessageAdded {
-                    conversation_sid: conversation,
-                    message_sid: MessageSid([3; 16]),
-                    index: 0,
-                    author: "user-0".into(),
-                    participant_sid: None,
-                    body: Some("hello".into()),
-                    media: vec![],
-                    attributes: "{}".into(),
-                },
-            });
+            let record = message_record(1);
             let items = (0..queue_events.max(1))
                 .map(|_| (record.clone(), route.clone()))
                 .collect();
@@ -403,6 +383,32 @@ pub mod bench_support {
         pub fn lagged(&self) -> u64 {
             self.hub.metrics().lagged
         }
+    }
+
+    /// A committed `messageAdded` record at `position`, in the service
+    /// and conversation every bench session is a member of.
+    pub fn message_record(position: u64) -> Arc<CommittedRecord> {
+        let conversation = ConversationSid([2; 16]);
+        Arc::new(CommittedRecord {
+            header: RecordHeader {
+                position,
+                recorded_at: 0,
+                service_sid: ServiceSid([1; 16]),
+                conversation_sid: Some(conversation),
+                command_id: Default::default(),
+                actor: None,
+            },
+            event: Event::MessageAdded {
+                conversation_sid: conversation,
+                message_sid: MessageSid([3; 16]),
+                index: 0,
+                author: "user-0".into(),
+                participant_sid: None,
+                body: Some("hello".into()),
+                media: vec![],
+                attributes: "{}".into(),
+            },
+        })
     }
 
     /// The baseline: one `Arc` pushed into `members` bounded crossbeam

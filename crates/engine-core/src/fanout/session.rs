@@ -88,7 +88,8 @@ pub struct Session {
     /// The session's cursor in its identity's shared backlog (the hub's
     /// link id), while it is live.
     link: Option<u64>,
-    replay: Option<Replay>,
+    /// Boxed: a live session does not carry a replay's state inline.
+    replay: Option<Box<Replay>>,
     /// Replayed events not yet handed to the consumer.
     buffer: VecDeque<ClientEvent>,
     /// Live events taken from the backlog, not yet handed to the consumer.
@@ -195,13 +196,13 @@ impl Session {
                 to = head,
                 "session replays the events it missed"
             );
-            self.replay = Some(Replay::new(
+            self.replay = Some(Box::new(Replay::new(
                 self.service,
                 self.mailbox.identity.clone(),
                 self.next,
                 head,
                 snapshot,
-            ));
+            )));
             self.hub.counters.resumes.fetch_add(1, Ordering::Relaxed);
         } else {
             self.next = head;
