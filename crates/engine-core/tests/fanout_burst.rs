@@ -2,7 +2,8 @@
 //! far larger than the old 512-event session queue reaches every session
 //! with default settings without any of them lagging, and a device that
 //! stops reading lags alone, never holding back its identity's other
-//! device.
+//! device, and resumes read the shared cache of recent records instead of
+//! the log.
 
 mod fanout_support;
 
@@ -88,4 +89,54 @@ fn a_slow_device_does_not_hold_back_its_identitys_other_device() {
     f.post(c, "bob", "after");
     assert_eq!(kinds(&take(&mut phone, 1, WAIT)), ["messageAdded"]);
     assert_eq!(kinds(&take(&mut laptop, 1, WAIT)), ["messageAdded"]);
+}
+
+/// Sessions that do not read in `lagging_sessions_resume_from_the_shared_cache`.
+const SLOTHS: usize = 4;
+
+/// Opens `SLOTHS` sessions that do not read while a burst several caps
+/// long goes by, then reads them; returns the metrics.
+fn slow_sessions_resume(recent_records: usize) -> engine_core::FanoutMetrics {
+    let f = open(
+        EngineOptions::default().fanout(
+            FanoutOptions::default()
+                .session_queue_events(SMALL_CAP_EVENTS)
+                .recent_records(recent_records),
+        ),
+    );
+    let c = f.conversation();
+    f.join(c, "poster");
+    let mut sloths: Vec<_> = (0..SLOTHS)
+        .map(|i| {
+            f.join(c, &format!("sloth-{i}"));
+            f.engine
+                .open_session(f.service, &format!("sloth-{i}"), SessionStart::Live)
+                .unwrap()
+        })
+        .collect();
+    for i in 0..SLOW_DEVICE_MESSAGES {
+        f.post(c, "poster", &format!("m{i}"));
+    }
+    for sloth in &mut sloths {
+        let got = take(sloth, SLOW_DEVICE_MESSAGES, WAIT);
+        assert_eq!(got.len(), SLOW_DEVICE_MESSAGES);
+        assert!(got.windows(2).all(|w| w[0].cursor() < w[1].cursor()));
+        assert!(sloth.resumes() >= 1);
+    }
+    f.engine.fanout_metrics()
+}
+
+#[test]
+fn lagging_sessions_resume_from_the_shared_cache_without_reading_the_log() {
+    let cached = slow_sessions_resume(engine_core::fanout::RECENT_RECORDS_DEFAULT);
+    assert!(cached.lagged >= SLOTHS as u64, "{cached:?}");
+    assert_eq!(cached.replay_records_read, 0, "{cached:?}");
+    assert!(cached.replay_records_cached >= SLOW_DEVICE_MESSAGES as u64, "{cached:?}");
+    // Without the cache each of them reads the log alone.
+    let uncached = slow_sessions_resume(0);
+    assert!(
+        uncached.replay_records_read >= (SLOTHS * SLOW_DEVICE_MESSAGES) as u64,
+        "{uncached:?}"
+    );
+    assert_eq!(uncached.replay_records_cached, 0, "{uncached:?}");
 }

@@ -128,6 +128,34 @@ impl Backlog {
     }
 }
 
+/// The most recently committed records, decoded and shared: what a
+/// resuming session reads instead of the log, for the positions it holds.
+///
+/// Invariant: `records` holds consecutive positions from `first` on, in
+/// order, at most the configured number of them.
+#[derive(Default)]
+pub(crate) struct Recent {
+    first: u64,
+    records: VecDeque<Arc<CommittedRecord>>,
+}
+
+impl Recent {
+    /// The cached records of `range` (clones of the shared pointers) and
+    /// the sub-range they cover: `lo..hi`, inside `range`, empty (at
+    /// `range.end` or `range.start`) when the cache holds none of it.
+    pub(crate) fn slice(&self, range: std::ops::Range<u64>) -> (Vec<Arc<CommittedRecord>>, u64, u64) {
+        let end = self.first + self.records.len() as u64;
+        let lo = range.start.max(self.first).min(range.end);
+        let hi = range.end.min(end).max(lo);
+        if lo == hi {
+            return (Vec::new(), range.end, range.end);
+        }
+        let from = usize::try_from(lo - self.first).unwrap_or(usize::MAX);
+        let to = usize::try_from(hi - self.first).unwrap_or(usize::MAX);
+        (self.records.range(from..to).cloned().collect(), lo, hi)
+    }
+}
+
 /// How long [`Hub::take`] may wait for an event.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Wait {
@@ -180,6 +208,8 @@ pub(crate) struct Counters {
     lagged: AtomicU64,
     pub(crate) resumes: AtomicU64,
     pub(crate) replayed: AtomicU64,
+    pub(crate) replay_cached: AtomicU64,
+    pub(crate) replay_read: AtomicU64,
     typing: AtomicU64,
 }
 
@@ -197,6 +227,8 @@ pub(crate) struct Hub {
     pub(super) empty: Members,
     pub(crate) counters: Counters,
     next_link: AtomicU64,
+    /// The shared cache of recently committed records resumes read first.
+    recent: Mutex<Recent>,
 }
 
 impl Hub {
@@ -208,6 +240,7 @@ impl Hub {
             empty: Arc::from(Vec::new()),
             counters: Counters::default(),
             next_link: AtomicU64::new(0),
+            recent: Mutex::new(Recent::default()),
         }
     }
 
@@ -365,6 +398,43 @@ impl Hub {
         }
     }
 
+    /// Appends durable records, in log order, to the shared cache of
+    /// recent records, dropping the oldest past
+    /// [`FanoutOptions::recent_records`]. A gap in positions (which a
+    /// durable log never has) restarts the cache at the new records rather
+    /// than break its invariant.
+    pub(crate) fn remember(&self, records: &[Arc<CommittedRecord>]) {
+        let cap = self.options.recent_records;
+        if cap == 0 || records.is_empty() {
+            return;
+        }
+        let mut recent = self.recent.lock();
+        for record in records {
+            let position = record.header.position;
+            if position != recent.first + recent.records.len() as u64 {
+                if !recent.records.is_empty() {
+                    tracing::warn!(
+                        position,
+                        expected = recent.first + recent.records.len() as u64,
+                        "a committed record is not the next position: the recent-record cache restarts"
+                    );
+                }
+                recent.records.clear();
+                recent.first = position;
+            }
+            if recent.records.len() == cap {
+                recent.records.pop_front();
+                recent.first += 1;
+            }
+            recent.records.push_back(record.clone());
+        }
+    }
+
+    /// The recent records of `range` (see [`Recent::slice`]).
+    pub(crate) fn recent(&self, range: std::ops::Range<u64>) -> (Vec<Arc<CommittedRecord>>, u64, u64) {
+        self.recent.lock().slice(range)
+    }
+
     /// The chat members of a conversation right now (as of the last
     /// routed event).
     pub(crate) fn members(&self, service: ServiceSid, conversation: ConversationSid) -> Members {
@@ -405,6 +475,8 @@ impl Hub {
             lagged: c.lagged.load(Ordering::Relaxed),
             resumes: c.resumes.load(Ordering::Relaxed),
             replayed: c.replayed.load(Ordering::Relaxed),
+            replay_records_cached: c.replay_cached.load(Ordering::Relaxed),
+            replay_records_read: c.replay_read.load(Ordering::Relaxed),
             typing_notices: c.typing.load(Ordering::Relaxed),
         }
     }

@@ -98,6 +98,13 @@ pub const WORKER_BATCH_RECORDS_MAX: usize = 4_096;
 /// [`crate::Engine::typing`] call: 5 seconds. Then `typingEnded` is sent.
 pub const TYPING_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How many recently committed records the fan-out keeps decoded and
+/// shared, by default, for resuming sessions to read instead of the log:
+/// 8,192 covers a lag cap's worth of one identity's events in a busy
+/// service, at the cost of holding that many records (a few MB with
+/// short messages) alive.
+pub const RECENT_RECORDS_DEFAULT: usize = 8_192;
+
 /// How many log records a resuming session reads per step, by default:
 /// bounds the work one `recv` (or one `poll_next`) does while replaying.
 pub const REPLAY_CHUNK_RECORDS_DEFAULT: u64 = 1_024;
@@ -108,6 +115,7 @@ pub struct FanoutOptions {
     pub(crate) session_queue_events: usize,
     pub(crate) typing_timeout: Duration,
     pub(crate) replay_chunk_records: u64,
+    pub(crate) recent_records: usize,
 }
 
 impl Default for FanoutOptions {
@@ -116,6 +124,7 @@ impl Default for FanoutOptions {
             session_queue_events: SESSION_QUEUE_EVENTS_DEFAULT,
             typing_timeout: TYPING_TIMEOUT,
             replay_chunk_records: REPLAY_CHUNK_RECORDS_DEFAULT,
+            recent_records: RECENT_RECORDS_DEFAULT,
         }
     }
 }
@@ -144,6 +153,14 @@ impl FanoutOptions {
     /// as 1).
     pub fn replay_chunk_records(mut self, records: u64) -> Self {
         self.replay_chunk_records = records.max(1);
+        self
+    }
+
+    /// Sets how many recently committed records are kept decoded for
+    /// resuming sessions (default [`RECENT_RECORDS_DEFAULT`]; 0 keeps none:
+    /// every resume reads the log).
+    pub fn recent_records(mut self, records: usize) -> Self {
+        self.recent_records = records;
         self
     }
 
@@ -177,6 +194,12 @@ pub struct FanoutMetrics {
     pub resumes: u64,
     /// Client events delivered from log replay rather than live.
     pub replayed: u64,
+    /// Records resumes took from the shared cache of recent records
+    /// (decoded once, shared by every resuming session).
+    pub replay_records_cached: u64,
+    /// Records resumes read and decoded from the log (positions older
+    /// than the cache holds).
+    pub replay_records_read: u64,
     /// Typing notices (`typingStarted` / `typingEnded`) dispatched.
     pub typing_notices: u64,
 }

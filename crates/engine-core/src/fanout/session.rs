@@ -362,6 +362,7 @@ impl Session {
         let before = self.buffer.len();
         let end = replay.fill(
             &*source,
+            &self.hub,
             &mut self.buffer,
             self.hub.options.replay_chunk_records,
         )?;
