@@ -380,7 +380,10 @@ fn burst_summary() {
 }
 
 fn burst_interleaved() {
-    let mut rigs = [BurstRig::new(burst_options(0)), BurstRig::new(burst_options(1))];
+    let mut rigs = [
+        BurstRig::new(burst_options(0)),
+        BurstRig::new(burst_options(1)),
+    ];
     let mut rates = [Vec::new(), Vec::new()];
     let mut lagged = [0u64; 2];
     for _ in 0..BURST_ROUNDS {

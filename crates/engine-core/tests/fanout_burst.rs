@@ -131,7 +131,10 @@ fn lagging_sessions_resume_from_the_shared_cache_without_reading_the_log() {
     let cached = slow_sessions_resume(engine_core::fanout::RECENT_RECORDS_DEFAULT);
     assert!(cached.lagged >= SLOTHS as u64, "{cached:?}");
     assert_eq!(cached.replay_records_read, 0, "{cached:?}");
-    assert!(cached.replay_records_cached >= SLOW_DEVICE_MESSAGES as u64, "{cached:?}");
+    assert!(
+        cached.replay_records_cached >= SLOW_DEVICE_MESSAGES as u64,
+        "{cached:?}"
+    );
     // Without the cache each of them reads the log alone.
     let uncached = slow_sessions_resume(0);
     assert!(

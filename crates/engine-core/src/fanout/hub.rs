@@ -143,7 +143,10 @@ impl Recent {
     /// The cached records of `range` (clones of the shared pointers) and
     /// the sub-range they cover: `lo..hi`, inside `range`, empty (at
     /// `range.end` or `range.start`) when the cache holds none of it.
-    pub(crate) fn slice(&self, range: std::ops::Range<u64>) -> (Vec<Arc<CommittedRecord>>, u64, u64) {
+    pub(crate) fn slice(
+        &self,
+        range: std::ops::Range<u64>,
+    ) -> (Vec<Arc<CommittedRecord>>, u64, u64) {
         let end = self.first + self.records.len() as u64;
         let lo = range.start.max(self.first).min(range.end);
         let hi = range.end.min(end).max(lo);
@@ -431,7 +434,10 @@ impl Hub {
     }
 
     /// The recent records of `range` (see [`Recent::slice`]).
-    pub(crate) fn recent(&self, range: std::ops::Range<u64>) -> (Vec<Arc<CommittedRecord>>, u64, u64) {
+    pub(crate) fn recent(
+        &self,
+        range: std::ops::Range<u64>,
+    ) -> (Vec<Arc<CommittedRecord>>, u64, u64) {
         self.recent.lock().slice(range)
     }
 
@@ -555,10 +561,10 @@ impl Hub {
     }
 
     /// Delivers routed log records, in order, to their recipients. The
-    /// same shared record goes to every queue. Consecutive records routed
+    /// same shared record goes to every backlog. Consecutive records routed
     /// to the same membership snapshot with no subject (messages and
     /// updates in one conversation) are delivered member by member, so each
-    /// mailbox is locked once for the whole run; every queue still gets
+    /// mailbox is locked once for the whole run; every backlog still gets
     /// its events in log order.
     pub(crate) fn dispatch(
         &self,
@@ -683,7 +689,10 @@ mod tests {
         assert_eq!((stale.deliveries, stale.lagged), (0, 0));
         assert_eq!(take_all(&hub, &mailbox, link), (vec![], Taken::Empty));
         push(&hub, &mailbox, 100..102);
-        assert_eq!(take_all(&hub, &mailbox, link), (vec![100, 101], Taken::Empty));
+        assert_eq!(
+            take_all(&hub, &mailbox, link),
+            (vec![100, 101], Taken::Empty)
+        );
         assert_eq!(hub.metrics().lagged, 0);
         assert_eq!(hub.metrics().sessions, 1);
     }
@@ -697,11 +706,18 @@ mod tests {
         // Position 2 was routed before the late device started.
         let stats = push(&hub, &mailbox, 2..4);
         assert_eq!(stats.deliveries, 1 + 2);
-        assert_eq!(take_all(&hub, &mailbox, early), (vec![0, 1, 2, 3], Taken::Empty));
+        assert_eq!(
+            take_all(&hub, &mailbox, early),
+            (vec![0, 1, 2, 3], Taken::Empty)
+        );
         // The late device reads from the tail at its start; it skips the
         // stale entry itself (the session filters below `live_from`).
         assert_eq!(take_all(&hub, &mailbox, late), (vec![2, 3], Taken::Empty));
-        assert_eq!(mailbox.backlog.lock().events.len(), 0, "trimmed once both read");
+        assert_eq!(
+            mailbox.backlog.lock().events.len(),
+            0,
+            "trimmed once both read"
+        );
     }
 
     #[test]
@@ -713,10 +729,18 @@ mod tests {
             push(&hub, &mailbox, p..p + 1);
             assert_eq!(take_all(&hub, &mailbox, reader).0, vec![p]);
         }
-        assert_eq!(hub.metrics().lagged, 0, "exactly the cap behind is not lagging");
+        assert_eq!(
+            hub.metrics().lagged,
+            0,
+            "exactly the cap behind is not lagging"
+        );
         let overflow = push(&hub, &mailbox, CAP_EVENTS as u64..CAP_EVENTS as u64 + 1);
         assert_eq!(overflow.lagged, 1);
-        assert_eq!(mailbox.backlog.lock().events.len(), 1, "only the reader's unread entry is left");
+        assert_eq!(
+            mailbox.backlog.lock().events.len(),
+            1,
+            "only the reader's unread entry is left"
+        );
         assert_eq!(take_all(&hub, &mailbox, sloth), (vec![], Taken::Lagged));
         assert_eq!(take_all(&hub, &mailbox, reader).0, vec![CAP_EVENTS as u64]);
         assert_eq!(hub.metrics().sessions, 1);

@@ -17,28 +17,47 @@
 //!   [`client_event_kind`], which resume uses too.
 //! - **Dispatch** happens once the batch is durable
 //!   ([`crate::StateMachine::committed`]): the routed events go over a
-//!   channel to one dedicated worker thread, which pushes one shared
+//!   channel to one dedicated worker thread, which appends one shared
 //!   [`ClientEvent`] (one pointer, built once per record and kind: no
-//!   per-recipient allocation) into the bounded queue of every recipient
-//!   session. One worker keeps every session's events in log order. It
-//!   takes whatever batches are queued (up to
+//!   per-recipient allocation) to the backlog of every recipient
+//!   identity's mailbox, once per identity however many devices it has
+//!   online, and wakes its sessions. One worker keeps every backlog in log
+//!   order. It takes whatever batches are queued (up to
 //!   [`WORKER_BATCH_RECORDS_MAX`]) and delivers consecutive records that
 //!   share a membership snapshot member by member, locking each mailbox
 //!   once per run.
-//! - **Slow consumers** are never waited on: a session whose queue is full
-//!   is marked lagging and its live queue dropped
-//!   ([`FanoutMetrics::lagged`] counts it). The [`Session`] notices, resumes
-//!   itself from its cursor and the consumer loses nothing.
+//! - **Sessions are cursors**: a live session is a cursor into its
+//!   identity's shared backlog plus a waker slot, nothing allocated up
+//!   front. It starts at the backlog's tail and never receives events
+//!   routed before it started (the worker may dispatch those after it
+//!   opened: they are not appended for it). It moves up to
+//!   [`SESSION_TAKE_EVENTS_MAX`] events per lock into its own buffer. The
+//!   backlog is trimmed to the slowest session's cursor, is empty when no
+//!   session of the identity is live, and gives back what a burst grew
+//!   once read (down to [`BACKLOG_RETAINED_EVENTS_MAX`] slots).
+//! - **Slow consumers** are never waited on: a session more than
+//!   [`FanoutOptions::session_queue_events`] events behind (default
+//!   [`SESSION_QUEUE_EVENTS_DEFAULT`], so one identity's backlog holds at
+//!   most that many) is marked lagging and stops counting for the trim
+//!   ([`FanoutMetrics::lagged`] counts it). The [`Session`] notices,
+//!   resumes itself from its cursor and the consumer loses nothing; its
+//!   identity's other devices are not held back.
 //! - **Resume**: a session opened with [`SessionStart::After`] first
 //!   receives every event it missed, in order and without duplicates, then
-//!   continues live with no gap (see [`Session`]).
+//!   continues live with no gap (see [`Session`]). It reads the records it
+//!   missed from the hub's shared cache of the last
+//!   [`FanoutOptions::recent_records`] committed records (decoded once, on
+//!   the writer thread's commit, and shared by every resuming session)
+//!   and from the log only for older positions (or newer ones not yet
+//!   cached).
 //! - **Typing** ([`crate::Engine::typing`]) is ephemeral: never logged,
 //!   sent to the other members' live sessions only, ended by the typist's
 //!   next message or after [`FanoutOptions::typing_timeout`].
 //!
 //! Modules (each depends only on those listed before it, as
 //! `tests/module_layering.rs` checks): `mapping` (what
-//! each recipient sees), `hub` (registry, membership index, dispatch),
+//! each recipient sees), `hub` (registry, membership index, backlogs and
+//! cursors, dispatch, recent-record cache),
 //! `worker` (the dispatch thread and typing state), `route` (the writer
 //! side, feeding the worker), `replay` and `session` (resume and the
 //! consumer's end). Fan-out never names the engine facade: the engine hands
@@ -46,9 +65,14 @@
 //! `ReadSource` (`src/sources.rs`) for sessions to read the log and the
 //! read models.
 //!
-//! Observability: a session queue found full is logged at debug, the
-//! session's resume at info, a replay's start and end at debug; the
-//! counts are in [`FanoutMetrics`].
+//! Memory: per live session, its cursor (a link in its mailbox) and the
+//! `Session` value, a few hundred bytes (`tests/fanout_memory.rs` counts
+//! them); per identity with a live session, its backlog (at most the lag
+//! cap of pointers); per hub, the recent-record cache.
+//!
+//! Observability: a session found more than the cap behind is logged at
+//! debug ("session queue full"), the session's resume at info, a replay's
+//! start and end at debug; the counts are in [`FanoutMetrics`].
 
 mod hub;
 mod mapping;
@@ -179,15 +203,17 @@ impl FanoutOptions {
 /// but `sessions` only grow for the life of the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FanoutMetrics {
-    /// Live session queues registered right now.
+    /// Live sessions (cursors) registered right now.
     pub sessions: u64,
     /// Log events that had at least one recipient.
     pub events_routed: u64,
-    /// Client events pushed into live session queues (one per recipient
-    /// session, typing included).
+    /// Client events made available to live sessions: one per recipient
+    /// session, typing included (an identity's devices share one backlog
+    /// entry but count one delivery each).
     pub deliveries: u64,
-    /// Times a session's live queue was full: the session was marked
-    /// lagging, its queue dropped, and it resumes from its cursor.
+    /// Times a session fell more than the lag cap behind: it was marked
+    /// lagging, dropped from its identity's backlog, and resumes from its
+    /// cursor.
     pub lagged: u64,
     /// Resumes: sessions that replayed missed events from the log (opened
     /// with a cursor behind the head, or after lagging).
@@ -233,7 +259,7 @@ struct Inner {
 ///
 /// It is one pointer: built once per log record and kind (not per
 /// recipient), so every recipient of one log event shares it, and
-/// cloning it into a queue costs one reference-count increment.
+/// appending it to a backlog costs one reference-count increment.
 #[derive(Debug, Clone)]
 pub struct ClientEvent(Arc<Inner>);
 
@@ -303,8 +329,7 @@ impl ClientEvent {
     }
 }
 
-// One word: a queue slot is 16 bytes with crossbeam's stamp, like a bare
-// `Arc`'s.
+// One word: a backlog slot is 8 bytes.
 const _: () = assert!(std::mem::size_of::<ClientEvent>() == 8);
 
 /// Benchmark support: drives the real dispatch path without an engine.
@@ -322,8 +347,8 @@ pub mod bench_support {
     use crate::log::CommittedRecord;
 
     /// One conversation of `members` identities, each with one live
-    /// session queue, and a durable batch of routed `messageAdded` records
-    /// in it.
+    /// session (a cursor into its identity's backlog), and a durable batch
+    /// of routed `messageAdded` records in it.
     pub struct DispatchBench {
         hub: Hub,
         items: Vec<(Arc<CommittedRecord>, Route)>,
@@ -333,7 +358,7 @@ pub mod bench_support {
     }
 
     impl DispatchBench {
-        /// Builds the members, their sessions (queues of `queue_events`)
+        /// Builds the members, their sessions (lag cap `queue_events`)
         /// and a batch of `queue_events` routed records.
         pub fn new(members: usize, queue_events: usize) -> Self {
             let hub = Hub::new(FanoutOptions::default().session_queue_events(queue_events));
@@ -391,10 +416,13 @@ pub mod bench_support {
             let mut buffer = VecDeque::new();
             let mut taken = 0;
             for (mailbox, link) in &self.sessions {
-                while let Taken::Events(n) =
-                    self.hub
-                        .take(mailbox, *link, &mut buffer, super::SESSION_TAKE_EVENTS_MAX, Wait::No)
-                {
+                while let Taken::Events(n) = self.hub.take(
+                    mailbox,
+                    *link,
+                    &mut buffer,
+                    super::SESSION_TAKE_EVENTS_MAX,
+                    Wait::No,
+                ) {
                     taken += n;
                     buffer.clear();
                 }

@@ -1,6 +1,6 @@
 //! Resume: the client events one identity missed in a range of the log.
 //!
-//! A resuming session registers its live queue and captures a
+//! A resuming session registers its cursor and captures a
 //! [`Snapshot`] of its identity's membership under the read-model lock, at
 //! a position `end` where the read models are exactly the log's prefix
 //! `..end`. The replay then covers `start..end`:
@@ -245,7 +245,7 @@ impl Replay {
             if let Some(c) = event.conversation_sid() {
                 touched.insert(c);
             }
-            match membership_effect(&event) {
+            match membership_effect(event) {
                 MembershipEffect::CreateConversation(c) => {
                     ops.entry(c).or_default().push(Op::Created)
                 }
@@ -271,7 +271,7 @@ impl Replay {
                 MembershipEffect::RemoveService => service_deleted = true,
                 MembershipEffect::None => {}
             }
-            match &event {
+            match event {
                 Event::UserCreated {
                     user_sid, identity, ..
                 } => {

@@ -68,18 +68,27 @@ pub enum SessionError {
 /// Guarantees:
 /// - events come in log order (so in order per conversation), each log
 ///   event at most once, typing events interleaved as they happen;
-/// - if the session falls behind and its bounded live queue overflows, the
-///   dispatcher drops the queue instead of waiting; the session notices
-///   when it has drained what was queued, replays from its cursor and goes
+/// - if the session falls more than the lag cap
+///   ([`super::FanoutOptions::session_queue_events`]) behind, the
+///   dispatcher drops it from its identity's backlog instead of waiting;
+///   the session notices when it has read what it had, replays from its
+///   cursor (from the shared cache of recent records where it can, the log
+///   otherwise) and goes
 ///   live again ([`Session::resumes`] counts it). The consumer sees no gap;
 ///   only typing events sent while it lagged are lost (they are ephemeral);
 /// - [`Session::cursor`] is the position through which the consumer has
 ///   received everything: store it and reopen with
 ///   [`SessionStart::After`] after a disconnect to lose nothing.
 ///
-/// Replay reads the log on the thread that asks for the next event, at
-/// most [`super::FanoutOptions::replay_chunk_records`] records per step
-/// (plus, once per resume, a first pass over the whole missed range).
+/// Replay reads the shared cache of recent records, and the log for what
+/// it does not hold, on the thread that asks for the next event, at most
+/// [`super::FanoutOptions::replay_chunk_records`] records per step (plus,
+/// once per resume, a first pass over the whole missed range).
+///
+/// Memory: a live session is its cursor in its identity's mailbox and
+/// this value; it buffers at most [`super::SESSION_TAKE_EVENTS_MAX`] live
+/// events taken from the backlog, plus one replay step's events while
+/// resuming.
 pub struct Session {
     sources: Sources,
     hub: Arc<Hub>,
@@ -118,7 +127,7 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// Opens a session: registers its live queue in `hub` and fixes the
+    /// Opens a session: registers its cursor in `hub` and fixes the
     /// replay range under the read-model lock of `sources`.
     ///
     /// Errors: [`SessionError::Closed`] if the engine behind `sources` is
@@ -151,7 +160,7 @@ impl Session {
         Ok(session)
     }
 
-    /// Registers a new live queue and plans the replay of everything from
+    /// Registers a new cursor and plans the replay of everything from
     /// `self.next` (or `start`) up to the read models' position.
     fn connect(
         &mut self,
@@ -161,7 +170,8 @@ impl Session {
         let (link, head, snapshot) = {
             // Under the read lock the read models are exactly the durable
             // prefix `..head`, and no batch is being applied: every event
-            // at or past `head` is routed after the queue below exists.
+            // at or past `head` is routed after the cursor below exists,
+            // and nothing below it is appended for it.
             let rm = ReadView::acquire(source.read_models());
             let head = rm.applied_position().map_or(0, |p| p + 1);
             if start.is_some() && rm.service(&self.service).is_none() {
@@ -228,8 +238,8 @@ impl Session {
         self.next.checked_sub(1)
     }
 
-    /// How many times this session fell behind, had its live queue
-    /// dropped, and resumed from its cursor.
+    /// How many times this session fell behind, lost its place in its
+    /// identity's backlog, and resumed from its cursor.
     pub fn resumes(&self) -> u64 {
         self.resumes
     }
