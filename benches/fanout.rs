@@ -361,21 +361,32 @@ fn burst_summary() {
             .map_or(0.0, |(n, t)| *n as f64 / t.as_secs_f64())
     };
     let (d, u) = (rate("burst_default"), rate("burst_unbounded"));
-    println!(
-        "\nburst of {BURST_MESSAGES} messages to {BURST_MEMBERS} live members, \
-         deliveries/s (mean over all timed bursts):"
+    let lagged = BURST_LAGGED.each_ref().map(|l| l.load(Ordering::Relaxed));
+    print_burst(
+        &format!(
+            "burst of {BURST_MESSAGES} messages to {BURST_MEMBERS} live members, \
+             deliveries/s (mean over all timed bursts):"
+        ),
+        d,
+        u,
+        lagged,
     );
+}
+
+/// Prints one burst table: both rates, their ratio, sessions lagged.
+fn print_burst(title: &str, default: f64, unbounded: f64, lagged: [u64; 2]) {
+    println!("\n{title}");
     println!(
         "{:>12} {:>12} {:>8} {:>15} {:>17}",
         "default", "unbounded", "ratio", "lagged default", "lagged unbounded"
     );
     println!(
         "{:>12.3e} {:>12.3e} {:>8.2} {:>15} {:>17}",
-        d,
-        u,
-        d / u,
-        BURST_LAGGED[0].load(Ordering::Relaxed),
-        BURST_LAGGED[1].load(Ordering::Relaxed)
+        default,
+        unbounded,
+        default / unbounded,
+        lagged[0],
+        lagged[1]
     );
 }
 
@@ -394,18 +405,11 @@ fn burst_interleaved() {
         }
     }
     let [d, u] = rates.map(median);
-    println!("\nburst, interleaved, median deliveries/s over {BURST_ROUNDS} rounds:");
-    println!(
-        "{:>12} {:>12} {:>8} {:>15} {:>17}",
-        "default", "unbounded", "ratio", "lagged default", "lagged unbounded"
-    );
-    println!(
-        "{:>12.3e} {:>12.3e} {:>8.2} {:>15} {:>17}",
+    print_burst(
+        &format!("burst, interleaved, median deliveries/s over {BURST_ROUNDS} rounds:"),
         d,
         u,
-        d / u,
-        lagged[0],
-        lagged[1]
+        lagged,
     );
 }
 

@@ -7,7 +7,7 @@
 
 mod fanout_support;
 
-use engine_core::{EngineOptions, FanoutOptions, SessionStart};
+use engine_core::{EngineOptions, FanoutOptions};
 use fanout_support::*;
 
 /// The burst: 2,000 messages posted before any session reads.
@@ -28,11 +28,7 @@ fn a_burst_larger_than_the_queue_makes_no_session_lag() {
         f.join(c, &format!("member-{i}"));
     }
     let mut sessions: Vec<_> = (0..MEMBERS)
-        .map(|i| {
-            f.engine
-                .open_session(f.service, &format!("member-{i}"), SessionStart::Live)
-                .unwrap()
-        })
+        .map(|i| f.live(&format!("member-{i}")))
         .collect();
     for i in 0..BURST_MESSAGES {
         f.post(c, "member-0", &format!("m{i}"));
@@ -59,14 +55,8 @@ fn a_slow_device_does_not_hold_back_its_identitys_other_device() {
     let c = f.conversation();
     f.join(c, "alice");
     f.join(c, "bob");
-    let mut phone = f
-        .engine
-        .open_session(f.service, "alice", SessionStart::Live)
-        .unwrap();
-    let mut laptop = f
-        .engine
-        .open_session(f.service, "alice", SessionStart::Live)
-        .unwrap();
+    let mut phone = f.live("alice");
+    let mut laptop = f.live("alice");
     let mut got = Vec::new();
     for i in 0..SLOW_DEVICE_MESSAGES {
         f.post(c, "bob", &format!("m{i}"));
@@ -109,9 +99,7 @@ fn slow_sessions_resume(recent_records: usize) -> engine_core::FanoutMetrics {
     let mut sloths: Vec<_> = (0..SLOTHS)
         .map(|i| {
             f.join(c, &format!("sloth-{i}"));
-            f.engine
-                .open_session(f.service, &format!("sloth-{i}"), SessionStart::Live)
-                .unwrap()
+            f.live(&format!("sloth-{i}"))
         })
         .collect();
     for i in 0..SLOW_DEVICE_MESSAGES {

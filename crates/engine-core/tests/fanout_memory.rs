@@ -15,7 +15,7 @@ mod fanout_support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use engine_core::{EngineOptions, Session, SessionStart};
+use engine_core::{EngineOptions, Session};
 use fanout_support::*;
 
 /// Bytes allocated and not yet freed.
@@ -68,18 +68,11 @@ fn an_idle_live_session_costs_at_most_a_kilobyte() {
     }
     // Open and drop one session first, so one-time allocations (the
     // registry's tables, thread-locals) are not counted per session.
-    drop(
-        f.engine
-            .open_session(f.service, "member-0", SessionStart::Live)
-            .unwrap(),
-    );
+    drop(f.live("member-0"));
     let before = live_bytes();
     let mut sessions: Vec<Session> = Vec::with_capacity(MEMBERS);
     for i in 0..MEMBERS {
-        let session = f
-            .engine
-            .open_session(f.service, &format!("member-{i}"), SessionStart::Live)
-            .unwrap();
+        let session = f.live(&format!("member-{i}"));
         sessions.push(session);
     }
     let opened = (live_bytes() - before) / MEMBERS as isize;
