@@ -16,7 +16,7 @@
 //! way round.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
@@ -42,6 +42,22 @@ pub(crate) struct Mailbox {
     /// Signalled after every append (and at close) while a blocking
     /// reader waits.
     ready: Condvar,
+    /// The backlog's tail sequence number, published after each append:
+    /// a session whose cursor equals it has nothing to read, known
+    /// without taking the lock.
+    appended: AtomicU64,
+    /// Set (under the lock) when the engine shuts down.
+    closed: AtomicBool,
+}
+
+impl Mailbox {
+    /// Whether a session whose backlog cursor is `cursor` certainly has
+    /// nothing to read: no append since it read up to `cursor` and not
+    /// closed. Takes no lock (a session can lag only by an append, which
+    /// moves the tail).
+    pub(crate) fn nothing_after(&self, cursor: u64) -> bool {
+        !self.closed.load(Ordering::Acquire) && self.appended.load(Ordering::Acquire) == cursor
+    }
 }
 
 impl std::fmt::Debug for Mailbox {
@@ -159,6 +175,13 @@ impl Recent {
     }
 }
 
+/// A newly registered live session: its link's id and backlog cursor.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Registered {
+    pub(crate) id: u64,
+    pub(crate) cursor: u64,
+}
+
 /// How long [`Hub::take`] may wait for an event.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Wait {
@@ -259,6 +282,8 @@ impl Hub {
             identity: identity.clone(),
             backlog: Mutex::new(Backlog::default()),
             ready: Condvar::new(),
+            appended: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
         });
         by_identity.insert(identity, mailbox.clone());
         mailbox
@@ -267,8 +292,9 @@ impl Hub {
     /// Registers a new live session in `mailbox`, reading from the
     /// backlog's current tail: events dispatched from now on reach it,
     /// except log events below `live_from` (routed before the session
-    /// started, which its replay covers). Returns the link's id.
-    pub(crate) fn register(&self, mailbox: &Mailbox, live_from: u64) -> u64 {
+    /// started, which its replay covers). Returns the link's id and its
+    /// cursor.
+    pub(crate) fn register(&self, mailbox: &Mailbox, live_from: u64) -> Registered {
         let id = self.next_link.fetch_add(1, Ordering::Relaxed);
         let mut backlog = mailbox.backlog.lock();
         let cursor = backlog.tail();
@@ -285,7 +311,7 @@ impl Hub {
         if !backlog.closed {
             self.counters.sessions.fetch_add(1, Ordering::Relaxed);
         }
-        id
+        Registered { id, cursor }
     }
 
     /// Removes the live session `id` from `mailbox`, if it is still there,
@@ -392,6 +418,7 @@ impl Hub {
             let mut backlog = mailbox.backlog.lock();
             if !backlog.closed {
                 backlog.closed = true;
+                mailbox.closed.store(true, Ordering::Release);
                 let live = backlog.links.iter().filter(|l| !l.lagged).count();
                 self.counters
                     .sessions
@@ -539,6 +566,7 @@ impl Hub {
         if backlog.events.len() == before {
             return;
         }
+        mailbox.appended.store(backlog.tail(), Ordering::Release);
         let cap = self.options.session_queue_events as u64;
         let tail = backlog.tail();
         let mut lagged_any = false;
@@ -684,7 +712,7 @@ mod tests {
         // The session starts at position 100; the worker, behind the
         // writer, then dispatches more than a cap's worth of events routed
         // before that.
-        let link = hub.register(&mailbox, 100);
+        let link = hub.register(&mailbox, 100).id;
         let stale = push(&hub, &mailbox, 90..100);
         assert_eq!((stale.deliveries, stale.lagged), (0, 0));
         assert_eq!(take_all(&hub, &mailbox, link), (vec![], Taken::Empty));
@@ -700,9 +728,9 @@ mod tests {
     #[test]
     fn devices_share_one_backlog_and_a_late_device_skips_what_predates_it() {
         let (hub, mailbox) = hub();
-        let early = hub.register(&mailbox, 0);
+        let early = hub.register(&mailbox, 0).id;
         push(&hub, &mailbox, 0..2);
-        let late = hub.register(&mailbox, 3);
+        let late = hub.register(&mailbox, 3).id;
         // Position 2 was routed before the late device started.
         let stats = push(&hub, &mailbox, 2..4);
         assert_eq!(stats.deliveries, 1 + 2);
@@ -723,8 +751,8 @@ mod tests {
     #[test]
     fn a_session_more_than_the_cap_behind_lags_and_the_backlog_is_trimmed_past_it() {
         let (hub, mailbox) = hub();
-        let sloth = hub.register(&mailbox, 0);
-        let reader = hub.register(&mailbox, 0);
+        let sloth = hub.register(&mailbox, 0).id;
+        let reader = hub.register(&mailbox, 0).id;
         for p in 0..CAP_EVENTS as u64 {
             push(&hub, &mailbox, p..p + 1);
             assert_eq!(take_all(&hub, &mailbox, reader).0, vec![p]);
@@ -750,7 +778,7 @@ mod tests {
     fn a_drained_backlog_releases_what_a_burst_grew() {
         let hub = Hub::new(FanoutOptions::default());
         let mailbox = hub.mailbox(ServiceSid([1; 16]), "burst");
-        let link = hub.register(&mailbox, 0);
+        let link = hub.register(&mailbox, 0).id;
         let burst = 10 * BACKLOG_RETAINED_EVENTS_MAX as u64;
         push(&hub, &mailbox, 0..burst);
         assert!(mailbox.backlog.lock().events.capacity() >= burst as usize);
@@ -762,7 +790,7 @@ mod tests {
     fn an_identity_with_no_live_session_keeps_nothing() {
         let (hub, mailbox) = hub();
         assert_eq!(push(&hub, &mailbox, 0..3).deliveries, 0);
-        let link = hub.register(&mailbox, 0);
+        let link = hub.register(&mailbox, 0).id;
         push(&hub, &mailbox, 3..5);
         hub.unregister(&mailbox, link);
         let backlog = mailbox.backlog.lock();
@@ -771,9 +799,22 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_mailbox_hands_out_what_is_left_then_ends() {
+    fn an_idle_session_knows_it_has_nothing_to_read_without_the_lock() {
         let (hub, mailbox) = hub();
         let link = hub.register(&mailbox, 0);
+        assert!(mailbox.nothing_after(link.cursor));
+        push(&hub, &mailbox, 0..2);
+        assert!(!mailbox.nothing_after(link.cursor), "an append is seen");
+        assert_eq!(take_all(&hub, &mailbox, link.id).0, vec![0, 1]);
+        assert!(mailbox.nothing_after(link.cursor + 2));
+        hub.close_all();
+        assert!(!mailbox.nothing_after(link.cursor + 2), "closing is seen");
+    }
+
+    #[test]
+    fn a_closed_mailbox_hands_out_what_is_left_then_ends() {
+        let (hub, mailbox) = hub();
+        let link = hub.register(&mailbox, 0).id;
         push(&hub, &mailbox, 0..2);
         hub.close_all();
         assert_eq!(take_all(&hub, &mailbox, link), (vec![0, 1], Taken::Closed));

@@ -367,7 +367,7 @@ pub mod bench_support {
             let mut sessions = Vec::with_capacity(members);
             for i in 0..members {
                 let mailbox = hub.mailbox(service, &format!("user-{i}"));
-                let link = hub.register(&mailbox, 0);
+                let link = hub.register(&mailbox, 0).id;
                 sessions.push((mailbox.clone(), link));
                 mailboxes.push(mailbox);
             }

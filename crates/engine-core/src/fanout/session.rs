@@ -97,6 +97,9 @@ pub struct Session {
     /// The session's cursor in its identity's shared backlog (the hub's
     /// link id), while it is live.
     link: Option<u64>,
+    /// That cursor: the sequence number of the next backlog entry this
+    /// session reads.
+    backlog_cursor: u64,
     /// Boxed: a live session does not carry a replay's state inline.
     replay: Option<Box<Replay>>,
     /// Replayed events not yet handed to the consumer.
@@ -147,6 +150,7 @@ impl Session {
             service,
             mailbox,
             link: None,
+            backlog_cursor: 0,
             replay: None,
             buffer: VecDeque::new(),
             live: VecDeque::new(),
@@ -195,7 +199,8 @@ impl Session {
             Some(SessionStart::Beginning) => self.next = 0,
             None => {}
         }
-        self.link = Some(link);
+        self.link = Some(link.id);
+        self.backlog_cursor = link.cursor;
         self.live_from = head;
         self.buffer_end = self.next;
         if self.next < head {
@@ -321,6 +326,10 @@ impl Session {
                 self.reconnect()?;
                 continue;
             };
+            if matches!(wait, Wait::No) && self.mailbox.nothing_after(self.backlog_cursor) {
+                // Idle: known without locking the backlog.
+                return Ok(None);
+            }
             let taken = self.hub.take(
                 &self.mailbox,
                 link,
@@ -329,7 +338,7 @@ impl Session {
                 wait,
             );
             match taken {
-                Taken::Events(_) => {}
+                Taken::Events(n) => self.backlog_cursor += n as u64,
                 Taken::Empty => return Ok(None),
                 Taken::Closed => {
                     self.hub.unregister(&self.mailbox, link);
