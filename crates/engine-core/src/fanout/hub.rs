@@ -531,6 +531,11 @@ impl Hub {
     /// cursor) and the backlog is trimmed past it. Log events below every
     /// session's `live_from` (routed before they started) are not appended;
     /// with no live session nothing is. One lock of the mailbox per call.
+    ///
+    /// Memory: the lag check runs after the whole slice is appended, so a
+    /// backlog holds at most the cap plus one dispatch run (at most
+    /// [`super::WORKER_BATCH_RECORDS_MAX`] events) until the laggards are
+    /// trimmed past, at the end of this call.
     pub(crate) fn push(
         &self,
         mailbox: &Mailbox,
