@@ -22,6 +22,16 @@ use crate::log::ReadError;
 use crate::read_view::ReadView;
 use crate::sources::{ReadSource, Sources};
 
+/// Steps a blocking read that finds nothing spins before it parks,
+/// 2^k pauses at step k (127 in all, about a microsecond), as crossbeam's
+/// channels do: an event the worker is dispatching right now is taken
+/// without a futex round-trip through the mailbox's condition variable.
+const WAIT_SPIN_STEPS: u32 = 7;
+
+/// Steps a blocking read then yields the CPU before it parks (as
+/// crossbeam's channels do).
+const WAIT_YIELD_STEPS: u32 = 4;
+
 /// Where a new session starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionStart {
@@ -326,9 +336,12 @@ impl Session {
                 self.reconnect()?;
                 continue;
             };
-            if matches!(wait, Wait::No) && self.mailbox.nothing_after(self.backlog_cursor) {
-                // Idle: known without locking the backlog.
-                return Ok(None);
+            if self.mailbox.nothing_after(self.backlog_cursor) {
+                match wait {
+                    // Idle: known without locking the backlog.
+                    Wait::No => return Ok(None),
+                    Wait::Block | Wait::Until(_) => self.settle(),
+                }
             }
             let taken = self.hub.take(
                 &self.mailbox,
@@ -358,6 +371,24 @@ impl Session {
                     );
                     self.reconnect()?;
                 }
+            }
+        }
+    }
+
+    /// Spins, then yields, while nothing is appended for this session, up
+    /// to [`WAIT_SPIN_STEPS`] + [`WAIT_YIELD_STEPS`] steps: a blocking read
+    /// then parks only when no event is on its way.
+    fn settle(&self) {
+        for step in 0..WAIT_SPIN_STEPS + WAIT_YIELD_STEPS {
+            if !self.mailbox.nothing_after(self.backlog_cursor) {
+                return;
+            }
+            if step < WAIT_SPIN_STEPS {
+                for _ in 0..1u32 << step {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
             }
         }
     }
