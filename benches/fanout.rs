@@ -17,6 +17,20 @@
 //!   sessions has received the message. One element = one delivery.
 //!   Includes the log append, so it is not part of the ratio; 10,000 is
 //!   skipped because a conversation holds at most 1,000 participants.
+//!   Sessions open on an engine whose worker may still be dispatching the
+//!   joins; with a lag cap of `ENGINE_QUEUE_EVENTS` the bench checks that
+//!   no session lags (none receives backlog routed before it started).
+//! - `burst_default/1000` and `burst_unbounded/1000`: end to end, one
+//!   poster executes `BURST_MESSAGES` `PostMessage`s (Buffered) into a
+//!   conversation of 1,000 members, each with one live session, while one
+//!   consumer thread drains every session with `try_recv`; one iteration
+//!   ends when every session has received the whole burst. `default` runs
+//!   with `FanoutOptions::default()`, `unbounded` with a lag cap of
+//!   `usize::MAX` (sessions can never lag): the baseline. One element =
+//!   one delivery. The summary prints both rates, their ratio and the
+//!   sessions lagged under each (the target is none with default
+//!   settings), then `BURST_ROUNDS` more bursts of each, interleaved, and
+//!   their medians.
 //!
 //! Each timed iteration of `dispatch`, `dispatch1` and `raw` pushes
 //! `DELIVERIES_PER_ITERATION / N` events (at least one) into queues that
@@ -29,9 +43,11 @@
 //! segment throughput of each and their ratios (both sides under the same
 //! load).
 //!
-//! Run: `cargo bench --bench fanout`.
+//! Run: `cargo bench --bench fanout` (see docs/BENCHMARKS.md for the
+//! optimised dev-profile command used on the shared machine).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -39,7 +55,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use engine_core::fanout::bench_support::{DispatchBench, RawBaseline};
 use engine_core::{Durability, Engine, EngineOptions, FanoutOptions, LogOptions, SessionStart};
 use events::command::*;
-use events::{CommandId, Keyed, ParticipantSpec};
+use events::{CommandId, ConversationSid, Keyed, ParticipantSpec, ServiceSid};
 
 /// Conversation sizes (members, each with one session).
 const SIZES: [usize; 4] = [2, 100, 1_000, 10_000];
@@ -56,8 +72,19 @@ const MEASUREMENT: Duration = Duration::from_secs(2);
 const WARM_UP: Duration = Duration::from_millis(500);
 /// Rounds of the interleaved measurement, per size.
 const INTERLEAVED_ROUNDS: usize = 301;
-/// Session queue size in the end-to-end engine (one message in flight).
+/// Session lag cap in the end-to-end engine (one message in flight).
 const ENGINE_QUEUE_EVENTS: usize = 8;
+/// Messages in one burst (the issue's figure).
+const BURST_MESSAGES: usize = 2_000;
+/// Members of the burst's conversation, each with one live session.
+const BURST_MEMBERS: usize = 1_000;
+/// Criterion samples per burst benchmark (one burst per iteration).
+const BURST_SAMPLES: usize = 10;
+/// Extra interleaved bursts of each configuration after criterion's run.
+const BURST_ROUNDS: usize = 9;
+
+/// Sessions lagged during the timed bursts, per configuration.
+static BURST_LAGGED: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 
 /// (kind, size) → (deliveries, time) over every timed iteration.
 type Totals = BTreeMap<(&'static str, usize), (u64, Duration)>;
@@ -196,6 +223,196 @@ fn end_to_end(c: &mut Criterion) {
     group.finish();
 }
 
+/// An engine with one conversation of `BURST_MEMBERS` members, each with
+/// one live session.
+struct BurstRig {
+    _dir: tempfile::TempDir,
+    engine: Engine,
+    service: ServiceSid,
+    conversation: ConversationSid,
+    sessions: Vec<engine_core::Session>,
+    next_id: u64,
+}
+
+impl BurstRig {
+    fn new(fanout: FanoutOptions) -> Self {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let engine = Engine::open_with(
+            dir.path(),
+            LogOptions::default().durability(Durability::Buffered),
+            EngineOptions::default().fanout(fanout),
+        )
+        .unwrap();
+        let mut rig = BurstRig {
+            _dir: dir,
+            engine,
+            service: Default::default(),
+            conversation: Default::default(),
+            sessions: Vec::new(),
+            next_id: 0,
+        };
+        let key = rig.key();
+        rig.service = rig
+            .engine
+            .execute(CreateService::new("burst").keyed(key))
+            .unwrap();
+        let key = rig.key();
+        rig.conversation = rig
+            .engine
+            .execute(CreateConversation::new(rig.service).keyed(key))
+            .unwrap();
+        for i in 0..BURST_MEMBERS {
+            let member = ParticipantSpec::chat(format!("member-{i}"));
+            let join = AddParticipant::new(rig.service, rig.conversation, member);
+            let key = rig.key();
+            rig.engine.execute(join.keyed(key)).unwrap();
+        }
+        rig.sessions = (0..BURST_MEMBERS)
+            .map(|i| {
+                rig.engine
+                    .open_session(rig.service, &format!("member-{i}"), SessionStart::Live)
+                    .unwrap()
+            })
+            .collect();
+        rig
+    }
+
+    fn key(&mut self) -> CommandId {
+        self.next_id += 1;
+        CommandId::from_key(&self.next_id.to_le_bytes())
+    }
+
+    /// One burst: posts `BURST_MESSAGES` while a consumer thread drains
+    /// every session; returns the deliveries, the time from the first post
+    /// to the last delivery, and the sessions that lagged meanwhile.
+    fn burst(&mut self) -> (u64, Duration, u64) {
+        let lagged_before = self.engine.fanout_metrics().lagged;
+        let expected = (BURST_MESSAGES * BURST_MEMBERS) as u64;
+        let keys: Vec<CommandId> = (0..BURST_MESSAGES).map(|_| self.key()).collect();
+        let (engine, service, conversation) = (&self.engine, self.service, self.conversation);
+        let sessions = &mut self.sessions;
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut received = 0u64;
+                while received < expected {
+                    for session in sessions.iter_mut() {
+                        while session.try_recv().unwrap().is_some() {
+                            received += 1;
+                        }
+                    }
+                }
+                assert_eq!(received, expected, "every delivery exactly once");
+            });
+            for key in keys {
+                let post = PostMessage::new(service, conversation)
+                    .author("member-0")
+                    .body("hello");
+                engine.execute(post.keyed(key)).unwrap();
+            }
+        });
+        let elapsed = started.elapsed();
+        let lagged = self.engine.fanout_metrics().lagged - lagged_before;
+        (expected, elapsed, lagged)
+    }
+}
+
+const BURST_KINDS: [(&str, usize); 2] = [("burst_default", 0), ("burst_unbounded", 1)];
+
+fn burst_options(slot: usize) -> FanoutOptions {
+    match slot {
+        0 => FanoutOptions::default(),
+        _ => FanoutOptions::default().session_queue_events(usize::MAX),
+    }
+}
+
+fn burst(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fanout");
+    group
+        .sample_size(BURST_SAMPLES)
+        .measurement_time(MEASUREMENT)
+        .warm_up_time(WARM_UP);
+    group.throughput(Throughput::Elements(
+        (BURST_MESSAGES * BURST_MEMBERS) as u64,
+    ));
+    for (kind, slot) in BURST_KINDS {
+        let mut rig = BurstRig::new(burst_options(slot));
+        group.bench_with_input(BenchmarkId::new(kind, BURST_MEMBERS), &slot, |b, _| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (n, elapsed, lagged) = rig.burst();
+                    total += elapsed;
+                    record_total(kind, BURST_MEMBERS, n, elapsed);
+                    BURST_LAGGED[slot].fetch_add(lagged, Ordering::Relaxed);
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
+fn burst_summary() {
+    let totals = TOTALS.lock().unwrap();
+    let rate = |kind| {
+        totals
+            .get(&(kind, BURST_MEMBERS))
+            .map_or(0.0, |(n, t)| *n as f64 / t.as_secs_f64())
+    };
+    let (d, u) = (rate("burst_default"), rate("burst_unbounded"));
+    let lagged = BURST_LAGGED.each_ref().map(|l| l.load(Ordering::Relaxed));
+    print_burst(
+        &format!(
+            "burst of {BURST_MESSAGES} messages to {BURST_MEMBERS} live members, \
+             deliveries/s (mean over all timed bursts):"
+        ),
+        d,
+        u,
+        lagged,
+    );
+}
+
+/// Prints one burst table: both rates, their ratio, sessions lagged.
+fn print_burst(title: &str, default: f64, unbounded: f64, lagged: [u64; 2]) {
+    println!("\n{title}");
+    println!(
+        "{:>12} {:>12} {:>8} {:>15} {:>17}",
+        "default", "unbounded", "ratio", "lagged default", "lagged unbounded"
+    );
+    println!(
+        "{:>12.3e} {:>12.3e} {:>8.2} {:>15} {:>17}",
+        default,
+        unbounded,
+        default / unbounded,
+        lagged[0],
+        lagged[1]
+    );
+}
+
+fn burst_interleaved() {
+    let mut rigs = [
+        BurstRig::new(burst_options(0)),
+        BurstRig::new(burst_options(1)),
+    ];
+    let mut rates = [Vec::new(), Vec::new()];
+    let mut lagged = [0u64; 2];
+    for _ in 0..BURST_ROUNDS {
+        for (slot, rig) in rigs.iter_mut().enumerate() {
+            let (n, elapsed, l) = rig.burst();
+            rates[slot].push(n as f64 / elapsed.as_secs_f64());
+            lagged[slot] += l;
+        }
+    }
+    let [d, u] = rates.map(median);
+    print_burst(
+        &format!("burst, interleaved, median deliveries/s over {BURST_ROUNDS} rounds:"),
+        d,
+        u,
+        lagged,
+    );
+}
+
 fn summary() {
     let totals = TOTALS.lock().unwrap();
     let rate = |kind, size| {
@@ -279,7 +496,10 @@ fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     dispatch(&mut criterion);
     end_to_end(&mut criterion);
+    burst(&mut criterion);
     criterion.final_summary();
     summary();
+    burst_summary();
     interleaved();
+    burst_interleaved();
 }

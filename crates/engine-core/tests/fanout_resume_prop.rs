@@ -3,7 +3,10 @@
 //! lag and resume on their own), every device receives exactly the events
 //! its identity should see from its start on: no loss, no duplicate, in
 //! log order. The expected lists come from an independent model folded
-//! over the final log.
+//! over the final log. The fan-out's cache of recent records varies from
+//! none (every resume reads the log) through a few records (resumes read
+//! the log, then the cache, then the log again past what the cache has
+//! yet) to the default.
 
 mod fanout_support;
 
@@ -22,6 +25,9 @@ const CONVERSATIONS: usize = 3;
 /// Tiny queues: devices that do not read lag and resume by themselves.
 const QUEUE_EVENTS: usize = 4;
 const BURST_MESSAGES: usize = 6;
+/// Cache sizes the fixed case runs with: none, smaller than one burst,
+/// the default.
+const RECENT_RECORDS: [usize; 3] = [0, 5, engine_core::fanout::RECENT_RECORDS_DEFAULT];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -198,12 +204,13 @@ fn model(engine: &Engine) -> HashMap<String, Vec<(u64, &'static str)>> {
     out
 }
 
-fn run_case(ops: Vec<Op>) -> Result<FanoutMetrics, TestCaseError> {
+fn run_case(ops: Vec<Op>, recent_records: usize) -> Result<FanoutMetrics, TestCaseError> {
     let f = open(
         EngineOptions::default().fanout(
             FanoutOptions::default()
                 .session_queue_events(QUEUE_EVENTS)
-                .replay_chunk_records(7),
+                .replay_chunk_records(7)
+                .recent_records(recent_records),
         ),
     );
     let convs: Vec<ConversationSid> = (0..CONVERSATIONS).map(|_| f.conversation()).collect();
@@ -355,9 +362,16 @@ fn lagging_and_reconnecting_devices_lose_nothing() {
     ops.push(Op::Disconnect { device: 3 });
     ops.push(Op::DeleteConversation { conv: 1 });
     ops.push(Op::Post { conv: 2, author: 1 });
-    let metrics = run_case(ops).unwrap();
-    assert!(metrics.lagged >= 1, "{metrics:?}");
-    assert!(metrics.resumes >= 3, "{metrics:?}");
+    for recent in RECENT_RECORDS {
+        let metrics = run_case(ops.clone(), recent).unwrap();
+        assert!(metrics.lagged >= 1, "{metrics:?}");
+        assert!(metrics.resumes >= 3, "{metrics:?}");
+        if recent == 0 {
+            assert_eq!(metrics.replay_records_cached, 0, "{metrics:?}");
+        } else {
+            assert!(metrics.replay_records_cached >= 1, "{metrics:?}");
+        }
+    }
 }
 
 proptest! {
@@ -368,7 +382,10 @@ proptest! {
     })]
 
     #[test]
-    fn every_device_receives_exactly_its_identitys_events(ops in prop::collection::vec(op(), 1..60)) {
-        run_case(ops)?;
+    fn every_device_receives_exactly_its_identitys_events(
+        ops in prop::collection::vec(op(), 1..60),
+        recent in prop_oneof![Just(0usize), 1..40usize],
+    ) {
+        run_case(ops, recent)?;
     }
 }

@@ -17,28 +17,47 @@
 //!   [`client_event_kind`], which resume uses too.
 //! - **Dispatch** happens once the batch is durable
 //!   ([`crate::StateMachine::committed`]): the routed events go over a
-//!   channel to one dedicated worker thread, which pushes one shared
+//!   channel to one dedicated worker thread, which appends one shared
 //!   [`ClientEvent`] (one pointer, built once per record and kind: no
-//!   per-recipient allocation) into the bounded queue of every recipient
-//!   session. One worker keeps every session's events in log order. It
-//!   takes whatever batches are queued (up to
+//!   per-recipient allocation) to the backlog of every recipient
+//!   identity's mailbox, once per identity however many devices it has
+//!   online, and wakes its sessions. One worker keeps every backlog in log
+//!   order. It takes whatever batches are queued (up to
 //!   [`WORKER_BATCH_RECORDS_MAX`]) and delivers consecutive records that
 //!   share a membership snapshot member by member, locking each mailbox
 //!   once per run.
-//! - **Slow consumers** are never waited on: a session whose queue is full
-//!   is marked lagging and its live queue dropped
-//!   ([`FanoutMetrics::lagged`] counts it). The [`Session`] notices, resumes
-//!   itself from its cursor and the consumer loses nothing.
+//! - **Sessions are cursors**: a live session is a cursor into its
+//!   identity's shared backlog plus a waker slot, nothing allocated up
+//!   front. It starts at the backlog's tail and never receives events
+//!   routed before it started (the worker may dispatch those after it
+//!   opened: they are not appended for it). It moves up to
+//!   [`SESSION_TAKE_EVENTS_MAX`] events per lock into its own buffer. The
+//!   backlog is trimmed to the slowest session's cursor, is empty when no
+//!   session of the identity is live, and gives back what a burst grew
+//!   once read (down to [`BACKLOG_RETAINED_EVENTS_MAX`] slots).
+//! - **Slow consumers** are never waited on: a session more than
+//!   [`FanoutOptions::session_queue_events`] events behind (default
+//!   [`SESSION_QUEUE_EVENTS_DEFAULT`], so one identity's backlog holds at
+//!   most that many) is marked lagging and stops counting for the trim
+//!   ([`FanoutMetrics::lagged`] counts it). The [`Session`] notices,
+//!   resumes itself from its cursor and the consumer loses nothing; its
+//!   identity's other devices are not held back.
 //! - **Resume**: a session opened with [`SessionStart::After`] first
 //!   receives every event it missed, in order and without duplicates, then
-//!   continues live with no gap (see [`Session`]).
+//!   continues live with no gap (see [`Session`]). It reads the records it
+//!   missed from the hub's shared cache of the last
+//!   [`FanoutOptions::recent_records`] committed records (decoded once, on
+//!   the writer thread's commit, and shared by every resuming session)
+//!   and from the log only for older positions (or newer ones not yet
+//!   cached).
 //! - **Typing** ([`crate::Engine::typing`]) is ephemeral: never logged,
 //!   sent to the other members' live sessions only, ended by the typist's
 //!   next message or after [`FanoutOptions::typing_timeout`].
 //!
 //! Modules (each depends only on those listed before it, as
 //! `tests/module_layering.rs` checks): `mapping` (what
-//! each recipient sees), `hub` (registry, membership index, dispatch),
+//! each recipient sees), `hub` (registry, membership index, backlogs and
+//! cursors, dispatch, recent-record cache),
 //! `worker` (the dispatch thread and typing state), `route` (the writer
 //! side, feeding the worker), `replay` and `session` (resume and the
 //! consumer's end). Fan-out never names the engine facade: the engine hands
@@ -46,9 +65,14 @@
 //! `ReadSource` (`src/sources.rs`) for sessions to read the log and the
 //! read models.
 //!
-//! Observability: a session queue found full is logged at debug, the
-//! session's resume at info, a replay's start and end at debug; the
-//! counts are in [`FanoutMetrics`].
+//! Memory: per live session, its cursor (a link in its mailbox) and the
+//! `Session` value, a few hundred bytes (`tests/fanout_memory.rs` counts
+//! them); per identity with a live session, its backlog (at most the lag
+//! cap of pointers); per hub, the recent-record cache.
+//!
+//! Observability: a session found more than the cap behind is logged at
+//! debug ("session queue full"), the session's resume at info, a replay's
+//! start and end at debug; the counts are in [`FanoutMetrics`].
 
 mod hub;
 mod mapping;
@@ -70,11 +94,25 @@ pub(crate) use route::FanoutWriter;
 pub use session::{Session, SessionError, SessionStart, SessionStream};
 pub(crate) use worker::{run_worker, WorkerMsg};
 
-/// How many client events a session's live queue holds, by default. A
-/// session whose queue is full when the next event for it is dispatched is
-/// dropped to resume from its cursor (it is never waited on). The queue is
-/// allocated up front at 16 bytes per event: 8 KiB per session.
-pub const SESSION_QUEUE_EVENTS_DEFAULT: usize = 512;
+/// How many client events a live session may fall behind the newest one
+/// for its identity, by default, before it is dropped to resume from its
+/// cursor (it is never waited on). Nothing is allocated up front: the
+/// identity's shared backlog grows with what its slowest session has not
+/// read. 4,096 lets a broadcast burst of 2,000 messages reach a session
+/// that reads only after the burst without lagging, and bounds a slow
+/// identity's backlog at 32 KiB of pointers (the events themselves are
+/// shared by every recipient).
+pub const SESSION_QUEUE_EVENTS_DEFAULT: usize = 4_096;
+
+/// The most events a session moves from its identity's backlog into its
+/// own buffer per lock of the backlog: amortises the lock over a burst
+/// while keeping a session's private buffer small (512 bytes).
+pub const SESSION_TAKE_EVENTS_MAX: usize = 64;
+
+/// The backlog capacity, in events, an identity keeps once its sessions
+/// have read everything; a burst grew it past this, it is released.
+/// 16 slots (128 bytes) absorb the usual trickle without reallocating.
+pub const BACKLOG_RETAINED_EVENTS_MAX: usize = 16;
 
 /// The most routed records the fan-out worker takes from its queue to
 /// dispatch in one go (several durable batches coalesced).
@@ -83,6 +121,13 @@ pub const WORKER_BATCH_RECORDS_MAX: usize = 4_096;
 /// How long, by default, a participant counts as typing after its last
 /// [`crate::Engine::typing`] call: 5 seconds. Then `typingEnded` is sent.
 pub const TYPING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many recently committed records the fan-out keeps decoded and
+/// shared, by default, for resuming sessions to read instead of the log:
+/// 8,192 covers a lag cap's worth of one identity's events in a busy
+/// service, at the cost of holding that many records (a few MB with
+/// short messages) alive.
+pub const RECENT_RECORDS_DEFAULT: usize = 8_192;
 
 /// How many log records a resuming session reads per step, by default:
 /// bounds the work one `recv` (or one `poll_next`) does while replaying.
@@ -94,6 +139,7 @@ pub struct FanoutOptions {
     pub(crate) session_queue_events: usize,
     pub(crate) typing_timeout: Duration,
     pub(crate) replay_chunk_records: u64,
+    pub(crate) recent_records: usize,
 }
 
 impl Default for FanoutOptions {
@@ -102,13 +148,18 @@ impl Default for FanoutOptions {
             session_queue_events: SESSION_QUEUE_EVENTS_DEFAULT,
             typing_timeout: TYPING_TIMEOUT,
             replay_chunk_records: REPLAY_CHUNK_RECORDS_DEFAULT,
+            recent_records: RECENT_RECORDS_DEFAULT,
         }
     }
 }
 
 impl FanoutOptions {
-    /// Sets each session's live queue capacity in events (default
+    /// Sets how many client events a live session may fall behind before
+    /// it is dropped to resume from its cursor (default
     /// [`SESSION_QUEUE_EVENTS_DEFAULT`]; values below 1 are taken as 1).
+    /// This bounds the shared backlog of each identity at this many
+    /// events; `usize::MAX` never drops a session, leaving its backlog
+    /// unbounded.
     pub fn session_queue_events(mut self, events: usize) -> Self {
         self.session_queue_events = events.max(1);
         self
@@ -129,7 +180,15 @@ impl FanoutOptions {
         self
     }
 
-    /// The configured session queue capacity, in events.
+    /// Sets how many recently committed records are kept decoded for
+    /// resuming sessions (default [`RECENT_RECORDS_DEFAULT`]; 0 keeps none:
+    /// every resume reads the log).
+    pub fn recent_records(mut self, records: usize) -> Self {
+        self.recent_records = records;
+        self
+    }
+
+    /// The configured lag cap of a session, in events.
     pub fn get_session_queue_events(&self) -> usize {
         self.session_queue_events
     }
@@ -144,21 +203,29 @@ impl FanoutOptions {
 /// but `sessions` only grow for the life of the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FanoutMetrics {
-    /// Live session queues registered right now.
+    /// Live sessions (cursors) registered right now.
     pub sessions: u64,
     /// Log events that had at least one recipient.
     pub events_routed: u64,
-    /// Client events pushed into live session queues (one per recipient
-    /// session, typing included).
+    /// Client events made available to live sessions: one per recipient
+    /// session, typing included (an identity's devices share one backlog
+    /// entry but count one delivery each).
     pub deliveries: u64,
-    /// Times a session's live queue was full: the session was marked
-    /// lagging, its queue dropped, and it resumes from its cursor.
+    /// Times a session fell more than the lag cap behind: it was marked
+    /// lagging, dropped from its identity's backlog, and resumes from its
+    /// cursor.
     pub lagged: u64,
     /// Resumes: sessions that replayed missed events from the log (opened
     /// with a cursor behind the head, or after lagging).
     pub resumes: u64,
     /// Client events delivered from log replay rather than live.
     pub replayed: u64,
+    /// Records resumes took from the shared cache of recent records
+    /// (decoded once, shared by every resuming session).
+    pub replay_records_cached: u64,
+    /// Records resumes read and decoded from the log (positions older
+    /// than the cache holds).
+    pub replay_records_read: u64,
     /// Typing notices (`typingStarted` / `typingEnded`) dispatched.
     pub typing_notices: u64,
 }
@@ -192,7 +259,7 @@ struct Inner {
 ///
 /// It is one pointer: built once per log record and kind (not per
 /// recipient), so every recipient of one log event shares it, and
-/// cloning it into a queue costs one reference-count increment.
+/// appending it to a backlog costs one reference-count increment.
 #[derive(Debug, Clone)]
 pub struct ClientEvent(Arc<Inner>);
 
@@ -262,46 +329,46 @@ impl ClientEvent {
     }
 }
 
-// One word: a queue slot is 16 bytes with crossbeam's stamp, like a bare
-// `Arc`'s.
+// One word: a backlog slot is 8 bytes.
 const _: () = assert!(std::mem::size_of::<ClientEvent>() == 8);
 
 /// Benchmark support: drives the real dispatch path without an engine.
 /// Not part of the stable API.
 #[doc(hidden)]
 pub mod bench_support {
+    use std::collections::VecDeque;
     use std::sync::Arc;
 
     use crossbeam_channel::{Receiver, Sender};
     use events::{ConversationSid, Event, MessageSid, RecordHeader, ServiceSid};
 
-    use super::hub::{DispatchStats, Hub, Route};
-    use super::{ClientEvent, ClientEventKind, FanoutOptions};
+    use super::hub::{DispatchStats, Hub, Mailbox, Route, Taken, Wait};
+    use super::{ClientEventKind, FanoutOptions};
     use crate::log::CommittedRecord;
 
     /// One conversation of `members` identities, each with one live
-    /// session queue, and a durable batch of routed `messageAdded` records
-    /// in it.
+    /// session (a cursor into its identity's backlog), and a durable batch
+    /// of routed `messageAdded` records in it.
     pub struct DispatchBench {
         hub: Hub,
         items: Vec<(Arc<CommittedRecord>, Route)>,
         record: Arc<CommittedRecord>,
-        receivers: Vec<Receiver<ClientEvent>>,
+        /// Each member's mailbox and its one session's link.
+        sessions: Vec<(Arc<Mailbox>, u64)>,
     }
 
     impl DispatchBench {
-        /// Builds the members, their sessions (queues of `queue_events`)
+        /// Builds the members, their sessions (lag cap `queue_events`)
         /// and a batch of `queue_events` routed records.
         pub fn new(members: usize, queue_events: usize) -> Self {
             let hub = Hub::new(FanoutOptions::default().session_queue_events(queue_events));
             let service = ServiceSid([1; 16]);
-            let conversation = ConversationSid([2; 16]);
             let mut mailboxes = Vec::with_capacity(members);
-            let mut receivers = Vec::with_capacity(members);
+            let mut sessions = Vec::with_capacity(members);
             for i in 0..members {
                 let mailbox = hub.mailbox(service, &format!("user-{i}"));
-                let link = hub.register(&mailbox, false);
-                receivers.push(link.rx);
+                let link = hub.register(&mailbox, 0).id;
+                sessions.push((mailbox.clone(), link));
                 mailboxes.push(mailbox);
             }
             let route = Route {
@@ -310,26 +377,7 @@ pub mod bench_support {
                 subject_kind: None,
                 others_kind: Some(ClientEventKind::MessageAdded),
             };
-            let record = Arc::new(CommittedRecord {
-                header: RecordHeader {
-                    position: 1,
-                    recorded_at: 0,
-                    service_sid: service,
-                    conversation_sid: Some(conversation),
-                    command_id: Default::default(),
-                    actor: None,
-                },
-                event: Event::MessageAdded {
-                    conversation_sid: conversation,
-                    message_sid: MessageSid([3; 16]),
-                    index: 0,
-                    author: "user-0".into(),
-                    participant_sid: None,
-                    body: Some("hello".into()),
-                    media: vec![],
-                    attributes: "{}".into(),
-                },
-            });
+            let record = message_record(1);
             let items = (0..queue_events.max(1))
                 .map(|_| (record.clone(), route.clone()))
                 .collect();
@@ -337,7 +385,7 @@ pub mod bench_support {
                 hub,
                 items,
                 record,
-                receivers,
+                sessions,
             }
         }
 
@@ -362,15 +410,56 @@ pub mod bench_support {
             stats.deliveries
         }
 
-        /// Empties every session queue; returns how many events were taken.
+        /// Reads every session's backlog to its end, as sessions read it;
+        /// returns how many events were taken.
         pub fn drain(&self) -> usize {
-            self.receivers.iter().map(|rx| rx.try_iter().count()).sum()
+            let mut buffer = VecDeque::new();
+            let mut taken = 0;
+            for (mailbox, link) in &self.sessions {
+                while let Taken::Events(n) = self.hub.take(
+                    mailbox,
+                    *link,
+                    &mut buffer,
+                    super::SESSION_TAKE_EVENTS_MAX,
+                    Wait::No,
+                ) {
+                    taken += n;
+                    buffer.clear();
+                }
+            }
+            taken
         }
 
         /// Sessions dropped for lagging so far (should stay 0).
         pub fn lagged(&self) -> u64 {
             self.hub.metrics().lagged
         }
+    }
+
+    /// A committed `messageAdded` record at `position`, in the service
+    /// and conversation every bench session is a member of.
+    pub fn message_record(position: u64) -> Arc<CommittedRecord> {
+        let conversation = ConversationSid([2; 16]);
+        Arc::new(CommittedRecord {
+            header: RecordHeader {
+                position,
+                recorded_at: 0,
+                service_sid: ServiceSid([1; 16]),
+                conversation_sid: Some(conversation),
+                command_id: Default::default(),
+                actor: None,
+            },
+            event: Event::MessageAdded {
+                conversation_sid: conversation,
+                message_sid: MessageSid([3; 16]),
+                index: 0,
+                author: "user-0".into(),
+                participant_sid: None,
+                body: Some("hello".into()),
+                media: vec![],
+                attributes: "{}".into(),
+            },
+        })
     }
 
     /// The baseline: one `Arc` pushed into `members` bounded crossbeam

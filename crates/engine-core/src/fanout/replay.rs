@@ -1,6 +1,6 @@
 //! Resume: the client events one identity missed in a range of the log.
 //!
-//! A resuming session registers its live queue and captures a
+//! A resuming session registers its cursor and captures a
 //! [`Snapshot`] of its identity's membership under the read-model lock, at
 //! a position `end` where the read models are exactly the log's prefix
 //! `..end`. The replay then covers `start..end`:
@@ -14,11 +14,14 @@
 //!    fan-out does.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::ops::Range;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use events::{ConversationSid, Event, ParticipantSid, Record, ServiceSid, UserSid};
 use projections::ReadModels;
 
+use super::hub::Hub;
 use super::mapping::{
     client_event_kind, membership_effect, subject_of, MembershipEffect, Perspective, Subject,
 };
@@ -74,6 +77,45 @@ fn decode(record: &Record) -> Result<Event, ReadError> {
     })
 }
 
+/// The records of `range` in `service`, decoded, in order: taken from the
+/// hub's shared cache of recent records where it holds them (no read, no
+/// decode, shared with every other resuming session), read from the log
+/// elsewhere. Counts both in the hub's counters.
+fn records<'a>(
+    log: &'a dyn ReadSource,
+    hub: &'a Hub,
+    service: ServiceSid,
+    range: Range<u64>,
+) -> impl Iterator<Item = Result<Arc<CommittedRecord>, ReadError>> + 'a {
+    let (cached, lo, hi) = hub.recent(range.clone());
+    hub.counters
+        .replay_cached
+        .fetch_add(cached.len() as u64, Ordering::Relaxed);
+    let from_log = move |part: Range<u64>| {
+        log.read_range(part).filter_map(move |record| match record {
+            Err(e) => Some(Err(e)),
+            Ok(record) if record.header.service_sid != service => None,
+            Ok(record) => {
+                hub.counters.replay_read.fetch_add(1, Ordering::Relaxed);
+                Some(decode(&record).map(|event| {
+                    Arc::new(CommittedRecord {
+                        header: record.header,
+                        event,
+                    })
+                }))
+            }
+        })
+    };
+    from_log(range.start..lo)
+        .chain(
+            cached
+                .into_iter()
+                .filter(move |r| r.header.service_sid == service)
+                .map(Ok),
+        )
+        .chain(from_log(hi..range.end))
+}
+
 /// A replay of `start..end` for one identity, consumed in chunks.
 pub(crate) struct Replay {
     service: ServiceSid,
@@ -113,33 +155,26 @@ impl Replay {
 
     /// Replays up to `chunk` more records into `out`; returns the position
     /// replayed up to (exclusive). The first call also runs the first pass.
+    /// Records come from `hub`'s cache of recent records where it holds
+    /// them, from the log elsewhere.
     ///
     /// Errors: reading or decoding the log failed; the replay can be
     /// retried from where it stopped.
     pub(crate) fn fill(
         &mut self,
         log: &dyn ReadSource,
+        hub: &Hub,
         out: &mut VecDeque<ClientEvent>,
         chunk: u64,
     ) -> Result<u64, ReadError> {
         if self.snapshot.is_some() {
-            self.prepare(log)?;
+            self.prepare(log, hub)?;
         }
         let stop = self.end.min(self.next.saturating_add(chunk));
-        for record in log.read_range(self.next..stop) {
+        for record in records(log, hub, self.service, self.next..stop) {
             let record = record?;
-            if record.header.service_sid != self.service {
-                continue;
-            }
-            let event = decode(&record)?;
-            if let Some(kind) = self.step(log, &record, &event)? {
-                out.push_back(ClientEvent::log(
-                    kind,
-                    Arc::new(CommittedRecord {
-                        header: record.header,
-                        event,
-                    }),
-                ));
+            if let Some(kind) = self.step(log, &record)? {
+                out.push_back(ClientEvent::log(kind, record));
             }
         }
         self.next = stop;
@@ -150,9 +185,9 @@ impl Replay {
     fn step(
         &mut self,
         log: &dyn ReadSource,
-        record: &Record,
-        event: &Event,
+        record: &CommittedRecord,
     ) -> Result<Option<super::ClientEventKind>, ReadError> {
+        let event = &record.event;
         let conversation = event.conversation_sid();
         let subject = match subject_of(event) {
             Subject::None => false,
@@ -198,22 +233,19 @@ impl Replay {
     }
 
     /// The first pass: reconstructs the identity's membership at `start`.
-    fn prepare(&mut self, log: &dyn ReadSource) -> Result<(), ReadError> {
+    fn prepare(&mut self, log: &dyn ReadSource, hub: &Hub) -> Result<(), ReadError> {
         let mut ops: HashMap<ConversationSid, Vec<Op>> = HashMap::new();
         let mut touched: HashSet<ConversationSid> = HashSet::new();
         let mut added: HashMap<ParticipantSid, bool> = HashMap::new();
         let mut service_deleted = false;
         let mut users = Users::default();
-        for record in log.read_range(self.start..self.end) {
+        for record in records(log, hub, self.service, self.start..self.end) {
             let record = record?;
-            if record.header.service_sid != self.service {
-                continue;
-            }
-            let event = decode(&record)?;
+            let event = &record.event;
             if let Some(c) = event.conversation_sid() {
                 touched.insert(c);
             }
-            match membership_effect(&event) {
+            match membership_effect(event) {
                 MembershipEffect::CreateConversation(c) => {
                     ops.entry(c).or_default().push(Op::Created)
                 }
@@ -239,7 +271,7 @@ impl Replay {
                 MembershipEffect::RemoveService => service_deleted = true,
                 MembershipEffect::None => {}
             }
-            match &event {
+            match event {
                 Event::UserCreated {
                     user_sid, identity, ..
                 } => {

@@ -176,9 +176,11 @@ impl FanoutWriter {
         }
     }
 
-    /// Hands the batch's routes to the worker, paired with the durable
-    /// records. Runs on the writer thread: never blocks.
+    /// Keeps the durable records in the hub's cache of recent records and
+    /// hands the batch's routes to the worker, paired with them. Runs on
+    /// the writer thread: never blocks.
     pub(crate) fn committed(&mut self, records: &[Arc<CommittedRecord>]) {
+        self.hub.remember(records);
         if self.pending.is_empty() {
             return;
         }

@@ -13,15 +13,24 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 use events::ServiceSid;
 
-use super::hub::{Hub, LiveLink, Mailbox};
+use super::hub::{Hub, Mailbox, Taken, Wait};
 use super::replay::{Replay, Snapshot};
-use super::ClientEvent;
+use super::{ClientEvent, SESSION_TAKE_EVENTS_MAX};
 use crate::log::ReadError;
 use crate::read_view::ReadView;
 use crate::sources::{ReadSource, Sources};
+
+/// Steps a blocking read that finds nothing spins before it parks,
+/// 2^k pauses at step k (127 in all, about a microsecond), as crossbeam's
+/// channels do: an event the worker is dispatching right now is taken
+/// without a futex round-trip through the mailbox's condition variable.
+const WAIT_SPIN_STEPS: u32 = 7;
+
+/// Steps a blocking read then yields the CPU before it parks (as
+/// crossbeam's channels do).
+const WAIT_YIELD_STEPS: u32 = 4;
 
 /// Where a new session starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,12 +68,6 @@ pub enum SessionError {
     Closed,
 }
 
-enum Wait {
-    Block,
-    Until(Instant),
-    No,
-}
-
 /// One device's view of one identity's events in one service.
 ///
 /// Opened with [`crate::Engine::open_session`]. It yields, in log order
@@ -75,26 +78,44 @@ enum Wait {
 /// Guarantees:
 /// - events come in log order (so in order per conversation), each log
 ///   event at most once, typing events interleaved as they happen;
-/// - if the session falls behind and its bounded live queue overflows, the
-///   dispatcher drops the queue instead of waiting; the session notices
-///   when it has drained what was queued, replays from its cursor and goes
+/// - if the session falls more than the lag cap
+///   ([`super::FanoutOptions::session_queue_events`]) behind, the
+///   dispatcher drops it from its identity's backlog instead of waiting;
+///   the session notices when it has read what it had, replays from its
+///   cursor (from the shared cache of recent records where it can, the log
+///   otherwise) and goes
 ///   live again ([`Session::resumes`] counts it). The consumer sees no gap;
 ///   only typing events sent while it lagged are lost (they are ephemeral);
 /// - [`Session::cursor`] is the position through which the consumer has
 ///   received everything: store it and reopen with
 ///   [`SessionStart::After`] after a disconnect to lose nothing.
 ///
-/// Replay reads the log on the thread that asks for the next event, at
-/// most [`super::FanoutOptions::replay_chunk_records`] records per step
-/// (plus, once per resume, a first pass over the whole missed range).
+/// Replay reads the shared cache of recent records, and the log for what
+/// it does not hold, on the thread that asks for the next event, at most
+/// [`super::FanoutOptions::replay_chunk_records`] records per step (plus,
+/// once per resume, a first pass over the whole missed range).
+///
+/// Memory: a live session is its cursor in its identity's mailbox and
+/// this value; it buffers at most [`super::SESSION_TAKE_EVENTS_MAX`] live
+/// events taken from the backlog, plus one replay step's events while
+/// resuming.
 pub struct Session {
     sources: Sources,
     hub: Arc<Hub>,
     service: ServiceSid,
     mailbox: Arc<Mailbox>,
-    link: Option<LiveLink>,
-    replay: Option<Replay>,
+    /// The session's cursor in its identity's shared backlog (the hub's
+    /// link id), while it is live.
+    link: Option<u64>,
+    /// That cursor: the sequence number of the next backlog entry this
+    /// session reads.
+    backlog_cursor: u64,
+    /// Boxed: a live session does not carry a replay's state inline.
+    replay: Option<Box<Replay>>,
+    /// Replayed events not yet handed to the consumer.
     buffer: VecDeque<ClientEvent>,
+    /// Live events taken from the backlog, not yet handed to the consumer.
+    live: VecDeque<ClientEvent>,
     /// The position the buffered events account for (exclusive).
     buffer_end: u64,
     /// The first position the consumer has not been handed yet.
@@ -103,7 +124,6 @@ pub struct Session {
     live_from: u64,
     resumes: u64,
     closed: bool,
-    is_async: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -120,7 +140,7 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// Opens a session: registers its live queue in `hub` and fixes the
+    /// Opens a session: registers its cursor in `hub` and fixes the
     /// replay range under the read-model lock of `sources`.
     ///
     /// Errors: [`SessionError::Closed`] if the engine behind `sources` is
@@ -140,20 +160,21 @@ impl Session {
             service,
             mailbox,
             link: None,
+            backlog_cursor: 0,
             replay: None,
             buffer: VecDeque::new(),
+            live: VecDeque::new(),
             buffer_end: 0,
             next: 0,
             live_from: 0,
             resumes: 0,
             closed: false,
-            is_async: false,
         };
         session.connect(&*source, Some(start))?;
         Ok(session)
     }
 
-    /// Registers a new live queue and plans the replay of everything from
+    /// Registers a new cursor and plans the replay of everything from
     /// `self.next` (or `start`) up to the read models' position.
     fn connect(
         &mut self,
@@ -163,7 +184,8 @@ impl Session {
         let (link, head, snapshot) = {
             // Under the read lock the read models are exactly the durable
             // prefix `..head`, and no batch is being applied: every event
-            // at or past `head` is routed after the queue below exists.
+            // at or past `head` is routed after the cursor below exists,
+            // and nothing below it is appended for it.
             let rm = ReadView::acquire(source.read_models());
             let head = rm.applied_position().map_or(0, |p| p + 1);
             if start.is_some() && rm.service(&self.service).is_none() {
@@ -177,7 +199,7 @@ impl Session {
                     });
                 }
             }
-            let link = self.hub.register(&self.mailbox, self.is_async);
+            let link = self.hub.register(&self.mailbox, head);
             let snapshot = Snapshot::capture(&rm, &self.service, &self.mailbox.identity);
             (link, head, snapshot)
         };
@@ -187,7 +209,8 @@ impl Session {
             Some(SessionStart::Beginning) => self.next = 0,
             None => {}
         }
-        self.link = Some(link);
+        self.link = Some(link.id);
+        self.backlog_cursor = link.cursor;
         self.live_from = head;
         self.buffer_end = self.next;
         if self.next < head {
@@ -198,13 +221,13 @@ impl Session {
                 to = head,
                 "session replays the events it missed"
             );
-            self.replay = Some(Replay::new(
+            self.replay = Some(Box::new(Replay::new(
                 self.service,
                 self.mailbox.identity.clone(),
                 self.next,
                 head,
                 snapshot,
-            ));
+            )));
             self.hub.counters.resumes.fetch_add(1, Ordering::Relaxed);
         } else {
             self.next = head;
@@ -230,8 +253,8 @@ impl Session {
         self.next.checked_sub(1)
     }
 
-    /// How many times this session fell behind, had its live queue
-    /// dropped, and resumed from its cursor.
+    /// How many times this session fell behind, lost its place in its
+    /// identity's backlog, and resumed from its cursor.
     pub fn resumes(&self) -> u64 {
         self.resumes
     }
@@ -272,11 +295,7 @@ impl Session {
     /// Turns the session into an async [`futures_core::Stream`] of
     /// `Result<ClientEvent, SessionError>` that ends when the engine is
     /// closed. Works on any executor (the dispatcher wakes the task).
-    pub fn into_stream(mut self) -> SessionStream {
-        self.is_async = true;
-        if let Some(link) = &self.link {
-            self.hub.set_async(&self.mailbox, link.id);
-        }
+    pub fn into_stream(self) -> SessionStream {
         SessionStream { session: self }
     }
 
@@ -303,41 +322,45 @@ impl Session {
                 self.replay_step()?;
                 continue;
             }
-            let Some(link) = &self.link else {
+            if let Some(event) = self.live.pop_front() {
+                if let Some(position) = event.cursor() {
+                    if position < self.live_from || position < self.next {
+                        // Already covered by the replay.
+                        continue;
+                    }
+                    self.next = position + 1;
+                }
+                return Ok(Some(event));
+            }
+            let Some(link) = self.link else {
                 self.reconnect()?;
                 continue;
             };
-            let received = match wait {
-                Wait::Block => link.rx.recv().map_err(|_| ()),
-                Wait::Until(deadline) => match link.rx.recv_deadline(deadline) {
-                    Ok(e) => Ok(e),
-                    Err(RecvTimeoutError::Timeout) => return Ok(None),
-                    Err(RecvTimeoutError::Disconnected) => Err(()),
-                },
-                Wait::No => match link.rx.try_recv() {
-                    Ok(e) => Ok(e),
-                    Err(TryRecvError::Empty) => return Ok(None),
-                    Err(TryRecvError::Disconnected) => Err(()),
-                },
-            };
-            match received {
-                Ok(event) => {
-                    if let Some(position) = event.cursor() {
-                        if position < self.live_from || position < self.next {
-                            // Already covered by the replay.
-                            continue;
-                        }
-                        self.next = position + 1;
-                    }
-                    return Ok(Some(event));
+            if self.mailbox.nothing_after(self.backlog_cursor) {
+                match wait {
+                    // Idle: known without locking the backlog.
+                    Wait::No => return Ok(None),
+                    Wait::Block | Wait::Until(_) => self.settle(),
                 }
-                Err(()) => {
-                    let lagged = link.state.lagged();
+            }
+            let taken = self.hub.take(
+                &self.mailbox,
+                link,
+                &mut self.live,
+                SESSION_TAKE_EVENTS_MAX,
+                wait,
+            );
+            match taken {
+                Taken::Events(n) => self.backlog_cursor += n as u64,
+                Taken::Empty => return Ok(None),
+                Taken::Closed => {
+                    self.hub.unregister(&self.mailbox, link);
                     self.link = None;
-                    if !lagged {
-                        self.closed = true;
-                        return Err(SessionError::Closed);
-                    }
+                    self.closed = true;
+                    return Err(SessionError::Closed);
+                }
+                Taken::Lagged => {
+                    self.link = None;
                     self.resumes += 1;
                     tracing::info!(
                         service = %self.service,
@@ -348,6 +371,24 @@ impl Session {
                     );
                     self.reconnect()?;
                 }
+            }
+        }
+    }
+
+    /// Spins, then yields, while nothing is appended for this session, up
+    /// to [`WAIT_SPIN_STEPS`] + [`WAIT_YIELD_STEPS`] steps: a blocking read
+    /// then parks only when no event is on its way.
+    fn settle(&self) {
+        for step in 0..WAIT_SPIN_STEPS + WAIT_YIELD_STEPS {
+            if !self.mailbox.nothing_after(self.backlog_cursor) {
+                return;
+            }
+            if step < WAIT_SPIN_STEPS {
+                for _ in 0..1u32 << step {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
             }
         }
     }
@@ -371,6 +412,7 @@ impl Session {
         let before = self.buffer.len();
         let end = replay.fill(
             &*source,
+            &self.hub,
             &mut self.buffer,
             self.hub.options.replay_chunk_records,
         )?;
@@ -399,7 +441,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         if let Some(link) = self.link.take() {
-            self.hub.unregister(&self.mailbox, link.id);
+            self.hub.unregister(&self.mailbox, link);
         }
     }
 }
@@ -440,8 +482,8 @@ impl futures_core::Stream for SessionStream {
                     }
                     // Register, then look once more: a push in between
                     // either is seen now or wakes this task.
-                    if let Some(link) = &session.link {
-                        link.state.set_waker(cx.waker());
+                    if let Some(link) = session.link {
+                        session.hub.set_waker(&session.mailbox, link, cx.waker());
                     }
                     registered = true;
                 }

@@ -23,7 +23,7 @@ pub(crate) enum WorkerMsg {
         participant: ParticipantSid,
         mailbox: Arc<Mailbox>,
     },
-    /// Stop: drop every live queue and exit.
+    /// Stop: close every mailbox and exit.
     Shutdown,
 }
 
@@ -44,7 +44,8 @@ struct Worker {
 }
 
 /// The worker thread's body. Returns after [`WorkerMsg::Shutdown`] or when
-/// every sender is gone, having dropped every live queue.
+/// every sender is gone, having closed every mailbox (sessions read what
+/// is left, then end).
 pub(crate) fn run_worker(hub: Arc<Hub>, rx: Receiver<WorkerMsg>) {
     let mut worker = Worker {
         hub: hub.clone(),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use engine_core::{
     ClientEvent, CommandError, Durability, Engine, EngineOptions, LogOptions, PostedMessage,
-    Session, TypedCommand,
+    Session, SessionStart, TypedCommand,
 };
 use events::*;
 
@@ -96,6 +96,13 @@ impl Fixture {
                 .author(author)
                 .body(body),
         )
+    }
+
+    /// A live session of `identity` in the fixture's service.
+    pub fn live(&self, identity: &str) -> Session {
+        self.engine
+            .open_session(self.service, identity, SessionStart::Live)
+            .unwrap()
     }
 
     pub fn head(&self) -> u64 {
