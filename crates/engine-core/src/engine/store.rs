@@ -2,9 +2,15 @@
 //! as the log (one column family per table) and are written in the same
 //! batch as the records they come from. Loading, catching up after a
 //! rebuild, folding off to the side and digests.
+//!
+//! Per command the engine writes only the rows its events change; the
+//! bookkeeping rows (applied position, row format) are written once per
+//! batch ([`ReadModels::finish_batch`]). Rows written in another format
+//! than [`READ_MODEL_FORMAT_VERSION`] are dropped at load and re-derived
+//! from the log by the catch-up.
 
 use events::Record;
-use projections::{ReadModels, RowSink, Table};
+use projections::{ReadModels, RowSink, Table, META_FORMAT_KEY, READ_MODEL_FORMAT_VERSION};
 use rocksdb::{WriteBatch, DB};
 
 use super::EngineError;
@@ -75,8 +81,22 @@ pub(super) fn upgrade_idempotency_index(db: &DB) -> Result<(), EngineError> {
 
 /// Loads the persisted read models (rows of every read-model table).
 ///
-/// Errors: RocksDB read failures, rows that do not decode.
+/// Rows in another format than [`READ_MODEL_FORMAT_VERSION`] (or in none:
+/// written by a build before the format was recorded) are deleted first,
+/// with a warning, and an empty state is returned: the catch-up then
+/// re-derives every row from the log, the source of truth.
+///
+/// Errors: RocksDB read or delete failures, rows that do not decode.
 pub fn load_read_models(db: &DB) -> Result<ReadModels, EngineError> {
+    if let Some(found) = stale_row_format(db)? {
+        tracing::warn!(
+            found = ?found,
+            current = READ_MODEL_FORMAT_VERSION,
+            "read-model rows are in another format: dropping them to re-derive them from the log"
+        );
+        delete_read_model_rows(db)?;
+        return Ok(ReadModels::new());
+    }
     let mut rows = Vec::new();
     for table in Table::ALL {
         for kv in db.iterator_cf(table_cf(db, table), rocksdb::IteratorMode::Start) {
@@ -85,6 +105,49 @@ pub fn load_read_models(db: &DB) -> Result<ReadModels, EngineError> {
         }
     }
     Ok(ReadModels::load(rows)?)
+}
+
+/// The format the stored rows were written in if it is not the current one
+/// (`Some(None)`: rows without a recorded format); `None` when the rows
+/// are current or there are none.
+fn stale_row_format(db: &DB) -> Result<Option<Option<u32>>, EngineError> {
+    let stored = db.get_pinned_cf(table_cf(db, Table::Meta), META_FORMAT_KEY)?;
+    let found = match stored {
+        Some(v) => match <[u8; 4]>::try_from(&*v) {
+            Ok(bytes) => Some(u32::from_be_bytes(bytes)),
+            // Unreadable bookkeeping: re-derive, as for an unknown format.
+            Err(_) => return Ok(Some(None)),
+        },
+        None => None,
+    };
+    if found == Some(READ_MODEL_FORMAT_VERSION) {
+        return Ok(None);
+    }
+    for table in Table::ALL {
+        let mut rows = db.iterator_cf(table_cf(db, table), rocksdb::IteratorMode::Start);
+        if rows.next().transpose()?.is_some() {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}
+
+/// Deletes every read-model row, one range delete per table, in one write.
+fn delete_read_model_rows(db: &DB) -> Result<(), EngineError> {
+    let mut batch = WriteBatch::default();
+    for table in Table::ALL {
+        let cf = table_cf(db, table);
+        let first = db.iterator_cf(cf, rocksdb::IteratorMode::Start).next();
+        let last = db.iterator_cf(cf, rocksdb::IteratorMode::End).next();
+        if let (Some(first), Some(last)) = (first.transpose()?, last.transpose()?) {
+            // The end of a range is exclusive: just past the last key.
+            let mut end = last.0.into_vec();
+            end.push(0);
+            batch.delete_range_cf(cf, first.0.into_vec(), end);
+        }
+    }
+    db.write(batch)?;
+    Ok(())
 }
 
 /// Folds the log from the read models' applied position to `head` into
@@ -121,10 +184,18 @@ pub(super) fn catch_up(
         );
         done += 1;
         if done % CATCH_UP_BATCH_RECORDS == 0 {
+            rm.finish_batch(&mut BatchSink {
+                db,
+                batch: &mut batch,
+            });
             db.write(std::mem::take(&mut batch))?;
             progress(done, total);
         }
     }
+    rm.finish_batch(&mut BatchSink {
+        db,
+        batch: &mut batch,
+    });
     db.write(batch)?;
     progress(done, total);
     Ok(())
