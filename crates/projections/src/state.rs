@@ -492,9 +492,13 @@ impl Service {
 
 /// All read models of all services, folded from the log.
 ///
-/// Invariant: after `apply` of the record at position `p`, the rows emitted
-/// to the sink since the start equal [`ReadModels::write_rows`] of this state
-/// (the digest test checks it), and `applied_position == Some(p)`.
+/// Invariant: after `apply` of the record at position `p` and
+/// [`ReadModels::finish_batch`], the rows emitted to the sink since the
+/// start equal [`ReadModels::write_rows`] of this state (the digest test
+/// checks it), and `applied_position == Some(p)`. Per event only the rows
+/// the event changes are written: a posted message writes its own row and
+/// nothing else; the conversation's message counters are not persisted but
+/// derived at [`ReadModels::load`] from the highest message or tombstone.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReadModels {
     /// Services by SID.
