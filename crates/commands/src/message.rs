@@ -40,7 +40,7 @@ pub(super) fn message_events(
     events.push(Event::MessageAdded {
         conversation_sid: conv.row().sid,
         message_sid: MessageSid::derive(&cx.seed()),
-        index: conv.row().next_message_index,
+        index: conv.next_message_index(),
         author: author.to_string(),
         participant_sid,
         body: body.map(str::to_string),

@@ -152,7 +152,7 @@ pub(super) fn add(cx: &mut Cx, c: &AddParticipant) -> Result<Decision, CommandEr
 /// The clamped horizon for a requested index: never past the last index
 /// ever given; `None` while the conversation has had no message.
 pub(super) fn clamp_horizon(conv: &Conversation, index: Option<u64>) -> Option<u64> {
-    let last = conv.row().last_message_index()?;
+    let last = conv.last_message_index()?;
     index.map(|i| i.min(last))
 }
 

@@ -2388,8 +2388,8 @@ fn check_queries(rm: &ReadModels, m: &Model) -> Result<(), TestCaseError> {
             prop_assert_eq!(&row.unique_name, &mc.unique_name);
             prop_assert_eq!(&row.attributes, &mc.attributes);
             prop_assert_eq!(row.state, mc.state);
-            prop_assert_eq!(row.next_message_index, mc.next_index);
-            prop_assert_eq!(row.last_activity, mc.last_activity);
+            prop_assert_eq!(conv.next_message_index(), mc.next_index);
+            prop_assert_eq!(conv.last_activity(), mc.last_activity);
             prop_assert_eq!(row.date_created, mc.created_at);
 
             // Participants, ordered by SID.

@@ -150,7 +150,7 @@ impl Room {
         let conv = rm
             .get_conversation(&self.service, &ConversationRef::Sid(self.conversation))
             .unwrap();
-        assert_eq!(conv.row().next_message_index, self.oracle.next_index);
+        assert_eq!(conv.next_message_index(), self.oracle.next_index);
         let live: BTreeSet<u64> = conv.messages().map(|m| m.index).collect();
         assert_eq!(live, self.oracle.live.keys().copied().collect());
     }

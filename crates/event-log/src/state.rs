@@ -99,6 +99,13 @@ pub trait StateMachine: Send + 'static {
         event: &Event,
     );
 
+    /// Called once per batch after its last `apply` and before it is
+    /// written: adds the writes that are due once per batch rather than
+    /// per record (the engine's applied read-model position).
+    fn seal_batch(&mut self, db: &rocksdb::DB, batch: &mut rocksdb::WriteBatch) {
+        let _ = (db, batch);
+    }
+
     /// Called once per batch after it was written. `durable` is false if the
     /// write failed or was refused: the in-memory state is then ahead of the
     /// disk and must go back to it. After a failed write the log refuses

@@ -720,6 +720,7 @@ impl<S: StateMachine> Writer<S> {
         let result = if batch.records.is_empty() {
             Ok(())
         } else {
+            self.state.seal_batch(&self.db, &mut batch.write);
             let write = std::mem::take(&mut batch.write);
             let head = LogHead {
                 next_position: batch.next_position,

@@ -19,9 +19,12 @@
 //!
 //! The state lives in memory and is persisted as rows ([`rows`]), one table
 //! per resource kind. [`ReadModels::apply`] folds one event and emits the
-//! changed rows to a [`RowSink`]; the engine points that sink at the same
-//! RocksDB `WriteBatch` as the event itself, so the persisted read side is
-//! never behind the log. This crate does no I/O and never writes the log.
+//! rows it changes to a [`RowSink`] (a posted message: its own row only);
+//! [`ReadModels::finish_batch`] emits the bookkeeping rows (applied
+//! position, [`READ_MODEL_FORMAT_VERSION`]) once per write batch. The
+//! engine points that sink at the same RocksDB `WriteBatch` as the events
+//! themselves, so the persisted read side is never behind the log. This
+//! crate does no I/O and never writes the log.
 
 #![warn(missing_docs)]
 

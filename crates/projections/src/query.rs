@@ -460,7 +460,7 @@ impl ReadModels {
                     unique_name: conv.row.unique_name.clone(),
                     attributes: conv.row.attributes.clone(),
                     conversation_state: conv.row.state,
-                    last_activity: conv.row.last_activity,
+                    last_activity: conv.last_activity,
                 })
             })
             .collect();

@@ -12,7 +12,8 @@ use events::*;
 /// [`Table::name`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Table {
-    /// Bookkeeping: the last applied log position.
+    /// Bookkeeping: the last applied log position and the row format
+    /// ([`META_APPLIED_KEY`], [`META_FORMAT_KEY`]), written once per batch.
     Meta,
     /// Services, keyed by service.
     Services,
@@ -34,11 +35,15 @@ pub enum Table {
     Receipts,
     /// Failed outbound attempts, keyed by service ‖ conversation ‖ message ‖ participant.
     DeliveryAttempts,
+    /// Tombstones of deleted messages, keyed like [`Table::Messages`]: an
+    /// index is never reused, and the conversation's message counters are
+    /// derived from the highest index in either table at load.
+    DeletedMessages,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Meta,
         Table::Services,
         Table::Conversations,
@@ -50,10 +55,11 @@ impl Table {
         Table::AddressConfigurations,
         Table::Receipts,
         Table::DeliveryAttempts,
+        Table::DeletedMessages,
     ];
 
     /// Every table's column-family name, in [`Table::ALL`] order.
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 12] = [
         "rm_meta",
         "rm_services",
         "rm_conversations",
@@ -65,6 +71,7 @@ impl Table {
         "rm_address_configurations",
         "rm_receipts",
         "rm_delivery_attempts",
+        "rm_deleted_messages",
     ];
 
     /// The column-family name.
@@ -112,8 +119,21 @@ pub(crate) fn key(parts: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// The key of the Meta row holding the last applied position.
-pub(crate) const META_APPLIED_KEY: &[u8] = b"applied_position";
+/// The key of the Meta row holding the last applied position (8 bytes,
+/// big endian).
+pub const META_APPLIED_KEY: &[u8] = b"applied_position";
+
+/// The key of the Meta row holding the row format the rows were written
+/// in ([`READ_MODEL_FORMAT_VERSION`], 4 bytes, big endian).
+pub const META_FORMAT_KEY: &[u8] = b"row_format";
+
+/// The layout of the read-model rows. A store whose rows carry another
+/// version (or none: stores written before the version was recorded) has
+/// its rows re-derived from the log at open, the log being the source of
+/// truth. Version 2: the conversation row no longer carries the
+/// per-message counters (derived at load from the highest message or
+/// tombstone), deleted messages leave a [`DeletedMessageRow`].
+pub const READ_MODEL_FORMAT_VERSION: u32 = 2;
 
 /// A service (Twilio `service` plus its `configuration`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,17 +177,21 @@ pub struct ConversationRow {
     pub date_created: TimestampMicros,
     /// Last update time, µs.
     pub date_updated: TimestampMicros,
-    /// Index the next message gets: one past the highest ever used.
-    pub next_message_index: u64,
-    /// Time of the last message (or creation), µs: orders user lists.
-    pub last_activity: TimestampMicros,
 }
 
-impl ConversationRow {
-    /// The highest index ever given to a message (deleted or not).
-    pub fn last_message_index(&self) -> Option<u64> {
-        self.next_message_index.checked_sub(1)
-    }
+/// The tombstone of a deleted message: its index is never given again,
+/// and the conversation's last activity is the post time of the message
+/// with the highest index, deleted or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedMessageRow {
+    /// `IS…`.
+    pub chat_service_sid: ServiceSid,
+    /// `CH…`.
+    pub conversation_sid: ConversationSid,
+    /// The deleted message's index.
+    pub index: u64,
+    /// When the deleted message was posted, µs.
+    pub date_created: TimestampMicros,
 }
 
 /// A participant.

@@ -32,6 +32,16 @@ pub struct Conversation {
     pub(crate) receipts: BTreeMap<(MessageSid, ParticipantSid), ReceiptRow>,
     /// Failed outbound attempts per (message, participant).
     pub(crate) delivery_attempts: BTreeMap<(MessageSid, ParticipantSid), DeliveryAttemptsRow>,
+    /// Deleted messages by index, with their post time: each has a
+    /// [`DeletedMessageRow`] tombstone.
+    pub(crate) deleted: BTreeMap<u64, TimestampMicros>,
+    /// Index the next message gets: one past the highest ever used
+    /// (derived at load from the highest message or tombstone).
+    pub(crate) next_message_index: u64,
+    /// Time of the last message (or creation), µs: orders user lists
+    /// (derived at load from the message or tombstone with the highest
+    /// index).
+    pub(crate) last_activity: TimestampMicros,
 }
 
 impl Conversation {
@@ -50,13 +60,14 @@ impl Conversation {
             messaging_service_sid: None,
             date_created: 0,
             date_updated: 0,
-            next_message_index: 0,
-            last_activity: 0,
         })
     }
 
     fn new(row: ConversationRow) -> Self {
         Conversation {
+            last_activity: row.date_created,
+            next_message_index: 0,
+            deleted: BTreeMap::new(),
             row,
             participants: BTreeMap::new(),
             by_identity: HashMap::new(),
@@ -88,9 +99,46 @@ impl Conversation {
             .and_then(|i| self.messages.get(i))
     }
 
-    /// The conversation row: SID, names, state, next message index.
+    /// The conversation row: SID, names, state, timers.
     pub fn row(&self) -> &ConversationRow {
         &self.row
+    }
+
+    /// The index the next message gets: one past the highest ever given
+    /// (deleted or not), 0 before the first message.
+    pub fn next_message_index(&self) -> u64 {
+        self.next_message_index
+    }
+
+    /// The highest index ever given to a message (deleted or not).
+    pub fn last_message_index(&self) -> Option<u64> {
+        self.next_message_index.checked_sub(1)
+    }
+
+    /// Time of the last message posted (deleted or not), or of the
+    /// conversation's creation before the first, µs.
+    pub fn last_activity(&self) -> TimestampMicros {
+        self.last_activity
+    }
+
+    /// Sets the per-message counters from the highest index among the
+    /// live messages and the tombstones, as `apply` left them.
+    fn derive_counters(&mut self) {
+        let live = self
+            .messages
+            .last_key_value()
+            .map(|(i, m)| (*i, m.date_created));
+        let deleted = self.deleted.last_key_value().map(|(i, at)| (*i, *at));
+        match live.max(deleted) {
+            Some((index, at)) => {
+                self.next_message_index = index + 1;
+                self.last_activity = at;
+            }
+            None => {
+                self.next_message_index = 0;
+                self.last_activity = self.row.date_created;
+            }
+        }
     }
 
     /// The participant with this SID, if it is in the conversation.
@@ -444,9 +492,13 @@ impl Service {
 
 /// All read models of all services, folded from the log.
 ///
-/// Invariant: after `apply` of the record at position `p`, the rows emitted
-/// to the sink since the start equal [`ReadModels::write_rows`] of this state
-/// (the digest test checks it), and `applied_position == Some(p)`.
+/// Invariant: after `apply` of the record at position `p` and
+/// [`ReadModels::finish_batch`], the rows emitted to the sink since the
+/// start equal [`ReadModels::write_rows`] of this state (the digest test
+/// checks it), and `applied_position == Some(p)`. Per event only the rows
+/// the event changes are written: a posted message writes its own row and
+/// nothing else; the conversation's message counters are not persisted but
+/// derived at [`ReadModels::load`] from the highest message or tombstone.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReadModels {
     /// Services by SID.
@@ -528,7 +580,9 @@ impl ReadModels {
     }
 
     /// Folds one record's event into the state and writes the changed rows
-    /// to `sink`.
+    /// to `sink`. The bookkeeping rows (applied position, row format) are
+    /// not written per event: call [`ReadModels::finish_batch`] once after
+    /// the last `apply` of a write batch, into the same batch.
     ///
     /// Events are facts the engine decided against this state, so `apply`
     /// never fails; an event naming a resource that does not exist (only
@@ -544,11 +598,26 @@ impl ReadModels {
         );
         self.apply_event(header, event, sink);
         self.applied_position = Some(header.position);
-        sink.put(
-            Table::Meta,
-            META_APPLIED_KEY.to_vec(),
-            header.position.to_be_bytes().to_vec(),
-        );
+    }
+
+    /// Writes the bookkeeping rows to `sink`: the last applied position
+    /// and the row format ([`READ_MODEL_FORMAT_VERSION`]); nothing before
+    /// the first `apply`. Call once per write batch, after its last
+    /// `apply`, so the rows written since the start equal
+    /// [`ReadModels::write_rows`] of this state.
+    pub fn finish_batch(&self, sink: &mut dyn RowSink) {
+        if let Some(p) = self.applied_position {
+            sink.put(
+                Table::Meta,
+                META_APPLIED_KEY.to_vec(),
+                p.to_be_bytes().to_vec(),
+            );
+            sink.put(
+                Table::Meta,
+                META_FORMAT_KEY.to_vec(),
+                READ_MODEL_FORMAT_VERSION.to_be_bytes().to_vec(),
+            );
+        }
     }
 
     fn apply_event(&mut self, h: &RecordHeader, event: &Event, sink: &mut dyn RowSink) {
@@ -662,8 +731,6 @@ impl ReadModels {
                     messaging_service_sid: messaging_service_sid.clone(),
                     date_created: at,
                     date_updated: at,
-                    next_message_index: 0,
-                    last_activity: at,
                 };
                 put_row(sink, Table::Conversations, conversation_key(&row), &row);
                 if let Some(u) = unique_name {
@@ -841,14 +908,10 @@ impl ReadModels {
                 put_row(sink, Table::Messages, message_key(&row), &row);
                 conv.message_index.insert(*message_sid, *index);
                 conv.messages.insert(*index, row);
-                conv.row.next_message_index = conv.row.next_message_index.max(index + 1);
-                conv.row.last_activity = at;
-                put_row(
-                    sink,
-                    Table::Conversations,
-                    conversation_key(&conv.row),
-                    &conv.row,
-                );
+                // Derivable at load from the highest message or tombstone:
+                // the conversation row is not rewritten per message.
+                conv.next_message_index = conv.next_message_index.max(index + 1);
+                conv.last_activity = at;
             }
             Event::MessageUpdated {
                 conversation_sid,
@@ -879,6 +942,14 @@ impl ReadModels {
                 };
                 if let Some(m) = conv.messages.remove(index) {
                     sink.delete(Table::Messages, message_key(&m));
+                    let tombstone = DeletedMessageRow {
+                        chat_service_sid: svc_sid,
+                        conversation_sid: *conversation_sid,
+                        index: *index,
+                        date_created: m.date_created,
+                    };
+                    put_row(sink, Table::DeletedMessages, message_key(&m), &tombstone);
+                    conv.deleted.insert(*index, m.date_created);
                 }
                 conv.message_index.remove(message_sid);
                 let pairs: Vec<_> = conv
@@ -1126,13 +1197,7 @@ impl ReadModels {
     /// Writes every row of the whole state to `sink`: the persisted form.
     /// Equal states write equal rows.
     pub fn write_rows(&self, sink: &mut dyn RowSink) {
-        if let Some(p) = self.applied_position {
-            sink.put(
-                Table::Meta,
-                META_APPLIED_KEY.to_vec(),
-                p.to_be_bytes().to_vec(),
-            );
-        }
+        self.finish_batch(sink);
         for svc in self.services.values() {
             write_service_rows(svc, sink);
         }
@@ -1219,6 +1284,20 @@ impl ReadModels {
                 c.messages.insert(row.index, row);
             }
         }
+        for row in rows_of::<DeletedMessageRow>(&mut by_table, Table::DeletedMessages)? {
+            if let Some(c) = me
+                .services
+                .get_mut(&row.chat_service_sid)
+                .and_then(|s| s.conversations.get_mut(&row.conversation_sid))
+            {
+                c.deleted.insert(row.index, row.date_created);
+            }
+        }
+        for svc in me.services.values_mut() {
+            for c in svc.conversations.values_mut() {
+                c.derive_counters();
+            }
+        }
         for row in rows_of::<ReceiptRow>(&mut by_table, Table::Receipts)? {
             if let Some(c) = me
                 .services
@@ -1299,6 +1378,20 @@ fn write_conversation_rows(conv: &Conversation, sink: &mut dyn RowSink) {
     }
     for m in conv.messages.values() {
         put_row(sink, Table::Messages, message_key(m), m);
+    }
+    for (index, at) in &conv.deleted {
+        let tombstone = DeletedMessageRow {
+            chat_service_sid: *s,
+            conversation_sid: *c,
+            index: *index,
+            date_created: *at,
+        };
+        put_row(
+            sink,
+            Table::DeletedMessages,
+            sid_key(s, &[c.as_bytes(), &index.to_be_bytes()]),
+            &tombstone,
+        );
     }
     for ((m, p), r) in &conv.receipts {
         put_row(sink, Table::Receipts, pair_key(s, c, m, p), r);

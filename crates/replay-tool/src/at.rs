@@ -444,7 +444,7 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
                     "messaging_service_sid": row.messaging_service_sid,
                     "date_created": format_micros(row.date_created),
                     "date_updated": format_micros(row.date_updated),
-                    "last_message_index": row.last_message_index(),
+                    "last_message_index": conv.last_message_index(),
                     "created_at_position": history.created_at,
                     "actor": history.created_by,
                 },
@@ -464,7 +464,7 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
                 })).collect::<Vec<_>>(),
                 "read_by": read_by.as_ref().map(|(n, read, unread)| json!({
                     "index": n,
-                    "posted": row.last_message_index().is_some_and(|l| l >= *n),
+                    "posted": conv.last_message_index().is_some_and(|l| l >= *n),
                     "read": read.iter().map(|p| json!({"sid": p.sid.to_string(), "who": who(p), "last_read_message_index": p.last_read_message_index})).collect::<Vec<_>>(),
                     "not_read": unread.iter().map(|p| json!({"sid": p.sid.to_string(), "who": who(p), "last_read_message_index": p.last_read_message_index})).collect::<Vec<_>>(),
                 })),

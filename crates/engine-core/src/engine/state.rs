@@ -75,6 +75,12 @@ impl StateMachine for EngineState {
         rm.apply(header, event, &mut BatchSink { db, batch });
     }
 
+    /// The read models' bookkeeping rows, once per batch.
+    fn seal_batch(&mut self, db: &DB, batch: &mut WriteBatch) {
+        let rm = self.guard.as_deref().expect("a batch is sealed inside it");
+        rm.finish_batch(&mut BatchSink { db, batch });
+    }
+
     fn end_batch(&mut self, durable: bool) {
         if let Some(mut guard) = self.guard.take() {
             if !durable {

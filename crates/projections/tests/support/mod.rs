@@ -5,7 +5,7 @@ use projections::{ReadModels, RowMap};
 
 /// Folds `event` into `rm` as the next record of `service`, as the engine
 /// does (the record's time is its position plus a fixed offset), writing
-/// the changed rows to `rows`.
+/// the changed rows to `rows` (each event its own batch).
 pub fn apply_next(rm: &mut ReadModels, rows: &mut RowMap, service: ServiceSid, event: Event) {
     let position = rm.applied_position().map_or(0, |p| p + 1);
     let header = RecordHeader {
@@ -17,6 +17,7 @@ pub fn apply_next(rm: &mut ReadModels, rows: &mut RowMap, service: ServiceSid, e
         actor: None,
     };
     rm.apply(&header, &event, rows);
+    rm.finish_batch(rows);
 }
 
 /// The creation of an active conversation `sid` with default fields.
