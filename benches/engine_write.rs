@@ -7,6 +7,12 @@
 //!   each post one `Engine::execute(PostMessage)` that returns once durable.
 //!   One element = one command. Measured for `Durability::Sync` and
 //!   `Durability::Buffered` at P in [`POSTERS`].
+//! - `engine/<durability>/tasks/<P>`: the same posts from P async tasks
+//!   (`Engine::execute_async`) on a tokio runtime of [`TASK_WORKERS`]
+//!   threads, as a network host would post, at P = [`TASK_POSTERS`]: no
+//!   OS thread per poster, so the figure is the engine's, not the
+//!   scheduler's cost of 512 parked threads. Its raw baselines are run at
+//!   its own mean batch.
 //! - `raw_rocksdb/<durability>/<P>`: one thread writes RocksDB `WriteBatch`es
 //!   of exactly what the engine wrote per command (same number of keys in
 //!   the same number of column families, same key and value sizes), as many
@@ -41,7 +47,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use colloquy::prelude::*;
@@ -52,6 +58,12 @@ use support::{body, print_summary, thousands, Ids, Row};
 
 /// Concurrent posters measured (the 1, 64 and 512).
 const POSTERS: [u64; 3] = [1, 64, 512];
+/// Concurrent async posters measured (the 512 concurrent posters,
+/// as tasks rather than threads).
+const TASK_POSTERS: u64 = 512;
+/// Worker threads of the task posters' runtime: one per core of the
+/// machine the figures are recorded on.
+const TASK_WORKERS: usize = 2;
 /// Posts, one at a time, whose write-ahead-log batches give the
 /// per-command write shape the raw baseline replays.
 const CALIBRATION_POSTS: u64 = 64;
@@ -131,10 +143,13 @@ fn add(kind: &'static str, durability: &'static str, posters: u64, t: Totals) {
     e.requests += t.requests;
 }
 
-fn durability_name(d: Durability) -> &'static str {
-    match d {
-        Durability::Sync => "Sync",
-        Durability::Buffered => "Buffered",
+/// The label of a run: its durability, and whether its posters are tasks.
+fn run_label(d: Durability, tasks: bool) -> &'static str {
+    match (d, tasks) {
+        (Durability::Sync, false) => "Sync",
+        (Durability::Buffered, false) => "Buffered",
+        (Durability::Sync, true) => "Sync/tasks",
+        (Durability::Buffered, true) => "Buffered/tasks",
     }
 }
 
@@ -397,8 +412,19 @@ fn metrics_after(engine: &Engine, requests: u64) -> engine_core::LogMetrics {
     }
 }
 
-fn bench_one(c: &mut Criterion, shape: &Shape, durability: Durability, p: u64) {
-    let d = durability_name(durability);
+/// Poster `poster`'s next message into its own conversation.
+fn next_post(
+    service: ServiceSid,
+    conversation: ConversationSid,
+    poster: u64,
+    sent: &[AtomicU64],
+) -> PostMessage {
+    let n = sent[poster as usize].fetch_add(1, Ordering::Relaxed);
+    PostMessage::new(service, conversation).body(body(poster, n))
+}
+
+fn bench_one(c: &mut Criterion, shape: &Shape, durability: Durability, p: u64, tasks: bool) {
+    let d = run_label(durability, tasks);
     let mut group = c.benchmark_group("engine_write");
     group
         .sample_size(SAMPLES)
@@ -407,12 +433,18 @@ fn bench_one(c: &mut Criterion, shape: &Shape, durability: Durability, p: u64) {
         .throughput(Throughput::Elements(1));
 
     let dir = tmp_dir();
-    let engine = Engine::open(dir.path(), LogOptions::default().durability(durability))
-        .expect("open bench engine");
-    let ids = Ids::new(&format!("{d}/{p}"));
+    let engine = Arc::new(
+        Engine::open(dir.path(), LogOptions::default().durability(durability))
+            .expect("open bench engine"),
+    );
+    let ids = Arc::new(Ids::new(&format!("{d}/{p}")));
     let (service, conversations) =
         support::service_with_conversations(&engine, &ids, p as usize, p.min(64) as usize);
-    let sent: Vec<AtomicU64> = (0..p).map(|_| AtomicU64::new(0)).collect();
+    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..p).map(|_| AtomicU64::new(0)).collect());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(TASK_WORKERS)
+        .build()
+        .expect("tokio runtime");
     group.bench_function(format!("engine/{d}/{p}"), |b| {
         b.iter_custom(|iters| {
             let per_poster = iters.div_ceil(p);
@@ -420,20 +452,39 @@ fn bench_one(c: &mut Criterion, shape: &Shape, durability: Durability, p: u64) {
             let writer = support::thread_cpu_seconds(support::WRITER_THREAD_COMM);
             let cpu = support::process_cpu_seconds();
             let start = Instant::now();
-            std::thread::scope(|s| {
-                for poster in 0..p {
-                    let (engine, ids, sent) = (&engine, &ids, &sent);
-                    let conversation = conversations[poster as usize];
-                    s.spawn(move || {
-                        for _ in 0..per_poster {
-                            let n = sent[poster as usize].fetch_add(1, Ordering::Relaxed);
-                            let post =
-                                PostMessage::new(service, conversation).body(body(poster, n));
-                            engine.execute(post.keyed(ids.next())).expect("post");
-                        }
-                    });
-                }
-            });
+            if tasks {
+                runtime.block_on(async {
+                    let mut posters = tokio::task::JoinSet::new();
+                    for poster in 0..p {
+                        let (engine, ids, sent) = (engine.clone(), ids.clone(), sent.clone());
+                        let conversation = conversations[poster as usize];
+                        posters.spawn(async move {
+                            for _ in 0..per_poster {
+                                let post = next_post(service, conversation, poster, &sent);
+                                let command = post.keyed(ids.next());
+                                engine.execute_async(command).await.expect("post");
+                            }
+                        });
+                    }
+                    while let Some(done) = posters.join_next().await {
+                        done.expect("poster task");
+                    }
+                });
+            } else {
+                std::thread::scope(|s| {
+                    for poster in 0..p {
+                        let (engine, ids, sent) = (&engine, &ids, &sent);
+                        let conversation = conversations[poster as usize];
+                        s.spawn(move || {
+                            for _ in 0..per_poster {
+                                let post = next_post(service, conversation, poster, sent);
+                                let command = post.keyed(ids.next());
+                                engine.execute(command).expect("post");
+                            }
+                        });
+                    }
+                });
+            }
             let t = start.elapsed();
             let commands = per_poster * p;
             let after = metrics_after(&engine, before.requests + commands);
@@ -507,8 +558,14 @@ fn report(load_before: &str) {
         "writer µs/cmd"
     );
     let mut rows = Vec::new();
-    for d in ["Sync", "Buffered"] {
-        for p in posters() {
+    let runs = [
+        ("Sync", posters()),
+        ("Sync/tasks", vec![TASK_POSTERS]),
+        ("Buffered", posters()),
+        ("Buffered/tasks", vec![TASK_POSTERS]),
+    ];
+    for (d, poster_counts) in runs {
+        for p in poster_counts {
             let Some(e) = results.get(&("engine", d, p)) else {
                 continue;
             };
@@ -528,22 +585,24 @@ fn report(load_before: &str) {
                 ratio(file),
             );
             let rocks_ratio = rocks.map(|r| e.rate() / r);
-            let target = if d == "Sync" && p == 512 {
+            let target = if d.starts_with("Sync") && p == 512 {
                 format!(
                     "≥ {} /s and ≥ {RAW_ROCKSDB_RATIO_TARGET}× raw RocksDB",
                     thousands(SYNC_TARGET_POSTS_PER_SECOND)
                 )
-            } else if d == "Buffered" {
+            } else if d.starts_with("Buffered") {
                 format!("≥ {RAW_ROCKSDB_RATIO_TARGET}× raw RocksDB")
             } else {
                 "context".into()
             };
             let met = match (d, p) {
-                ("Sync", 512) => Some(
+                ("Sync" | "Sync/tasks", 512) => Some(
                     e.rate() >= SYNC_TARGET_POSTS_PER_SECOND
                         && rocks_ratio.is_some_and(|r| r >= RAW_ROCKSDB_RATIO_TARGET),
                 ),
-                ("Buffered", _) => Some(rocks_ratio.is_some_and(|r| r >= RAW_ROCKSDB_RATIO_TARGET)),
+                ("Buffered" | "Buffered/tasks", _) => {
+                    Some(rocks_ratio.is_some_and(|r| r >= RAW_ROCKSDB_RATIO_TARGET))
+                }
                 _ => None,
             };
             rows.push(Row {
@@ -596,7 +655,10 @@ fn main() {
     let shape = calibrate();
     for durability in [Durability::Sync, Durability::Buffered] {
         for p in posters() {
-            bench_one(&mut criterion, &shape, durability, p);
+            bench_one(&mut criterion, &shape, durability, p, false);
+        }
+        if posters().contains(&TASK_POSTERS) {
+            bench_one(&mut criterion, &shape, durability, TASK_POSTERS, true);
         }
     }
     criterion.final_summary();
