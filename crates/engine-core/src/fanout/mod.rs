@@ -25,7 +25,10 @@
 //!   order. It takes whatever batches are queued (up to
 //!   [`WORKER_BATCH_RECORDS_MAX`]) and delivers consecutive records that
 //!   share a membership snapshot member by member, locking each mailbox
-//!   once per run.
+//!   once per run. Going through the members it prefetches, for write,
+//!   the mailbox a few ahead and the state of each task it is about to
+//!   wake (each was last written by a consumer on another core), and wakes
+//!   tasks outside every mailbox lock.
 //! - **Sessions are cursors**: a live session is a cursor into its
 //!   identity's shared backlog plus a waker slot, nothing allocated up
 //!   front. It starts at the backlog's tail and never receives events

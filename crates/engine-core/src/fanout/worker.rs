@@ -212,11 +212,8 @@ impl Worker {
             .hub
             .members(notice.service_sid, notice.conversation_sid);
         let event = [ClientEvent::typing(kind, notice.clone())];
-        for m in members.iter() {
-            if !Arc::ptr_eq(m, typist) {
-                self.hub.push(m, &event, stats);
-            }
-        }
+        self.hub
+            .push_to_members(&members, Some(typist), &event, stats);
         stats.typing += 1;
     }
 }
