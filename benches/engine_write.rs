@@ -14,14 +14,16 @@
 //!   scheduler's cost of 512 parked threads. Its raw baselines are run at
 //!   its own mean batch.
 //! - `raw_rocksdb/<durability>/<P>`: one thread writes RocksDB `WriteBatch`es
-//!   of exactly what the engine wrote per command (same number of keys in
-//!   the same number of column families, same key and value sizes), as many
-//!   commands per batch as the engine's mean batch in its run
-//!   (`Engine::log_metrics`: requests / batches), with the same sync
-//!   setting. The per-command shape is read once from the engine's own
-//!   write-ahead log (`DB::get_updates_since`, one `WriteBatch` per command
-//!   when posts go one at a time), so it follows whatever the engine
-//!   writes, before and after issue 10.
+//!   of exactly what the engine writes (same keys per command in the same
+//!   column families, same key and value sizes, the log's keys in order as
+//!   the engine's positions are, the others at random places as the
+//!   engine's land across conversations, and the once-per-batch rows once
+//!   per batch), as many commands per batch as the engine's mean batch in
+//!   its run (`Engine::log_metrics`: requests / batches), with the same
+//!   sync setting. The shape is read once from the engine's own
+//!   write-ahead log (`DB::get_updates_since`, one `WriteBatch` per post
+//!   when posts go one at a time, each into its own conversation): an
+//!   operation whose key is the same in every batch is a per-batch one.
 //! - `raw_file/Sync/<P>`: `write` + `fdatasync` of the same WAL bytes per
 //!   batch on a plain file: the disk's own ceiling.
 //!
@@ -89,12 +91,28 @@ const WRITER_CPU_TARGET_MICROS: f64 = 10.0;
 /// value length (`None` for a delete).
 type Op = (u32, usize, Option<usize>);
 
-/// What the engine writes to RocksDB per PostMessage.
+/// What the engine writes to RocksDB per PostMessage, split as the engine
+/// splits it: what every command writes, and what a batch writes once
+/// however many commands it holds.
 #[derive(Debug, Clone)]
 struct Shape {
-    ops: Vec<Op>,
-    /// Bytes of the command's `WriteBatch` (its write-ahead-log payload).
-    batch_bytes: usize,
+    /// Per command, each with whether its key grows by one per command
+    /// (the log's positions), which the raw baseline then writes in
+    /// order too; other keys land at random places, as the engine's do
+    /// across hundreds of conversations.
+    per_command: Vec<(Op, bool)>,
+    /// Once per batch (the read models' applied position and format).
+    per_batch: Vec<Op>,
+    /// `WriteBatch` bytes per command, and per batch on top of them.
+    command_bytes: usize,
+    batch_overhead_bytes: usize,
+}
+
+impl Shape {
+    /// Bytes of a `WriteBatch` of `commands` commands.
+    fn batch_bytes(&self, commands: usize) -> usize {
+        self.command_bytes * commands + self.batch_overhead_bytes
+    }
 }
 
 /// Totals of one measured kind (engine or a raw baseline) over all timed
@@ -167,25 +185,38 @@ fn tmp_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("bench temp dir")
 }
 
-/// Collects a write batch's operations.
+/// One operation of a write batch as read back: column family id, key,
+/// value length (`None` for a delete).
+type SeenOp = (u32, Vec<u8>, Option<usize>);
+
+/// Collects a write batch's operations, with their keys.
 #[derive(Default)]
-struct Collect(Vec<Op>);
+struct Collect(Vec<SeenOp>);
 
 impl WriteBatchIteratorCf for Collect {
     fn put_cf(&mut self, cf: u32, key: &[u8], value: &[u8]) {
-        self.0.push((cf, key.len(), Some(value.len())));
+        self.0.push((cf, key.to_vec(), Some(value.len())));
     }
     fn delete_cf(&mut self, cf: u32, key: &[u8]) {
-        self.0.push((cf, key.len(), None));
+        self.0.push((cf, key.to_vec(), None));
     }
     fn merge_cf(&mut self, cf: u32, key: &[u8], value: &[u8]) {
-        self.0.push((cf, key.len(), Some(value.len())));
+        self.0.push((cf, key.to_vec(), Some(value.len())));
     }
 }
 
+/// `WriteBatch` bytes of one operation: a tag, the column family id, the
+/// key and value with their length prefixes (RocksDB's record layout).
+fn op_bytes(&(_, key, value): &Op) -> usize {
+    1 + 1 + 1 + key + value.map_or(0, |v| 1 + v)
+}
+
 /// Reads the per-command write shape from the engine's write-ahead log:
-/// posts [`CALIBRATION_POSTS`] messages one at a time and takes the most
-/// common batch shape, value sizes averaged over the batches of that shape.
+/// posts [`CALIBRATION_POSTS`] messages one at a time, each into a
+/// conversation of its own (as the measured posters do), and takes the
+/// most common batch shape, value sizes averaged over its batches. An
+/// operation whose key is the same in every such batch is written once
+/// per batch; the rest once per command.
 fn calibrate() -> Shape {
     let dir = tmp_dir();
     let engine = Engine::open(
@@ -194,9 +225,10 @@ fn calibrate() -> Shape {
     )
     .expect("open calibration engine");
     let ids = Ids::new("calibrate");
-    let (service, conversations) = support::service_with_conversations(&engine, &ids, 1, 1);
+    let (service, conversations) =
+        support::service_with_conversations(&engine, &ids, CALIBRATION_POSTS as usize + 1, 1);
     let post = |n: u64| {
-        let p = PostMessage::new(service, conversations[0]).body(body(0, n));
+        let p = PostMessage::new(service, conversations[n as usize]).body(body(0, n));
         engine.execute(p.keyed(ids.next())).expect("post");
     };
     post(0);
@@ -205,7 +237,7 @@ fn calibrate() -> Shape {
     for n in 1..=CALIBRATION_POSTS {
         post(n);
     }
-    let mut batches: Vec<(Vec<Op>, usize)> = Vec::new();
+    let mut batches: Vec<Vec<SeenOp>> = Vec::new();
     for item in db
         .get_updates_since(before)
         .expect("read the engine's write-ahead log")
@@ -216,7 +248,7 @@ fn calibrate() -> Shape {
         }
         let mut ops = Collect::default();
         batch.iterate_cf(&mut ops);
-        batches.push((ops.0, batch.size_in_bytes()));
+        batches.push(ops.0);
     }
     // Each post is one batch; the iterator may stop short of the last.
     assert!(
@@ -224,45 +256,70 @@ fn calibrate() -> Shape {
         "{} write batches for {CALIBRATION_POSTS} posts",
         batches.len()
     );
-    let key = |ops: &[Op]| {
+    let layout = |ops: &[SeenOp]| {
         ops.iter()
-            .map(|(cf, k, v)| (*cf, *k, v.is_some()))
+            .map(|(cf, k, v)| (*cf, k.len(), v.is_some()))
             .collect::<Vec<_>>()
     };
     let mut counts: BTreeMap<Vec<(u32, usize, bool)>, Vec<usize>> = BTreeMap::new();
-    for (i, (ops, _)) in batches.iter().enumerate() {
-        counts.entry(key(ops)).or_default().push(i);
+    for (i, ops) in batches.iter().enumerate() {
+        counts.entry(layout(ops)).or_default().push(i);
     }
     let (_, modal) = counts
         .into_iter()
         .max_by_key(|(_, v)| v.len())
         .expect("at least one batch");
-    let first = &batches[modal[0]].0;
-    let ops = (0..first.len())
-        .map(|slot| {
-            let (cf, k, v) = first[slot];
-            let mean = v.map(|_| {
-                modal
-                    .iter()
-                    .map(|&i| batches[i].0[slot].2.unwrap_or(0))
-                    .sum::<usize>()
-                    / modal.len()
-            });
-            (cf, k, mean)
-        })
-        .collect();
-    let batch_bytes = modal.iter().map(|&i| batches[i].1).sum::<usize>() / modal.len();
-    let shape = Shape { ops, batch_bytes };
+    let first = &batches[modal[0]];
+    let mut per_command = Vec::new();
+    let mut per_batch = Vec::new();
+    for (slot, (cf, key, value)) in first.iter().enumerate() {
+        let keys: Vec<&Vec<u8>> = modal.iter().map(|&i| &batches[i][slot].1).collect();
+        let mean = value.map(|_| {
+            modal
+                .iter()
+                .map(|&i| batches[i][slot].2.unwrap_or(0))
+                .sum::<usize>()
+                / modal.len()
+        });
+        let op = (*cf, key.len(), mean);
+        if keys.iter().all(|k| *k == key) {
+            per_batch.push(op);
+        } else {
+            let sequential = keys.windows(2).all(|w| w[0] < w[1]);
+            per_command.push((op, sequential));
+        }
+    }
+    let command_bytes = per_command.iter().map(|(op, _)| op_bytes(op)).sum();
+    let batch_overhead_bytes = per_batch.iter().map(op_bytes).sum::<usize>() + 12;
+    let shape = Shape {
+        per_command,
+        per_batch,
+        command_bytes,
+        batch_overhead_bytes,
+    };
     let m = engine.log_metrics();
     println!(
-        "per-command write shape ({} of {} calibration batches): {} keys, {} bytes of \
-         WriteBatch, log payload {:.0} bytes/record, column family ids {:?}",
+        "write shape ({} of {} calibration batches): per command {} keys, ~{} bytes of \
+         WriteBatch, column family ids {:?} (in key order: {:?}); per batch {} keys, ~{} bytes, \
+         column family ids {:?}; log payload {:.0} bytes/record",
         modal.len(),
         batches.len(),
-        shape.ops.len(),
-        shape.batch_bytes,
+        shape.per_command.len(),
+        shape.command_bytes,
+        shape
+            .per_command
+            .iter()
+            .map(|(o, _)| o.0)
+            .collect::<Vec<_>>(),
+        shape
+            .per_command
+            .iter()
+            .map(|(_, s)| *s)
+            .collect::<Vec<_>>(),
+        shape.per_batch.len(),
+        shape.batch_overhead_bytes,
+        shape.per_batch.iter().map(|o| o.0).collect::<Vec<_>>(),
         m.bytes as f64 / m.records.max(1) as f64,
-        shape.ops.iter().map(|o| o.0).collect::<Vec<_>>()
     );
     shape
 }
@@ -291,11 +348,15 @@ impl RawRocks {
         let mut options = db_options();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
-        let mut names: Vec<String> = shape.ops.iter().map(|o| format!("cf{}", o.0)).collect();
+        let all = || {
+            let per_command = shape.per_command.iter().map(|(op, _)| op);
+            per_command.chain(&shape.per_batch)
+        };
+        let mut names: Vec<String> = all().map(|o| format!("cf{}", o.0)).collect();
         names.sort();
         names.dedup();
         let db = DB::open_cf(&options, dir.path(), &names).expect("open raw RocksDB");
-        let longest = shape.ops.iter().filter_map(|o| o.2).max().unwrap_or(0);
+        let longest = all().filter_map(|o| o.2).max().unwrap_or(0);
         RawRocks {
             _dir: dir,
             db,
@@ -305,34 +366,52 @@ impl RawRocks {
         }
     }
 
-    /// Writes `commands` commands' worth of the shape in one batch.
+    /// Writes `commands` commands' worth of the shape in one batch, plus
+    /// the shape's once-per-batch operations.
     fn write(&mut self, commands: usize, sync: bool) {
-        let handles: Vec<_> = (self.shape.ops.iter())
-            .map(|(cf, _, _)| {
-                self.db
-                    .cf_handle(&format!("cf{cf}"))
-                    .expect("column family")
-            })
+        let db = &self.db;
+        let handle = |cf: u32| db.cf_handle(&format!("cf{cf}")).expect("column family");
+        let per_command: Vec<_> = (self.shape.per_command.iter())
+            .map(|&(op, sequential)| (op, sequential, handle(op.0)))
+            .collect();
+        let per_batch: Vec<_> = (self.shape.per_batch.iter())
+            .map(|&op| (op, handle(op.0)))
             .collect();
         let mut batch = WriteBatch::default();
         let mut key = [0u8; 64];
         for _ in 0..commands {
-            for (&(_, len, value), handle) in self.shape.ops.iter().zip(&handles) {
-                self.next_key += 1;
-                for (i, chunk) in key[..len.min(64)].chunks_mut(8).enumerate() {
-                    let bytes = mix(self.next_key * 8 + i as u64).to_be_bytes();
-                    chunk.copy_from_slice(&bytes[..chunk.len()]);
+            self.next_key += 1;
+            for &((_, len, value), sequential, cf) in &per_command {
+                let len = len.min(64);
+                let last = len.div_ceil(8).saturating_sub(1);
+                for (i, chunk) in key[..len].chunks_mut(8).enumerate() {
+                    // A growing key (the log's positions) is written in
+                    // order: its last 8 bytes count commands.
+                    let word = match (sequential, i == last) {
+                        (true, true) => self.next_key,
+                        (true, false) => 0,
+                        (false, _) => mix(self.next_key * 8 + i as u64),
+                    };
+                    let bytes = word.to_be_bytes();
+                    chunk.copy_from_slice(&bytes[8 - chunk.len()..]);
                 }
-                let key = &key[..len.min(64)];
                 match value {
-                    Some(v) => batch.put_cf(*handle, key, &self.value[..v]),
-                    None => batch.delete_cf(*handle, key),
+                    Some(v) => batch.put_cf(cf, &key[..len], &self.value[..v]),
+                    None => batch.delete_cf(cf, &key[..len]),
                 }
+            }
+        }
+        for &((_, len, value), cf) in &per_batch {
+            let fixed = [0xA5u8; 64];
+            let fixed = &fixed[..len.min(64)];
+            match value {
+                Some(v) => batch.put_cf(cf, fixed, &self.value[..v]),
+                None => batch.delete_cf(cf, fixed),
             }
         }
         let mut options = WriteOptions::default();
         options.set_sync(sync);
-        self.db.write_opt(batch, &options).expect("raw write");
+        db.write_opt(batch, &options).expect("raw write");
     }
 }
 
@@ -527,7 +606,7 @@ fn bench_one(c: &mut Criterion, shape: &Shape, durability: Durability, p: u64, t
     });
     drop(raw);
     if sync {
-        let mut file = RawFile::open(shape.batch_bytes * per_batch as usize);
+        let mut file = RawFile::open(shape.batch_bytes(per_batch as usize));
         group.bench_function(format!("raw_file/{d}/{p}"), |b| {
             b.iter_custom(|iters| {
                 raw_iterations("raw_file", d, p, iters, per_batch, || file.write())
