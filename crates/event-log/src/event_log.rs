@@ -157,10 +157,11 @@ impl<S: StateMachine> EventLog<S> {
                 rocksdb::DEFAULT_COLUMN_FAMILY_NAME.to_string(),
             ))
             .collect();
+        let block_cache = rocksdb::Cache::new_lru_cache(options.block_cache_bytes);
         let descriptors = names
             .into_iter()
             .map(|name| {
-                let mut cf_options = storage::column_family_options(&name);
+                let mut cf_options = storage::column_family_options(&name, &block_cache);
                 if let Some(bytes) = options.memtable_bytes {
                     cf_options.set_write_buffer_size(bytes);
                 }

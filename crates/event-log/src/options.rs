@@ -12,6 +12,15 @@ pub const BATCH_RECORDS_MAX_DEFAULT: usize = 4_096;
 /// Requests that may wait in the writer's queue, by default. Senders wait
 /// (block, or await) while it is full.
 pub const CHANNEL_CAPACITY_REQUESTS_DEFAULT: usize = 8_192;
+/// The block cache all of a store's column families share, by default, in
+/// bytes: table-file blocks (the log's records, the read models' rows, the
+/// indexes) read back from disk are kept here, and nowhere else, so a
+/// store's cached reads stay within one budget however many column
+/// families it has (RocksDB's default is a separate 32 MiB cache for each,
+/// 17 of them for an engine). 64 MiB holds the recent blocks a host
+/// rereads (the latest messages, live idempotency entries) with room to
+/// spare on a small machine; set it with [`LogOptions::block_cache_bytes`].
+pub const BLOCK_CACHE_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
 /// Records verified at the tail of the chain when a log is opened
 /// (contiguous positions, decode and self-hash, `prev_hash` links).
 pub const TAIL_VERIFY_RECORDS: u64 = 1_024;
@@ -59,6 +68,7 @@ pub struct LogOptions {
     pub(crate) channel_capacity_requests: usize,
     pub(crate) before_write: Option<BeforeWriteHook>,
     pub(crate) memtable_bytes: Option<usize>,
+    pub(crate) block_cache_bytes: usize,
 }
 
 impl Default for LogOptions {
@@ -70,6 +80,7 @@ impl Default for LogOptions {
             channel_capacity_requests: CHANNEL_CAPACITY_REQUESTS_DEFAULT,
             before_write: None,
             memtable_bytes: None,
+            block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
         }
     }
 }
@@ -83,6 +94,7 @@ impl fmt::Debug for LogOptions {
             .field("channel_capacity_requests", &self.channel_capacity_requests)
             .field("before_write", &self.before_write.is_some())
             .field("memtable_bytes", &self.memtable_bytes)
+            .field("block_cache_bytes", &self.block_cache_bytes)
             .finish()
     }
 }
@@ -132,6 +144,16 @@ impl LogOptions {
     #[doc(hidden)]
     pub fn memtable_bytes(mut self, bytes: usize) -> Self {
         self.memtable_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets the budget of the one block cache every column family of the
+    /// store shares, in bytes (default [`BLOCK_CACHE_BYTES_DEFAULT`]). It
+    /// bounds the memory RocksDB spends on blocks read back from table
+    /// files; memtables are separate. A budget of 0 still works: every
+    /// read then goes to the operating system's page cache.
+    pub fn block_cache_bytes(mut self, bytes: usize) -> Self {
+        self.block_cache_bytes = bytes;
         self
     }
 

@@ -36,7 +36,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use rocksdb::{BlockBasedOptions, DBRecoveryMode, Options};
+use rocksdb::{BlockBasedOptions, Cache, DBRecoveryMode, Options};
 
 use super::error::{LogFileFault, OpenError};
 use super::head_marker::HeadMarkerStatus;
@@ -123,14 +123,17 @@ pub const MEMTABLE_BLOOM_RATIO: f64 = 0.02;
 /// [`CF_COMMANDS`] a whole-key Bloom filter in the memtable
 /// ([`MEMTABLE_BLOOM_RATIO`]) spares them the skiplist walk too. (Stream
 /// versions are read once per open and then held by the writer, so
-/// [`CF_STREAMS`] needs no memtable filter.)
-pub fn column_family_options(name: &str) -> Options {
+/// [`CF_STREAMS`] needs no memtable filter.) Every column family's blocks
+/// go to `block_cache`, the one cache the store's column families share
+/// ([`super::LogOptions::block_cache_bytes`]).
+pub fn column_family_options(name: &str, block_cache: &Cache) -> Options {
     let mut options = Options::default();
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(block_cache);
     if name == CF_COMMANDS || name == CF_STREAMS {
-        let mut table = BlockBasedOptions::default();
         table.set_bloom_filter(BLOOM_FILTER_BITS_PER_KEY, false);
-        options.set_block_based_table_factory(&table);
     }
+    options.set_block_based_table_factory(&table);
     if name == CF_COMMANDS {
         options.set_memtable_whole_key_filtering(true);
         options.set_memtable_prefix_bloom_ratio(MEMTABLE_BLOOM_RATIO);
