@@ -81,8 +81,8 @@ pub(super) fn edit(cx: &mut Cx, c: &EditMessage) -> Result<Decision, CommandErro
     let (service, message) = (&c.service, &c.message);
     let (body, attrs) = (c.body.as_deref(), c.attributes.as_deref());
     let (svc, conv) = cx.open_conversation(service, &c.conversation)?;
-    let m = message_of(conv, message)?;
-    let own = own_message(cx, m);
+    let m = message_of(cx.rm, conv, message)?;
+    let own = own_message(cx, &m);
     if body.is_some() {
         let perm = own_or_any(own, Permission::EditOwnMessage, Permission::EditAnyMessage);
         cx.require_conversation(svc, conv, perm)?;
@@ -117,9 +117,9 @@ pub(super) fn edit(cx: &mut Cx, c: &EditMessage) -> Result<Decision, CommandErro
 pub(super) fn delete(cx: &mut Cx, c: &DeleteMessage) -> Result<Decision, CommandError> {
     let (service, message) = (&c.service, &c.message);
     let (svc, conv) = cx.open_conversation(service, &c.conversation)?;
-    let m = message_of(conv, message)?;
+    let m = message_of(cx.rm, conv, message)?;
     let perm = own_or_any(
-        own_message(cx, m),
+        own_message(cx, &m),
         Permission::DeleteOwnMessage,
         Permission::DeleteAnyMessage,
     );
@@ -175,7 +175,7 @@ fn delivery_target<'a>(
     cx.host_only()?;
     let svc = cx.service(service)?;
     let conv = cx.conversation(svc, conversation)?;
-    message_of(conv, message)?;
+    message_of(cx.rm, conv, message)?;
     participant_of(conv, participant)?;
     Ok(conv)
 }

@@ -2644,7 +2644,9 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     )
     .map_err(|e| TestCaseError::fail(format!("fold: {e}")))?;
     let live = h.digest();
-    prop_assert_eq!(state_digest(&folded), live, "fold of the log vs live rows");
+    let folded_digest =
+        state_digest(&folded).map_err(|e| TestCaseError::fail(format!("fold digest: {e}")))?;
+    prop_assert_eq!(folded_digest, live, "fold of the log vs live rows");
     prop_assert!(
         h.engine().read(|rm| *rm == folded),
         "the in-memory read models differ from a fold of the log"

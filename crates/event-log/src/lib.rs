@@ -84,7 +84,8 @@ pub use metrics::LogMetrics;
 pub use options::{BeforeWriteHook, WriteInfo};
 pub use options::{
     Durability, LogOptions, BATCH_RECORDS_MAX_DEFAULT, BATCH_REQUESTS_MAX_DEFAULT,
-    BLOCK_CACHE_BYTES_DEFAULT, CHANNEL_CAPACITY_REQUESTS_DEFAULT, TAIL_VERIFY_RECORDS,
+    BLOCK_CACHE_BYTES_DEFAULT, CHANNEL_CAPACITY_REQUESTS_DEFAULT, MEMTABLE_BUDGET_BYTES_DEFAULT,
+    TAIL_VERIFY_RECORDS,
 };
 pub use read::{LogHead, RecordIter, StreamIter, VerifyReport};
 pub use reader::{LogReader, ReaderFamilies, ReaderMode};

@@ -21,6 +21,17 @@ pub const CHANNEL_CAPACITY_REQUESTS_DEFAULT: usize = 8_192;
 /// rereads (the latest messages, live idempotency entries) with room to
 /// spare on a small machine; set it with [`LogOptions::block_cache_bytes`].
 pub const BLOCK_CACHE_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
+/// The memory all of a store's memtables may hold together, by default, in
+/// bytes (RocksDB's `db_write_buffer_size`): past it, RocksDB flushes the
+/// largest memtable to a table file. A soft bound: a memtable being
+/// flushed counts until it is on disk, and each column family written to
+/// holds at least one arena block (an eighth of its memtable size). Without a budget each of the 17
+/// column families of an engine may fill its own 64 MiB memtable (and
+/// RSS grew by 132 MiB of memtables over a million messages); 64 MiB keeps
+/// the write path's memory bounded beside the block cache, while a batch
+/// of thousands of records still lands in memory. Set it with
+/// [`LogOptions::memtable_budget_bytes`].
+pub const MEMTABLE_BUDGET_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
 /// Records verified at the tail of the chain when a log is opened
 /// (contiguous positions, decode and self-hash, `prev_hash` links).
 pub const TAIL_VERIFY_RECORDS: u64 = 1_024;
@@ -69,6 +80,7 @@ pub struct LogOptions {
     pub(crate) before_write: Option<BeforeWriteHook>,
     pub(crate) memtable_bytes: Option<usize>,
     pub(crate) block_cache_bytes: usize,
+    pub(crate) memtable_budget_bytes: usize,
 }
 
 impl Default for LogOptions {
@@ -81,6 +93,7 @@ impl Default for LogOptions {
             before_write: None,
             memtable_bytes: None,
             block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
+            memtable_budget_bytes: MEMTABLE_BUDGET_BYTES_DEFAULT,
         }
     }
 }
@@ -95,6 +108,7 @@ impl fmt::Debug for LogOptions {
             .field("before_write", &self.before_write.is_some())
             .field("memtable_bytes", &self.memtable_bytes)
             .field("block_cache_bytes", &self.block_cache_bytes)
+            .field("memtable_budget_bytes", &self.memtable_budget_bytes)
             .finish()
     }
 }
@@ -154,6 +168,16 @@ impl LogOptions {
     /// read then goes to the operating system's page cache.
     pub fn block_cache_bytes(mut self, bytes: usize) -> Self {
         self.block_cache_bytes = bytes;
+        self
+    }
+
+    /// Sets the memory all of the store's memtables may hold together, in
+    /// bytes (default [`MEMTABLE_BUDGET_BYTES_DEFAULT`]): past it, RocksDB
+    /// flushes the largest one to disk. It bounds the write path's memory
+    /// as the block cache bounds reads'. 0 means no budget (each column
+    /// family's memtable is then bounded only by its own size).
+    pub fn memtable_budget_bytes(mut self, bytes: usize) -> Self {
+        self.memtable_budget_bytes = bytes;
         self
     }
 

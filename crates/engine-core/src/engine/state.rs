@@ -77,7 +77,10 @@ impl StateMachine for EngineState {
 
     /// The read models' bookkeeping rows, once per batch.
     fn seal_batch(&mut self, db: &DB, batch: &mut WriteBatch) {
-        let rm = self.guard.as_deref().expect("a batch is sealed inside it");
+        let rm = self
+            .guard
+            .as_deref_mut()
+            .expect("a batch is sealed inside it");
         rm.finish_batch(&mut BatchSink { db, batch });
     }
 
