@@ -40,8 +40,9 @@
 //! (due time, conversation, timer). It is built at open from the read
 //! models (so a timer that fell due while the engine was down fires on
 //! open) and kept current from the records the writer hands over once they
-//! are durable ([`TimerWriter::committed`]: only conversation and message
-//! events, one channel message per batch). Before acting on a due entry
+//! are durable (`TimerWriter::committed`: only conversation events, and
+//! messages in conversations with a timer, one channel message per batch;
+//! nothing while no conversation has a timer). Before acting on a due entry
 //! the thread checks it against the read models, which stay the truth; an
 //! entry that disagrees is refreshed from them.
 //!
@@ -51,7 +52,7 @@
 //! thread never runs on the writer and never blocks it: it executes its
 //! commands like any caller. It stops when the engine is dropped.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -299,19 +300,6 @@ impl Schedule {
     }
 }
 
-/// Whether a committed event can change a timer: the timer thread is sent
-/// only these.
-fn concerns_timers(event: &Event) -> bool {
-    matches!(
-        event,
-        Event::ConversationCreated { .. }
-            | Event::ConversationUpdated { .. }
-            | Event::ConversationRemoved { .. }
-            | Event::MessageAdded { .. }
-            | Event::ServiceDeleted
-    )
-}
-
 /// What the timer thread is sent.
 pub(crate) enum TimerMsg {
     /// Durable records that may change a timer, in log order.
@@ -324,22 +312,73 @@ pub(crate) enum TimerMsg {
 
 /// The writer's side: hands the timer thread the durable records that may
 /// change a timer, one message per batch (none for a batch without any).
+///
+/// It keeps the set of conversations that have a timer set (from the same
+/// records, in log order), so a message in a conversation without timers
+/// costs the writer one set lookup, and nothing at all while no
+/// conversation has a timer.
 pub(crate) struct TimerWriter {
     tx: Sender<TimerMsg>,
+    timed: HashSet<Key>,
 }
 
 impl TimerWriter {
-    pub(crate) fn new(tx: Sender<TimerMsg>) -> Self {
-        TimerWriter { tx }
+    /// The writer side for a schedule built at open (`schedule`) and the
+    /// timer thread listening on `tx`'s channel.
+    pub(crate) fn new(schedule: &Schedule, tx: Sender<TimerMsg>) -> Self {
+        TimerWriter {
+            tx,
+            timed: schedule.entries.keys().copied().collect(),
+        }
+    }
+
+    /// Whether `record` can change a timer, keeping the set of timed
+    /// conversations current.
+    fn concerns_timers(&mut self, record: &CommittedRecord) -> bool {
+        let service = record.header.service_sid;
+        match &record.event {
+            Event::ConversationCreated {
+                conversation_sid,
+                timers,
+                ..
+            }
+            | Event::ConversationUpdated {
+                conversation_sid,
+                timers,
+                ..
+            } => {
+                let key = (service, *conversation_sid);
+                if *timers == Timers::default() {
+                    // The thread may know it: let it forget it.
+                    self.timed.remove(&key)
+                } else {
+                    self.timed.insert(key);
+                    true
+                }
+            }
+            Event::ConversationRemoved { conversation_sid } => {
+                self.timed.remove(&(service, *conversation_sid))
+            }
+            Event::MessageAdded {
+                conversation_sid, ..
+            } => !self.timed.is_empty() && self.timed.contains(&(service, *conversation_sid)),
+            Event::ServiceDeleted => {
+                let before = self.timed.len();
+                self.timed.retain(|(s, _)| *s != service);
+                self.timed.len() != before
+            }
+            _ => false,
+        }
     }
 
     /// Called with each durable batch, in log order.
-    pub(crate) fn committed(&self, records: &[Arc<CommittedRecord>]) {
-        let relevant: Vec<_> = records
-            .iter()
-            .filter(|r| concerns_timers(&r.event))
-            .cloned()
-            .collect();
+    pub(crate) fn committed(&mut self, records: &[Arc<CommittedRecord>]) {
+        let mut relevant = Vec::new();
+        for record in records {
+            if self.concerns_timers(record) {
+                relevant.push(record.clone());
+            }
+        }
         if !relevant.is_empty() {
             // The thread is gone only while the engine shuts down.
             let _ = self.tx.send(TimerMsg::Records(relevant));
@@ -681,6 +720,75 @@ mod tests {
         assert_eq!(s.next(), Some((7 + MIN, key, TimerKind::Inactive)));
         s.set(key, None);
         assert!(s.due.is_empty() && s.entries.is_empty());
+    }
+
+    fn record(service: ServiceSid, conversation: ConversationSid, event: Event) -> Arc<CommittedRecord> {
+        Arc::new(CommittedRecord {
+            header: events::RecordHeader {
+                position: 0,
+                recorded_at: 0,
+                service_sid: service,
+                conversation_sid: Some(conversation),
+                command_id: CommandId::from_key(b"t"),
+                actor: None,
+            },
+            event,
+        })
+    }
+
+    #[test]
+    fn the_writer_hands_over_messages_only_of_conversations_with_timers() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut writer = TimerWriter::new(&Schedule::default(), tx);
+        let service = ServiceSid::derive(b"s");
+        let (timed, untimed) = (ConversationSid::derive(b"t"), ConversationSid::derive(b"u"));
+        let message = |c| Event::MessageAdded {
+            conversation_sid: c,
+            message_sid: events::MessageSid::derive(b"m"),
+            index: 0,
+            author: "a".into(),
+            participant_sid: None,
+            body: Some("b".into()),
+            media: Vec::new(),
+            attributes: "{}".into(),
+        };
+        let created = |c, timers| Event::ConversationCreated {
+            conversation_sid: c,
+            friendly_name: None,
+            unique_name: None,
+            attributes: "{}".into(),
+            state: ConversationState::Active,
+            timers,
+            messaging_service_sid: None,
+        };
+        let handed = |rx: &Receiver<TimerMsg>| match rx.try_recv() {
+            Ok(TimerMsg::Records(r)) => r.len(),
+            Ok(_) => panic!("only records are sent"),
+            Err(_) => 0,
+        };
+        // No conversation has a timer: nothing is handed over.
+        writer.committed(&[
+            record(service, untimed, created(untimed, Timers::default())),
+            record(service, untimed, message(untimed)),
+        ]);
+        assert_eq!(handed(&rx), 0);
+        let t = timers(Some(MIN), None);
+        writer.committed(&[
+            record(service, timed, created(timed, t)),
+            record(service, timed, message(timed)),
+            record(service, untimed, message(untimed)),
+        ]);
+        assert_eq!(handed(&rx), 2, "the timed conversation's creation and message");
+        writer.committed(&[record(
+            service,
+            timed,
+            Event::ConversationRemoved {
+                conversation_sid: timed,
+            },
+        )]);
+        assert_eq!(handed(&rx), 1);
+        writer.committed(&[record(service, timed, message(timed))]);
+        assert_eq!(handed(&rx), 0);
     }
 
     #[test]

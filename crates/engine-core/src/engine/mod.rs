@@ -404,6 +404,7 @@ impl Engine {
             // Before the writer starts: every later record reaches the
             // timer thread through `writer_timers`.
             *schedule_at_open = Schedule::from_read_models(&rm);
+            let timers = TimerWriter::new(schedule_at_open, writer_timers);
             *shared.write() = rm;
             Ok::<_, EngineError>(EngineState {
                 db: db.clone(),
@@ -411,7 +412,7 @@ impl Engine {
                 guard: None,
                 fanout: FanoutWriter::new(writer_hub, writer_fanout),
                 delivery,
-                timers: TimerWriter::new(writer_timers),
+                timers,
             })
         })?;
         let core = Arc::new(Core {
