@@ -103,7 +103,11 @@ pub(crate) fn bytes(field: &'static str, s: &str, max: usize) -> Result<(), Comm
 /// [`CommandError::TimerTooShort`] naming the first one that is not.
 pub(crate) fn timers(t: &Timers) -> Result<(), CommandError> {
     let checks = [
-        ("timers.inactive", t.inactive_micros, TIMER_INACTIVE_MICROS_MIN),
+        (
+            "timers.inactive",
+            t.inactive_micros,
+            TIMER_INACTIVE_MICROS_MIN,
+        ),
         ("timers.closed", t.closed_micros, TIMER_CLOSED_MICROS_MIN),
     ];
     for (timer, micros, min_micros) in checks {

@@ -50,10 +50,10 @@ pub use fanout::{
     Session, SessionError, SessionStart, SessionStream, TypingNotice,
 };
 pub use log::{
-    AppendError, AppendOutcome, AppendRequest, Backoff, ChainFault, Clock, CommittedRecord, DamageKind,
-    DecideContext, Decision, Durability, EventLog, FaultKind, FileDamage, HeadMarkerStatus,
-    Idempotency, LogFileFault, LogHead, LogMetrics, LogOptions, LogReader, OpenError, RawAppend,
-    RawEvents, ReadError, StateMachine, SystemClock, TestClock, VerifyReport,
+    AppendError, AppendOutcome, AppendRequest, Backoff, ChainFault, Clock, CommittedRecord,
+    DamageKind, DecideContext, Decision, Durability, EventLog, FaultKind, FileDamage,
+    HeadMarkerStatus, Idempotency, LogFileFault, LogHead, LogMetrics, LogOptions, LogReader,
+    OpenError, RawAppend, RawEvents, ReadError, StateMachine, SystemClock, TestClock, VerifyReport,
 };
 pub use outcome::{CommandOutcome, CreatedConversation, PostedMessage, TypedCommand};
 pub use timers::{timer_command_id, TimerKind, TimerMetrics};

@@ -141,12 +141,9 @@ fn armed(
         ConversationState::Closed => None,
         _ => timers.closed_micros,
     };
-    [
-        (TimerKind::Inactive, inactive),
-        (TimerKind::Closed, closed),
-    ]
-    .into_iter()
-    .filter_map(move |(kind, after)| after.map(|after| (kind, activity.saturating_add(after))))
+    [(TimerKind::Inactive, inactive), (TimerKind::Closed, closed)]
+        .into_iter()
+        .filter_map(move |(kind, after)| after.map(|after| (kind, activity.saturating_add(after))))
 }
 
 /// The timer that is due at `now` and moves the conversation furthest
@@ -679,7 +676,10 @@ mod tests {
         let t = timers(Some(MIN), Some(10 * MIN));
         let active = ConversationState::Active;
         assert_eq!(due_now(t, active, 100, 100 + MIN - 1), None);
-        assert_eq!(due_now(t, active, 100, 100 + MIN), Some(TimerKind::Inactive));
+        assert_eq!(
+            due_now(t, active, 100, 100 + MIN),
+            Some(TimerKind::Inactive)
+        );
         // Inactive: only the closed timer is armed, from the same activity.
         let inactive = ConversationState::Inactive;
         assert_eq!(due_now(t, inactive, 100, 100 + 9 * MIN), None);
@@ -722,7 +722,11 @@ mod tests {
         assert!(s.due.is_empty() && s.entries.is_empty());
     }
 
-    fn record(service: ServiceSid, conversation: ConversationSid, event: Event) -> Arc<CommittedRecord> {
+    fn record(
+        service: ServiceSid,
+        conversation: ConversationSid,
+        event: Event,
+    ) -> Arc<CommittedRecord> {
         Arc::new(CommittedRecord {
             header: events::RecordHeader {
                 position: 0,
@@ -778,7 +782,11 @@ mod tests {
             record(service, timed, message(timed)),
             record(service, untimed, message(untimed)),
         ]);
-        assert_eq!(handed(&rx), 2, "the timed conversation's creation and message");
+        assert_eq!(
+            handed(&rx),
+            2,
+            "the timed conversation's creation and message"
+        );
         writer.committed(&[record(
             service,
             timed,

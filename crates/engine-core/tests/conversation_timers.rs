@@ -147,7 +147,11 @@ fn the_inactive_then_the_closed_timer_fire_at_their_due_times() {
     let mut f = Fixture::new();
     let c = f.conversation();
     let created = f.head();
-    assert_eq!(f.last_activity(c), START_MICROS, "records carry the test clock's time");
+    assert_eq!(
+        f.last_activity(c),
+        START_MICROS,
+        "records carry the test clock's time"
+    );
 
     f.at(MINUTE - Duration::from_micros(1));
     assert_eq!(f.state(c), ConversationState::Active);
@@ -174,7 +178,10 @@ fn the_inactive_then_the_closed_timer_fire_at_their_due_times() {
             timer_command_id(f.service, c, START_MICROS, TimerKind::Closed),
         ]
     );
-    assert_eq!(moves[0].0.recorded_at, START_MICROS + TIMER_INACTIVE_MICROS_MIN);
+    assert_eq!(
+        moves[0].0.recorded_at,
+        START_MICROS + TIMER_INACTIVE_MICROS_MIN
+    );
     // Closed is final: nothing more fires.
     f.at(100 * MINUTE);
     assert_eq!(f.records_from(created).len(), 2);

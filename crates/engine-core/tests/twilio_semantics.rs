@@ -38,7 +38,10 @@ fn a_user_joins_a_conversation_with_join_conversation_in_its_service_role() {
     // Bob is no participant, so has no conversation role and no
     // addParticipant; his service role (service user) grants joinConversation.
     let bob = h
-        .exec_as(Some("bob"), AddParticipant::new(s, c, ParticipantSpec::chat("bob")))
+        .exec_as(
+            Some("bob"),
+            AddParticipant::new(s, c, ParticipantSpec::chat("bob")),
+        )
         .expect("bob joins by himself");
     let joined = h.engine().read(|rm| {
         rm.get_conversation(&s, &ConversationRef::Sid(c))
@@ -61,7 +64,10 @@ fn joining_without_join_conversation_is_denied_and_writes_nothing() {
     ));
     let head = h.head();
     let got = h
-        .exec_as(Some("bob"), AddParticipant::new(s, c, ParticipantSpec::chat("bob")))
+        .exec_as(
+            Some("bob"),
+            AddParticipant::new(s, c, ParticipantSpec::chat("bob")),
+        )
         .unwrap_err();
     assert_eq!(got, denied("bob", Permission::JoinConversation));
     assert_eq!(h.head(), head, "a refusal wrote something");
@@ -74,15 +80,24 @@ fn adding_someone_else_needs_add_participant_in_the_conversation_role() {
     // Bob may join himself, but joinConversation does not let a
     // non-participant add anyone else.
     let got = h
-        .exec_as(Some("bob"), AddParticipant::new(s, c, ParticipantSpec::chat("carol")))
+        .exec_as(
+            Some("bob"),
+            AddParticipant::new(s, c, ParticipantSpec::chat("carol")),
+        )
         .unwrap_err();
     assert_eq!(got, denied("bob", Permission::AddParticipant));
     // Alice, the creator (channel admin), may add Carol.
-    h.exec_as(Some("alice"), AddParticipant::new(s, c, ParticipantSpec::chat("carol")))
-        .expect("a channel admin adds a participant");
+    h.exec_as(
+        Some("alice"),
+        AddParticipant::new(s, c, ParticipantSpec::chat("carol")),
+    )
+    .expect("a channel admin adds a participant");
     // Bob joined as a channel user, which has no addParticipant.
-    h.exec_as(Some("bob"), AddParticipant::new(s, c, ParticipantSpec::chat("bob")))
-        .expect("bob joins");
+    h.exec_as(
+        Some("bob"),
+        AddParticipant::new(s, c, ParticipantSpec::chat("bob")),
+    )
+    .expect("bob joins");
     let head = h.head();
     let got = h
         .exec_as(
@@ -107,7 +122,13 @@ fn message_to_sms(h: &mut Harness) -> (ServiceSid, ConversationSid, MessageSid, 
     (s, c, m, sms)
 }
 
-fn status(h: &Harness, s: ServiceSid, c: ConversationSid, m: MessageSid, p: ParticipantSid) -> DeliveryStatus {
+fn status(
+    h: &Harness,
+    s: ServiceSid,
+    c: ConversationSid,
+    m: MessageSid,
+    p: ParticipantSid,
+) -> DeliveryStatus {
     h.engine().read(|rm| {
         rm.get_conversation(&s, &ConversationRef::Sid(c))
             .unwrap()
@@ -182,12 +203,20 @@ fn an_outcome_after_sent_is_recorded_and_another_outcome_does_not_replace_it() {
         .engine()
         .report_delivery_status(report(DeliveryStatus::Undelivered))
         .unwrap();
-    assert_eq!(undelivered.records.len(), 1, "sent → undelivered is forward");
+    assert_eq!(
+        undelivered.records.len(),
+        1,
+        "sent → undelivered is forward"
+    );
     let delivered = h
         .engine()
         .report_delivery_status(report(DeliveryStatus::Delivered))
         .unwrap();
-    assert_eq!(delivered.records.len(), 0, "one outcome does not replace another");
+    assert_eq!(
+        delivered.records.len(),
+        0,
+        "one outcome does not replace another"
+    );
     assert_eq!(status(&h, s, c, m, sms), DeliveryStatus::Undelivered);
 }
 

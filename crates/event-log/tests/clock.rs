@@ -38,11 +38,9 @@ fn recorded_at(log: &EventLog<RawEvents>, position: u64) -> u64 {
 fn records_carry_the_test_clocks_time_and_never_go_back() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(TestClock::new(1_000_000));
-    let log = EventLog::<RawEvents>::open_default(
-        dir.path(),
-        LogOptions::default().clock(clock.clone()),
-    )
-    .unwrap();
+    let log =
+        EventLog::<RawEvents>::open_default(dir.path(), LogOptions::default().clock(clock.clone()))
+            .unwrap();
     let service = ServiceSid::derive(b"clock");
 
     let first = append(&log, service, "first");

@@ -723,7 +723,10 @@ impl Engine {
     /// `undelivered`, with the channel's error code and message id). The message's per-participant
     /// receipts and `delivery` summary are then queryable
     /// ([`ReadModels::receipts`], [`ReadModels::delivery_summary`]). The
-    /// same report twice is recorded once.
+    /// same report twice is recorded once. Statuses only move forward
+    /// (`sent`, then `delivered`, `undelivered` or `failed`, then `read`):
+    /// a report that is not further along than the status recorded for the
+    /// pair is accepted and appends nothing (its outcome has no records).
     ///
     /// Errors: [`CommandError::NotFound`] for an unknown service,
     /// conversation, message or participant; [`CommandError::TooLong`]

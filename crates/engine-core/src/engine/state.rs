@@ -15,8 +15,8 @@ use super::store::{load_read_models, BatchSink};
 use crate::commands::{self, CommandError, EngineCommand};
 use crate::delivery::DeliveryWriter;
 use crate::fanout::FanoutWriter;
-use crate::timers::TimerWriter;
 use crate::log::{CommittedRecord, DecideContext, Decision, Idempotency, StateMachine};
+use crate::timers::TimerWriter;
 
 /// The writer thread's state machine: the read models behind a lock that
 /// the writer holds for a whole batch, so readers never see state that is
