@@ -79,9 +79,9 @@ pub const TIMER_CLOCK_RECHECK_MS_MAX: u64 = 60_000;
 
 /// How long the timer thread waits before firing a timer again after the
 /// log refused its command for a reason that passes (a full or stalled
-/// disk), in microseconds: the disk's own retry scale
-/// (`crate::log::WRITE_STALL_WAIT_MAX_MS` is seconds), so a stall is not
-/// hammered.
+/// disk), in microseconds: as long as the log itself waits out a stall
+/// ([`crate::log::WRITE_STALL_WAIT_MAX_MS`], 5 s) before refusing, so a
+/// stalled disk gets one timer command per stall, not a stream of them.
 pub const TIMER_RETRY_DELAY_MICROS: u64 = 5_000_000;
 
 /// Which conversation timer.
@@ -405,8 +405,10 @@ pub struct TimerMetrics {
     /// re-evaluated).
     pub conflicts: u64,
     /// The clock time, in µs, up to which every due timer has been handled
-    /// (fired, or found not due after all): after moving a test clock to
-    /// `t`, waiting until this reaches `t` waits for the thread to act.
+    /// (fired, found not due after all, or put back for another try after
+    /// a version conflict or a storage refusal, counted in `conflicts` or
+    /// logged): after moving a test clock to `t`, waiting until this
+    /// reaches `t` waits for the thread to act.
     pub checked_until_micros: TimestampMicros,
 }
 
