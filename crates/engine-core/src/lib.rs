@@ -56,4 +56,4 @@ pub use log::{
     OpenError, RawAppend, RawEvents, ReadError, StateMachine, SystemClock, TestClock, VerifyReport,
 };
 pub use outcome::{CommandOutcome, CreatedConversation, PostedMessage, TypedCommand};
-pub use timers::{timer_command_id, TimerKind, TimerMetrics};
+pub use timers::{timer_command_id, timer_dates, TimerDates, TimerKind, TimerMetrics};

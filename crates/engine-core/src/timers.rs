@@ -160,6 +160,33 @@ fn due_now(
         .max()
 }
 
+/// When a conversation's armed timers fall due, µs since the epoch
+/// (Twilio's `timers.date_inactive` and `timers.date_closed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimerDates {
+    /// When it becomes `inactive`: `None` if no inactive timer is set or
+    /// it is not `active` (or `initializing`).
+    pub date_inactive: Option<TimestampMicros>,
+    /// When it becomes `closed`: `None` if no closed timer is set or it
+    /// is already closed.
+    pub date_closed: Option<TimestampMicros>,
+}
+
+/// The due dates of `conversation`'s armed timers, measured from its last
+/// activity as the timer thread measures them (read it inside
+/// [`crate::Engine::read`]).
+pub fn timer_dates(conversation: &Conversation) -> TimerDates {
+    let row = conversation.row();
+    let mut dates = TimerDates::default();
+    for (kind, due) in armed(row.timers, row.state, conversation.last_activity()) {
+        match kind {
+            TimerKind::Inactive => dates.date_inactive = Some(due),
+            TimerKind::Closed => dates.date_closed = Some(due),
+        }
+    }
+    dates
+}
+
 /// What the timer thread knows of one conversation with a timer set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {

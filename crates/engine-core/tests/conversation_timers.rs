@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{options, temp_dir};
-use engine_core::{timer_command_id, Engine, TestClock, TimerKind};
+use engine_core::{timer_command_id, timer_dates, Engine, TestClock, TimerDates, TimerKind};
 use events::limits::{TIMER_CLOSED_MICROS_MIN, TIMER_INACTIVE_MICROS_MIN};
 use events::*;
 
@@ -153,10 +153,33 @@ fn the_inactive_then_the_closed_timer_fire_at_their_due_times() {
         "records carry the test clock's time"
     );
 
+    let dates = |f: &Fixture| {
+        f.engine().read(|rm| {
+            timer_dates(
+                rm.get_conversation(&f.service, &ConversationRef::Sid(c))
+                    .unwrap(),
+            )
+        })
+    };
+    assert_eq!(
+        dates(&f),
+        TimerDates {
+            date_inactive: Some(START_MICROS + TIMER_INACTIVE_MICROS_MIN),
+            date_closed: Some(START_MICROS + TIMER_CLOSED_MICROS_MIN),
+        }
+    );
+
     f.at(MINUTE - Duration::from_micros(1));
     assert_eq!(f.state(c), ConversationState::Active);
     f.at(MINUTE);
     assert_eq!(f.state(c), ConversationState::Inactive);
+    assert_eq!(
+        dates(&f),
+        TimerDates {
+            date_inactive: None,
+            date_closed: Some(START_MICROS + TIMER_CLOSED_MICROS_MIN),
+        }
+    );
     // The closed timer runs from the same activity, not from the move.
     f.at(10 * MINUTE - Duration::from_micros(1));
     assert_eq!(f.state(c), ConversationState::Inactive);
