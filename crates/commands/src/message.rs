@@ -1,4 +1,5 @@
-//! Messages, read horizons, delivery receipts and failed delivery attempts.
+//! Messages, read horizons, delivery receipts (whose statuses only move
+//! forward) and failed delivery attempts.
 
 use events::limits::*;
 use events::*;
@@ -180,6 +181,23 @@ fn delivery_target<'a>(
     Ok(conv)
 }
 
+/// How far along its way a delivery status says a message is, in Twilio's
+/// order: `sent` (handed to the channel), then an outcome (`delivered`, or
+/// `undelivered` and `failed`, which end the way), then `read`.
+fn progress(status: DeliveryStatus) -> u8 {
+    match status {
+        DeliveryStatus::Sent => 0,
+        DeliveryStatus::Delivered | DeliveryStatus::Undelivered | DeliveryStatus::Failed => 1,
+        DeliveryStatus::Read => 2,
+    }
+}
+
+/// Records a delivery receipt. Statuses only move forward ([`progress`]):
+/// a receipt that arrives late, whose status is not further along than the
+/// one recorded for the same (message, participant), is accepted as a
+/// no-op. It appends nothing, so it stays idempotent (a retry decides the
+/// same no-op again) and a channel that reports out of order gets no error
+/// to retry on.
 pub(super) fn receipt(cx: &mut Cx, c: &RecordDeliveryReceipt) -> Result<Decision, CommandError> {
     let (service, message, participant) = (&c.service, &c.message, &c.participant);
     let (status, error_code) = (c.status, c.error_code);
@@ -187,6 +205,12 @@ pub(super) fn receipt(cx: &mut Cx, c: &RecordDeliveryReceipt) -> Result<Decision
     let conv = delivery_target(cx, service, &c.conversation, message, participant)?;
     if let Some(c) = channel_message_sid {
         bytes("channel_message_sid", c, FOREIGN_ID_BYTES_MAX)?;
+    }
+    let behind = conv
+        .receipt(message, participant)
+        .is_some_and(|recorded| progress(status) <= progress(recorded.status));
+    if behind {
+        return Ok(decision(*service, Some(conv.row().sid), Vec::new()));
     }
     Ok(decision(
         *service,

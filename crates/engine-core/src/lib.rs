@@ -11,7 +11,10 @@
 //! - [`fanout`]: committed events to device sessions, with gap-free resume,
 //!   lag handling and typing indicators;
 //! - [`delivery`]: messages to non-chat participants through the host's
-//!   [`ChannelAdapter`]s, durable and at least once.
+//!   [`ChannelAdapter`]s, durable and at least once;
+//! - [`timers`]: conversation timers (`timers.inactive`, `timers.closed`)
+//!   that move idle conversations to inactive or closed, on the log's
+//!   clock.
 //!
 //! The log and command handling live in crates of their own and are
 //! re-exported here: [`log`] is the `event-log` crate (the RocksDB,
@@ -26,6 +29,7 @@ pub mod fanout;
 mod outcome;
 mod read_view;
 mod sources;
+pub mod timers;
 
 pub use commands;
 pub use event_log as log;
@@ -46,9 +50,10 @@ pub use fanout::{
     Session, SessionError, SessionStart, SessionStream, TypingNotice,
 };
 pub use log::{
-    AppendError, AppendOutcome, AppendRequest, Backoff, ChainFault, CommittedRecord, DamageKind,
-    DecideContext, Decision, Durability, EventLog, FaultKind, FileDamage, HeadMarkerStatus,
-    Idempotency, LogFileFault, LogHead, LogMetrics, LogOptions, LogReader, OpenError, RawAppend,
-    RawEvents, ReadError, StateMachine, VerifyReport,
+    AppendError, AppendOutcome, AppendRequest, Backoff, ChainFault, Clock, CommittedRecord,
+    DamageKind, DecideContext, Decision, Durability, EventLog, FaultKind, FileDamage,
+    HeadMarkerStatus, Idempotency, LogFileFault, LogHead, LogMetrics, LogOptions, LogReader,
+    OpenError, RawAppend, RawEvents, ReadError, StateMachine, SystemClock, TestClock, VerifyReport,
 };
 pub use outcome::{CommandOutcome, CreatedConversation, PostedMessage, TypedCommand};
+pub use timers::{timer_command_id, timer_dates, TimerDates, TimerKind, TimerMetrics};

@@ -715,7 +715,13 @@ impl Model {
                 if !c.is_open() {
                     return Err(MErr::Closed(cs));
                 }
-                conv_perm(s, c, acting, Permission::AddParticipant)?;
+                // Joining oneself is a service permission; adding anyone
+                // else a conversation one (Twilio's roles).
+                if acting.is_some() && participant.kind.identity() == acting {
+                    service_perm(s, acting, Permission::JoinConversation)?;
+                } else {
+                    conv_perm(s, c, acting, Permission::AddParticipant)?;
+                }
                 let member = self.member(s, Some(c), participant, &mut Claims::default())?;
                 let mut kinds = Vec::new();
                 member_kinds(std::slice::from_ref(&member), &mut kinds);

@@ -49,6 +49,10 @@
 //!   is reopened; nothing of the failed batch is visible and the head does
 //!   not advance.
 //!
+//! Time: records are stamped by the writer from the [`Clock`] of
+//! [`LogOptions::clock`] (the wall clock by default; [`TestClock`] moves
+//! only when a test moves it), never earlier than their predecessor.
+//!
 //! Observability: every batch is a `log_batch` tracing span and adds to the
 //! counters of [`EventLog::metrics`] ([`LogMetrics`]).
 
@@ -56,6 +60,7 @@
 
 mod append;
 mod backoff;
+pub mod clock;
 mod error;
 mod event_log;
 pub mod files;
@@ -73,6 +78,7 @@ mod writer;
 
 pub use append::{AppendOutcome, AppendRequest, Appended, CommittedRecords};
 pub use backoff::Backoff;
+pub use clock::{Clock, ClockListener, SystemClock, TestClock};
 pub use error::{
     hash_hex, AppendError, ChainFault, FaultKind, HexHash, LogFileFault, OpenError, ReadError,
 };

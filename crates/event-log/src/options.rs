@@ -1,7 +1,9 @@
-//! How a log is opened: durability and group-commit limits.
+//! How a log is opened: durability, group-commit limits and the clock.
 
 use std::fmt;
 use std::sync::Arc;
+
+use super::clock::{Clock, SystemClock};
 
 /// Requests one group-commit batch takes at most, by default.
 pub const BATCH_REQUESTS_MAX_DEFAULT: usize = 1_024;
@@ -81,6 +83,7 @@ pub struct LogOptions {
     pub(crate) memtable_bytes: Option<usize>,
     pub(crate) block_cache_bytes: usize,
     pub(crate) memtable_budget_bytes: usize,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Default for LogOptions {
@@ -94,6 +97,7 @@ impl Default for LogOptions {
             memtable_bytes: None,
             block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
             memtable_budget_bytes: MEMTABLE_BUDGET_BYTES_DEFAULT,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -109,6 +113,7 @@ impl fmt::Debug for LogOptions {
             .field("memtable_bytes", &self.memtable_bytes)
             .field("block_cache_bytes", &self.block_cache_bytes)
             .field("memtable_budget_bytes", &self.memtable_budget_bytes)
+            .field("clock", &self.clock)
             .finish()
     }
 }
@@ -181,8 +186,22 @@ impl LogOptions {
         self
     }
 
+    /// Sets the clock the writer stamps records with (default
+    /// [`SystemClock`], the wall clock). The engine's conversation timers
+    /// read the same clock, so a [`super::clock::TestClock`] here lets a
+    /// test move time for both without sleeping.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The configured durability.
     pub fn get_durability(&self) -> Durability {
         self.durability
+    }
+
+    /// The configured clock (a shared handle on it).
+    pub fn get_clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
     }
 }

@@ -2,7 +2,7 @@
 //! over read models that are never behind the log.
 //!
 //! This module is the facade: opening, executing, sessions, inbound
-//! routing and delivery wiring. What the log's writer runs per request is
+//! routing, and the wiring of delivery and conversation timers. What the log's writer runs per request is
 //! the state machine in `state.rs`; how the read models are stored beside
 //! the log, loaded, caught up and digested is `store.rs`.
 
@@ -37,6 +37,7 @@ use crate::log::{
 use crate::outcome::{typed_output, CommandOutcome, PostedMessage, TypedCommand};
 use crate::read_view::{read_scoped, ReadView};
 use crate::sources::{ReadSource, Sources};
+use crate::timers::{Schedule, TimerMetrics, TimerThread, TimerWriter};
 
 mod state;
 mod store;
@@ -182,6 +183,14 @@ impl ReadSource for Core {
     fn read_models(&self) -> &RwLock<ReadModels> {
         &self.read
     }
+
+    fn stream_version(
+        &self,
+        service: ServiceSid,
+        conversation: Option<ConversationSid>,
+    ) -> Result<u64, ReadError> {
+        self.log.stream_version(service, conversation)
+    }
 }
 
 impl Core {
@@ -312,6 +321,7 @@ pub struct Engine {
     core: Arc<Core>,
     worker: Option<JoinHandle<()>>,
     delivery: DeliveryThreads,
+    timers: TimerThread,
 }
 
 impl std::fmt::Debug for Engine {
@@ -324,6 +334,7 @@ impl std::fmt::Debug for Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        self.timers.stop();
         self.core.delivery.shutdown();
         self.delivery.join();
         let _ = self.core.fanout_tx.send(WorkerMsg::Shutdown);
@@ -373,15 +384,27 @@ impl Engine {
         let hub = Arc::new(Hub::new(engine_options.fanout));
         let (fanout_tx, fanout_rx) = crossbeam_channel::unbounded();
         let (delivery_tx, delivery_rx) = crossbeam_channel::unbounded();
+        let (timer_tx, timer_rx) = crossbeam_channel::unbounded();
+        let clock = options.get_clock();
         let shared = read.clone();
-        let (writer_hub, writer_fanout, writer_delivery) =
-            (hub.clone(), fanout_tx.clone(), delivery_tx.clone());
+        let (writer_hub, writer_fanout, writer_delivery, writer_timers) = (
+            hub.clone(),
+            fanout_tx.clone(),
+            delivery_tx.clone(),
+            timer_tx.clone(),
+        );
+        let mut schedule = Schedule::default();
+        let schedule_at_open = &mut schedule;
         let log = EventLog::open(path, options, move |db, head| {
             upgrade_idempotency_index(db)?;
             let mut rm = load_read_models(db)?;
             catch_up(db, &mut rm, head, progress)?;
             writer_hub.rebuild(&rm);
             let delivery = DeliveryWriter::new(&rm, writer_delivery);
+            // Before the writer starts: every later record reaches the
+            // timer thread through `writer_timers`.
+            *schedule_at_open = Schedule::from_read_models(&rm);
+            let timers = TimerWriter::new(schedule_at_open, writer_timers);
             *shared.write() = rm;
             Ok::<_, EngineError>(EngineState {
                 db: db.clone(),
@@ -389,6 +412,7 @@ impl Engine {
                 guard: None,
                 fanout: FanoutWriter::new(writer_hub, writer_fanout),
                 delivery,
+                timers,
             })
         })?;
         let core = Arc::new(Core {
@@ -406,18 +430,31 @@ impl Engine {
             let core = core.clone();
             Arc::new(move |envelope| core.execute(envelope).map(|_| ()))
         };
-        let delivery = match delivery::start(&core.delivery, core.clone(), execute, delivery_rx) {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = core.fanout_tx.send(WorkerMsg::Shutdown);
-                let _ = worker.join();
-                return Err(EngineError::Spawn(e));
-            }
-        };
+        let mut delivery =
+            match delivery::start(&core.delivery, core.clone(), execute.clone(), delivery_rx) {
+                Ok(d) => d,
+                Err(e) => {
+                    let _ = core.fanout_tx.send(WorkerMsg::Shutdown);
+                    let _ = worker.join();
+                    return Err(EngineError::Spawn(e));
+                }
+            };
+        let timers =
+            match TimerThread::start(schedule, clock, core.clone(), execute, timer_tx, timer_rx) {
+                Ok(t) => t,
+                Err(e) => {
+                    core.delivery.shutdown();
+                    delivery.join();
+                    let _ = core.fanout_tx.send(WorkerMsg::Shutdown);
+                    let _ = worker.join();
+                    return Err(EngineError::Spawn(e));
+                }
+            };
         Ok(Engine {
             core,
             worker: Some(worker),
             delivery,
+            timers,
         })
     }
 
@@ -686,7 +723,10 @@ impl Engine {
     /// `undelivered`, with the channel's error code and message id). The message's per-participant
     /// receipts and `delivery` summary are then queryable
     /// ([`ReadModels::receipts`], [`ReadModels::delivery_summary`]). The
-    /// same report twice is recorded once.
+    /// same report twice is recorded once. Statuses only move forward
+    /// (`sent`, then `delivered`, `undelivered` or `failed`, then `read`):
+    /// a report that is not further along than the status recorded for the
+    /// pair is accepted and appends nothing (its outcome has no records).
     ///
     /// Errors: [`CommandError::NotFound`] for an unknown service,
     /// conversation, message or participant; [`CommandError::TooLong`]
@@ -711,6 +751,13 @@ impl Engine {
     /// The delivery counters (pending, attempts, sent, failed, …).
     pub fn delivery_metrics(&self) -> DeliveryMetrics {
         self.core.delivery.metrics()
+    }
+
+    /// The conversation-timer thread's counters (timers armed, fired,
+    /// conflicts, and the clock time up to which due timers are handled;
+    /// see [`crate::timers`]). Lock-free: never waits for the thread.
+    pub fn timer_metrics(&self) -> TimerMetrics {
+        self.timers.metrics()
     }
 
     /// Re-derives the log's index column families (stream index, stream

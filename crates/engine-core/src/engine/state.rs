@@ -1,6 +1,7 @@
 //! The engine's [`StateMachine`]: what the log's single writer runs for
 //! each request (decide with the pure `commands` crate, then apply to the
-//! read models, route for fan-out and note deliveries).
+//! read models, route for fan-out and note deliveries), and what it hands
+//! on once a batch is durable (fan-out, delivery, conversation timers).
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use crate::commands::{self, CommandError, EngineCommand};
 use crate::delivery::DeliveryWriter;
 use crate::fanout::FanoutWriter;
 use crate::log::{CommittedRecord, DecideContext, Decision, Idempotency, StateMachine};
+use crate::timers::TimerWriter;
 
 /// The writer thread's state machine: the read models behind a lock that
 /// the writer holds for a whole batch, so readers never see state that is
@@ -27,6 +29,7 @@ pub(crate) struct EngineState {
     pub(super) guard: Option<ArcRwLockWriteGuard<RawRwLock, ReadModels>>,
     pub(super) fanout: FanoutWriter,
     pub(super) delivery: DeliveryWriter,
+    pub(super) timers: TimerWriter,
 }
 
 impl StateMachine for EngineState {
@@ -103,5 +106,6 @@ impl StateMachine for EngineState {
     fn committed(&mut self, records: &[Arc<CommittedRecord>]) {
         self.fanout.committed(records);
         self.delivery.committed();
+        self.timers.committed(records);
     }
 }
