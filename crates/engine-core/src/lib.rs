@@ -11,7 +11,12 @@
 //! - [`fanout`]: committed events to device sessions, with gap-free resume,
 //!   lag handling and typing indicators;
 //! - [`delivery`]: messages to non-chat participants through the host's
-//!   [`ChannelAdapter`]s, durable and at least once.
+//!   [`ChannelAdapter`]s, durable and at least once;
+//! - [`subscription`]: following the durable log from a position, blocking
+//!   or async, woken on commit ([`Engine::subscribe`]);
+//! - [`reactor`]: durable reactors, named subscriptions whose handlers
+//!   issue commands back with exactly-once effects
+//!   ([`Engine::start_reactor`]).
 //!
 //! The log and command handling live in crates of their own and are
 //! re-exported here: [`log`] is the `event-log` crate (the RocksDB,
@@ -24,8 +29,10 @@ pub mod delivery;
 pub mod engine;
 pub mod fanout;
 mod outcome;
+pub mod reactor;
 mod read_view;
 mod sources;
+pub mod subscription;
 
 pub use commands;
 pub use event_log as log;
@@ -52,3 +59,8 @@ pub use log::{
     RawEvents, ReadError, StateMachine, VerifyReport,
 };
 pub use outcome::{CommandOutcome, CreatedConversation, PostedMessage, TypedCommand};
+pub use reactor::{
+    reactor_command_id, reactor_fn, HandlerError, ParkedEvent, Reactor, ReactorContext,
+    ReactorError, ReactorFilter, ReactorHandle, ReactorMetrics, ReactorSpec, ReactorStart,
+};
+pub use subscription::{SubscribeFrom, Subscription, SubscriptionError};

@@ -1,6 +1,7 @@
 //! The engine's [`StateMachine`]: what the log's single writer runs for
 //! each request (decide with the pure `commands` crate, then apply to the
-//! read models, route for fan-out and note deliveries).
+//! read models, route for fan-out and note deliveries), and, per durable
+//! batch, what wakes fan-out and log subscriptions.
 
 use std::sync::Arc;
 
@@ -15,6 +16,20 @@ use crate::commands::{self, CommandError, EngineCommand};
 use crate::delivery::DeliveryWriter;
 use crate::fanout::FanoutWriter;
 use crate::log::{CommittedRecord, DecideContext, Decision, Idempotency, StateMachine};
+use crate::reactor::CF_REACTORS;
+use crate::subscription::LogFeed;
+
+/// The engine's column families beside the log's: the read models' tables,
+/// then the reactors' checkpoints and parked events.
+const ENGINE_COLUMN_FAMILIES: [&str; Table::NAMES.len() + 1] = {
+    let mut names = [CF_REACTORS; Table::NAMES.len() + 1];
+    let mut i = 0;
+    while i < Table::NAMES.len() {
+        names[i] = Table::NAMES[i];
+        i += 1;
+    }
+    names
+};
 
 /// The writer thread's state machine: the read models behind a lock that
 /// the writer holds for a whole batch, so readers never see state that is
@@ -27,12 +42,14 @@ pub(crate) struct EngineState {
     pub(super) guard: Option<ArcRwLockWriteGuard<RawRwLock, ReadModels>>,
     pub(super) fanout: FanoutWriter,
     pub(super) delivery: DeliveryWriter,
+    /// Log subscriptions' (and reactors') wake-up on commit.
+    pub(super) feed: Arc<LogFeed>,
 }
 
 impl StateMachine for EngineState {
     type Command = EngineCommand;
     type Rejection = CommandError;
-    const COLUMN_FAMILIES: &'static [&'static str] = &Table::NAMES;
+    const COLUMN_FAMILIES: &'static [&'static str] = &ENGINE_COLUMN_FAMILIES;
 
     /// The envelope's `acting_identity` (validated by `decide`).
     fn actor(command: &EngineCommand) -> Option<String> {
@@ -100,5 +117,8 @@ impl StateMachine for EngineState {
     fn committed(&mut self, records: &[Arc<CommittedRecord>]) {
         self.fanout.committed(records);
         self.delivery.committed();
+        // After the fan-out put them in its cache of recent records, which
+        // subscriptions read first.
+        self.feed.committed(records);
     }
 }

@@ -93,6 +93,7 @@ use crate::log::CommittedRecord;
 
 pub(crate) use hub::Hub;
 pub use mapping::{client_event_kind, ClientEventKind, Perspective};
+pub(crate) use replay::committed_records;
 pub(crate) use route::FanoutWriter;
 pub use session::{Session, SessionError, SessionStart, SessionStream};
 pub(crate) use worker::{run_worker, WorkerMsg};
