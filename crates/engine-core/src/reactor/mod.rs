@@ -28,8 +28,11 @@
 //!   issues the same ids, which the log's idempotency answers with the
 //!   first outcome: an effect applies once however often its record is
 //!   delivered. This needs a handler that issues the same commands in the
-//!   same order for the same record; a different command under an id
-//!   already applied is refused ([`crate::CommandError::IdempotencyKeyReused`]).
+//!   same order for the same record: a different command under an id
+//!   already applied is refused ([`crate::CommandError::IdempotencyKeyReused`]),
+//!   so issue a command unconditionally and let its refusal say it is moot
+//!   (as the example below does) rather than skip it after reading the
+//!   read models, which shifts the ordinals of the commands after it.
 //!   Effects outside the engine (an HTTP call) are at least once.
 //! - **Retry, then park.** A handler that fails (returns an error or
 //!   panics) is retried with jittered exponential backoff
@@ -56,7 +59,7 @@
 //!
 //! ```no_run
 //! use engine_core::reactor::{reactor_fn, ReactorFilter, ReactorSpec, ReactorStart};
-//! use engine_core::{Engine, LogOptions};
+//! use engine_core::{CommandError, Engine, LogOptions};
 //! use events::{AddParticipant, Event, ParticipantSpec};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -71,18 +74,16 @@
 //!         else {
 //!             return Ok(());
 //!         };
-//!         let service = record.header.service_sid;
-//!         let has_agent = cx.read(|rm| {
-//!             rm.service(&service)
-//!                 .and_then(|s| s.conversation_by_sid(conversation_sid))
-//!                 .is_some_and(|c| c.participant_by_identity("agent").is_some())
-//!         });
-//!         if body.trim().eq_ignore_ascii_case("support") && !has_agent {
-//!             cx.execute(AddParticipant::new(
-//!                 service,
-//!                 *conversation_sid,
-//!                 ParticipantSpec::chat("agent"),
-//!             ))?;
+//!         if body.trim().eq_ignore_ascii_case("support") {
+//!             let agent = ParticipantSpec::chat("agent");
+//!             let add = AddParticipant::new(record.header.service_sid, *conversation_sid, agent);
+//!             match cx.execute(add) {
+//!                 // Added, or added by an earlier delivery of this record.
+//!                 Ok(_) => {}
+//!                 // Asked for support twice: the agent is already there.
+//!                 Err(CommandError::ParticipantExists { .. }) => {}
+//!                 Err(e) => return Err(e.into()),
+//!             }
 //!         }
 //!         Ok(())
 //!     }),
