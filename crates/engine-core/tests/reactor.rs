@@ -132,6 +132,48 @@ fn the_seed_scenario_adds_the_agent_on_support_and_nothing_on_other_messages() {
     assert_eq!(metrics.parked, 0);
 }
 
+#[test]
+fn an_inbound_sms_support_makes_the_flow_add_the_agent() {
+    // The tutorial's shape: an SMS to the service's number autocreates a
+    // conversation with the texter; "support" brings the agent in.
+    const NUMBER: &str = "+15559870000";
+    let f = open(EngineOptions::default());
+    f.run(
+        CreateAddressConfiguration::new(f.service, AddressType::Sms, NUMBER).auto_creation(
+            AutoCreation {
+                enabled: true,
+                conversation_service_sid: None,
+                webhook_url: None,
+            },
+        ),
+    );
+    let added = Arc::new(Mutex::new(Vec::new()));
+    let log = added.clone();
+    let handle = f
+        .engine
+        .start_reactor(
+            studio_spec(),
+            reactor_fn(move |cx, record| support_flow(cx, record, &log)),
+        )
+        .unwrap();
+    let text = |id: &str, from: &str, body: &str| {
+        f.engine
+            .receive_inbound(
+                id,
+                ReceiveInbound::new(f.service, AddressType::Sms, from, NUMBER).body(body),
+            )
+            .unwrap()
+    };
+    let chatty = text("SM1", "+15550000001", "hi there");
+    let asking = text("SM2", "+15550000002", "support");
+    let conversation_of =
+        |out: &engine_core::CommandOutcome| out.message().map(|m| m.conversation_sid).unwrap();
+    assert!(handle.wait_for(f.head(), deadline()));
+    assert_eq!(members_named(&f, conversation_of(&chatty), "agent"), 0);
+    assert_eq!(members_named(&f, conversation_of(&asking), "agent"), 1);
+    assert_eq!(*added.lock().unwrap(), vec![false]);
+}
+
 /// Names the store the crashing reactor runs on, in the re-executed test.
 const CRASH_STORE_ENV: &str = "COLLOQUY_REACTOR_CRASH_STORE";
 

@@ -127,7 +127,8 @@ pub const WORKER_BATCH_RECORDS_MAX: usize = 4_096;
 pub const TYPING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many recently committed records the fan-out keeps decoded and
-/// shared, by default, for resuming sessions to read instead of the log:
+/// shared, by default, for resuming sessions (and log subscriptions,
+/// [`crate::subscription`]) to read instead of the log:
 /// 8,192 covers a lag cap's worth of one identity's events in a busy
 /// service, at the cost of holding that many records (a few MB with
 /// short messages) alive.

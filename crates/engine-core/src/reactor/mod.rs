@@ -105,6 +105,7 @@ mod runner;
 mod store;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -589,27 +590,29 @@ struct State {
     running: bool,
 }
 
+/// A reactor's counters ([`ReactorMetrics`]), written by its thread only.
 #[derive(Default)]
 struct Counters {
-    handled: std::sync::atomic::AtomicU64,
-    skipped: std::sync::atomic::AtomicU64,
-    failed_attempts: std::sync::atomic::AtomicU64,
-    parked: std::sync::atomic::AtomicU64,
-    redriven: std::sync::atomic::AtomicU64,
-    read_failures: std::sync::atomic::AtomicU64,
-    storage_failures: std::sync::atomic::AtomicU64,
+    handled: AtomicU64,
+    skipped: AtomicU64,
+    failed_attempts: AtomicU64,
+    parked: AtomicU64,
+    redriven: AtomicU64,
+    read_failures: AtomicU64,
+    storage_failures: AtomicU64,
 }
 
 impl Counters {
-    fn add(counter: &std::sync::atomic::AtomicU64, n: u64) {
-        counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    fn get(counter: &std::sync::atomic::AtomicU64) -> u64 {
-        counter.load(std::sync::atomic::Ordering::Relaxed)
+    fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
     }
 }
 
+/// What a reactor's thread, its handles and the registry share.
 struct Shared {
     name: String,
     feed: Arc<LogFeed>,
@@ -957,8 +960,8 @@ impl Registry {
         }
     }
 
-    /// Every reactor's metrics (stopped ones included until restarted),
-    /// by name.
+    /// The metrics of every reactor started and not stopped since (one
+    /// whose thread ended with the engine shows `running: false`), by name.
     pub(crate) fn metrics(&self) -> Vec<ReactorMetrics> {
         let mut all: Vec<ReactorMetrics> = self
             .running

@@ -91,6 +91,8 @@ impl Runner {
 
     /// The thread's loop, until a stop is asked or the engine closes.
     pub(super) fn run(mut self) {
+        // However the thread ends (a panic included), waiters learn it.
+        let _finish = Finish(self.shared.clone());
         let mut read_failures = 0;
         loop {
             if !self.serve_requests() {
@@ -115,10 +117,6 @@ impl Runner {
             }
         }
         self.persist();
-        let mut state = self.shared.state.lock();
-        state.running = false;
-        drop(state);
-        self.shared.changed.notify_all();
         tracing::info!(reactor = %self.spec.name, checkpoint = self.persisted, "reactor stopped");
     }
 
@@ -414,6 +412,17 @@ impl Runner {
             }
             Handled::Interrupted => {}
         }
+    }
+}
+
+/// Marks the reactor stopped when its thread ends, and wakes whoever
+/// waits on it.
+struct Finish(Arc<Shared>);
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.0.state.lock().running = false;
+        self.0.changed.notify_all();
     }
 }
 
