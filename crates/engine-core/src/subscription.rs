@@ -11,7 +11,7 @@
 //! How it works:
 //! - **Wake on commit.** The log's writer calls the engine's
 //!   [`crate::StateMachine::committed`] once per durable batch, where the
-//!   fan-out also hangs; there the [`LogFeed`] publishes the new committed
+//!   fan-out also hangs; there the `LogFeed` publishes the new committed
 //!   head (an atomic) and wakes whoever waits: blocked subscribers on a
 //!   condition variable, async ones through their task wakers. Nothing
 //!   polls and nothing sleeps; the writer never waits for a subscriber (it

@@ -19,7 +19,10 @@
 //!   written at least every [`REACTOR_CHECKPOINT_RECORDS_MAX`] records and
 //!   whenever the reactor catches up. After a restart (or a crash) it
 //!   resumes there; records handled after the last checkpoint are handled
-//!   again.
+//!   again. Checkpoint writes are not synced themselves: they share the
+//!   log's write-ahead log, so they become durable with the log's next
+//!   synced batch, and a power loss can move a checkpoint back (records
+//!   are re-delivered), never past a record the log lost.
 //! - **Exactly-once effects through commands.** A command the handler
 //!   issues through [`ReactorContext::execute`] gets the command id
 //!   [`reactor_command_id`]`(name, position, ordinal)`, the ordinal
@@ -94,8 +97,8 @@
 //! Modules: `store` (the column family's layout, reads and staged writes),
 //! `runner` (the reactor's thread: handle, retry, park, checkpoint, and
 //! the host's requests). Reactors never name the engine facade: the
-//! engine hands them a [`crate::sources::CommandSink`] and a weak
-//! [`crate::sources::Sources`].
+//! engine hands them a `sources::CommandSink` and a weak
+//! `sources::Sources`.
 //!
 //! Observability: a failed attempt is logged at warn (reactor, position,
 //! attempt, error), a parked record at error, a re-drive at info; the
