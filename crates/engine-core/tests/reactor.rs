@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use engine_core::reactor::CF_REACTORS;
 use engine_core::{
     reactor_command_id, reactor_fn, CommandError, CommittedRecord, EngineOptions, HandlerError,
-    ParkedEvent, ReactorContext, ReactorError, ReactorFilter, ReactorSpec, ReactorStart,
+    ParkedEvent, ReactorContext, ReactorError, ReactorFilter, ReactorHandle, ReactorSpec,
+    ReactorStart,
 };
 use events::*;
 use fanout_support::*;
@@ -87,18 +88,24 @@ fn studio_spec() -> ReactorSpec {
         .start(ReactorStart::Beginning)
 }
 
-#[test]
-fn the_seed_scenario_adds_the_agent_on_support_and_nothing_on_other_messages() {
-    let f = open(EngineOptions::default());
+/// Starts the Studio flow on `engine`; returns its handle and the
+/// `deduplicated` of each `AddParticipant` it issued.
+fn start_studio(engine: &engine_core::Engine) -> (ReactorHandle, Arc<Mutex<Vec<bool>>>) {
     let added = Arc::new(Mutex::new(Vec::new()));
     let log = added.clone();
-    let handle = f
-        .engine
+    let handle = engine
         .start_reactor(
             studio_spec(),
             reactor_fn(move |cx, record| support_flow(cx, record, &log)),
         )
         .unwrap();
+    (handle, added)
+}
+
+#[test]
+fn the_seed_scenario_adds_the_agent_on_support_and_nothing_on_other_messages() {
+    let f = open(EngineOptions::default());
+    let (handle, added) = start_studio(&f.engine);
     let quiet = f.conversation();
     f.join(quiet, "customer");
     f.post(quiet, "customer", "hello, what are your hours?");
@@ -147,15 +154,7 @@ fn an_inbound_sms_support_makes_the_flow_add_the_agent() {
             },
         ),
     );
-    let added = Arc::new(Mutex::new(Vec::new()));
-    let log = added.clone();
-    let handle = f
-        .engine
-        .start_reactor(
-            studio_spec(),
-            reactor_fn(move |cx, record| support_flow(cx, record, &log)),
-        )
-        .unwrap();
+    let (handle, added) = start_studio(&f.engine);
     let text = |id: &str, from: &str, body: &str| {
         f.engine
             .receive_inbound(
@@ -255,14 +254,7 @@ fn a_crash_between_the_effect_and_the_checkpoint_applies_the_effect_once() {
         1,
         "the child's effect survived"
     );
-    let added = Arc::new(Mutex::new(Vec::new()));
-    let log = added.clone();
-    let handle = engine
-        .start_reactor(
-            studio_spec(),
-            reactor_fn(move |cx, record| support_flow(cx, record, &log)),
-        )
-        .unwrap();
+    let (handle, added) = start_studio(&engine);
     assert!(handle.wait_for(engine.log().head().next_position, deadline()));
     assert_eq!(
         *added.lock().unwrap(),
