@@ -174,7 +174,9 @@ pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 /// [`ReactorContext::execute`] so their effects are exactly once; the
 /// handler must issue the same commands in the same order when the same
 /// record is delivered again. It must not hold the [`crate::Engine`]
-/// (dropping the engine waits for the handler's thread).
+/// (dropping the engine waits for the handler's thread). It sees the
+/// records its own commands append, like any other: filter them out (by
+/// author, event type or conversation) where reacting to them would loop.
 pub trait Reactor: Send + 'static {
     /// Handles one record.
     ///
