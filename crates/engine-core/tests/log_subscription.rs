@@ -231,3 +231,56 @@ fn a_subscription_ends_with_closed_once_the_engine_is_dropped() {
     assert!(matches!(got, Err(SubscriptionError::Closed)), "{got:?}");
     assert!(at < deadline - WAIT, "woken by the close, not its deadline");
 }
+
+#[test]
+fn seek_moves_a_subscription_back_or_forward_but_not_past_the_head() {
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    f.join(c, "ann");
+    let posted: Vec<u64> = (0..4)
+        .map(|i| f.post(c, "ann", &format!("m{i}")).position)
+        .collect();
+    let mut sub = f.engine.subscribe(SubscribeFrom::Now).unwrap();
+    sub.seek(posted[1]).unwrap();
+    assert_eq!(positions(&drain(&mut sub)), posted[1..].to_vec());
+    sub.seek(posted[3]).unwrap();
+    assert_eq!(sub.try_next().unwrap().unwrap().header.position, posted[3]);
+    let head = f.head();
+    assert!(matches!(
+        sub.seek(head + 1),
+        Err(SubscriptionError::PositionAhead { position, next_position })
+            if position == head + 1 && next_position == head
+    ));
+    assert_eq!(
+        sub.position(),
+        head,
+        "a refused seek leaves it where it was"
+    );
+}
+
+#[test]
+fn the_stream_ends_once_the_engine_is_dropped() {
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    f.join(c, "ann");
+    let mut sub = f.engine.subscribe(SubscribeFrom::Now).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    f.post(c, "ann", "unread when the engine goes");
+    drop(f);
+    let (first, end) = runtime.block_on(async {
+        tokio::time::timeout(WAIT, async {
+            let first = futures_next(&mut sub).await;
+            (first, futures_next(&mut sub).await)
+        })
+        .await
+        .expect("the stream ends before the deadline")
+    });
+    // Nothing was buffered: with the store closed the stream ends (a new
+    // engine resumes from `position()`), and stays ended.
+    assert_eq!(first, None);
+    assert_eq!(sub.position(), sub.head() - 1);
+    assert_eq!(end, None);
+}
