@@ -641,3 +641,118 @@ fn the_filter_passes_only_matching_records_and_bad_specs_are_refused() {
         Err(ReactorError::NotRunning { .. })
     ));
 }
+
+/// Names the store the randomly killed host runs on, in the re-executed
+/// test.
+const KILL_STORE_ENV: &str = "COLLOQUY_REACTOR_KILL_STORE";
+/// Hosts killed at a random moment, each on its own store.
+const KILL_TRIALS: u64 = 3;
+/// The earliest moment a host is killed, in milliseconds after it started:
+/// by then it has opened its store and its flow is answering.
+const KILL_AFTER_MS_MIN: u64 = 200;
+/// The latest moment a host is killed, in milliseconds after it started.
+const KILL_AFTER_MS_MAX: u64 = 1_500;
+/// Tickets a killed host opens, more than it can open before its kill.
+const KILL_TICKETS: u64 = 10_000;
+
+/// A flow with an effect the domain does not deduplicate: every customer
+/// message gets a reply naming its position. A reply posted twice would
+/// show.
+fn ticket_flow() -> impl engine_core::Reactor {
+    reactor_fn(|cx, record| {
+        let Event::MessageAdded {
+            conversation_sid,
+            author,
+            ..
+        } = &record.event
+        else {
+            return Ok(());
+        };
+        if author == "customer" {
+            cx.execute(
+                PostMessage::new(record.header.service_sid, *conversation_sid)
+                    .author("bot")
+                    .body(format!("ticket {}", record.header.position)),
+            )?;
+        }
+        Ok(())
+    })
+}
+
+fn ticket_spec() -> ReactorSpec {
+    ReactorSpec::new("tickets")
+        .filter(ReactorFilter::all().event_types(["message_added"]))
+        .start(ReactorStart::Beginning)
+}
+
+#[test]
+fn a_host_killed_at_a_random_moment_applies_each_reactor_effect_once() {
+    if let Some(path) = std::env::var_os(KILL_STORE_ENV) {
+        // The child: customers write while the flow answers, until the
+        // parent kills the process.
+        let engine = reopen_at(std::path::Path::new(&path), EngineOptions::default());
+        let service = engine
+            .execute(CreateService::new("tickets").keyed("kill/service"))
+            .unwrap();
+        engine.start_reactor(ticket_spec(), ticket_flow()).unwrap();
+        for n in 0..KILL_TICKETS {
+            let c = engine
+                .execute(CreateConversation::new(service).keyed(format!("kill/c{n}")))
+                .unwrap();
+            let post = PostMessage::new(service, c).author("customer").body("help");
+            engine.execute(post.keyed(format!("kill/m{n}"))).unwrap();
+        }
+        std::thread::sleep(WAIT);
+        panic!("the host was not killed");
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let seed = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    for trial in 0..KILL_TRIALS {
+        let kill_after_ms = KILL_AFTER_MS_MIN
+            + seed.rotate_left(trial as u32 * 21) % (KILL_AFTER_MS_MAX - KILL_AFTER_MS_MIN);
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_host_killed_at_a_random_moment_applies_each_reactor_effect_once",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(KILL_STORE_ENV, dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(kill_after_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let engine = reopen_at(dir.path(), EngineOptions::default());
+        let handle = engine.start_reactor(ticket_spec(), ticket_flow()).unwrap();
+        assert!(handle.wait_for(engine.log().head().next_position, deadline()));
+        let mut asked = std::collections::BTreeSet::new();
+        let mut answered = Vec::new();
+        let mut sub = engine
+            .subscribe(engine_core::SubscribeFrom::Position(0))
+            .unwrap();
+        while let Some(record) = sub.try_next().unwrap() {
+            if let Event::MessageAdded { author, body, .. } = &record.event {
+                match author.as_str() {
+                    "customer" => {
+                        asked.insert(record.header.position);
+                    }
+                    _ => answered.push(body.clone().unwrap_or_default()),
+                }
+            }
+        }
+        let expected: Vec<String> = asked.iter().map(|p| format!("ticket {p}")).collect();
+        answered.sort_by_key(|b| b[7..].parse::<u64>().unwrap_or(u64::MAX));
+        assert_eq!(
+            answered, expected,
+            "trial {trial} (seed {seed}, killed after {kill_after_ms} ms): every customer \
+             message answered exactly once"
+        );
+    }
+}
