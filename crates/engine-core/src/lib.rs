@@ -15,6 +15,11 @@
 //! - [`timers`]: conversation timers (`timers.inactive`, `timers.closed`)
 //!   that move idle conversations to inactive or closed, on the log's
 //!   clock.
+//! - [`subscription`]: following the durable log from a position, blocking
+//!   or async, woken on commit ([`Engine::subscribe`]);
+//! - [`reactor`]: durable reactors, named subscriptions whose handlers
+//!   issue commands back with exactly-once effects
+//!   ([`Engine::start_reactor`]).
 //!
 //! The log and command handling live in crates of their own and are
 //! re-exported here: [`log`] is the `event-log` crate (the RocksDB,
@@ -27,8 +32,10 @@ pub mod delivery;
 pub mod engine;
 pub mod fanout;
 mod outcome;
+pub mod reactor;
 mod read_view;
 mod sources;
+pub mod subscription;
 pub mod timers;
 
 pub use commands;
@@ -56,4 +63,9 @@ pub use log::{
     OpenError, RawAppend, RawEvents, ReadError, StateMachine, SystemClock, TestClock, VerifyReport,
 };
 pub use outcome::{CommandOutcome, CreatedConversation, PostedMessage, TypedCommand};
+pub use reactor::{
+    reactor_command_id, reactor_fn, HandlerError, ParkedEvent, Reactor, ReactorContext,
+    ReactorError, ReactorFilter, ReactorHandle, ReactorMetrics, ReactorSpec, ReactorStart,
+};
+pub use subscription::{SubscribeFrom, Subscription, SubscriptionError};
 pub use timers::{timer_command_id, timer_dates, TimerDates, TimerKind, TimerMetrics};

@@ -1,5 +1,7 @@
 //! [`ReadSource`]: the narrow read side the engine hands to fan-out and
-//! delivery, so that neither depends on the engine facade.
+//! delivery, so that neither depends on the engine facade; and
+//! [`CommandSink`], what reactors need beyond it (issuing commands, their
+//! column family).
 //!
 //! Fan-out sessions replay missed events from the log and fix their replay
 //! range under the read-model lock; delivery recovers its pending set from
@@ -15,11 +17,14 @@
 use std::ops::Range;
 use std::sync::{Arc, Weak};
 
-use events::{ConversationSid, ServiceSid};
+use events::{CommandEnvelope, ConversationSid, ServiceSid};
 use parking_lot::RwLock;
 use projections::ReadModels;
+use rocksdb::DB;
 
+use crate::commands::CommandError;
 use crate::log::{ReadError, RecordIter, StreamIter};
+use crate::outcome::CommandOutcome;
 
 /// The log's records and the read models, as fan-out and delivery read
 /// them. Implemented by the engine.
@@ -49,6 +54,22 @@ pub(crate) trait ReadSource: Send + Sync {
         service: ServiceSid,
         conversation: Option<ConversationSid>,
     ) -> Result<u64, ReadError>;
+}
+
+/// What a reactor's thread needs of the engine beyond reading: executing
+/// the commands its handler issues, and the store its checkpoints and
+/// parked events live in. Implemented by the engine.
+pub(crate) trait CommandSink: Send + Sync {
+    /// The engine's read side.
+    fn reads(&self) -> &dyn ReadSource;
+
+    /// Executes a command and waits until it is durable (as
+    /// [`crate::Engine::execute`] for the serialisable command, errors
+    /// included).
+    fn execute(&self, envelope: CommandEnvelope) -> Result<CommandOutcome, CommandError>;
+
+    /// The engine's RocksDB store.
+    fn db(&self) -> &DB;
 }
 
 /// A weak handle on the engine's [`ReadSource`]: it does not keep a closed

@@ -1,8 +1,9 @@
 //! [`Engine`]: the library API. Commands in, typed outcomes out, queries
 //! over read models that are never behind the log.
 //!
-//! This module is the facade: opening, executing, sessions, inbound
-//! routing, and the wiring of delivery and conversation timers. What the log's writer runs per request is
+//! This module is the facade: opening, executing, sessions, log
+//! subscriptions, reactors, inbound routing, and the wiring of delivery
+//! and conversation timers. What the log's writer runs per request is
 //! the state machine in `state.rs`; how the read models are stored beside
 //! the log, loaded, caught up and digested is `store.rs`.
 
@@ -35,8 +36,10 @@ use crate::log::{
     OpenError, ReadError, RecordIter, StateMachine, StreamIter,
 };
 use crate::outcome::{typed_output, CommandOutcome, PostedMessage, TypedCommand};
+use crate::reactor::{Reactor, ReactorError, ReactorHandle, ReactorMetrics, ReactorSpec, Registry};
 use crate::read_view::{read_scoped, ReadView};
-use crate::sources::{ReadSource, Sources};
+use crate::sources::{CommandSink, ReadSource, Sources};
+use crate::subscription::{LogFeed, SubscribeFrom, Subscription, SubscriptionError};
 use crate::timers::{Schedule, TimerMetrics, TimerThread, TimerWriter};
 
 mod state;
@@ -162,6 +165,7 @@ pub(crate) struct Core {
     pub(crate) hub: Arc<Hub>,
     pub(crate) fanout_tx: Sender<WorkerMsg>,
     pub(crate) delivery: Arc<DeliveryShared>,
+    pub(crate) feed: Arc<LogFeed>,
 }
 
 /// Fan-out sessions and delivery read the engine through this, not
@@ -190,6 +194,21 @@ impl ReadSource for Core {
         conversation: Option<ConversationSid>,
     ) -> Result<u64, ReadError> {
         self.log.stream_version(service, conversation)
+    }
+}
+
+/// Reactors issue commands and keep their checkpoints through this.
+impl CommandSink for Core {
+    fn reads(&self) -> &dyn ReadSource {
+        self
+    }
+
+    fn execute(&self, envelope: CommandEnvelope) -> Result<CommandOutcome, CommandError> {
+        Core::execute(self, envelope)
+    }
+
+    fn db(&self) -> &DB {
+        self.log.db()
     }
 }
 
@@ -322,6 +341,7 @@ pub struct Engine {
     worker: Option<JoinHandle<()>>,
     delivery: DeliveryThreads,
     timers: TimerThread,
+    reactors: Registry,
 }
 
 impl std::fmt::Debug for Engine {
@@ -334,7 +354,11 @@ impl std::fmt::Debug for Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        // Reactors first: their handlers may still execute commands; then
+        // the timer thread, which may too.
+        self.reactors.stop_all();
         self.timers.stop();
+        self.core.feed.close();
         self.core.delivery.shutdown();
         self.delivery.join();
         let _ = self.core.fanout_tx.send(WorkerMsg::Shutdown);
@@ -395,6 +419,8 @@ impl Engine {
         );
         let mut schedule = Schedule::default();
         let schedule_at_open = &mut schedule;
+        let mut opened_feed = None;
+        let feed_slot = &mut opened_feed;
         let log = EventLog::open(path, options, move |db, head| {
             upgrade_idempotency_index(db)?;
             let mut rm = load_read_models(db)?;
@@ -406,6 +432,8 @@ impl Engine {
             *schedule_at_open = Schedule::from_read_models(&rm);
             let timers = TimerWriter::new(schedule_at_open, writer_timers);
             *shared.write() = rm;
+            let feed = Arc::new(LogFeed::new(head.next_position));
+            *feed_slot = Some(feed.clone());
             Ok::<_, EngineError>(EngineState {
                 db: db.clone(),
                 read: shared,
@@ -413,15 +441,27 @@ impl Engine {
                 fanout: FanoutWriter::new(writer_hub, writer_fanout),
                 delivery,
                 timers,
+                feed,
             })
         })?;
+        let feed = opened_feed.expect("the log's open ran its init");
         let core = Arc::new(Core {
             log,
             read,
             hub: hub.clone(),
             fanout_tx,
             delivery: Arc::new(DeliveryShared::new(engine_options.delivery, delivery_tx)),
+            feed: feed.clone(),
         });
+        let reactors = {
+            let source: Arc<dyn ReadSource> = core.clone();
+            Registry::new(
+                core.clone(),
+                Sources::new(Arc::downgrade(&source)),
+                hub.clone(),
+                feed,
+            )
+        };
         let worker = std::thread::Builder::new()
             .name("colloquy-fanout".into())
             .spawn(move || run_worker(hub, fanout_rx))
@@ -455,6 +495,7 @@ impl Engine {
             worker: Some(worker),
             delivery,
             timers,
+            reactors,
         })
     }
 
@@ -562,6 +603,67 @@ impl Engine {
         let source: Arc<dyn ReadSource> = self.core.clone();
         let sources = Sources::new(Arc::downgrade(&source));
         Session::open(self.core.hub.clone(), sources, service, identity, start)
+    }
+
+    /// Follows the durable log from `from`: a [`Subscription`] yields every
+    /// committed record (header with its position, and decoded event) from
+    /// there on, in log order, exactly once, with no gap, blocking
+    /// ([`Subscription::next`] up to a deadline) or async
+    /// ([`Subscription::next_async`], or as a stream). It is woken when a
+    /// batch becomes durable, never by polling, and yields only durable
+    /// records. Positions are the log's: dense from 0;
+    /// [`SubscribeFrom::Position`]`(p)` starts with the record at `p`,
+    /// [`SubscribeFrom::Now`] with the next one committed. See
+    /// [`crate::subscription`] for how a slow subscriber is kept from
+    /// costing memory.
+    ///
+    /// Errors: [`SubscriptionError::PositionAhead`] for a position past the
+    /// log's next position; reading errors come from the subscription
+    /// itself ([`SubscriptionError::Read`] naming the position).
+    pub fn subscribe(&self, from: SubscribeFrom) -> Result<Subscription, SubscriptionError> {
+        let source: Arc<dyn ReadSource> = self.core.clone();
+        let sources = Sources::new(Arc::downgrade(&source));
+        Subscription::open(sources, self.core.hub.clone(), self.core.feed.clone(), from)
+    }
+
+    /// Starts a durable reactor (see [`crate::reactor`]): `reactor` gets
+    /// each durable record `spec`'s filter matches, in log order, on a
+    /// thread of its own, from the reactor's checkpoint in this store (the
+    /// first time, from where `spec` says). Commands it issues through its
+    /// context are applied exactly once however often a record is
+    /// delivered. It runs until [`Engine::stop_reactor`] or the engine is
+    /// dropped.
+    ///
+    /// Errors: [`ReactorError::InvalidName`],
+    /// [`ReactorError::UnknownEventType`] for a filter naming no event
+    /// type, [`ReactorError::AlreadyRunning`] for a name in use,
+    /// [`ReactorError::CheckpointAhead`] and [`ReactorError::Corrupt`] for a
+    /// damaged stored checkpoint, [`ReactorError::Storage`],
+    /// [`ReactorError::Spawn`].
+    pub fn start_reactor(
+        &self,
+        spec: ReactorSpec,
+        reactor: impl Reactor,
+    ) -> Result<ReactorHandle, ReactorError> {
+        self.reactors.start(spec, Box::new(reactor))
+    }
+
+    /// The running reactor named `name`, if any.
+    pub fn reactor(&self, name: &str) -> Option<ReactorHandle> {
+        self.reactors.handle(name)
+    }
+
+    /// Stops the reactor named `name`, waiting for its thread (and its
+    /// handler's current call); what it handled is checkpointed. Returns
+    /// whether it was running.
+    pub fn stop_reactor(&self, name: &str) -> bool {
+        self.reactors.stop(name)
+    }
+
+    /// Each reactor's checkpoint, lag (committed head minus checkpoint)
+    /// and counters, by name. Never waits for a reactor's handler.
+    pub fn reactor_metrics(&self) -> Vec<ReactorMetrics> {
+        self.reactors.metrics()
     }
 
     /// The log writer's counters (batches, requests, records and bytes

@@ -1,7 +1,8 @@
 //! The engine's [`StateMachine`]: what the log's single writer runs for
 //! each request (decide with the pure `commands` crate, then apply to the
 //! read models, route for fan-out and note deliveries), and what it hands
-//! on once a batch is durable (fan-out, delivery, conversation timers).
+//! on once a batch is durable (fan-out, log subscriptions, conversation
+//! timers).
 
 use std::sync::Arc;
 
@@ -16,7 +17,21 @@ use crate::commands::{self, CommandError, EngineCommand};
 use crate::delivery::DeliveryWriter;
 use crate::fanout::FanoutWriter;
 use crate::log::{CommittedRecord, DecideContext, Decision, Idempotency, StateMachine};
+use crate::reactor::CF_REACTORS;
+use crate::subscription::LogFeed;
 use crate::timers::TimerWriter;
+
+/// The engine's column families beside the log's: the read models' tables,
+/// then the reactors' checkpoints and parked events.
+const ENGINE_COLUMN_FAMILIES: [&str; Table::NAMES.len() + 1] = {
+    let mut names = [CF_REACTORS; Table::NAMES.len() + 1];
+    let mut i = 0;
+    while i < Table::NAMES.len() {
+        names[i] = Table::NAMES[i];
+        i += 1;
+    }
+    names
+};
 
 /// The writer thread's state machine: the read models behind a lock that
 /// the writer holds for a whole batch, so readers never see state that is
@@ -30,12 +45,14 @@ pub(crate) struct EngineState {
     pub(super) fanout: FanoutWriter,
     pub(super) delivery: DeliveryWriter,
     pub(super) timers: TimerWriter,
+    /// Log subscriptions' (and reactors') wake-up on commit.
+    pub(super) feed: Arc<LogFeed>,
 }
 
 impl StateMachine for EngineState {
     type Command = EngineCommand;
     type Rejection = CommandError;
-    const COLUMN_FAMILIES: &'static [&'static str] = &Table::NAMES;
+    const COLUMN_FAMILIES: &'static [&'static str] = &ENGINE_COLUMN_FAMILIES;
 
     /// The envelope's `acting_identity` (validated by `decide`).
     fn actor(command: &EngineCommand) -> Option<String> {
@@ -107,5 +124,8 @@ impl StateMachine for EngineState {
         self.fanout.committed(records);
         self.delivery.committed();
         self.timers.committed(records);
+        // After the fan-out put them in its cache of recent records, which
+        // subscriptions read first.
+        self.feed.committed(records);
     }
 }
