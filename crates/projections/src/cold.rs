@@ -18,6 +18,9 @@ use std::ops::Bound;
 
 use crate::rows::{RowMap, Table};
 
+/// Rows read from a table: (key, value) pairs in the order asked for.
+pub type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Reads cold rows from where they are stored.
 ///
 /// Contract: answers reflect every row written before the call by the
@@ -42,7 +45,7 @@ pub trait ColdRows: Send + Sync + Debug {
         to: Option<&[u8]>,
         reverse: bool,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ColdError>;
+    ) -> Result<KeyValues, ColdError>;
 }
 
 /// A cold row could not be read or decoded.
@@ -70,7 +73,7 @@ impl ColdRows for NoColdRows {
         _: Option<&[u8]>,
         _: bool,
         _: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ColdError> {
+    ) -> Result<KeyValues, ColdError> {
         Ok(Vec::new())
     }
 }
@@ -88,7 +91,7 @@ impl ColdRows for RowMap {
         to: Option<&[u8]>,
         reverse: bool,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ColdError> {
+    ) -> Result<KeyValues, ColdError> {
         let lo = Bound::Included((table, from.to_vec()));
         let hi = match to {
             Some(to) => Bound::Excluded((table, to.to_vec())),

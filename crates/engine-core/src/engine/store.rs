@@ -119,7 +119,7 @@ impl ColdRows for DbRows {
         to: Option<&[u8]>,
         reverse: bool,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ColdError> {
+    ) -> Result<projections::cold::KeyValues, ColdError> {
         let cf = table_cf(&self.db, table);
         let mut opts = rocksdb::ReadOptions::default();
         opts.set_iterate_lower_bound(from.to_vec());
