@@ -333,7 +333,8 @@ fn mix(mut x: u64) -> u64 {
 }
 
 /// The raw RocksDB baseline: a store with one column family per column
-/// family id of the shape, opened with the engine's database options.
+/// family id of the shape, opened with the engine's database options and
+/// memtable budget.
 struct RawRocks {
     _dir: tempfile::TempDir,
     db: DB,
@@ -346,6 +347,8 @@ impl RawRocks {
     fn open(shape: &Shape) -> RawRocks {
         let dir = tmp_dir();
         let mut options = db_options();
+        // The engine's memtable budget too (`LogOptions`' default).
+        options.set_db_write_buffer_size(engine_core::log::MEMTABLE_BUDGET_BYTES_DEFAULT);
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         let all = || {

@@ -95,6 +95,7 @@ fn limits_are_named_with_units() {
     let units = [
         "_BYTES_",
         "_CHARS_",
+        "_MICROS_",
         "_PER_",
         "PAGE_SIZE_",
         "_WITH_PARTICIPANTS_",
