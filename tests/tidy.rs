@@ -110,8 +110,8 @@ fn limits_are_named_with_units() {
                 "limit {name} must name its unit (bytes, chars, per-something, …)"
             );
             assert!(
-                name.ends_with("_MAX") || name.ends_with("_DEFAULT"),
-                "limit {name} must say whether it is a maximum or a default"
+                name.ends_with("_MAX") || name.ends_with("_MIN") || name.ends_with("_DEFAULT"),
+                "limit {name} must say whether it is a maximum, a minimum or a default"
             );
             assert!(prev.starts_with("///"), "limit {name} needs a doc comment");
             count += 1;
