@@ -11,7 +11,9 @@
 //! - [`fanout`]: committed events to device sessions, with gap-free resume,
 //!   lag handling and typing indicators;
 //! - [`delivery`]: messages to non-chat participants through the host's
-//!   [`ChannelAdapter`]s, durable and at least once.
+//!   [`ChannelAdapter`]s, durable and at least once;
+//! - [`hooks`]: pre-event hooks, host code that accepts, rejects or
+//!   modifies a command before it reaches the log.
 //!
 //! The log and command handling live in crates of their own and are
 //! re-exported here: [`log`] is the `event-log` crate (the RocksDB,
@@ -23,6 +25,7 @@
 pub mod delivery;
 pub mod engine;
 pub mod fanout;
+pub mod hooks;
 mod outcome;
 mod read_view;
 mod sources;
@@ -30,7 +33,7 @@ mod sources;
 pub use commands;
 pub use event_log as log;
 
-pub use commands::{CommandError, EngineCommand, StorageFailure};
+pub use commands::{CommandError, EngineCommand, HookRefusal, StorageFailure};
 #[cfg(feature = "webhook")]
 pub use delivery::WebhookAdapter;
 pub use delivery::{
@@ -44,6 +47,11 @@ pub use engine::{
 pub use fanout::{
     client_event_kind, ClientEvent, ClientEventKind, FanoutMetrics, FanoutOptions, Perspective,
     Session, SessionError, SessionStart, SessionStream, TypingNotice,
+};
+pub use hooks::{
+    ExecuteOptions, FailurePolicy, HookDecision, HookFailure, HookField, HookMetrics, HookScope,
+    Modifications, PreEvent, PreEventFilter, PreEventHook, PreEventHookConfig, PreEventTarget,
+    HOOK_TIMEOUT_DEFAULT,
 };
 pub use log::{
     AppendError, AppendOutcome, AppendRequest, Backoff, ChainFault, CommittedRecord, DamageKind,

@@ -4,7 +4,9 @@
 //! This module is the facade: opening, executing, sessions, inbound
 //! routing and delivery wiring. What the log's writer runs per request is
 //! the state machine in `state.rs`; how the read models are stored beside
-//! the log, loaded, caught up and digested is `store.rs`.
+//! the log, loaded, caught up and digested is `store.rs`; what runs on the
+//! caller's side before a command is queued for the writer (pre-event
+//! hooks, and the methods to register them) is `pre_event.rs`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use crate::fanout::{
     run_worker, FanoutMetrics, FanoutOptions, FanoutWriter, Hub, Session, SessionError,
     SessionStart, WorkerMsg,
 };
+use crate::hooks::{ExecuteOptions, Hooks};
 use crate::log::indexes::{self, IndexError};
 use crate::log::keys::LOG_COLUMN_FAMILIES;
 use crate::log::{
@@ -38,6 +41,7 @@ use crate::outcome::{typed_output, CommandOutcome, PostedMessage, TypedCommand};
 use crate::read_view::{read_scoped, ReadView};
 use crate::sources::{ReadSource, Sources};
 
+mod pre_event;
 mod state;
 mod store;
 
@@ -161,6 +165,7 @@ pub(crate) struct Core {
     pub(crate) hub: Arc<Hub>,
     pub(crate) fanout_tx: Sender<WorkerMsg>,
     pub(crate) delivery: Arc<DeliveryShared>,
+    pub(crate) hooks: Hooks,
 }
 
 /// Fan-out sessions and delivery read the engine through this, not
@@ -190,10 +195,7 @@ impl Core {
         &self,
         envelope: CommandEnvelope,
     ) -> Result<CommandOutcome, CommandError> {
-        refuse_under_read_view()?;
-        let request = request(envelope);
-        let appended = self.log.append_blocking_with_records(request);
-        self.outcome(appended)
+        self.execute_with(envelope, ExecuteOptions::default())
     }
 
     /// The command's outcome from the writer's answer. An appended
@@ -253,12 +255,7 @@ impl Core {
                     first_position,
                 })
             }
-            Err(AppendError::Fingerprint(e)) => {
-                return Err(CommandError::Invalid {
-                    field: "command",
-                    reason: format!("cannot be encoded for its idempotency fingerprint: {e}"),
-                })
-            }
+            Err(AppendError::Fingerprint(e)) => return Err(pre_event::unfingerprintable(e)),
             Err(AppendError::Closed) => return Err(StorageFailure::Closed.into()),
             Err(AppendError::Poisoned) => return Err(StorageFailure::Poisoned.into()),
             Err(AppendError::StorageStalled { waited_ms }) => {
@@ -397,6 +394,7 @@ impl Engine {
             hub: hub.clone(),
             fanout_tx,
             delivery: Arc::new(DeliveryShared::new(engine_options.delivery, delivery_tx)),
+            hooks: Hooks::new(),
         });
         let worker = std::thread::Builder::new()
             .name("colloquy-fanout".into())
@@ -459,7 +457,8 @@ impl Engine {
     /// the log cannot append (I/O failure, poisoned or closed log;
     /// [`StorageFailure::is_retryable`] and [`StorageFailure::needs_reopen`]
     /// say what to do), [`CommandError::ReadViewHeld`] when this thread is
-    /// inside a read.
+    /// inside a read, [`CommandError::PreEventHook`] when a pre-event hook
+    /// refused it (see [`Engine::set_pre_event_hook`]; nothing written).
     pub fn execute<C: TypedCommand>(
         &self,
         envelope: CommandEnvelope<C>,
@@ -468,14 +467,13 @@ impl Engine {
     }
 
     /// The async form of [`Engine::execute`]: resolves when durable.
+    /// Pre-event hooks run as [`Engine::execute_async_with`] runs them.
     pub async fn execute_async<C: TypedCommand>(
         &self,
         envelope: CommandEnvelope<C>,
     ) -> Result<C::Output, CommandError> {
-        refuse_under_read_view()?;
-        let request = request(envelope.into_command());
-        let appended = self.core.log.append_with_records(request).await;
-        typed_output::<C>(self.core.outcome(appended)?)
+        self.execute_async_with(envelope, ExecuteOptions::default())
+            .await
     }
 
     /// Runs `query` on the read models as of the last durable batch and
@@ -798,6 +796,7 @@ fn request(envelope: CommandEnvelope) -> AppendRequest<EngineCommand> {
         command: EngineCommand {
             acting_identity: envelope.acting_identity,
             command: envelope.command,
+            requested_fingerprint: None,
         },
     }
 }
