@@ -42,17 +42,17 @@ const WARM_UP: Duration = Duration::from_secs(1);
 /// Which hook the engine has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Setup {
-    NoHook,
-    OtherServiceHook,
-    AcceptHook,
+    None,
+    OtherService,
+    Accepting,
 }
 
 impl Setup {
     fn name(self) -> &'static str {
         match self {
-            Setup::NoHook => "no_hook",
-            Setup::OtherServiceHook => "other_service_hook",
-            Setup::AcceptHook => "accept_hook",
+            Setup::None => "no_hook",
+            Setup::OtherService => "other_service_hook",
+            Setup::Accepting => "accept_hook",
         }
     }
 }
@@ -72,7 +72,7 @@ fn main() {
     let mut group = criterion.benchmark_group("pre_event_hooks");
     group.throughput(Throughput::Elements(1));
     for posters in POSTERS {
-        for setup in [Setup::NoHook, Setup::OtherServiceHook, Setup::AcceptHook] {
+        for setup in [Setup::None, Setup::OtherService, Setup::Accepting] {
             let dir = tempfile::tempdir().expect("a temporary directory");
             let engine = Engine::open(
                 dir.path(),
@@ -83,13 +83,13 @@ fn main() {
             let (service, conversations) =
                 service_with_conversations(&engine, &ids, posters as usize, posters as usize);
             let hooked = match setup {
-                Setup::NoHook => None,
-                Setup::OtherServiceHook => Some(
+                Setup::None => None,
+                Setup::OtherService => Some(
                     engine
                         .execute(CreateService::new("other").keyed(ids.next()))
                         .expect("create the other service"),
                 ),
-                Setup::AcceptHook => Some(service),
+                Setup::Accepting => Some(service),
             };
             if let Some(hooked) = hooked {
                 engine.set_pre_event_hook(
@@ -111,8 +111,8 @@ fn main() {
             });
             let calls = engine.hook_metrics().calls;
             match setup {
-                Setup::AcceptHook => assert!(calls > 0, "the hook never ran"),
-                Setup::NoHook | Setup::OtherServiceHook => assert_eq!(calls, 0),
+                Setup::Accepting => assert!(calls > 0, "the hook never ran"),
+                Setup::None | Setup::OtherService => assert_eq!(calls, 0),
             }
         }
     }
@@ -125,8 +125,8 @@ fn main() {
     };
     let mut rows = Vec::new();
     for posters in POSTERS {
-        let baseline = per_second(Setup::NoHook, posters);
-        for setup in [Setup::OtherServiceHook, Setup::AcceptHook] {
+        let baseline = per_second(Setup::None, posters);
+        for setup in [Setup::OtherService, Setup::Accepting] {
             let value = per_second(setup, posters);
             let added_micros = (1.0 / value - 1.0 / baseline) * 1e6 * posters as f64;
             rows.push(Row {

@@ -583,13 +583,11 @@ impl Hooks {
     /// Registers `config` for `scope`, replacing the hook it had.
     pub(crate) fn set(&self, scope: HookScope, config: PreEventHookConfig) {
         let mut registry = self.registry.write();
-        let config = Some(Arc::new(config));
+        let config = Arc::new(config);
         match scope {
-            HookScope::Engine => registry.engine = config,
+            HookScope::Engine => registry.engine = Some(config),
             HookScope::Service(service) => {
-                registry
-                    .services
-                    .insert(service, config.expect("just made"));
+                registry.services.insert(service, config);
             }
         }
         self.any.store(true, Ordering::SeqCst);
