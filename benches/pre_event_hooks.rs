@@ -6,7 +6,9 @@
 //! from P threads, spread over one conversation per thread of one
 //! service. One element = one PostMessage.
 //!
-//! - `no_hook/<P>`: the baseline, no hook registered.
+//! - `no_hook/<P>`: the baseline, no hook registered; measured first and
+//!   again last (`no_hook_again/<P>`), so drift on a shared machine shows
+//!   as two baselines that differ.
 //! - `other_service_hook/<P>`: a hook registered for another service: what
 //!   a command with no hook to run pays for the registry's existence.
 //! - `accept_hook/<P>`: an `onMessageAdd` hook on the posts' own service
@@ -45,14 +47,25 @@ enum Setup {
     None,
     OtherService,
     Accepting,
+    /// No hook, measured again after the others.
+    NoneAgain,
 }
 
 impl Setup {
+    /// In the order measured.
+    const ALL: [Setup; 4] = [
+        Setup::None,
+        Setup::OtherService,
+        Setup::Accepting,
+        Setup::NoneAgain,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Setup::None => "no_hook",
             Setup::OtherService => "other_service_hook",
             Setup::Accepting => "accept_hook",
+            Setup::NoneAgain => "no_hook_again",
         }
     }
 }
@@ -72,7 +85,7 @@ fn main() {
     let mut group = criterion.benchmark_group("pre_event_hooks");
     group.throughput(Throughput::Elements(1));
     for posters in POSTERS {
-        for setup in [Setup::None, Setup::OtherService, Setup::Accepting] {
+        for setup in Setup::ALL {
             let dir = tempfile::tempdir().expect("a temporary directory");
             let engine = Engine::open(
                 dir.path(),
@@ -83,7 +96,7 @@ fn main() {
             let (service, conversations) =
                 service_with_conversations(&engine, &ids, posters as usize, posters as usize);
             let hooked = match setup {
-                Setup::None => None,
+                Setup::None | Setup::NoneAgain => None,
                 Setup::OtherService => Some(
                     engine
                         .execute(CreateService::new("other").keyed(ids.next()))
@@ -112,7 +125,7 @@ fn main() {
             let calls = engine.hook_metrics().calls;
             match setup {
                 Setup::Accepting => assert!(calls > 0, "the hook never ran"),
-                Setup::None | Setup::OtherService => assert_eq!(calls, 0),
+                Setup::None | Setup::OtherService | Setup::NoneAgain => assert_eq!(calls, 0),
             }
         }
     }
@@ -125,7 +138,12 @@ fn main() {
     };
     let mut rows = Vec::new();
     for posters in POSTERS {
-        let baseline = per_second(Setup::None, posters);
+        // The mean of the two baselines, each shown.
+        let (first, again) = (
+            per_second(Setup::None, posters),
+            per_second(Setup::NoneAgain, posters),
+        );
+        let baseline = (first + again) / 2.0;
         for setup in [Setup::OtherService, Setup::Accepting] {
             let value = per_second(setup, posters);
             let added_micros = (1.0 / value - 1.0 / baseline) * 1e6 * posters as f64;
@@ -135,10 +153,15 @@ fn main() {
                     setup.name()
                 ),
                 value: format!(
-                    "{} (+{added_micros:.1} µs per post, per poster)",
+                    "{} ({added_micros:+.1} µs per post, per poster)",
                     thousands(value)
                 ),
-                baseline: format!("{} (no_hook)", thousands(baseline)),
+                baseline: format!(
+                    "{} (no_hook {} before, {} after)",
+                    thousands(baseline),
+                    thousands(first),
+                    thousands(again)
+                ),
                 ratio: format!("{:.2}", value / baseline),
                 target: "-".to_string(),
                 met: None,

@@ -464,8 +464,9 @@ impl std::fmt::Debug for PreEventHookConfig {
 }
 
 impl PreEventHookConfig {
-    /// `hook` for `filters`, with the default deadline
-    /// ([`HOOK_TIMEOUT_DEFAULT`]) and policy ([`FailurePolicy::Open`]).
+    /// `hook` for `filters` (with none it never runs), with the default
+    /// deadline ([`HOOK_TIMEOUT_DEFAULT`]) and policy
+    /// ([`FailurePolicy::Open`]).
     pub fn new(filters: impl IntoIterator<Item = PreEventFilter>, hook: impl PreEventHook) -> Self {
         PreEventHookConfig {
             hook: Arc::new(hook),
@@ -612,13 +613,12 @@ impl Hooks {
             return None;
         }
         let service = command.service()?;
-        let pre_events = command_map::pre_events(command);
-        if pre_events.is_empty() {
-            return None;
-        }
         let registry = self.registry.read();
         let scoped = [registry.services.get(&service), registry.engine.as_ref()];
-        let steps: Vec<_> = pre_events
+        if scoped.iter().all(Option::is_none) {
+            return None;
+        }
+        let steps: Vec<_> = command_map::pre_events(command)
             .into_iter()
             .flat_map(|(filter, target)| {
                 scoped
@@ -756,6 +756,38 @@ impl Hooks {
             failed: get(&c.failed),
             panicked: get(&c.panicked),
             retries_skipped: get(&c.retries_skipped),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_and_fields_round_trip_through_their_twilio_names() {
+        for filter in PreEventFilter::ALL {
+            assert_eq!(
+                PreEventFilter::from_twilio_name(filter.twilio_name()),
+                Some(filter)
+            );
+        }
+        // Post-event filters and unknown names are not pre-event filters.
+        assert_eq!(PreEventFilter::from_twilio_name("onMessageAdded"), None);
+        assert_eq!(PreEventFilter::from_twilio_name("onmessageadd"), None);
+        for (name, field) in [
+            ("Body", HookField::Body),
+            ("body", HookField::Body),
+            ("author", HookField::Author),
+            ("Attributes", HookField::Attributes),
+            ("friendlyName", HookField::FriendlyName),
+            ("FriendlyName", HookField::FriendlyName),
+            ("uniqueName", HookField::UniqueName),
+        ] {
+            assert_eq!(HookField::from_twilio_name(name), Some(field), "{name}");
+        }
+        for name in ["BODY", "friendlyname", "Sid", ""] {
+            assert_eq!(HookField::from_twilio_name(name), None, "{name}");
         }
     }
 }
