@@ -15,8 +15,11 @@
 //!   that accepts at once: the round trip to a hook thread and back, the
 //!   idempotency lookup before it, and the conversation's resolution.
 //!
-//! After criterion's report the bench prints each mean as posts/s, its
-//! ratio to `no_hook` at the same P, and the added time per post.
+//! After criterion's report the bench prints, over every timed iteration,
+//! posts/s and the process's CPU time per post (`/proc/self/stat`: on a
+//! shared machine the CPU figure moves less with other processes' load
+//! than the wall-clock one), each with its ratio to `no_hook` at the same
+//! P.
 //!
 //! Run: `cargo xtask bench pre_event_hooks`.
 
@@ -29,7 +32,10 @@ use std::time::{Duration, Instant};
 use colloquy::prelude::*;
 use criterion::{Criterion, Throughput};
 use engine_core::hooks::{HookDecision, HookScope, PreEvent, PreEventFilter, PreEventHookConfig};
-use support::{post_messages, print_summary, service_with_conversations, thousands, Ids, Row};
+use support::{
+    post_messages, print_summary, process_cpu_seconds, service_with_conversations, thousands, Ids,
+    Row,
+};
 
 /// Concurrent posters measured: one (the latency a hook adds to a lone
 /// caller) and 64 (hooks of many callers running at once).
@@ -70,6 +76,24 @@ impl Setup {
     }
 }
 
+/// What one setup measured over its timed iterations.
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    posts: u64,
+    wall: Duration,
+    cpu_seconds: f64,
+}
+
+impl Totals {
+    fn per_second(&self) -> f64 {
+        self.posts as f64 / self.wall.as_secs_f64()
+    }
+
+    fn cpu_micros_per_post(&self) -> f64 {
+        self.cpu_seconds * 1e6 / self.posts as f64
+    }
+}
+
 fn accept(_: &PreEvent) -> Result<HookDecision, engine_core::HookFailure> {
     Ok(HookDecision::Accept)
 }
@@ -80,8 +104,8 @@ fn main() {
         .measurement_time(MEASUREMENT)
         .warm_up_time(WARM_UP)
         .configure_from_args();
-    // (setup, posters) → (posts, time) over every timed iteration.
-    let totals: Mutex<BTreeMap<(Setup, u64), (u64, Duration)>> = Mutex::default();
+    // (setup, posters) → totals over every timed iteration.
+    let totals: Mutex<BTreeMap<(Setup, u64), Totals>> = Mutex::default();
     let mut group = criterion.benchmark_group("pre_event_hooks");
     group.throughput(Throughput::Elements(1));
     for posters in POSTERS {
@@ -112,13 +136,15 @@ fn main() {
             }
             group.bench_function(format!("{}/{posters}", setup.name()), |b| {
                 b.iter_custom(|iters| {
-                    let started = Instant::now();
+                    let (started, cpu) = (Instant::now(), process_cpu_seconds());
                     post_messages(&engine, &ids, service, &conversations, iters, posters);
                     let took = started.elapsed();
+                    let cpu = process_cpu_seconds() - cpu;
                     let mut totals = totals.lock().unwrap();
                     let entry = totals.entry((setup, posters)).or_default();
-                    entry.0 += iters;
-                    entry.1 += took;
+                    entry.posts += iters;
+                    entry.wall += took;
+                    entry.cpu_seconds += cpu;
                     took
                 })
             });
@@ -132,37 +158,42 @@ fn main() {
     group.finish();
 
     let totals = totals.into_inner().unwrap();
-    let per_second = |setup, posters| {
-        let (posts, time): (u64, Duration) = totals[&(setup, posters)];
-        posts as f64 / time.as_secs_f64()
-    };
     let mut rows = Vec::new();
     for posters in POSTERS {
-        // The mean of the two baselines, each shown.
         let (first, again) = (
-            per_second(Setup::None, posters),
-            per_second(Setup::NoneAgain, posters),
+            totals[&(Setup::None, posters)],
+            totals[&(Setup::NoneAgain, posters)],
         );
-        let baseline = (first + again) / 2.0;
+        // The mean of the two baselines, each shown.
+        let mean = |f: fn(&Totals) -> f64| (f(&first) + f(&again)) / 2.0;
+        let (rate, cpu) = (mean(Totals::per_second), mean(Totals::cpu_micros_per_post));
         for setup in [Setup::OtherService, Setup::Accepting] {
-            let value = per_second(setup, posters);
-            let added_micros = (1.0 / value - 1.0 / baseline) * 1e6 * posters as f64;
+            let measured = totals[&(setup, posters)];
             rows.push(Row {
                 figure: format!(
                     "Buffered PostMessage/s, {posters} poster(s), {}",
                     setup.name()
                 ),
-                value: format!(
-                    "{} ({added_micros:+.1} µs per post, per poster)",
-                    thousands(value)
-                ),
+                value: thousands(measured.per_second()),
                 baseline: format!(
                     "{} (no_hook {} before, {} after)",
-                    thousands(baseline),
-                    thousands(first),
-                    thousands(again)
+                    thousands(rate),
+                    thousands(first.per_second()),
+                    thousands(again.per_second())
                 ),
-                ratio: format!("{:.2}", value / baseline),
+                ratio: format!("{:.2}", measured.per_second() / rate),
+                target: "-".to_string(),
+                met: None,
+            });
+            rows.push(Row {
+                figure: format!("CPU µs per post, {posters} poster(s), {}", setup.name()),
+                value: format!("{:.1}", measured.cpu_micros_per_post()),
+                baseline: format!(
+                    "{cpu:.1} (no_hook {:.1} before, {:.1} after)",
+                    first.cpu_micros_per_post(),
+                    again.cpu_micros_per_post()
+                ),
+                ratio: format!("{:.2}", measured.cpu_micros_per_post() / cpu),
                 target: "-".to_string(),
                 met: None,
             });
