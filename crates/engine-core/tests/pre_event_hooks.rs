@@ -80,6 +80,11 @@ fn added_in_log(h: &Harness, outcome: &CommandOutcome) -> (String, Option<String
     }
 }
 
+/// A copy of what a recording hook saw.
+fn seen_log(seen: &Mutex<Vec<PreEvent>>) -> Vec<PreEvent> {
+    seen.lock().unwrap().clone()
+}
+
 /// The hook refusal `result` holds; panics on anything else.
 fn refusal<T: std::fmt::Debug>(result: Result<T, CommandError>) -> HookRefusal {
     match result {
@@ -92,7 +97,7 @@ fn refusal<T: std::fmt::Debug>(result: Result<T, CommandError>) -> HookRefusal {
 fn an_accepting_hook_sees_the_command_and_lets_it_through() {
     let (mut h, s, c) = setup();
     let seen: Arc<Mutex<Vec<PreEvent>>> = Arc::default();
-    let log = seen.clone();
+    let (log, log_again) = (seen.clone(), seen.clone());
     h.engine().set_pre_event_hook(
         HookScope::Service(s),
         PreEventHookConfig::new([PreEventFilter::OnMessageAdd], move |e: &PreEvent| {
@@ -121,9 +126,12 @@ fn an_accepting_hook_sees_the_command_and_lets_it_through() {
         &[HookField::Body, HookField::Author, HookField::Attributes]
     );
     drop(seen);
+    // A conversation addressed by its unique name is resolved to its SID.
+    h.ok(PostMessage::new(s, "support").author("alice").body("by name"));
+    assert_eq!(seen_log(&log_again).last().unwrap().conversation_sid, Some(c));
     // A command that fires another filter does not call it.
     h.ok(UpdateConversation::new(s, c).friendly_name("renamed"));
-    assert_eq!(h.engine().hook_metrics().calls, 1);
+    assert_eq!(h.engine().hook_metrics().calls, 2);
 }
 
 #[test]

@@ -11,7 +11,7 @@
 //! it. A command without hooks to run goes straight to the writer, as it
 //! did before hooks existed.
 
-use events::{CommandEnvelope, Fingerprint};
+use events::{CommandEnvelope, ConversationRef, Fingerprint};
 
 use super::state::fingerprint;
 use super::{refuse_under_read_view, request, typed_output, Core, Engine};
@@ -72,12 +72,18 @@ impl Core {
             self.hooks.note_retry();
             return Ok(request(envelope));
         }
+        // A SID is taken as given (its existence is decided later, by the
+        // writer); only a unique name needs the read models, whose lock
+        // the writer holds for a whole batch.
         let conversation_sid = match (scope, conversation_ref(&envelope.command)) {
-            (Some(service), Some(conversation)) => read_scoped(&self.read, |rm| {
-                rm.service(&service)
-                    .and_then(|s| s.resolve(conversation))
-                    .map(|c| c.row().sid)
-            }),
+            (_, Some(ConversationRef::Sid(sid))) => Some(*sid),
+            (Some(service), Some(name @ ConversationRef::UniqueName(_))) => {
+                read_scoped(&self.read, |rm| {
+                    rm.service(&service)
+                        .and_then(|s| s.resolve(name))
+                        .map(|c| c.row().sid)
+                })
+            }
             _ => None,
         };
         let Some(modified) = self.hooks.run(plan, &envelope, conversation_sid).await? else {

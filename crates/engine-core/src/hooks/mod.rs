@@ -368,10 +368,12 @@ pub struct PreEvent {
     pub target: PreEventTarget,
     /// The service the command acts in.
     pub service: ServiceSid,
-    /// The conversation the command addresses, resolved when the hook was
-    /// called; `None` for a conversation not created yet, one that does
-    /// not exist (the command will then be refused as not found), and an
-    /// inbound message (routed when decided).
+    /// The conversation the command addresses: the SID it names, or the
+    /// one its unique name named when the hook was called. `None` for a
+    /// conversation not created yet, a unique name no conversation has
+    /// (the command will then be refused as not found), and an inbound
+    /// message (routed when decided). A SID is passed as named: whether
+    /// that conversation exists is decided after the hooks.
     pub conversation_sid: Option<ConversationSid>,
     /// The chat identity acting (Twilio's `ClientIdentity`), `None` for
     /// the trusted host.
