@@ -127,8 +127,13 @@ fn an_accepting_hook_sees_the_command_and_lets_it_through() {
     );
     drop(seen);
     // A conversation addressed by its unique name is resolved to its SID.
-    h.ok(PostMessage::new(s, "support").author("alice").body("by name"));
-    assert_eq!(seen_log(&log_again).last().unwrap().conversation_sid, Some(c));
+    h.ok(PostMessage::new(s, "support")
+        .author("alice")
+        .body("by name"));
+    assert_eq!(
+        seen_log(&log_again).last().unwrap().conversation_sid,
+        Some(c)
+    );
     // A command that fires another filter does not call it.
     h.ok(UpdateConversation::new(s, c).friendly_name("renamed"));
     assert_eq!(h.engine().hook_metrics().calls, 2);

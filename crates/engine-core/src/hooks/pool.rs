@@ -175,6 +175,11 @@ struct Deadlines {
     pending: BTreeMap<DeadlineKey, Weak<CallSlot>>,
     /// Whether the deadline thread was started.
     started: bool,
+    /// When the deadline thread wakes by itself next (`None`: only when
+    /// notified). A new deadline at or after it needs no wake-up: with
+    /// one timeout for every call, the thread wakes about once per
+    /// timeout, not once per call.
+    wakes_at: Option<Instant>,
 }
 
 /// The hook threads and the deadline thread. Threads start at the first
@@ -273,13 +278,11 @@ impl HookPool {
         }
         let key = (deadline, deadlines.next_seq);
         deadlines.next_seq += 1;
-        let earliest = deadlines
-            .pending
-            .keys()
-            .next()
-            .is_none_or(|first| key < *first);
         deadlines.pending.insert(key, Arc::downgrade(slot));
-        if earliest {
+        if deadlines.wakes_at.is_none_or(|at| deadline < at) {
+            // Wakes the thread if it waits; if it does not, it holds the
+            // lock, and sees this deadline before it waits again.
+            deadlines.wakes_at = Some(deadline);
             self.shared.deadline_changed.notify_one();
         }
         Ok(key)
@@ -333,9 +336,13 @@ fn run_deadlines(shared: Arc<Shared>) {
                 }
             }
             Some((at, _)) => {
+                deadlines.wakes_at = Some(at);
                 shared.deadline_changed.wait_until(&mut deadlines, at);
             }
-            None => shared.deadline_changed.wait(&mut deadlines),
+            None => {
+                deadlines.wakes_at = None;
+                shared.deadline_changed.wait(&mut deadlines);
+            }
         }
     }
 }
