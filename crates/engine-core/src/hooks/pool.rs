@@ -26,7 +26,7 @@
 //! - a call whose deadline passed while it was queued is answered by the
 //!   deadline thread and never run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
@@ -35,7 +35,6 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::{Condvar, Mutex};
 
 use super::{HookDecision, HookFailure, PreEvent, PreEventHook};
@@ -154,13 +153,21 @@ type DeadlineKey = (Instant, u64);
 
 /// What the pool threads and the deadline thread share.
 struct Shared {
-    threads: Mutex<ThreadCount>,
+    queue: Mutex<Queue>,
+    job_queued: Condvar,
     deadlines: Mutex<Deadlines>,
     deadline_changed: Condvar,
+    /// Set when the pool is dropped: the threads end (a hook thread once
+    /// the queue is drained).
     shutdown: AtomicBool,
 }
 
-struct ThreadCount {
+/// The calls waiting for a hook thread, and the threads. A plain queue
+/// under a lock, not a channel: an idle hook thread sleeps at once rather
+/// than spinning for the next call on a machine whose cores the log's
+/// writer needs.
+struct Queue {
+    jobs: VecDeque<Job>,
     /// Threads started.
     started: usize,
     /// Calls queued or running.
@@ -186,25 +193,21 @@ struct Deadlines {
 /// call; dropping the pool stops the deadline thread and lets each hook
 /// thread end once its current hook returns.
 pub(crate) struct HookPool {
-    jobs: Sender<Job>,
-    /// Cloned into each hook thread; the pool's own copy keeps none alive.
-    receiver: Receiver<Job>,
     shared: Arc<Shared>,
 }
 
 impl HookPool {
     /// A pool of at most `threads_max` hook threads (at least one).
     pub(crate) fn new(threads_max: usize) -> HookPool {
-        let (jobs, receiver) = crossbeam_channel::bounded(HOOK_QUEUE_CALLS_MAX);
         HookPool {
-            jobs,
-            receiver,
             shared: Arc::new(Shared {
-                threads: Mutex::new(ThreadCount {
+                queue: Mutex::new(Queue {
+                    jobs: VecDeque::new(),
                     started: 0,
                     in_flight: 0,
                     max: threads_max.max(1),
                 }),
+                job_queued: Condvar::new(),
                 deadlines: Mutex::new(Deadlines::default()),
                 deadline_changed: Condvar::new(),
                 shutdown: AtomicBool::new(false),
@@ -228,39 +231,36 @@ impl HookPool {
                 return slot;
             }
         };
-        {
-            let mut threads = self.shared.threads.lock();
-            threads.in_flight += 1;
-            if threads.in_flight > threads.started && threads.started < threads.max {
-                let (receiver, shared) = (self.receiver.clone(), self.shared.clone());
-                let spawned = std::thread::Builder::new()
-                    .name("colloquy-hook".into())
-                    .spawn(move || run_hooks(receiver, shared));
-                match spawned {
-                    Ok(_) => threads.started += 1,
-                    // The call waits for a thread already started, or
-                    // for its deadline if there is none.
-                    Err(e) => tracing::error!("could not start a hook thread: {e}"),
-                }
+        let mut queue = self.shared.queue.lock();
+        if queue.jobs.len() >= HOOK_QUEUE_CALLS_MAX {
+            drop(queue);
+            self.shared.forget(deadline_key);
+            slot.complete(CallOutcome::Unavailable(format!(
+                "{HOOK_QUEUE_CALLS_MAX} hook calls are already waiting for a hook thread"
+            )));
+            return slot;
+        }
+        queue.in_flight += 1;
+        if queue.in_flight > queue.started && queue.started < queue.max {
+            let shared = self.shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name("colloquy-hook".into())
+                .spawn(move || run_hooks(&shared));
+            match spawned {
+                Ok(_) => queue.started += 1,
+                // The call waits for a thread already started, or for its
+                // deadline if there is none.
+                Err(e) => tracing::error!("could not start a hook thread: {e}"),
             }
         }
-        let job = Job {
+        queue.jobs.push_back(Job {
             hook,
             event,
             slot: slot.clone(),
             deadline_key,
-        };
-        if let Err(e) = self.jobs.try_send(job) {
-            let why = match e {
-                TrySendError::Full(_) => format!(
-                    "{HOOK_QUEUE_CALLS_MAX} hook calls are already waiting for a hook thread"
-                ),
-                TrySendError::Disconnected(_) => "the hook threads are gone".to_string(),
-            };
-            self.shared.threads.lock().in_flight -= 1;
-            self.shared.forget(deadline_key);
-            slot.complete(CallOutcome::Unavailable(why));
-        }
+        });
+        drop(queue);
+        self.shared.job_queued.notify_one();
         slot
     }
 
@@ -292,7 +292,11 @@ impl HookPool {
 impl Drop for HookPool {
     fn drop(&mut self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
-        let _deadlines = self.shared.deadlines.lock();
+        // Under each lock, so no thread misses it between its check and
+        // its wait.
+        drop(self.shared.queue.lock());
+        self.shared.job_queued.notify_all();
+        drop(self.shared.deadlines.lock());
         self.shared.deadline_changed.notify_all();
     }
 }
@@ -304,10 +308,22 @@ impl Shared {
     }
 }
 
-/// A hook thread: runs queued calls until the pool is dropped (its sender
-/// with it, which ends `recv` once the queue is drained).
-fn run_hooks(receiver: Receiver<Job>, shared: Arc<Shared>) {
-    while let Ok(job) = receiver.recv() {
+/// A hook thread: runs queued calls until the pool is dropped and the
+/// queue is drained.
+fn run_hooks(shared: &Shared) {
+    loop {
+        let job = {
+            let mut queue = shared.queue.lock();
+            loop {
+                if let Some(job) = queue.jobs.pop_front() {
+                    break job;
+                }
+                if shared.shutdown.load(Ordering::SeqCst) {
+                    return;
+                }
+                shared.job_queued.wait(&mut queue);
+            }
+        };
         if !job.slot.is_done() {
             let outcome = match catch_unwind(AssertUnwindSafe(|| job.hook.call(&job.event))) {
                 Ok(answer) => CallOutcome::Answered(answer),
@@ -316,7 +332,7 @@ fn run_hooks(receiver: Receiver<Job>, shared: Arc<Shared>) {
             job.slot.complete(outcome);
         }
         shared.forget(job.deadline_key);
-        shared.threads.lock().in_flight -= 1;
+        shared.queue.lock().in_flight -= 1;
     }
 }
 
