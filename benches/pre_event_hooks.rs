@@ -148,9 +148,10 @@ fn main() {
                     took
                 })
             });
+            let ran = totals.lock().unwrap().contains_key(&(setup, posters));
             let calls = engine.hook_metrics().calls;
             match setup {
-                Setup::Accepting => assert!(calls > 0, "the hook never ran"),
+                Setup::Accepting => assert!(!ran || calls > 0, "the hook never ran"),
                 Setup::None | Setup::OtherService | Setup::NoneAgain => assert_eq!(calls, 0),
             }
         }
@@ -160,15 +161,20 @@ fn main() {
     let totals = totals.into_inner().unwrap();
     let mut rows = Vec::new();
     for posters in POSTERS {
-        let (first, again) = (
-            totals[&(Setup::None, posters)],
-            totals[&(Setup::NoneAgain, posters)],
-        );
+        // A filter on the command line may have left some out.
+        let (Some(&first), Some(&again)) = (
+            totals.get(&(Setup::None, posters)),
+            totals.get(&(Setup::NoneAgain, posters)),
+        ) else {
+            continue;
+        };
         // The mean of the two baselines, each shown.
         let mean = |f: fn(&Totals) -> f64| (f(&first) + f(&again)) / 2.0;
         let (rate, cpu) = (mean(Totals::per_second), mean(Totals::cpu_micros_per_post));
         for setup in [Setup::OtherService, Setup::Accepting] {
-            let measured = totals[&(setup, posters)];
+            let Some(&measured) = totals.get(&(setup, posters)) else {
+                continue;
+            };
             rows.push(Row {
                 figure: format!(
                     "Buffered PostMessage/s, {posters} poster(s), {}",
