@@ -763,3 +763,64 @@ fn execute_async_honours_hooks_without_blocking_its_executor() {
         assert!(posted_a.first_position > posted_b.position);
     });
 }
+
+#[test]
+fn an_inbound_message_fires_on_message_add_and_only_its_body_may_change() {
+    let mut h = Harness::new();
+    let s = h.ok(CreateService::new("inbound"));
+    let proxy = "+15559870000";
+    h.ok(
+        CreateAddressConfiguration::new(s, AddressType::Sms, proxy).auto_creation(AutoCreation {
+            enabled: true,
+            conversation_service_sid: None,
+            webhook_url: None,
+        }),
+    );
+    h.engine().set_pre_event_hook(
+        HookScope::Service(s),
+        PreEventHookConfig::new([PreEventFilter::OnMessageAdd], |e: &PreEvent| {
+            let body = e.field(HookField::Body).unwrap_or_default();
+            Ok(HookDecision::Modify(if body.contains("author") {
+                Modifications::new().author("someone else")
+            } else {
+                Modifications::new().body(body.replace("4111", "****"))
+            }))
+        }),
+    );
+    let inbound =
+        |body: &str| ReceiveInbound::new(s, AddressType::Sms, "+15551230001", proxy).body(body);
+    let outcome = h
+        .engine()
+        .receive_inbound("SM-1", inbound("my card is 4111"))
+        .unwrap();
+    let (author, body, _) = added(&outcome);
+    assert_eq!(author, "+15551230001");
+    assert_eq!(body.as_deref(), Some("my card is ****"));
+    assert_eq!(
+        added_in_log(&h, &outcome).1.as_deref(),
+        Some("my card is ****")
+    );
+
+    let head = h.head();
+    let refused = refusal(
+        h.engine()
+            .receive_inbound("SM-2", inbound("change my author")),
+    );
+    assert_eq!(
+        refused,
+        HookRefusal::FieldNotModifiable {
+            filter: "onMessageAdd",
+            command: "ReceiveInbound",
+            field: "Author",
+            allowed: vec!["Body"],
+        }
+    );
+    assert_eq!(h.head(), head);
+    // The gateway's retry of the first message is its first outcome.
+    let retry = h
+        .engine()
+        .receive_inbound("SM-1", inbound("my card is 4111"))
+        .unwrap();
+    assert!(retry.deduplicated);
+    assert_eq!(retry.records, outcome.records);
+}
