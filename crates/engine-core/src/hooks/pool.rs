@@ -40,7 +40,7 @@ use parking_lot::{Condvar, Mutex};
 use super::{HookDecision, HookFailure, PreEvent, PreEventHook};
 
 /// How many hook calls may wait for a pool thread. Beyond it a call is
-/// answered at once with [`CallOutcome::Unavailable`] (treated as a
+/// answered at once as unavailable (treated as a
 /// failure under the hook's policy), rather than queued for a thread that
 /// every waiting call's deadline says will come too late: each queued call
 /// has a caller waiting for it, so this many waiting calls already means
