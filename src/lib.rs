@@ -24,6 +24,13 @@ pub use events;
 pub use projections;
 
 pub use engine_core::log::hash_hex;
+/// Log subscriptions and durable reactors ([`Engine::subscribe`],
+/// [`Engine::start_reactor`]).
+pub use engine_core::{
+    reactor_command_id, reactor_fn, CommittedRecord, HandlerError, ParkedEvent, Reactor,
+    ReactorContext, ReactorError, ReactorFilter, ReactorHandle, ReactorMetrics, ReactorSpec,
+    ReactorStart, SubscribeFrom, Subscription, SubscriptionError,
+};
 pub use engine_core::{
     CommandError, CommandOutcome, Durability, Engine, EngineError, LogOptions, StorageFailure,
 };
@@ -31,13 +38,14 @@ pub use projections::{Order, Page, PageRequest, QueryError, ReadModels};
 
 /// What a host uses every day: the engine, every command struct with
 /// [`Keyed`](events::Keyed) and the envelope, the SIDs and value types,
-/// sessions, paging and the error types.
+/// sessions, log subscriptions and reactors, paging and the error types.
 ///
 /// `use colloquy::prelude::*;` is all the quickstart imports.
 pub mod prelude {
     pub use engine_core::{
-        CommandError, CommandOutcome, CreatedConversation, Durability, Engine, EngineOptions,
-        LogOptions, PostedMessage, Session, SessionStart, StorageFailure, TypedCommand,
+        reactor_fn, CommandError, CommandOutcome, CreatedConversation, Durability, Engine,
+        EngineOptions, LogOptions, PostedMessage, ReactorFilter, ReactorSpec, ReactorStart,
+        Session, SessionStart, StorageFailure, SubscribeFrom, TypedCommand,
     };
     pub use events::command::*;
     pub use events::model::*;

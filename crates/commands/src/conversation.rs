@@ -4,7 +4,7 @@ use events::limits::*;
 use events::*;
 
 use super::participant::participant_events;
-use super::validate::{at_most, attributes, bytes, opt_text};
+use super::validate::{at_most, attributes, bytes, opt_text, timers};
 use super::{decision, Claims, CommandError, Cx};
 use events::Decision;
 
@@ -44,6 +44,7 @@ pub(super) fn created(
     if let Some(m) = &spec.messaging_service_sid {
         bytes("messaging_service_sid", m, FOREIGN_ID_BYTES_MAX)?;
     }
+    timers(&spec.timers)?;
     let attributes = attributes(
         "attributes",
         spec.attributes.as_deref(),
@@ -146,6 +147,9 @@ pub(super) fn update(cx: &mut Cx, ch: &UpdateConversation) -> Result<Decision, C
         UNIQUE_NAME_CHARS_MAX,
     )?;
     unique_name_free(svc, ch.unique_name.as_deref(), Some(row.sid))?;
+    if let Some(t) = &ch.timers {
+        timers(t)?;
+    }
     let attributes = match ch.attributes.as_deref() {
         Some(a) => attributes("attributes", Some(a), CONVERSATION_ATTRIBUTES_BYTES_MAX)?,
         None => row.attributes.clone(),

@@ -89,6 +89,19 @@ pub enum CommandError {
         /// Why.
         reason: String,
     },
+    /// A conversation timer is shorter than Twilio's minimum for it
+    /// ([`events::limits::TIMER_INACTIVE_MICROS_MIN`] for
+    /// `timers.inactive`, [`events::limits::TIMER_CLOSED_MICROS_MIN`] for
+    /// `timers.closed`). Nothing was written.
+    #[error("{timer} is {micros} µs, shorter than its minimum of {min_micros} µs")]
+    TimerTooShort {
+        /// `timers.inactive` or `timers.closed`.
+        timer: &'static str,
+        /// The duration given, in microseconds.
+        micros: u64,
+        /// The minimum, in microseconds.
+        min_micros: u64,
+    },
     /// An `attributes` value is not valid JSON.
     #[error("{field} is not valid JSON: {reason}")]
     AttributesNotJson {

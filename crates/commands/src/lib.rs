@@ -237,12 +237,17 @@ pub(crate) fn participant_of<'a>(
         .ok_or_else(|| not_found("participant", sid))
 }
 
-/// The message `sid` of `conv`, or [`CommandError::NotFound`].
-pub(crate) fn message_of<'a>(
-    conv: &'a Conversation,
+/// The live message `sid` of `conv` (read from the store), or
+/// [`CommandError::NotFound`]; [`StorageFailure::Read`] if the store cannot
+/// be read.
+pub(crate) fn message_of(
+    rm: &ReadModels,
+    conv: &Conversation,
     sid: &MessageSid,
-) -> Result<&'a projections::MessageRow, CommandError> {
-    conv.message(sid).ok_or_else(|| not_found("message", sid))
+) -> Result<projections::MessageRow, CommandError> {
+    rm.message_in(conv, sid)
+        .map_err(|e| CommandError::Storage(StorageFailure::Read(e.to_string())))?
+        .ok_or_else(|| not_found("message", sid))
 }
 
 /// `own` when the acting identity acts on its own resource, else `any`:

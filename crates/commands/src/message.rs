@@ -1,4 +1,5 @@
-//! Messages, read horizons, delivery receipts and failed delivery attempts.
+//! Messages, read horizons, delivery receipts (whose statuses only move
+//! forward) and failed delivery attempts.
 
 use events::limits::*;
 use events::*;
@@ -81,8 +82,8 @@ pub(super) fn edit(cx: &mut Cx, c: &EditMessage) -> Result<Decision, CommandErro
     let (service, message) = (&c.service, &c.message);
     let (body, attrs) = (c.body.as_deref(), c.attributes.as_deref());
     let (svc, conv) = cx.open_conversation(service, &c.conversation)?;
-    let m = message_of(conv, message)?;
-    let own = own_message(cx, m);
+    let m = message_of(cx.rm, conv, message)?;
+    let own = own_message(cx, &m);
     if body.is_some() {
         let perm = own_or_any(own, Permission::EditOwnMessage, Permission::EditAnyMessage);
         cx.require_conversation(svc, conv, perm)?;
@@ -117,9 +118,9 @@ pub(super) fn edit(cx: &mut Cx, c: &EditMessage) -> Result<Decision, CommandErro
 pub(super) fn delete(cx: &mut Cx, c: &DeleteMessage) -> Result<Decision, CommandError> {
     let (service, message) = (&c.service, &c.message);
     let (svc, conv) = cx.open_conversation(service, &c.conversation)?;
-    let m = message_of(conv, message)?;
+    let m = message_of(cx.rm, conv, message)?;
     let perm = own_or_any(
-        own_message(cx, m),
+        own_message(cx, &m),
         Permission::DeleteOwnMessage,
         Permission::DeleteAnyMessage,
     );
@@ -175,11 +176,28 @@ fn delivery_target<'a>(
     cx.host_only()?;
     let svc = cx.service(service)?;
     let conv = cx.conversation(svc, conversation)?;
-    message_of(conv, message)?;
+    message_of(cx.rm, conv, message)?;
     participant_of(conv, participant)?;
     Ok(conv)
 }
 
+/// How far along its way a delivery status says a message is, in Twilio's
+/// order: `sent` (handed to the channel), then an outcome (`delivered`, or
+/// `undelivered` and `failed`, which end the way), then `read`.
+fn progress(status: DeliveryStatus) -> u8 {
+    match status {
+        DeliveryStatus::Sent => 0,
+        DeliveryStatus::Delivered | DeliveryStatus::Undelivered | DeliveryStatus::Failed => 1,
+        DeliveryStatus::Read => 2,
+    }
+}
+
+/// Records a delivery receipt. Statuses only move forward ([`progress`]):
+/// a receipt that arrives late, whose status is not further along than the
+/// one recorded for the same (message, participant), is accepted as a
+/// no-op. It appends nothing, so it stays idempotent (a retry decides the
+/// same no-op again) and a channel that reports out of order gets no error
+/// to retry on.
 pub(super) fn receipt(cx: &mut Cx, c: &RecordDeliveryReceipt) -> Result<Decision, CommandError> {
     let (service, message, participant) = (&c.service, &c.message, &c.participant);
     let (status, error_code) = (c.status, c.error_code);
@@ -187,6 +205,12 @@ pub(super) fn receipt(cx: &mut Cx, c: &RecordDeliveryReceipt) -> Result<Decision
     let conv = delivery_target(cx, service, &c.conversation, message, participant)?;
     if let Some(c) = channel_message_sid {
         bytes("channel_message_sid", c, FOREIGN_ID_BYTES_MAX)?;
+    }
+    let behind = conv
+        .receipt(message, participant)
+        .is_some_and(|recorded| progress(status) <= progress(recorded.status));
+    if behind {
+        return Ok(decision(*service, Some(conv.row().sid), Vec::new()));
     }
     Ok(decision(
         *service,

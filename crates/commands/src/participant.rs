@@ -134,10 +134,21 @@ fn binding_free(
     }
 }
 
+/// Adds a participant. As in Twilio's roles, a chat identity adding
+/// itself joins: that needs `joinConversation` in its service role (it has
+/// no conversation role yet); adding anyone else needs `addParticipant` in
+/// its conversation role. The host needs neither.
 pub(super) fn add(cx: &mut Cx, c: &AddParticipant) -> Result<Decision, CommandError> {
     let (service, spec) = (&c.service, &c.participant);
     let (svc, conv) = cx.open_conversation(service, &c.conversation)?;
-    cx.require_conversation(svc, conv, Permission::AddParticipant)?;
+    let joins_itself = cx
+        .acting
+        .is_some_and(|acting| spec.kind.identity() == Some(acting));
+    if joins_itself {
+        cx.require_service(svc, Permission::JoinConversation)?;
+    } else {
+        cx.require_conversation(svc, conv, Permission::AddParticipant)?;
+    }
     let events = participant_events(
         cx,
         svc,

@@ -2,7 +2,7 @@
 //! [`events::limits`].
 
 use events::limits::*;
-use events::Media;
+use events::{Media, Timers};
 
 use super::CommandError;
 
@@ -94,5 +94,32 @@ pub(crate) fn bytes(field: &'static str, s: &str, max: usize) -> Result<(), Comm
         });
     }
     at_most(field, s.len(), max, "bytes")?;
+    Ok(())
+}
+
+/// Each timer that is set is at least Twilio's minimum:
+/// [`TIMER_INACTIVE_MICROS_MIN`] for `timers.inactive`,
+/// [`TIMER_CLOSED_MICROS_MIN`] for `timers.closed`; otherwise
+/// [`CommandError::TimerTooShort`] naming the first one that is not.
+pub(crate) fn timers(t: &Timers) -> Result<(), CommandError> {
+    let checks = [
+        (
+            "timers.inactive",
+            t.inactive_micros,
+            TIMER_INACTIVE_MICROS_MIN,
+        ),
+        ("timers.closed", t.closed_micros, TIMER_CLOSED_MICROS_MIN),
+    ];
+    for (timer, micros, min_micros) in checks {
+        if let Some(micros) = micros {
+            if micros < min_micros {
+                return Err(CommandError::TimerTooShort {
+                    timer,
+                    micros,
+                    min_micros,
+                });
+            }
+        }
+    }
     Ok(())
 }

@@ -12,6 +12,14 @@
 //!   lag handling and typing indicators;
 //! - [`delivery`]: messages to non-chat participants through the host's
 //!   [`ChannelAdapter`]s, durable and at least once;
+//! - [`timers`]: conversation timers (`timers.inactive`, `timers.closed`)
+//!   that move idle conversations to inactive or closed, on the log's
+//!   clock.
+//! - [`subscription`]: following the durable log from a position, blocking
+//!   or async, woken on commit ([`Engine::subscribe`]);
+//! - [`reactor`]: durable reactors, named subscriptions whose handlers
+//!   issue commands back with exactly-once effects
+//!   ([`Engine::start_reactor`]);
 //! - [`hooks`]: pre-event hooks, host code that accepts, rejects or
 //!   modifies a command before it reaches the log.
 //!
@@ -27,8 +35,11 @@ pub mod engine;
 pub mod fanout;
 pub mod hooks;
 mod outcome;
+pub mod reactor;
 mod read_view;
 mod sources;
+pub mod subscription;
+pub mod timers;
 
 pub use commands;
 pub use event_log as log;
@@ -54,9 +65,15 @@ pub use hooks::{
     HOOK_TIMEOUT_DEFAULT,
 };
 pub use log::{
-    AppendError, AppendOutcome, AppendRequest, Backoff, ChainFault, CommittedRecord, DamageKind,
-    DecideContext, Decision, Durability, EventLog, FaultKind, FileDamage, HeadMarkerStatus,
-    Idempotency, LogFileFault, LogHead, LogMetrics, LogOptions, LogReader, OpenError, RawAppend,
-    RawEvents, ReadError, StateMachine, VerifyReport,
+    AppendError, AppendOutcome, AppendRequest, Backoff, ChainFault, Clock, CommittedRecord,
+    DamageKind, DecideContext, Decision, Durability, EventLog, FaultKind, FileDamage,
+    HeadMarkerStatus, Idempotency, LogFileFault, LogHead, LogMetrics, LogOptions, LogReader,
+    OpenError, RawAppend, RawEvents, ReadError, StateMachine, SystemClock, TestClock, VerifyReport,
 };
 pub use outcome::{CommandOutcome, CreatedConversation, PostedMessage, TypedCommand};
+pub use reactor::{
+    reactor_command_id, reactor_fn, HandlerError, ParkedEvent, Reactor, ReactorContext,
+    ReactorError, ReactorFilter, ReactorHandle, ReactorMetrics, ReactorSpec, ReactorStart,
+};
+pub use subscription::{SubscribeFrom, Subscription, SubscriptionError};
+pub use timers::{timer_command_id, timer_dates, TimerDates, TimerKind, TimerMetrics};

@@ -118,7 +118,10 @@ fn a_catch_up_over_several_batches_writes_the_rows_of_a_record_by_record_fold() 
     })
     .unwrap();
     assert_eq!(reported.last(), Some(&RECORDS));
-    assert_eq!(engine.live_digest().unwrap(), state_digest(&folded));
+    assert_eq!(
+        engine.live_digest().unwrap(),
+        state_digest(&folded).unwrap()
+    );
     assert_eq!(engine.read(|rm| rm.clone()), folded);
     // And the rows load back to the same state.
     drop(engine);

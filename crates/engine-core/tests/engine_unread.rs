@@ -151,7 +151,12 @@ impl Room {
             .get_conversation(&self.service, &ConversationRef::Sid(self.conversation))
             .unwrap();
         assert_eq!(conv.next_message_index(), self.oracle.next_index);
-        let live: BTreeSet<u64> = conv.messages().map(|m| m.index).collect();
+        let live: BTreeSet<u64> = rm
+            .scan_messages(conv, .., false, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|m| m.index)
+            .collect();
         assert_eq!(live, self.oracle.live.keys().copied().collect());
     }
 }

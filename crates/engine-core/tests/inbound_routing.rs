@@ -110,7 +110,10 @@ fn an_unmatched_binding_autocreates_or_is_refused() {
             (binding.address.as_str(), binding.proxy_address.as_str()),
             ("+15550000001", PROXY)
         );
-        assert_eq!(conv.message(&m).unwrap().participant_sid, Some(p));
+        assert_eq!(
+            rm.message_in(conv, &m).unwrap().unwrap().participant_sid,
+            Some(p)
+        );
     });
     // The next message from the same sender goes to the same conversation.
     let again = f

@@ -141,6 +141,7 @@ impl<S: StateMachine> EventLog<S> {
         // the log positions it holds (none yet for a new store).
         let manifest = files::ManifestFiles::read(path).ok();
         let mut db_options = storage::db_options();
+        db_options.set_db_write_buffer_size(options.memtable_budget_bytes);
         db_options.create_if_missing(true);
         db_options.create_missing_column_families(true);
         let existing = if path.join("CURRENT").exists() {

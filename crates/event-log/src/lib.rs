@@ -49,6 +49,10 @@
 //!   is reopened; nothing of the failed batch is visible and the head does
 //!   not advance.
 //!
+//! Time: records are stamped by the writer from the [`Clock`] of
+//! [`LogOptions::clock`] (the wall clock by default; [`TestClock`] moves
+//! only when a test moves it), never earlier than their predecessor.
+//!
 //! Observability: every batch is a `log_batch` tracing span and adds to the
 //! counters of [`EventLog::metrics`] ([`LogMetrics`]).
 
@@ -56,6 +60,7 @@
 
 mod append;
 mod backoff;
+pub mod clock;
 mod error;
 mod event_log;
 pub mod files;
@@ -73,6 +78,7 @@ mod writer;
 
 pub use append::{AppendOutcome, AppendRequest, Appended, CommittedRecords};
 pub use backoff::Backoff;
+pub use clock::{Clock, ClockListener, SystemClock, TestClock};
 pub use error::{
     hash_hex, AppendError, ChainFault, FaultKind, HexHash, LogFileFault, OpenError, ReadError,
 };
@@ -84,7 +90,8 @@ pub use metrics::LogMetrics;
 pub use options::{BeforeWriteHook, WriteInfo};
 pub use options::{
     Durability, LogOptions, BATCH_RECORDS_MAX_DEFAULT, BATCH_REQUESTS_MAX_DEFAULT,
-    BLOCK_CACHE_BYTES_DEFAULT, CHANNEL_CAPACITY_REQUESTS_DEFAULT, TAIL_VERIFY_RECORDS,
+    BLOCK_CACHE_BYTES_DEFAULT, CHANNEL_CAPACITY_REQUESTS_DEFAULT, MEMTABLE_BUDGET_BYTES_DEFAULT,
+    TAIL_VERIFY_RECORDS,
 };
 pub use read::{LogHead, RecordIter, StreamIter, VerifyReport};
 pub use reader::{LogReader, ReaderFamilies, ReaderMode};

@@ -1,7 +1,9 @@
-//! How a log is opened: durability and group-commit limits.
+//! How a log is opened: durability, group-commit limits and the clock.
 
 use std::fmt;
 use std::sync::Arc;
+
+use super::clock::{Clock, SystemClock};
 
 /// Requests one group-commit batch takes at most, by default.
 pub const BATCH_REQUESTS_MAX_DEFAULT: usize = 1_024;
@@ -21,6 +23,17 @@ pub const CHANNEL_CAPACITY_REQUESTS_DEFAULT: usize = 8_192;
 /// rereads (the latest messages, live idempotency entries) with room to
 /// spare on a small machine; set it with [`LogOptions::block_cache_bytes`].
 pub const BLOCK_CACHE_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
+/// The memory all of a store's memtables may hold together, by default, in
+/// bytes (RocksDB's `db_write_buffer_size`): past it, RocksDB flushes the
+/// largest memtable to a table file. A soft bound: a memtable being
+/// flushed counts until it is on disk, and each column family written to
+/// holds at least one arena block (an eighth of its memtable size). Without a budget each of the 17
+/// column families of an engine may fill its own 64 MiB memtable (and
+/// RSS grew by 132 MiB of memtables over a million messages); 64 MiB keeps
+/// the write path's memory bounded beside the block cache, while a batch
+/// of thousands of records still lands in memory. Set it with
+/// [`LogOptions::memtable_budget_bytes`].
+pub const MEMTABLE_BUDGET_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
 /// Records verified at the tail of the chain when a log is opened
 /// (contiguous positions, decode and self-hash, `prev_hash` links).
 pub const TAIL_VERIFY_RECORDS: u64 = 1_024;
@@ -69,6 +82,8 @@ pub struct LogOptions {
     pub(crate) before_write: Option<BeforeWriteHook>,
     pub(crate) memtable_bytes: Option<usize>,
     pub(crate) block_cache_bytes: usize,
+    pub(crate) memtable_budget_bytes: usize,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Default for LogOptions {
@@ -81,6 +96,8 @@ impl Default for LogOptions {
             before_write: None,
             memtable_bytes: None,
             block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
+            memtable_budget_bytes: MEMTABLE_BUDGET_BYTES_DEFAULT,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -95,6 +112,8 @@ impl fmt::Debug for LogOptions {
             .field("before_write", &self.before_write.is_some())
             .field("memtable_bytes", &self.memtable_bytes)
             .field("block_cache_bytes", &self.block_cache_bytes)
+            .field("memtable_budget_bytes", &self.memtable_budget_bytes)
+            .field("clock", &self.clock)
             .finish()
     }
 }
@@ -157,8 +176,32 @@ impl LogOptions {
         self
     }
 
+    /// Sets the memory all of the store's memtables may hold together, in
+    /// bytes (default [`MEMTABLE_BUDGET_BYTES_DEFAULT`]): past it, RocksDB
+    /// flushes the largest one to disk. It bounds the write path's memory
+    /// as the block cache bounds reads'. 0 means no budget (each column
+    /// family's memtable is then bounded only by its own size).
+    pub fn memtable_budget_bytes(mut self, bytes: usize) -> Self {
+        self.memtable_budget_bytes = bytes;
+        self
+    }
+
+    /// Sets the clock the writer stamps records with (default
+    /// [`SystemClock`], the wall clock). The engine's conversation timers
+    /// read the same clock, so a [`super::clock::TestClock`] here lets a
+    /// test move time for both without sleeping.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The configured durability.
     pub fn get_durability(&self) -> Durability {
         self.durability
+    }
+
+    /// The configured clock (a shared handle on it).
+    pub fn get_clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
     }
 }

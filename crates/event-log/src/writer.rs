@@ -2,7 +2,9 @@
 //! fingerprints), optimistic concurrency, sealing (with the actor from
 //! [`StateMachine::actor`]), the chain invariants, and the head marker
 //! update after each batch ([`super::head_marker`]), before any caller is
-//! answered.
+//! answered. Records are stamped with the time of the log's clock
+//! ([`super::clock`], set with [`LogOptions::clock`]), never earlier than
+//! their predecessor's.
 //!
 //! Answering: a batch with one caller is answered by the writer itself; a
 //! batch with several is handed, once durable, to the answer thread
@@ -23,7 +25,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use events::limits::EVENTS_PER_COMMAND_MAX;
@@ -354,13 +356,6 @@ fn same_command<R>(
     }
 }
 
-fn now_micros() -> TimestampMicros {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as TimestampMicros)
-        .unwrap_or(0)
-}
-
 impl<S: StateMachine> Writer<S> {
     /// The thread body: take a request, drain what else is queued (up to
     /// the caps) into one batch, write it, answer. Ends when every sender
@@ -453,7 +448,7 @@ impl<S: StateMachine> Writer<S> {
         }
 
         // (2) Decide.
-        let now = now_micros().max(batch.recorded_at);
+        let now = self.options.clock.now_micros().max(batch.recorded_at);
         let ctx = DecideContext {
             next_position: batch.next_position,
             now_micros: now,

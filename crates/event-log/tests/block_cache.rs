@@ -1,12 +1,13 @@
 //! Every column family of a store shares one block cache, of the budget
 //! `LogOptions::block_cache_bytes` sets: a store's cached table-file blocks
 //! stay within one figure however many column families it has (RocksDB's
-//! default gave each its own 32 MiB cache).
+//! default gave each its own 32 MiB cache), and RocksDB is given the budget
+//! of all memtables together, `LogOptions::memtable_budget_bytes`.
 
 use event_log::keys::LOG_COLUMN_FAMILIES;
 use event_log::{
     AppendRequest, Durability, EventLog, LogOptions, RawAppend, RawEvents,
-    BLOCK_CACHE_BYTES_DEFAULT,
+    BLOCK_CACHE_BYTES_DEFAULT, MEMTABLE_BUDGET_BYTES_DEFAULT,
 };
 use events::{CommandId, Event, ServiceSid};
 
@@ -90,4 +91,48 @@ fn the_default_budget_is_the_named_constant() {
             .all(|&c| c == BLOCK_CACHE_BYTES_DEFAULT as u64),
         "capacities {capacities:?}"
     );
+}
+
+/// What the store's latest RocksDB OPTIONS file records for `key`.
+fn recorded_option(dir: &std::path::Path, key: &str) -> Option<String> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("list the store")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("OPTIONS-"))
+        })
+        .collect();
+    files.sort();
+    let text = std::fs::read_to_string(files.last()?).expect("read OPTIONS");
+    text.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix(&format!("{key}="))
+            .map(str::to_string)
+    })
+}
+
+/// The memtable budget reaches RocksDB (its effect on a long run's
+/// memory is measured by `benches/memory.rs`: RocksDB flushes the largest
+/// memtable once their sum passes it, a soft bound that a few small
+/// writes cannot show, since each column family written to holds one
+/// arena block of an eighth of its memtable size whatever the budget).
+#[test]
+fn the_memtable_budget_is_the_named_default_or_the_configured_figure() {
+    const MEMTABLE_BUDGET_BYTES: usize = 3 * 1024 * 1024 + 4096;
+    for (options, want) in [
+        (LogOptions::default(), MEMTABLE_BUDGET_BYTES_DEFAULT),
+        (
+            LogOptions::default().memtable_budget_bytes(MEMTABLE_BUDGET_BYTES),
+            MEMTABLE_BUDGET_BYTES,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::<RawEvents>::open_default(dir.path(), options).expect("open");
+        assert_eq!(
+            recorded_option(dir.path(), "db_write_buffer_size"),
+            Some(want.to_string())
+        );
+        drop(log);
+    }
 }

@@ -4,6 +4,8 @@
 //! - [`sid`]: Twilio-style SIDs, one type per resource kind;
 //! - [`hex`]: lowercase hex, the one encoder and decoder every crate uses;
 //! - [`limits`]: every enforced limit, named with its unit;
+//! - [`duration`]: ISO 8601 durations (Twilio's `Timers.Inactive=PT1M`)
+//!   read into microseconds;
 //! - [`model`]: value types (states, bindings, media, permissions, …);
 //! - [`command`]: what callers ask for ([`Command`], [`CommandEnvelope`]);
 //! - [`event`]: what the log records ([`Event`]);
@@ -20,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod command;
+pub mod duration;
 pub mod event;
 pub mod fast;
 pub mod hex;
@@ -39,6 +42,7 @@ pub use command::{
     UpdateReadHorizon, UpdateRole, UpdateService, UpdateServiceConfiguration, UpdateUser,
     UpdateUserConversation,
 };
+pub use duration::{parse_iso8601_duration_micros, timers_from_iso8601, DurationError};
 pub use event::Event;
 pub use model::*;
 pub use record::{

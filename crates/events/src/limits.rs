@@ -57,3 +57,9 @@ pub const RECORD_BYTES_MAX: usize = 256 * 1024;
 /// Events one command may append. Ours: a ConversationWithParticipants with
 /// the most participants and users needs 1 + 2 × 10; 64 is a safe bound.
 pub const EVENTS_PER_COMMAND_MAX: usize = 64;
+/// The shortest `timers.inactive` a conversation accepts, in microseconds
+/// (Twilio's documented minimum: one minute).
+pub const TIMER_INACTIVE_MICROS_MIN: u64 = 60 * 1_000_000;
+/// The shortest `timers.closed` a conversation accepts, in microseconds
+/// (Twilio's documented minimum: ten minutes).
+pub const TIMER_CLOSED_MICROS_MIN: u64 = 10 * 60 * 1_000_000;

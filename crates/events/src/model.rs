@@ -24,7 +24,8 @@ pub enum ConversationState {
 }
 
 /// Conversation timers (Twilio `Timers.Inactive`, `Timers.Closed`), as
-/// ISO 8601 durations in microseconds from the last activity.
+/// ISO 8601 durations in microseconds from the last activity (read
+/// Twilio's texts with [`crate::timers_from_iso8601`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct Timers {
     /// After this much idle time the conversation becomes `inactive`.

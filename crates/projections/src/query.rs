@@ -41,6 +41,25 @@ pub enum QueryError {
         /// The token given.
         token: String,
     },
+    /// A cold row (a message) could not be read from the store or does
+    /// not decode: the store is damaged or unreadable. Run
+    /// `replay-tool verify` on it.
+    #[error("reading {table:?} failed ({reason}): run `replay-tool verify` on the store")]
+    Storage {
+        /// The table read.
+        table: Table,
+        /// The store's or the codec's error.
+        reason: String,
+    },
+}
+
+impl From<crate::cold::ColdError> for QueryError {
+    fn from(e: crate::cold::ColdError) -> Self {
+        QueryError::Storage {
+            table: e.table,
+            reason: e.source.to_string(),
+        }
+    }
 }
 
 /// One page of a list.
@@ -492,16 +511,14 @@ impl ReadModels {
     ) -> Result<Page<MessageRow>, QueryError> {
         let conv = self.get_conversation(service, conversation)?;
         let size = page.size()?;
-        let rows = |(i, m): (&u64, &MessageRow)| (*i, m.clone());
+        // One more than a page: whether there is a next page.
+        let keyed = |rows: Vec<MessageRow>| rows.into_iter().map(|m| (m.index, m));
         Ok(match order {
             Order::Asc => {
                 const LIST: &str = "messages asc";
                 let after = page.after::<u64>(LIST)?;
-                page_of(
-                    LIST,
-                    conv.messages.range(after_bound(after)).map(rows),
-                    size,
-                )
+                let rows = self.scan_messages(conv, after_bound(after), false, size + 1)?;
+                page_of(LIST, keyed(rows), size)
             }
             Order::Desc => {
                 const LIST: &str = "messages desc";
@@ -510,20 +527,23 @@ impl ReadModels {
                     Bound::Unbounded,
                     before.map_or(Bound::Unbounded, Bound::Excluded),
                 );
-                page_of(LIST, conv.messages.range(range).rev().map(rows), size)
+                let rows = self.scan_messages(conv, range, true, size + 1)?;
+                page_of(LIST, keyed(rows), size)
             }
         })
     }
 
-    /// One message by SID.
+    /// One message by SID, read from the store (with its latest edit).
+    /// Errors: unknown service, conversation or message;
+    /// [`QueryError::Storage`] if the store cannot be read.
     pub fn message(
         &self,
         service: &ServiceSid,
         conversation: &ConversationRef,
         message: &MessageSid,
-    ) -> Result<&MessageRow, QueryError> {
-        self.get_conversation(service, conversation)?
-            .message(message)
+    ) -> Result<MessageRow, QueryError> {
+        let conv = self.get_conversation(service, conversation)?;
+        self.message_in(conv, message)?
             .ok_or_else(|| not_found("message", message))
     }
 
@@ -541,7 +561,8 @@ impl ReadModels {
         let conv = self.get_conversation(service, conversation)?;
         let size = page.size()?;
         let after = page.after::<ParticipantSid>(LIST)?;
-        let keyed = receipts_of(conv, message, after)?.map(|r| (r.participant_sid, r.clone()));
+        let keyed =
+            receipts_of(self, conv, message, after)?.map(|r| (r.participant_sid, r.clone()));
         Ok(page_of(LIST, keyed, size))
     }
 
@@ -554,7 +575,7 @@ impl ReadModels {
     ) -> Result<DeliverySummary, QueryError> {
         let conv = self.get_conversation(service, conversation)?;
         let mut s = DeliverySummary::default();
-        for r in receipts_of(conv, message, None)? {
+        for r in receipts_of(self, conv, message, None)? {
             s.total += 1;
             match r.status {
                 DeliveryStatus::Sent => s.sent += 1,
@@ -607,11 +628,12 @@ impl ReadModels {
 /// The receipts of `message` in `conv`, by participant SID, after
 /// `after`; `NotFound` if the message does not exist.
 fn receipts_of<'c>(
+    rm: &ReadModels,
     conv: &'c Conversation,
     message: &MessageSid,
     after: Option<ParticipantSid>,
 ) -> Result<impl Iterator<Item = &'c ReceiptRow> + 'c, QueryError> {
-    conv.message(message)
+    rm.message_in(conv, message)?
         .ok_or_else(|| not_found("message", message))?;
     Ok(conv.receipts_after(message, after))
 }

@@ -39,11 +39,18 @@ pub enum Table {
     /// index is never reused, and the conversation's message counters are
     /// derived from the highest index in either table at load.
     DeletedMessages,
+    /// The latest edit of a message ([`MessageEditRow`]), keyed like
+    /// [`Table::Messages`]: a cold table, so an edit is written without
+    /// reading the posted row back.
+    MessageEdits,
+    /// Message SID → index (8 bytes, big endian), keyed by service ‖
+    /// conversation ‖ message: a cold table, for lookups by SID.
+    MessageSids,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 14] = [
         Table::Meta,
         Table::Services,
         Table::Conversations,
@@ -56,10 +63,18 @@ impl Table {
         Table::Receipts,
         Table::DeliveryAttempts,
         Table::DeletedMessages,
+        Table::MessageEdits,
+        Table::MessageSids,
     ];
 
+    /// The tables whose rows stay on disk (read through [`crate::ColdRows`]
+    /// when needed), never held in memory: they grow with every stored
+    /// message. `apply` only writes them, never reads them back, and
+    /// [`crate::ReadModels::write_rows`] does not produce them.
+    pub const COLD: [Table; 3] = [Table::Messages, Table::MessageEdits, Table::MessageSids];
+
     /// Every table's column-family name, in [`Table::ALL`] order.
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 14] = [
         "rm_meta",
         "rm_services",
         "rm_conversations",
@@ -72,11 +87,18 @@ impl Table {
         "rm_receipts",
         "rm_delivery_attempts",
         "rm_deleted_messages",
+        "rm_message_edits",
+        "rm_message_sids",
     ];
 
     /// The column-family name.
     pub fn name(self) -> &'static str {
         Self::NAMES[self as usize]
+    }
+
+    /// Whether the table is one of [`Table::COLD`].
+    pub fn is_cold(self) -> bool {
+        Self::COLD.contains(&self)
     }
 
     /// The table with this column-family name, if any.
@@ -95,6 +117,10 @@ pub trait RowSink {
     fn put(&mut self, table: Table, key: Vec<u8>, value: Vec<u8>);
     /// Removes `key` from `table` (absent keys are fine).
     fn delete(&mut self, table: Table, key: Vec<u8>);
+    /// Removes every key of `table` in `from..to` (`to` exclusive), in
+    /// order with the other writes: a put of a key in the range made
+    /// before is removed, one made after stays.
+    fn delete_range(&mut self, table: Table, from: Vec<u8>, to: Vec<u8>);
 }
 
 /// An in-memory, sorted [`RowSink`]: the persisted form of a whole state,
@@ -108,6 +134,30 @@ impl RowSink for RowMap {
     fn delete(&mut self, table: Table, key: Vec<u8>) {
         self.remove(&(table, key));
     }
+    fn delete_range(&mut self, table: Table, from: Vec<u8>, to: Vec<u8>) {
+        let doomed: Vec<_> = self
+            .range((table, from)..(table, to))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in doomed {
+            self.remove(&k);
+        }
+    }
+}
+
+/// The exclusive end of the key range of every key starting with
+/// `prefix`: the prefix with its last byte below 0xff incremented (and the
+/// bytes after it dropped), or `None` if every byte is 0xff (the range
+/// then runs to the end of the table).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// Builds a row key from SID bytes and big-endian integers.
@@ -132,8 +182,11 @@ pub const META_FORMAT_KEY: &[u8] = b"row_format";
 /// its rows re-derived from the log at open, the log being the source of
 /// truth. Version 2: the conversation row no longer carries the
 /// per-message counters (derived at load from the highest message or
-/// tombstone), deleted messages leave a [`DeletedMessageRow`].
-pub const READ_MODEL_FORMAT_VERSION: u32 = 2;
+/// tombstone), deleted messages leave a [`DeletedMessageRow`]. Version 3:
+/// messages are cold rows (edits in [`Table::MessageEdits`], SIDs in
+/// [`Table::MessageSids`]), and a tombstone carries the conversation's
+/// last activity when the message was deleted.
+pub const READ_MODEL_FORMAT_VERSION: u32 = 3;
 
 /// A service (Twilio `service` plus its `configuration`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,7 +234,11 @@ pub struct ConversationRow {
 
 /// The tombstone of a deleted message: its index is never given again,
 /// and the conversation's last activity is the post time of the message
-/// with the highest index, deleted or not.
+/// with the highest index, deleted or not. The tombstone is written
+/// without reading the message back, so it carries the conversation's
+/// last activity at the deletion: for the message with the highest index
+/// (the only tombstone that can ever set the counters at load, since
+/// later messages get higher indexes) that is its post time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletedMessageRow {
     /// `IS…`.
@@ -190,8 +247,30 @@ pub struct DeletedMessageRow {
     pub conversation_sid: ConversationSid,
     /// The deleted message's index.
     pub index: u64,
-    /// When the deleted message was posted, µs.
-    pub date_created: TimestampMicros,
+    /// The conversation's last activity when the message was deleted, µs.
+    pub last_activity: TimestampMicros,
+}
+
+/// The latest edit of a message: what [`Table::MessageEdits`] holds. A
+/// message read from the store is its [`MessageRow`] as posted with this
+/// applied ([`MessageEditRow::apply_to`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageEditRow {
+    /// Body after the edit.
+    pub body: Option<String>,
+    /// JSON attributes after the edit.
+    pub attributes: String,
+    /// Edit time, µs.
+    pub date_updated: TimestampMicros,
+}
+
+impl MessageEditRow {
+    /// Applies the edit to the message as posted.
+    pub fn apply_to(self, m: &mut MessageRow) {
+        m.body = self.body;
+        m.attributes = self.attributes;
+        m.date_updated = self.date_updated;
+    }
 }
 
 /// A participant.

@@ -7,10 +7,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use events::record::{decode, encode};
 use events::*;
 
+use crate::cold::{ColdError, ColdRows, NoColdRows};
 use crate::rows::*;
 
 /// One conversation with everything inside it.
@@ -24,16 +26,14 @@ pub struct Conversation {
     pub(crate) by_identity: HashMap<String, ParticipantSid>,
     /// How many participants are non-chat (messaging bindings).
     pub(crate) non_chat_count: usize,
-    /// Live messages by index (deleted ones are gone; their index is not reused).
-    pub(crate) messages: BTreeMap<u64, MessageRow>,
-    /// Message SID → index.
-    pub(crate) message_index: HashMap<MessageSid, u64>,
     /// Latest receipt per (message, participant).
     pub(crate) receipts: BTreeMap<(MessageSid, ParticipantSid), ReceiptRow>,
     /// Failed outbound attempts per (message, participant).
     pub(crate) delivery_attempts: BTreeMap<(MessageSid, ParticipantSid), DeliveryAttemptsRow>,
-    /// Deleted messages by index, with their post time: each has a
-    /// [`DeletedMessageRow`] tombstone.
+    /// Deleted messages by index, with the conversation's last activity
+    /// when each was deleted: each has a [`DeletedMessageRow`] tombstone.
+    /// The messages themselves are cold rows ([`Table::COLD`]): indexes
+    /// `0..next_message_index` not in this map are the live messages.
     pub(crate) deleted: BTreeMap<u64, TimestampMicros>,
     /// Index the next message gets: one past the highest ever used
     /// (derived at load from the highest message or tombstone).
@@ -72,31 +72,22 @@ impl Conversation {
             participants: BTreeMap::new(),
             by_identity: HashMap::new(),
             non_chat_count: 0,
-            messages: BTreeMap::new(),
-            message_index: HashMap::new(),
             receipts: BTreeMap::new(),
             delivery_attempts: BTreeMap::new(),
         }
     }
 
     /// Live messages after `horizon` (all live messages when `None`): the
-    /// exact unread count, deletes included.
+    /// exact unread count, deletes included. From memory alone: indexes
+    /// are given in order from 0, so the live messages after `h` are the
+    /// indexes in `h + 1..next_message_index` without a tombstone.
     pub fn unread_after(&self, horizon: Option<u64>) -> u64 {
-        let n = match horizon {
-            None => self.messages.len(),
-            Some(h) => self
-                .messages
-                .range((Bound::Excluded(h), Bound::Unbounded))
-                .count(),
-        };
-        n as u64
-    }
-
-    /// The message with this SID, if it exists.
-    pub fn message(&self, sid: &MessageSid) -> Option<&MessageRow> {
-        self.message_index
-            .get(sid)
-            .and_then(|i| self.messages.get(i))
+        let from = horizon.map_or(0, |h| h.saturating_add(1));
+        if from >= self.next_message_index {
+            return 0;
+        }
+        let deleted = self.deleted.range(from..).count() as u64;
+        self.next_message_index - from - deleted
     }
 
     /// The conversation row: SID, names, state, timers.
@@ -122,12 +113,9 @@ impl Conversation {
     }
 
     /// Sets the per-message counters from the highest index among the
-    /// live messages and the tombstones, as `apply` left them.
-    fn derive_counters(&mut self) {
-        let live = self
-            .messages
-            .last_key_value()
-            .map(|(i, m)| (*i, m.date_created));
+    /// live messages (`live`: the cold row with the highest index, and its
+    /// post time) and the tombstones, as `apply` left them.
+    fn derive_counters(&mut self, live: Option<(u64, TimestampMicros)>) {
         let deleted = self.deleted.last_key_value().map(|(i, at)| (*i, *at));
         match live.max(deleted) {
             Some((index, at)) => {
@@ -174,20 +162,23 @@ impl Conversation {
         self.non_chat_count
     }
 
-    /// The live message at `index`, if it exists (deleted messages do not).
-    pub fn message_at(&self, index: u64) -> Option<&MessageRow> {
-        self.messages.get(&index)
-    }
-
-    /// Every live message, in ascending index order. For a page of them,
-    /// see [`ReadModels::messages`].
-    pub fn messages(&self) -> impl DoubleEndedIterator<Item = &MessageRow> + '_ {
-        self.messages.values()
-    }
-
-    /// How many live messages the conversation holds.
+    /// How many live messages the conversation holds (from memory: the
+    /// indexes given minus the tombstones). The messages themselves are
+    /// read with [`ReadModels::message_in`], [`ReadModels::message_at`]
+    /// and [`ReadModels::scan_messages`].
     pub fn message_count(&self) -> usize {
-        self.messages.len()
+        (self.next_message_index - self.deleted.len() as u64) as usize
+    }
+
+    /// Whether `index` was given to a message that is now deleted.
+    pub fn is_deleted(&self, index: u64) -> bool {
+        self.deleted.contains_key(&index)
+    }
+
+    /// The key prefix of this conversation's rows in the message tables:
+    /// service ‖ conversation.
+    fn message_prefix(&self) -> Vec<u8> {
+        sid_key(&self.row.chat_service_sid, &[self.row.sid.as_bytes()])
     }
 
     /// The latest receipt of `message` for each participant that has one,
@@ -494,27 +485,82 @@ impl Service {
 ///
 /// Invariant: after `apply` of the record at position `p` and
 /// [`ReadModels::finish_batch`], the rows emitted to the sink since the
-/// start equal [`ReadModels::write_rows`] of this state (the digest test
-/// checks it), and `applied_position == Some(p)`. Per event only the rows
-/// the event changes are written: a posted message writes its own row and
-/// nothing else; the conversation's message counters are not persisted but
-/// derived at [`ReadModels::load`] from the highest message or tombstone.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// start, outside the cold tables, equal [`ReadModels::write_rows`] of
+/// this state (the digest test checks it), and `applied_position ==
+/// Some(p)`. Per event only the rows the event changes are written: a
+/// posted message writes its own row and its SID's and nothing else; the
+/// conversation's message counters are not persisted but derived at
+/// [`ReadModels::load`] from the highest message or tombstone.
+///
+/// What is resident: everything but the cold tables ([`Table::COLD`]:
+/// messages, their edits and SIDs), which `apply` writes and never reads
+/// back; reads of them go to the [`ColdRows`] source set with
+/// [`ReadModels::set_cold`] (none by default), plus the messages posted
+/// since the last [`ReadModels::finish_batch`], kept in memory so that
+/// commands decided later in the same write batch see them.
+///
+/// Equality compares the resident state (services and applied position),
+/// not the cold source: the rows, cold ones included, are compared by
+/// digest ([`crate::digest_rows`]).
+#[derive(Debug, Clone)]
 pub struct ReadModels {
     /// Services by SID.
     pub(crate) services: BTreeMap<ServiceSid, Service>,
     /// The last log position folded in.
     pub(crate) applied_position: Option<u64>,
+    /// Where the cold rows are read from.
+    pub(crate) cold: Arc<dyn ColdRows>,
+    /// Messages posted since the last `finish_batch` (their rows may not
+    /// be in the cold source yet), by SID, with later edits in the same
+    /// batch applied and removals dropped.
+    pub(crate) staged: HashMap<MessageSid, MessageRow>,
+    /// Edits since the last `finish_batch` of messages posted before it,
+    /// by (conversation, index): their rows may not be in the cold source
+    /// yet either.
+    pub(crate) staged_edits: HashMap<(ConversationSid, u64), MessageEditRow>,
 }
 
-/// A row could not be decoded while loading persisted read models.
+impl Default for ReadModels {
+    fn default() -> Self {
+        ReadModels {
+            services: BTreeMap::new(),
+            applied_position: None,
+            cold: Arc::new(NoColdRows),
+            staged: HashMap::new(),
+            staged_edits: HashMap::new(),
+        }
+    }
+}
+
+impl PartialEq for ReadModels {
+    fn eq(&self, other: &Self) -> bool {
+        self.services == other.services && self.applied_position == other.applied_position
+    }
+}
+
+/// Persisted read models could not be loaded.
 #[derive(Debug, thiserror::Error)]
-#[error("read-model row in {table:?} could not be decoded: {source}")]
-pub struct LoadError {
-    /// The table.
-    pub table: Table,
-    /// The codec error.
-    pub source: CodecError,
+pub enum LoadError {
+    /// A row could not be decoded.
+    #[error("read-model row in {table:?} could not be decoded: {source}")]
+    Decode {
+        /// The table.
+        table: Table,
+        /// The codec error.
+        source: CodecError,
+    },
+    /// A cold row needed to derive a conversation's counters could not be
+    /// read or decoded.
+    #[error(transparent)]
+    Cold(#[from] ColdError),
+}
+
+/// Decodes a cold row of `table`, as a [`ColdError`] if it does not decode.
+fn decode_cold<T: serde::de::DeserializeOwned>(table: Table, bytes: &[u8]) -> Result<T, ColdError> {
+    decode(bytes).map_err(|e| ColdError {
+        table,
+        source: Box::new(e),
+    })
 }
 
 fn sid_key(service: &ServiceSid, rest: &[&[u8]]) -> Vec<u8> {
@@ -544,6 +590,25 @@ fn message_key(m: &MessageRow) -> Vec<u8> {
         &m.chat_service_sid,
         &[m.conversation_sid.as_bytes(), &m.index.to_be_bytes()],
     )
+}
+fn message_sid_key(service: &ServiceSid, conv: &ConversationSid, message: &MessageSid) -> Vec<u8> {
+    sid_key(service, &[conv.as_bytes(), message.as_bytes()])
+}
+/// Deletes every row of the cold tables under `prefix` (a service, or a
+/// service ‖ conversation): they are not in memory to be listed.
+fn delete_cold_rows(prefix: &[u8], sink: &mut dyn RowSink) {
+    for table in Table::COLD {
+        match prefix_end(prefix) {
+            Some(end) => sink.delete_range(table, prefix.to_vec(), end),
+            // An all-0xff SID: no key of these tables is longer than a
+            // service, a conversation and a message SID past it.
+            None => sink.delete_range(
+                table,
+                prefix.to_vec(),
+                [prefix, &[0xff_u8; 49][..]].concat(),
+            ),
+        }
+    }
 }
 fn pair_key(
     service: &ServiceSid,
@@ -579,6 +644,174 @@ impl ReadModels {
         self.applied_position
     }
 
+    /// Sets where the cold rows ([`Table::COLD`]) are read from: the store
+    /// `apply`'s rows were written to. The engine points it at its RocksDB;
+    /// a fold off to the side at the [`RowMap`] it wrote.
+    pub fn set_cold(&mut self, cold: Arc<dyn ColdRows>) {
+        self.cold = cold;
+    }
+
+    /// The message with SID `sid` in `conv`, if it is live.
+    ///
+    /// Errors: the cold source could not be read, or a row does not
+    /// decode ([`ColdError`]).
+    pub fn message_in(
+        &self,
+        conv: &Conversation,
+        sid: &MessageSid,
+    ) -> Result<Option<MessageRow>, ColdError> {
+        if let Some(m) = self.staged.get(sid) {
+            let here = m.chat_service_sid == conv.row.chat_service_sid
+                && m.conversation_sid == conv.row.sid;
+            return Ok(here.then(|| m.clone()));
+        }
+        let mut key = conv.message_prefix();
+        key.extend_from_slice(sid.as_bytes());
+        let Some(index) = self.cold.get(Table::MessageSids, &key)? else {
+            return Ok(None);
+        };
+        let index: [u8; 8] = index.as_slice().try_into().map_err(|_| ColdError {
+            table: Table::MessageSids,
+            source: "a message index is not 8 bytes".into(),
+        })?;
+        self.message_at(conv, u64::from_be_bytes(index))
+    }
+
+    /// The live message at `index` in `conv`, if any (a deleted message's
+    /// index has none).
+    ///
+    /// Errors: as [`ReadModels::message_in`].
+    pub fn message_at(
+        &self,
+        conv: &Conversation,
+        index: u64,
+    ) -> Result<Option<MessageRow>, ColdError> {
+        if index >= conv.next_message_index || conv.deleted.contains_key(&index) {
+            return Ok(None);
+        }
+        let here = |m: &&MessageRow| {
+            m.index == index
+                && m.chat_service_sid == conv.row.chat_service_sid
+                && m.conversation_sid == conv.row.sid
+        };
+        if let Some(m) = self.staged.values().find(here) {
+            return Ok(Some(m.clone()));
+        }
+        let mut key = conv.message_prefix();
+        key.extend_from_slice(&index.to_be_bytes());
+        let Some(row) = self.cold.get(Table::Messages, &key)? else {
+            return Ok(None);
+        };
+        let mut m: MessageRow = decode_cold(Table::Messages, &row)?;
+        if let Some(edit) = self.staged_edits.get(&(conv.row.sid, index)) {
+            edit.clone().apply_to(&mut m);
+        } else if let Some(edit) = self.cold.get(Table::MessageEdits, &key)? {
+            decode_cold::<MessageEditRow>(Table::MessageEdits, &edit)?.apply_to(&mut m);
+        }
+        Ok(Some(m))
+    }
+
+    /// Up to `limit` live messages of `conv` whose indexes lie in
+    /// `indexes`, ascending by index (descending when `reverse`), each with
+    /// its latest edit applied. Reads the cold source (one range scan of
+    /// the messages and one of their edits per call), plus the messages
+    /// posted in the write batch under way.
+    ///
+    /// Errors: as [`ReadModels::message_in`].
+    pub fn scan_messages(
+        &self,
+        conv: &Conversation,
+        indexes: impl std::ops::RangeBounds<u64>,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<MessageRow>, ColdError> {
+        let lo = match indexes.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => match i.checked_add(1) {
+                Some(i) => i,
+                None => return Ok(Vec::new()),
+            },
+            Bound::Unbounded => 0,
+        };
+        // Exclusive; no message has an index at or past the next one.
+        let hi = match indexes.end_bound() {
+            Bound::Included(i) => i.saturating_add(1),
+            Bound::Excluded(i) => *i,
+            Bound::Unbounded => u64::MAX,
+        }
+        .min(conv.next_message_index);
+        if lo >= hi || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let prefix = conv.message_prefix();
+        let index_key = |i: u64| {
+            let mut k = prefix.clone();
+            k.extend_from_slice(&i.to_be_bytes());
+            k
+        };
+        let (from, to) = (index_key(lo), index_key(hi));
+        // Rows deleted earlier in a batch under way are still stored:
+        // skip them, reading on until `limit` live ones are found.
+        let mut rows: BTreeMap<u64, MessageRow> = BTreeMap::new();
+        let (mut from_cur, mut to_cur) = (from.clone(), to.clone());
+        loop {
+            let chunk =
+                self.cold
+                    .scan(Table::Messages, &from_cur, Some(&to_cur), reverse, limit)?;
+            let full = chunk.len() == limit;
+            let Some((last, _)) = chunk.last() else { break };
+            let last = last.clone();
+            for (_, v) in chunk {
+                let m: MessageRow = decode_cold(Table::Messages, &v)?;
+                if !conv.deleted.contains_key(&m.index) {
+                    rows.insert(m.index, m);
+                }
+            }
+            if !full || rows.len() >= limit {
+                break;
+            }
+            if reverse {
+                to_cur = last;
+            } else {
+                from_cur = last;
+                from_cur.push(0);
+            }
+        }
+        for m in self.staged.values() {
+            let here = m.chat_service_sid == conv.row.chat_service_sid
+                && m.conversation_sid == conv.row.sid;
+            if here && (lo..hi).contains(&m.index) {
+                rows.insert(m.index, m.clone());
+            }
+        }
+        let mut out: Vec<MessageRow> = if reverse {
+            rows.into_values().rev().take(limit).collect()
+        } else {
+            rows.into_values().take(limit).collect()
+        };
+        if let (Some(first), Some(last)) = (out.first(), out.last()) {
+            let (a, b) = (first.index.min(last.index), first.index.max(last.index));
+            let (from, to) = (index_key(a), index_key(b.saturating_add(1)));
+            // At most one edit row per index in the range.
+            let most = usize::try_from(b - a + 1).unwrap_or(usize::MAX);
+            let edits = self
+                .cold
+                .scan(Table::MessageEdits, &from, Some(&to), false, most)?;
+            let mut edits: BTreeMap<Vec<u8>, Vec<u8>> = edits.into_iter().collect();
+            for m in &mut out {
+                if self.staged.contains_key(&m.sid) {
+                    continue; // staged rows carry their edits already
+                }
+                if let Some(e) = self.staged_edits.get(&(conv.row.sid, m.index)) {
+                    e.clone().apply_to(m);
+                } else if let Some(e) = edits.remove(&index_key(m.index)) {
+                    decode_cold::<MessageEditRow>(Table::MessageEdits, &e)?.apply_to(m);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Folds one record's event into the state and writes the changed rows
     /// to `sink`. The bookkeeping rows (applied position, row format) are
     /// not written per event: call [`ReadModels::finish_batch`] once after
@@ -605,7 +838,19 @@ impl ReadModels {
     /// the first `apply`. Call once per write batch, after its last
     /// `apply`, so the rows written since the start equal
     /// [`ReadModels::write_rows`] of this state.
-    pub fn finish_batch(&self, sink: &mut dyn RowSink) {
+    ///
+    /// It also drops the messages staged in memory for the batch: once the
+    /// batch is written, the cold source serves them. The caller must not
+    /// read the state between this and the batch's write (the engine holds
+    /// the write lock until the batch is durable).
+    pub fn finish_batch(&mut self, sink: &mut dyn RowSink) {
+        self.staged.clear();
+        self.staged_edits.clear();
+        self.write_meta_rows(sink);
+    }
+
+    /// The bookkeeping rows of [`ReadModels::finish_batch`].
+    fn write_meta_rows(&self, sink: &mut dyn RowSink) {
         if let Some(p) = self.applied_position {
             sink.put(
                 Table::Meta,
@@ -644,6 +889,10 @@ impl ReadModels {
                 for (table, k) in rows.into_keys() {
                     sink.delete(table, k);
                 }
+                delete_cold_rows(&sid_key(&svc_sid, &[]), sink);
+                self.staged.retain(|_, m| m.chat_service_sid != svc_sid);
+                self.staged_edits
+                    .retain(|(c, _), _| !svc.conversations.contains_key(c));
             }
             return;
         }
@@ -798,6 +1047,10 @@ impl ReadModels {
                 for (table, k) in rows.into_keys() {
                     sink.delete(table, k);
                 }
+                delete_cold_rows(&conv.message_prefix(), sink);
+                self.staged
+                    .retain(|_, m| m.conversation_sid != *conversation_sid);
+                self.staged_edits.retain(|(c, _), _| c != conversation_sid);
             }
             Event::ParticipantAdded {
                 conversation_sid,
@@ -892,6 +1145,12 @@ impl ReadModels {
                 let Some(conv) = svc.conversations.get_mut(conversation_sid) else {
                     return;
                 };
+                // Indexes are given in order from 0 (the unread counts
+                // rely on it); another index is only possible in a
+                // hand-made log, and changes nothing.
+                if *index != conv.next_message_index {
+                    return;
+                }
                 let row = MessageRow {
                     chat_service_sid: svc_sid,
                     conversation_sid: *conversation_sid,
@@ -905,32 +1164,50 @@ impl ReadModels {
                     date_created: at,
                     date_updated: at,
                 };
-                put_row(sink, Table::Messages, message_key(&row), &row);
-                conv.message_index.insert(*message_sid, *index);
-                conv.messages.insert(*index, row);
+                let key = message_key(&row);
+                put_row(sink, Table::Messages, key, &row);
+                sink.put(
+                    Table::MessageSids,
+                    message_sid_key(&svc_sid, conversation_sid, message_sid),
+                    index.to_be_bytes().to_vec(),
+                );
+                self.staged.insert(*message_sid, row);
                 // Derivable at load from the highest message or tombstone:
                 // the conversation row is not rewritten per message.
-                conv.next_message_index = conv.next_message_index.max(index + 1);
+                conv.next_message_index = index + 1;
                 conv.last_activity = at;
             }
             Event::MessageUpdated {
                 conversation_sid,
+                message_sid,
                 index,
                 body,
                 attributes,
-                ..
             } => {
-                let Some(m) = svc
-                    .conversations
-                    .get_mut(conversation_sid)
-                    .and_then(|c| c.messages.get_mut(index))
-                else {
+                // Written without reading the message back: the edit is a
+                // row of its own, applied when the message is read.
+                let Some(conv) = svc.conversations.get(conversation_sid) else {
                     return;
                 };
-                m.body = body.clone();
-                m.attributes = attributes.clone();
-                m.date_updated = at;
-                put_row(sink, Table::Messages, message_key(m), m);
+                if *index >= conv.next_message_index || conv.deleted.contains_key(index) {
+                    return;
+                }
+                let edit = MessageEditRow {
+                    body: body.clone(),
+                    attributes: attributes.clone(),
+                    date_updated: at,
+                };
+                let key = sid_key(
+                    &svc_sid,
+                    &[conversation_sid.as_bytes(), &index.to_be_bytes()],
+                );
+                put_row(sink, Table::MessageEdits, key, &edit);
+                match self.staged.get_mut(message_sid) {
+                    Some(m) => edit.apply_to(m),
+                    None => {
+                        self.staged_edits.insert((*conversation_sid, *index), edit);
+                    }
+                }
             }
             Event::MessageRemoved {
                 conversation_sid,
@@ -940,18 +1217,31 @@ impl ReadModels {
                 let Some(conv) = svc.conversations.get_mut(conversation_sid) else {
                     return;
                 };
-                if let Some(m) = conv.messages.remove(index) {
-                    sink.delete(Table::Messages, message_key(&m));
-                    let tombstone = DeletedMessageRow {
-                        chat_service_sid: svc_sid,
-                        conversation_sid: *conversation_sid,
-                        index: *index,
-                        date_created: m.date_created,
-                    };
-                    put_row(sink, Table::DeletedMessages, message_key(&m), &tombstone);
-                    conv.deleted.insert(*index, m.date_created);
+                if *index >= conv.next_message_index || conv.deleted.contains_key(index) {
+                    return;
                 }
-                conv.message_index.remove(message_sid);
+                // Written without reading the message back (see
+                // `DeletedMessageRow` on the time it keeps).
+                let key = sid_key(
+                    &svc_sid,
+                    &[conversation_sid.as_bytes(), &index.to_be_bytes()],
+                );
+                sink.delete(Table::Messages, key.clone());
+                sink.delete(Table::MessageEdits, key.clone());
+                sink.delete(
+                    Table::MessageSids,
+                    message_sid_key(&svc_sid, conversation_sid, message_sid),
+                );
+                let tombstone = DeletedMessageRow {
+                    chat_service_sid: svc_sid,
+                    conversation_sid: *conversation_sid,
+                    index: *index,
+                    last_activity: conv.last_activity,
+                };
+                put_row(sink, Table::DeletedMessages, key, &tombstone);
+                conv.deleted.insert(*index, conv.last_activity);
+                self.staged.remove(message_sid);
+                self.staged_edits.remove(&(*conversation_sid, *index));
                 let pairs: Vec<_> = conv
                     .receipts
                     .keys()
@@ -1194,33 +1484,58 @@ impl ReadModels {
         }
     }
 
-    /// Writes every row of the whole state to `sink`: the persisted form.
-    /// Equal states write equal rows.
+    /// Copies every row of the cold tables ([`Table::COLD`]) from the cold
+    /// source to `sink`, all of them at once: with
+    /// [`ReadModels::write_rows`], the whole persisted form (for digests of
+    /// states folded off to the side).
+    ///
+    /// Errors: the cold source cannot be read.
+    pub fn copy_cold_rows(&self, sink: &mut dyn RowSink) -> Result<(), ColdError> {
+        for table in Table::COLD {
+            for (k, v) in self.cold.scan(table, &[], None, false, usize::MAX)? {
+                sink.put(table, k, v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every resident row of the state to `sink`: the persisted
+    /// form, but for the cold tables ([`Table::COLD`]), which are not in
+    /// memory (they are where `apply` wrote them). Equal states write
+    /// equal rows.
     pub fn write_rows(&self, sink: &mut dyn RowSink) {
-        self.finish_batch(sink);
+        self.write_meta_rows(sink);
         for svc in self.services.values() {
             write_service_rows(svc, sink);
         }
     }
 
     /// Rebuilds the state from persisted rows (as written by `apply` or
-    /// [`ReadModels::write_rows`]), in any order.
+    /// [`ReadModels::write_rows`]), in any order, with `cold` as the
+    /// source of the cold rows ([`Table::COLD`]; rows of those tables in
+    /// `rows` are skipped: they stay where they are).
     ///
-    /// Errors if a row does not decode. Rows whose parent (service or
-    /// conversation) is missing are ignored, as `apply` would never have
-    /// written them.
+    /// Errors: a row does not decode, or `cold` cannot be read (one
+    /// reverse seek per conversation, for its highest message). Rows whose
+    /// parent (service or conversation) is missing are ignored, as `apply`
+    /// would never have written them.
     pub fn load(
         rows: impl IntoIterator<Item = (Table, Vec<u8>, Vec<u8>)>,
+        cold: Arc<dyn ColdRows>,
     ) -> Result<Self, LoadError> {
         let mut by_table: BTreeMap<Table, Vec<Vec<u8>>> = BTreeMap::new();
         let mut me = ReadModels::new();
         for (table, k, v) in rows {
+            if table.is_cold() {
+                continue;
+            }
             if table == Table::Meta {
                 if k == META_APPLIED_KEY {
-                    let bytes: [u8; 8] = v.as_slice().try_into().map_err(|_| LoadError {
-                        table,
-                        source: CodecError::Malformed("applied position is not 8 bytes".into()),
-                    })?;
+                    let bytes: [u8; 8] =
+                        v.as_slice().try_into().map_err(|_| LoadError::Decode {
+                            table,
+                            source: CodecError::Malformed("applied position is not 8 bytes".into()),
+                        })?;
                     me.applied_position = Some(u64::from_be_bytes(bytes));
                 }
                 continue;
@@ -1235,7 +1550,7 @@ impl ReadModels {
                 .remove(&table)
                 .unwrap_or_default()
                 .iter()
-                .map(|v| decode(v).map_err(|source| LoadError { table, source }))
+                .map(|v| decode(v).map_err(|source| LoadError::Decode { table, source }))
                 .collect()
         }
         for row in rows_of::<ServiceRow>(&mut by_table, Table::Services)? {
@@ -1274,30 +1589,33 @@ impl ReadModels {
                 s.insert_participant(row);
             }
         }
-        for row in rows_of::<MessageRow>(&mut by_table, Table::Messages)? {
-            if let Some(c) = me
-                .services
-                .get_mut(&row.chat_service_sid)
-                .and_then(|s| s.conversations.get_mut(&row.conversation_sid))
-            {
-                c.message_index.insert(row.sid, row.index);
-                c.messages.insert(row.index, row);
-            }
-        }
         for row in rows_of::<DeletedMessageRow>(&mut by_table, Table::DeletedMessages)? {
             if let Some(c) = me
                 .services
                 .get_mut(&row.chat_service_sid)
                 .and_then(|s| s.conversations.get_mut(&row.conversation_sid))
             {
-                c.deleted.insert(row.index, row.date_created);
+                c.deleted.insert(row.index, row.last_activity);
             }
         }
         for svc in me.services.values_mut() {
             for c in svc.conversations.values_mut() {
-                c.derive_counters();
+                // The live message with the highest index: the last cold
+                // row under the conversation's prefix.
+                let prefix = c.message_prefix();
+                let end = prefix_end(&prefix);
+                let last = cold.scan(Table::Messages, &prefix, end.as_deref(), true, 1)?;
+                let live = match last.first() {
+                    Some((_, v)) => {
+                        let m: MessageRow = decode_cold(Table::Messages, v)?;
+                        Some((m.index, m.date_created))
+                    }
+                    None => None,
+                };
+                c.derive_counters(live);
             }
         }
+        me.cold = cold;
         for row in rows_of::<ReceiptRow>(&mut by_table, Table::Receipts)? {
             if let Some(c) = me
                 .services
@@ -1376,15 +1694,12 @@ fn write_conversation_rows(conv: &Conversation, sink: &mut dyn RowSink) {
     for p in conv.participants.values() {
         put_row(sink, Table::Participants, participant_key(p), p);
     }
-    for m in conv.messages.values() {
-        put_row(sink, Table::Messages, message_key(m), m);
-    }
     for (index, at) in &conv.deleted {
         let tombstone = DeletedMessageRow {
             chat_service_sid: *s,
             conversation_sid: *c,
             index: *index,
-            date_created: *at,
+            last_activity: *at,
         };
         put_row(
             sink,

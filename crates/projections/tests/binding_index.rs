@@ -68,7 +68,7 @@ fn binding_index_prefers_the_open_conversation_whatever_the_load_order() {
     let flat: Vec<(Table, Vec<u8>, Vec<u8>)> =
         rows.into_iter().map(|((t, k), v)| (t, k, v)).collect();
     for order in [flat.clone(), flat.into_iter().rev().collect()] {
-        let loaded = ReadModels::load(order).unwrap();
+        let loaded = ReadModels::load(order, std::sync::Arc::new(projections::NoColdRows)).unwrap();
         assert_eq!(
             loaded
                 .participant_by_binding(&service, "+1999", "+1555")

@@ -61,6 +61,8 @@ impl Fixture {
 
     fn apply(&mut self, service: ServiceSid, event: Event) {
         support::apply_next(&mut self.rm, &mut self.rows, service, event);
+        // Messages are read from the rows written, as from the engine's store.
+        self.rm.set_cold(std::sync::Arc::new(self.rows.clone()));
     }
 
     fn seed(&mut self) -> Vec<u8> {
@@ -308,8 +310,11 @@ impl List {
                 .receipts(&RECEIPTED)
                 .map(|r| r.participant_sid.to_string())
                 .collect(),
-            List::MessagesAsc => main.messages().map(|m| m.index.to_string()).collect(),
-            List::MessagesDesc => main.messages().rev().map(|m| m.index.to_string()).collect(),
+            List::MessagesAsc | List::MessagesDesc => {
+                let reverse = self == List::MessagesDesc;
+                let all = rm.scan_messages(main, .., reverse, usize::MAX).unwrap();
+                all.iter().map(|m| m.index.to_string()).collect()
+            }
         }
     }
 }

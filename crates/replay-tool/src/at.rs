@@ -27,7 +27,7 @@ use events::{
     ConversationSid, Event, ParticipantKind, ParticipantSid, RecordHeader, ServiceSid,
     TimestampMicros,
 };
-use projections::{Conversation, ParticipantRow, ReadModels, RowSink, Table};
+use projections::{Conversation, ParticipantRow, ReadModels, RowMap, RowSink, Table};
 use serde_json::{json, Value};
 
 use crate::error::ToolError;
@@ -80,12 +80,33 @@ enum Point {
     Time(TimestampMicros),
 }
 
-/// Rows are not needed: only the in-memory state.
-struct NullSink;
+/// Keeps the cold rows (messages) of one conversation, the only rows the
+/// view reads that are not in the read models' memory; drops the rest.
+struct ConversationRows {
+    conversation: ConversationSid,
+    rows: RowMap,
+}
 
-impl RowSink for NullSink {
-    fn put(&mut self, _: Table, _: Vec<u8>, _: Vec<u8>) {}
-    fn delete(&mut self, _: Table, _: Vec<u8>) {}
+impl ConversationRows {
+    /// Cold keys are service ‖ conversation ‖ …: whether `key` is under
+    /// the conversation.
+    fn keeps(&self, table: Table, key: &[u8]) -> bool {
+        table.is_cold() && key.get(16..32) == Some(self.conversation.as_bytes().as_slice())
+    }
+}
+
+impl RowSink for ConversationRows {
+    fn put(&mut self, table: Table, key: Vec<u8>, value: Vec<u8>) {
+        if self.keeps(table, &key) {
+            self.rows.put(table, key, value);
+        }
+    }
+    fn delete(&mut self, table: Table, key: Vec<u8>) {
+        self.rows.delete(table, key);
+    }
+    fn delete_range(&mut self, table: Table, from: Vec<u8>, to: Vec<u8>) {
+        self.rows.delete_range(table, from, to);
+    }
 }
 
 /// Who acted: a record's `actor` (`None`: the trusted host, or a
@@ -197,6 +218,10 @@ fn fold(
     };
     let progress = Progress::new(quiet, "fold", stored.min(end));
     let mut rm = ReadModels::new();
+    let mut rows = ConversationRows {
+        conversation,
+        rows: RowMap::new(),
+    };
     let mut history = History::default();
     let mut service: Option<ServiceSid> = None;
     let mut folded = 0u64;
@@ -274,9 +299,15 @@ fn fold(
             position: folded,
             ..h.clone()
         };
-        rm.apply(&header, &event, &mut NullSink);
+        rm.apply(&header, &event, &mut rows);
         folded += 1;
+        if folded % CANCEL_CHECK_RECORDS == 0 {
+            // Drops the messages staged for deciding within a batch.
+            rm.finish_batch(&mut rows);
+        }
     }
+    rm.finish_batch(&mut rows);
+    rm.set_cold(std::sync::Arc::new(rows.rows));
     progress.finish();
     history.service = service;
     Ok((rm, history))
@@ -388,10 +419,13 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
         )));
     }
     let row = conv.row();
+    let messages = rm
+        .scan_messages(&conv, .., false, usize::MAX)
+        .map_err(|e| ToolError::Io(e.to_string()))?;
     let deleted: Vec<(u64, &(u64, Actor))> = history
         .removed_messages
         .iter()
-        .filter(|(i, _)| conv.message_at(**i).is_none())
+        .filter(|(i, _)| conv.is_deleted(**i))
         .map(|(i, removal)| (*i, removal))
         .collect();
     let posted_by = |index: u64| history.posted_by.get(&index).cloned().flatten();
@@ -407,8 +441,8 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     match args.format {
         AtFormat::Json => {
-            let messages: Vec<Value> = conv
-                .messages()
+            let messages: Vec<Value> = messages
+                .iter()
                 .map(|m| {
                     json!({
                         "index": m.index,
@@ -539,8 +573,8 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
                 writeln!(out, "removed by then: {}", list.join(", "))?;
             }
             writeln!(out)?;
-            let rows: Vec<Vec<String>> = conv
-                .messages()
+            let rows: Vec<Vec<String>> = messages
+                .iter()
                 .map(|m| {
                     let edits = edited_by(m.index);
                     vec![

@@ -217,7 +217,10 @@ impl Store {
 /// them all; the engine's next open completes it.
 fn missing_families(present: &[String], missing: &[&str]) -> String {
     let ours = |name: &str| {
-        name == "default" || LOG_COLUMN_FAMILIES.contains(&name) || Table::NAMES.contains(&name)
+        name == "default"
+            || LOG_COLUMN_FAMILIES.contains(&name)
+            || Table::NAMES.contains(&name)
+            || name == engine_core::reactor::CF_REACTORS
     };
     if present.iter().all(|n| ours(n)) {
         format!(

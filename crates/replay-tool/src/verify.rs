@@ -159,7 +159,7 @@ fn check_projections(
         other => ToolError::Io(other.to_string()),
     })?;
     progress.finish();
-    let rebuilt = state_digest(&rm);
+    let rebuilt = state_digest(&rm).map_err(|e| ToolError::Io(e.to_string()))?;
     let live = live_digest(store)?;
     let mut check = ProjectionCheck {
         rebuilt,
@@ -169,6 +169,8 @@ fn check_projections(
     if !check.matches() {
         let mut rows = RowMap::new();
         rm.write_rows(&mut rows);
+        rm.copy_cold_rows(&mut rows)
+            .map_err(|e| ToolError::Io(e.to_string()))?;
         check.differences = first_difference(&rows, db)?;
     }
     Ok(check)

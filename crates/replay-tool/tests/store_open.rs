@@ -143,6 +143,31 @@ fn a_store_whose_creation_was_interrupted_is_explained_and_completed_by_the_engi
     assert_eq!(code, 0, "{stdout}{stderr}");
 }
 
+#[test]
+fn a_store_interrupted_after_creating_the_reactors_family_is_explained_as_interrupted() {
+    // The engine creates its column families in name order: `reactors`
+    // comes before `stream`, so a kill in between leaves it without the
+    // log's stream index. Still a Colloquy store whose creation stopped.
+    let dir = temp_dir();
+    {
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        rocksdb::DB::open_cf(
+            &options,
+            dir.path(),
+            ["log", engine_core::reactor::CF_REACTORS],
+        )
+        .unwrap();
+    }
+    let (code, _, stderr) = verify(dir.path(), &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("creation was interrupted"),
+        "the reactors' column family is the engine's own: {stderr}"
+    );
+}
+
 /// Commands the host acknowledges before the crash image is taken.
 const ACKNOWLEDGED_COMMANDS: u64 = 20;
 

@@ -1,8 +1,9 @@
 //! Module layering, checked on the source (a tidy check): within each
 //! listed module directory, a module depends only on the modules layered
-//! before it, so there is no module cycle; and fan-out and delivery never
-//! name the engine facade (they read through the narrow
-//! `sources::ReadSource` the engine hands them). The cycles broken once —
+//! before it, so there is no module cycle; and fan-out, delivery and
+//! reactors never name the engine facade (they read through the narrow
+//! `sources::ReadSource` the engine hands them, and reactors command through
+//! `sources::CommandSink`). The cycles broken once —
 //! commands' conversation ↔ participant, fan-out's hub ↔ worker,
 //! event-log's event_log ↔ writer, engine ↔ fan-out / delivery — stay
 //! broken. Crate-level direction is `tidy.rs`.
@@ -25,6 +26,10 @@ const DELIVERY_LAYERS: [&str; 8] = [
     "memory",
     "webhook",
 ];
+
+/// The reactors' modules (the module root aside), each allowed to use only
+/// those before it.
+const REACTOR_LAYERS: [&str; 2] = ["store", "runner"];
 
 /// A source directory, relative to the workspace root (`crates/…/src/…`).
 /// The command handlers' modules (crate root `lib.rs` aside), each allowed
@@ -99,10 +104,11 @@ fn assert_layered(dir: &str, layers: &[&str]) {
 }
 
 #[test]
-fn fanout_and_delivery_never_name_the_engine_facade() {
+fn fanout_delivery_and_reactors_never_name_the_engine_facade() {
     for dir in [
         "crates/engine-core/src/fanout",
         "crates/engine-core/src/delivery",
+        "crates/engine-core/src/reactor",
     ] {
         for entry in fs::read_dir(src(dir)).unwrap() {
             let path = entry.unwrap().path();
@@ -112,8 +118,8 @@ fn fanout_and_delivery_never_name_the_engine_facade() {
                     .any(|facade| line.contains(facade));
                 assert!(
                     !names_facade,
-                    "{}:{n}: fan-out and delivery take narrow inputs from the \
-                     engine, never the facade: {line}",
+                    "{}:{n}: fan-out, delivery and reactors take narrow inputs \
+                     from the engine, never the facade: {line}",
                     path.display()
                 );
             }
@@ -129,6 +135,11 @@ fn fanout_modules_have_no_cycle() {
 #[test]
 fn delivery_modules_have_no_cycle() {
     assert_layered("crates/engine-core/src/delivery", &DELIVERY_LAYERS);
+}
+
+#[test]
+fn reactor_modules_have_no_cycle() {
+    assert_layered("crates/engine-core/src/reactor", &REACTOR_LAYERS);
 }
 
 #[test]

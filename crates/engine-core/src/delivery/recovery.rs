@@ -3,6 +3,7 @@
 //! before them), with their attempt counts and retry times.
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use events::{Event, MessageSid, ParticipantSid, ServiceSid};
@@ -12,6 +13,11 @@ use super::pending::{Entry, State};
 use super::{channel_of, DeliveryId, DeliveryOptions};
 use crate::read_view::ReadView;
 use crate::sources::ReadSource;
+
+/// Messages the recovery scan reads from the store at a time: one range
+/// scan each, so a conversation with a long history is walked with bounded
+/// memory.
+pub const RECOVERY_SCAN_MESSAGES: usize = 1024;
 
 fn now_micros() -> u64 {
     SystemTime::now()
@@ -84,44 +90,71 @@ pub(crate) fn recover(
                 .filter_map(|p| p.kind.binding().map(|b| (p, channel_of(b))))
                 .collect();
             let mut positions = None;
-            for m in conv.messages() {
-                for (p, channel) in &non_chat {
-                    if m.participant_sid == Some(p.sid) || conv.receipt(&m.sid, &p.sid).is_some() {
-                        continue;
+            // Messages are cold rows: read in chunks, never all at once.
+            let mut after = None;
+            loop {
+                let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+                let chunk = match rm.scan_messages(
+                    conv,
+                    (from, Bound::Unbounded),
+                    false,
+                    RECOVERY_SCAN_MESSAGES,
+                ) {
+                    Ok(chunk) => chunk,
+                    Err(e) => {
+                        tracing::error!(
+                            conversation = %conv.row().sid,
+                            "reading messages to recover deliveries failed, skipping the rest of this conversation: {e}"
+                        );
+                        break;
                     }
-                    if !joined_before(
-                        source,
-                        *service,
-                        conv,
-                        (p.sid, p.date_created),
-                        (m.sid, m.date_created),
-                        &mut positions,
-                    ) {
-                        continue;
-                    }
-                    let attempts = conv.delivery_attempts(&m.sid, &p.sid);
-                    let failed = attempts.map_or(0, |a| a.failed_attempts);
-                    let due = match attempts {
-                        None => now,
-                        Some(a) => {
-                            let wait = options.backoff(failed).as_micros() as u64;
-                            let due_micros = a.last_failed_at.saturating_add(wait);
-                            now + Duration::from_micros(due_micros.saturating_sub(wall_now))
+                };
+                let last = chunk.last().map(|m| m.index);
+                for m in &chunk {
+                    for (p, channel) in &non_chat {
+                        if m.participant_sid == Some(p.sid)
+                            || conv.receipt(&m.sid, &p.sid).is_some()
+                        {
+                            continue;
                         }
-                    };
-                    out.push((
-                        DeliveryId {
-                            message_sid: m.sid,
-                            participant_sid: p.sid,
-                        },
-                        Entry {
-                            service: *service,
-                            conversation: conv.row().sid,
-                            channel: *channel,
-                            failed,
-                            state: State::Waiting(due),
-                        },
-                    ));
+                        if !joined_before(
+                            source,
+                            *service,
+                            conv,
+                            (p.sid, p.date_created),
+                            (m.sid, m.date_created),
+                            &mut positions,
+                        ) {
+                            continue;
+                        }
+                        let attempts = conv.delivery_attempts(&m.sid, &p.sid);
+                        let failed = attempts.map_or(0, |a| a.failed_attempts);
+                        let due = match attempts {
+                            None => now,
+                            Some(a) => {
+                                let wait = options.backoff(failed).as_micros() as u64;
+                                let due_micros = a.last_failed_at.saturating_add(wait);
+                                now + Duration::from_micros(due_micros.saturating_sub(wall_now))
+                            }
+                        };
+                        out.push((
+                            DeliveryId {
+                                message_sid: m.sid,
+                                participant_sid: p.sid,
+                            },
+                            Entry {
+                                service: *service,
+                                conversation: conv.row().sid,
+                                channel: *channel,
+                                failed,
+                                state: State::Waiting(due),
+                            },
+                        ));
+                    }
+                }
+                match last {
+                    Some(i) if chunk.len() == RECOVERY_SCAN_MESSAGES => after = Some(i),
+                    _ => break,
                 }
             }
         }

@@ -80,19 +80,34 @@ fn record(ctx: &SenderCtx<'_>, key: String, command: Command) -> Recorded {
     }
 }
 
-fn outbound(rm: &ReadModels, job: &Job) -> Option<OutboundMessage> {
-    let conv = rm
-        .service(&job.service)?
-        .conversation_by_sid(&job.conversation)?;
+/// The message a job sends, or `None` if there is nothing to send any
+/// more (a receipt exists, or the message, participant or conversation is
+/// gone).
+///
+/// Errors: the message could not be read from the store.
+fn outbound(rm: &ReadModels, job: &Job) -> Result<Option<OutboundMessage>, projections::ColdError> {
+    let Some(conv) = rm
+        .service(&job.service)
+        .and_then(|s| s.conversation_by_sid(&job.conversation))
+    else {
+        return Ok(None);
+    };
     if conv
         .receipt(&job.id.message_sid, &job.id.participant_sid)
         .is_some()
     {
-        return None;
+        return Ok(None);
     }
-    let message = conv.message(&job.id.message_sid)?;
-    let binding = conv.participant(&job.id.participant_sid)?.kind.binding()?;
-    Some(OutboundMessage {
+    let Some(message) = rm.message_in(conv, &job.id.message_sid)? else {
+        return Ok(None);
+    };
+    let Some(binding) = conv
+        .participant(&job.id.participant_sid)
+        .and_then(|p| p.kind.binding())
+    else {
+        return Ok(None);
+    };
+    Ok(Some(OutboundMessage {
         delivery_id: job.id,
         service_sid: job.service,
         conversation_sid: job.conversation,
@@ -106,7 +121,7 @@ fn outbound(rm: &ReadModels, job: &Job) -> Option<OutboundMessage> {
         media: message.media.clone(),
         attributes: message.attributes.clone(),
         attempt: job.attempt,
-    })
+    }))
 }
 
 fn run_job(ctx: &SenderCtx<'_>, job: &Job) -> Outcome {
@@ -139,8 +154,19 @@ fn run_job(ctx: &SenderCtx<'_>, job: &Job) -> Outcome {
         );
         return done(r);
     }
-    let Some(message) = outbound(&ReadView::acquire(ctx.source.read_models()), job) else {
-        return Outcome::Done;
+    let message = match outbound(&ReadView::acquire(ctx.source.read_models()), job) {
+        Ok(Some(message)) => message,
+        Ok(None) => return Outcome::Done,
+        Err(e) => {
+            // Nothing is lost: without a receipt, the delivery is found
+            // again by the recovery scan when the engine is reopened.
+            tracing::error!(
+                message = %m,
+                participant = %p,
+                "reading the message to deliver failed, dropping the attempt until reopen: {e}"
+            );
+            return Outcome::Done;
+        }
     };
     shared.counters.attempts.fetch_add(1, Ordering::Relaxed);
     let result = catch_unwind(AssertUnwindSafe(|| job.adapter.send(&message)))

@@ -1,8 +1,9 @@
 //! [`Engine`]: the library API. Commands in, typed outcomes out, queries
 //! over read models that are never behind the log.
 //!
-//! This module is the facade: opening, executing, sessions, inbound
-//! routing and delivery wiring. What the log's writer runs per request is
+//! This module is the facade: opening, executing, sessions, log
+//! subscriptions, reactors, inbound routing, and the wiring of delivery
+//! and conversation timers. What the log's writer runs per request is
 //! the state machine in `state.rs`; how the read models are stored beside
 //! the log, loaded, caught up and digested is `store.rs`; what runs on the
 //! caller's side before a command is queued for the writer (pre-event
@@ -38,8 +39,11 @@ use crate::log::{
     OpenError, ReadError, RecordIter, StateMachine, StreamIter,
 };
 use crate::outcome::{typed_output, CommandOutcome, PostedMessage, TypedCommand};
+use crate::reactor::{Reactor, ReactorError, ReactorHandle, ReactorMetrics, ReactorSpec, Registry};
 use crate::read_view::{read_scoped, ReadView};
-use crate::sources::{ReadSource, Sources};
+use crate::sources::{CommandSink, ReadSource, Sources};
+use crate::subscription::{LogFeed, SubscribeFrom, Subscription, SubscriptionError};
+use crate::timers::{Schedule, TimerMetrics, TimerThread, TimerWriter};
 
 mod pre_event;
 mod state;
@@ -165,6 +169,7 @@ pub(crate) struct Core {
     pub(crate) hub: Arc<Hub>,
     pub(crate) fanout_tx: Sender<WorkerMsg>,
     pub(crate) delivery: Arc<DeliveryShared>,
+    pub(crate) feed: Arc<LogFeed>,
     pub(crate) hooks: Hooks,
 }
 
@@ -186,6 +191,29 @@ impl ReadSource for Core {
 
     fn read_models(&self) -> &RwLock<ReadModels> {
         &self.read
+    }
+
+    fn stream_version(
+        &self,
+        service: ServiceSid,
+        conversation: Option<ConversationSid>,
+    ) -> Result<u64, ReadError> {
+        self.log.stream_version(service, conversation)
+    }
+}
+
+/// Reactors issue commands and keep their checkpoints through this.
+impl CommandSink for Core {
+    fn reads(&self) -> &dyn ReadSource {
+        self
+    }
+
+    fn execute(&self, envelope: CommandEnvelope) -> Result<CommandOutcome, CommandError> {
+        Core::execute(self, envelope)
+    }
+
+    fn db(&self) -> &DB {
+        self.log.db()
     }
 }
 
@@ -309,6 +337,8 @@ pub struct Engine {
     core: Arc<Core>,
     worker: Option<JoinHandle<()>>,
     delivery: DeliveryThreads,
+    timers: TimerThread,
+    reactors: Registry,
 }
 
 impl std::fmt::Debug for Engine {
@@ -321,6 +351,11 @@ impl std::fmt::Debug for Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        // Reactors first: their handlers may still execute commands; then
+        // the timer thread, which may too.
+        self.reactors.stop_all();
+        self.timers.stop();
+        self.core.feed.close();
         self.core.delivery.shutdown();
         self.delivery.join();
         let _ = self.core.fanout_tx.send(WorkerMsg::Shutdown);
@@ -370,32 +405,61 @@ impl Engine {
         let hub = Arc::new(Hub::new(engine_options.fanout));
         let (fanout_tx, fanout_rx) = crossbeam_channel::unbounded();
         let (delivery_tx, delivery_rx) = crossbeam_channel::unbounded();
+        let (timer_tx, timer_rx) = crossbeam_channel::unbounded();
+        let clock = options.get_clock();
         let shared = read.clone();
-        let (writer_hub, writer_fanout, writer_delivery) =
-            (hub.clone(), fanout_tx.clone(), delivery_tx.clone());
+        let (writer_hub, writer_fanout, writer_delivery, writer_timers) = (
+            hub.clone(),
+            fanout_tx.clone(),
+            delivery_tx.clone(),
+            timer_tx.clone(),
+        );
+        let mut schedule = Schedule::default();
+        let schedule_at_open = &mut schedule;
+        let mut opened_feed = None;
+        let feed_slot = &mut opened_feed;
         let log = EventLog::open(path, options, move |db, head| {
             upgrade_idempotency_index(db)?;
             let mut rm = load_read_models(db)?;
             catch_up(db, &mut rm, head, progress)?;
             writer_hub.rebuild(&rm);
             let delivery = DeliveryWriter::new(&rm, writer_delivery);
+            // Before the writer starts: every later record reaches the
+            // timer thread through `writer_timers`.
+            *schedule_at_open = Schedule::from_read_models(&rm);
+            let timers = TimerWriter::new(schedule_at_open, writer_timers);
             *shared.write() = rm;
+            let feed = Arc::new(LogFeed::new(head.next_position));
+            *feed_slot = Some(feed.clone());
             Ok::<_, EngineError>(EngineState {
                 db: db.clone(),
                 read: shared,
                 guard: None,
                 fanout: FanoutWriter::new(writer_hub, writer_fanout),
                 delivery,
+                timers,
+                feed,
             })
         })?;
+        let feed = opened_feed.expect("the log's open ran its init");
         let core = Arc::new(Core {
             log,
             read,
             hub: hub.clone(),
             fanout_tx,
             delivery: Arc::new(DeliveryShared::new(engine_options.delivery, delivery_tx)),
+            feed: feed.clone(),
             hooks: Hooks::new(),
         });
+        let reactors = {
+            let source: Arc<dyn ReadSource> = core.clone();
+            Registry::new(
+                core.clone(),
+                Sources::new(Arc::downgrade(&source)),
+                hub.clone(),
+                feed,
+            )
+        };
         let worker = std::thread::Builder::new()
             .name("colloquy-fanout".into())
             .spawn(move || run_worker(hub, fanout_rx))
@@ -404,18 +468,32 @@ impl Engine {
             let core = core.clone();
             Arc::new(move |envelope| core.execute(envelope).map(|_| ()))
         };
-        let delivery = match delivery::start(&core.delivery, core.clone(), execute, delivery_rx) {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = core.fanout_tx.send(WorkerMsg::Shutdown);
-                let _ = worker.join();
-                return Err(EngineError::Spawn(e));
-            }
-        };
+        let mut delivery =
+            match delivery::start(&core.delivery, core.clone(), execute.clone(), delivery_rx) {
+                Ok(d) => d,
+                Err(e) => {
+                    let _ = core.fanout_tx.send(WorkerMsg::Shutdown);
+                    let _ = worker.join();
+                    return Err(EngineError::Spawn(e));
+                }
+            };
+        let timers =
+            match TimerThread::start(schedule, clock, core.clone(), execute, timer_tx, timer_rx) {
+                Ok(t) => t,
+                Err(e) => {
+                    core.delivery.shutdown();
+                    delivery.join();
+                    let _ = core.fanout_tx.send(WorkerMsg::Shutdown);
+                    let _ = worker.join();
+                    return Err(EngineError::Spawn(e));
+                }
+            };
         Ok(Engine {
             core,
             worker: Some(worker),
             delivery,
+            timers,
+            reactors,
         })
     }
 
@@ -523,6 +601,67 @@ impl Engine {
         let source: Arc<dyn ReadSource> = self.core.clone();
         let sources = Sources::new(Arc::downgrade(&source));
         Session::open(self.core.hub.clone(), sources, service, identity, start)
+    }
+
+    /// Follows the durable log from `from`: a [`Subscription`] yields every
+    /// committed record (header with its position, and decoded event) from
+    /// there on, in log order, exactly once, with no gap, blocking
+    /// ([`Subscription::next`] up to a deadline) or async
+    /// ([`Subscription::next_async`], or as a stream). It is woken when a
+    /// batch becomes durable, never by polling, and yields only durable
+    /// records. Positions are the log's: dense from 0;
+    /// [`SubscribeFrom::Position`]`(p)` starts with the record at `p`,
+    /// [`SubscribeFrom::Now`] with the next one committed. See
+    /// [`crate::subscription`] for how a slow subscriber is kept from
+    /// costing memory.
+    ///
+    /// Errors: [`SubscriptionError::PositionAhead`] for a position past the
+    /// log's next position; reading errors come from the subscription
+    /// itself ([`SubscriptionError::Read`] naming the position).
+    pub fn subscribe(&self, from: SubscribeFrom) -> Result<Subscription, SubscriptionError> {
+        let source: Arc<dyn ReadSource> = self.core.clone();
+        let sources = Sources::new(Arc::downgrade(&source));
+        Subscription::open(sources, self.core.hub.clone(), self.core.feed.clone(), from)
+    }
+
+    /// Starts a durable reactor (see [`crate::reactor`]): `reactor` gets
+    /// each durable record `spec`'s filter matches, in log order, on a
+    /// thread of its own, from the reactor's checkpoint in this store (the
+    /// first time, from where `spec` says). Commands it issues through its
+    /// context are applied exactly once however often a record is
+    /// delivered. It runs until [`Engine::stop_reactor`] or the engine is
+    /// dropped.
+    ///
+    /// Errors: [`ReactorError::InvalidName`],
+    /// [`ReactorError::UnknownEventType`] for a filter naming no event
+    /// type, [`ReactorError::AlreadyRunning`] for a name in use,
+    /// [`ReactorError::CheckpointAhead`] and [`ReactorError::Corrupt`] for a
+    /// damaged stored checkpoint, [`ReactorError::Storage`],
+    /// [`ReactorError::Spawn`].
+    pub fn start_reactor(
+        &self,
+        spec: ReactorSpec,
+        reactor: impl Reactor,
+    ) -> Result<ReactorHandle, ReactorError> {
+        self.reactors.start(spec, Box::new(reactor))
+    }
+
+    /// The running reactor named `name`, if any.
+    pub fn reactor(&self, name: &str) -> Option<ReactorHandle> {
+        self.reactors.handle(name)
+    }
+
+    /// Stops the reactor named `name`, waiting for its thread (and its
+    /// handler's current call); what it handled is checkpointed. Returns
+    /// whether it was running.
+    pub fn stop_reactor(&self, name: &str) -> bool {
+        self.reactors.stop(name)
+    }
+
+    /// Each reactor's checkpoint, lag (committed head minus checkpoint)
+    /// and counters, by name. Never waits for a reactor's handler.
+    pub fn reactor_metrics(&self) -> Vec<ReactorMetrics> {
+        self.reactors.metrics()
     }
 
     /// The log writer's counters (batches, requests, records and bytes
@@ -684,7 +823,10 @@ impl Engine {
     /// `undelivered`, with the channel's error code and message id). The message's per-participant
     /// receipts and `delivery` summary are then queryable
     /// ([`ReadModels::receipts`], [`ReadModels::delivery_summary`]). The
-    /// same report twice is recorded once.
+    /// same report twice is recorded once. Statuses only move forward
+    /// (`sent`, then `delivered`, `undelivered` or `failed`, then `read`):
+    /// a report that is not further along than the status recorded for the
+    /// pair is accepted and appends nothing (its outcome has no records).
     ///
     /// Errors: [`CommandError::NotFound`] for an unknown service,
     /// conversation, message or participant; [`CommandError::TooLong`]
@@ -709,6 +851,13 @@ impl Engine {
     /// The delivery counters (pending, attempts, sent, failed, …).
     pub fn delivery_metrics(&self) -> DeliveryMetrics {
         self.core.delivery.metrics()
+    }
+
+    /// The conversation-timer thread's counters (timers armed, fired,
+    /// conflicts, and the clock time up to which due timers are handled;
+    /// see [`crate::timers`]). Lock-free: never waits for the thread.
+    pub fn timer_metrics(&self) -> TimerMetrics {
+        self.timers.metrics()
     }
 
     /// Re-derives the log's index column families (stream index, stream

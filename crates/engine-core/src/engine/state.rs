@@ -1,6 +1,8 @@
 //! The engine's [`StateMachine`]: what the log's single writer runs for
 //! each request (decide with the pure `commands` crate, then apply to the
-//! read models, route for fan-out and note deliveries).
+//! read models, route for fan-out and note deliveries), and what it hands
+//! on once a batch is durable (fan-out, log subscriptions, conversation
+//! timers).
 
 use std::sync::Arc;
 
@@ -15,6 +17,21 @@ use crate::commands::{self, CommandError, EngineCommand};
 use crate::delivery::DeliveryWriter;
 use crate::fanout::FanoutWriter;
 use crate::log::{CommittedRecord, DecideContext, Decision, Idempotency, StateMachine};
+use crate::reactor::CF_REACTORS;
+use crate::subscription::LogFeed;
+use crate::timers::TimerWriter;
+
+/// The engine's column families beside the log's: the read models' tables,
+/// then the reactors' checkpoints and parked events.
+const ENGINE_COLUMN_FAMILIES: [&str; Table::NAMES.len() + 1] = {
+    let mut names = [CF_REACTORS; Table::NAMES.len() + 1];
+    let mut i = 0;
+    while i < Table::NAMES.len() {
+        names[i] = Table::NAMES[i];
+        i += 1;
+    }
+    names
+};
 
 /// The writer thread's state machine: the read models behind a lock that
 /// the writer holds for a whole batch, so readers never see state that is
@@ -27,6 +44,9 @@ pub(crate) struct EngineState {
     pub(super) guard: Option<ArcRwLockWriteGuard<RawRwLock, ReadModels>>,
     pub(super) fanout: FanoutWriter,
     pub(super) delivery: DeliveryWriter,
+    pub(super) timers: TimerWriter,
+    /// Log subscriptions' (and reactors') wake-up on commit.
+    pub(super) feed: Arc<LogFeed>,
 }
 
 /// The idempotency fingerprint of `command` issued by `acting_identity`
@@ -48,7 +68,7 @@ pub(super) fn fingerprint(
 impl StateMachine for EngineState {
     type Command = EngineCommand;
     type Rejection = CommandError;
-    const COLUMN_FAMILIES: &'static [&'static str] = &Table::NAMES;
+    const COLUMN_FAMILIES: &'static [&'static str] = &ENGINE_COLUMN_FAMILIES;
 
     /// The envelope's `acting_identity` (validated by `decide`).
     fn actor(command: &EngineCommand) -> Option<String> {
@@ -94,7 +114,10 @@ impl StateMachine for EngineState {
 
     /// The read models' bookkeeping rows, once per batch.
     fn seal_batch(&mut self, db: &DB, batch: &mut WriteBatch) {
-        let rm = self.guard.as_deref().expect("a batch is sealed inside it");
+        let rm = self
+            .guard
+            .as_deref_mut()
+            .expect("a batch is sealed inside it");
         rm.finish_batch(&mut BatchSink { db, batch });
     }
 
@@ -117,5 +140,9 @@ impl StateMachine for EngineState {
     fn committed(&mut self, records: &[Arc<CommittedRecord>]) {
         self.fanout.committed(records);
         self.delivery.committed();
+        self.timers.committed(records);
+        // After the fan-out put them in its cache of recent records, which
+        // subscriptions read first.
+        self.feed.committed(records);
     }
 }

@@ -10,9 +10,13 @@
 //! from the log by the catch-up.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use events::{Event, Record, RecordHeader};
-use projections::{ReadModels, RowSink, Table, META_FORMAT_KEY, READ_MODEL_FORMAT_VERSION};
+use projections::{
+    ColdError, ColdRows, ReadModels, RowMap, RowSink, Table, META_FORMAT_KEY,
+    READ_MODEL_FORMAT_VERSION,
+};
 use rocksdb::{WriteBatch, DB};
 
 use super::EngineError;
@@ -66,6 +70,74 @@ impl RowSink for BatchSink<'_> {
     fn delete(&mut self, table: Table, key: Vec<u8>) {
         self.batch.delete_cf(table_cf(self.db, table), key);
     }
+    fn delete_range(&mut self, table: Table, from: Vec<u8>, to: Vec<u8>) {
+        self.batch
+            .delete_range_cf(table_cf(self.db, table), from, to);
+    }
+}
+
+/// The read models' cold rows ([`Table::COLD`]: messages) as stored in the
+/// engine's RocksDB, read through its block cache.
+///
+/// Reads take no snapshot: the engine reads only under the read models'
+/// lock, which the writer holds from a batch's first `apply` until the
+/// batch is durable, so the rows seen are exactly those of the state held.
+#[derive(Debug)]
+pub struct DbRows {
+    db: Arc<DB>,
+}
+
+impl DbRows {
+    /// The cold rows of `db`, whose column families include the read
+    /// models' ([`Table::NAMES`]).
+    pub fn new(db: Arc<DB>) -> Self {
+        DbRows { db }
+    }
+}
+
+fn cold_error(table: Table, e: rocksdb::Error) -> ColdError {
+    ColdError {
+        table,
+        source: Box::new(e),
+    }
+}
+
+impl ColdRows for DbRows {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, ColdError> {
+        let cf = table_cf(&self.db, table);
+        let value = self
+            .db
+            .get_pinned_cf(cf, key)
+            .map_err(|e| cold_error(table, e))?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        from: &[u8],
+        to: Option<&[u8]>,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<projections::cold::KeyValues, ColdError> {
+        let cf = table_cf(&self.db, table);
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_iterate_lower_bound(from.to_vec());
+        if let Some(to) = to {
+            opts.set_iterate_upper_bound(to.to_vec());
+        }
+        let mode = if reverse {
+            rocksdb::IteratorMode::End
+        } else {
+            rocksdb::IteratorMode::Start
+        };
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf_opt(cf, opts, mode).take(limit) {
+            let (k, v) = kv.map_err(|e| cold_error(table, e))?;
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
+    }
 }
 
 /// Re-derives the log's indexes of a store written before idempotency was
@@ -98,7 +170,9 @@ pub(super) fn upgrade_idempotency_index(db: &DB) -> Result<(), EngineError> {
     Ok(())
 }
 
-/// Loads the persisted read models (rows of every read-model table).
+/// Loads the persisted read models: the rows of every resident table, with
+/// the cold ones ([`Table::COLD`], messages) left in `db` and read through
+/// [`DbRows`].
 ///
 /// Rows in another format than [`READ_MODEL_FORMAT_VERSION`] (or in none:
 /// written by a build before the format was recorded) are deleted first,
@@ -106,7 +180,8 @@ pub(super) fn upgrade_idempotency_index(db: &DB) -> Result<(), EngineError> {
 /// re-derives every row from the log, the source of truth.
 ///
 /// Errors: RocksDB read or delete failures, rows that do not decode.
-pub fn load_read_models(db: &DB) -> Result<ReadModels, EngineError> {
+pub fn load_read_models(db: &Arc<DB>) -> Result<ReadModels, EngineError> {
+    let cold = Arc::new(DbRows::new(db.clone()));
     if let Some(found) = stale_row_format(db)? {
         tracing::warn!(
             found = ?found,
@@ -114,16 +189,18 @@ pub fn load_read_models(db: &DB) -> Result<ReadModels, EngineError> {
             "read-model rows are in another format: dropping them to re-derive them from the log"
         );
         delete_read_model_rows(db)?;
-        return Ok(ReadModels::new());
+        let mut rm = ReadModels::new();
+        rm.set_cold(cold);
+        return Ok(rm);
     }
     let mut rows = Vec::new();
-    for table in Table::ALL {
+    for table in Table::ALL.into_iter().filter(|t| !t.is_cold()) {
         for kv in db.iterator_cf(table_cf(db, table), rocksdb::IteratorMode::Start) {
             let (k, v) = kv?;
             rows.push((table, k.into_vec(), v.into_vec()));
         }
     }
-    Ok(ReadModels::load(rows)?)
+    Ok(ReadModels::load(rows, cold)?)
 }
 
 /// The format the stored rows were written in if it is not the current one
@@ -239,56 +316,78 @@ struct SortedRows {
 }
 
 /// One write of a [`SortedRows`]: its key at `start..start + key_len` of
-/// the buffer, then its value of `value_len` bytes (`None` deletes).
+/// the buffer, then what follows it there.
 struct RowOp {
     table: Table,
     start: usize,
     key_len: usize,
-    value_len: Option<usize>,
+    kind: OpKind,
+}
+
+/// What a [`RowOp`] does with its key.
+enum OpKind {
+    /// Sets it to the value of this many bytes after the key.
+    Put(usize),
+    /// Deletes it.
+    Delete,
+    /// Deletes every key from it up to the end key of this many bytes
+    /// after it (exclusive).
+    DeleteRange(usize),
 }
 
 impl RowSink for SortedRows {
     fn put(&mut self, table: Table, key: Vec<u8>, value: Vec<u8>) {
-        self.ops.push(RowOp {
-            table,
-            start: self.bytes.len(),
-            key_len: key.len(),
-            value_len: Some(value.len()),
-        });
-        self.bytes.extend_from_slice(&key);
-        self.bytes.extend_from_slice(&value);
+        self.push(table, &key, OpKind::Put(value.len()), &value);
     }
     fn delete(&mut self, table: Table, key: Vec<u8>) {
-        self.ops.push(RowOp {
-            table,
-            start: self.bytes.len(),
-            key_len: key.len(),
-            value_len: None,
-        });
-        self.bytes.extend_from_slice(&key);
+        self.push(table, &key, OpKind::Delete, &[]);
+    }
+    fn delete_range(&mut self, table: Table, from: Vec<u8>, to: Vec<u8>) {
+        self.push(table, &from, OpKind::DeleteRange(to.len()), &to);
     }
 }
 
 impl SortedRows {
+    fn push(&mut self, table: Table, key: &[u8], kind: OpKind, after: &[u8]) {
+        self.ops.push(RowOp {
+            table,
+            start: self.bytes.len(),
+            key_len: key.len(),
+            kind,
+        });
+        self.bytes.extend_from_slice(key);
+        self.bytes.extend_from_slice(after);
+    }
+
     /// The writes as one `WriteBatch`, sorted by (table, key). The sort is
     /// stable, so writes of one key keep their order and the batch leaves
-    /// the rows exactly as the writes in fold order would.
+    /// the rows exactly as the writes in fold order would. A batch with a
+    /// range delete (a conversation or service deleted: rare) keeps the
+    /// fold order instead, since sorting would move the range delete
+    /// across writes of the keys inside it.
     fn into_write_batch(mut self, db: &DB) -> WriteBatch {
         let bytes = &self.bytes;
         let key = |op: &RowOp| &bytes[op.start..op.start + op.key_len];
-        self.ops
-            .sort_by(|a, b| (a.table, key(a)).cmp(&(b.table, key(b))));
+        if !self
+            .ops
+            .iter()
+            .any(|op| matches!(op.kind, OpKind::DeleteRange(_)))
+        {
+            self.ops
+                .sort_by(|a, b| (a.table, key(a)).cmp(&(b.table, key(b))));
+        }
         // Keys, values and a few bytes of framing per write.
         let framing = self.ops.len() * WRITE_BATCH_FRAMING_BYTES;
         let mut batch = WriteBatch::with_capacity_bytes(bytes.len() + framing);
         for op in &self.ops {
             let cf = table_cf(db, op.table);
-            match op.value_len {
-                Some(n) => {
-                    let v = op.start + op.key_len;
-                    batch.put_cf(cf, key(op), &bytes[v..v + n]);
+            let after = op.start + op.key_len;
+            match op.kind {
+                OpKind::Put(n) => batch.put_cf(cf, key(op), &bytes[after..after + n]),
+                OpKind::Delete => batch.delete_cf(cf, key(op)),
+                OpKind::DeleteRange(n) => {
+                    batch.delete_range_cf(cf, key(op), &bytes[after..after + n])
                 }
-                None => batch.delete_cf(cf, key(op)),
             }
         }
         batch
@@ -393,7 +492,9 @@ pub fn read_models_digest(db: &DB) -> Result<([u8; 32], u64), EngineError> {
 }
 
 /// Folds the records `iter` yields into fresh read models, off to the side
-/// (nothing is written), e.g. to compare a rebuild's digest with the live one.
+/// (nothing is written to a store), e.g. to compare a rebuild's digest with
+/// the live one. The rows the fold writes are kept in memory as the
+/// state's cold source, so its messages can be read and digested.
 ///
 /// Errors: the first read or decode fault.
 pub fn fold_records(
@@ -401,7 +502,7 @@ pub fn fold_records(
     progress: &mut dyn FnMut(u64),
 ) -> Result<ReadModels, EngineError> {
     let mut rm = ReadModels::new();
-    let mut sink = NullSink;
+    let mut sink = RowMap::new();
     let mut done = 0u64;
     for record in iter {
         let record = record?;
@@ -411,25 +512,25 @@ pub fn fold_records(
         rm.apply(&record.header, &event, &mut sink);
         done += 1;
         if done % CATCH_UP_BATCH_RECORDS == 0 {
+            rm.finish_batch(&mut sink);
             progress(done);
         }
     }
+    rm.finish_batch(&mut sink);
     progress(done);
+    rm.set_cold(Arc::new(sink));
     Ok(rm)
 }
 
-/// The digest a state's persisted form would have (see
-/// [`read_models_digest`]): equal states give equal digests.
-pub fn state_digest(rm: &ReadModels) -> ([u8; 32], u64) {
-    let mut rows = projections::RowMap::new();
+/// The digest a state's persisted form has (see [`read_models_digest`]):
+/// its resident rows and every cold row of its cold source. Equal states
+/// give equal digests.
+///
+/// Errors: the cold source cannot be read.
+pub fn state_digest(rm: &ReadModels) -> Result<([u8; 32], u64), EngineError> {
+    let mut rows = RowMap::new();
     rm.write_rows(&mut rows);
-    projections::digest_rows(&rows)
-}
-
-/// A sink that drops rows: folding only the in-memory state.
-struct NullSink;
-
-impl RowSink for NullSink {
-    fn put(&mut self, _: Table, _: Vec<u8>, _: Vec<u8>) {}
-    fn delete(&mut self, _: Table, _: Vec<u8>) {}
+    rm.copy_cold_rows(&mut rows)
+        .map_err(|e| EngineError::Load(e.into()))?;
+    Ok(projections::digest_rows(&rows))
 }

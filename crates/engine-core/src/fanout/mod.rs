@@ -93,6 +93,7 @@ use crate::log::CommittedRecord;
 
 pub(crate) use hub::Hub;
 pub use mapping::{client_event_kind, ClientEventKind, Perspective};
+pub(crate) use replay::committed_records;
 pub(crate) use route::FanoutWriter;
 pub use session::{Session, SessionError, SessionStart, SessionStream};
 pub(crate) use worker::{run_worker, WorkerMsg};
@@ -126,7 +127,8 @@ pub const WORKER_BATCH_RECORDS_MAX: usize = 4_096;
 pub const TYPING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many recently committed records the fan-out keeps decoded and
-/// shared, by default, for resuming sessions to read instead of the log:
+/// shared, by default, for resuming sessions (and log subscriptions,
+/// [`crate::subscription`]) to read instead of the log:
 /// 8,192 covers a lag cap's worth of one identity's events in a busy
 /// service, at the cost of holding that many records (a few MB with
 /// short messages) alive.

@@ -18,10 +18,10 @@ use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use events::{ConversationSid, Event, ParticipantSid, Record, ServiceSid, UserSid};
+use events::{ConversationSid, Event, ParticipantSid, Record, RecordHeader, ServiceSid, UserSid};
 use projections::ReadModels;
 
-use super::hub::Hub;
+use super::hub::{Counters, Hub};
 use super::mapping::{
     client_event_kind, membership_effect, subject_of, MembershipEffect, Perspective, Subject,
 };
@@ -77,26 +77,35 @@ fn decode(record: &Record) -> Result<Event, ReadError> {
     })
 }
 
-/// The records of `range` in `service`, decoded, in order: taken from the
-/// hub's shared cache of recent records where it holds them (no read, no
-/// decode, shared with every other resuming session), read from the log
-/// elsewhere. Counts both in the hub's counters.
-fn records<'a>(
+/// The committed records of `range` whose header `keep` accepts, decoded,
+/// in order: taken from the hub's shared cache of recent records where it
+/// holds them (no read, no decode, shared with every other reader), read
+/// from the log elsewhere (a record `keep` refuses is not decoded). With
+/// `counters`, counts both in them (resumes do; log subscriptions do not).
+///
+/// Errors: the log's read error where reading or decoding failed (a
+/// damaged record's names its position); the walk ends after it.
+pub(crate) fn committed_records<'a>(
     log: &'a dyn ReadSource,
     hub: &'a Hub,
-    service: ServiceSid,
     range: Range<u64>,
+    keep: impl Fn(&RecordHeader) -> bool + Copy + 'a,
+    counters: Option<&'a Counters>,
 ) -> impl Iterator<Item = Result<Arc<CommittedRecord>, ReadError>> + 'a {
     let (cached, lo, hi) = hub.recent(range.clone());
-    hub.counters
-        .replay_cached
-        .fetch_add(cached.len() as u64, Ordering::Relaxed);
+    if let Some(counters) = counters {
+        counters
+            .replay_cached
+            .fetch_add(cached.len() as u64, Ordering::Relaxed);
+    }
     let from_log = move |part: Range<u64>| {
         log.read_range(part).filter_map(move |record| match record {
             Err(e) => Some(Err(e)),
-            Ok(record) if record.header.service_sid != service => None,
+            Ok(record) if !keep(&record.header) => None,
             Ok(record) => {
-                hub.counters.replay_read.fetch_add(1, Ordering::Relaxed);
+                if let Some(counters) = counters {
+                    counters.replay_read.fetch_add(1, Ordering::Relaxed);
+                }
                 Some(decode(&record).map(|event| {
                     Arc::new(CommittedRecord {
                         header: record.header,
@@ -107,13 +116,25 @@ fn records<'a>(
         })
     };
     from_log(range.start..lo)
-        .chain(
-            cached
-                .into_iter()
-                .filter(move |r| r.header.service_sid == service)
-                .map(Ok),
-        )
+        .chain(cached.into_iter().filter(move |r| keep(&r.header)).map(Ok))
         .chain(from_log(hi..range.end))
+}
+
+/// The records of `range` in `service`, decoded, in order (see
+/// [`committed_records`]), counted in the hub's resume counters.
+fn records<'a>(
+    log: &'a dyn ReadSource,
+    hub: &'a Hub,
+    service: ServiceSid,
+    range: Range<u64>,
+) -> impl Iterator<Item = Result<Arc<CommittedRecord>, ReadError>> + 'a {
+    committed_records(
+        log,
+        hub,
+        range,
+        move |header| header.service_sid == service,
+        Some(&hub.counters),
+    )
 }
 
 /// A replay of `start..end` for one identity, consumed in chunks.
