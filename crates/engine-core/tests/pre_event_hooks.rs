@@ -824,3 +824,65 @@ fn an_inbound_message_fires_on_message_add_and_only_its_body_may_change() {
     assert!(retry.deduplicated);
     assert_eq!(retry.records, outcome.records);
 }
+
+#[test]
+fn the_engines_own_timer_moves_run_no_hook() {
+    use engine_core::{Engine, TestClock};
+    use events::limits::TIMER_INACTIVE_MICROS_MIN;
+
+    const START_MICROS: u64 = 1_700_000_000_000_000;
+    let dir = temp_dir();
+    let clock = Arc::new(TestClock::new(START_MICROS));
+    let engine = Engine::open(dir.path(), options().clock(clock.clone())).expect("open");
+    let s = engine
+        .execute(CreateService::new("timers").keyed("service"))
+        .unwrap();
+    let timers = Timers {
+        inactive_micros: Some(TIMER_INACTIVE_MICROS_MIN),
+        closed_micros: None,
+    };
+    let c = engine
+        .execute(
+            CreateConversation::with_spec(s, ConversationSpec::default().timers(timers))
+                .keyed("conversation"),
+        )
+        .unwrap();
+    engine.set_pre_event_hook(
+        HookScope::Engine,
+        PreEventHookConfig::new(PreEventFilter::ALL, |_: &PreEvent| {
+            Ok(HookDecision::reject("no change gets past this hook"))
+        }),
+    );
+    // A caller's change is vetted…
+    refusal(
+        engine.execute(
+            UpdateConversation::new(s, c)
+                .friendly_name("x")
+                .keyed("rename"),
+        ),
+    );
+
+    // …the timer's move is not.
+    let due = START_MICROS + TIMER_INACTIVE_MICROS_MIN;
+    clock.set(due);
+    let deadline = std::time::Instant::now() + BLOCK_MAX;
+    while engine.timer_metrics().checked_until_micros < due {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the timer thread did not run"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let state = engine.read(|rm| {
+        rm.get_conversation(&s, &ConversationRef::Sid(c))
+            .expect("the conversation exists")
+            .row()
+            .state
+    });
+    assert_eq!(state, ConversationState::Inactive);
+    assert_eq!(
+        engine.hook_metrics().calls,
+        1,
+        "only the caller's rename ran the hook"
+    );
+}

@@ -464,9 +464,13 @@ impl Engine {
             .name("colloquy-fanout".into())
             .spawn(move || run_worker(hub, fanout_rx))
             .map_err(EngineError::Spawn)?;
+        // The engine's own commands (delivery receipts, timer moves) run
+        // no pre-event hook: hooks vet what callers ask, not what the
+        // engine's channels and clock record.
         let execute: Execute = {
             let core = core.clone();
-            Arc::new(move |envelope| core.execute(envelope).map(|_| ()))
+            let own = ExecuteOptions::default().without_pre_event_hooks();
+            Arc::new(move |envelope| core.execute_with(envelope, own).map(|_| ()))
         };
         let mut delivery =
             match delivery::start(&core.delivery, core.clone(), execute.clone(), delivery_rx) {
