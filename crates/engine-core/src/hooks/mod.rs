@@ -43,6 +43,12 @@
 //!   events of the command as the hooks left it), and nothing replays or
 //!   audits a hook, so whether one ran changes nothing a reader of the log
 //!   could check.
+//! - **Whose commands.** Every caller's: the host's, a chat identity's,
+//!   an inbound channel message's, a reactor's. The engine's own commands
+//!   (delivery receipts, conversation timer moves) run none: hooks vet
+//!   what callers ask, not what the engine's channels and clock record.
+//!   Hooks live in memory, like channel adapters: a host registers them
+//!   again after each open.
 //! - **Idempotency.** A command id already applied in its scope skips
 //!   its hooks: the writer answers the retry with the first outcome. The
 //!   idempotency fingerprint is that of the command as its caller sent it,
