@@ -34,6 +34,12 @@ pub use engine_core::{
 pub use engine_core::{
     CommandError, CommandOutcome, Durability, Engine, EngineError, LogOptions, StorageFailure,
 };
+/// Pre-event hooks ([`Engine::set_pre_event_hook`], [`Engine::execute_with`]).
+pub use engine_core::{
+    ExecuteOptions, FailurePolicy, HookDecision, HookFailure, HookField, HookMetrics, HookRefusal,
+    HookScope, Modifications, PreEvent, PreEventFilter, PreEventHook, PreEventHookConfig,
+    PreEventTarget, HOOK_TIMEOUT_DEFAULT,
+};
 pub use projections::{Order, Page, PageRequest, QueryError, ReadModels};
 
 /// What a host uses every day: the engine, every command struct with

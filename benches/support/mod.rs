@@ -1,5 +1,5 @@
 //! Helpers the issue-10 benches share (`engine_write`, `latency`, `memory`,
-//! `open`, and `verify`'s CPU and load readings): reading CPU time, RSS and
+//! `open`, `pre_event_hooks`, and `verify`'s CPU and load readings): reading CPU time, RSS and
 //! the load average from `/proc`, sizes overridable from the environment,
 //! setting up a service with conversations through `Engine::execute`,
 //! posting from many threads, settling a closed store, and the summary

@@ -174,6 +174,59 @@ pub enum CommandError {
          the writer waits for it: execute the command after the read returns"
     )]
     ReadViewHeld,
+    /// A pre-event hook the host registered refused the command, or could
+    /// not decide it under a fail-closed policy. Nothing was written.
+    #[error(transparent)]
+    PreEventHook(#[from] HookRefusal),
+}
+
+/// Why a pre-event hook (engine-core's `hooks`) stopped a command before
+/// it reached the log. Nothing of the command was written. `filter` is
+/// the Twilio name of the hook's filter (`onMessageAdd`, …).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookRefusal {
+    /// The hook rejected the command, with its reason for the caller.
+    #[error("the {filter} hook rejected the command: {reason}")]
+    Rejected {
+        /// The filter the hook ran for.
+        filter: &'static str,
+        /// The hook's reason.
+        reason: String,
+    },
+    /// The hook tried to modify a field that its filter does not let a
+    /// hook modify for this command; nothing was applied.
+    #[error(
+        "the {filter} hook modified {field} of {command}, which it may not modify \
+         (modifiable: {allowed:?})"
+    )]
+    FieldNotModifiable {
+        /// The filter the hook ran for.
+        filter: &'static str,
+        /// The command's type name, e.g. `PostMessage`.
+        command: &'static str,
+        /// The field, by its Twilio name (`Body`, `Author`, …).
+        field: &'static str,
+        /// The fields it may modify for this command.
+        allowed: Vec<&'static str>,
+    },
+    /// The hook did not answer within its deadline, and it is configured
+    /// fail-closed.
+    #[error("the {filter} hook did not answer within {timeout_ms} ms (fail-closed)")]
+    TimedOut {
+        /// The filter the hook ran for.
+        filter: &'static str,
+        /// Its deadline, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// The hook failed (returned an error, panicked, or could not be
+    /// run), and it is configured fail-closed.
+    #[error("the {filter} hook failed (fail-closed): {message}")]
+    Failed {
+        /// The filter the hook ran for.
+        filter: &'static str,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// How an idempotency scope reads in messages.

@@ -30,7 +30,7 @@ use std::collections::HashSet;
 use events::*;
 use projections::{Conversation, ReadModels, Service};
 
-pub use error::{CommandError, StorageFailure};
+pub use error::{CommandError, HookRefusal, StorageFailure};
 
 use events::{DecideContext, Decision};
 
@@ -42,6 +42,12 @@ pub struct EngineCommand {
     pub acting_identity: Option<String>,
     /// The command.
     pub command: Command,
+    /// Set when a pre-event hook modified `command` before it was queued:
+    /// the idempotency fingerprint of the command as its caller sent it.
+    /// The writer's idempotency check uses it instead of `command`'s own,
+    /// so a retry of the same request is recognised whatever a hook
+    /// answers the second time. `decide` ignores it.
+    pub requested_fingerprint: Option<Fingerprint>,
 }
 
 /// Validates `command` against `rm` and returns the events to append.

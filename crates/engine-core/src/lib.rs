@@ -19,7 +19,9 @@
 //!   or async, woken on commit ([`Engine::subscribe`]);
 //! - [`reactor`]: durable reactors, named subscriptions whose handlers
 //!   issue commands back with exactly-once effects
-//!   ([`Engine::start_reactor`]).
+//!   ([`Engine::start_reactor`]);
+//! - [`hooks`]: pre-event hooks, host code that accepts, rejects or
+//!   modifies a command before it reaches the log.
 //!
 //! The log and command handling live in crates of their own and are
 //! re-exported here: [`log`] is the `event-log` crate (the RocksDB,
@@ -31,6 +33,7 @@
 pub mod delivery;
 pub mod engine;
 pub mod fanout;
+pub mod hooks;
 mod outcome;
 pub mod reactor;
 mod read_view;
@@ -41,7 +44,7 @@ pub mod timers;
 pub use commands;
 pub use event_log as log;
 
-pub use commands::{CommandError, EngineCommand, StorageFailure};
+pub use commands::{CommandError, EngineCommand, HookRefusal, StorageFailure};
 #[cfg(feature = "webhook")]
 pub use delivery::WebhookAdapter;
 pub use delivery::{
@@ -55,6 +58,11 @@ pub use engine::{
 pub use fanout::{
     client_event_kind, ClientEvent, ClientEventKind, FanoutMetrics, FanoutOptions, Perspective,
     Session, SessionError, SessionStart, SessionStream, TypingNotice,
+};
+pub use hooks::{
+    ExecuteOptions, FailurePolicy, HookDecision, HookFailure, HookField, HookMetrics, HookScope,
+    Modifications, PreEvent, PreEventFilter, PreEventHook, PreEventHookConfig, PreEventTarget,
+    HOOK_TIMEOUT_DEFAULT,
 };
 pub use log::{
     AppendError, AppendOutcome, AppendRequest, Backoff, ChainFault, Clock, CommittedRecord,

@@ -115,7 +115,7 @@ COMMANDS:
     bench NAME [--offline] [-- ARGS...]
                        Run the bench NAME of benches/ (engine_write,
                        latency, memory, open, fanout, verify, log_append,
-                       reactor)
+                       reactor, pre_event_hooks)
                        optimised without a release build: the dev profile
                        with Colloquy's own crates at opt-level 3, one
                        codegen unit, no debug assertions or overflow

@@ -5,7 +5,9 @@
 //! subscriptions, reactors, inbound routing, and the wiring of delivery
 //! and conversation timers. What the log's writer runs per request is
 //! the state machine in `state.rs`; how the read models are stored beside
-//! the log, loaded, caught up and digested is `store.rs`.
+//! the log, loaded, caught up and digested is `store.rs`; what runs on the
+//! caller's side before a command is queued for the writer (pre-event
+//! hooks, and the methods to register them) is `pre_event.rs`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use crate::fanout::{
     run_worker, FanoutMetrics, FanoutOptions, FanoutWriter, Hub, Session, SessionError,
     SessionStart, WorkerMsg,
 };
+use crate::hooks::{ExecuteOptions, Hooks};
 use crate::log::indexes::{self, IndexError};
 use crate::log::keys::LOG_COLUMN_FAMILIES;
 use crate::log::{
@@ -42,6 +45,7 @@ use crate::sources::{CommandSink, ReadSource, Sources};
 use crate::subscription::{LogFeed, SubscribeFrom, Subscription, SubscriptionError};
 use crate::timers::{Schedule, TimerMetrics, TimerThread, TimerWriter};
 
+mod pre_event;
 mod state;
 mod store;
 
@@ -166,6 +170,7 @@ pub(crate) struct Core {
     pub(crate) fanout_tx: Sender<WorkerMsg>,
     pub(crate) delivery: Arc<DeliveryShared>,
     pub(crate) feed: Arc<LogFeed>,
+    pub(crate) hooks: Hooks,
 }
 
 /// Fan-out sessions and delivery read the engine through this, not
@@ -218,10 +223,7 @@ impl Core {
         &self,
         envelope: CommandEnvelope,
     ) -> Result<CommandOutcome, CommandError> {
-        refuse_under_read_view()?;
-        let request = request(envelope);
-        let appended = self.log.append_blocking_with_records(request);
-        self.outcome(appended)
+        self.execute_with(envelope, ExecuteOptions::default())
     }
 
     /// The command's outcome from the writer's answer. An appended
@@ -281,12 +283,7 @@ impl Core {
                     first_position,
                 })
             }
-            Err(AppendError::Fingerprint(e)) => {
-                return Err(CommandError::Invalid {
-                    field: "command",
-                    reason: format!("cannot be encoded for its idempotency fingerprint: {e}"),
-                })
-            }
+            Err(AppendError::Fingerprint(e)) => return Err(pre_event::unfingerprintable(e)),
             Err(AppendError::Closed) => return Err(StorageFailure::Closed.into()),
             Err(AppendError::Poisoned) => return Err(StorageFailure::Poisoned.into()),
             Err(AppendError::StorageStalled { waited_ms }) => {
@@ -452,6 +449,7 @@ impl Engine {
             fanout_tx,
             delivery: Arc::new(DeliveryShared::new(engine_options.delivery, delivery_tx)),
             feed: feed.clone(),
+            hooks: Hooks::new(),
         });
         let reactors = {
             let source: Arc<dyn ReadSource> = core.clone();
@@ -466,9 +464,13 @@ impl Engine {
             .name("colloquy-fanout".into())
             .spawn(move || run_worker(hub, fanout_rx))
             .map_err(EngineError::Spawn)?;
+        // The engine's own commands (delivery receipts, timer moves) run
+        // no pre-event hook: hooks vet what callers ask, not what the
+        // engine's channels and clock record.
         let execute: Execute = {
             let core = core.clone();
-            Arc::new(move |envelope| core.execute(envelope).map(|_| ()))
+            let own = ExecuteOptions::default().without_pre_event_hooks();
+            Arc::new(move |envelope| core.execute_with(envelope, own).map(|_| ()))
         };
         let mut delivery =
             match delivery::start(&core.delivery, core.clone(), execute.clone(), delivery_rx) {
@@ -537,7 +539,8 @@ impl Engine {
     /// the log cannot append (I/O failure, poisoned or closed log;
     /// [`StorageFailure::is_retryable`] and [`StorageFailure::needs_reopen`]
     /// say what to do), [`CommandError::ReadViewHeld`] when this thread is
-    /// inside a read.
+    /// inside a read, [`CommandError::PreEventHook`] when a pre-event hook
+    /// refused it (see [`Engine::set_pre_event_hook`]; nothing written).
     pub fn execute<C: TypedCommand>(
         &self,
         envelope: CommandEnvelope<C>,
@@ -546,14 +549,13 @@ impl Engine {
     }
 
     /// The async form of [`Engine::execute`]: resolves when durable.
+    /// Pre-event hooks run as [`Engine::execute_async_with`] runs them.
     pub async fn execute_async<C: TypedCommand>(
         &self,
         envelope: CommandEnvelope<C>,
     ) -> Result<C::Output, CommandError> {
-        refuse_under_read_view()?;
-        let request = request(envelope.into_command());
-        let appended = self.core.log.append_with_records(request).await;
-        typed_output::<C>(self.core.outcome(appended)?)
+        self.execute_async_with(envelope, ExecuteOptions::default())
+            .await
     }
 
     /// Runs `query` on the read models as of the last durable batch and
@@ -947,6 +949,7 @@ fn request(envelope: CommandEnvelope) -> AppendRequest<EngineCommand> {
         command: EngineCommand {
             acting_identity: envelope.acting_identity,
             command: envelope.command,
+            requested_fingerprint: None,
         },
     }
 }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use events::{Event, RecordHeader};
+use events::{CodecError, Command, Event, Fingerprint, RecordHeader};
 use parking_lot::lock_api::ArcRwLockWriteGuard;
 use parking_lot::{RawRwLock, RwLock};
 use projections::{ReadModels, Table};
@@ -49,6 +49,22 @@ pub(crate) struct EngineState {
     pub(super) feed: Arc<LogFeed>,
 }
 
+/// The idempotency fingerprint of `command` issued by `acting_identity`
+/// (`None`: the host), in the command's own scope.
+///
+/// Errors: the command cannot be encoded (see
+/// [`events::idempotency_fingerprint`]).
+pub(super) fn fingerprint(
+    acting_identity: Option<&str>,
+    command: &Command,
+) -> Result<Fingerprint, CodecError> {
+    events::idempotency_fingerprint(
+        command.idempotency_scope().as_ref(),
+        acting_identity,
+        command,
+    )
+}
+
 impl StateMachine for EngineState {
     type Command = EngineCommand;
     type Rejection = CommandError;
@@ -60,14 +76,15 @@ impl StateMachine for EngineState {
     }
 
     /// Scope: [`Command::idempotency_scope`]. Fingerprint: over the scope,
-    /// the acting identity and the command.
-    fn idempotency(command: &EngineCommand) -> Result<Idempotency, events::CodecError> {
+    /// the acting identity and the command as its caller sent it (the
+    /// `requested_fingerprint` a pre-event hook's modification left, see
+    /// [`crate::hooks`]).
+    fn idempotency(command: &EngineCommand) -> Result<Idempotency, CodecError> {
         let scope = command.command.idempotency_scope();
-        let fingerprint = events::idempotency_fingerprint(
-            scope.as_ref(),
-            command.acting_identity.as_deref(),
-            &command.command,
-        )?;
+        let fingerprint = match command.requested_fingerprint {
+            Some(fingerprint) => fingerprint,
+            None => fingerprint(command.acting_identity.as_deref(), &command.command)?,
+        };
         Ok(Idempotency { scope, fingerprint })
     }
 
