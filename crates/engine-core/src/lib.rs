@@ -52,8 +52,8 @@ pub use delivery::{
     OutboundMessage, SendError, SendReceipt,
 };
 pub use engine::{
-    fold_records, inbound_command_id, load_read_models, read_models_digest, state_digest, Engine,
-    EngineError, EngineOptions,
+    fold_records, inbound_command_id, load_read_models, read_models_digest, state_digest, DbRows,
+    Engine, EngineError, EngineOptions,
 };
 pub use fanout::{
     client_event_kind, ClientEvent, ClientEventKind, FanoutMetrics, FanoutOptions, Perspective,

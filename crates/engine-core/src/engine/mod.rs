@@ -52,7 +52,8 @@ mod store;
 use state::EngineState;
 use store::{catch_up, upgrade_idempotency_index};
 pub use store::{
-    fold_records, load_read_models, read_models_digest, state_digest, CATCH_UP_BATCH_RECORDS,
+    fold_records, load_read_models, read_models_digest, state_digest, DbRows,
+    CATCH_UP_BATCH_RECORDS,
 };
 
 /// Why the engine could not open, rebuild or read its store.
