@@ -284,7 +284,10 @@ fn horizon_and_unread(h: &Harness, s: ServiceSid, identity: &str) -> (Option<u64
             .unwrap()
             .items;
         assert_eq!(list.len(), 1, "{identity} is in one conversation");
-        (list[0].last_read_message_index, list[0].unread_messages_count)
+        (
+            list[0].last_read_message_index,
+            list[0].unread_messages_count,
+        )
     })
 }
 

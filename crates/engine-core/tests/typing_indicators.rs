@@ -172,9 +172,8 @@ fn regression_typing_was_accepted_in_a_closed_conversation() {
 #[test]
 fn closing_a_conversation_ends_its_typing_right_before_the_close() {
     // A timeout far past the test's wait: only the close can end typing.
-    let f = open(
-        EngineOptions::default().fanout(FanoutOptions::default().typing_timeout(WAIT * 6)),
-    );
+    let f =
+        open(EngineOptions::default().fanout(FanoutOptions::default().typing_timeout(WAIT * 6)));
     let c = f.conversation();
     f.join(c, "alice");
     f.join(c, "bob");
