@@ -51,9 +51,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     engine.execute(read.keyed("quickstart/read-0"))?;
     let page = engine.read(|q| q.user_conversations(&service, "alice", &PageRequest::default()))?;
     for c in &page.items {
+        // No count until alice has read something (Twilio's null).
+        let unread = c
+            .unread_messages_count
+            .map_or_else(|| "none yet".to_string(), |n| n.to_string());
         println!(
-            "alice in {} ({:?}): last read {:?}, unread {}",
-            c.conversation_sid, c.unique_name, c.last_read_message_index, c.unread_messages_count
+            "alice in {} ({:?}): last read {:?}, unread {unread}",
+            c.conversation_sid, c.unique_name, c.last_read_message_index
         );
     }
 

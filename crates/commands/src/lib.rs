@@ -260,8 +260,13 @@ pub(crate) fn own_or_any(own: bool, own_permission: Permission, any: Permission)
     }
 }
 
-/// Refuses changes to a closed conversation.
-pub(crate) fn require_open(conv: &Conversation) -> Result<(), CommandError> {
+/// Refuses anything but reads in a closed conversation (closed is final
+/// and read-only, as in Twilio): new messages, participants and edits, and
+/// the engine's ephemeral typing indications.
+///
+/// Errors: [`CommandError::ConversationClosed`] when `conv` is closed;
+/// active and inactive conversations pass.
+pub fn require_open(conv: &Conversation) -> Result<(), CommandError> {
     if conv.row().state == ConversationState::Closed {
         return Err(CommandError::ConversationClosed {
             conversation_sid: conv.row().sid,

@@ -160,12 +160,11 @@ impl MConv {
             .map(|(s, _)| *s)
     }
 
-    /// Live messages after the horizon (all of them when nothing is read).
-    fn unread(&self, horizon: Option<u64>) -> u64 {
-        self.msgs
-            .keys()
-            .filter(|i| horizon.is_none_or(|h| **i > h))
-            .count() as u64
+    /// Live messages after the horizon; none without a horizon (Twilio's
+    /// null count).
+    fn unread(&self, horizon: Option<u64>) -> Option<u64> {
+        let h = horizon?;
+        Some(self.msgs.range(h.saturating_add(1)..).count() as u64)
     }
 }
 

@@ -327,10 +327,8 @@ fn check_lists(
                 .filter_map(|(cs, c)| {
                     let c = c.as_ref()?;
                     let (p, horizon) = c.members.get(identity)?;
-                    let unread = match horizon {
-                        None => c.messages,
-                        Some(h) => c.messages - 1 - h,
-                    };
+                    // No horizon, no count (Twilio's null).
+                    let unread = horizon.map(|h| c.messages - 1 - h);
                     Some((*cs, *p, unread, c.last_activity))
                 })
                 .collect();

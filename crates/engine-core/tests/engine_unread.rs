@@ -1,6 +1,7 @@
 //! Unread counts are exact: across posts, deletes of read and unread
 //! messages, read-horizon moves (set back, advance, clamp past the end,
-//! and no-op advances), reopening and rebuilding.
+//! and no-op advances), reopening and rebuilding. A participant without a
+//! read horizon has no count (`None`, Twilio's null), not every message.
 //!
 //! The expected figures come from a tiny oracle kept alongside: the set of
 //! live message indexes, the next index, and each participant's horizon.
@@ -22,12 +23,10 @@ struct Oracle {
 }
 
 impl Oracle {
-    fn unread(&self, who: &str) -> u64 {
-        let h = self.horizons[who];
-        self.live
-            .keys()
-            .filter(|i| h.is_none_or(|h| **i > h))
-            .count() as u64
+    /// `who`'s unread count: none without a horizon.
+    fn unread(&self, who: &str) -> Option<u64> {
+        let h = self.horizons[who]?;
+        Some(self.live.range(h.saturating_add(1)..).count() as u64)
     }
 
     /// Where a requested horizon lands: never past the last index ever
@@ -203,7 +202,7 @@ fn unread_counts_are_exact_across_posts_deletes_horizon_moves_and_reopen() {
     r.check("advanced onto a deleted index");
     r.horizon("alice", Some(1_000), HorizonMode::Advance);
     r.check("advanced past the end");
-    assert_eq!(r.oracle.unread("alice"), 0);
+    assert_eq!(r.oracle.unread("alice"), Some(0));
 
     r.post("bob");
     r.post("bob");
@@ -224,7 +223,7 @@ fn unread_counts_are_exact_across_posts_deletes_horizon_moves_and_reopen() {
     r.check("clamped to a deleted last index");
     r.post("alice");
     r.check("a message after the deleted last index");
-    assert_eq!(r.oracle.unread("alice"), 1);
+    assert_eq!(r.oracle.unread("alice"), Some(1));
 
     r.h.rebuild();
     r.check("after a rebuild");
@@ -243,8 +242,8 @@ fn unread_counts_are_per_participant_and_update_participant_clamps() {
     let clamped = r.oracle.clamp(Some(99));
     r.oracle.horizons.insert("bob", clamped);
     r.check("bob's horizon set through UpdateParticipant");
-    assert_eq!(r.oracle.unread("bob"), 0);
-    assert_eq!(r.oracle.unread("alice"), 4);
+    assert_eq!(r.oracle.unread("bob"), Some(0));
+    assert_eq!(r.oracle.unread("alice"), None, "alice has read nothing yet");
 
     r.horizon("alice", Some(1), HorizonMode::Advance);
     r.delete(3);

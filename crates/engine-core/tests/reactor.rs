@@ -1,6 +1,6 @@
 //! Durable reactors (`Engine::start_reactor`): the Studio seed scenario end
-//! to end, exactly-once effects across a crash between the effect and the
-//! checkpoint, the checkpoint across a restart, retry then park then
+//! to end (other texts make the flow append nothing), exactly-once effects
+//! across a crash between the effect and the checkpoint, the checkpoint across a restart, retry then park then
 //! re-drive, replay, the lag metric, the filter, and the reactor's thread.
 
 mod fanout_support;
@@ -139,12 +139,11 @@ fn the_seed_scenario_adds_the_agent_on_support_and_nothing_on_other_messages() {
     assert_eq!(metrics.parked, 0);
 }
 
-#[test]
-fn an_inbound_sms_support_makes_the_flow_add_the_agent() {
-    // The tutorial's shape: an SMS to the service's number autocreates a
-    // conversation with the texter; "support" brings the agent in.
-    const NUMBER: &str = "+15559870000";
-    let f = open(EngineOptions::default());
+/// The service's SMS number in the tutorial.
+const NUMBER: &str = "+15559870000";
+
+/// Makes texts to [`NUMBER`] autocreate a conversation with the texter.
+fn autocreate_on_number(f: &Fixture) {
     f.run(
         CreateAddressConfiguration::new(f.service, AddressType::Sms, NUMBER).auto_creation(
             AutoCreation {
@@ -154,23 +153,84 @@ fn an_inbound_sms_support_makes_the_flow_add_the_agent() {
             },
         ),
     );
+}
+
+/// `from` texts `body` to [`NUMBER`] (`id`: the SMS gateway's id of the
+/// text): the position and conversation of the message it posts.
+fn text(f: &Fixture, id: &str, from: &str, body: &str) -> (u64, ConversationSid) {
+    let inbound = ReceiveInbound::new(f.service, AddressType::Sms, from, NUMBER).body(body);
+    let outcome = f.engine.receive_inbound(id, inbound).unwrap();
+    let position = outcome
+        .find(|(h, e)| matches!(e, Event::MessageAdded { .. }).then_some(h.position))
+        .unwrap();
+    (position, outcome.message().unwrap().conversation_sid)
+}
+
+#[test]
+fn an_inbound_sms_support_makes_the_flow_add_the_agent() {
+    // The tutorial's shape: an SMS to the service's number autocreates a
+    // conversation with the texter; "support" brings the agent in.
+    let f = open(EngineOptions::default());
+    autocreate_on_number(&f);
     let (handle, added) = start_studio(&f.engine);
-    let text = |id: &str, from: &str, body: &str| {
-        f.engine
-            .receive_inbound(
-                id,
-                ReceiveInbound::new(f.service, AddressType::Sms, from, NUMBER).body(body),
-            )
-            .unwrap()
-    };
-    let chatty = text("SM1", "+15550000001", "hi there");
-    let asking = text("SM2", "+15550000002", "support");
-    let conversation_of =
-        |out: &engine_core::CommandOutcome| out.message().map(|m| m.conversation_sid).unwrap();
+    let (_, chatty) = text(&f, "SM1", "+15550000001", "hi there");
+    let (_, asking) = text(&f, "SM2", "+15550000002", "support");
     assert!(handle.wait_for(f.head(), deadline()));
-    assert_eq!(members_named(&f, conversation_of(&chatty), "agent"), 0);
-    assert_eq!(members_named(&f, conversation_of(&asking), "agent"), 1);
+    assert_eq!(members_named(&f, chatty, "agent"), 0);
+    assert_eq!(members_named(&f, asking, "agent"), 1);
     assert_eq!(*added.lock().unwrap(), vec![false]);
+}
+
+#[test]
+fn other_texts_make_the_flow_append_nothing() {
+    // The tutorial's "other messages do nothing", in the log itself: of
+    // four texts, only the exact "support" makes the flow write, and all
+    // it writes is the agent's addition to that text's conversation.
+    let f = open(EngineOptions::default());
+    autocreate_on_number(&f);
+    let (_, chatty) = text(&f, "SM1", "+15550000001", "hi there");
+    let (_, same) = text(&f, "SM2", "+15550000001", "what are your opening hours?");
+    assert_eq!(
+        same, chatty,
+        "the texter's binding routes to its conversation"
+    );
+    let (_, near_miss) = text(&f, "SM3", "+15550000003", "supportive words");
+    let (support_at, asking) = text(&f, "SM4", "+15550000002", "support");
+    let before_flow = f.head();
+
+    let (handle, added) = start_studio(&f.engine);
+    assert!(handle.wait_for(before_flow, deadline()));
+    let mut sub = f
+        .engine
+        .subscribe(engine_core::SubscribeFrom::Position(before_flow))
+        .unwrap();
+    let written: Vec<Arc<CommittedRecord>> =
+        std::iter::from_fn(|| sub.try_next().unwrap()).collect();
+    assert!(
+        written
+            .iter()
+            .any(|r| matches!(&r.event, Event::ParticipantAdded { .. })),
+        "the agent was added: {written:?}"
+    );
+    for r in &written {
+        assert_eq!(
+            r.header.command_id,
+            reactor_command_id(STUDIO, support_at, 0),
+            "only the support text's command wrote: {r:?}"
+        );
+        // The agent's user (service-level) and its participant there.
+        assert!(
+            r.header.conversation_sid.is_none_or(|c| c == asking),
+            "{r:?}"
+        );
+    }
+    for c in [chatty, near_miss] {
+        assert_eq!(members_named(&f, c, "agent"), 0);
+    }
+    assert_eq!(*added.lock().unwrap(), vec![false]);
+    let metrics = handle.metrics();
+    assert_eq!(metrics.handled, 4, "the flow saw every text");
+    assert_eq!(metrics.failed_attempts + metrics.parked, 0);
 }
 
 /// Names the store the crashing reactor runs on, in the re-executed test.

@@ -17,7 +17,7 @@ use projections::{PageRequest, Table, META_FORMAT_KEY, READ_MODEL_FORMAT_VERSION
 struct Answers {
     messages: Vec<u64>,
     next_message_index: u64,
-    unread: Vec<u64>,
+    unread: Vec<Option<u64>>,
     digest: ([u8; 32], u64),
 }
 
@@ -72,14 +72,14 @@ fn store(path: &Path) -> (ServiceSid, ConversationSid, Answers) {
             CreateConversation::new(service),
         ))
         .unwrap();
-    for who in ["alice", "bob"] {
+    let [_, bob] = ["alice", "bob"].map(|who| {
         engine
             .execute(CommandEnvelope::new(
                 format!("join {who}"),
                 AddParticipant::new(service, conv, ParticipantSpec::chat(who)),
             ))
-            .unwrap();
-    }
+            .unwrap()
+    });
     let mut last = None;
     for n in 0..3 {
         let posted: PostedMessage = engine
@@ -96,9 +96,16 @@ fn store(path: &Path) -> (ServiceSid, ConversationSid, Answers) {
             DeleteMessage::new(service, conv, last.unwrap()),
         ))
         .unwrap();
+    engine
+        .execute(CommandEnvelope::new(
+            "bob read 0",
+            UpdateReadHorizon::advance(service, conv, bob, 0),
+        ))
+        .unwrap();
     let before = answers(&engine, service, conv);
     assert_eq!(before.messages, [0, 1]);
     assert_eq!(before.next_message_index, 3);
+    assert_eq!(before.unread, [Some(1)]);
     (service, conv, before)
 }
 

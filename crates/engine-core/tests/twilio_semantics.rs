@@ -2,7 +2,9 @@
 //! conversation needs `joinConversation` (a service permission), adding
 //! someone else needs `addParticipant` (a conversation permission); a
 //! delivery status only moves forward; conversation timers have Twilio's
-//! minimums.
+//! minimums; a participant who has read nothing has no unread count
+//! (Twilio's null), not every message. (Typing in a closed conversation:
+//! `typing_indicators.rs`.)
 
 mod common;
 
@@ -10,6 +12,7 @@ use common::Harness;
 use engine_core::CommandError;
 use events::limits::{TIMER_CLOSED_MICROS_MIN, TIMER_INACTIVE_MICROS_MIN};
 use events::*;
+use projections::PageRequest;
 
 fn denied(identity: &str, permission: Permission) -> CommandError {
     CommandError::PermissionDenied {
@@ -270,4 +273,41 @@ fn timers_shorter_than_twilios_minimums_are_refused() {
         }
     );
     assert_eq!(h.head(), head);
+}
+
+/// `identity`'s read horizon and unread count in its only conversation, as
+/// its conversation list (Twilio's UserConversation) reports them.
+fn horizon_and_unread(h: &Harness, s: ServiceSid, identity: &str) -> (Option<u64>, Option<u64>) {
+    h.engine().read(|rm| {
+        let list = rm
+            .user_conversations(&s, identity, &PageRequest::default())
+            .unwrap()
+            .items;
+        assert_eq!(list.len(), 1, "{identity} is in one conversation");
+        (
+            list[0].last_read_message_index,
+            list[0].unread_messages_count,
+        )
+    })
+}
+
+#[test]
+fn regression_a_participant_who_never_read_had_every_message_unread() {
+    let mut h = Harness::new();
+    let s = h.ok(CreateService::new("unread"));
+    let c = h.ok(CreateConversation::new(s));
+    let alice = h.ok(AddParticipant::new(s, c, ParticipantSpec::chat("alice")));
+    h.ok(AddParticipant::new(s, c, ParticipantSpec::chat("bob")));
+    for n in 0..3 {
+        h.ok(PostMessage::new(s, c).author("bob").body(format!("m{n}")));
+    }
+    // No horizon yet: Twilio's SDK reports null, not 3.
+    assert_eq!(horizon_and_unread(&h, s, "alice"), (None, None));
+    h.ok(UpdateReadHorizon::advance(s, c, alice, 0));
+    assert_eq!(horizon_and_unread(&h, s, "alice"), (Some(0), Some(2)));
+    // Clearing the horizon (Twilio's setAllMessagesUnread) makes it null again.
+    h.ok(UpdateReadHorizon::set(s, c, alice, None));
+    assert_eq!(horizon_and_unread(&h, s, "alice"), (None, None));
+    h.rebuild();
+    assert_eq!(horizon_and_unread(&h, s, "alice"), (None, None));
 }

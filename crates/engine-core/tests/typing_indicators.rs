@@ -1,6 +1,7 @@
 //! Typing: reaches the other members' sessions, never the typist's own
-//! devices, never the log; ends on the typist's next message or after the
-//! timeout.
+//! devices, never the log; ends on the typist's next message, after the
+//! timeout, or when the conversation closes; refused in a closed
+//! conversation (read-only, as in Twilio), accepted in an inactive one.
 
 mod fanout_support;
 
@@ -117,5 +118,83 @@ fn only_participants_can_type() {
             }
         ),
         "{err:?}"
+    );
+}
+
+/// Moves `conversation` to `state`.
+fn set_state(f: &Fixture, conversation: ConversationSid, state: ConversationState) {
+    f.run(UpdateConversation::new(f.service, conversation).state(state));
+}
+
+#[test]
+fn regression_typing_was_accepted_in_a_closed_conversation() {
+    let f = open(EngineOptions::default().fanout(FanoutOptions::default().typing_timeout(TIMEOUT)));
+    let closed = f.conversation();
+    let inactive = f.conversation();
+    for c in [closed, inactive] {
+        f.join(c, "alice");
+        f.join(c, "bob");
+    }
+    set_state(&f, closed, ConversationState::Closed);
+    set_state(&f, inactive, ConversationState::Inactive);
+    let mut bob = f.live("bob");
+
+    let err = f
+        .engine
+        .typing(f.service, &ConversationRef::Sid(closed), "alice")
+        .unwrap_err();
+    assert_eq!(
+        err,
+        CommandError::ConversationClosed {
+            conversation_sid: closed
+        }
+    );
+    // Closed is checked before membership, as for commands.
+    let err = f
+        .engine
+        .typing(f.service, &ConversationRef::Sid(closed), "mallory")
+        .unwrap_err();
+    assert!(
+        matches!(err, CommandError::ConversationClosed { .. }),
+        "{err:?}"
+    );
+    assert!(rest(&mut bob, QUIET).is_empty(), "nothing reached bob");
+
+    // An inactive conversation still takes typing.
+    f.engine
+        .typing(f.service, &ConversationRef::Sid(inactive), "alice")
+        .unwrap();
+    let got = take(&mut bob, 1, WAIT);
+    assert_eq!(kinds(&got), ["typingStarted"]);
+    assert_eq!(got[0].conversation_sid(), Some(inactive));
+}
+
+#[test]
+fn closing_a_conversation_ends_its_typing_right_before_the_close() {
+    // A timeout far past the test's wait: only the close can end typing.
+    let f =
+        open(EngineOptions::default().fanout(FanoutOptions::default().typing_timeout(WAIT * 6)));
+    let c = f.conversation();
+    f.join(c, "alice");
+    f.join(c, "bob");
+    let other = f.conversation();
+    f.join(other, "alice");
+    f.join(other, "bob");
+    let mut bob = f.live("bob");
+    for conversation in [c, other] {
+        f.engine
+            .typing(f.service, &ConversationRef::Sid(conversation), "alice")
+            .unwrap();
+    }
+    assert_eq!(kinds(&take(&mut bob, 2, WAIT)), ["typingStarted"; 2]);
+
+    set_state(&f, c, ConversationState::Closed);
+    let got = take(&mut bob, 2, WAIT);
+    assert_eq!(kinds(&got), ["typingEnded", "conversationUpdated"]);
+    assert_eq!(got[0].conversation_sid(), Some(c));
+    assert_eq!(got[0].typing_notice().unwrap().identity, "alice");
+    assert!(
+        rest(&mut bob, QUIET).is_empty(),
+        "alice still types in the other conversation"
     );
 }

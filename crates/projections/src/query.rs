@@ -233,7 +233,8 @@ pub enum Order {
 }
 
 /// A conversation as one of a user's conversations (Twilio
-/// `service_user_conversation`), with the exact unread count.
+/// `service_user_conversation`), with the exact unread count once the
+/// user has a read horizon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserConversation {
     /// The conversation.
@@ -242,8 +243,11 @@ pub struct UserConversation {
     pub participant_sid: ParticipantSid,
     /// The user's read horizon.
     pub last_read_message_index: Option<u64>,
-    /// Live messages after the horizon.
-    pub unread_messages_count: u64,
+    /// Live messages after the horizon; `None` while the user has no
+    /// read horizon (`last_read_message_index` is `None`), as Twilio's
+    /// nullable `unread_messages_count`: a participant who never read
+    /// anything has no count, not every message unread.
+    pub unread_messages_count: Option<u64>,
     /// The user's notification level there.
     pub notification_level: NotificationLevel,
     /// Conversation display name.
@@ -447,9 +451,10 @@ impl ReadModels {
     }
 
     /// The per-user subscription index: the conversations `identity` is a
-    /// participant in, with exact unread counts, newest activity first
-    /// (ties by conversation SID). An identity in no conversation has an
-    /// empty list. Errors: unknown service, bad page size or token.
+    /// participant in, with exact unread counts (`None` where it has no
+    /// read horizon yet), newest activity first (ties by conversation
+    /// SID). An identity in no conversation has an empty list. Errors:
+    /// unknown service, bad page size or token.
     pub fn user_conversations(
         &self,
         service: &ServiceSid,
@@ -473,7 +478,9 @@ impl ReadModels {
                     conversation_sid: c,
                     participant_sid: p,
                     last_read_message_index: part.last_read_message_index,
-                    unread_messages_count: conv.unread_after(part.last_read_message_index),
+                    unread_messages_count: part
+                        .last_read_message_index
+                        .map(|h| conv.unread_after(h)),
                     notification_level: level,
                     friendly_name: conv.row.friendly_name.clone(),
                     unique_name: conv.row.unique_name.clone(),

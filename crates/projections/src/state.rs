@@ -77,12 +77,15 @@ impl Conversation {
         }
     }
 
-    /// Live messages after `horizon` (all live messages when `None`): the
-    /// exact unread count, deletes included. From memory alone: indexes
-    /// are given in order from 0, so the live messages after `h` are the
-    /// indexes in `h + 1..next_message_index` without a tombstone.
-    pub fn unread_after(&self, horizon: Option<u64>) -> u64 {
-        let from = horizon.map_or(0, |h| h.saturating_add(1));
+    /// Live messages after the read horizon `horizon` (the index of the
+    /// last message read): the exact unread count, deletes included. A
+    /// participant without a horizon has no count (Twilio's null
+    /// `unread_messages_count`), so callers map over the horizon's
+    /// `Option`. From memory alone: indexes are given in order from 0, so
+    /// the live messages after `h` are the indexes in
+    /// `h + 1..next_message_index` without a tombstone.
+    pub fn unread_after(&self, horizon: u64) -> u64 {
+        let from = horizon.saturating_add(1);
         if from >= self.next_message_index {
             return 0;
         }

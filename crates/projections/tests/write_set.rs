@@ -164,9 +164,9 @@ fn message_counters_are_derived_at_load_with_the_last_message_deleted() {
     // and keeps the time it was posted as the last activity.
     assert_eq!(conv.next_message_index(), 3);
     assert_eq!(conv.last_activity(), posted_last);
-    assert_eq!(conv.unread_after(None), 1);
-    assert_eq!(conv.unread_after(Some(0)), 1);
-    assert_eq!(conv.unread_after(Some(1)), 0);
+    assert_eq!(conv.unread_after(0), 1);
+    assert_eq!(conv.unread_after(1), 0);
+    assert_eq!(conv.unread_after(2), 0);
     // The one live message is read from the cold rows; the deleted ones
     // are gone.
     let live = loaded.message_at(conv, 1).unwrap().expect("message 1");

@@ -368,7 +368,7 @@ fn participant_json(p: &ParticipantRow, c: &Conversation, history: &History) -> 
         "date_updated": format_micros(p.date_updated),
         "last_read_message_index": p.last_read_message_index,
         "last_read_timestamp": p.last_read_timestamp.map(format_micros),
-        "unread_messages_count": c.unread_after(p.last_read_message_index),
+        "unread_messages_count": p.last_read_message_index.map(|h| c.unread_after(h)),
         "actor": history.added.get(&p.sid).and_then(|(actor, _)| actor.clone()),
     })
 }
@@ -536,7 +536,8 @@ pub fn run(args: &AtArgs, quiet: bool) -> Result<(), ToolError> {
                         kind_text(&p.kind),
                         p.last_read_message_index
                             .map_or("-".into(), |i| i.to_string()),
-                        conv.unread_after(p.last_read_message_index).to_string(),
+                        p.last_read_message_index
+                            .map_or("-".into(), |h| conv.unread_after(h).to_string()),
                         actor_cell(&history.added.get(&p.sid).and_then(|(a, _)| a.clone())),
                         cell(&p.attributes),
                     ]

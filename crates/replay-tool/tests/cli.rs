@@ -178,6 +178,9 @@ fn at_a_past_position_shows_the_earlier_state() {
         .find(|p| p["sid"] == f.sms.to_string())
         .unwrap();
     assert_eq!(sms["kind"], "messaging");
+    // No read horizon: no unread count (Twilio's null), not every message.
+    assert_eq!(sms["last_read_message_index"], Value::Null);
+    assert_eq!(sms["unread_messages_count"], Value::Null);
     assert_eq!(sms["messaging_binding"]["address"], "+15551230001");
     assert_eq!(sms["messaging_binding"]["proxy_address"], "+15559870000");
     let bodies: Vec<&str> = v["messages"]

@@ -22,7 +22,7 @@ use parking_lot::RwLock;
 use projections::{ReadModels, Table};
 use rocksdb::DB;
 
-use crate::commands::{CommandError, EngineCommand, StorageFailure};
+use crate::commands::{self, CommandError, EngineCommand, StorageFailure};
 use crate::delivery::{
     self, DeliveryMetrics, DeliveryOptions, DeliveryShared, DeliveryThreads, DeliveryWriter,
     Execute, SharedAdapter,
@@ -686,10 +686,17 @@ impl Engine {
     /// typist's own) get `typingStarted` unless it is already typing, in
     /// which case its timeout is pushed back; `typingEnded` follows on
     /// its next message, when it leaves, or after the typing timeout
-    /// ([`crate::fanout::TYPING_TIMEOUT`] by default).
+    /// ([`crate::fanout::TYPING_TIMEOUT`] by default), or when the
+    /// conversation closes. Active and inactive conversations accept
+    /// typing; a closed one is read-only, as in Twilio.
+    ///
+    /// The check and the hand-off to the fan-out worker happen under one
+    /// read view, so a close that this call did not see reaches the worker
+    /// after the typing, and ends it.
     ///
     /// Errors: [`CommandError::NotFound`] if the service or conversation
     /// does not exist or `identity` is not a chat participant of it;
+    /// [`CommandError::ConversationClosed`] if the conversation is closed;
     /// [`CommandError::Storage`] if the engine is shutting down.
     pub fn typing(
         &self,
@@ -697,40 +704,39 @@ impl Engine {
         conversation: &ConversationRef,
         identity: &str,
     ) -> Result<(), CommandError> {
-        let (conversation, participant) = {
-            let rm = ReadView::acquire(&self.core.read);
-            let svc = rm.service(&service).ok_or_else(|| CommandError::NotFound {
-                kind: "service",
-                id: service.to_string(),
+        // Held until the worker has the message: the writer publishes a
+        // batch (taking the write lock) before handing it to the worker.
+        let rm = ReadView::acquire(&self.core.read);
+        let svc = rm.service(&service).ok_or_else(|| CommandError::NotFound {
+            kind: "service",
+            id: service.to_string(),
+        })?;
+        let conv = svc
+            .resolve(conversation)
+            .ok_or_else(|| CommandError::NotFound {
+                kind: "conversation",
+                id: match conversation {
+                    ConversationRef::Sid(s) => s.to_string(),
+                    ConversationRef::UniqueName(n) => n.clone(),
+                },
             })?;
-            let conv = svc
-                .resolve(conversation)
-                .ok_or_else(|| CommandError::NotFound {
-                    kind: "conversation",
-                    id: match conversation {
-                        ConversationRef::Sid(s) => s.to_string(),
-                        ConversationRef::UniqueName(n) => n.clone(),
-                    },
-                })?;
-            let participant = conv
-                .participant_by_identity(identity)
-                .map(|p| p.sid)
-                .ok_or_else(|| CommandError::NotFound {
-                    kind: "participant",
-                    id: identity.to_string(),
-                })?;
-            (conv.row().sid, participant)
-        };
+        commands::require_open(conv)?;
+        let participant = conv
+            .participant_by_identity(identity)
+            .map(|p| p.sid)
+            .ok_or_else(|| CommandError::NotFound {
+                kind: "participant",
+                id: identity.to_string(),
+            })?;
         let mailbox = self.core.hub.mailbox(service, identity);
-        self.core
-            .fanout_tx
-            .send(WorkerMsg::Typing {
-                service,
-                conversation,
-                participant,
-                mailbox,
-            })
-            .map_err(|_| StorageFailure::Closed.into())
+        let sent = self.core.fanout_tx.send(WorkerMsg::Typing {
+            service,
+            conversation: conv.row().sid,
+            participant,
+            mailbox,
+        });
+        drop(rm);
+        sent.map_err(|_| StorageFailure::Closed.into())
     }
 
     /// Routes an inbound message from a channel ([`ReceiveInbound`]):

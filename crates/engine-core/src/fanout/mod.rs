@@ -55,7 +55,8 @@
 //!   cached).
 //! - **Typing** ([`crate::Engine::typing`]) is ephemeral: never logged,
 //!   sent to the other members' live sessions only, ended by the typist's
-//!   next message or after [`FanoutOptions::typing_timeout`].
+//!   next message or removal, by the conversation's closing, or after
+//!   [`FanoutOptions::typing_timeout`]. A closed conversation refuses it.
 //!
 //! Modules (each depends only on those listed before it, as
 //! `tests/module_layering.rs` checks): `mapping` (what

@@ -1,12 +1,18 @@
 //! The fan-out worker thread: dispatches durable batches in log order and
 //! keeps the ephemeral typing state.
+//!
+//! A typist's `typingEnded` goes out right before the record that ends its
+//! typing: its next message, its removal, or its conversation's closing (a
+//! closed conversation is read-only, so no one types there). A removed
+//! conversation's typists are forgotten without a notice: its members are
+//! gone with it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use events::{ConversationSid, Event, ParticipantSid, ServiceSid};
+use events::{ConversationSid, ConversationState, Event, ParticipantSid, ServiceSid};
 
 use super::hub::{DispatchStats, Hub, Mailbox, Route};
 use super::{ClientEvent, ClientEventKind, TypingNotice, WORKER_BATCH_RECORDS_MAX};
@@ -131,8 +137,24 @@ impl Worker {
                         self.end_typing(&key, stats);
                     }
                 }
+                Event::ConversationUpdated {
+                    conversation_sid,
+                    state: ConversationState::Closed,
+                    ..
+                } => {
+                    let typists = self.typists_in(service, *conversation_sid);
+                    if !typists.is_empty() {
+                        self.hub.dispatch(&items[start..k], stats);
+                        start = k;
+                        for key in &typists {
+                            self.end_typing(key, stats);
+                        }
+                    }
+                }
                 Event::ConversationRemoved { conversation_sid } => {
-                    self.forget_conversation(service, *conversation_sid)
+                    for key in self.typists_in(service, *conversation_sid) {
+                        self.forget(&key);
+                    }
                 }
                 _ => {}
             }
@@ -172,21 +194,25 @@ impl Worker {
     }
 
     fn end_typing(&mut self, key: &TypingKey, stats: &mut DispatchStats) {
-        if let Some(t) = self.typists.remove(key) {
-            self.deadlines.remove(&(t.deadline, t.seq));
+        if let Some(t) = self.forget(key) {
             self.send(ClientEventKind::TypingEnded, &t.notice, &t.mailbox, stats);
         }
     }
 
-    fn forget_conversation(&mut self, service: ServiceSid, conversation: ConversationSid) {
-        let deadlines = &mut self.deadlines;
-        self.typists.retain(|(s, c, _), t| {
-            let keep = !(*s == service && *c == conversation);
-            if !keep {
-                deadlines.remove(&(t.deadline, t.seq));
-            }
-            keep
-        });
+    /// Drops a typist and its deadline, sending nothing.
+    fn forget(&mut self, key: &TypingKey) -> Option<Typist> {
+        let t = self.typists.remove(key)?;
+        self.deadlines.remove(&(t.deadline, t.seq));
+        Some(t)
+    }
+
+    /// The typists of one conversation.
+    fn typists_in(&self, service: ServiceSid, conversation: ConversationSid) -> Vec<TypingKey> {
+        self.typists
+            .keys()
+            .filter(|(s, c, _)| *s == service && *c == conversation)
+            .copied()
+            .collect()
     }
 
     fn expire(&mut self, now: Instant, stats: &mut DispatchStats) {
