@@ -94,6 +94,7 @@ pub fn decide(
         Command::RecordDeliveryReceipt(c) => message::receipt(&mut cx, c),
         Command::RecordDeliveryAttemptFailed(c) => message::attempt_failed(&mut cx, c),
         Command::ReceiveInbound(c) => inbound::receive(&mut cx, c),
+        Command::UpdateServiceWebhooks(c) => service::update_webhooks(&mut cx, c),
     }
 }
 

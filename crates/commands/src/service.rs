@@ -183,6 +183,70 @@ pub(super) fn update_configuration(
     ))
 }
 
+/// Replaces the service's post-event webhook configuration: host only;
+/// the URL is `http://` or `https://` with a host, at most
+/// [`WEBHOOK_URL_CHARS_MAX`] characters, with no whitespace or control
+/// character; the secret is 1 to [`WEBHOOK_SIGNING_SECRET_BYTES_MAX`]
+/// bytes; every filter is a Twilio post-event name (repeats are dropped,
+/// the event lists them in [`WebhookFilter::ALL`] order).
+pub(super) fn update_webhooks(
+    cx: &mut Cx,
+    c: &UpdateServiceWebhooks,
+) -> Result<Decision, CommandError> {
+    cx.service(&c.service)?;
+    cx.host_only()?;
+    if let Some(url) = &c.post_webhook_url {
+        webhook_url("post_webhook_url", url)?;
+    }
+    if let Some(secret) = &c.signing_secret {
+        super::validate::bytes("signing_secret", secret, WEBHOOK_SIGNING_SECRET_BYTES_MAX)?;
+    }
+    let mut filters = Vec::with_capacity(c.filters.len());
+    for name in &c.filters {
+        let filter = WebhookFilter::from_twilio_name(name)
+            .ok_or_else(|| CommandError::UnknownWebhookFilter {
+                filter: name.clone(),
+            })?;
+        filters.push(filter);
+    }
+    filters.sort_unstable();
+    filters.dedup();
+    Ok(decision(
+        c.service,
+        None,
+        vec![Event::ServiceWebhooksUpdated {
+            webhooks: ServiceWebhooks {
+                post_webhook_url: c.post_webhook_url.clone(),
+                method: c.method,
+                filters,
+                signing_secret: c.signing_secret.clone(),
+            },
+        }],
+    ))
+}
+
+/// An absolute `http://` or `https://` URL with a host, at most
+/// [`WEBHOOK_URL_CHARS_MAX`] characters, with no whitespace or control
+/// character (it goes on a request line as it is).
+fn webhook_url(field: &'static str, url: &str) -> Result<(), CommandError> {
+    text(field, url, WEBHOOK_URL_CHARS_MAX)?;
+    let invalid = |reason: &str| CommandError::Invalid {
+        field,
+        reason: reason.to_string(),
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| invalid("the scheme must be http:// or https://"))?;
+    if rest.is_empty() || rest.starts_with(['/', '?', '#']) {
+        return Err(invalid("the URL has no host"));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("the URL holds whitespace or a control character"));
+    }
+    Ok(())
+}
+
 fn permissions_fit(role_type: RoleType, permissions: &[Permission]) -> Result<(), CommandError> {
     at_most(
         "permissions",

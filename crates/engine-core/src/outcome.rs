@@ -200,6 +200,7 @@ typed_commands! {
     RecordDeliveryReceipt,
     UpdateServiceConfiguration,
     RecordDeliveryAttemptFailed,
+    UpdateServiceWebhooks,
 }
 
 /// `C`'s output from `outcome`, or the internal error that says which

@@ -285,6 +285,13 @@ pub enum Event {
         /// What the channel adapter said.
         error: String,
     },
+    /// The service's post-event webhook configuration was replaced (full
+    /// new value; its signing secret is in the log, see
+    /// [`ServiceWebhooks`]).
+    ServiceWebhooksUpdated {
+        /// The new configuration.
+        webhooks: ServiceWebhooks,
+    },
 }
 
 impl Event {
@@ -343,7 +350,8 @@ impl Event {
             | AddressConfigurationCreated { .. }
             | AddressConfigurationUpdated { .. }
             | AddressConfigurationDeleted { .. }
-            | ServiceConfigurationUpdated { .. } => None,
+            | ServiceConfigurationUpdated { .. }
+            | ServiceWebhooksUpdated { .. } => None,
         }
     }
 
@@ -377,6 +385,7 @@ impl Event {
             DeliveryReceiptRecorded { .. } => "delivery_receipt_recorded",
             ServiceConfigurationUpdated { .. } => "service_configuration_updated",
             DeliveryAttemptFailed { .. } => "delivery_attempt_failed",
+            ServiceWebhooksUpdated { .. } => "service_webhooks_updated",
         }
     }
 }

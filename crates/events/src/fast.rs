@@ -36,7 +36,8 @@ use crate::event::Event;
 use crate::limits::{IDENTITY_CHARS_MAX, RECORD_BYTES_MAX};
 use crate::model::{
     AddressType, AutoCreation, ConversationState, DeliveryStatus, Media, MessagingBinding,
-    NotificationLevel, ParticipantKind, Permission, RoleType, Timers,
+    NotificationLevel, ParticipantKind, Permission, RoleType, ServiceWebhooks, Timers,
+    WebhookFilter, WebhookMethod,
 };
 use crate::record::{
     chain_hash_of_bytes, decode_event, encode_header, CodecError, Hash, Record, RecordHeader,
@@ -64,7 +65,7 @@ const VARINT_U64_TAG: u8 = 253;
 
 /// Variants of [`Event`]: the length of [`EVENT_TYPE_NAMES`], which
 /// [`event_variant_index`] (an exhaustive match) indexes.
-pub const EVENT_VARIANTS: usize = 26;
+pub const EVENT_VARIANTS: usize = 27;
 /// Variants of [`crate::Permission`].
 pub const PERMISSION_VARIANTS: u64 = 21;
 /// Variants of [`crate::RoleType`].
@@ -79,6 +80,10 @@ pub const NOTIFICATION_LEVEL_VARIANTS: u64 = 2;
 pub const ADDRESS_TYPE_VARIANTS: u64 = 8;
 /// Variants of [`crate::DeliveryStatus`].
 pub const DELIVERY_STATUS_VARIANTS: u64 = 5;
+/// Variants of [`crate::WebhookMethod`].
+pub const WEBHOOK_METHOD_VARIANTS: u64 = 2;
+/// Variants of [`crate::WebhookFilter`].
+pub const WEBHOOK_FILTER_VARIANTS: u64 = crate::WebhookFilter::ALL.len() as u64;
 
 /// Every event type name ([`Event::type_name`]), in declaration order.
 pub const EVENT_TYPE_NAMES: [&str; EVENT_VARIANTS] = [
@@ -108,6 +113,7 @@ pub const EVENT_TYPE_NAMES: [&str; EVENT_VARIANTS] = [
     "delivery_receipt_recorded",
     "service_configuration_updated",
     "delivery_attempt_failed",
+    "service_webhooks_updated",
 ];
 
 /// The declaration index of an event's variant: a compile error here means
@@ -141,6 +147,7 @@ pub fn event_variant_index(event: &Event) -> usize {
         DeliveryReceiptRecorded { .. } => 23,
         ServiceConfigurationUpdated { .. } => 24,
         DeliveryAttemptFailed { .. } => 25,
+        ServiceWebhooksUpdated { .. } => 26,
     }
 }
 
@@ -627,6 +634,14 @@ impl Cursor<'_> {
                 self.u32()?;
                 self.string()
             }
+            // ServiceWebhooksUpdated { webhooks: { post_webhook_url,
+            // method, filters, signing_secret } }
+            26 => {
+                self.opt_string()?;
+                self.unit_enum(WEBHOOK_METHOD_VARIANTS)?;
+                self.seq(|c| c.unit_enum(WEBHOOK_FILTER_VARIANTS))?;
+                self.opt_string()
+            }
             _ => None,
         }
     }
@@ -953,6 +968,14 @@ pub fn sample_events() -> Vec<Event> {
             participant_sid: p,
             attempt: u32::MAX,
             error: "timeout".into(),
+        },
+        Event::ServiceWebhooksUpdated {
+            webhooks: ServiceWebhooks {
+                post_webhook_url: Some("https://example.com/hook".into()),
+                method: WebhookMethod::Get,
+                filters: WebhookFilter::ALL.to_vec(),
+                signing_secret: Some("s3cret".into()),
+            },
         },
     ]
 }

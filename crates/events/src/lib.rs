@@ -39,7 +39,7 @@ pub use command::{
     DeleteRole, DeleteService, DeleteUser, EditMessage, Fingerprint, Keyed, ParticipantSpec,
     PostMessage, ReceiveInbound, RecordDeliveryAttemptFailed, RecordDeliveryReceipt,
     RemoveParticipant, UpdateAddressConfiguration, UpdateConversation, UpdateParticipant,
-    UpdateReadHorizon, UpdateRole, UpdateService, UpdateServiceConfiguration, UpdateUser,
+    UpdateReadHorizon, UpdateRole, UpdateService, UpdateServiceConfiguration, UpdateServiceWebhooks, UpdateUser,
     UpdateUserConversation,
 };
 pub use duration::{parse_iso8601_duration_micros, timers_from_iso8601, DurationError};

@@ -63,6 +63,11 @@ const GOLDEN_SETS: &[GoldenSet] = &[
         format_version: 2,
         fixture: v2_records,
     },
+    GoldenSet {
+        name: "v2_webhooks",
+        format_version: 2,
+        fixture: v2_webhooks,
+    },
 ];
 
 fn golden_dir() -> PathBuf {
@@ -756,6 +761,64 @@ fn v2_records() -> Vec<(RecordHeader, Event)> {
                 12 => Some("a".repeat(250)),
                 13 => Some("b".repeat(251)),
                 _ => None,
+            };
+            (header, event)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// The version-2 webhooks fixture. Frozen: it is what v2_webhooks.* were
+// written from.
+// ---------------------------------------------------------------------------
+
+/// `ServiceWebhooksUpdated`, appended to `Event` after the v2 set was
+/// written: a service's post-event webhook configured with every filter, a
+/// GET with a unicode query and a secret, then turned off.
+fn v2_webhooks() -> Vec<(RecordHeader, Event)> {
+    let service: ServiceSid = sid("IS0123456789abcdef0123456789abcdef");
+    let story = vec![
+        Event::ServiceCreated {
+            friendly_name: "Colloquy webhooks".into(),
+        },
+        Event::ServiceWebhooksUpdated {
+            webhooks: ServiceWebhooks {
+                post_webhook_url: Some("https://example.com/hooks/post".into()),
+                method: WebhookMethod::Post,
+                filters: WebhookFilter::ALL.to_vec(),
+                signing_secret: Some("golden secret ✓".into()),
+            },
+        },
+        Event::ServiceWebhooksUpdated {
+            webhooks: ServiceWebhooks {
+                post_webhook_url: Some("http://127.0.0.1:8080/h?a=1&b=ü".into()),
+                method: WebhookMethod::Get,
+                filters: vec![
+                    WebhookFilter::OnMessageAdded,
+                    WebhookFilter::OnConversationStateUpdated,
+                ],
+                signing_secret: None,
+            },
+        },
+        Event::ServiceWebhooksUpdated {
+            webhooks: ServiceWebhooks::default(),
+        },
+    ];
+    story
+        .into_iter()
+        .enumerate()
+        .map(|(position, event)| {
+            let mut command_id = [0u8; 16];
+            command_id[0] = 0xc3;
+            command_id[15] = position as u8;
+            let header = RecordHeader {
+                position: position as u64,
+                // One second apart, from 2026-01-01T00:00:00Z.
+                recorded_at: 1_767_225_600_000_000 + position as u64 * 1_000_000,
+                service_sid: service,
+                conversation_sid: None,
+                command_id: CommandId(command_id),
+                actor: None,
             };
             (header, event)
         })

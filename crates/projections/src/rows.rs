@@ -185,8 +185,9 @@ pub const META_FORMAT_KEY: &[u8] = b"row_format";
 /// tombstone), deleted messages leave a [`DeletedMessageRow`]. Version 3:
 /// messages are cold rows (edits in [`Table::MessageEdits`], SIDs in
 /// [`Table::MessageSids`]), and a tombstone carries the conversation's
-/// last activity when the message was deleted.
-pub const READ_MODEL_FORMAT_VERSION: u32 = 3;
+/// last activity when the message was deleted. Version 4: the service row
+/// carries its post-event webhook configuration ([`ServiceRow::webhooks`]).
+pub const READ_MODEL_FORMAT_VERSION: u32 = 4;
 
 /// A service (Twilio `service` plus its `configuration`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +206,9 @@ pub struct ServiceRow {
     pub default_conversation_role_sid: Option<RoleSid>,
     /// Service role given to new users.
     pub default_chat_service_role_sid: Option<RoleSid>,
+    /// Its post-event webhook configuration (Twilio's Service Webhook
+    /// configuration), signing secret included.
+    pub webhooks: ServiceWebhooks,
 }
 
 /// A conversation.

@@ -280,9 +280,15 @@ impl Service {
         self.conversations.get(&sid)
     }
 
-    /// The service row: SID, name, default roles.
+    /// The service row: SID, name, default roles, webhooks.
     pub fn row(&self) -> &ServiceRow {
         &self.row
+    }
+
+    /// Its post-event webhook configuration (the default, no URL and no
+    /// filters, until one is set).
+    pub fn webhooks(&self) -> &ServiceWebhooks {
+        &self.row.webhooks
     }
 
     /// The conversation with this SID, if it is in this service.
@@ -877,6 +883,7 @@ impl ReadModels {
                 default_conversation_creator_role_sid: None,
                 default_conversation_role_sid: None,
                 default_chat_service_role_sid: None,
+                webhooks: ServiceWebhooks::default(),
             };
             put_row(sink, Table::Services, sid_key(&svc_sid, &[]), &row);
             self.services.insert(svc_sid, Service::new(row));
@@ -915,6 +922,11 @@ impl ReadModels {
                     *default_conversation_creator_role_sid;
                 svc.row.default_conversation_role_sid = *default_conversation_role_sid;
                 svc.row.default_chat_service_role_sid = *default_chat_service_role_sid;
+                svc.row.date_updated = at;
+                put_row(sink, Table::Services, sid_key(&svc_sid, &[]), &svc.row);
+            }
+            Event::ServiceWebhooksUpdated { webhooks } => {
+                svc.row.webhooks = webhooks.clone();
                 svc.row.date_updated = at;
                 put_row(sink, Table::Services, sid_key(&svc_sid, &[]), &svc.row);
             }

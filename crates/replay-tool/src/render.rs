@@ -235,6 +235,18 @@ pub fn summary(event: &Event) -> String {
             error,
             ..
         } => format!("{message_sid} to {participant_sid} attempt {attempt}: {error}"),
+        // The signing secret is never rendered.
+        ServiceWebhooksUpdated { webhooks } => format!(
+            "post-event webhook {} {:?} {}",
+            opt(&webhooks.post_webhook_url),
+            webhooks.method,
+            webhooks
+                .filters
+                .iter()
+                .map(|f| f.twilio_name())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
     };
     cell(&text)
 }

@@ -409,6 +409,7 @@ pub fn command_variant_name(command: &Command) -> &'static str {
         Command::RecordDeliveryAttemptFailed(RecordDeliveryAttemptFailed { .. }) => {
             "record_delivery_attempt_failed"
         }
+        Command::UpdateServiceWebhooks(UpdateServiceWebhooks { .. }) => "update_service_webhooks",
     }
 }
 
@@ -818,6 +819,27 @@ pub fn arb_command() -> BoxedStrategy<Command> {
                 },
             )
             .boxed(),
+        (
+            arb_service_sid(),
+            arb_opt_text(),
+            any::<bool>(),
+            proptest::collection::vec(arb_text(), 0..4),
+            arb_opt_text(),
+        )
+            .prop_map(|(service, post_webhook_url, get, filters, signing_secret)| {
+                Command::UpdateServiceWebhooks(UpdateServiceWebhooks {
+                    service,
+                    post_webhook_url,
+                    method: if get {
+                        WebhookMethod::Get
+                    } else {
+                        WebhookMethod::Post
+                    },
+                    filters,
+                    signing_secret,
+                })
+            })
+            .boxed(),
     ];
     Union::new(arms).boxed()
 }
@@ -875,6 +897,7 @@ pub fn event_variant_name(event: &Event) -> &'static str {
         Event::DeliveryReceiptRecorded { .. } => "delivery_receipt_recorded",
         Event::ServiceConfigurationUpdated { .. } => "service_configuration_updated",
         Event::DeliveryAttemptFailed { .. } => "delivery_attempt_failed",
+        Event::ServiceWebhooksUpdated { .. } => "service_webhooks_updated",
     }
 }
 
@@ -1248,6 +1271,27 @@ pub fn arb_event() -> BoxedStrategy<Event> {
                     }
                 },
             )
+            .boxed(),
+        (
+            arb_opt_text(),
+            any::<bool>(),
+            proptest::sample::subsequence(WebhookFilter::ALL.to_vec(), 0..=WebhookFilter::ALL.len()),
+            arb_opt_text(),
+        )
+            .prop_map(|(post_webhook_url, get, filters, signing_secret)| {
+                Event::ServiceWebhooksUpdated {
+                    webhooks: ServiceWebhooks {
+                        post_webhook_url,
+                        method: if get {
+                            WebhookMethod::Get
+                        } else {
+                            WebhookMethod::Post
+                        },
+                        filters,
+                        signing_secret,
+                    },
+                }
+            })
             .boxed(),
     ];
     Union::new(arms).boxed()
