@@ -19,7 +19,10 @@
 //!   or async, woken on commit ([`Engine::subscribe`]);
 //! - [`reactor`]: durable reactors, named subscriptions whose handlers
 //!   issue commands back with exactly-once effects
-//!   ([`Engine::start_reactor`]).
+//!   ([`Engine::start_reactor`]);
+//! - `webhooks` (feature `webhook`): Twilio's post-event webhooks, a
+//!   built-in reactor ([`Engine::start_post_event_webhooks`]) calling each
+//!   service's configured URL, signed with `X-Twilio-Signature`.
 //!
 //! The log and command handling live in crates of their own and are
 //! re-exported here: [`log`] is the `event-log` crate (the RocksDB,
@@ -37,6 +40,8 @@ mod read_view;
 mod sources;
 pub mod subscription;
 pub mod timers;
+#[cfg(feature = "webhook")]
+pub mod webhooks;
 
 pub use commands;
 pub use event_log as log;
@@ -68,4 +73,6 @@ pub use reactor::{
     ReactorError, ReactorFilter, ReactorHandle, ReactorMetrics, ReactorSpec, ReactorStart,
 };
 pub use subscription::{SubscribeFrom, Subscription, SubscriptionError};
+#[cfg(feature = "webhook")]
+pub use webhooks::{WebhookOptions, POST_EVENT_WEBHOOKS_REACTOR};
 pub use timers::{timer_command_id, timer_dates, TimerDates, TimerKind, TimerMetrics};
