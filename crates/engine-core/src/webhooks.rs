@@ -20,11 +20,12 @@
 //!   `ClientIdentity`, `ChatServiceSid`, `RetryCount`, …), form-encoded in
 //!   the body of a POST or in the query string of a GET. There is no
 //!   `AccountSid`: an embedded engine has no account.
-//! - **Idempotency.** Every attempt at one record carries the same
+//! - **Idempotency.** Every attempt at one webhook carries the same
 //!   [`IDEMPOTENCY_HEADER`] (`I-Twilio-Idempotency-Token`, Twilio's name):
-//!   `<service SID>-<log position>`, unique per record and stable across
-//!   retries, replays, re-drives and restarts, so a receiver can drop
-//!   repeats. Delivery is at least once.
+//!   `<service SID>-<log position>-<EventType>` (a record fires two
+//!   webhooks when a conversation update changes its state), unique per
+//!   webhook and stable across retries, replays, re-drives and restarts,
+//!   so a receiver can drop repeats. Delivery is at least once.
 //! - **Signature.** With a signing secret, [`SIGNATURE_HEADER`]
 //!   (`X-Twilio-Signature`) is [`twilio_signature`] of the URL called and
 //!   the form parameters, exactly as Twilio computes it, so Twilio's
@@ -38,15 +39,25 @@
 //!   [`crate::ReactorHandle::redrive`] sends it again. Records after a
 //!   failing one wait for it: webhooks are delivered in log order.
 //!
-//! Not delivered: `onConversationStateUpdated` (a `ConversationUpdated`
-//! event carries the new state, not the one before, so a state change
-//! cannot be told from the event alone); the filter is accepted in a
-//! configuration and fires nothing. Conversation-scoped webhooks are not
-//! built.
+//! - **State changes.** `onConversationStateUpdated` fires, after
+//!   `onConversationUpdated`, for a `ConversationUpdated` whose state
+//!   differs from the one before (`StateFrom`, `StateTo`,
+//!   `StateUpdated`). The event carries only the new state; the one before
+//!   comes from a cache of the states of conversations whose updates the
+//!   reactor handled (at most [`CONVERSATION_STATES_CACHED_MAX`], cleared
+//!   when full), and on a miss (first update since start, a replay, a
+//!   re-drive) from the conversation's stream in the log, read up to the
+//!   record. Only services with that filter use either.
+//!
+//! Conversation-scoped webhooks are not built.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use events::{Event, MessagingBinding, ParticipantKind, WebhookFilter, WebhookMethod};
+use events::{
+    ConversationSid, ConversationState, Event, MessagingBinding, ParticipantKind, RecordHeader,
+    ServiceWebhooks, WebhookFilter, WebhookMethod,
+};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
@@ -56,6 +67,7 @@ use crate::reactor::{
     ReactorSpec, ReactorStart, REACTOR_ATTEMPTS_MAX_DEFAULT, REACTOR_BACKOFF_INITIAL_MS_DEFAULT,
     REACTOR_BACKOFF_MAX_MS_DEFAULT,
 };
+use crate::sources::Sources;
 use crate::Engine;
 
 /// The name of the post-event webhook reactor: its checkpoint and parked
@@ -76,6 +88,12 @@ pub const POST_EVENT_WEBHOOK_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 /// The most bytes of a webhook's answer that are read (for the error
 /// message of a failed attempt): the body is otherwise ignored.
 pub const POST_EVENT_WEBHOOK_RESPONSE_BYTES_MAX: u64 = 4 * 1024;
+
+/// The most conversations whose last handled state the reactor caches
+/// for `onConversationStateUpdated` (about 40 bytes each, so about 2.5 MB):
+/// past it the cache is cleared, and a miss costs one read of the
+/// conversation's stream.
+pub const CONVERSATION_STATES_CACHED_MAX: usize = 65_536;
 
 /// The event types with a post-event filter: the reactor's filter, so the
 /// others only move its checkpoint.
@@ -167,24 +185,130 @@ impl Engine {
             .start(options.start)
             .attempts_max(options.attempts_max)
             .backoff(options.backoff_initial, options.backoff_max);
-        self.start_reactor(spec, PostEventWebhooks::new(options.timeout))
+        self.start_reactor(
+            spec,
+            PostEventWebhooks::new(options.timeout, self.sources()),
+        )
     }
 }
 
 /// The post-event webhook reactor's handler.
 struct PostEventWebhooks {
     agent: ureq::Agent,
+    /// The engine's read side, for conversation streams.
+    sources: Sources,
+    /// Per conversation, the position and state of the last update whose
+    /// webhooks succeeded (services with `onConversationStateUpdated`
+    /// only).
+    states: HashMap<ConversationSid, (u64, ConversationState)>,
 }
 
 impl PostEventWebhooks {
-    fn new(timeout: Duration) -> Self {
+    fn new(timeout: Duration, sources: Sources) -> Self {
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .build();
         PostEventWebhooks {
             agent: ureq::Agent::new_with_config(config),
+            sources,
+            states: HashMap::new(),
         }
+    }
+
+    /// The state `conversation` had before the record at `position`: from
+    /// the cache if it holds an earlier update, else from the
+    /// conversation's stream in the log.
+    ///
+    /// Errors: the engine is closed, or reading or decoding the stream
+    /// failed (the attempt fails and is retried).
+    fn state_before(
+        &self,
+        header: &RecordHeader,
+        conversation: ConversationSid,
+    ) -> Result<Option<ConversationState>, HandlerError> {
+        if let Some((at, state)) = self.states.get(&conversation) {
+            if *at < header.position {
+                return Ok(Some(*state));
+            }
+        }
+        let source = self.sources.upgrade().ok_or("the engine is closed")?;
+        let mut before = None;
+        for record in source.read_stream(header.service_sid, Some(conversation), 0) {
+            let record = record?;
+            if record.header.position >= header.position {
+                break;
+            }
+            match record.event()? {
+                Event::ConversationCreated { state, .. }
+                | Event::ConversationUpdated { state, .. } => before = Some(state),
+                _ => {}
+            }
+        }
+        Ok(before)
+    }
+
+    /// Calls `url` with one webhook's `params`, as `config` says.
+    ///
+    /// Errors: [`WebhookFailure`] for a failed call or a non-2xx answer.
+    fn call(
+        &self,
+        config: &ServiceWebhooks,
+        url: &str,
+        token: &str,
+        params: &[(&str, String)],
+    ) -> Result<(), WebhookFailure> {
+        let query = form_encode(params);
+        let (target, signed_params): (String, &[(&str, String)]) = match config.method {
+            WebhookMethod::Post => (url.to_string(), params),
+            WebhookMethod::Get => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                (format!("{url}{sep}{query}"), &[])
+            }
+        };
+        let signature = config
+            .signing_secret
+            .as_deref()
+            .map(|secret| twilio_signature(secret, &target, signed_params));
+        let sent = match config.method {
+            WebhookMethod::Post => {
+                let mut request = self
+                    .agent
+                    .post(&target)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .header(IDEMPOTENCY_HEADER, token);
+                if let Some(s) = &signature {
+                    request = request.header(SIGNATURE_HEADER, s);
+                }
+                request.send(query)
+            }
+            WebhookMethod::Get => {
+                let mut request = self.agent.get(&target).header(IDEMPOTENCY_HEADER, token);
+                if let Some(s) = &signature {
+                    request = request.header(SIGNATURE_HEADER, s);
+                }
+                request.call()
+            }
+        };
+        let mut response = sent.map_err(|e| WebhookFailure::Call {
+            url: url.to_string(),
+            message: e.to_string(),
+        })?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(POST_EVENT_WEBHOOK_RESPONSE_BYTES_MAX)
+            .read_to_string()
+            .unwrap_or_default();
+        Err(WebhookFailure::Status {
+            url: url.to_string(),
+            status,
+            body,
+        })
     }
 }
 
@@ -217,74 +341,110 @@ impl Reactor for PostEventWebhooks {
         cx: &mut ReactorContext<'_>,
         record: &CommittedRecord,
     ) -> Result<(), HandlerError> {
-        let Some((filter, mut params)) = post_event_payload(record) else {
+        let h = &record.header;
+        if let Event::ConversationRemoved { conversation_sid } = &record.event {
+            self.states.remove(conversation_sid);
+        }
+        let Some((filter, params)) = post_event_payload(record) else {
             return Ok(());
         };
-        let service = record.header.service_sid;
         // A deleted service has no configuration: nothing to call.
-        let Some(config) = cx.read(|rm| rm.service(&service).map(|s| s.webhooks().clone())) else {
+        let Some(config) =
+            cx.read(|rm| rm.service(&h.service_sid).map(|s| s.webhooks().clone()))
+        else {
             return Ok(());
         };
         let Some(url) = config.post_webhook_url.as_deref() else {
             return Ok(());
         };
-        if !config.filters.contains(&filter) {
-            return Ok(());
+        let mut calls = Vec::new();
+        if config.filters.contains(&filter) {
+            calls.push(params);
         }
-        params.push(("RetryCount", cx.attempt().saturating_sub(1).to_string()));
-        let token = format!("{service}-{}", record.header.position);
-        let query = form_encode(&params);
-        let (target, signed_params): (String, &[(&str, String)]) = match config.method {
-            WebhookMethod::Post => (url.to_string(), &params),
-            WebhookMethod::Get => {
-                let sep = if url.contains('?') { '&' } else { '?' };
-                (format!("{url}{sep}{query}"), &[])
-            }
-        };
-        let signature = config
-            .signing_secret
-            .as_deref()
-            .map(|secret| twilio_signature(secret, &target, signed_params));
-        let sent = match config.method {
-            WebhookMethod::Post => {
-                let mut request = self
-                    .agent
-                    .post(&target)
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .header(IDEMPOTENCY_HEADER, &token);
-                if let Some(s) = &signature {
-                    request = request.header(SIGNATURE_HEADER, s);
+        let mut new_state = None;
+        if let Event::ConversationUpdated {
+            conversation_sid,
+            state,
+            ..
+        } = &record.event
+        {
+            if config
+                .filters
+                .contains(&WebhookFilter::OnConversationStateUpdated)
+            {
+                let before = self.state_before(h, *conversation_sid)?;
+                if let Some(p) = before.and_then(|b| state_updated_payload(record, b)) {
+                    calls.push(p);
                 }
-                request.send(query)
+                new_state = Some((*conversation_sid, *state));
             }
-            WebhookMethod::Get => {
-                let mut request = self.agent.get(&target).header(IDEMPOTENCY_HEADER, &token);
-                if let Some(s) = &signature {
-                    request = request.header(SIGNATURE_HEADER, s);
-                }
-                request.call()
+        }
+        let retry_count = cx.attempt().saturating_sub(1).to_string();
+        for mut params in calls {
+            let event_type = params
+                .iter()
+                .find(|(k, _)| *k == "EventType")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            params.push(("RetryCount", retry_count.clone()));
+            let token = format!("{}-{}-{event_type}", h.service_sid, h.position);
+            self.call(&config, url, &token, &params)?;
+        }
+        if let Some((conversation, state)) = new_state {
+            if self.states.len() >= CONVERSATION_STATES_CACHED_MAX {
+                self.states.clear();
             }
-        };
-        let mut response = sent.map_err(|e| WebhookFailure::Call {
-            url: url.to_string(),
-            message: e.to_string(),
-        })?;
-        let status = response.status().as_u16();
-        if (200..300).contains(&status) {
-            return Ok(());
+            self.states.insert(conversation, (h.position, state));
         }
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(POST_EVENT_WEBHOOK_RESPONSE_BYTES_MAX)
-            .read_to_string()
-            .unwrap_or_default();
-        Err(WebhookFailure::Status {
-            url: url.to_string(),
-            status,
-            body,
+        Ok(())
+    }
+}
+
+/// The `onConversationStateUpdated` webhook's parameters for a
+/// `ConversationUpdated` record whose conversation was in `from` before,
+/// by Twilio's names: `ConversationSid`, `StateFrom`, `StateTo`,
+/// `StateUpdated` and the common fields of [`post_event_payload`]. `None`
+/// for another event, or when the state did not change.
+pub fn state_updated_payload(
+    record: &CommittedRecord,
+    from: ConversationState,
+) -> Option<Vec<(&'static str, String)>> {
+    let Event::ConversationUpdated {
+        conversation_sid,
+        state,
+        ..
+    } = &record.event
+    else {
+        return None;
+    };
+    if *state == from {
+        return None;
+    }
+    let mut p = vec![
+        ("ConversationSid", conversation_sid.to_string()),
+        ("StateFrom", state_name(from).to_string()),
+        ("StateTo", state_name(*state).to_string()),
+        ("StateUpdated", iso8601_millis(record.header.recorded_at)),
+    ];
+    common_fields(
+        WebhookFilter::OnConversationStateUpdated,
+        &record.header,
+        &mut p,
+    );
+    Some(p)
+}
+
+/// Appends the fields every webhook has: `EventType`, `ChatServiceSid`,
+/// `Source` and, when an identity acted, `ClientIdentity`.
+fn common_fields(filter: WebhookFilter, h: &RecordHeader, p: &mut Vec<(&'static str, String)>) {
+    p.push(("EventType", filter.twilio_name().to_string()));
+    p.push(("ChatServiceSid", h.service_sid.to_string()));
+    match &h.actor {
+        Some(identity) => {
+            p.push(("Source", "SDK".to_string()));
+            p.push(("ClientIdentity", identity.clone()));
         }
-        .into())
+        None => p.push(("Source", "API".to_string())),
     }
 }
 
@@ -524,15 +684,7 @@ pub fn post_event_payload(
         }
         _ => return None,
     };
-    p.push(("EventType", filter.twilio_name().to_string()));
-    p.push(("ChatServiceSid", h.service_sid.to_string()));
-    match &h.actor {
-        Some(identity) => {
-            p.push(("Source", "SDK".to_string()));
-            p.push(("ClientIdentity", identity.clone()));
-        }
-        None => p.push(("Source", "API".to_string())),
-    }
+    common_fields(filter, h, &mut p);
     Some((filter, p))
 }
 

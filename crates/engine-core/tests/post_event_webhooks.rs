@@ -131,7 +131,7 @@ fn a_message_posts_a_signed_form_with_twilios_fields_and_media() {
         .unwrap();
     assert_eq!(
         header(request, &IDEMPOTENCY_HEADER.to_ascii_lowercase()),
-        Some(&*format!("{}-{position}", f.service))
+        Some(&*format!("{}-{position}-onMessageAdded", f.service))
     );
     assert_eq!(
         header(request, &SIGNATURE_HEADER.to_ascii_lowercase()),
@@ -217,6 +217,54 @@ fn only_the_configured_filters_fire() {
         .collect();
     assert_eq!(types, ["onMessageUpdated"]);
     assert_eq!(param(&form_decode(&seen[0].body), "Body"), Some("second"));
+}
+
+#[test]
+fn a_state_change_fires_on_conversation_state_updated_with_the_state_before() {
+    let (url, seen) = serve(vec![(200, ""), (200, ""), (200, "")]);
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    configure(
+        &f,
+        &url,
+        WebhookMethod::Post,
+        &["onConversationStateUpdated"],
+    );
+    let handle = f.engine.start_post_event_webhooks(fast_retries()).unwrap();
+    // The first update after start reads the state before from the log,
+    // the later ones from the reactor's cache; a rename is no state change.
+    f.run(UpdateConversation::new(f.service, c).state(ConversationState::Inactive));
+    f.run(UpdateConversation::new(f.service, c).friendly_name("renamed"));
+    f.run(UpdateConversation::new(f.service, c).state(ConversationState::Closed));
+    settle(&f, &handle);
+
+    let seen = seen.lock().clone();
+    let changes: Vec<(String, String, String)> = seen
+        .iter()
+        .map(|s| {
+            let p = form_decode(&s.body);
+            assert_eq!(param(&p, "ConversationSid"), Some(&*c.to_string()));
+            assert!(header(s, &IDEMPOTENCY_HEADER.to_ascii_lowercase())
+                .unwrap()
+                .ends_with("-onConversationStateUpdated"));
+            (
+                param(&p, "EventType").unwrap().to_string(),
+                param(&p, "StateFrom").unwrap().to_string(),
+                param(&p, "StateTo").unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = |from: &str, to: &str| {
+        (
+            "onConversationStateUpdated".to_string(),
+            from.to_string(),
+            to.to_string(),
+        )
+    };
+    assert_eq!(
+        changes,
+        [expected("active", "inactive"), expected("inactive", "closed")]
+    );
 }
 
 #[test]
