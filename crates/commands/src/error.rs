@@ -105,7 +105,9 @@ pub enum CommandError {
     /// A webhook filter is not one of Twilio's post-event filter names
     /// (`onMessageAdded`, …; see [`events::WebhookFilter`]). Nothing was
     /// written.
-    #[error("{filter:?} is not a post-event webhook filter (onMessageAdded, onParticipantAdded, …)")]
+    #[error(
+        "{filter:?} is not a post-event webhook filter (onMessageAdded, onParticipantAdded, …)"
+    )]
     UnknownWebhookFilter {
         /// The name given.
         filter: String,

@@ -203,10 +203,11 @@ pub(super) fn update_webhooks(
     }
     let mut filters = Vec::with_capacity(c.filters.len());
     for name in &c.filters {
-        let filter = WebhookFilter::from_twilio_name(name)
-            .ok_or_else(|| CommandError::UnknownWebhookFilter {
+        let filter = WebhookFilter::from_twilio_name(name).ok_or_else(|| {
+            CommandError::UnknownWebhookFilter {
                 filter: name.clone(),
-            })?;
+            }
+        })?;
         filters.push(filter);
     }
     filters.sort_unstable();

@@ -73,6 +73,6 @@ pub use reactor::{
     ReactorError, ReactorFilter, ReactorHandle, ReactorMetrics, ReactorSpec, ReactorStart,
 };
 pub use subscription::{SubscribeFrom, Subscription, SubscriptionError};
+pub use timers::{timer_command_id, timer_dates, TimerDates, TimerKind, TimerMetrics};
 #[cfg(feature = "webhook")]
 pub use webhooks::{WebhookOptions, POST_EVENT_WEBHOOKS_REACTOR};
-pub use timers::{timer_command_id, timer_dates, TimerDates, TimerKind, TimerMetrics};

@@ -63,8 +63,8 @@ use sha1::Sha1;
 
 use crate::log::CommittedRecord;
 use crate::reactor::{
-    HandlerError, Reactor, ReactorContext, ReactorError, ReactorFilter, ReactorHandle,
-    ReactorSpec, ReactorStart, REACTOR_ATTEMPTS_MAX_DEFAULT, REACTOR_BACKOFF_INITIAL_MS_DEFAULT,
+    HandlerError, Reactor, ReactorContext, ReactorError, ReactorFilter, ReactorHandle, ReactorSpec,
+    ReactorStart, REACTOR_ATTEMPTS_MAX_DEFAULT, REACTOR_BACKOFF_INITIAL_MS_DEFAULT,
     REACTOR_BACKOFF_MAX_MS_DEFAULT,
 };
 use crate::sources::Sources;
@@ -349,8 +349,7 @@ impl Reactor for PostEventWebhooks {
             return Ok(());
         };
         // A deleted service has no configuration: nothing to call.
-        let Some(config) =
-            cx.read(|rm| rm.service(&h.service_sid).map(|s| s.webhooks().clone()))
+        let Some(config) = cx.read(|rm| rm.service(&h.service_sid).map(|s| s.webhooks().clone()))
         else {
             return Ok(());
         };
@@ -846,8 +845,14 @@ mod tests {
             "2023-11-14T22:13:20.123Z"
         );
         // A leap day and the turn of a century leap year.
-        assert_eq!(iso8601_millis(951_782_400_000_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(iso8601_millis(1_709_164_799_999_999), "2024-02-28T23:59:59.999Z");
+        assert_eq!(
+            iso8601_millis(951_782_400_000_000),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            iso8601_millis(1_709_164_799_999_999),
+            "2024-02-28T23:59:59.999Z"
+        );
     }
 
     #[test]

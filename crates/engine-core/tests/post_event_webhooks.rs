@@ -105,7 +105,10 @@ fn a_message_posts_a_signed_form_with_twilios_fields_and_media() {
     assert_eq!(param(&params, "Author"), Some("alice"));
     assert_eq!(param(&params, "Body"), Some("hello & welcome, ü"));
     assert_eq!(param(&params, "Attributes"), Some("{}"));
-    assert_eq!(param(&params, "ChatServiceSid"), Some(&*f.service.to_string()));
+    assert_eq!(
+        param(&params, "ChatServiceSid"),
+        Some(&*f.service.to_string())
+    );
     assert_eq!(param(&params, "Source"), Some("API"));
     assert_eq!(param(&params, "RetryCount"), Some("0"));
     let date = param(&params, "DateCreated").unwrap();
@@ -122,20 +125,18 @@ fn a_message_posts_a_signed_form_with_twilios_fields_and_media() {
         }])
     );
     // The token names the record: service and log position.
-    let position = f
-        .engine
-        .log()
-        .head()
-        .next_position
-        .checked_sub(1)
-        .unwrap();
+    let position = f.engine.log().head().next_position.checked_sub(1).unwrap();
     assert_eq!(
         header(request, &IDEMPOTENCY_HEADER.to_ascii_lowercase()),
         Some(&*format!("{}-{position}-onMessageAdded", f.service))
     );
     assert_eq!(
         header(request, &SIGNATURE_HEADER.to_ascii_lowercase()),
-        Some(&*twilio_signature(SECRET, &called_url(&url, request), &params))
+        Some(&*twilio_signature(
+            SECRET,
+            &called_url(&url, request),
+            &params
+        ))
     );
 }
 
@@ -162,7 +163,11 @@ fn a_failing_receiver_gets_retries_with_one_token_and_finally_the_request() {
         assert_eq!(param(&params, "RetryCount"), Some(&*retry.to_string()));
         assert_eq!(
             header(request, &signature),
-            Some(&*twilio_signature(SECRET, &called_url(&url, request), &params))
+            Some(&*twilio_signature(
+                SECRET,
+                &called_url(&url, request),
+                &params
+            ))
         );
     }
     let metrics = handle.metrics();
@@ -263,7 +268,10 @@ fn a_state_change_fires_on_conversation_state_updated_with_the_state_before() {
     };
     assert_eq!(
         changes,
-        [expected("active", "inactive"), expected("inactive", "closed")]
+        [
+            expected("active", "inactive"),
+            expected("inactive", "closed")
+        ]
     );
 }
 
@@ -272,7 +280,12 @@ fn get_puts_the_payload_in_the_query_and_signs_the_whole_url() {
     let (url, seen) = serve(vec![(200, "")]);
     let f = open(EngineOptions::default());
     let with_query = format!("{url}?tenant=a%20b");
-    configure(&f, &with_query, WebhookMethod::Get, &["onConversationAdded"]);
+    configure(
+        &f,
+        &with_query,
+        WebhookMethod::Get,
+        &["onConversationAdded"],
+    );
     let handle = f.engine.start_post_event_webhooks(fast_retries()).unwrap();
     let c = f.conversation();
     settle(&f, &handle);
@@ -299,7 +312,12 @@ fn get_puts_the_payload_in_the_query_and_signs_the_whole_url() {
 fn the_configuration_survives_a_restart_and_is_used_after_it() {
     let (url, seen) = serve(vec![(200, "")]);
     let f = open(EngineOptions::default());
-    configure(&f, &url, WebhookMethod::Post, &["onUserAdded", "onMessageAdded"]);
+    configure(
+        &f,
+        &url,
+        WebhookMethod::Post,
+        &["onUserAdded", "onMessageAdded"],
+    );
     let expected = ServiceWebhooks {
         post_webhook_url: Some(url.clone()),
         method: WebhookMethod::Post,
@@ -331,7 +349,10 @@ fn a_bad_configuration_is_a_typed_error_and_writes_nothing() {
     let head = f.head();
     let base = || UpdateServiceWebhooks::new(f.service).post_webhook_url("https://example.com/h");
     let cases: Vec<(UpdateServiceWebhooks, &str)> = vec![
-        (base().filters(["onMessageAdded", "onMessageAdd"]), "unknown"),
+        (
+            base().filters(["onMessageAdded", "onMessageAdd"]),
+            "unknown",
+        ),
         (base().filters(["onmessageadded"]), "unknown"),
         (
             UpdateServiceWebhooks::new(f.service).post_webhook_url("ftp://example.com/h"),
@@ -415,10 +436,18 @@ fn twilio_python() -> Result<PathBuf, String> {
         true => Ok(()),
         false => Err(format!("{} {args:?} failed", program.display())),
     };
-    step(Path::new("python3"), &["-m", "venv", venv.to_str().unwrap()])?;
+    step(
+        Path::new("python3"),
+        &["-m", "venv", venv.to_str().unwrap()],
+    )?;
     step(
         &venv.join("bin/pip"),
-        &["install", "--quiet", "--disable-pip-version-check", "twilio"],
+        &[
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "twilio",
+        ],
     )?;
     std::fs::write(&ready, b"").map_err(|e| e.to_string())?;
     Ok(python)
@@ -460,10 +489,7 @@ sys.exit(0 if RequestValidator(secret).validate(url, params, signature) else 1)
 "#;
     let post = post_seen.lock()[0].clone();
     let get = get_seen.lock()[0].clone();
-    for (url, request, body) in [
-        (&post_url, &post, post.body.as_str()),
-        (&get_url, &get, ""),
-    ] {
+    for (url, request, body) in [(&post_url, &post, post.body.as_str()), (&get_url, &get, "")] {
         let signature = header(request, &SIGNATURE_HEADER.to_ascii_lowercase()).unwrap();
         let called = called_url(url, request);
         let accepted = run_bounded(&python, &["-c", script, SECRET, &called, body, signature]);

@@ -826,19 +826,21 @@ pub fn arb_command() -> BoxedStrategy<Command> {
             proptest::collection::vec(arb_text(), 0..4),
             arb_opt_text(),
         )
-            .prop_map(|(service, post_webhook_url, get, filters, signing_secret)| {
-                Command::UpdateServiceWebhooks(UpdateServiceWebhooks {
-                    service,
-                    post_webhook_url,
-                    method: if get {
-                        WebhookMethod::Get
-                    } else {
-                        WebhookMethod::Post
-                    },
-                    filters,
-                    signing_secret,
-                })
-            })
+            .prop_map(
+                |(service, post_webhook_url, get, filters, signing_secret)| {
+                    Command::UpdateServiceWebhooks(UpdateServiceWebhooks {
+                        service,
+                        post_webhook_url,
+                        method: if get {
+                            WebhookMethod::Get
+                        } else {
+                            WebhookMethod::Post
+                        },
+                        filters,
+                        signing_secret,
+                    })
+                },
+            )
             .boxed(),
     ];
     Union::new(arms).boxed()
@@ -1275,7 +1277,10 @@ pub fn arb_event() -> BoxedStrategy<Event> {
         (
             arb_opt_text(),
             any::<bool>(),
-            proptest::sample::subsequence(WebhookFilter::ALL.to_vec(), 0..=WebhookFilter::ALL.len()),
+            proptest::sample::subsequence(
+                WebhookFilter::ALL.to_vec(),
+                0..=WebhookFilter::ALL.len(),
+            ),
             arb_opt_text(),
         )
             .prop_map(|(post_webhook_url, get, filters, signing_secret)| {
