@@ -71,17 +71,17 @@ fn a_message_posts_a_signed_form_with_twilios_fields_and_media() {
     configure(&f, &url, WebhookMethod::Post, &["onMessageAdded"]);
     let handle = f.engine.start_post_event_webhooks(fast_retries()).unwrap();
     let c = f.conversation();
-    let media = vec![Media {
+    let media = Media {
         sid: MediaSid::derive(b"photo"),
         content_type: "image/jpeg".into(),
         filename: Some("cat & dog.jpg".into()),
         size: 12_345,
-    }];
+    };
     let posted = f.run(
         PostMessage::new(f.service, c)
             .author("alice")
             .body("hello & welcome, ü")
-            .media(media[0].clone()),
+            .media(media.clone()),
     );
     settle(&f, &handle);
 
@@ -118,7 +118,7 @@ fn a_message_posts_a_signed_form_with_twilios_fields_and_media() {
     assert_eq!(
         media_json,
         serde_json::json!([{
-            "Sid": media[0].sid.to_string(),
+            "Sid": media.sid.to_string(),
             "ContentType": "image/jpeg",
             "Filename": "cat & dog.jpg",
             "Size": 12_345,
