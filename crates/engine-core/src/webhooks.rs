@@ -38,6 +38,9 @@
 //!   [`crate::ReactorHandle::parked`] lists it and
 //!   [`crate::ReactorHandle::redrive`] sends it again. Records after a
 //!   failing one wait for it: webhooks are delivered in log order.
+//! - **HTTPS** needs the crate feature `webhook-tls`, as the webhook
+//!   channel adapter does; without it an `https://` URL's calls fail and
+//!   their records are parked with the client's error.
 //!
 //! - **State changes.** `onConversationStateUpdated` fires, after
 //!   `onConversationUpdated`, for a `ConversationUpdated` whose state
@@ -433,6 +436,17 @@ pub fn state_updated_payload(
     Some(p)
 }
 
+/// Appends `name` with `value`'s text if there is a value.
+fn push_opt(
+    p: &mut Vec<(&'static str, String)>,
+    name: &'static str,
+    value: Option<&impl ToString>,
+) {
+    if let Some(v) = value {
+        p.push((name, v.to_string()));
+    }
+}
+
 /// Appends the fields every webhook has: `EventType`, `ChatServiceSid`,
 /// `Source` and, when an identity acted, `ClientIdentity`.
 fn common_fields(filter: WebhookFilter, h: &RecordHeader, p: &mut Vec<(&'static str, String)>) {
@@ -477,12 +491,8 @@ pub fn post_event_payload(
             p.push(("MessageSid", message_sid.to_string()));
             p.push(("Index", index.to_string()));
             p.push(("Author", author.clone()));
-            if let Some(b) = body {
-                p.push(("Body", b.clone()));
-            }
-            if let Some(ps) = participant_sid {
-                p.push(("ParticipantSid", ps.to_string()));
-            }
+            push_opt(&mut p, "Body", body.as_ref());
+            push_opt(&mut p, "ParticipantSid", participant_sid.as_ref());
             if !media.is_empty() {
                 p.push(("Media", media_json(media)));
             }
@@ -500,9 +510,7 @@ pub fn post_event_payload(
             p.push(("ConversationSid", conversation_sid.to_string()));
             p.push(("MessageSid", message_sid.to_string()));
             p.push(("Index", index.to_string()));
-            if let Some(b) = body {
-                p.push(("Body", b.clone()));
-            }
+            push_opt(&mut p, "Body", body.as_ref());
             p.push(("Attributes", attributes.clone()));
             p.push(("DateUpdated", date));
             OnMessageUpdated
@@ -528,17 +536,15 @@ pub fn post_event_payload(
             ..
         } => {
             p.push(("ConversationSid", conversation_sid.to_string()));
-            if let Some(n) = friendly_name {
-                p.push(("FriendlyName", n.clone()));
-            }
-            if let Some(n) = unique_name {
-                p.push(("UniqueName", n.clone()));
-            }
+            push_opt(&mut p, "FriendlyName", friendly_name.as_ref());
+            push_opt(&mut p, "UniqueName", unique_name.as_ref());
             p.push(("Attributes", attributes.clone()));
             p.push(("State", state_name(*state).to_string()));
-            if let Some(m) = messaging_service_sid {
-                p.push(("MessagingServiceSid", m.clone()));
-            }
+            push_opt(
+                &mut p,
+                "MessagingServiceSid",
+                messaging_service_sid.as_ref(),
+            );
             p.push(("DateCreated", date));
             OnConversationAdded
         }
@@ -551,12 +557,8 @@ pub fn post_event_payload(
             ..
         } => {
             p.push(("ConversationSid", conversation_sid.to_string()));
-            if let Some(n) = friendly_name {
-                p.push(("FriendlyName", n.clone()));
-            }
-            if let Some(n) = unique_name {
-                p.push(("UniqueName", n.clone()));
-            }
+            push_opt(&mut p, "FriendlyName", friendly_name.as_ref());
+            push_opt(&mut p, "UniqueName", unique_name.as_ref());
             p.push(("Attributes", attributes.clone()));
             p.push(("State", state_name(*state).to_string()));
             p.push(("DateUpdated", date));
@@ -586,15 +588,15 @@ pub fn post_event_payload(
                 }) => {
                     p.push(("MessagingBinding.Address", address.clone()));
                     p.push(("MessagingBinding.ProxyAddress", proxy_address.clone()));
-                    if let Some(a) = projected_address {
-                        p.push(("MessagingBinding.ProjectedAddress", a.clone()));
-                    }
+                    push_opt(
+                        &mut p,
+                        "MessagingBinding.ProjectedAddress",
+                        projected_address.as_ref(),
+                    );
                 }
             }
             p.push(("Attributes", attributes.clone()));
-            if let Some(r) = role_sid {
-                p.push(("RoleSid", r.to_string()));
-            }
+            push_opt(&mut p, "RoleSid", role_sid.as_ref());
             p.push(("DateCreated", date));
             OnParticipantAdded
         }
@@ -607,9 +609,7 @@ pub fn post_event_payload(
             p.push(("ConversationSid", conversation_sid.to_string()));
             p.push(("ParticipantSid", participant_sid.to_string()));
             p.push(("Attributes", attributes.clone()));
-            if let Some(r) = role_sid {
-                p.push(("RoleSid", r.to_string()));
-            }
+            push_opt(&mut p, "RoleSid", role_sid.as_ref());
             p.push(("DateUpdated", date));
             OnParticipantUpdated
         }
@@ -636,12 +636,8 @@ pub fn post_event_payload(
             p.push(("MessageSid", message_sid.to_string()));
             p.push(("ParticipantSid", participant_sid.to_string()));
             p.push(("Status", delivery_status_name(*status).to_string()));
-            if let Some(code) = error_code {
-                p.push(("ErrorCode", code.to_string()));
-            }
-            if let Some(c) = channel_message_sid {
-                p.push(("ChannelMessageSid", c.clone()));
-            }
+            push_opt(&mut p, "ErrorCode", error_code.as_ref());
+            push_opt(&mut p, "ChannelMessageSid", channel_message_sid.as_ref());
             p.push(("DateUpdated", date));
             OnDeliveryUpdated
         }
@@ -654,13 +650,9 @@ pub fn post_event_payload(
         } => {
             p.push(("UserSid", user_sid.to_string()));
             p.push(("Identity", identity.clone()));
-            if let Some(n) = friendly_name {
-                p.push(("FriendlyName", n.clone()));
-            }
+            push_opt(&mut p, "FriendlyName", friendly_name.as_ref());
             p.push(("Attributes", attributes.clone()));
-            if let Some(r) = role_sid {
-                p.push(("RoleSid", r.to_string()));
-            }
+            push_opt(&mut p, "RoleSid", role_sid.as_ref());
             p.push(("DateCreated", date));
             OnUserAdded
         }
@@ -671,13 +663,9 @@ pub fn post_event_payload(
             role_sid,
         } => {
             p.push(("UserSid", user_sid.to_string()));
-            if let Some(n) = friendly_name {
-                p.push(("FriendlyName", n.clone()));
-            }
+            push_opt(&mut p, "FriendlyName", friendly_name.as_ref());
             p.push(("Attributes", attributes.clone()));
-            if let Some(r) = role_sid {
-                p.push(("RoleSid", r.to_string()));
-            }
+            push_opt(&mut p, "RoleSid", role_sid.as_ref());
             p.push(("DateUpdated", date));
             OnUserUpdated
         }

@@ -332,6 +332,14 @@ fn the_configuration_survives_a_restart_and_is_used_after_it() {
     assert_eq!(read(&f), expected);
     let f = f.restart(EngineOptions::default());
     assert_eq!(read(&f), expected);
+    // A fold of the log gives the live read models, rows included.
+    let folded =
+        engine_core::fold_records(f.engine.log().read_range(0..f.head()), &mut |_| {}).unwrap();
+    assert_eq!(
+        f.engine.live_digest().unwrap(),
+        engine_core::state_digest(&folded).unwrap()
+    );
+    assert!(f.engine.read(|rm| *rm == folded));
 
     let handle = f.engine.start_post_event_webhooks(fast_retries()).unwrap();
     f.run(CreateUser::new(f.service, "dave"));

@@ -831,11 +831,7 @@ pub fn arb_command() -> BoxedStrategy<Command> {
                     Command::UpdateServiceWebhooks(UpdateServiceWebhooks {
                         service,
                         post_webhook_url,
-                        method: if get {
-                            WebhookMethod::Get
-                        } else {
-                            WebhookMethod::Post
-                        },
+                        method: webhook_method(get),
                         filters,
                         signing_secret,
                     })
@@ -844,6 +840,15 @@ pub fn arb_command() -> BoxedStrategy<Command> {
             .boxed(),
     ];
     Union::new(arms).boxed()
+}
+
+/// `GET` for `true`, `POST` for `false`.
+fn webhook_method(get: bool) -> WebhookMethod {
+    if get {
+        WebhookMethod::Get
+    } else {
+        WebhookMethod::Post
+    }
 }
 
 /// Any command envelope.
@@ -1287,11 +1292,7 @@ pub fn arb_event() -> BoxedStrategy<Event> {
                 Event::ServiceWebhooksUpdated {
                     webhooks: ServiceWebhooks {
                         post_webhook_url,
-                        method: if get {
-                            WebhookMethod::Get
-                        } else {
-                            WebhookMethod::Post
-                        },
+                        method: webhook_method(get),
                         filters,
                         signing_secret,
                     },
