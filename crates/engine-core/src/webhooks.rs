@@ -23,9 +23,12 @@
 //! - **Idempotency.** Every attempt at one webhook carries the same
 //!   [`IDEMPOTENCY_HEADER`] (`I-Twilio-Idempotency-Token`, Twilio's name):
 //!   `<service SID>-<log position>-<EventType>` (a record fires two
-//!   webhooks when a conversation update changes its state), unique per
-//!   webhook and stable across retries, replays, re-drives and restarts,
-//!   so a receiver can drop repeats. Delivery is at least once.
+//!   webhooks when a conversation update changes its state), plus
+//!   `-<webhook SID>` for a conversation-scoped one: unique per webhook
+//!   and stable across retries, replays, re-drives and restarts, so a
+//!   receiver can drop repeats. Delivery is at least once; a record's
+//!   webhooks are called in order (service, then conversation-scoped by
+//!   SID), and a retry calls them all again.
 //! - **Signature.** With a signing secret, [`SIGNATURE_HEADER`]
 //!   (`X-Twilio-Signature`) is [`twilio_signature`] of the URL called and
 //!   the form parameters, exactly as Twilio computes it, so Twilio's
@@ -52,16 +55,26 @@
 //!   re-drive) from the conversation's stream in the log, read up to the
 //!   record. Only services with that filter use either.
 //!
-//! Conversation-scoped webhooks are not built.
+//! - **Conversation-scoped webhooks** ([`events::CreateConversationWebhook`],
+//!   rows of the conversation in the read models): a `webhook` target is
+//!   called like the service's URL for the events of its conversation its
+//!   filters name; a `trigger` is called with `onMessageAdded` when a new
+//!   message's body holds one of its keywords ([`body_triggers`]). Both
+//!   are signed with the service's secret, and their tokens end in
+//!   `-<webhook SID>`. They are read when the record is delivered, so a
+//!   deleted conversation's webhooks get no `onConversationRemoved`.
+//!   `Target=studio` is not built: a host hands conversations to a flow
+//!   with a reactor of its own ([`crate::reactor`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use events::{
     ConversationSid, ConversationState, Event, MessagingBinding, ParticipantKind, RecordHeader,
-    ServiceWebhooks, WebhookFilter, WebhookMethod,
+    WebhookFilter, WebhookMethod, WebhookTarget,
 };
 use hmac::{Hmac, Mac};
+use projections::ConversationWebhookRow;
 use sha1::Sha1;
 
 use crate::log::CommittedRecord;
@@ -251,29 +264,28 @@ impl PostEventWebhooks {
         Ok(before)
     }
 
-    /// Calls `url` with one webhook's `params`, as `config` says.
+    /// Calls one webhook: `params` to `url` by `method`, signed with
+    /// `secret` if there is one.
     ///
     /// Errors: [`WebhookFailure`] for a failed call or a non-2xx answer.
-    fn call(
-        &self,
-        config: &ServiceWebhooks,
-        url: &str,
-        token: &str,
-        params: &[(&str, String)],
-    ) -> Result<(), WebhookFailure> {
+    fn call(&self, call: &Call, secret: Option<&str>) -> Result<(), WebhookFailure> {
+        let Call {
+            url,
+            method,
+            token,
+            params,
+        } = call;
+        let (url, token) = (url.as_str(), token.as_str());
         let query = form_encode(params);
-        let (target, signed_params): (String, &[(&str, String)]) = match config.method {
+        let (target, signed_params): (String, &[(&str, String)]) = match method {
             WebhookMethod::Post => (url.to_string(), params),
             WebhookMethod::Get => {
                 let sep = if url.contains('?') { '&' } else { '?' };
                 (format!("{url}{sep}{query}"), &[])
             }
         };
-        let signature = config
-            .signing_secret
-            .as_deref()
-            .map(|secret| twilio_signature(secret, &target, signed_params));
-        let sent = match config.method {
+        let signature = secret.map(|secret| twilio_signature(secret, &target, signed_params));
+        let sent = match method {
             WebhookMethod::Post => {
                 let mut request = self
                     .agent
@@ -338,6 +350,28 @@ enum WebhookFailure {
     },
 }
 
+/// One webhook to call.
+struct Call {
+    url: String,
+    method: WebhookMethod,
+    /// The idempotency token.
+    token: String,
+    params: Vec<(&'static str, String)>,
+}
+
+/// Whether `body` holds one of `triggers`: a word of it (split at
+/// whitespace, ASCII punctuation trimmed) equal to a keyword, ignoring
+/// case.
+pub fn body_triggers(body: &str, triggers: &[String]) -> bool {
+    body.split_whitespace()
+        .map(|w| w.trim_matches(|c: char| c.is_ascii_punctuation()))
+        .any(|w| {
+            triggers
+                .iter()
+                .any(|t| t.to_lowercase() == w.to_lowercase())
+        })
+}
+
 impl Reactor for PostEventWebhooks {
     fn react(
         &mut self,
@@ -351,18 +385,34 @@ impl Reactor for PostEventWebhooks {
         let Some((filter, params)) = post_event_payload(record) else {
             return Ok(());
         };
-        // A deleted service has no configuration: nothing to call.
-        let Some(config) = cx.read(|rm| rm.service(&h.service_sid).map(|s| s.webhooks().clone()))
-        else {
+        // A deleted service (or conversation) has no configuration:
+        // nothing to call.
+        let Some((config, hooks)) = cx.read(|rm| {
+            let svc = rm.service(&h.service_sid)?;
+            let hooks: Vec<ConversationWebhookRow> = h
+                .conversation_sid
+                .and_then(|c| svc.conversation_by_sid(&c))
+                .map(|c| c.webhooks().values().cloned().collect())
+                .unwrap_or_default();
+            Some((svc.webhooks().clone(), hooks))
+        }) else {
             return Ok(());
         };
-        let Some(url) = config.post_webhook_url.as_deref() else {
-            return Ok(());
-        };
-        let mut calls = Vec::new();
-        if config.filters.contains(&filter) {
-            calls.push(params);
+        // (url, method, filters, token suffix) of each webhook with filters.
+        let mut targets: Vec<(&str, WebhookMethod, &[WebhookFilter], String)> = Vec::new();
+        if let Some(url) = config.post_webhook_url.as_deref() {
+            targets.push((url, config.method, &config.filters, String::new()));
         }
+        for hook in &hooks {
+            if hook.webhook.target == WebhookTarget::Webhook {
+                let w = &hook.webhook;
+                targets.push((&w.url, w.method, &w.filters, format!("-{}", hook.sid)));
+            }
+        }
+        let state_wanted = targets
+            .iter()
+            .any(|t| t.2.contains(&WebhookFilter::OnConversationStateUpdated));
+        let mut state_params = None;
         let mut new_state = None;
         if let Event::ConversationUpdated {
             conversation_sid,
@@ -370,27 +420,64 @@ impl Reactor for PostEventWebhooks {
             ..
         } = &record.event
         {
-            if config
-                .filters
-                .contains(&WebhookFilter::OnConversationStateUpdated)
-            {
+            if state_wanted {
                 let before = self.state_before(h, *conversation_sid)?;
-                if let Some(p) = before.and_then(|b| state_updated_payload(record, b)) {
-                    calls.push(p);
-                }
+                state_params = before.and_then(|b| state_updated_payload(record, b));
                 new_state = Some((*conversation_sid, *state));
             }
         }
         let retry_count = cx.attempt().saturating_sub(1).to_string();
-        for mut params in calls {
-            let event_type = params
-                .iter()
-                .find(|(k, _)| *k == "EventType")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
-            params.push(("RetryCount", retry_count.clone()));
-            let token = format!("{}-{}-{event_type}", h.service_sid, h.position);
-            self.call(&config, url, &token, &params)?;
+        let token = |event: WebhookFilter, suffix: &str| {
+            format!(
+                "{}-{}-{}{suffix}",
+                h.service_sid,
+                h.position,
+                event.twilio_name()
+            )
+        };
+        let with_retry = |mut p: Vec<(&'static str, String)>| {
+            p.push(("RetryCount", retry_count.clone()));
+            p
+        };
+        let mut calls = Vec::new();
+        for (url, method, filters, suffix) in &targets {
+            if filters.contains(&filter) {
+                calls.push(Call {
+                    url: url.to_string(),
+                    method: *method,
+                    token: token(filter, suffix),
+                    params: with_retry(params.clone()),
+                });
+            }
+            if let Some(p) = &state_params {
+                if filters.contains(&WebhookFilter::OnConversationStateUpdated) {
+                    calls.push(Call {
+                        url: url.to_string(),
+                        method: *method,
+                        token: token(WebhookFilter::OnConversationStateUpdated, suffix),
+                        params: with_retry(p.clone()),
+                    });
+                }
+            }
+        }
+        if let Event::MessageAdded {
+            body: Some(body), ..
+        } = &record.event
+        {
+            for hook in &hooks {
+                let w = &hook.webhook;
+                if w.target == WebhookTarget::Trigger && body_triggers(body, &w.triggers) {
+                    calls.push(Call {
+                        url: w.url.clone(),
+                        method: w.method,
+                        token: token(filter, &format!("-{}", hook.sid)),
+                        params: with_retry(params.clone()),
+                    });
+                }
+            }
+        }
+        for call in &calls {
+            self.call(call, config.signing_secret.as_deref())?;
         }
         if let Some((conversation, state)) = new_state {
             if self.states.len() >= CONVERSATION_STATES_CACHED_MAX {

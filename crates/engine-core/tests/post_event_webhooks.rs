@@ -276,6 +276,164 @@ fn a_state_change_fires_on_conversation_state_updated_with_the_state_before() {
 }
 
 #[test]
+fn a_trigger_fires_on_its_keywords_only() {
+    let (url, seen) = serve(vec![(200, ""), (200, ""), (200, "")]);
+    let f = open(EngineOptions::default());
+    // The service's secret signs conversation-scoped webhooks too; the
+    // service itself has no post-event URL.
+    f.run(UpdateServiceWebhooks::new(f.service).signing_secret(SECRET));
+    let c = f.conversation();
+    let other = f.conversation();
+    let trigger = f.run(
+        CreateConversationWebhook::new(f.service, c, WebhookTarget::Trigger, url.clone())
+            .triggers(["support", "Hilfe"]),
+    );
+    let handle = f.engine.start_post_event_webhooks(fast_retries()).unwrap();
+    f.post(c, "customer", "hello there");
+    f.post(c, "customer", "I need SUPPORT!");
+    f.post(other, "customer", "support");
+    f.post(c, "customer", "supportive words");
+    f.post(c, "customer", "hilfe bitte");
+    settle(&f, &handle);
+
+    let requests = seen.lock().clone();
+    let bodies: Vec<String> = requests
+        .iter()
+        .map(|s| {
+            let p = form_decode(&s.body);
+            assert_eq!(param(&p, "EventType"), Some("onMessageAdded"));
+            assert_eq!(param(&p, "ConversationSid"), Some(&*c.to_string()));
+            assert!(header(s, &IDEMPOTENCY_HEADER.to_ascii_lowercase())
+                .unwrap()
+                .ends_with(&format!("-onMessageAdded-{trigger}")));
+            assert_eq!(
+                header(s, &SIGNATURE_HEADER.to_ascii_lowercase()),
+                Some(&*twilio_signature(SECRET, &called_url(&url, s), &p))
+            );
+            param(&p, "Body").unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(bodies, ["I need SUPPORT!", "hilfe bitte"]);
+
+    // Deleted, it fires no more.
+    f.run(DeleteConversationWebhook::new(f.service, c, trigger));
+    f.post(c, "customer", "support");
+    settle(&f, &handle);
+    assert_eq!(seen.lock().len(), 2);
+}
+
+#[test]
+fn a_conversation_webhook_gets_its_conversations_filtered_events() {
+    let (url, seen) = serve(vec![(200, ""), (200, ""), (200, "")]);
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    let other = f.conversation();
+    let hook = f.run(
+        CreateConversationWebhook::new(f.service, c, WebhookTarget::Webhook, url.clone())
+            .method(WebhookMethod::Get)
+            .filters(["onParticipantAdded"]),
+    );
+    let stored = f.engine.read(|rm| {
+        let conv = rm
+            .service(&f.service)
+            .unwrap()
+            .conversation_by_sid(&c)
+            .unwrap();
+        conv.webhooks().get(&hook).map(|row| row.webhook.clone())
+    });
+    assert_eq!(
+        stored,
+        Some(ConversationWebhook {
+            target: WebhookTarget::Webhook,
+            url: url.clone(),
+            method: WebhookMethod::Get,
+            filters: vec![WebhookFilter::OnParticipantAdded],
+            triggers: Vec::new(),
+        })
+    );
+    let handle = f.engine.start_post_event_webhooks(fast_retries()).unwrap();
+    f.post(c, "system", "not a participant event");
+    f.join(other, "erin");
+    let p = f.join(c, "frank");
+    settle(&f, &handle);
+
+    let seen = seen.lock().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, "GET");
+    // Unsigned: the service has no secret.
+    assert_eq!(
+        header(&seen[0], &SIGNATURE_HEADER.to_ascii_lowercase()),
+        None
+    );
+    let query = form_decode(seen[0].path.split_once('?').unwrap().1);
+    assert_eq!(param(&query, "EventType"), Some("onParticipantAdded"));
+    assert_eq!(param(&query, "ParticipantSid"), Some(&*p.to_string()));
+}
+
+#[test]
+fn a_bad_conversation_webhook_is_a_typed_error_and_writes_nothing() {
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    let head = f.head();
+    let url = "https://example.com/w";
+    let webhook = || CreateConversationWebhook::new(f.service, c, WebhookTarget::Webhook, url);
+    let trigger = || CreateConversationWebhook::new(f.service, c, WebhookTarget::Trigger, url);
+    let cases: Vec<(CreateConversationWebhook, &str)> = vec![
+        (webhook(), "invalid"),
+        (webhook().filters(["onMessageAdd"]), "unknown"),
+        (
+            webhook().filters(["onMessageAdded"]).triggers(["x"]),
+            "invalid",
+        ),
+        (trigger(), "invalid"),
+        (trigger().triggers(["two words"]), "invalid"),
+        (
+            trigger().triggers(["ok"]).filters(["onMessageAdded"]),
+            "invalid",
+        ),
+        (
+            trigger().triggers(["k".repeat(limits::WEBHOOK_TRIGGER_CHARS_MAX + 1)]),
+            "too long",
+        ),
+        (
+            trigger()
+                .triggers((0..=limits::WEBHOOK_TRIGGERS_PER_WEBHOOK_MAX).map(|i| format!("k{i}"))),
+            "too long",
+        ),
+        (
+            CreateConversationWebhook::new(f.service, c, WebhookTarget::Trigger, "mailto:x")
+                .triggers(["ok"]),
+            "invalid",
+        ),
+    ];
+    for (command, kind) in cases {
+        let err = f.try_run(command.clone()).unwrap_err();
+        let matches = match kind {
+            "unknown" => matches!(err, CommandError::UnknownWebhookFilter { .. }),
+            "invalid" => matches!(err, CommandError::Invalid { .. }),
+            _ => matches!(err, CommandError::TooLong { .. }),
+        };
+        assert!(matches, "{command:?}: {err:?}");
+    }
+    let missing = WebhookSid::derive(b"none");
+    assert!(matches!(
+        f.try_run(DeleteConversationWebhook::new(f.service, c, missing)),
+        Err(CommandError::NotFound { .. })
+    ));
+    assert_eq!(f.head(), head, "nothing written");
+    // The limit per conversation.
+    for _ in 0..limits::CONVERSATION_WEBHOOKS_PER_CONVERSATION_MAX {
+        f.run(trigger().triggers(["ok"]));
+    }
+    let head = f.head();
+    assert!(matches!(
+        f.try_run(trigger().triggers(["ok"])),
+        Err(CommandError::TooLong { .. })
+    ));
+    assert_eq!(f.head(), head);
+}
+
+#[test]
 fn get_puts_the_payload_in_the_query_and_signs_the_whole_url() {
     let (url, seen) = serve(vec![(200, "")]);
     let f = open(EngineOptions::default());

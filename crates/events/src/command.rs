@@ -1284,6 +1284,95 @@ impl UpdateServiceWebhooks {
     }
 }
 
+/// Add a conversation-scoped webhook (Twilio's conversation Webhook
+/// resource): a [`WebhookTarget::Webhook`] called for the events its
+/// `filters` name, or a [`WebhookTarget::Trigger`] called with
+/// `onMessageAdded` when a new message holds one of its `triggers`
+/// keywords. Filters are Twilio's names, checked when the command is
+/// decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateConversationWebhook {
+    /// The service.
+    pub service: ServiceSid,
+    /// The conversation.
+    pub conversation: ConversationRef,
+    /// What it does.
+    pub target: WebhookTarget,
+    /// Where it calls (`Configuration.Url`).
+    pub url: String,
+    /// How it calls (`Configuration.Method`, default `POST`).
+    pub method: WebhookMethod,
+    /// `Configuration.Filters`, for a webhook.
+    pub filters: Vec<String>,
+    /// `Configuration.Triggers`, for a trigger.
+    pub triggers: Vec<String>,
+}
+
+impl CreateConversationWebhook {
+    /// A webhook with `target` calling `url` by POST, with no filters or
+    /// keywords yet.
+    pub fn new(
+        service: ServiceSid,
+        conversation: impl Into<ConversationRef>,
+        target: WebhookTarget,
+        url: impl Into<String>,
+    ) -> Self {
+        CreateConversationWebhook {
+            service,
+            conversation: conversation.into(),
+            target,
+            url: url.into(),
+            method: WebhookMethod::Post,
+            filters: Vec::new(),
+            triggers: Vec::new(),
+        }
+    }
+
+    /// Sets how it calls.
+    pub fn method(mut self, method: WebhookMethod) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Sets the filters, by Twilio's names (`onMessageAdded`, …).
+    pub fn filters<S: Into<String>>(mut self, filters: impl IntoIterator<Item = S>) -> Self {
+        self.filters = filters.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the trigger keywords.
+    pub fn triggers<S: Into<String>>(mut self, triggers: impl IntoIterator<Item = S>) -> Self {
+        self.triggers = triggers.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// Delete a conversation-scoped webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteConversationWebhook {
+    /// The service.
+    pub service: ServiceSid,
+    /// The conversation.
+    pub conversation: ConversationRef,
+    /// The webhook.
+    pub webhook: WebhookSid,
+}
+
+impl DeleteConversationWebhook {
+    /// Deletes `webhook` of `conversation`.
+    pub fn new(
+        service: ServiceSid,
+        conversation: impl Into<ConversationRef>,
+        webhook: WebhookSid,
+    ) -> Self {
+        DeleteConversationWebhook {
+            service,
+            conversation: conversation.into(),
+            webhook,
+        }
+    }
+}
+
 /// Declares [`Command`]: one newtype variant per command struct, in this
 /// order (the order is the serialised form: variant indices are part of a
 /// command's canonical bytes, hence of its idempotency fingerprint, so
@@ -1377,6 +1466,8 @@ commands! {
     ReceiveInbound,
     RecordDeliveryAttemptFailed,
     UpdateServiceWebhooks,
+    CreateConversationWebhook,
+    DeleteConversationWebhook,
 }
 
 impl Command {

@@ -292,6 +292,22 @@ pub enum Event {
         /// The new configuration.
         webhooks: ServiceWebhooks,
     },
+    /// A conversation-scoped webhook was added.
+    ConversationWebhookCreated {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// The webhook.
+        webhook_sid: WebhookSid,
+        /// Its target and configuration.
+        webhook: ConversationWebhook,
+    },
+    /// A conversation-scoped webhook was deleted.
+    ConversationWebhookRemoved {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// The webhook.
+        webhook_sid: WebhookSid,
+    },
 }
 
 impl Event {
@@ -336,6 +352,12 @@ impl Event {
                 conversation_sid, ..
             }
             | DeliveryAttemptFailed {
+                conversation_sid, ..
+            }
+            | ConversationWebhookCreated {
+                conversation_sid, ..
+            }
+            | ConversationWebhookRemoved {
                 conversation_sid, ..
             } => Some(*conversation_sid),
             ServiceCreated { .. }
@@ -386,6 +408,8 @@ impl Event {
             ServiceConfigurationUpdated { .. } => "service_configuration_updated",
             DeliveryAttemptFailed { .. } => "delivery_attempt_failed",
             ServiceWebhooksUpdated { .. } => "service_webhooks_updated",
+            ConversationWebhookCreated { .. } => "conversation_webhook_created",
+            ConversationWebhookRemoved { .. } => "conversation_webhook_removed",
         }
     }
 }

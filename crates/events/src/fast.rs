@@ -35,16 +35,16 @@ use crate::command::CommandId;
 use crate::event::Event;
 use crate::limits::{IDENTITY_CHARS_MAX, RECORD_BYTES_MAX};
 use crate::model::{
-    AddressType, AutoCreation, ConversationState, DeliveryStatus, Media, MessagingBinding,
-    NotificationLevel, ParticipantKind, Permission, RoleType, ServiceWebhooks, Timers,
-    WebhookFilter, WebhookMethod,
+    AddressType, AutoCreation, ConversationState, ConversationWebhook, DeliveryStatus, Media,
+    MessagingBinding, NotificationLevel, ParticipantKind, Permission, RoleType, ServiceWebhooks,
+    Timers, WebhookFilter, WebhookMethod, WebhookTarget,
 };
 use crate::record::{
     chain_hash_of_bytes, decode_event, encode_header, CodecError, Hash, Record, RecordHeader,
 };
 use crate::sid::{
     AddressConfigurationSid, ConversationSid, MediaSid, MessageSid, ParticipantSid, ReceiptSid,
-    RoleSid, ServiceSid, UserSid,
+    RoleSid, ServiceSid, UserSid, WebhookSid,
 };
 
 /// The format versions the fast path parses in place: every version the
@@ -65,7 +65,7 @@ const VARINT_U64_TAG: u8 = 253;
 
 /// Variants of [`Event`]: the length of [`EVENT_TYPE_NAMES`], which
 /// [`event_variant_index`] (an exhaustive match) indexes.
-pub const EVENT_VARIANTS: usize = 27;
+pub const EVENT_VARIANTS: usize = 29;
 /// Variants of [`crate::Permission`].
 pub const PERMISSION_VARIANTS: u64 = 21;
 /// Variants of [`crate::RoleType`].
@@ -82,6 +82,8 @@ pub const ADDRESS_TYPE_VARIANTS: u64 = 8;
 pub const DELIVERY_STATUS_VARIANTS: u64 = 5;
 /// Variants of [`crate::WebhookMethod`].
 pub const WEBHOOK_METHOD_VARIANTS: u64 = 2;
+/// Variants of [`crate::WebhookTarget`].
+pub const WEBHOOK_TARGET_VARIANTS: u64 = 2;
 /// Variants of [`crate::WebhookFilter`].
 pub const WEBHOOK_FILTER_VARIANTS: u64 = crate::WebhookFilter::ALL.len() as u64;
 
@@ -114,6 +116,8 @@ pub const EVENT_TYPE_NAMES: [&str; EVENT_VARIANTS] = [
     "service_configuration_updated",
     "delivery_attempt_failed",
     "service_webhooks_updated",
+    "conversation_webhook_created",
+    "conversation_webhook_removed",
 ];
 
 /// The declaration index of an event's variant: a compile error here means
@@ -148,6 +152,8 @@ pub fn event_variant_index(event: &Event) -> usize {
         ServiceConfigurationUpdated { .. } => 24,
         DeliveryAttemptFailed { .. } => 25,
         ServiceWebhooksUpdated { .. } => 26,
+        ConversationWebhookCreated { .. } => 27,
+        ConversationWebhookRemoved { .. } => 28,
     }
 }
 
@@ -642,6 +648,22 @@ impl Cursor<'_> {
                 self.seq(|c| c.unit_enum(WEBHOOK_FILTER_VARIANTS))?;
                 self.opt_string()
             }
+            // ConversationWebhookCreated { conversation_sid, webhook_sid,
+            // webhook: { target, url, method, filters, triggers } }
+            27 => {
+                self.sid()?;
+                self.sid()?;
+                self.unit_enum(WEBHOOK_TARGET_VARIANTS)?;
+                self.string()?;
+                self.unit_enum(WEBHOOK_METHOD_VARIANTS)?;
+                self.seq(|c| c.unit_enum(WEBHOOK_FILTER_VARIANTS))?;
+                self.seq(Self::string)
+            }
+            // ConversationWebhookRemoved { conversation_sid, webhook_sid }
+            28 => {
+                self.sid()?;
+                self.sid()
+            }
             _ => None,
         }
     }
@@ -676,10 +698,11 @@ pub fn is_valid_event_v1(payload: &[u8], conversation: Option<&[u8; SID_BYTES]>)
     // after the variant index (a one-byte varint: fewer than 251 variants).
     // Those variants: ConversationCreated ..= MessageRemoved (6..=15),
     // UserConversationUpdated (19), DeliveryReceiptRecorded (23),
-    // DeliveryAttemptFailed (25).
+    // DeliveryAttemptFailed (25), ConversationWebhookCreated and
+    // ConversationWebhookRemoved (27, 28).
     let has_conversation = matches!(
         payload.first(),
-        Some(6..=15) | Some(19) | Some(23) | Some(25)
+        Some(6..=15) | Some(19) | Some(23) | Some(25) | Some(27) | Some(28)
     );
     match (has_conversation, conversation) {
         (true, Some(c)) => payload.get(1..1 + SID_BYTES) == Some(c.as_slice()),
@@ -976,6 +999,32 @@ pub fn sample_events() -> Vec<Event> {
                 filters: WebhookFilter::ALL.to_vec(),
                 signing_secret: Some("s3cret".into()),
             },
+        },
+        Event::ConversationWebhookCreated {
+            conversation_sid: c,
+            webhook_sid: WebhookSid::derive(b"w"),
+            webhook: ConversationWebhook {
+                target: WebhookTarget::Trigger,
+                url: "http://127.0.0.1/t".into(),
+                method: WebhookMethod::Post,
+                filters: Vec::new(),
+                triggers: vec!["support".into(), "ünï".into()],
+            },
+        },
+        Event::ConversationWebhookCreated {
+            conversation_sid: c,
+            webhook_sid: WebhookSid::derive(b"x"),
+            webhook: ConversationWebhook {
+                target: WebhookTarget::Webhook,
+                url: "https://example.com/w".into(),
+                method: WebhookMethod::Get,
+                filters: vec![WebhookFilter::OnMessageAdded],
+                triggers: Vec::new(),
+            },
+        },
+        Event::ConversationWebhookRemoved {
+            conversation_sid: c,
+            webhook_sid: WebhookSid::derive(b"w"),
         },
     ]
 }

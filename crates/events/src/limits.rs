@@ -71,3 +71,12 @@ pub const WEBHOOK_URL_CHARS_MAX: usize = 2_048;
 /// longer than its 64-byte block first, so 256 bytes is ample for any
 /// generated secret while bounding the record.
 pub const WEBHOOK_SIGNING_SECRET_BYTES_MAX: usize = 256;
+/// Conversation-scoped webhooks on one conversation. Ours: Twilio
+/// documents none; each one is checked for every event of the
+/// conversation, so the count is kept small.
+pub const CONVERSATION_WEBHOOKS_PER_CONVERSATION_MAX: usize = 10;
+/// Keywords of one trigger webhook (`Configuration.Triggers`). Ours:
+/// every word of every new message is compared with each.
+pub const WEBHOOK_TRIGGERS_PER_WEBHOOK_MAX: usize = 32;
+/// One trigger keyword, in characters. Ours: a keyword is one word.
+pub const WEBHOOK_TRIGGER_CHARS_MAX: usize = 64;

@@ -354,3 +354,36 @@ impl std::fmt::Debug for ServiceWebhooks {
             .finish()
     }
 }
+
+/// What a conversation-scoped webhook does (Twilio `Target`; `studio` is
+/// not built: a host hands conversations to a flow with a reactor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookTarget {
+    /// Calls its URL for the events its filters name.
+    Webhook,
+    /// Calls its URL with `onMessageAdded` when a new message's body holds
+    /// one of its keywords (`Configuration.Triggers`).
+    Trigger,
+}
+
+/// A conversation-scoped webhook (Twilio's conversation Webhook
+/// resource: `Target`, `Configuration.Url`, `Configuration.Method`,
+/// `Configuration.Filters`, `Configuration.Triggers`). Its requests are
+/// signed with the service's signing secret ([`ServiceWebhooks`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConversationWebhook {
+    /// What it does.
+    pub target: WebhookTarget,
+    /// Where it calls (`http` or `https`).
+    pub url: String,
+    /// How it calls.
+    pub method: WebhookMethod,
+    /// For [`WebhookTarget::Webhook`]: the events it is called for,
+    /// without repeats, in [`WebhookFilter::ALL`] order; empty for a
+    /// trigger.
+    pub filters: Vec<WebhookFilter>,
+    /// For [`WebhookTarget::Trigger`]: its keywords, matched against each
+    /// word of a new message's body ignoring case; empty for a webhook.
+    pub triggers: Vec<String>,
+}

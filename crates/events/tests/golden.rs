@@ -68,6 +68,11 @@ const GOLDEN_SETS: &[GoldenSet] = &[
         format_version: 2,
         fixture: v2_webhooks,
     },
+    GoldenSet {
+        name: "v2_conversation_webhooks",
+        format_version: 2,
+        fixture: v2_conversation_webhooks,
+    },
 ];
 
 fn golden_dir() -> PathBuf {
@@ -817,6 +822,68 @@ fn v2_webhooks() -> Vec<(RecordHeader, Event)> {
                 recorded_at: 1_767_225_600_000_000 + position as u64 * 1_000_000,
                 service_sid: service,
                 conversation_sid: None,
+                command_id: CommandId(command_id),
+                actor: None,
+            };
+            (header, event)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// The version-2 conversation-webhooks fixture. Frozen: it is what
+// v2_conversation_webhooks.* were written from.
+// ---------------------------------------------------------------------------
+
+/// `ConversationWebhookCreated` and `ConversationWebhookRemoved`, appended
+/// to `Event` after the v2_webhooks set: a trigger with unicode keywords,
+/// a GET webhook with every filter, and a removal.
+fn v2_conversation_webhooks() -> Vec<(RecordHeader, Event)> {
+    let service: ServiceSid = sid("IS0123456789abcdef0123456789abcdef");
+    let conversation: ConversationSid = sid("CHc0ffee00000000000000000000000001");
+    let trigger: WebhookSid = sid("WH00000000000000000000000000000001");
+    let webhook: WebhookSid = sid("WHffffffffffffffffffffffffffffffff");
+    let story = vec![
+        Event::ConversationWebhookCreated {
+            conversation_sid: conversation,
+            webhook_sid: trigger,
+            webhook: ConversationWebhook {
+                target: WebhookTarget::Trigger,
+                url: "https://example.com/trigger".into(),
+                method: WebhookMethod::Post,
+                filters: Vec::new(),
+                triggers: vec!["support".into(), "hilfe".into(), "ayúdame".into()],
+            },
+        },
+        Event::ConversationWebhookCreated {
+            conversation_sid: conversation,
+            webhook_sid: webhook,
+            webhook: ConversationWebhook {
+                target: WebhookTarget::Webhook,
+                url: "http://127.0.0.1:8080/w?a=1".into(),
+                method: WebhookMethod::Get,
+                filters: WebhookFilter::ALL.to_vec(),
+                triggers: Vec::new(),
+            },
+        },
+        Event::ConversationWebhookRemoved {
+            conversation_sid: conversation,
+            webhook_sid: trigger,
+        },
+    ];
+    story
+        .into_iter()
+        .enumerate()
+        .map(|(position, event)| {
+            let mut command_id = [0u8; 16];
+            command_id[0] = 0xc4;
+            command_id[15] = position as u8;
+            let header = RecordHeader {
+                position: position as u64,
+                // One second apart, from 2026-01-02T00:00:00Z.
+                recorded_at: 1_767_312_000_000_000 + position as u64 * 1_000_000,
+                service_sid: service,
+                conversation_sid: event.conversation_sid(),
                 command_id: CommandId(command_id),
                 actor: None,
             };

@@ -247,6 +247,12 @@ pub fn summary(event: &Event) -> String {
                 .collect::<Vec<_>>()
                 .join(",")
         ),
+        ConversationWebhookCreated {
+            webhook_sid,
+            webhook,
+            ..
+        } => format!("{webhook_sid} {:?} {}", webhook.target, webhook.url),
+        ConversationWebhookRemoved { webhook_sid, .. } => webhook_sid.to_string(),
     };
     cell(&text)
 }
