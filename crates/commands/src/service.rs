@@ -1,4 +1,5 @@
-//! Services, service configuration, roles, users and address configurations.
+//! Services, service configuration and webhooks (service-level and
+//! conversation-scoped), roles, users and address configurations.
 
 use events::limits::*;
 use events::*;
