@@ -406,15 +406,7 @@ fn a_bad_conversation_webhook_is_a_typed_error_and_writes_nothing() {
             "invalid",
         ),
     ];
-    for (command, kind) in cases {
-        let err = f.try_run(command.clone()).unwrap_err();
-        let matches = match kind {
-            "unknown" => matches!(err, CommandError::UnknownWebhookFilter { .. }),
-            "invalid" => matches!(err, CommandError::Invalid { .. }),
-            _ => matches!(err, CommandError::TooLong { .. }),
-        };
-        assert!(matches, "{command:?}: {err:?}");
-    }
+    assert_refused(&f, cases);
     let missing = WebhookSid::derive(b"none");
     assert!(matches!(
         f.try_run(DeleteConversationWebhook::new(f.service, c, missing)),
@@ -545,15 +537,7 @@ fn a_bad_configuration_is_a_typed_error_and_writes_nothing() {
         ),
         (base().signing_secret(""), "invalid"),
     ];
-    for (command, kind) in cases {
-        let err = f.try_run(command.clone()).unwrap_err();
-        let matches = match kind {
-            "unknown" => matches!(err, CommandError::UnknownWebhookFilter { .. }),
-            "invalid" => matches!(err, CommandError::Invalid { .. }),
-            _ => matches!(err, CommandError::TooLong { .. }),
-        };
-        assert!(matches, "{command:?}: {err:?}");
-    }
+    assert_refused(&f, cases);
     assert_eq!(f.head(), head, "nothing written");
     let webhooks = f
         .engine
@@ -586,6 +570,26 @@ fn run_bounded(program: &Path, args: &[&str]) -> Result<bool, String> {
             return Err(format!("{} timed out", program.display()));
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs each command, which must be refused with the error `kind` names
+/// (`unknown`: an unknown filter, `invalid`, `too long`).
+fn assert_refused<C: engine_core::TypedCommand + Clone + std::fmt::Debug>(
+    f: &Fixture,
+    cases: Vec<(C, &str)>,
+) {
+    for (command, kind) in cases {
+        let Err(err) = f.try_run(command.clone()) else {
+            panic!("{command:?} was accepted");
+        };
+        let matches = match kind {
+            "unknown" => matches!(err, CommandError::UnknownWebhookFilter { .. }),
+            "invalid" => matches!(err, CommandError::Invalid { .. }),
+            "too long" => matches!(err, CommandError::TooLong { .. }),
+            _ => unreachable!("no error kind {kind:?}"),
+        };
+        assert!(matches, "{command:?}: {err:?}");
     }
 }
 
