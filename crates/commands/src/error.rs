@@ -102,6 +102,16 @@ pub enum CommandError {
         /// The minimum, in microseconds.
         min_micros: u64,
     },
+    /// A webhook filter is not one of Twilio's post-event filter names
+    /// (`onMessageAdded`, …; see [`events::WebhookFilter`]). Nothing was
+    /// written.
+    #[error(
+        "{filter:?} is not a post-event webhook filter (onMessageAdded, onParticipantAdded, …)"
+    )]
+    UnknownWebhookFilter {
+        /// The name given.
+        filter: String,
+    },
     /// An `attributes` value is not valid JSON.
     #[error("{field} is not valid JSON: {reason}")]
     AttributesNotJson {

@@ -100,6 +100,9 @@ pub fn decide(
         Command::RecordDeliveryReceipt(c) => message::receipt(&mut cx, c),
         Command::RecordDeliveryAttemptFailed(c) => message::attempt_failed(&mut cx, c),
         Command::ReceiveInbound(c) => inbound::receive(&mut cx, c),
+        Command::UpdateServiceWebhooks(c) => service::update_webhooks(&mut cx, c),
+        Command::CreateConversationWebhook(c) => service::create_conversation_webhook(&mut cx, c),
+        Command::DeleteConversationWebhook(c) => service::delete_conversation_webhook(&mut cx, c),
     }
 }
 

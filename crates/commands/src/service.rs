@@ -1,4 +1,5 @@
-//! Services, service configuration, roles, users and address configurations.
+//! Services, service configuration and webhooks (service-level and
+//! conversation-scoped), roles, users and address configurations.
 
 use events::limits::*;
 use events::*;
@@ -181,6 +182,177 @@ pub(super) fn update_configuration(
             default_chat_service_role_sid: chat_service,
         }],
     ))
+}
+
+/// Replaces the service's post-event webhook configuration: host only;
+/// the URL is `http://` or `https://` with a host, at most
+/// [`WEBHOOK_URL_CHARS_MAX`] characters, with no whitespace or control
+/// character; the secret is 1 to [`WEBHOOK_SIGNING_SECRET_BYTES_MAX`]
+/// bytes; every filter is a Twilio post-event name (repeats are dropped,
+/// the event lists them in [`WebhookFilter::ALL`] order).
+pub(super) fn update_webhooks(
+    cx: &mut Cx,
+    c: &UpdateServiceWebhooks,
+) -> Result<Decision, CommandError> {
+    cx.service(&c.service)?;
+    cx.host_only()?;
+    if let Some(url) = &c.post_webhook_url {
+        webhook_url("post_webhook_url", url)?;
+    }
+    if let Some(secret) = &c.signing_secret {
+        super::validate::bytes("signing_secret", secret, WEBHOOK_SIGNING_SECRET_BYTES_MAX)?;
+    }
+    let filters = webhook_filters(&c.filters)?;
+    Ok(decision(
+        c.service,
+        None,
+        vec![Event::ServiceWebhooksUpdated {
+            webhooks: ServiceWebhooks {
+                post_webhook_url: c.post_webhook_url.clone(),
+                method: c.method,
+                filters,
+                signing_secret: c.signing_secret.clone(),
+            },
+        }],
+    ))
+}
+
+/// Adds a conversation-scoped webhook: host only; the URL as for
+/// [`update_webhooks`]; a webhook has 1 or more filters (Twilio's
+/// post-event names) and no keywords, a trigger 1 to
+/// [`WEBHOOK_TRIGGERS_PER_WEBHOOK_MAX`] keywords of 1 to
+/// [`WEBHOOK_TRIGGER_CHARS_MAX`] characters without whitespace and no
+/// filters; at most [`CONVERSATION_WEBHOOKS_PER_CONVERSATION_MAX`] per
+/// conversation.
+pub(super) fn create_conversation_webhook(
+    cx: &mut Cx,
+    c: &CreateConversationWebhook,
+) -> Result<Decision, CommandError> {
+    let svc = cx.service(&c.service)?;
+    let conv = cx.conversation(svc, &c.conversation)?;
+    cx.host_only()?;
+    webhook_url("url", &c.url)?;
+    let filters = webhook_filters(&c.filters)?;
+    let invalid = |field, reason: &str| CommandError::Invalid {
+        field,
+        reason: reason.to_string(),
+    };
+    match c.target {
+        WebhookTarget::Webhook => {
+            if filters.is_empty() {
+                return Err(invalid("filters", "a webhook needs at least one filter"));
+            }
+            if !c.triggers.is_empty() {
+                return Err(invalid("triggers", "only a trigger has keywords"));
+            }
+        }
+        WebhookTarget::Trigger => {
+            if c.triggers.is_empty() {
+                return Err(invalid("triggers", "a trigger needs at least one keyword"));
+            }
+            if !filters.is_empty() {
+                return Err(invalid("filters", "a trigger has keywords, not filters"));
+            }
+        }
+    }
+    at_most(
+        "triggers",
+        c.triggers.len(),
+        WEBHOOK_TRIGGERS_PER_WEBHOOK_MAX,
+        "items",
+    )?;
+    for t in &c.triggers {
+        text("triggers", t, WEBHOOK_TRIGGER_CHARS_MAX)?;
+        if t.chars().any(char::is_whitespace) {
+            return Err(invalid("triggers", "a keyword is one word"));
+        }
+    }
+    at_most(
+        "webhooks",
+        conv.webhooks().len() + 1,
+        CONVERSATION_WEBHOOKS_PER_CONVERSATION_MAX,
+        "items",
+    )?;
+    let conversation_sid = conv.row().sid;
+    let webhook_sid = WebhookSid::derive(&cx.seed());
+    Ok(decision(
+        c.service,
+        Some(conversation_sid),
+        vec![Event::ConversationWebhookCreated {
+            conversation_sid,
+            webhook_sid,
+            webhook: ConversationWebhook {
+                target: c.target,
+                url: c.url.clone(),
+                method: c.method,
+                filters,
+                triggers: c.triggers.clone(),
+            },
+        }],
+    ))
+}
+
+/// Deletes a conversation-scoped webhook: host only.
+pub(super) fn delete_conversation_webhook(
+    cx: &mut Cx,
+    c: &DeleteConversationWebhook,
+) -> Result<Decision, CommandError> {
+    let svc = cx.service(&c.service)?;
+    let conv = cx.conversation(svc, &c.conversation)?;
+    cx.host_only()?;
+    if !conv.webhooks().contains_key(&c.webhook) {
+        return Err(not_found("webhook", c.webhook));
+    }
+    let conversation_sid = conv.row().sid;
+    Ok(decision(
+        c.service,
+        Some(conversation_sid),
+        vec![Event::ConversationWebhookRemoved {
+            conversation_sid,
+            webhook_sid: c.webhook,
+        }],
+    ))
+}
+
+/// Twilio's post-event filter names as filters, without repeats, in
+/// [`WebhookFilter::ALL`] order.
+///
+/// Errors: [`CommandError::UnknownWebhookFilter`] for any other name.
+fn webhook_filters(names: &[String]) -> Result<Vec<WebhookFilter>, CommandError> {
+    let mut filters = Vec::with_capacity(names.len());
+    for name in names {
+        let filter = WebhookFilter::from_twilio_name(name).ok_or_else(|| {
+            CommandError::UnknownWebhookFilter {
+                filter: name.clone(),
+            }
+        })?;
+        filters.push(filter);
+    }
+    filters.sort_unstable();
+    filters.dedup();
+    Ok(filters)
+}
+
+/// An absolute `http://` or `https://` URL with a host, at most
+/// [`WEBHOOK_URL_CHARS_MAX`] characters, with no whitespace or control
+/// character (it goes on a request line as it is).
+fn webhook_url(field: &'static str, url: &str) -> Result<(), CommandError> {
+    text(field, url, WEBHOOK_URL_CHARS_MAX)?;
+    let invalid = |reason: &str| CommandError::Invalid {
+        field,
+        reason: reason.to_string(),
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| invalid("the scheme must be http:// or https://"))?;
+    if rest.is_empty() || rest.starts_with(['/', '?', '#']) {
+        return Err(invalid("the URL has no host"));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("the URL holds whitespace or a control character"));
+    }
+    Ok(())
 }
 
 fn permissions_fit(role_type: RoleType, permissions: &[Permission]) -> Result<(), CommandError> {

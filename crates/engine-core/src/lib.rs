@@ -22,6 +22,9 @@
 //!   ([`Engine::start_reactor`]);
 //! - [`hooks`]: pre-event hooks, host code that accepts, rejects or
 //!   modifies a command before it reaches the log.
+//! - `webhooks` (feature `webhook`): Twilio's post-event webhooks, a
+//!   built-in reactor ([`Engine::start_post_event_webhooks`]) calling each
+//!   service's configured URL, signed with `X-Twilio-Signature`.
 //!
 //! The log and command handling live in crates of their own and are
 //! re-exported here: [`log`] is the `event-log` crate (the RocksDB,
@@ -40,6 +43,8 @@ mod read_view;
 mod sources;
 pub mod subscription;
 pub mod timers;
+#[cfg(feature = "webhook")]
+pub mod webhooks;
 
 pub use commands;
 pub use event_log as log;
@@ -77,3 +82,5 @@ pub use reactor::{
 };
 pub use subscription::{SubscribeFrom, Subscription, SubscriptionError};
 pub use timers::{timer_command_id, timer_dates, TimerDates, TimerKind, TimerMetrics};
+#[cfg(feature = "webhook")]
+pub use webhooks::{WebhookOptions, POST_EVENT_WEBHOOKS_REACTOR};

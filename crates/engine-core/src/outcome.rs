@@ -172,6 +172,10 @@ typed_commands! {
         Event::RoleCreated { role_sid, .. } => Some(*role_sid),
         _ => None,
     });
+    CreateConversationWebhook => WebhookSid: |o| o.events().find_map(|e| match e {
+        Event::ConversationWebhookCreated { webhook_sid, .. } => Some(*webhook_sid),
+        _ => None,
+    });
     CreateAddressConfiguration => AddressConfigurationSid: |o| o.events().find_map(|e| match e {
         Event::AddressConfigurationCreated { address_configuration_sid, .. } => {
             Some(*address_configuration_sid)
@@ -200,6 +204,8 @@ typed_commands! {
     RecordDeliveryReceipt,
     UpdateServiceConfiguration,
     RecordDeliveryAttemptFailed,
+    UpdateServiceWebhooks,
+    DeleteConversationWebhook,
 }
 
 /// `C`'s output from `outcome`, or the internal error that says which

@@ -4,9 +4,9 @@
 #![cfg(feature = "webhook")]
 
 mod fanout_support;
+mod http_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,79 +15,7 @@ use engine_core::{
 };
 use events::*;
 use fanout_support::*;
-use parking_lot::Mutex;
-
-/// One request as the server saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-/// Serves each connection with the next scripted `(status, body)`; stops
-/// after `script` is used up.
-fn serve(script: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<Seen>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/outbound", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for (status, body) in script {
-            let Ok((stream, _)) = listener.accept() else {
-                return;
-            };
-            if let Some(s) = handle(stream, status, body) {
-                log.lock().push(s);
-            }
-        }
-    });
-    (url, seen)
-}
-
-fn handle(mut stream: TcpStream, status: u16, body: &str) -> Option<Seen> {
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let path = line.split_whitespace().nth(1)?.to_string();
-    let mut headers = Vec::new();
-    let mut length = 0usize;
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':')?;
-        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
-        if k == "content-length" {
-            length = v.parse().ok()?;
-        }
-        headers.push((k, v));
-    }
-    let mut buf = vec![0; length];
-    reader.read_exact(&mut buf).ok()?;
-    let reason = if status < 300 { "OK" } else { "Error" };
-    let response = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).ok()?;
-    Some(Seen {
-        path,
-        headers,
-        body: String::from_utf8(buf).ok()?,
-    })
-}
-
-fn header<'a>(seen: &'a Seen, name: &str) -> Option<&'a str> {
-    seen.headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
+use http_support::*;
 
 #[test]
 fn the_webhook_adapter_posts_json_and_retries_server_errors() {

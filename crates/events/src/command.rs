@@ -1229,6 +1229,150 @@ pub struct RecordDeliveryAttemptFailed {
     pub error: String,
 }
 
+/// Replace the service's post-event webhook configuration (Twilio's
+/// Service Webhook configuration `PostWebhookUrl`, `Method`, `Filters`),
+/// with the secret its requests are signed with. Every field is the full
+/// new value: `UpdateServiceWebhooks::new(service)` alone turns post-event
+/// webhooks off.
+///
+/// `filters` are Twilio's names (`onMessageAdded`, …), checked when the
+/// command is decided (an unknown name refuses the command); the signing
+/// secret is stored in the log (see [`crate::ServiceWebhooks`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateServiceWebhooks {
+    /// The service.
+    pub service: ServiceSid,
+    /// Where post-event webhooks go (`http://` or `https://`).
+    pub post_webhook_url: Option<String>,
+    /// How the URL is called (default `POST`).
+    pub method: WebhookMethod,
+    /// Twilio's filter names of the events to call it for.
+    pub filters: Vec<String>,
+    /// The secret requests are signed with (`X-Twilio-Signature`).
+    pub signing_secret: Option<String>,
+}
+
+impl UpdateServiceWebhooks {
+    /// No post-event webhook: set the URL and filters to have one.
+    pub fn new(service: ServiceSid) -> Self {
+        UpdateServiceWebhooks {
+            service,
+            post_webhook_url: None,
+            method: WebhookMethod::Post,
+            filters: Vec::new(),
+            signing_secret: None,
+        }
+    }
+
+    setters! {
+        /// Sets where post-event webhooks go.
+        post_webhook_url: String,
+        /// Sets the secret requests are signed with.
+        signing_secret: String,
+    }
+
+    /// Sets how the URL is called.
+    pub fn method(mut self, method: WebhookMethod) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Sets the filters, by Twilio's names (`onMessageAdded`, …).
+    pub fn filters<S: Into<String>>(mut self, filters: impl IntoIterator<Item = S>) -> Self {
+        self.filters = filters.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// Add a conversation-scoped webhook (Twilio's conversation Webhook
+/// resource): a [`WebhookTarget::Webhook`] called for the events its
+/// `filters` name, or a [`WebhookTarget::Trigger`] called with
+/// `onMessageAdded` when a new message holds one of its `triggers`
+/// keywords. Filters are Twilio's names, checked when the command is
+/// decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateConversationWebhook {
+    /// The service.
+    pub service: ServiceSid,
+    /// The conversation.
+    pub conversation: ConversationRef,
+    /// What it does.
+    pub target: WebhookTarget,
+    /// Where it calls (`Configuration.Url`).
+    pub url: String,
+    /// How it calls (`Configuration.Method`, default `POST`).
+    pub method: WebhookMethod,
+    /// `Configuration.Filters`, for a webhook.
+    pub filters: Vec<String>,
+    /// `Configuration.Triggers`, for a trigger.
+    pub triggers: Vec<String>,
+}
+
+impl CreateConversationWebhook {
+    /// A webhook with `target` calling `url` by POST, with no filters or
+    /// keywords yet.
+    pub fn new(
+        service: ServiceSid,
+        conversation: impl Into<ConversationRef>,
+        target: WebhookTarget,
+        url: impl Into<String>,
+    ) -> Self {
+        CreateConversationWebhook {
+            service,
+            conversation: conversation.into(),
+            target,
+            url: url.into(),
+            method: WebhookMethod::Post,
+            filters: Vec::new(),
+            triggers: Vec::new(),
+        }
+    }
+
+    /// Sets how it calls.
+    pub fn method(mut self, method: WebhookMethod) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Sets the filters, by Twilio's names (`onMessageAdded`, …).
+    pub fn filters<S: Into<String>>(mut self, filters: impl IntoIterator<Item = S>) -> Self {
+        self.filters = filters.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the trigger keywords.
+    pub fn triggers<S: Into<String>>(mut self, triggers: impl IntoIterator<Item = S>) -> Self {
+        self.triggers = triggers.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// Delete a conversation-scoped webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteConversationWebhook {
+    /// The service.
+    pub service: ServiceSid,
+    /// The conversation.
+    pub conversation: ConversationRef,
+    /// The webhook.
+    pub webhook: WebhookSid,
+}
+
+impl DeleteConversationWebhook {
+    /// Deletes `webhook` of `conversation`.
+    pub fn new(
+        service: ServiceSid,
+        conversation: impl Into<ConversationRef>,
+        webhook: WebhookSid,
+    ) -> Self {
+        DeleteConversationWebhook {
+            service,
+            conversation: conversation.into(),
+            webhook,
+        }
+    }
+}
+
 /// Declares [`Command`]: one newtype variant per command struct, in this
 /// order (the order is the serialised form: variant indices are part of a
 /// command's canonical bytes, hence of its idempotency fingerprint, so
@@ -1321,6 +1465,9 @@ commands! {
     UpdateServiceConfiguration,
     ReceiveInbound,
     RecordDeliveryAttemptFailed,
+    UpdateServiceWebhooks,
+    CreateConversationWebhook,
+    DeleteConversationWebhook,
 }
 
 impl Command {

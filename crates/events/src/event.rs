@@ -285,6 +285,29 @@ pub enum Event {
         /// What the channel adapter said.
         error: String,
     },
+    /// The service's post-event webhook configuration was replaced (full
+    /// new value; its signing secret is in the log, see
+    /// [`ServiceWebhooks`]).
+    ServiceWebhooksUpdated {
+        /// The new configuration.
+        webhooks: ServiceWebhooks,
+    },
+    /// A conversation-scoped webhook was added.
+    ConversationWebhookCreated {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// The webhook.
+        webhook_sid: WebhookSid,
+        /// Its target and configuration.
+        webhook: ConversationWebhook,
+    },
+    /// A conversation-scoped webhook was deleted.
+    ConversationWebhookRemoved {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// The webhook.
+        webhook_sid: WebhookSid,
+    },
 }
 
 impl Event {
@@ -330,6 +353,12 @@ impl Event {
             }
             | DeliveryAttemptFailed {
                 conversation_sid, ..
+            }
+            | ConversationWebhookCreated {
+                conversation_sid, ..
+            }
+            | ConversationWebhookRemoved {
+                conversation_sid, ..
             } => Some(*conversation_sid),
             ServiceCreated { .. }
             | ServiceUpdated { .. }
@@ -343,7 +372,8 @@ impl Event {
             | AddressConfigurationCreated { .. }
             | AddressConfigurationUpdated { .. }
             | AddressConfigurationDeleted { .. }
-            | ServiceConfigurationUpdated { .. } => None,
+            | ServiceConfigurationUpdated { .. }
+            | ServiceWebhooksUpdated { .. } => None,
         }
     }
 
@@ -377,6 +407,9 @@ impl Event {
             DeliveryReceiptRecorded { .. } => "delivery_receipt_recorded",
             ServiceConfigurationUpdated { .. } => "service_configuration_updated",
             DeliveryAttemptFailed { .. } => "delivery_attempt_failed",
+            ServiceWebhooksUpdated { .. } => "service_webhooks_updated",
+            ConversationWebhookCreated { .. } => "conversation_webhook_created",
+            ConversationWebhookRemoved { .. } => "conversation_webhook_removed",
         }
     }
 }

@@ -35,15 +35,16 @@ use crate::command::CommandId;
 use crate::event::Event;
 use crate::limits::{IDENTITY_CHARS_MAX, RECORD_BYTES_MAX};
 use crate::model::{
-    AddressType, AutoCreation, ConversationState, DeliveryStatus, Media, MessagingBinding,
-    NotificationLevel, ParticipantKind, Permission, RoleType, Timers,
+    AddressType, AutoCreation, ConversationState, ConversationWebhook, DeliveryStatus, Media,
+    MessagingBinding, NotificationLevel, ParticipantKind, Permission, RoleType, ServiceWebhooks,
+    Timers, WebhookFilter, WebhookMethod, WebhookTarget,
 };
 use crate::record::{
     chain_hash_of_bytes, decode_event, encode_header, CodecError, Hash, Record, RecordHeader,
 };
 use crate::sid::{
     AddressConfigurationSid, ConversationSid, MediaSid, MessageSid, ParticipantSid, ReceiptSid,
-    RoleSid, ServiceSid, UserSid,
+    RoleSid, ServiceSid, UserSid, WebhookSid,
 };
 
 /// The format versions the fast path parses in place: every version the
@@ -64,7 +65,7 @@ const VARINT_U64_TAG: u8 = 253;
 
 /// Variants of [`Event`]: the length of [`EVENT_TYPE_NAMES`], which
 /// [`event_variant_index`] (an exhaustive match) indexes.
-pub const EVENT_VARIANTS: usize = 26;
+pub const EVENT_VARIANTS: usize = 29;
 /// Variants of [`crate::Permission`].
 pub const PERMISSION_VARIANTS: u64 = 21;
 /// Variants of [`crate::RoleType`].
@@ -79,6 +80,12 @@ pub const NOTIFICATION_LEVEL_VARIANTS: u64 = 2;
 pub const ADDRESS_TYPE_VARIANTS: u64 = 8;
 /// Variants of [`crate::DeliveryStatus`].
 pub const DELIVERY_STATUS_VARIANTS: u64 = 5;
+/// Variants of [`crate::WebhookMethod`].
+pub const WEBHOOK_METHOD_VARIANTS: u64 = 2;
+/// Variants of [`crate::WebhookTarget`].
+pub const WEBHOOK_TARGET_VARIANTS: u64 = 2;
+/// Variants of [`crate::WebhookFilter`].
+pub const WEBHOOK_FILTER_VARIANTS: u64 = crate::WebhookFilter::ALL.len() as u64;
 
 /// Every event type name ([`Event::type_name`]), in declaration order.
 pub const EVENT_TYPE_NAMES: [&str; EVENT_VARIANTS] = [
@@ -108,6 +115,9 @@ pub const EVENT_TYPE_NAMES: [&str; EVENT_VARIANTS] = [
     "delivery_receipt_recorded",
     "service_configuration_updated",
     "delivery_attempt_failed",
+    "service_webhooks_updated",
+    "conversation_webhook_created",
+    "conversation_webhook_removed",
 ];
 
 /// The declaration index of an event's variant: a compile error here means
@@ -141,6 +151,9 @@ pub fn event_variant_index(event: &Event) -> usize {
         DeliveryReceiptRecorded { .. } => 23,
         ServiceConfigurationUpdated { .. } => 24,
         DeliveryAttemptFailed { .. } => 25,
+        ServiceWebhooksUpdated { .. } => 26,
+        ConversationWebhookCreated { .. } => 27,
+        ConversationWebhookRemoved { .. } => 28,
     }
 }
 
@@ -627,6 +640,30 @@ impl Cursor<'_> {
                 self.u32()?;
                 self.string()
             }
+            // ServiceWebhooksUpdated { webhooks: { post_webhook_url,
+            // method, filters, signing_secret } }
+            26 => {
+                self.opt_string()?;
+                self.unit_enum(WEBHOOK_METHOD_VARIANTS)?;
+                self.seq(|c| c.unit_enum(WEBHOOK_FILTER_VARIANTS))?;
+                self.opt_string()
+            }
+            // ConversationWebhookCreated { conversation_sid, webhook_sid,
+            // webhook: { target, url, method, filters, triggers } }
+            27 => {
+                self.sid()?;
+                self.sid()?;
+                self.unit_enum(WEBHOOK_TARGET_VARIANTS)?;
+                self.string()?;
+                self.unit_enum(WEBHOOK_METHOD_VARIANTS)?;
+                self.seq(|c| c.unit_enum(WEBHOOK_FILTER_VARIANTS))?;
+                self.seq(Self::string)
+            }
+            // ConversationWebhookRemoved { conversation_sid, webhook_sid }
+            28 => {
+                self.sid()?;
+                self.sid()
+            }
             _ => None,
         }
     }
@@ -661,10 +698,11 @@ pub fn is_valid_event_v1(payload: &[u8], conversation: Option<&[u8; SID_BYTES]>)
     // after the variant index (a one-byte varint: fewer than 251 variants).
     // Those variants: ConversationCreated ..= MessageRemoved (6..=15),
     // UserConversationUpdated (19), DeliveryReceiptRecorded (23),
-    // DeliveryAttemptFailed (25).
+    // DeliveryAttemptFailed (25), ConversationWebhookCreated and
+    // ConversationWebhookRemoved (27, 28).
     let has_conversation = matches!(
         payload.first(),
-        Some(6..=15) | Some(19) | Some(23) | Some(25)
+        Some(6..=15) | Some(19) | Some(23) | Some(25) | Some(27) | Some(28)
     );
     match (has_conversation, conversation) {
         (true, Some(c)) => payload.get(1..1 + SID_BYTES) == Some(c.as_slice()),
@@ -953,6 +991,40 @@ pub fn sample_events() -> Vec<Event> {
             participant_sid: p,
             attempt: u32::MAX,
             error: "timeout".into(),
+        },
+        Event::ServiceWebhooksUpdated {
+            webhooks: ServiceWebhooks {
+                post_webhook_url: Some("https://example.com/hook".into()),
+                method: WebhookMethod::Get,
+                filters: WebhookFilter::ALL.to_vec(),
+                signing_secret: Some("s3cret".into()),
+            },
+        },
+        Event::ConversationWebhookCreated {
+            conversation_sid: c,
+            webhook_sid: WebhookSid::derive(b"w"),
+            webhook: ConversationWebhook {
+                target: WebhookTarget::Trigger,
+                url: "http://127.0.0.1/t".into(),
+                method: WebhookMethod::Post,
+                filters: Vec::new(),
+                triggers: vec!["support".into(), "ünï".into()],
+            },
+        },
+        Event::ConversationWebhookCreated {
+            conversation_sid: c,
+            webhook_sid: WebhookSid::derive(b"x"),
+            webhook: ConversationWebhook {
+                target: WebhookTarget::Webhook,
+                url: "https://example.com/w".into(),
+                method: WebhookMethod::Get,
+                filters: vec![WebhookFilter::OnMessageAdded],
+                triggers: Vec::new(),
+            },
+        },
+        Event::ConversationWebhookRemoved {
+            conversation_sid: c,
+            webhook_sid: WebhookSid::derive(b"w"),
         },
     ]
 }

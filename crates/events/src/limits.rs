@@ -63,3 +63,20 @@ pub const TIMER_INACTIVE_MICROS_MIN: u64 = 60 * 1_000_000;
 /// The shortest `timers.closed` a conversation accepts, in microseconds
 /// (Twilio's documented minimum: ten minutes).
 pub const TIMER_CLOSED_MICROS_MIN: u64 = 10 * 60 * 1_000_000;
+/// A webhook URL (`post_webhook_url`), in characters. Ours: Twilio documents
+/// none; 2,048 is the longest URL common HTTP servers and proxies accept
+/// on a request line.
+pub const WEBHOOK_URL_CHARS_MAX: usize = 2_048;
+/// A webhook signing secret, in bytes. Ours: HMAC-SHA1 hashes a key
+/// longer than its 64-byte block first, so 256 bytes is ample for any
+/// generated secret while bounding the record.
+pub const WEBHOOK_SIGNING_SECRET_BYTES_MAX: usize = 256;
+/// Conversation-scoped webhooks on one conversation. Ours: Twilio
+/// documents none; each one is checked for every event of the
+/// conversation, so the count is kept small.
+pub const CONVERSATION_WEBHOOKS_PER_CONVERSATION_MAX: usize = 10;
+/// Keywords of one trigger webhook (`Configuration.Triggers`). Ours:
+/// every word of every new message is compared with each.
+pub const WEBHOOK_TRIGGERS_PER_WEBHOOK_MAX: usize = 32;
+/// One trigger keyword, in characters. Ours: a keyword is one word.
+pub const WEBHOOK_TRIGGER_CHARS_MAX: usize = 64;

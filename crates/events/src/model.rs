@@ -221,3 +221,169 @@ pub enum HorizonMode {
     /// Move it forward only (Twilio's `advanceLastReadMessageIndex`).
     Advance,
 }
+
+/// How a webhook is called (Twilio `Method`: `GET` or `POST`, default
+/// `POST`). A POST carries the payload form-encoded in its body, a GET in
+/// its query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum WebhookMethod {
+    /// The payload in the query string.
+    Get,
+    /// The payload form-encoded in the body (Twilio's default).
+    #[default]
+    Post,
+}
+
+/// A post-event webhook filter: which events a service's post-event
+/// webhook is called for, by Twilio's `Filters` names (`onMessageAdded`,
+/// …; [`WebhookFilter::twilio_name`], [`WebhookFilter::from_twilio_name`]).
+/// Twilio's pre-event names (`onMessageAdd`, …) belong to pre-event hooks
+/// and are not filters of post-event webhooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum WebhookFilter {
+    /// `onMessageAdded`: a message was posted.
+    OnMessageAdded,
+    /// `onMessageUpdated`: a message was edited.
+    OnMessageUpdated,
+    /// `onMessageRemoved`: a message was deleted.
+    OnMessageRemoved,
+    /// `onConversationAdded`: a conversation was created.
+    OnConversationAdded,
+    /// `onConversationUpdated`: a conversation's fields changed.
+    OnConversationUpdated,
+    /// `onConversationRemoved`: a conversation was deleted.
+    OnConversationRemoved,
+    /// `onConversationStateUpdated`: a conversation's state changed.
+    OnConversationStateUpdated,
+    /// `onParticipantAdded`: a participant joined.
+    OnParticipantAdded,
+    /// `onParticipantUpdated`: a participant's attributes or role changed.
+    OnParticipantUpdated,
+    /// `onParticipantRemoved`: a participant left or was removed.
+    OnParticipantRemoved,
+    /// `onDeliveryUpdated`: a channel reported a delivery status.
+    OnDeliveryUpdated,
+    /// `onUserAdded`: a user was created.
+    OnUserAdded,
+    /// `onUserUpdated`: a user changed.
+    OnUserUpdated,
+}
+
+impl WebhookFilter {
+    /// Every filter, in declaration order.
+    pub const ALL: [WebhookFilter; 13] = [
+        WebhookFilter::OnMessageAdded,
+        WebhookFilter::OnMessageUpdated,
+        WebhookFilter::OnMessageRemoved,
+        WebhookFilter::OnConversationAdded,
+        WebhookFilter::OnConversationUpdated,
+        WebhookFilter::OnConversationRemoved,
+        WebhookFilter::OnConversationStateUpdated,
+        WebhookFilter::OnParticipantAdded,
+        WebhookFilter::OnParticipantUpdated,
+        WebhookFilter::OnParticipantRemoved,
+        WebhookFilter::OnDeliveryUpdated,
+        WebhookFilter::OnUserAdded,
+        WebhookFilter::OnUserUpdated,
+    ];
+
+    /// Twilio's name for it, which is also the webhook's `EventType`
+    /// (`onMessageAdded`, …).
+    pub fn twilio_name(self) -> &'static str {
+        use WebhookFilter::*;
+        match self {
+            OnMessageAdded => "onMessageAdded",
+            OnMessageUpdated => "onMessageUpdated",
+            OnMessageRemoved => "onMessageRemoved",
+            OnConversationAdded => "onConversationAdded",
+            OnConversationUpdated => "onConversationUpdated",
+            OnConversationRemoved => "onConversationRemoved",
+            OnConversationStateUpdated => "onConversationStateUpdated",
+            OnParticipantAdded => "onParticipantAdded",
+            OnParticipantUpdated => "onParticipantUpdated",
+            OnParticipantRemoved => "onParticipantRemoved",
+            OnDeliveryUpdated => "onDeliveryUpdated",
+            OnUserAdded => "onUserAdded",
+            OnUserUpdated => "onUserUpdated",
+        }
+    }
+
+    /// The filter Twilio names `name` (exact, case-sensitive, as Twilio
+    /// matches it); `None` for any other name, pre-event names included.
+    pub fn from_twilio_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.twilio_name() == name)
+    }
+}
+
+/// A service's post-event webhook configuration (Twilio's Service Webhook
+/// configuration: `PostWebhookUrl`, `Method`, `Filters`), plus the secret
+/// its requests are signed with.
+///
+/// The signing secret plays the part of Twilio's account auth token in
+/// `X-Twilio-Signature`. It is part of the event that sets it, so it is
+/// stored in the log (and the service's read-model row) in the clear, like
+/// every other field: whoever can read the store can read it. Use a secret
+/// made for webhook signing, never a credential of anything else, and
+/// rotate it by configuring a new one. `Debug` output redacts it.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct ServiceWebhooks {
+    /// Where post-event webhooks go (`http` or `https`); `None`: no
+    /// post-event webhooks.
+    pub post_webhook_url: Option<String>,
+    /// How the URL is called.
+    pub method: WebhookMethod,
+    /// Which events it is called for, without repeats, in
+    /// [`WebhookFilter::ALL`] order.
+    pub filters: Vec<WebhookFilter>,
+    /// The secret `X-Twilio-Signature` is computed with; `None`: requests
+    /// are not signed.
+    pub signing_secret: Option<String>,
+}
+
+impl std::fmt::Debug for ServiceWebhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceWebhooks")
+            .field("post_webhook_url", &self.post_webhook_url)
+            .field("method", &self.method)
+            .field("filters", &self.filters)
+            .field(
+                "signing_secret",
+                &self.signing_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// What a conversation-scoped webhook does (Twilio `Target`; `studio` is
+/// not built: a host hands conversations to a flow with a reactor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookTarget {
+    /// Calls its URL for the events its filters name.
+    Webhook,
+    /// Calls its URL with `onMessageAdded` when a new message's body holds
+    /// one of its keywords (`Configuration.Triggers`).
+    Trigger,
+}
+
+/// A conversation-scoped webhook (Twilio's conversation Webhook
+/// resource: `Target`, `Configuration.Url`, `Configuration.Method`,
+/// `Configuration.Filters`, `Configuration.Triggers`). Its requests are
+/// signed with the service's signing secret ([`ServiceWebhooks`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConversationWebhook {
+    /// What it does.
+    pub target: WebhookTarget,
+    /// Where it calls (`http` or `https`).
+    pub url: String,
+    /// How it calls.
+    pub method: WebhookMethod,
+    /// For [`WebhookTarget::Webhook`]: the events it is called for,
+    /// without repeats, in [`WebhookFilter::ALL`] order; empty for a
+    /// trigger.
+    pub filters: Vec<WebhookFilter>,
+    /// For [`WebhookTarget::Trigger`]: its keywords, matched against each
+    /// word of a new message's body ignoring case; empty for a webhook.
+    pub triggers: Vec<String>,
+}

@@ -63,6 +63,16 @@ const GOLDEN_SETS: &[GoldenSet] = &[
         format_version: 2,
         fixture: v2_records,
     },
+    GoldenSet {
+        name: "v2_webhooks",
+        format_version: 2,
+        fixture: v2_webhooks,
+    },
+    GoldenSet {
+        name: "v2_conversation_webhooks",
+        format_version: 2,
+        fixture: v2_conversation_webhooks,
+    },
 ];
 
 fn golden_dir() -> PathBuf {
@@ -756,6 +766,126 @@ fn v2_records() -> Vec<(RecordHeader, Event)> {
                 12 => Some("a".repeat(250)),
                 13 => Some("b".repeat(251)),
                 _ => None,
+            };
+            (header, event)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// The version-2 webhooks fixture. Frozen: it is what v2_webhooks.* were
+// written from.
+// ---------------------------------------------------------------------------
+
+/// `ServiceWebhooksUpdated`, appended to `Event` after the v2 set was
+/// written: a service's post-event webhook configured with every filter, a
+/// GET with a unicode query and a secret, then turned off.
+fn v2_webhooks() -> Vec<(RecordHeader, Event)> {
+    let service: ServiceSid = sid("IS0123456789abcdef0123456789abcdef");
+    let story = vec![
+        Event::ServiceCreated {
+            friendly_name: "Colloquy webhooks".into(),
+        },
+        Event::ServiceWebhooksUpdated {
+            webhooks: ServiceWebhooks {
+                post_webhook_url: Some("https://example.com/hooks/post".into()),
+                method: WebhookMethod::Post,
+                filters: WebhookFilter::ALL.to_vec(),
+                signing_secret: Some("golden secret ✓".into()),
+            },
+        },
+        Event::ServiceWebhooksUpdated {
+            webhooks: ServiceWebhooks {
+                post_webhook_url: Some("http://127.0.0.1:8080/h?a=1&b=ü".into()),
+                method: WebhookMethod::Get,
+                filters: vec![
+                    WebhookFilter::OnMessageAdded,
+                    WebhookFilter::OnConversationStateUpdated,
+                ],
+                signing_secret: None,
+            },
+        },
+        Event::ServiceWebhooksUpdated {
+            webhooks: ServiceWebhooks::default(),
+        },
+    ];
+    story
+        .into_iter()
+        .enumerate()
+        .map(|(position, event)| {
+            let mut command_id = [0u8; 16];
+            command_id[0] = 0xc3;
+            command_id[15] = position as u8;
+            let header = RecordHeader {
+                position: position as u64,
+                // One second apart, from 2026-01-01T00:00:00Z.
+                recorded_at: 1_767_225_600_000_000 + position as u64 * 1_000_000,
+                service_sid: service,
+                conversation_sid: None,
+                command_id: CommandId(command_id),
+                actor: None,
+            };
+            (header, event)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// The version-2 conversation-webhooks fixture. Frozen: it is what
+// v2_conversation_webhooks.* were written from.
+// ---------------------------------------------------------------------------
+
+/// `ConversationWebhookCreated` and `ConversationWebhookRemoved`, appended
+/// to `Event` after the v2_webhooks set: a trigger with unicode keywords,
+/// a GET webhook with every filter, and a removal.
+fn v2_conversation_webhooks() -> Vec<(RecordHeader, Event)> {
+    let service: ServiceSid = sid("IS0123456789abcdef0123456789abcdef");
+    let conversation: ConversationSid = sid("CHc0ffee00000000000000000000000001");
+    let trigger: WebhookSid = sid("WH00000000000000000000000000000001");
+    let webhook: WebhookSid = sid("WHffffffffffffffffffffffffffffffff");
+    let story = vec![
+        Event::ConversationWebhookCreated {
+            conversation_sid: conversation,
+            webhook_sid: trigger,
+            webhook: ConversationWebhook {
+                target: WebhookTarget::Trigger,
+                url: "https://example.com/trigger".into(),
+                method: WebhookMethod::Post,
+                filters: Vec::new(),
+                triggers: vec!["support".into(), "hilfe".into(), "ayúdame".into()],
+            },
+        },
+        Event::ConversationWebhookCreated {
+            conversation_sid: conversation,
+            webhook_sid: webhook,
+            webhook: ConversationWebhook {
+                target: WebhookTarget::Webhook,
+                url: "http://127.0.0.1:8080/w?a=1".into(),
+                method: WebhookMethod::Get,
+                filters: WebhookFilter::ALL.to_vec(),
+                triggers: Vec::new(),
+            },
+        },
+        Event::ConversationWebhookRemoved {
+            conversation_sid: conversation,
+            webhook_sid: trigger,
+        },
+    ];
+    story
+        .into_iter()
+        .enumerate()
+        .map(|(position, event)| {
+            let mut command_id = [0u8; 16];
+            command_id[0] = 0xc4;
+            command_id[15] = position as u8;
+            let header = RecordHeader {
+                position: position as u64,
+                // One second apart, from 2026-01-02T00:00:00Z.
+                recorded_at: 1_767_312_000_000_000 + position as u64 * 1_000_000,
+                service_sid: service,
+                conversation_sid: event.conversation_sid(),
+                command_id: CommandId(command_id),
+                actor: None,
             };
             (header, event)
         })

@@ -46,11 +46,14 @@ pub enum Table {
     /// Message SID → index (8 bytes, big endian), keyed by service ‖
     /// conversation ‖ message: a cold table, for lookups by SID.
     MessageSids,
+    /// Conversation-scoped webhooks ([`ConversationWebhookRow`]), keyed by
+    /// service ‖ conversation ‖ webhook.
+    ConversationWebhooks,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 15] = [
         Table::Meta,
         Table::Services,
         Table::Conversations,
@@ -65,6 +68,7 @@ impl Table {
         Table::DeletedMessages,
         Table::MessageEdits,
         Table::MessageSids,
+        Table::ConversationWebhooks,
     ];
 
     /// The tables whose rows stay on disk (read through [`crate::ColdRows`]
@@ -74,7 +78,7 @@ impl Table {
     pub const COLD: [Table; 3] = [Table::Messages, Table::MessageEdits, Table::MessageSids];
 
     /// Every table's column-family name, in [`Table::ALL`] order.
-    pub const NAMES: [&'static str; 14] = [
+    pub const NAMES: [&'static str; 15] = [
         "rm_meta",
         "rm_services",
         "rm_conversations",
@@ -89,6 +93,7 @@ impl Table {
         "rm_deleted_messages",
         "rm_message_edits",
         "rm_message_sids",
+        "rm_conversation_webhooks",
     ];
 
     /// The column-family name.
@@ -185,8 +190,11 @@ pub const META_FORMAT_KEY: &[u8] = b"row_format";
 /// tombstone), deleted messages leave a [`DeletedMessageRow`]. Version 3:
 /// messages are cold rows (edits in [`Table::MessageEdits`], SIDs in
 /// [`Table::MessageSids`]), and a tombstone carries the conversation's
-/// last activity when the message was deleted.
-pub const READ_MODEL_FORMAT_VERSION: u32 = 3;
+/// last activity when the message was deleted. Version 4: the service row
+/// carries its post-event webhook configuration ([`ServiceRow::webhooks`]),
+/// and conversation-scoped webhooks are rows of
+/// [`Table::ConversationWebhooks`].
+pub const READ_MODEL_FORMAT_VERSION: u32 = 4;
 
 /// A service (Twilio `service` plus its `configuration`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +213,9 @@ pub struct ServiceRow {
     pub default_conversation_role_sid: Option<RoleSid>,
     /// Service role given to new users.
     pub default_chat_service_role_sid: Option<RoleSid>,
+    /// Its post-event webhook configuration (Twilio's Service Webhook
+    /// configuration), signing secret included.
+    pub webhooks: ServiceWebhooks,
 }
 
 /// A conversation.
@@ -386,6 +397,21 @@ pub struct AddressConfigurationRow {
     pub date_created: TimestampMicros,
     /// Last update time, µs.
     pub date_updated: TimestampMicros,
+}
+
+/// A conversation-scoped webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationWebhookRow {
+    /// `IS…`.
+    pub chat_service_sid: ServiceSid,
+    /// `CH…`.
+    pub conversation_sid: ConversationSid,
+    /// `WH…`.
+    pub sid: WebhookSid,
+    /// Its target and configuration.
+    pub webhook: ConversationWebhook,
+    /// Creation time, µs.
+    pub date_created: TimestampMicros,
 }
 
 /// The latest delivery receipt of one message to one participant.

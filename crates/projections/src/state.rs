@@ -30,6 +30,8 @@ pub struct Conversation {
     pub(crate) receipts: BTreeMap<(MessageSid, ParticipantSid), ReceiptRow>,
     /// Failed outbound attempts per (message, participant).
     pub(crate) delivery_attempts: BTreeMap<(MessageSid, ParticipantSid), DeliveryAttemptsRow>,
+    /// Conversation-scoped webhooks by SID.
+    pub(crate) webhooks: BTreeMap<WebhookSid, ConversationWebhookRow>,
     /// Deleted messages by index, with the conversation's last activity
     /// when each was deleted: each has a [`DeletedMessageRow`] tombstone.
     /// The messages themselves are cold rows ([`Table::COLD`]): indexes
@@ -74,6 +76,7 @@ impl Conversation {
             non_chat_count: 0,
             receipts: BTreeMap::new(),
             delivery_attempts: BTreeMap::new(),
+            webhooks: BTreeMap::new(),
         }
     }
 
@@ -96,6 +99,11 @@ impl Conversation {
     /// The conversation row: SID, names, state, timers.
     pub fn row(&self) -> &ConversationRow {
         &self.row
+    }
+
+    /// Its conversation-scoped webhooks, by SID.
+    pub fn webhooks(&self) -> &BTreeMap<WebhookSid, ConversationWebhookRow> {
+        &self.webhooks
     }
 
     /// The index the next message gets: one past the highest ever given
@@ -283,9 +291,15 @@ impl Service {
         self.conversations.get(&sid)
     }
 
-    /// The service row: SID, name, default roles.
+    /// The service row: SID, name, default roles, webhooks.
     pub fn row(&self) -> &ServiceRow {
         &self.row
+    }
+
+    /// Its post-event webhook configuration (the default, no URL and no
+    /// filters, until one is set).
+    pub fn webhooks(&self) -> &ServiceWebhooks {
+        &self.row.webhooks
     }
 
     /// The conversation with this SID, if it is in this service.
@@ -880,6 +894,7 @@ impl ReadModels {
                 default_conversation_creator_role_sid: None,
                 default_conversation_role_sid: None,
                 default_chat_service_role_sid: None,
+                webhooks: ServiceWebhooks::default(),
             };
             put_row(sink, Table::Services, sid_key(&svc_sid, &[]), &row);
             self.services.insert(svc_sid, Service::new(row));
@@ -918,6 +933,11 @@ impl ReadModels {
                     *default_conversation_creator_role_sid;
                 svc.row.default_conversation_role_sid = *default_conversation_role_sid;
                 svc.row.default_chat_service_role_sid = *default_chat_service_role_sid;
+                svc.row.date_updated = at;
+                put_row(sink, Table::Services, sid_key(&svc_sid, &[]), &svc.row);
+            }
+            Event::ServiceWebhooksUpdated { webhooks } => {
+                svc.row.webhooks = webhooks.clone();
                 svc.row.date_updated = at;
                 put_row(sink, Table::Services, sid_key(&svc_sid, &[]), &svc.row);
             }
@@ -1456,6 +1476,43 @@ impl ReadModels {
                 );
                 conv.receipts.insert(pair, row);
             }
+            Event::ConversationWebhookCreated {
+                conversation_sid,
+                webhook_sid,
+                webhook,
+            } => {
+                let Some(conv) = svc.conversations.get_mut(conversation_sid) else {
+                    return;
+                };
+                let row = ConversationWebhookRow {
+                    chat_service_sid: svc_sid,
+                    conversation_sid: *conversation_sid,
+                    sid: *webhook_sid,
+                    webhook: webhook.clone(),
+                    date_created: at,
+                };
+                put_row(
+                    sink,
+                    Table::ConversationWebhooks,
+                    webhook_key(&svc_sid, conversation_sid, webhook_sid),
+                    &row,
+                );
+                conv.webhooks.insert(*webhook_sid, row);
+            }
+            Event::ConversationWebhookRemoved {
+                conversation_sid,
+                webhook_sid,
+            } => {
+                let Some(conv) = svc.conversations.get_mut(conversation_sid) else {
+                    return;
+                };
+                if conv.webhooks.remove(webhook_sid).is_some() {
+                    sink.delete(
+                        Table::ConversationWebhooks,
+                        webhook_key(&svc_sid, conversation_sid, webhook_sid),
+                    );
+                }
+            }
             Event::DeliveryAttemptFailed {
                 conversation_sid,
                 message_sid,
@@ -1629,6 +1686,15 @@ impl ReadModels {
                     .insert((row.message_sid, row.participant_sid), row);
             }
         }
+        for row in rows_of::<ConversationWebhookRow>(&mut by_table, Table::ConversationWebhooks)? {
+            if let Some(c) = me
+                .services
+                .get_mut(&row.chat_service_sid)
+                .and_then(|s| s.conversations.get_mut(&row.conversation_sid))
+            {
+                c.webhooks.insert(row.sid, row);
+            }
+        }
         for row in rows_of::<DeliveryAttemptsRow>(&mut by_table, Table::DeliveryAttempts)? {
             if let Some(c) = me
                 .services
@@ -1717,4 +1783,12 @@ fn write_conversation_rows(conv: &Conversation, sink: &mut dyn RowSink) {
     for ((m, p), r) in &conv.delivery_attempts {
         put_row(sink, Table::DeliveryAttempts, pair_key(s, c, m, p), r);
     }
+    for (w, r) in &conv.webhooks {
+        put_row(sink, Table::ConversationWebhooks, webhook_key(s, c, w), r);
+    }
+}
+
+/// The key of a conversation-scoped webhook's row.
+fn webhook_key(service: &ServiceSid, conv: &ConversationSid, webhook: &WebhookSid) -> Vec<u8> {
+    sid_key(service, &[conv.as_bytes(), webhook.as_bytes()])
 }

@@ -235,6 +235,24 @@ pub fn summary(event: &Event) -> String {
             error,
             ..
         } => format!("{message_sid} to {participant_sid} attempt {attempt}: {error}"),
+        // The signing secret is never rendered.
+        ServiceWebhooksUpdated { webhooks } => format!(
+            "post-event webhook {} {:?} {}",
+            opt(&webhooks.post_webhook_url),
+            webhooks.method,
+            webhooks
+                .filters
+                .iter()
+                .map(|f| f.twilio_name())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        ConversationWebhookCreated {
+            webhook_sid,
+            webhook,
+            ..
+        } => format!("{webhook_sid} {:?} {}", webhook.target, webhook.url),
+        ConversationWebhookRemoved { webhook_sid, .. } => webhook_sid.to_string(),
     };
     cell(&text)
 }

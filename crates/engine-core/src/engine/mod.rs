@@ -608,6 +608,14 @@ impl Engine {
         Session::open(self.core.hub.clone(), sources, service, identity, start)
     }
 
+    /// A weak handle on the engine's read side, for the built-in reactors
+    /// (post-event webhooks) that read the log beyond their records.
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
+    pub(crate) fn sources(&self) -> Sources {
+        let source: Arc<dyn ReadSource> = self.core.clone();
+        Sources::new(Arc::downgrade(&source))
+    }
+
     /// Follows the durable log from `from`: a [`Subscription`] yields every
     /// committed record (header with its position, and decoded event) from
     /// there on, in log order, exactly once, with no gap, blocking

@@ -19,7 +19,7 @@ pub enum PreEventTarget {
 
 /// The pre-events `command` fires, in the order its hooks run: none for
 /// commands without a Twilio pre-event (services, roles, users other than
-/// updates, read horizons, receipts, configuration).
+/// updates, read horizons, receipts, configuration, webhook configuration).
 pub(crate) fn pre_events(command: &Command) -> Vec<(PreEventFilter, PreEventTarget)> {
     use PreEventFilter::*;
     let one = |filter| vec![(filter, PreEventTarget::Command)];
@@ -57,7 +57,10 @@ pub(crate) fn pre_events(command: &Command) -> Vec<(PreEventFilter, PreEventTarg
         | Command::DeleteAddressConfiguration(_)
         | Command::UpdateReadHorizon(_)
         | Command::RecordDeliveryReceipt(_)
-        | Command::RecordDeliveryAttemptFailed(_) => Vec::new(),
+        | Command::RecordDeliveryAttemptFailed(_)
+        | Command::UpdateServiceWebhooks(_)
+        | Command::CreateConversationWebhook(_)
+        | Command::DeleteConversationWebhook(_) => Vec::new(),
     }
 }
 

@@ -409,6 +409,13 @@ pub fn command_variant_name(command: &Command) -> &'static str {
         Command::RecordDeliveryAttemptFailed(RecordDeliveryAttemptFailed { .. }) => {
             "record_delivery_attempt_failed"
         }
+        Command::UpdateServiceWebhooks(UpdateServiceWebhooks { .. }) => "update_service_webhooks",
+        Command::CreateConversationWebhook(CreateConversationWebhook { .. }) => {
+            "create_conversation_webhook"
+        }
+        Command::DeleteConversationWebhook(DeleteConversationWebhook { .. }) => {
+            "delete_conversation_webhook"
+        }
     }
 }
 
@@ -818,8 +825,77 @@ pub fn arb_command() -> BoxedStrategy<Command> {
                 },
             )
             .boxed(),
+        (
+            arb_service_sid(),
+            arb_opt_text(),
+            any::<bool>(),
+            proptest::collection::vec(arb_text(), 0..4),
+            arb_opt_text(),
+        )
+            .prop_map(
+                |(service, post_webhook_url, get, filters, signing_secret)| {
+                    Command::UpdateServiceWebhooks(UpdateServiceWebhooks {
+                        service,
+                        post_webhook_url,
+                        method: webhook_method(get),
+                        filters,
+                        signing_secret,
+                    })
+                },
+            )
+            .boxed(),
+        (
+            arb_service_sid(),
+            arb_conversation_sid(),
+            any::<bool>(),
+            arb_text(),
+            any::<bool>(),
+            proptest::collection::vec(arb_text(), 0..4),
+            proptest::collection::vec(arb_text(), 0..4),
+        )
+            .prop_map(
+                |(service, conversation, trigger, url, get, filters, triggers)| {
+                    Command::CreateConversationWebhook(CreateConversationWebhook {
+                        service,
+                        conversation: conversation.into(),
+                        target: webhook_target(trigger),
+                        url,
+                        method: webhook_method(get),
+                        filters,
+                        triggers,
+                    })
+                },
+            )
+            .boxed(),
+        (arb_service_sid(), arb_conversation_sid(), arb_webhook_sid())
+            .prop_map(|(service, conversation, webhook)| {
+                Command::DeleteConversationWebhook(DeleteConversationWebhook {
+                    service,
+                    conversation: conversation.into(),
+                    webhook,
+                })
+            })
+            .boxed(),
     ];
     Union::new(arms).boxed()
+}
+
+/// `Trigger` for `true`, `Webhook` for `false`.
+fn webhook_target(trigger: bool) -> WebhookTarget {
+    if trigger {
+        WebhookTarget::Trigger
+    } else {
+        WebhookTarget::Webhook
+    }
+}
+
+/// `GET` for `true`, `POST` for `false`.
+fn webhook_method(get: bool) -> WebhookMethod {
+    if get {
+        WebhookMethod::Get
+    } else {
+        WebhookMethod::Post
+    }
 }
 
 /// Any command envelope.
@@ -875,6 +951,9 @@ pub fn event_variant_name(event: &Event) -> &'static str {
         Event::DeliveryReceiptRecorded { .. } => "delivery_receipt_recorded",
         Event::ServiceConfigurationUpdated { .. } => "service_configuration_updated",
         Event::DeliveryAttemptFailed { .. } => "delivery_attempt_failed",
+        Event::ServiceWebhooksUpdated { .. } => "service_webhooks_updated",
+        Event::ConversationWebhookCreated { .. } => "conversation_webhook_created",
+        Event::ConversationWebhookRemoved { .. } => "conversation_webhook_removed",
     }
 }
 
@@ -1246,6 +1325,62 @@ pub fn arb_event() -> BoxedStrategy<Event> {
                         attempt,
                         error,
                     }
+                },
+            )
+            .boxed(),
+        (
+            arb_opt_text(),
+            any::<bool>(),
+            proptest::sample::subsequence(
+                WebhookFilter::ALL.to_vec(),
+                0..=WebhookFilter::ALL.len(),
+            ),
+            arb_opt_text(),
+        )
+            .prop_map(|(post_webhook_url, get, filters, signing_secret)| {
+                Event::ServiceWebhooksUpdated {
+                    webhooks: ServiceWebhooks {
+                        post_webhook_url,
+                        method: webhook_method(get),
+                        filters,
+                        signing_secret,
+                    },
+                }
+            })
+            .boxed(),
+        (
+            arb_conversation_sid(),
+            arb_webhook_sid(),
+            any::<bool>(),
+            arb_text(),
+            any::<bool>(),
+            proptest::sample::subsequence(
+                WebhookFilter::ALL.to_vec(),
+                0..=WebhookFilter::ALL.len(),
+            ),
+            proptest::collection::vec(arb_text(), 0..4),
+        )
+            .prop_map(
+                |(conversation_sid, webhook_sid, trigger, url, get, filters, triggers)| {
+                    Event::ConversationWebhookCreated {
+                        conversation_sid,
+                        webhook_sid,
+                        webhook: ConversationWebhook {
+                            target: webhook_target(trigger),
+                            url,
+                            method: webhook_method(get),
+                            filters,
+                            triggers,
+                        },
+                    }
+                },
+            )
+            .boxed(),
+        (arb_conversation_sid(), arb_webhook_sid())
+            .prop_map(
+                |(conversation_sid, webhook_sid)| Event::ConversationWebhookRemoved {
+                    conversation_sid,
+                    webhook_sid,
                 },
             )
             .boxed(),
