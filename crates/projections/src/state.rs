@@ -766,11 +766,10 @@ impl ReadModels {
             k.extend_from_slice(&i.to_be_bytes());
             k
         };
-        let (from, to) = (index_key(lo), index_key(hi));
         // Rows deleted earlier in a batch under way are still stored:
         // skip them, reading on until `limit` live ones are found.
         let mut rows: BTreeMap<u64, MessageRow> = BTreeMap::new();
-        let (mut from_cur, mut to_cur) = (from.clone(), to.clone());
+        let (mut from_cur, mut to_cur) = (index_key(lo), index_key(hi));
         loop {
             let chunk =
                 self.cold
