@@ -9,10 +9,10 @@ pub enum Task {
     Help,
     /// Check (and as root, install) the system packages RocksDB's build needs.
     Setup,
-    /// Run setup, then the quickstart example with these arguments.
-    Demo {
-        /// Forwarded verbatim to the example, after cargo's `--`.
-        example_args: Vec<String>,
+    /// Run setup, then the server (the main job) with these arguments.
+    Serve {
+        /// Forwarded verbatim to `colloquy-server`, after cargo's `--`.
+        server_args: Vec<String>,
     },
     /// Run setup, then the whole test suite.
     Test {
@@ -90,9 +90,11 @@ COMMANDS:
                        compiler, clang and libclang). If one is missing: as
                        root, install them with apt-get; otherwise print the
                        exact command to run and exit with status 2.
-    demo [ARGS...]     Run setup, then the quickstart example
-                       (cargo run --example quickstart). ARGS, after an
-                       optional leading `--`, are passed to the example.
+    serve [ARGS...]    Run setup, then the server, the main job
+                       (cargo run -p server --bin colloquy-server): the
+                       Twilio Conversations REST API and WebSocket on
+                       127.0.0.1:8080, data in ./data. ARGS, after an
+                       optional leading `--`, go to the server (--help).
     test [--no-lint]   Run setup, then all tests, in order:
                          fmt     cargo fmt --all -- --check
                          clippy  cargo clippy --workspace --all-targets -- -D warnings
@@ -165,13 +167,13 @@ where
                 "`setup` takes no arguments, got `{extra}`"
             ))),
         },
-        "demo" => {
+        "serve" => {
             let forwarded = match rest {
                 [separator, tail @ ..] if separator == "--" => tail,
                 all => all,
             };
-            Ok(Task::Demo {
-                example_args: forwarded.to_vec(),
+            Ok(Task::Serve {
+                server_args: forwarded.to_vec(),
             })
         }
         "test" => {
@@ -192,7 +194,7 @@ where
         "attack" => parse_attack(rest),
         "bench" => parse_bench(rest),
         other => Err(UsageError(format!(
-            "unknown command `{other}` (expected setup, demo, test, attack, bench or help)"
+            "unknown command `{other}` (expected setup, serve, test, attack, bench or help)"
         ))),
     }
 }
@@ -287,9 +289,9 @@ fn parse_attack(rest: &[String]) -> Result<Task, UsageError> {
 mod tests {
     use super::*;
 
-    fn demo(args: &[&str]) -> Task {
-        Task::Demo {
-            example_args: args.iter().map(|s| s.to_string()).collect(),
+    fn serve(args: &[&str]) -> Task {
+        Task::Serve {
+            server_args: args.iter().map(|s| s.to_string()).collect(),
         }
     }
 
@@ -303,12 +305,12 @@ mod tests {
             (&["--help", "test"], Task::Help),
             (&["setup"], Task::Setup),
             (&["setup", "--help"], Task::Help),
-            (&["demo"], demo(&[])),
-            (&["demo", "--"], demo(&[])),
-            (&["demo", "a", "--b"], demo(&["a", "--b"])),
-            (&["demo", "--", "--help"], demo(&["--help"])),
-            (&["demo", "--help"], demo(&["--help"])),
-            (&["demo", "--", "--", "x"], demo(&["--", "x"])),
+            (&["serve"], serve(&[])),
+            (&["serve", "--"], serve(&[])),
+            (&["serve", "a", "--b"], serve(&["a", "--b"])),
+            (&["serve", "--", "--help"], serve(&["--help"])),
+            (&["serve", "--help"], serve(&["--help"])),
+            (&["serve", "--", "--", "x"], serve(&["--", "x"])),
             (&["test"], Task::Test { lint: true }),
             (&["test", "--no-lint"], Task::Test { lint: false }),
             (
@@ -393,7 +395,7 @@ mod tests {
     fn help_lists_every_command() {
         for command in [
             "setup",
-            "demo",
+            "serve",
             "test",
             "--no-lint",
             "attack",

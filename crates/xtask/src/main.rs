@@ -2,7 +2,7 @@
 //!
 //! Dependency-free on purpose (std only), so it builds in seconds on a cold
 //! machine before anything else: `setup` checks the system packages
-//! RocksDB's build needs, `demo` runs the quickstart example, `test` runs
+//! RocksDB's build needs, `serve` runs the server (the main job), `test` runs
 //! every check CI runs, `attack` runs the fault-injection campaign at
 //! scale and `bench` runs one bench optimised without a release build of
 //! RocksDB. See `cargo xtask --help`.
@@ -79,7 +79,7 @@ fn run() -> Result<(), Error> {
             Ok(())
         }
         Task::Setup => setup::run(),
-        Task::Demo { example_args } => demo(&example_args),
+        Task::Serve { server_args } => serve(&server_args),
         Task::Test { lint } => test(lint),
         Task::Attack(args) => attack(&args),
         Task::Bench(args) => bench(&args),
@@ -183,24 +183,24 @@ fn attack(args: &AttackArgs) -> Result<(), Error> {
     }
 }
 
-/// The example `cargo xtask demo` runs, from the root `colloquy` package.
-const DEMO_PACKAGE: &str = "colloquy";
-const DEMO_EXAMPLE: &str = "quickstart";
+/// The package and binary `cargo xtask serve` runs: the server.
+const SERVE_PACKAGE: &str = "server";
+const SERVE_BIN: &str = "colloquy-server";
 
-fn demo_args(example_args: &[String]) -> Vec<String> {
-    let mut args: Vec<String> = ["run", "--package", DEMO_PACKAGE, "--example", DEMO_EXAMPLE]
+fn serve_args(server_args: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = ["run", "--package", SERVE_PACKAGE, "--bin", SERVE_BIN]
         .map(String::from)
         .to_vec();
-    if !example_args.is_empty() {
+    if !server_args.is_empty() {
         args.push("--".to_string());
-        args.extend(example_args.iter().cloned());
+        args.extend(server_args.iter().cloned());
     }
     args
 }
 
-fn demo(example_args: &[String]) -> Result<(), Error> {
+fn serve(server_args: &[String]) -> Result<(), Error> {
     setup::run()?;
-    run_step("demo", &mut cargo(demo_args(example_args)))
+    run_step("serve", &mut cargo(serve_args(server_args)))
 }
 
 /// One step of `cargo xtask test`: its name and cargo's arguments.
@@ -320,17 +320,17 @@ mod tests {
     }
 
     #[test]
-    fn demo_forwards_arguments_to_the_example() {
+    fn serve_forwards_arguments_to_the_server() {
         let cases: &[(&[&str], &str)] = &[
-            (&[], "run --package colloquy --example quickstart"),
+            (&[], "run --package server --bin colloquy-server"),
             (
-                &["--data", "x"],
-                "run --package colloquy --example quickstart -- --data x",
+                &["--listen", "127.0.0.1:9000"],
+                "run --package server --bin colloquy-server -- --listen 127.0.0.1:9000",
             ),
         ];
         for (forwarded, expected) in cases {
             let forwarded: Vec<String> = forwarded.iter().map(|s| s.to_string()).collect();
-            assert_eq!(demo_args(&forwarded).join(" "), *expected);
+            assert_eq!(serve_args(&forwarded).join(" "), *expected);
         }
     }
 

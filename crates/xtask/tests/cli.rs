@@ -1,5 +1,5 @@
 //! The built `xtask` binary: help and usage errors, with their exit codes.
-//! (Setup, demo and test run real toolchains and package managers, so they
+//! (Setup, serve and test run real toolchains and package managers, so they
 //! are exercised through their unit-tested parts instead.)
 
 use std::process::{Command, Output, Stdio};
@@ -24,7 +24,7 @@ fn help_lists_the_commands_and_exits_zero() {
         let output = xtask(args);
         assert!(output.status.success(), "{args:?}: {output:?}");
         let stdout = String::from_utf8(output.stdout).unwrap();
-        for command in ["setup", "demo", "test", "--no-lint", "bench"] {
+        for command in ["setup", "serve", "test", "--no-lint", "bench"] {
             assert!(stdout.contains(command), "{args:?}: help lacks {command}");
         }
     }

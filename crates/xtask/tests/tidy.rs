@@ -39,6 +39,7 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
         "replay-tool",
         &["events", "projections", "event-log", "engine-core"],
     ),
+    ("server", &["events", "projections", "engine-core"]),
     (
         ROOT_PACKAGE,
         &[

@@ -1,0 +1,107 @@
+//! Twilio's list paging: `PageSize`, `Page` and `PageToken` in, a `meta`
+//! object with absolute `first_page_url` / `url` / `next_page_url` out.
+//!
+//! Pages are cursor-based underneath (a projections page token names the
+//! last item served), so walking a list while it grows skips nothing and
+//! serves nothing twice. `Page` is only a counter carried along for the
+//! helper libraries; a request with `Page` > 0 and no `PageToken` is
+//! refused, since there is no cursor to resume from. `previous_page_url` is
+//! always null: the cursors only go forward, and Twilio's helper libraries
+//! never follow it when iterating.
+
+use events::limits::{PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX};
+use projections::{Page, PageRequest};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::params::Params;
+
+/// The paging parameters of one list request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paging {
+    /// `PageSize`, 1..=[`PAGE_SIZE_MAX`]; [`PAGE_SIZE_DEFAULT`] when absent.
+    pub page_size: usize,
+    /// `Page`, the page number (0 first).
+    pub page: u64,
+    /// `PageToken`, the cursor from the previous page's `next_page_url`.
+    pub token: Option<String>,
+}
+
+impl Paging {
+    /// Takes `PageSize`, `Page` and `PageToken` from `params`. Errors
+    /// (400): a size outside 1..=[`PAGE_SIZE_MAX`], a non-number, or
+    /// `Page` > 0 without a `PageToken`.
+    pub fn take(params: &mut Params) -> Result<Paging, ApiError> {
+        let page_size = params
+            .opt_parse::<usize>("PageSize")?
+            .unwrap_or(PAGE_SIZE_DEFAULT);
+        if page_size == 0 || page_size > PAGE_SIZE_MAX {
+            return Err(ApiError::invalid(
+                "PageSize",
+                format!("{page_size} is outside 1..={PAGE_SIZE_MAX}"),
+            ));
+        }
+        let page = params.opt_parse::<u64>("Page")?.unwrap_or(0);
+        let token = params.opt("PageToken")?;
+        if page > 0 && token.is_none() {
+            return Err(ApiError::invalid(
+                "Page",
+                "pages after the first are reached by the PageToken of next_page_url",
+            ));
+        }
+        Ok(Paging {
+            page_size,
+            page,
+            token,
+        })
+    }
+
+    /// The projections request for this page.
+    pub fn request(&self) -> PageRequest {
+        PageRequest {
+            page_size: Some(self.page_size),
+            page_token: self.token.clone(),
+        }
+    }
+
+    /// The list answer: `{ key: items, "meta": … }`. `list_url` is the
+    /// absolute URL of the list without a query; `filters` are the
+    /// request's other query parameters, kept in every page URL.
+    pub fn answer<T>(
+        &self,
+        key: &str,
+        list_url: &str,
+        filters: &[(&str, String)],
+        page: &Page<T>,
+        render: impl Fn(&T) -> Value,
+    ) -> Value {
+        let url = |page_no: u64, token: Option<&str>| {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in filters {
+                q.append_pair(k, v);
+            }
+            q.append_pair("PageSize", &self.page_size.to_string());
+            q.append_pair("Page", &page_no.to_string());
+            if let Some(t) = token {
+                q.append_pair("PageToken", t);
+            }
+            format!("{list_url}?{}", q.finish())
+        };
+        let items: Vec<Value> = page.items.iter().map(render).collect();
+        json!({
+            key: items,
+            "meta": {
+                "page": self.page,
+                "page_size": self.page_size,
+                "first_page_url": url(0, None),
+                "previous_page_url": Value::Null,
+                "url": url(self.page, self.token.as_deref()),
+                "next_page_url": page
+                    .next_page_token
+                    .as_deref()
+                    .map(|t| url(self.page + 1, Some(t))),
+                "key": key,
+            }
+        })
+    }
+}
