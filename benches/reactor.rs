@@ -16,15 +16,22 @@
 //!   same records with each record's event decoded, on the calling thread:
 //!   what reading the log costs.
 //! - Lag under load (printed after criterion's report, not a criterion
-//!   bench: it is a distribution over time): [`POSTERS`] threads post
-//!   through `Engine::execute` (`Durability::Buffered`, as fast as the
-//!   engine takes them) for [`LOAD_SECONDS`] while a no-op reactor
+//!   bench: it is a distribution over time): [`POSTERS`] threads execute
+//!   commands through `Engine::execute` (`Durability::Buffered`, as fast
+//!   as the engine takes them) for [`LOAD_SECONDS`] while a no-op reactor
 //!   follows; every [`SAMPLE_MICROS`] µs a sampler reads
 //!   `Engine::reactor_metrics` (lag = committed head − checkpoint). The
 //!   baseline, in the same run under the same load: a bare `Subscription`
 //!   drained on its own thread, sampled the same way (head − its
-//!   position). Reported: the append rate reached, and p50, p99 and max
-//!   lag in records and in milliseconds of appends at that rate.
+//!   position). Reported: the append rate reached (one record is one
+//!   event), and p50, p99 and max lag in records and in milliseconds of
+//!   appends at that rate. Two loads, each run for both followers:
+//!   - `PostMessage`: one event per command, the common shape; its rate
+//!     is bound by the per-command cost of `Engine::execute`;
+//!   - `CreateConversationWithParticipants` with
+//!     [`CONVERSATION_WITH_PARTICIPANTS_MAX`] chat participants: eleven
+//!     events per command, the shape that reaches the 100,000
+//!     events/s of append load on a machine whose commands/s cannot.
 //!
 //! Run: `cargo xtask bench reactor` (the optimised dev profile).
 //! `REACTOR_RECORDS` overrides [`RECORDS`].
@@ -35,6 +42,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use colloquy::events::limits::CONVERSATION_WITH_PARTICIPANTS_MAX;
 use colloquy::prelude::*;
 use colloquy::{CommittedRecord, Reactor};
 use criterion::{Criterion, Throughput};
@@ -80,12 +88,61 @@ struct Lag {
     max: u64,
 }
 
-/// Runs the posting load for [`LOAD_SECONDS`] while `lag()` is sampled.
+/// The append load: which commands the posters execute.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// `PostMessage`: one event per command.
+    Posts,
+    /// `CreateConversationWithParticipants` with the most participants
+    /// one command may add: `1 + CONVERSATION_WITH_PARTICIPANTS_MAX`
+    /// events per command.
+    Conversations,
+}
+
+impl Load {
+    fn name(self) -> &'static str {
+        match self {
+            Load::Posts => "PostMessage",
+            Load::Conversations => "ConversationWithParticipants",
+        }
+    }
+
+    /// Executes the `n`th command of `poster`.
+    fn execute(
+        self,
+        engine: &Engine,
+        ids: &Ids,
+        service: ServiceSid,
+        conversations: &[ConversationSid],
+        poster: u64,
+        n: u64,
+    ) {
+        match self {
+            Load::Posts => {
+                let conversation =
+                    conversations[(n as usize + poster as usize) % conversations.len()];
+                let post = PostMessage::new(service, conversation).body(support::body(poster, n));
+                engine.execute(post.keyed(ids.next())).expect("post");
+            }
+            Load::Conversations => {
+                let mut create =
+                    CreateConversationWithParticipants::new(service, ConversationSpec::default());
+                for p in 0..CONVERSATION_WITH_PARTICIPANTS_MAX {
+                    create = create.participant(ParticipantSpec::chat(format!("u{poster}-{p}")));
+                }
+                engine.execute(create.keyed(ids.next())).expect("create");
+            }
+        }
+    }
+}
+
+/// Runs `load` for [`LOAD_SECONDS`] while `lag()` is sampled.
 fn under_load(
     engine: &Engine,
     ids: &Ids,
     service: ServiceSid,
     conversations: &[ConversationSid],
+    load: Load,
     lag: &(dyn Fn() -> u64 + Sync),
 ) -> Lag {
     let stop = AtomicBool::new(false);
@@ -97,11 +154,7 @@ fn under_load(
             s.spawn(move || {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let conversation =
-                        conversations[(n as usize + poster as usize) % conversations.len()];
-                    let post =
-                        PostMessage::new(service, conversation).body(support::body(poster, n));
-                    engine.execute(post.keyed(ids.next())).expect("post");
+                    load.execute(engine, ids, service, conversations, poster, n);
                     n += 1;
                 }
             });
@@ -216,15 +269,59 @@ fn main() {
         ),
     ];
 
-    // Lag under load: the reactor, then the bare subscription.
+    for load in [Load::Posts, Load::Conversations] {
+        let (reactor, bare) = lag_under(&engine, &ids, service, &conversations, load);
+        let ms = |lag: u64, rate: f64| format!("{lag} ({:.2} ms)", lag as f64 / rate * 1e3);
+        let name = load.name();
+        rows.push(Row {
+            figure: format!("{name} load, {POSTERS} posters, Buffered: events/s appended"),
+            value: format!("{}/s (reactor run)", thousands(reactor.rate)),
+            baseline: format!("{}/s (subscription run)", thousands(bare.rate)),
+            ratio: format!("{:.2}", reactor.rate / bare.rate),
+            target: "100,000/s of load".into(),
+            met: Some(reactor.rate >= 100_000.0),
+        });
+        for (q, r, b) in [
+            ("p50", reactor.p50, bare.p50),
+            ("p99", reactor.p99, bare.p99),
+            ("max", reactor.max, bare.max),
+        ] {
+            rows.push(Row {
+                figure: format!("{name} load: no-op reactor lag {q}, events"),
+                value: ms(r, reactor.rate),
+                baseline: ms(b, bare.rate),
+                ratio: "-".into(),
+                target: "reported".into(),
+                met: None,
+            });
+        }
+    }
+    print_summary("Reactor throughput and lag", &rows);
+}
+
+/// Lag under `load`: first a no-op reactor follows, then a bare
+/// subscription drained on its own thread (the baseline).
+fn lag_under(
+    engine: &Engine,
+    ids: &Ids,
+    service: ServiceSid,
+    conversations: &[ConversationSid],
+    load: Load,
+) -> (Lag, Lag) {
+    let name = format!("lag-noop-{}", load.name());
     let handle = engine
-        .start_reactor(ReactorSpec::new("lag-noop"), noop())
+        .start_reactor(ReactorSpec::new(name.clone()), noop())
         .expect("start");
-    let reactor = under_load(&engine, &ids, service, &conversations, &|| {
-        engine.reactor_metrics().iter().map(|m| m.lag).sum()
+    let reactor = under_load(engine, ids, service, conversations, load, &|| {
+        engine
+            .reactor_metrics()
+            .iter()
+            .filter(|m| m.name == name)
+            .map(|m| m.lag)
+            .sum()
     });
     assert!(handle.wait_for(engine.log().head().next_position, Instant::now() + WAIT));
-    engine.stop_reactor("lag-noop");
+    engine.stop_reactor(&name);
 
     let position = Arc::new(AtomicU64::new(engine.log().head().next_position));
     let done = Arc::new(AtomicBool::new(false));
@@ -242,7 +339,7 @@ fn main() {
             }
         })
     };
-    let bare = under_load(&engine, &ids, service, &conversations, &|| {
+    let bare = under_load(engine, ids, service, conversations, load, &|| {
         engine
             .log()
             .head()
@@ -251,43 +348,7 @@ fn main() {
     });
     done.store(true, Ordering::Relaxed);
     follower.join().expect("the follower");
-
-    let ms = |lag: u64, rate: f64| format!("{lag} ({:.2} ms)", lag as f64 / rate * 1e3);
-    rows.extend([
-        Row {
-            figure: format!("append rate under load, {POSTERS} posters, Buffered"),
-            value: format!("{}/s (reactor run)", thousands(reactor.rate)),
-            baseline: format!("{}/s (subscription run)", thousands(bare.rate)),
-            ratio: format!("{:.2}", reactor.rate / bare.rate),
-            target: "100,000/s of load".into(),
-            met: Some(reactor.rate >= 100_000.0),
-        },
-        Row {
-            figure: "no-op reactor lag p50, records".into(),
-            value: ms(reactor.p50, reactor.rate),
-            baseline: ms(bare.p50, bare.rate),
-            ratio: "-".into(),
-            target: "reported".into(),
-            met: None,
-        },
-        Row {
-            figure: "no-op reactor lag p99, records".into(),
-            value: ms(reactor.p99, reactor.rate),
-            baseline: ms(bare.p99, bare.rate),
-            ratio: "-".into(),
-            target: "reported".into(),
-            met: None,
-        },
-        Row {
-            figure: "no-op reactor lag max, records".into(),
-            value: ms(reactor.max, reactor.rate),
-            baseline: ms(bare.max, bare.rate),
-            ratio: "-".into(),
-            target: "reported".into(),
-            met: None,
-        },
-    ]);
-    print_summary("Reactor throughput and lag", &rows);
+    (reactor, bare)
 }
 
 /// Every timed iteration of one benchmark, criterion's warm-up included.
