@@ -24,7 +24,8 @@
 //! (at worst an unreferenced blob). A SID is derived from the service, the
 //! bytes' hash, the content type and the filename, so the same upload
 //! repeated (a client's retry) is the same item, stored once. Reads check
-//! the bytes against their blake3: damage is an error, never served.
+//! the bytes against their blake3: damage is an error, never served, and
+//! uploading the same bytes again rewrites a damaged or missing copy.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -250,12 +251,12 @@ impl MediaStore {
             seed.extend_from_slice(f.as_bytes());
         }
         let sid = MediaSid::derive(&seed);
-        match self.get(&service, &sid) {
-            Ok(existing) => return Ok(existing),
-            Err(MediaError::NotFound(_)) => {}
+        let existing = match self.get(&service, &sid) {
+            Ok(existing) => Some(existing),
+            Err(MediaError::NotFound(_)) => None,
             Err(e) => return Err(e),
-        }
-        let record = MediaRecord {
+        };
+        let record = existing.clone().unwrap_or_else(|| MediaRecord {
             sid,
             service_sid: service,
             content_type: content_type.to_owned(),
@@ -263,13 +264,21 @@ impl MediaStore {
             size: bytes.len() as u64,
             blake3: hash.to_hex().to_string(),
             date_created: now_micros,
-        };
-        let blob = self.blob_path(&record.blake3);
-        if !blob.exists() {
-            write_durably(&blob, bytes)?;
+        });
+        // The blob may be shared, missing or damaged: (re)write it unless
+        // it holds exactly these bytes. An upload thus also heals a
+        // damaged copy.
+        match self.content(&record) {
+            Ok(_) => {}
+            Err(MediaError::Corrupt(_)) | Err(MediaError::Io { .. }) => {
+                write_durably(&self.blob_path(&record.blake3), bytes)?
+            }
+            Err(e) => return Err(e),
         }
-        let meta = serde_json::to_vec_pretty(&record).expect("a media record serialises");
-        write_durably(&self.meta_path(&service, &sid), &meta)?;
+        if existing.is_none() {
+            let meta = serde_json::to_vec_pretty(&record).expect("a media record serialises");
+            write_durably(&self.meta_path(&service, &sid), &meta)?;
+        }
         Ok(record)
     }
 
@@ -427,7 +436,10 @@ pub fn routes() -> Router<AppState> {
             post(upload).layer(DefaultBodyLimit::max(MEDIA_REQUEST_BYTES_MAX)),
         )
         .route("/Services/{ChatServiceSid}/Media/{Sid}", get(fetch))
-        .route("/Services/{ChatServiceSid}/Media/{Sid}/Content", get(content))
+        .route(
+            "/Services/{ChatServiceSid}/Media/{Sid}/Content",
+            get(content),
+        )
 }
 
 /// `POST /v1/Services/{ChatServiceSid}/Media`: the body is the raw bytes,
@@ -516,8 +528,7 @@ pub async fn content(
 ) -> Result<Response, ApiError> {
     p.finish()?;
     let (store, record) = load(&state, &scope, &path).await?;
-    let content_type =
-        HeaderValue::from_str(&record.content_type).map_err(ApiError::internal)?;
+    let content_type = HeaderValue::from_str(&record.content_type).map_err(ApiError::internal)?;
     let bytes = blocking(move || Ok(store.content(&record)?)).await?;
     Ok((
         [
@@ -569,6 +580,14 @@ mod tests {
             .unwrap();
         std::fs::write(store.blob_path(&a.blake3), b"hellO").unwrap();
         assert!(matches!(store.content(&a), Err(MediaError::Corrupt(_))));
+        // Uploading the same bytes again heals the copy.
+        assert_eq!(
+            store
+                .put(service(), "text/plain", None, b"hello", 2)
+                .unwrap(),
+            a
+        );
+        assert_eq!(store.content(&a).unwrap(), b"hello");
     }
 
     #[test]
@@ -593,7 +612,9 @@ mod tests {
             Err(MediaError::Filename(_))
         ));
         assert!(
-            store.put(service(), "Image/PNG; q=1", None, b"x", 1).is_ok(),
+            store
+                .put(service(), "Image/PNG; q=1", None, b"x", 1)
+                .is_ok(),
             "types compare without parameters, case-insensitively"
         );
     }

@@ -36,7 +36,11 @@ fn metadata_files(s: &TestServer) -> usize {
 fn an_upload_is_served_back_with_its_type_and_survives_a_restart() {
     let s = TestServer::start();
     let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
-    let r = s.post_bytes(&format!("{}?Filename=cat.jpg", media_path(&s)), "image/jpeg", &bytes);
+    let r = s.post_bytes(
+        &format!("{}?Filename=cat.jpg", media_path(&s)),
+        "image/jpeg",
+        &bytes,
+    );
     assert_eq!(r.status, 201, "{:?}", r.body);
     let sid = r.body["sid"].as_str().unwrap().to_owned();
     assert!(sid.starts_with("ME") && sid.len() == 34, "{sid}");
@@ -50,7 +54,11 @@ fn an_upload_is_served_back_with_its_type_and_survives_a_restart() {
     assert_eq!(r.body["links"]["content"], format!("{url}/Content"));
 
     // The same upload again is the same item.
-    let again = s.post_bytes(&format!("{}?Filename=cat.jpg", media_path(&s)), "image/jpeg", &bytes);
+    let again = s.post_bytes(
+        &format!("{}?Filename=cat.jpg", media_path(&s)),
+        "image/jpeg",
+        &bytes,
+    );
     assert_eq!(again.status, 201);
     assert_eq!(again.body["sid"], sid);
     assert_eq!(metadata_files(&s), 1);
@@ -67,7 +75,10 @@ fn an_upload_is_served_back_with_its_type_and_survives_a_restart() {
     let (status, _, body) = s.get_bytes(&format!("{}/{sid}/Content", media_path(&s)));
     assert_eq!(status, 200);
     assert_eq!(body, bytes, "the bytes survive a restart");
-    assert_eq!(s.get(&format!("{}/{sid}", media_path(&s))).body["filename"], "cat.jpg");
+    assert_eq!(
+        s.get(&format!("{}/{sid}", media_path(&s))).body["filename"],
+        "cat.jpg"
+    );
     drop(s);
     drop(dir);
 }
@@ -106,12 +117,23 @@ fn media_is_scoped_to_its_service() {
     let s = TestServer::start();
     let other = s.post("/v1/Services", &[("FriendlyName", "other")]);
     let other = other.body["sid"].as_str().unwrap().to_owned();
-    let r = s.post_bytes(&format!("/v1/Services/{other}/Media"), "text/plain", b"theirs");
+    let r = s.post_bytes(
+        &format!("/v1/Services/{other}/Media"),
+        "text/plain",
+        b"theirs",
+    );
     assert_eq!(r.status, 201, "{:?}", r.body);
     let sid = r.body["sid"].as_str().unwrap();
     assert_error(&s.get(&format!("{}/{sid}", media_path(&s))), 404, 20404);
-    assert_error(&s.get(&format!("{}/{sid}/Content", media_path(&s))), 404, 20404);
-    assert_eq!(s.get(&format!("/v1/Services/{other}/Media/{sid}")).status, 200);
+    assert_error(
+        &s.get(&format!("{}/{sid}/Content", media_path(&s))),
+        404,
+        20404,
+    );
+    assert_eq!(
+        s.get(&format!("/v1/Services/{other}/Media/{sid}")).status,
+        200
+    );
     assert_error(&s.get(&format!("{}/MEnot", media_path(&s))), 400, 20001);
     assert_error(
         &s.post_bytes(

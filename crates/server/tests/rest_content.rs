@@ -83,7 +83,9 @@ fn chat_and_binding_participants_round_trip_under_both_path_forms() {
         sms["url"],
         format!(
             "{}/v1/Services/{}/Conversations/{ch}/Participants/{}",
-            s.base, s.service, sms["sid"].as_str().unwrap()
+            s.base,
+            s.service,
+            sms["sid"].as_str().unwrap()
         )
     );
 
@@ -111,7 +113,10 @@ fn chat_and_binding_participants_round_trip_under_both_path_forms() {
     assert_eq!(updated["last_read_message_index"], 1);
     assert_eq!(updated["last_read_timestamp"], "2024-05-01T10:00:00Z");
     assert_eq!(updated["attributes"], "{\"b\":2}");
-    let clamped = ok(s.post(&format!("{list}/{a_sid}"), &[("LastReadMessageIndex", "99")]));
+    let clamped = ok(s.post(
+        &format!("{list}/{a_sid}"),
+        &[("LastReadMessageIndex", "99")],
+    ));
     assert_eq!(clamped["last_read_message_index"], 2);
 
     assert_eq!(s.delete(&format!("{list}/{a_sid}")).status, 204);
@@ -147,18 +152,28 @@ fn messages_post_edit_delete_and_page_in_both_orders() {
         let sid = m["sid"].as_str().unwrap().to_owned();
         assert!(sid.starts_with("IM"));
         assert_eq!(m["url"], format!("{}{list}/{sid}", s.base));
-        assert_eq!(m["links"]["delivery_receipts"], format!("{}{list}/{sid}/Receipts", s.base));
+        assert_eq!(
+            m["links"]["delivery_receipts"],
+            format!("{}{list}/{sid}/Receipts", s.base)
+        );
         sids.push(sid);
     }
     let (asc, pages) = walk(&s, &format!("{list}?PageSize=2"), "messages");
     assert_eq!(pages, 3);
-    let bodies = |v: &[Value]| v.iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let bodies = |v: &[Value]| {
+        v.iter()
+            .map(|m| m["body"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(bodies(&asc), ["m0", "m1", "m2", "m3", "m4"]);
     let (desc, _) = walk(&s, &format!("{list}?Order=desc&PageSize=2"), "messages");
     assert_eq!(bodies(&desc), ["m4", "m3", "m2", "m1", "m0"]);
     let first = ok(s.get(&format!("{list}?Order=desc&PageSize=2")));
     assert!(
-        first["meta"]["next_page_url"].as_str().unwrap().contains("Order=desc"),
+        first["meta"]["next_page_url"]
+            .as_str()
+            .unwrap()
+            .contains("Order=desc"),
         "{first:?}"
     );
 
@@ -177,7 +192,11 @@ fn messages_post_edit_delete_and_page_in_both_orders() {
     assert_error(&s.get(&format!("{list}/{}", sids[2])), 404, 20404);
     let (left, _) = walk(&s, &list, "messages");
     let indices: Vec<u64> = left.iter().map(|m| m["index"].as_u64().unwrap()).collect();
-    assert_eq!(indices, [0, 1, 3, 4], "a deleted index is skipped, never reused");
+    assert_eq!(
+        indices,
+        [0, 1, 3, 4],
+        "a deleted index is skipped, never reused"
+    );
     let next = created(s.post(&list, &[("Body", "after")]));
     assert_eq!(next["index"], 5);
     assert_eq!(next["author"], "system");
@@ -205,7 +224,11 @@ fn messages_attach_uploaded_media_of_their_service_only() {
     let b = upload(b"second image", "b.png", &s.service);
     let m = created(s.post(
         &list,
-        &[("MediaSid", a.as_str()), ("MediaSid", b.as_str()), ("Body", "look")],
+        &[
+            ("MediaSid", a.as_str()),
+            ("MediaSid", b.as_str()),
+            ("Body", "look"),
+        ],
     ));
     let media = m["media"].as_array().unwrap();
     assert_eq!(media.len(), 2);
@@ -252,7 +275,10 @@ fn receipts_list_and_fetch_and_summarise_as_delivery() {
     let m = created(s.post(&list, &[("Body", "hi")]));
     let msg = m["sid"].as_str().unwrap().to_owned();
     let summary = &m["delivery"];
-    assert_eq!(summary["total"], 0, "a non-chat recipient, no receipt yet: {m:?}");
+    assert_eq!(
+        summary["total"], 0,
+        "a non-chat recipient, no receipt yet: {m:?}"
+    );
     assert_eq!(summary["delivered"], "none");
 
     let service = s.service.parse().unwrap();
@@ -280,7 +306,10 @@ fn receipts_list_and_fetch_and_summarise_as_delivery() {
     assert_eq!(r["status"], "delivered");
     assert_eq!(r["message_sid"], msg);
     assert_eq!(r["participant_sid"], sms["sid"]);
-    assert_eq!(r["channel_message_sid"], "SM0123456789abcdef0123456789abcdef");
+    assert_eq!(
+        r["channel_message_sid"],
+        "SM0123456789abcdef0123456789abcdef"
+    );
     assert_eq!(r["url"], format!("{}{receipts}/{r_sid}", s.base));
     let scoped = format!(
         "/v1/Services/{}/Conversations/{ch}/Messages/{msg}/Receipts/{r_sid}",
@@ -288,7 +317,10 @@ fn receipts_list_and_fetch_and_summarise_as_delivery() {
     );
     assert_eq!(ok(s.get(&scoped))["status"], "delivered");
     let d = &ok(s.get(&format!("{list}/{msg}")))["delivery"];
-    assert_eq!((d["total"].as_u64(), d["delivered"].as_str()), (Some(1), Some("all")));
+    assert_eq!(
+        (d["total"].as_u64(), d["delivered"].as_str()),
+        (Some(1), Some("all"))
+    );
     assert_eq!(d["failed"], "none");
 
     assert_error(
@@ -319,7 +351,9 @@ fn conversation_with_participants_is_all_or_nothing() {
     let (ps, _) = walk(&s, "/v1/Conversations/team/Participants", "participants");
     assert_eq!(ps.len(), 2);
     assert!(ps.iter().any(|p| p["identity"] == "alice"));
-    assert!(ps.iter().any(|p| p["messaging_binding"]["address"] == "+15550002222"));
+    assert!(ps
+        .iter()
+        .any(|p| p["messaging_binding"]["address"] == "+15550002222"));
 
     // A malformed participant, an unknown key, a binding without a proxy,
     // eleven participants, an email binding, a taken unique name: nothing
@@ -328,13 +362,36 @@ fn conversation_with_participants_is_all_or_nothing() {
     let eleven: Vec<(&str, &str)> = (0..11).map(|_| ("Participant", alice)).collect();
     for (form, status, code) in [
         (vec![("Participant", "{not json")], 400, 20001),
-        (vec![("Participant", "{\"identity\": \"a\", \"nick\": 1}")], 400, 20001),
-        (vec![("Participant", "{\"messaging_binding\": {\"address\": \"+1555\"}}")], 400, 20001),
+        (
+            vec![("Participant", "{\"identity\": \"a\", \"nick\": 1}")],
+            400,
+            20001,
+        ),
+        (
+            vec![(
+                "Participant",
+                "{\"messaging_binding\": {\"address\": \"+1555\"}}",
+            )],
+            400,
+            20001,
+        ),
         (eleven, 400, 20001),
-        (vec![("Bindings.Email.Address", "a@example.com")], 400, 20001),
-        (vec![("UniqueName", "team"), ("Participant", alice)], 409, 50353),
+        (
+            vec![("Bindings.Email.Address", "a@example.com")],
+            400,
+            20001,
+        ),
+        (
+            vec![("UniqueName", "team"), ("Participant", alice)],
+            409,
+            50353,
+        ),
     ] {
-        assert_error(&s.post("/v1/ConversationWithParticipants", &form), status, code);
+        assert_error(
+            &s.post("/v1/ConversationWithParticipants", &form),
+            status,
+            code,
+        );
     }
     assert_eq!(count(&s, "/v1/Conversations", "conversations"), 1);
 }
@@ -357,7 +414,11 @@ fn participant_conversations_by_identity_and_by_address() {
             ("MessagingBinding.ProxyAddress", "+15559990000"),
         ],
     ));
-    let (by_identity, pages) = walk(&s, "/v1/ParticipantConversations?Identity=alice&PageSize=1", "conversations");
+    let (by_identity, pages) = walk(
+        &s,
+        "/v1/ParticipantConversations?Identity=alice&PageSize=1",
+        "conversations",
+    );
     assert_eq!(pages, 2);
     let mut names: Vec<&str> = by_identity
         .iter()
@@ -367,12 +428,19 @@ fn participant_conversations_by_identity_and_by_address() {
     assert_eq!(names, ["one", "two"]);
     let e = &by_identity[0];
     assert_eq!(e["participant_identity"], "alice");
-    assert!(e["participant_user_sid"].as_str().unwrap().starts_with("US"));
+    assert!(e["participant_user_sid"]
+        .as_str()
+        .unwrap()
+        .starts_with("US"));
     assert_eq!(e["conversation_state"], "active");
     assert_eq!(e["chat_service_sid"], s.service);
     assert_eq!(
         e["links"]["conversation"],
-        format!("{}/v1/Conversations/{}", s.base, e["conversation_sid"].as_str().unwrap())
+        format!(
+            "{}/v1/Conversations/{}",
+            s.base,
+            e["conversation_sid"].as_str().unwrap()
+        )
     );
 
     let scoped = format!(
@@ -383,7 +451,10 @@ fn participant_conversations_by_identity_and_by_address() {
     let list = by_address["conversations"].as_array().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["conversation_sid"], two);
-    assert_eq!(list[0]["participant_messaging_binding"]["address"], "+15550003333");
+    assert_eq!(
+        list[0]["participant_messaging_binding"]["address"],
+        "+15550003333"
+    );
     assert_eq!(list[0]["participant_identity"], Value::Null);
 
     assert_error(&s.get("/v1/ParticipantConversations"), 400, 20001);
@@ -392,10 +463,12 @@ fn participant_conversations_by_identity_and_by_address() {
         400,
         20001,
     );
-    assert!(ok(s.get("/v1/ParticipantConversations?Identity=nobody"))["conversations"]
-        .as_array()
-        .unwrap()
-        .is_empty());
+    assert!(
+        ok(s.get("/v1/ParticipantConversations?Identity=nobody"))["conversations"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -410,13 +483,34 @@ fn bad_participant_and_message_input_is_a_400_that_writes_nothing() {
     let m_url = format!("{messages}/{}", m["sid"].as_str().unwrap());
     for (path, form) in [
         (&participants, vec![("Identity", "bob"), ("Nickname", "b")]),
-        (&participants, vec![("Identity", "bob"), ("DateCreated", "2020-01-01T00:00:00Z")]),
-        (&participants, vec![("Identity", "bob"), ("RoleSid", "RLnope")]),
-        (&participants, vec![("Identity", "bob"), ("Attributes", "{not json")]),
-        (&participants, vec![("MessagingBinding.Address", "+15550004444")]),
+        (
+            &participants,
+            vec![("Identity", "bob"), ("DateCreated", "2020-01-01T00:00:00Z")],
+        ),
+        (
+            &participants,
+            vec![("Identity", "bob"), ("RoleSid", "RLnope")],
+        ),
+        (
+            &participants,
+            vec![("Identity", "bob"), ("Attributes", "{not json")],
+        ),
+        (
+            &participants,
+            vec![("MessagingBinding.Address", "+15550004444")],
+        ),
         (&participants, vec![]),
-        (&participants, vec![("Identity", "bob"), ("MessagingBinding.Address", "+1")]),
-        (&messages, vec![("Body", "x"), ("ContentSid", "HX00000000000000000000000000000000")]),
+        (
+            &participants,
+            vec![("Identity", "bob"), ("MessagingBinding.Address", "+1")],
+        ),
+        (
+            &messages,
+            vec![
+                ("Body", "x"),
+                ("ContentSid", "HX00000000000000000000000000000000"),
+            ],
+        ),
         (&messages, vec![("Body", "x"), ("Subject", "hi")]),
         (&messages, vec![("Body", "x"), ("Bodie", "y")]),
         (&messages, vec![]),
@@ -455,7 +549,10 @@ fn foreign_sids_answer_404() {
         &format!("/v1/Conversations/{theirs}/Participants"),
         &[("Identity", "bob")],
     ));
-    let m = created(s.post(&format!("/v1/Conversations/{theirs}/Messages"), &[("Body", "x")]));
+    let m = created(s.post(
+        &format!("/v1/Conversations/{theirs}/Messages"),
+        &[("Body", "x")],
+    ));
     let (p, m) = (p["sid"].as_str().unwrap(), m["sid"].as_str().unwrap());
     // Another conversation's participant and message, through mine.
     for path in [
@@ -466,11 +563,18 @@ fn foreign_sids_answer_404() {
         assert_error(&s.get(&path), 404, 20404);
     }
     assert_error(
-        &s.post(&format!("/v1/Conversations/{mine}/Participants/{p}"), &[("Attributes", "{}")]),
+        &s.post(
+            &format!("/v1/Conversations/{mine}/Participants/{p}"),
+            &[("Attributes", "{}")],
+        ),
         404,
         20404,
     );
-    assert_error(&s.delete(&format!("/v1/Conversations/{mine}/Messages/{m}")), 404, 20404);
+    assert_error(
+        &s.delete(&format!("/v1/Conversations/{mine}/Messages/{m}")),
+        404,
+        20404,
+    );
     // Another service's conversation.
     let other = created(s.post("/v1/Services", &[("FriendlyName", "other")]));
     let other = other["sid"].as_str().unwrap();
@@ -491,13 +595,20 @@ fn foreign_sids_answer_404() {
     // Unknown conversations too.
     assert_error(&s.get("/v1/Conversations/nosuch/Messages"), 404, 20404);
     assert_error(
-        &s.post("/v1/Conversations/nosuch/Participants", &[("Identity", "a")]),
+        &s.post(
+            "/v1/Conversations/nosuch/Participants",
+            &[("Identity", "a")],
+        ),
         404,
         20404,
     );
     // Nothing moved: their message and participant are still there.
     assert_eq!(
-        count(&s, &format!("/v1/Conversations/{theirs}/Messages"), "messages"),
+        count(
+            &s,
+            &format!("/v1/Conversations/{theirs}/Messages"),
+            "messages"
+        ),
         1
     );
 }

@@ -155,5 +155,9 @@ fn the_twilio_python_library_runs_the_seed_flows() {
     .expect("the script runs within its deadline");
     println!("{}", ran.output);
     assert!(ran.success, "the seed flows failed:\n{}", ran.output);
-    assert!(ran.output.contains("all seed flows passed"), "{}", ran.output);
+    assert!(
+        ran.output.contains("all seed flows passed"),
+        "{}",
+        ran.output
+    );
 }

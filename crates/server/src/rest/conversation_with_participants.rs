@@ -44,8 +44,7 @@ struct BindingJson {
 
 fn parse_participant(i: usize, raw: &str) -> Result<events::ParticipantSpec, ApiError> {
     let name = format!("Participant[{i}]");
-    let p: ParticipantJson =
-        serde_json::from_str(raw).map_err(|e| ApiError::invalid(&name, e))?;
+    let p: ParticipantJson = serde_json::from_str(raw).map_err(|e| ApiError::invalid(&name, e))?;
     let binding = p.messaging_binding.unwrap_or_default();
     NewParticipant {
         identity: p.identity,

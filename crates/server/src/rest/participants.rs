@@ -34,7 +34,10 @@ pub(crate) const NO_BACKDATING: &str =
 /// `/v1/Services/{ChatServiceSid}` form: Twilio's service-scoped
 /// representations carry it, the `/v1` ones do not.
 pub(crate) fn with_service(scope: &Scope, mut value: Value) -> Value {
-    if scope.prefix.contains("/v1/Services/") {
+    if scope
+        .prefix
+        .ends_with(&format!("/v1/Services/{}", scope.service))
+    {
         value["chat_service_sid"] = json!(scope.service.to_string());
     }
     value
@@ -239,9 +242,13 @@ pub async fn list(
         })
         .await??;
     let url = format!("{}/Conversations/{sid}/Participants", scope.prefix);
-    Ok(Json(paging.answer("participants", &url, &[], &page, |row| {
-        render(&state, &scope, row)
-    })))
+    Ok(Json(paging.answer(
+        "participants",
+        &url,
+        &[],
+        &page,
+        |row| render(&state, &scope, row),
+    )))
 }
 
 /// `GET …/Participants/{ParticipantSid}`. Errors: 404 when the
@@ -253,7 +260,13 @@ pub async fn fetch(
     Query(p): Query,
 ) -> Result<Json<Value>, ApiError> {
     p.finish()?;
-    let row = load(&state, &scope, conversation_of(&path)?, participant_of(&path)?).await?;
+    let row = load(
+        &state,
+        &scope,
+        conversation_of(&path)?,
+        participant_of(&path)?,
+    )
+    .await?;
     Ok(Json(render(&state, &scope, &row)))
 }
 
