@@ -483,17 +483,12 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(render(&state, &record))))
 }
 
-fn media_sid(path: &[(String, String)]) -> Result<MediaSid, ApiError> {
-    let raw = crate::rest::conversations::path_param(path, "Sid")?;
-    raw.parse().map_err(|e| ApiError::invalid("Sid", e))
-}
-
 async fn load(
     state: &AppState,
     scope: &Scope,
     path: &[(String, String)],
 ) -> Result<(MediaStore, MediaRecord), ApiError> {
-    let sid = media_sid(path)?;
+    let sid: MediaSid = crate::rest::participants::sid_param(path, "Sid")?;
     let store = MediaStore::new(&state.data_dir);
     let service = scope.service;
     blocking(move || {

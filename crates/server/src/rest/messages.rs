@@ -19,13 +19,12 @@ use events::MessageSid;
 use projections::{DeliverySummary, MessageRow, Order, QueryError, ReadModels};
 use serde_json::{json, Value};
 
-use crate::app::{conversation_ref, AppState, Scope};
+use crate::app::{AppState, Scope};
 use crate::error::ApiError;
 use crate::paging::Paging;
 use crate::params::{Form, Query};
 use crate::render::iso8601;
-use crate::rest::conversations::path_param;
-use crate::rest::participants::{with_service, NO_BACKDATING};
+use crate::rest::participants::{conversation_of, sid_param, with_service, NO_BACKDATING};
 
 /// Twilio's `delivery` word for `count` of `total` receipts: `all`,
 /// `some` or `none`.
@@ -135,14 +134,8 @@ async fn load(
         .await??)
 }
 
-fn conversation_of(path: &[(String, String)]) -> Result<ConversationRef, ApiError> {
-    Ok(conversation_ref(&path_param(path, "ConversationSid")?))
-}
-
 fn message_of(path: &[(String, String)]) -> Result<MessageSid, ApiError> {
-    path_param(path, "MessageSid")?
-        .parse()
-        .map_err(|e| ApiError::invalid("MessageSid", e))
+    sid_param(path, "MessageSid")
 }
 
 /// `POST …/Messages`: `Author`, `Body`, `MediaSid` (repeated, at most

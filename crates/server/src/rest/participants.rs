@@ -176,14 +176,25 @@ impl NewParticipant {
     }
 }
 
-fn conversation_of(path: &[(String, String)]) -> Result<ConversationRef, ApiError> {
+/// The `{ConversationSid}` path segment: a SID or a unique name.
+pub(crate) fn conversation_of(path: &[(String, String)]) -> Result<ConversationRef, ApiError> {
     Ok(conversation_ref(&path_param(path, "ConversationSid")?))
 }
 
-fn participant_of(path: &[(String, String)]) -> Result<ParticipantSid, ApiError> {
-    path_param(path, "ParticipantSid")?
+/// The path segment `name` parsed as a SID of type `T`. Errors (400,
+/// naming the segment): not such a SID.
+pub(crate) fn sid_param<T>(path: &[(String, String)], name: &str) -> Result<T, ApiError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    path_param(path, name)?
         .parse()
-        .map_err(|e| ApiError::invalid("ParticipantSid", e))
+        .map_err(|e| ApiError::invalid(name, e))
+}
+
+fn participant_of(path: &[(String, String)]) -> Result<ParticipantSid, ApiError> {
+    sid_param(path, "ParticipantSid")
 }
 
 /// `POST …/Participants`: `Identity`, or `MessagingBinding.Address` with

@@ -11,13 +11,12 @@ use events::{MessageSid, ReceiptSid};
 use projections::ReceiptRow;
 use serde_json::{json, Value};
 
-use crate::app::{conversation_ref, AppState, Scope};
+use crate::app::{AppState, Scope};
 use crate::error::ApiError;
 use crate::paging::Paging;
 use crate::params::Query;
 use crate::render::{enum_str, iso8601};
-use crate::rest::conversations::path_param;
-use crate::rest::participants::with_service;
+use crate::rest::participants::{conversation_of, sid_param, with_service};
 
 /// Twilio's Delivery Receipt resource.
 pub fn render(state: &AppState, scope: &Scope, row: &ReceiptRow) -> Value {
@@ -44,11 +43,7 @@ pub fn render(state: &AppState, scope: &Scope, row: &ReceiptRow) -> Value {
 }
 
 fn target(path: &[(String, String)]) -> Result<(ConversationRef, MessageSid), ApiError> {
-    let conversation = conversation_ref(&path_param(path, "ConversationSid")?);
-    let message = path_param(path, "MessageSid")?
-        .parse()
-        .map_err(|e| ApiError::invalid("MessageSid", e))?;
-    Ok((conversation, message))
+    Ok((conversation_of(path)?, sid_param(path, "MessageSid")?))
 }
 
 /// `GET …/Messages/{MessageSid}/Receipts`: paged, by participant SID.
@@ -94,9 +89,7 @@ pub async fn fetch(
 ) -> Result<Json<Value>, ApiError> {
     p.finish()?;
     let (conversation, message) = target(&path)?;
-    let sid: ReceiptSid = path_param(&path, "Sid")?
-        .parse()
-        .map_err(|e| ApiError::invalid("Sid", e))?;
+    let sid: ReceiptSid = sid_param(&path, "Sid")?;
     let service = scope.service;
     let row = state
         .read(move |q| {
