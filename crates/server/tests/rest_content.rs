@@ -177,9 +177,11 @@ fn messages_post_edit_delete_and_page_in_both_orders() {
         "{first:?}"
     );
 
+    assert_eq!(asc[1]["date_updated"], Value::Null, "not edited yet");
     let edited = ok(s.post(&format!("{list}/{}", sids[1]), &[("Body", "edited")]));
     assert_eq!(edited["body"], "edited");
     assert_eq!(edited["index"], 1);
+    assert!(edited["date_updated"].is_string(), "{edited:?}");
     let scoped = format!(
         "/v1/Services/{}/Conversations/{ch}/Messages/{}",
         s.service, sids[1]
@@ -188,6 +190,11 @@ fn messages_post_edit_delete_and_page_in_both_orders() {
     assert_eq!(fetched["body"], "edited");
     assert_eq!(fetched["chat_service_sid"], s.service);
 
+    assert_error(
+        &s.delete(&format!("{list}/{}?Force=1", sids[2])),
+        400,
+        20001,
+    );
     assert_eq!(s.delete(&format!("{list}/{}", sids[2])).status, 204);
     assert_error(&s.get(&format!("{list}/{}", sids[2])), 404, 20404);
     let (left, _) = walk(&s, &list, "messages");
@@ -304,6 +311,7 @@ fn receipts_list_and_fetch_and_summarise_as_delivery() {
     let r_sid = r["sid"].as_str().unwrap();
     assert!(r_sid.starts_with("DY"));
     assert_eq!(r["status"], "delivered");
+    assert_eq!(r["date_updated"], Value::Null, "one report, never updated");
     assert_eq!(r["message_sid"], msg);
     assert_eq!(r["participant_sid"], sms["sid"]);
     assert_eq!(
@@ -611,4 +619,22 @@ fn foreign_sids_answer_404() {
         ),
         1
     );
+}
+
+#[test]
+fn an_idempotency_token_makes_a_retried_post_one_message() {
+    let s = TestServer::start();
+    let ch = conversation(&s, &[]);
+    let list = format!("/v1/Conversations/{ch}/Messages");
+    let token = [("I-Twilio-Idempotency-Token", "retry-1")];
+    let first = created(s.post_with(&list, &[("Body", "once")], &token));
+    let retry = created(s.post_with(&list, &[("Body", "once")], &token));
+    assert_eq!(first["sid"], retry["sid"]);
+    assert_eq!(count(&s, &list, "messages"), 1);
+    let participants = format!("/v1/Conversations/{ch}/Participants");
+    let token = [("I-Twilio-Idempotency-Token", "retry-2")];
+    let a = created(s.post_with(&participants, &[("Identity", "alice")], &token));
+    let b = created(s.post_with(&participants, &[("Identity", "alice")], &token));
+    assert_eq!(a["sid"], b["sid"]);
+    assert_eq!(count(&s, &participants, "participants"), 1);
 }

@@ -90,7 +90,8 @@ pub fn render(
             "attributes": row.attributes,
             "participant_sid": row.participant_sid.map(|p| p.to_string()),
             "date_created": iso8601(row.date_created),
-            "date_updated": iso8601(row.date_updated),
+            // Twilio: `null` until the message is edited.
+            "date_updated": (row.date_updated != row.date_created).then(|| iso8601(row.date_updated)),
             "delivery": delivery.map(render_delivery),
             "url": url,
             "links": {
@@ -291,7 +292,9 @@ pub async fn delete(
     scope: Scope,
     headers: HeaderMap,
     Path(path): Path<Vec<(String, String)>>,
+    Query(p): Query,
 ) -> Result<StatusCode, ApiError> {
+    p.finish()?;
     let command = DeleteMessage::new(scope.service, conversation_of(&path)?, message_of(&path)?);
     state.execute(&headers, command).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -329,7 +329,9 @@ pub async fn delete(
     scope: Scope,
     headers: HeaderMap,
     Path(path): Path<Vec<(String, String)>>,
+    Query(p): Query,
 ) -> Result<StatusCode, ApiError> {
+    p.finish()?;
     let command = RemoveParticipant::new(
         scope.service,
         conversation_of(&path)?,

@@ -36,7 +36,8 @@ pub fn render(state: &AppState, scope: &Scope, row: &ReceiptRow) -> Value {
             "status": enum_str(&row.status),
             "error_code": row.error_code,
             "date_created": iso8601(row.date_created),
-            "date_updated": iso8601(row.date_updated),
+            // Twilio: `null` until a later status updates the receipt.
+            "date_updated": (row.date_updated != row.date_created).then(|| iso8601(row.date_updated)),
             "url": url,
         }),
     )
