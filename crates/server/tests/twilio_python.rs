@@ -25,6 +25,11 @@ const TWILIO_REQUIREMENT: &str = "twilio>=9,<10";
 /// The deadline for making the environment and installing the library
 /// from PyPI (a cold install downloads a few MB).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(300);
+/// pip's socket timeout, in seconds: without PyPI access the test skips
+/// in seconds rather than after pip's default minute of retries.
+const PIP_TIMEOUT_SECONDS: &str = "15";
+/// pip's retries per connection (its default is 5).
+const PIP_RETRIES: &str = "1";
 /// The deadline for the script's whole run (a few dozen requests).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often a running child is polled for its exit.
@@ -116,6 +121,10 @@ fn twilio_python() -> Result<PathBuf, String> {
             "install",
             "--quiet",
             "--disable-pip-version-check",
+            "--timeout",
+            PIP_TIMEOUT_SECONDS,
+            "--retries",
+            PIP_RETRIES,
             TWILIO_REQUIREMENT,
         ]),
         SETUP_TIMEOUT,
