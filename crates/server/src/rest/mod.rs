@@ -5,6 +5,9 @@
 //! default service ([`crate::app::Scope`] tells them apart). Path
 //! parameters use one name per position (`{ConversationSid}` for both a
 //! conversation and its sub-resources), which the router requires.
+//! The media store's routes ([`crate::media::routes`]) exist only under
+//! `/v1/Services/{ChatServiceSid}/Media`, as in Twilio's Media Content
+//! Service, with their own body limit.
 //! Handlers follow one shape: take the parameters ([`crate::params`]),
 //! `finish()` (unknown parameters are a 400 before anything is written),
 //! execute one command or run one read, render Twilio's JSON.
