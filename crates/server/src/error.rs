@@ -160,3 +160,23 @@ impl From<CommandError> for ApiError {
         ApiError::new(status, code, e.to_string())
     }
 }
+
+impl From<crate::media::MediaError> for ApiError {
+    fn from(e: crate::media::MediaError) -> Self {
+        use crate::media::MediaError as E;
+        match &e {
+            E::NotFound(sid) => ApiError::not_found(format!("media {sid}")),
+            E::TooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                CODE_INVALID_PARAMETER,
+                e.to_string(),
+            ),
+            E::Empty => ApiError::invalid("Content", &e),
+            E::ContentType(_) => ApiError::invalid("Content-Type", &e),
+            E::Filename(_) => ApiError::invalid("Filename", &e),
+            E::Io { .. } | E::Damaged { .. } | E::Corrupt(_) | E::Random(_) => {
+                ApiError::internal(e)
+            }
+        }
+    }
+}

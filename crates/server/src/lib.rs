@@ -4,6 +4,7 @@
 //!   Twilio's form-encoded parameters ([`params`]), JSON field names, SIDs,
 //!   paging ([`paging`]) and error bodies ([`error`]), behind HTTP Basic
 //!   authentication ([`auth`]);
+//! - the media store ([`media`]): uploads messages attach by `MediaSid`;
 //! - the account's credentials and configuration ([`account`]), made on
 //!   first start.
 //!
@@ -24,6 +25,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod media;
 pub mod paging;
 pub mod params;
 pub mod render;

@@ -106,6 +106,18 @@ impl Params {
             .transpose()
     }
 
+    /// Refuses (400, naming it) the first of `names` that was given:
+    /// parameters Twilio documents for an operation that this server does
+    /// not support, answered instead of silently ignored. `why` says why.
+    pub fn refuse(&mut self, names: &[&str], why: &str) -> Result<(), ApiError> {
+        for name in names {
+            if !self.all(name).is_empty() {
+                return Err(ApiError::invalid(name, why));
+            }
+        }
+        Ok(())
+    }
+
     /// Ends parsing. Errors (400): a parameter no handler step took,
     /// named in the message.
     pub fn finish(self) -> Result<(), ApiError> {

@@ -103,6 +103,21 @@ fn take_fields(p: &mut Params) -> Result<Fields, ApiError> {
     })
 }
 
+/// The create fields as a new conversation's spec (Conversations and
+/// ConversationWithParticipants take the same ones). Errors (400): a bad
+/// `State` or timer.
+pub(crate) fn take_spec(p: &mut Params) -> Result<ConversationSpec, ApiError> {
+    let f = take_fields(p)?;
+    Ok(ConversationSpec {
+        friendly_name: f.friendly_name,
+        unique_name: f.unique_name,
+        attributes: f.attributes,
+        state: f.state,
+        timers: f.timers.unwrap_or_default(),
+        messaging_service_sid: f.messaging_service_sid,
+    })
+}
+
 /// `POST …/Conversations`: `FriendlyName`, `UniqueName`, `Attributes`,
 /// `State`, `MessagingServiceSid`, `Timers.Inactive`, `Timers.Closed`.
 /// 201 with the conversation.
@@ -112,16 +127,8 @@ pub async fn create(
     headers: HeaderMap,
     Form(mut p): Form,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let f = take_fields(&mut p)?;
+    let spec = take_spec(&mut p)?;
     p.finish()?;
-    let spec = ConversationSpec {
-        friendly_name: f.friendly_name,
-        unique_name: f.unique_name,
-        attributes: f.attributes,
-        state: f.state,
-        timers: f.timers.unwrap_or_default(),
-        messaging_service_sid: f.messaging_service_sid,
-    };
     let sid = state
         .execute(&headers, CreateConversation::with_spec(scope.service, spec))
         .await?;

@@ -5,6 +5,9 @@
 //! default service ([`crate::app::Scope`] tells them apart). Path
 //! parameters use one name per position (`{ConversationSid}` for both a
 //! conversation and its sub-resources), which the router requires.
+//! The media store's routes ([`crate::media::routes`]) exist only under
+//! `/v1/Services/{ChatServiceSid}/Media`, as in Twilio's Media Content
+//! Service, with their own body limit.
 //! Handlers follow one shape: take the parameters ([`crate::params`]),
 //! `finish()` (unknown parameters are a 400 before anything is written),
 //! execute one command or run one read, render Twilio's JSON.
@@ -19,7 +22,12 @@ use crate::app::AppState;
 use crate::error::{ApiError, CODE_NOT_FOUND};
 use crate::params::REQUEST_BODY_BYTES_MAX;
 
+pub mod conversation_with_participants;
 pub mod conversations;
+pub mod messages;
+pub mod participant_conversations;
+pub mod participants;
+pub mod receipts;
 pub mod services;
 
 /// The resources of one service, mounted under both prefixes.
@@ -35,6 +43,42 @@ fn service_scoped() -> Router<AppState> {
                 .post(conversations::update)
                 .delete(conversations::delete),
         )
+        .route(
+            "/Conversations/{ConversationSid}/Participants",
+            post(participants::create).get(participants::list),
+        )
+        .route(
+            "/Conversations/{ConversationSid}/Participants/{ParticipantSid}",
+            get(participants::fetch)
+                .post(participants::update)
+                .delete(participants::delete),
+        )
+        .route(
+            "/Conversations/{ConversationSid}/Messages",
+            post(messages::create).get(messages::list),
+        )
+        .route(
+            "/Conversations/{ConversationSid}/Messages/{MessageSid}",
+            get(messages::fetch)
+                .post(messages::update)
+                .delete(messages::delete),
+        )
+        .route(
+            "/Conversations/{ConversationSid}/Messages/{MessageSid}/Receipts",
+            get(receipts::list),
+        )
+        .route(
+            "/Conversations/{ConversationSid}/Messages/{MessageSid}/Receipts/{Sid}",
+            get(receipts::fetch),
+        )
+        .route(
+            "/ConversationWithParticipants",
+            post(conversation_with_participants::create),
+        )
+        .route(
+            "/ParticipantConversations",
+            get(participant_conversations::list),
+        )
 }
 
 /// The whole HTTP application over `state`.
@@ -47,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         )
         .nest("/v1/Services/{ChatServiceSid}", service_scoped())
         .nest("/v1", service_scoped())
+        .nest("/v1", crate::media::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -35,6 +35,7 @@ pub struct TestServer {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<Result<(), server::ServerError>>>,
     agent: ureq::Agent,
+    engine: Option<std::sync::Arc<engine_core::Engine>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -76,6 +77,7 @@ impl TestServer {
             .expect("the server starts");
         let base = server.base_url().to_owned();
         let account = server.state().account.read().clone();
+        let engine = server.state().engine.clone();
         assert_eq!(
             server.first_start_credentials().is_some(),
             first_start,
@@ -103,6 +105,7 @@ impl TestServer {
             shutdown: Some(tx),
             served: Some(served),
             agent: ureq::Agent::new_with_config(agent_config),
+            engine: Some(engine),
             _dir: None,
         }
     }
@@ -120,6 +123,9 @@ impl TestServer {
     }
 
     fn stop_inner(&mut self) {
+        // The server closes the engine on shutdown only if it holds the
+        // last reference.
+        self.engine = None;
         if let (Some(tx), Some(served), Some(rt)) = (
             self.shutdown.take(),
             self.served.take(),
@@ -180,6 +186,46 @@ impl TestServer {
             .header("Authorization", &self.auth())
             .call();
         reply(response)
+    }
+
+    /// The embedded engine, for what no REST route writes (delivery
+    /// receipts come from channel adapters).
+    pub fn engine(&self) -> &engine_core::Engine {
+        self.engine.as_ref().expect("the server is running")
+    }
+
+    /// `POST path` with a raw body of `content_type` (a media upload).
+    pub fn post_bytes(&self, path: &str, content_type: &str, bytes: &[u8]) -> Reply {
+        let response = self
+            .agent
+            .post(&self.url(path))
+            .header("Authorization", &self.auth())
+            .header("Content-Type", content_type)
+            .send(bytes);
+        reply(response)
+    }
+
+    /// `GET path` answered with raw bytes: status, content type, body.
+    pub fn get_bytes(&self, path: &str) -> (u16, String, Vec<u8>) {
+        let mut response = self
+            .agent
+            .get(&self.url(path))
+            .header("Authorization", &self.auth())
+            .call()
+            .expect("the request reached the server");
+        let content_type = response
+            .headers()
+            .get("Content-Type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .expect("the body is readable");
+        (response.status().as_u16(), content_type, body)
     }
 
     fn url(&self, path: &str) -> String {
