@@ -5,7 +5,9 @@
 //!   paging ([`paging`]) and error bodies ([`error`]), behind HTTP Basic
 //!   authentication ([`auth`]);
 //! - the account's credentials and configuration ([`account`]), made on
-//!   first start.
+//!   first start;
+//! - the inbound channel endpoint ([`inbound`]), where a gateway hands in
+//!   what it received and reports delivery statuses.
 //!
 //! The binary (`colloquy-server`, `src/main.rs`) resolves a
 //! [`ServerConfig`] from flags, environment and file, [`Server::bind`]s,
@@ -24,6 +26,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod inbound;
 pub mod paging;
 pub mod params;
 pub mod render;

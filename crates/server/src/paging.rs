@@ -64,6 +64,47 @@ impl Paging {
         }
     }
 
+    /// This page of a list the projections do not page (small lists the
+    /// server gathers itself, such as a conversation's webhooks or the
+    /// account's address configurations across services): `items` in
+    /// ascending key order, the page token being the key of the last item
+    /// served, so a walk stays exact while items are added. Errors (400):
+    /// a `PageToken` that is not a key of this list's kind.
+    pub fn page_by_key<K, T>(&self, items: Vec<(K, T)>) -> Result<Page<T>, ApiError>
+    where
+        K: Ord + std::str::FromStr + std::fmt::Display,
+        K::Err: std::fmt::Display,
+    {
+        let after: Option<K> = self
+            .token
+            .as_deref()
+            .map(|t| t.parse().map_err(|e| ApiError::invalid("PageToken", e)))
+            .transpose()?;
+        debug_assert!(
+            items.windows(2).all(|w| w[0].0 < w[1].0),
+            "items in key order"
+        );
+        let mut rest = items
+            .into_iter()
+            .filter(|(k, _)| after.as_ref().is_none_or(|a| k > a))
+            .peekable();
+        let mut page = Vec::new();
+        let mut last = None;
+        while page.len() < self.page_size {
+            let Some((k, item)) = rest.next() else { break };
+            page.push(item);
+            last = Some(k);
+        }
+        let next_page_token = match (rest.peek(), last) {
+            (Some(_), Some(last)) => Some(last.to_string()),
+            _ => None,
+        };
+        Ok(Page {
+            items: page,
+            next_page_token,
+        })
+    }
+
     /// The list answer: `{ key: items, "meta": … }`. `list_url` is the
     /// absolute URL of the list without a query; `filters` are the
     /// request's other query parameters, kept in every page URL.
