@@ -71,5 +71,9 @@ fn update_service_configuration_leaves_unnamed_default_roles_unchanged() {
     h.ok(UpdateServiceConfiguration::new(service).default_conversation_role_sid(role));
     assert_eq!(defaults(&h), (creator, Some(role), chat_service));
     h.reopen();
-    assert_eq!(defaults(&h), (creator, Some(role), chat_service), "after reopening");
+    assert_eq!(
+        defaults(&h),
+        (creator, Some(role), chat_service),
+        "after reopening"
+    );
 }

@@ -140,12 +140,8 @@ impl Room {
                 "{when}: {who}'s unread count"
             );
             assert_eq!(
-                rm.user_conversation(
-                    &self.service,
-                    who,
-                    &ConversationRef::Sid(self.conversation)
-                )
-                .as_ref(),
+                rm.user_conversation(&self.service, who, &ConversationRef::Sid(self.conversation))
+                    .as_ref(),
                 Ok(uc),
                 "{when}: {who}'s one user conversation is its list entry"
             );
@@ -262,11 +258,7 @@ fn unread_counts_are_per_participant_and_update_participant_clamps() {
     r.h.reopen();
     r.check("after reopening");
     let stranger = r.h.engine().read(|rm| {
-        rm.user_conversation(
-            &r.service,
-            "mallory",
-            &ConversationRef::Sid(r.conversation),
-        )
+        rm.user_conversation(&r.service, "mallory", &ConversationRef::Sid(r.conversation))
     });
     assert!(
         matches!(stranger, Err(projections::QueryError::NotFound { .. })),
