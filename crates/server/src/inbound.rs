@@ -56,8 +56,7 @@ use engine_core::webhooks::twilio_signature;
 use events::command::{ConversationRef, ReceiveInbound, RecordDeliveryReceipt};
 use events::limits::MEDIA_PER_MESSAGE_MAX;
 use events::{
-    AddressType, ConversationSid, DeliveryStatus, Event, Media, MediaSid, MessageSid,
-    ParticipantSid,
+    AddressType, ConversationSid, DeliveryStatus, Media, MediaSid, MessageSid, ParticipantSid,
 };
 use serde_json::{json, Value};
 
@@ -221,19 +220,13 @@ pub async fn receive(
     let outcome = tokio::task::spawn_blocking(move || engine.receive_inbound(&id, inbound))
         .await
         .map_err(ApiError::internal)??;
-    let posted = outcome
-        .find(|(header, event)| match event {
-            Event::MessageAdded {
-                message_sid, index, ..
-            } => header.conversation_sid.map(|c| (c, *message_sid, *index)),
-            _ => None,
-        })
-        .ok_or_else(|| {
-            ApiError::internal(format!(
-                "inbound message {gateway_id:?} appended no message"
-            ))
-        })?;
-    let (conversation, message, index) = posted;
+    let posted = outcome.message().ok_or_else(|| {
+        ApiError::internal(format!(
+            "inbound message {gateway_id:?} appended no message"
+        ))
+    })?;
+    let (conversation, message, index) =
+        (posted.conversation_sid, posted.message_sid, posted.index);
     Ok(Json(json!({
         "account_sid": state.account.read().account_sid,
         "chat_service_sid": scope.service.to_string(),

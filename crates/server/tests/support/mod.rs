@@ -35,6 +35,7 @@ pub struct TestServer {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<Result<(), server::ServerError>>>,
     agent: ureq::Agent,
+    engine: Option<std::sync::Arc<engine_core::Engine>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -76,6 +77,7 @@ impl TestServer {
             .expect("the server starts");
         let base = server.base_url().to_owned();
         let account = server.state().account.read().clone();
+        let engine = server.state().engine.clone();
         assert_eq!(
             server.first_start_credentials().is_some(),
             first_start,
@@ -103,6 +105,7 @@ impl TestServer {
             shutdown: Some(tx),
             served: Some(served),
             agent: ureq::Agent::new_with_config(agent_config),
+            engine: Some(engine),
             _dir: None,
         }
     }
@@ -119,7 +122,15 @@ impl TestServer {
         self._dir.take()
     }
 
+    /// The server's engine, for a test's setup of what another resource
+    /// would make (and for checks no resource answers). Dropped before
+    /// the server stops, so the engine closes with it.
+    pub fn engine(&self) -> &engine_core::Engine {
+        self.engine.as_ref().expect("the server is running")
+    }
+
     fn stop_inner(&mut self) {
+        self.engine = None;
         if let (Some(tx), Some(served), Some(rt)) = (
             self.shutdown.take(),
             self.served.take(),
