@@ -65,6 +65,7 @@ use crate::error::{ApiError, CODE_AUTHENTICATE};
 use crate::params::{Form, Params};
 use crate::render::{enum_str, iso8601};
 use crate::rest::conversations::path_param;
+use crate::rest::path_sid;
 
 /// The header Twilio signs its webhooks with.
 pub const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
@@ -269,15 +270,9 @@ pub async fn status(
     Form(mut p): Form,
 ) -> Result<Json<Value>, ApiError> {
     let (raw_channel, _) = channel(&path)?;
-    let conversation: ConversationSid = path_param(&path, "ConversationSid")?
-        .parse()
-        .map_err(|e| ApiError::invalid("ConversationSid", e))?;
-    let message: MessageSid = path_param(&path, "MessageSid")?
-        .parse()
-        .map_err(|e| ApiError::invalid("MessageSid", e))?;
-    let participant: ParticipantSid = path_param(&path, "ParticipantSid")?
-        .parse()
-        .map_err(|e| ApiError::invalid("ParticipantSid", e))?;
+    let conversation: ConversationSid = path_sid(&path, "ConversationSid")?;
+    let message: MessageSid = path_sid(&path, "MessageSid")?;
+    let participant: ParticipantSid = path_sid(&path, "ParticipantSid")?;
     let url = called_url(
         &scope,
         &format!("/Channels/{raw_channel}/Status/{conversation}/{message}/{participant}"),

@@ -51,7 +51,7 @@ use crate::error::ApiError;
 use crate::paging::Paging;
 use crate::params::{Form, Params, Query};
 use crate::render::{enum_str, iso8601, parse_enum};
-use crate::rest::conversations::path_param;
+use crate::rest::path_sid;
 use crate::rest::webhooks::parse_method;
 
 /// Serialises writers of the account file: each reads the account, changes
@@ -563,9 +563,7 @@ async fn find_address(
 }
 
 fn address_sid(path: &[(String, String)]) -> Result<AddressConfigurationSid, ApiError> {
-    path_param(path, "Sid")?
-        .parse()
-        .map_err(|e| ApiError::invalid("Sid", e))
+    path_sid(path, "Sid")
 }
 
 /// `POST /v1/Configuration/Addresses`: `Type` and `Address` (required),

@@ -128,6 +128,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The path parameter `name` parsed as a SID of type `T` (any `FromStr`
+/// whose error explains the expected form). Errors: 400 naming the
+/// parameter for a malformed one; 500 if the route has no such parameter.
+pub fn path_sid<T>(path: &[(String, String)], name: &str) -> Result<T, ApiError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    conversations::path_param(path, name)?
+        .parse()
+        .map_err(|e| ApiError::invalid(name, e))
+}
+
 async fn not_found(uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,

@@ -16,7 +16,7 @@ use crate::error::ApiError;
 use crate::paging::Paging;
 use crate::params::{Form, Params, Query};
 use crate::render::{enum_str, iso8601, parse_enum};
-use crate::rest::conversations::path_param;
+use crate::rest::path_sid;
 
 /// Twilio's Role resource.
 pub fn render(state: &AppState, scope: &Scope, row: &RoleRow) -> Value {
@@ -47,9 +47,7 @@ fn permissions(p: &mut Params) -> Result<Vec<Permission>, ApiError> {
 }
 
 fn role_sid(path: &[(String, String)]) -> Result<RoleSid, ApiError> {
-    path_param(path, "Sid")?
-        .parse()
-        .map_err(|e| ApiError::invalid("Sid", e))
+    path_sid(path, "Sid")
 }
 
 async fn load(state: &AppState, scope: &Scope, sid: RoleSid) -> Result<RoleRow, ApiError> {

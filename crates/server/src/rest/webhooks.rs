@@ -25,6 +25,7 @@ use crate::paging::Paging;
 use crate::params::{Form, Params, Query};
 use crate::render::{enum_str, iso8601};
 use crate::rest::conversations::path_param;
+use crate::rest::path_sid;
 
 /// Twilio's conversation-scoped Webhook resource. `date_updated` is the
 /// creation date: a webhook never changes after it is created.
@@ -89,9 +90,7 @@ fn refuse_studio(p: &mut Params) -> Result<(), ApiError> {
 }
 
 fn webhook_sid(path: &[(String, String)]) -> Result<WebhookSid, ApiError> {
-    path_param(path, "Sid")?
-        .parse()
-        .map_err(|e| ApiError::invalid("Sid", e))
+    path_sid(path, "Sid")
 }
 
 /// The conversation the path names, as a SID (404 if it is not in the
