@@ -19,6 +19,9 @@ use support::{assert_error, TestServer};
 
 /// How long a test waits for a post-event webhook to arrive.
 const WEBHOOK_WAIT: Duration = Duration::from_secs(20);
+/// How often the loopback receiver looks for the webhook's connection:
+/// short next to [`WEBHOOK_WAIT`], long enough not to spin.
+const ACCEPT_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// A conversation made over REST, with the chat participants `identities`
 /// added and `messages` posted by the first, through the engine (the
@@ -577,7 +580,7 @@ fn receive_one(listener: &TcpListener) -> Received {
                     Instant::now() < deadline,
                     "no webhook within {WEBHOOK_WAIT:?}"
                 );
-                std::thread::sleep(Duration::from_millis(20));
+                std::thread::sleep(ACCEPT_POLL_INTERVAL);
             }
             Err(e) => panic!("accept: {e}"),
         }
