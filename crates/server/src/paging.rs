@@ -146,3 +146,42 @@ impl Paging {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paging(page_size: usize, token: Option<&str>) -> Paging {
+        Paging {
+            page_size,
+            page: 0,
+            token: token.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn pages_by_key_walk_every_item_once_and_end_without_a_token() {
+        let items = || (1..=5u32).map(|k| (k, k * 10)).collect::<Vec<_>>();
+        let first = paging(2, None).page_by_key(items()).unwrap();
+        assert_eq!(first.items, vec![10, 20]);
+        assert_eq!(first.next_page_token.as_deref(), Some("2"));
+        let second = paging(2, Some("2")).page_by_key(items()).unwrap();
+        assert_eq!(second.items, vec![30, 40]);
+        let last = paging(2, Some("4")).page_by_key(items()).unwrap();
+        assert_eq!(last.items, vec![50]);
+        assert_eq!(last.next_page_token, None);
+        // A page that ends exactly at the last item has no next page.
+        let exact = paging(5, None).page_by_key(items()).unwrap();
+        assert_eq!(exact.items.len(), 5);
+        assert_eq!(exact.next_page_token, None);
+    }
+
+    #[test]
+    fn a_page_token_that_is_not_a_key_is_refused() {
+        let err = paging(2, Some("garbage"))
+            .page_by_key(vec![(1u32, ())])
+            .unwrap_err();
+        assert_eq!(err.code, crate::error::CODE_INVALID_PARAMETER);
+        assert!(err.message.contains("PageToken"), "{}", err.message);
+    }
+}
