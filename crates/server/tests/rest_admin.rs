@@ -652,6 +652,52 @@ fn a_configured_post_event_webhook_is_called_signed_with_the_auth_token() {
 }
 
 #[test]
+fn a_conversation_webhook_is_called_signed_with_the_auth_token() {
+    let s = TestServer::start();
+    let sid = conversation_with(&s, "watched", &["alice"], 0);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/conversation-hook",
+        listener.local_addr().unwrap()
+    );
+    let r = s.post(
+        &format!("/v1/Conversations/{sid}/Webhooks"),
+        &[
+            ("Target", "webhook"),
+            ("Configuration.Url", &url),
+            ("Configuration.Filters", "onMessageAdded"),
+        ],
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let service: ServiceSid = s.service.parse().unwrap();
+    let conversation: ConversationSid = sid.parse().unwrap();
+    s.engine()
+        .execute(
+            PostMessage::new(service, conversation)
+                .author("alice")
+                .body("hello hook")
+                .keyed("hooked-post"),
+        )
+        .expect("the message is posted");
+    let got = receive_one(&listener);
+    assert_eq!(got.path, "/conversation-hook");
+    let params: Vec<(String, String)> = form_urlencoded::parse(got.body.as_bytes())
+        .into_owned()
+        .collect();
+    assert!(
+        params.contains(&("Body".to_owned(), "hello hook".to_owned())),
+        "{params:?}"
+    );
+    let signature = got
+        .headers
+        .iter()
+        .find(|(k, _)| k == "x-twilio-signature")
+        .map(|(_, v)| v.clone())
+        .expect("the call is signed");
+    assert_eq!(signature, twilio_signature(&s.auth_token, &url, &params));
+}
+
+#[test]
 fn conversation_webhooks_are_created_listed_fetched_and_deleted() {
     let s = TestServer::start();
     let sid = conversation_with(&s, "hooks", &["alice"], 0);

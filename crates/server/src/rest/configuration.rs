@@ -15,7 +15,9 @@
 //!   (account): the post-event webhook configuration of the service (the
 //!   account-level resource is the default service's), written with
 //!   `UpdateServiceWebhooks` and signed with the account's auth token, as
-//!   Twilio signs. Given parameters replace their field; absent ones are
+//!   Twilio signs (so the token is stored in the log with the
+//!   configuration, as the engine stores every signing secret; see
+//!   `events::ServiceWebhooks`). Given parameters replace their field; absent ones are
 //!   kept; an empty `PostWebhookUrl` turns post-event webhooks off.
 //!   `PreWebhookUrl` is refused (400) unless empty: pre-event hooks are
 //!   in-process code registered by the host (`Engine::set_pre_event_hook`),
@@ -380,6 +382,31 @@ fn take_webhook_params(p: &mut Params) -> Result<WebhookParams, ApiError> {
             .transpose()?,
         filters: p.all("Filters"),
     })
+}
+
+/// Makes `service`'s webhooks (its own and its conversations') signed
+/// with the account's auth token, as Twilio signs every webhook, keeping
+/// the rest of its configuration: one `UpdateServiceWebhooks` (under the
+/// request's idempotency `step`) if its signing secret is another, none
+/// otherwise. Errors: the service is gone (404), the engine's refusal.
+pub async fn sign_service_webhooks(
+    state: &AppState,
+    headers: &HeaderMap,
+    step: &str,
+    service: ServiceSid,
+) -> Result<(), ApiError> {
+    let current = service_webhooks(state, service).await?;
+    let token = state.account.read().auth_token.clone();
+    if current.signing_secret.as_deref() == Some(token.as_str()) {
+        return Ok(());
+    }
+    let mut command = UpdateServiceWebhooks::new(service)
+        .method(current.method)
+        .filters(filter_names(&current))
+        .signing_secret(token);
+    command.post_webhook_url = current.post_webhook_url;
+    state.execute_step(headers, step, command).await?;
+    Ok(())
 }
 
 /// Writes `service`'s webhook configuration: the given fields over the

@@ -5,7 +5,9 @@
 //! `Configuration.Filters` name; a `trigger` is called with
 //! `onMessageAdded` when a new message holds one of its
 //! `Configuration.Triggers` keywords. The engine's post-event webhook
-//! reactor calls both, signed like the service's webhooks. What the engine
+//! reactor calls both, signed with the service's signing secret, which
+//! creating one sets to the account's auth token if it is not already
+//! (as Twilio signs every webhook with it). What the engine
 //! does not build is refused with a 400 naming it: `Target=studio` (and
 //! its `Configuration.FlowSid` / `Configuration.ReplayAfter`). A webhook
 //! cannot be changed in place (the engine has no update command): its
@@ -24,6 +26,7 @@ use crate::error::{ApiError, CODE_METHOD_NOT_ALLOWED};
 use crate::paging::Paging;
 use crate::params::{Form, Params, Query};
 use crate::render::{enum_str, iso8601};
+use crate::rest::configuration::sign_service_webhooks;
 use crate::rest::conversations::path_param;
 use crate::rest::path_sid;
 
@@ -167,6 +170,7 @@ pub async fn create(
     refuse_studio(&mut p)?;
     p.finish()?;
     let conversation = conversation_sid(&state, &scope, &path).await?;
+    sign_service_webhooks(&state, &headers, "signing-secret", scope.service).await?;
     let command = CreateConversationWebhook::new(scope.service, conversation, target, url)
         .method(method)
         .filters(filters)
