@@ -173,6 +173,12 @@ pub(super) fn update_configuration(
         RoleType::Service,
         "default_chat_service_role_sid",
     )?;
+    // `None` leaves a role unchanged: the event carries the whole
+    // configuration.
+    let row = svc.row();
+    let creator = creator.or(row.default_conversation_creator_role_sid);
+    let conversation = conversation.or(row.default_conversation_role_sid);
+    let chat_service = chat_service.or(row.default_chat_service_role_sid);
     Ok(decision(
         *service,
         None,

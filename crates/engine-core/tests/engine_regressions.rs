@@ -40,3 +40,40 @@ fn participant_by_binding_ignores_closed_conversations() {
     h.reopen();
     assert_eq!(lookup(&h), None, "after reopening, as before it");
 }
+
+/// `UpdateServiceConfiguration` documents `None` fields as left
+/// unchanged, but its event carried them as `None` and the read model
+/// cleared the service's other default roles: setting one default role
+/// (as the REST Configuration resource does with one parameter) unset
+/// the other two.
+#[test]
+fn update_service_configuration_leaves_unnamed_default_roles_unchanged() {
+    let mut h = Harness::new();
+    let service = h.ok(CreateService::new("configuration"));
+    let defaults = |h: &Harness| {
+        h.engine().read(|rm| {
+            let row = rm.get_service(&service).unwrap().row().clone();
+            (
+                row.default_conversation_creator_role_sid,
+                row.default_conversation_role_sid,
+                row.default_chat_service_role_sid,
+            )
+        })
+    };
+    let (creator, conversation, chat_service) = defaults(&h);
+    assert!(creator.is_some() && conversation.is_some() && chat_service.is_some());
+    let role = h.ok(CreateRole::new(
+        service,
+        "moderator",
+        RoleType::Conversation,
+        vec![Permission::SendMessage],
+    ));
+    h.ok(UpdateServiceConfiguration::new(service).default_conversation_role_sid(role));
+    assert_eq!(defaults(&h), (creator, Some(role), chat_service));
+    h.reopen();
+    assert_eq!(
+        defaults(&h),
+        (creator, Some(role), chat_service),
+        "after reopening"
+    );
+}

@@ -139,6 +139,12 @@ impl Room {
                 self.oracle.unread(who),
                 "{when}: {who}'s unread count"
             );
+            assert_eq!(
+                rm.user_conversation(&self.service, who, &ConversationRef::Sid(self.conversation))
+                    .as_ref(),
+                Ok(uc),
+                "{when}: {who}'s one user conversation is its list entry"
+            );
             let row = rm
                 .get_conversation(&self.service, &ConversationRef::Sid(self.conversation))
                 .unwrap()
@@ -251,4 +257,11 @@ fn unread_counts_are_per_participant_and_update_participant_clamps() {
     r.check("deletes on both sides of alice's horizon");
     r.h.reopen();
     r.check("after reopening");
+    let stranger = r.h.engine().read(|rm| {
+        rm.user_conversation(&r.service, "mallory", &ConversationRef::Sid(r.conversation))
+    });
+    assert!(
+        matches!(stranger, Err(projections::QueryError::NotFound { .. })),
+        "a non-participant has no user conversation: {stranger:?}"
+    );
 }

@@ -465,30 +465,9 @@ impl ReadModels {
         let svc = self.get_service(service)?;
         let size = page.size()?;
         let after = page.after::<(u64, ConversationSid)>(LIST)?;
-        let user_sid = svc.user_by_identity.get(identity).copied();
         let mut all: Vec<UserConversation> = svc
             .identity_participants(identity)
-            .filter_map(|(c, p)| {
-                let conv = svc.conversations.get(&c)?;
-                let part = conv.participants.get(&p)?;
-                let level = user_sid
-                    .map(|u| svc.notification_level(&u, &c))
-                    .unwrap_or_default();
-                Some(UserConversation {
-                    conversation_sid: c,
-                    participant_sid: p,
-                    last_read_message_index: part.last_read_message_index,
-                    unread_messages_count: part
-                        .last_read_message_index
-                        .map(|h| conv.unread_after(h)),
-                    notification_level: level,
-                    friendly_name: conv.row.friendly_name.clone(),
-                    unique_name: conv.row.unique_name.clone(),
-                    attributes: conv.row.attributes.clone(),
-                    conversation_state: conv.row.state,
-                    last_activity: conv.last_activity,
-                })
-            })
+            .filter_map(|(c, p)| user_conversation_of(svc, identity, c, p))
             .collect();
         // Newest first: the key (activity, SID) with activity descending.
         let order = |u: &UserConversation| (Reverse(u.last_activity), u.conversation_sid);
@@ -501,6 +480,24 @@ impl ReadModels {
             .skip(start)
             .map(|u| ((u.last_activity, u.conversation_sid), u));
         Ok(page_of(LIST, keyed, size))
+    }
+
+    /// One entry of [`ReadModels::user_conversations`]: `identity`'s view
+    /// of `conversation` (SID or unique name), as the list renders it.
+    /// Errors: `NotFound` for an unknown service or conversation, or when
+    /// `identity` is not a participant of the conversation (a user sees
+    /// only the conversations it is in).
+    pub fn user_conversation(
+        &self,
+        service: &ServiceSid,
+        identity: &str,
+        conversation: &ConversationRef,
+    ) -> Result<UserConversation, QueryError> {
+        let svc = self.get_service(service)?;
+        let conv = self.get_conversation(service, conversation)?;
+        conv.participant_by_identity(identity)
+            .and_then(|p| user_conversation_of(svc, identity, conv.row.sid, p.sid))
+            .ok_or_else(|| not_found("user conversation", conversation_ref_id(conversation)))
     }
 
     /// A conversation's live messages by index, in Twilio's `order`
@@ -630,6 +627,35 @@ impl ReadModels {
             .address_configuration_by_address(address)
             .ok_or_else(|| not_found("address configuration", address))
     }
+}
+
+/// `identity`'s [`UserConversation`] for its participant `p` of
+/// conversation `c`; `None` if either is gone.
+fn user_conversation_of(
+    svc: &Service,
+    identity: &str,
+    c: ConversationSid,
+    p: ParticipantSid,
+) -> Option<UserConversation> {
+    let conv = svc.conversations.get(&c)?;
+    let part = conv.participants.get(&p)?;
+    let level = svc
+        .user_by_identity
+        .get(identity)
+        .map(|u| svc.notification_level(u, &c))
+        .unwrap_or_default();
+    Some(UserConversation {
+        conversation_sid: c,
+        participant_sid: p,
+        last_read_message_index: part.last_read_message_index,
+        unread_messages_count: part.last_read_message_index.map(|h| conv.unread_after(h)),
+        notification_level: level,
+        friendly_name: conv.row.friendly_name.clone(),
+        unique_name: conv.row.unique_name.clone(),
+        attributes: conv.row.attributes.clone(),
+        conversation_state: conv.row.state,
+        last_activity: conv.last_activity,
+    })
 }
 
 /// The receipts of `message` in `conv`, by participant SID, after

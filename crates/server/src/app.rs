@@ -10,7 +10,9 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::Router;
-use engine_core::{Engine, ExecuteOptions, LogOptions, TypedCommand};
+use engine_core::{
+    Engine, ExecuteOptions, LogOptions, ReactorHandle, TypedCommand, WebhookOptions,
+};
 use events::command::{CommandEnvelope, CommandId, ConversationRef};
 use events::ServiceSid;
 use parking_lot::RwLock;
@@ -55,6 +57,9 @@ pub enum ServerError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The post-event webhook reactor could not start.
+    #[error("starting the post-event webhooks: {0}")]
+    Webhooks(#[from] engine_core::ReactorError),
     /// A blocking task (engine open or close) panicked.
     #[error("a blocking task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -74,6 +79,9 @@ pub struct Inner {
     pub base_url: String,
     /// The data directory.
     pub data_dir: PathBuf,
+    /// The engine's post-event webhook reactor (its metrics and parked
+    /// calls); it runs until the engine closes.
+    pub post_event_webhooks: ReactorHandle,
 }
 
 impl std::ops::Deref for AppState {
@@ -96,8 +104,26 @@ impl AppState {
         headers: &HeaderMap,
         command: C,
     ) -> Result<C::Output, ApiError> {
+        self.execute_step(headers, "", command).await
+    }
+
+    /// [`AppState::execute`] for one of several commands a single request
+    /// runs (e.g. a User Conversation update that sets both a notification
+    /// level and a read horizon): the command id is derived from the
+    /// request's `I-Twilio-Idempotency-Token` and `step`, so a retry of the
+    /// request retries each step under its own id, and two steps never
+    /// collide as one key reused for different commands. The empty step is
+    /// exactly [`AppState::execute`]'s id. Errors: as
+    /// [`AppState::execute`].
+    pub async fn execute_step<C: TypedCommand>(
+        &self,
+        headers: &HeaderMap,
+        step: &str,
+        command: C,
+    ) -> Result<C::Output, ApiError> {
         let id = match headers.get(IDEMPOTENCY_TOKEN_HEADER) {
-            Some(v) => CommandId::from_key(v.as_bytes()),
+            Some(v) if step.is_empty() => CommandId::from_key(v.as_bytes()),
+            Some(v) => CommandId::from_key(&[v.as_bytes(), b"\0", step.as_bytes()].concat()),
             None => CommandId::fresh(),
         };
         let hooks = headers
@@ -198,12 +224,17 @@ impl Server {
             source,
         })?;
         let dir = data_dir.clone();
-        let (engine, account, credentials) = tokio::task::spawn_blocking(move || {
-            let engine = Engine::open(dir.join(ENGINE_DIR_NAME), LogOptions::default())?;
-            let (account, credentials) = Account::load_or_create(&dir, &engine)?;
-            Ok::<_, ServerError>((engine, account, credentials))
-        })
-        .await??;
+        let (engine, account, credentials, post_event_webhooks) =
+            tokio::task::spawn_blocking(move || {
+                let engine = Engine::open(dir.join(ENGINE_DIR_NAME), LogOptions::default())?;
+                let (account, credentials) = Account::load_or_create(&dir, &engine)?;
+                // The services' post-event webhooks (configured through
+                // `…/Configuration/Webhooks` and conversation-scoped Webhooks)
+                // are called by the engine's built-in durable reactor.
+                let webhooks = engine.start_post_event_webhooks(WebhookOptions::default())?;
+                Ok::<_, ServerError>((engine, account, credentials, webhooks))
+            })
+            .await??;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -226,6 +257,7 @@ impl Server {
             account: RwLock::new(account),
             base_url,
             data_dir,
+            post_event_webhooks,
         }));
         Ok(Server {
             state,

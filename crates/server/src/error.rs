@@ -15,6 +15,8 @@ use projections::QueryError;
 pub const CODE_INVALID_PARAMETER: u32 = 20001;
 /// Twilio 20003: authentication failed.
 pub const CODE_AUTHENTICATE: u32 = 20003;
+/// Twilio 20004: the method is not allowed on the resource.
+pub const CODE_METHOD_NOT_ALLOWED: u32 = 20004;
 /// Twilio 20404: the resource does not exist (or is not visible to you).
 pub const CODE_NOT_FOUND: u32 = 20404;
 /// Twilio 20409: the request conflicts with the resource's current state.

@@ -6,7 +6,9 @@
 //!   authentication ([`auth`]);
 //! - the media store ([`media`]): uploads messages attach by `MediaSid`;
 //! - the account's credentials and configuration ([`account`]), made on
-//!   first start.
+//!   first start;
+//! - the inbound channel endpoint ([`inbound`]), where a gateway hands in
+//!   what it received and reports delivery statuses.
 //!
 //! The binary (`colloquy-server`, `src/main.rs`) resolves a
 //! [`ServerConfig`] from flags, environment and file, [`Server::bind`]s,
@@ -25,6 +27,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod inbound;
 pub mod media;
 pub mod paging;
 pub mod params;

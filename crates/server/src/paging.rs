@@ -64,6 +64,47 @@ impl Paging {
         }
     }
 
+    /// This page of a list the projections do not page (small lists the
+    /// server gathers itself, such as a conversation's webhooks or the
+    /// account's address configurations across services): `items` in
+    /// ascending key order, the page token being the key of the last item
+    /// served, so a walk stays exact while items are added. Errors (400):
+    /// a `PageToken` that is not a key of this list's kind.
+    pub fn page_by_key<K, T>(&self, items: Vec<(K, T)>) -> Result<Page<T>, ApiError>
+    where
+        K: Ord + std::str::FromStr + std::fmt::Display,
+        K::Err: std::fmt::Display,
+    {
+        let after: Option<K> = self
+            .token
+            .as_deref()
+            .map(|t| t.parse().map_err(|e| ApiError::invalid("PageToken", e)))
+            .transpose()?;
+        debug_assert!(
+            items.windows(2).all(|w| w[0].0 < w[1].0),
+            "items in key order"
+        );
+        let mut rest = items
+            .into_iter()
+            .filter(|(k, _)| after.as_ref().is_none_or(|a| k > a))
+            .peekable();
+        let mut page = Vec::new();
+        let mut last = None;
+        while page.len() < self.page_size {
+            let Some((k, item)) = rest.next() else { break };
+            page.push(item);
+            last = Some(k);
+        }
+        let next_page_token = match (rest.peek(), last) {
+            (Some(_), Some(last)) => Some(last.to_string()),
+            _ => None,
+        };
+        Ok(Page {
+            items: page,
+            next_page_token,
+        })
+    }
+
     /// The list answer: `{ key: items, "meta": … }`. `list_url` is the
     /// absolute URL of the list without a query; `filters` are the
     /// request's other query parameters, kept in every page URL.
@@ -103,5 +144,44 @@ impl Paging {
                 "key": key,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paging(page_size: usize, token: Option<&str>) -> Paging {
+        Paging {
+            page_size,
+            page: 0,
+            token: token.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn pages_by_key_walk_every_item_once_and_end_without_a_token() {
+        let items = || (1..=5u32).map(|k| (k, k * 10)).collect::<Vec<_>>();
+        let first = paging(2, None).page_by_key(items()).unwrap();
+        assert_eq!(first.items, vec![10, 20]);
+        assert_eq!(first.next_page_token.as_deref(), Some("2"));
+        let second = paging(2, Some("2")).page_by_key(items()).unwrap();
+        assert_eq!(second.items, vec![30, 40]);
+        let last = paging(2, Some("4")).page_by_key(items()).unwrap();
+        assert_eq!(last.items, vec![50]);
+        assert_eq!(last.next_page_token, None);
+        // A page that ends exactly at the last item has no next page.
+        let exact = paging(5, None).page_by_key(items()).unwrap();
+        assert_eq!(exact.items.len(), 5);
+        assert_eq!(exact.next_page_token, None);
+    }
+
+    #[test]
+    fn a_page_token_that_is_not_a_key_is_refused() {
+        let err = paging(2, Some("garbage"))
+            .page_by_key(vec![(1u32, ())])
+            .unwrap_err();
+        assert_eq!(err.code, crate::error::CODE_INVALID_PARAMETER);
+        assert!(err.message.contains("PageToken"), "{}", err.message);
     }
 }

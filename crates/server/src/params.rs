@@ -41,6 +41,12 @@ impl Params {
         Params { pairs, taken }
     }
 
+    /// Every (name, value) pair as received, taken or not: what a request
+    /// signature (`X-Twilio-Signature`) is computed over.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+
     /// The single value of `name`, if given. Errors (400): given twice.
     pub fn opt(&mut self, name: &str) -> Result<Option<String>, ApiError> {
         let mut found: Option<String> = None;

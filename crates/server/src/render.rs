@@ -26,12 +26,15 @@ pub fn iso8601(micros: u64) -> String {
         })
 }
 
-/// Parses Twilio's ISO 8601 timestamp parameter (`2020-07-01T22:18:37Z`,
-/// RFC 3339, any offset) into µs since the Unix epoch. Errors (400, naming
-/// `name`): not such a timestamp, or before 1970.
+/// Parses an ISO 8601 / RFC 3339 date-time parameter
+/// (`2020-07-01T22:18:37Z`, any offset, fractions of a second kept) into
+/// µs since the Unix epoch, refusing (400, naming `name`) anything else
+/// or a time before 1970.
 pub fn parse_iso8601(name: &str, raw: &str) -> Result<u64, ApiError> {
     let t = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| ApiError::invalid(name, format!("{raw:?} is not an ISO 8601 time: {e}")))?;
+        .map_err(|e| {
+            ApiError::invalid(name, format!("{raw:?} is not an ISO 8601 date-time: {e}"))
+        })?;
     u64::try_from(t.unix_timestamp_nanos() / 1_000)
         .map_err(|_| ApiError::invalid(name, format!("{raw:?} is before 1970")))
 }
@@ -58,9 +61,13 @@ mod tests {
     }
 
     #[test]
-    fn timestamp_parameters_parse_to_micros_and_refuse_garbage() {
+    fn date_time_parameters_parse_to_micros_and_refuse_other_text() {
         assert_eq!(
-            parse_iso8601("T", "2020-07-01T22:18:37Z").unwrap(),
+            parse_iso8601("T", "2020-07-01T22:18:37.5Z").unwrap(),
+            1_593_641_917_500_000
+        );
+        assert_eq!(
+            parse_iso8601("T", "2020-07-01T23:18:37+01:00").unwrap(),
             1_593_641_917_000_000
         );
         assert!(parse_iso8601("T", "yesterday").is_err());

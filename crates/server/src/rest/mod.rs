@@ -22,13 +22,17 @@ use crate::app::AppState;
 use crate::error::{ApiError, CODE_NOT_FOUND};
 use crate::params::REQUEST_BODY_BYTES_MAX;
 
+pub mod configuration;
 pub mod conversation_with_participants;
 pub mod conversations;
 pub mod messages;
 pub mod participant_conversations;
 pub mod participants;
 pub mod receipts;
+pub mod roles;
 pub mod services;
+pub mod users;
+pub mod webhooks;
 
 /// The resources of one service, mounted under both prefixes.
 fn service_scoped() -> Router<AppState> {
@@ -79,6 +83,41 @@ fn service_scoped() -> Router<AppState> {
             "/ParticipantConversations",
             get(participant_conversations::list),
         )
+        .route(
+            "/Conversations/{ConversationSid}/Webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route(
+            "/Conversations/{ConversationSid}/Webhooks/{Sid}",
+            get(webhooks::fetch)
+                .post(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route("/Users", post(users::create).get(users::list))
+        .route(
+            "/Users/{UserSid}",
+            get(users::fetch).post(users::update).delete(users::delete),
+        )
+        .route(
+            "/Users/{UserSid}/Conversations",
+            get(users::list_conversations),
+        )
+        .route(
+            "/Users/{UserSid}/Conversations/{ConversationSid}",
+            get(users::fetch_conversation)
+                .post(users::update_conversation)
+                .delete(users::delete_conversation),
+        )
+        .route("/Roles", post(roles::create).get(roles::list))
+        .route(
+            "/Roles/{Sid}",
+            get(roles::fetch).post(roles::update).delete(roles::delete),
+        )
+        .route("/Channels/{Channel}/Inbound", post(crate::inbound::receive))
+        .route(
+            "/Channels/{Channel}/Status/{ConversationSid}/{MessageSid}/{ParticipantSid}",
+            post(crate::inbound::status),
+        )
 }
 
 /// The whole HTTP application over `state`.
@@ -88,6 +127,36 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/Services/{ChatServiceSid}",
             get(services::fetch).delete(services::delete),
+        )
+        .route(
+            "/v1/Services/{ChatServiceSid}/Configuration",
+            get(configuration::fetch_service).post(configuration::update_service),
+        )
+        .route(
+            "/v1/Services/{ChatServiceSid}/Configuration/Notifications",
+            get(configuration::fetch_notifications).post(configuration::update_notifications),
+        )
+        .route(
+            "/v1/Services/{ChatServiceSid}/Configuration/Webhooks",
+            get(configuration::fetch_service_webhooks).post(configuration::update_service_webhooks),
+        )
+        .route(
+            "/v1/Configuration",
+            get(configuration::fetch_account).post(configuration::update_account),
+        )
+        .route(
+            "/v1/Configuration/Webhooks",
+            get(configuration::fetch_account_webhooks).post(configuration::update_account_webhooks),
+        )
+        .route(
+            "/v1/Configuration/Addresses",
+            post(configuration::create_address).get(configuration::list_addresses),
+        )
+        .route(
+            "/v1/Configuration/Addresses/{Sid}",
+            get(configuration::fetch_address)
+                .post(configuration::update_address)
+                .delete(configuration::delete_address),
         )
         .nest("/v1/Services/{ChatServiceSid}", service_scoped())
         .nest("/v1", service_scoped())
@@ -102,6 +171,19 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(index))
         .merge(api)
         .with_state(state)
+}
+
+/// The path parameter `name` parsed as a SID of type `T` (any `FromStr`
+/// whose error explains the expected form). Errors: 400 naming the
+/// parameter for a malformed one; 500 if the route has no such parameter.
+pub fn path_sid<T>(path: &[(String, String)], name: &str) -> Result<T, ApiError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    conversations::path_param(path, name)?
+        .parse()
+        .map_err(|e| ApiError::invalid(name, e))
 }
 
 async fn not_found(uri: Uri) -> ApiError {

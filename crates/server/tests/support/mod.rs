@@ -122,6 +122,13 @@ impl TestServer {
         self._dir.take()
     }
 
+    /// The server's engine, for a test's setup of what another resource
+    /// would make (and for checks no resource answers). Dropped before
+    /// the server stops, so the engine closes with it.
+    pub fn engine(&self) -> &engine_core::Engine {
+        self.engine.as_ref().expect("the server is running")
+    }
+
     fn stop_inner(&mut self) {
         // The server closes the engine on shutdown only if it holds the
         // last reference.
@@ -186,12 +193,6 @@ impl TestServer {
             .header("Authorization", &self.auth())
             .call();
         reply(response)
-    }
-
-    /// The embedded engine, for what no REST route writes (delivery
-    /// receipts come from channel adapters).
-    pub fn engine(&self) -> &engine_core::Engine {
-        self.engine.as_ref().expect("the server is running")
     }
 
     /// `POST path` with a raw body of `content_type` (a media upload).
