@@ -74,6 +74,8 @@ pub struct Inner {
     pub base_url: String,
     /// The data directory.
     pub data_dir: PathBuf,
+    /// The WebSocket connections' shutdown signal and count.
+    pub realtime: crate::ws::Realtime,
 }
 
 impl std::ops::Deref for AppState {
@@ -226,6 +228,7 @@ impl Server {
             account: RwLock::new(account),
             base_url,
             data_dir,
+            realtime: crate::ws::Realtime::default(),
         }));
         Ok(Server {
             state,
@@ -262,8 +265,10 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets the
-    /// requests in flight finish, and closes the engine (which makes every
-    /// acknowledged command durable before it returns; nothing
+    /// requests in flight finish, closes the WebSocket connections (each
+    /// gets a `going_away` close with its resume cursor; waited for up to
+    /// [`crate::ws::WS_SHUTDOWN_DRAIN`]), and closes the engine (which
+    /// makes every acknowledged command durable before it returns; nothing
     /// acknowledged is lost). Errors: the listener failed.
     pub async fn run(
         self,
@@ -271,10 +276,23 @@ impl Server {
     ) -> Result<(), ServerError> {
         let addr = self.local_addr();
         let app = self.router();
+        let realtime = self.state.realtime.clone();
+        let shutdown = async move {
+            shutdown.await;
+            realtime.begin_shutdown();
+        };
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(|source| ServerError::Listen { addr, source })?;
+        let open = self
+            .state
+            .realtime
+            .drained(crate::ws::WS_SHUTDOWN_DRAIN)
+            .await;
+        if open > 0 {
+            tracing::warn!(open, "WebSocket connections still open after the drain");
+        }
         tracing::info!("drained; closing the engine");
         let engine = self.state.engine.clone();
         drop(self.state);

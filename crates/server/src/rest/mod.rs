@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/Services/{ChatServiceSid}",
             get(services::fetch).delete(services::delete),
         )
+        .route("/v1/Tokens", post(crate::token::create))
         .nest("/v1/Services/{ChatServiceSid}", service_scoped())
         .nest("/v1", service_scoped())
         .fallback(not_found)
@@ -55,6 +56,9 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX));
     Router::new()
         .route("/", get(index))
+        // Authenticated by an access token, not Basic: outside the layer.
+        .route(crate::ws::WS_PATH, get(crate::ws::upgrade))
+        .route(crate::demo::DEMO_PATH, get(crate::demo::page))
         .merge(api)
         .with_state(state)
 }

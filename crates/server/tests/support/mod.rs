@@ -30,6 +30,7 @@ pub struct TestServer {
     pub api_key: (String, String),
     /// The default service's SID.
     pub service: String,
+    state: Option<server::AppState>,
     data_dir: PathBuf,
     runtime: Option<tokio::runtime::Runtime>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -76,6 +77,7 @@ impl TestServer {
             .expect("the server starts");
         let base = server.base_url().to_owned();
         let account = server.state().account.read().clone();
+        let state = server.state().clone();
         assert_eq!(
             server.first_start_credentials().is_some(),
             first_start,
@@ -98,6 +100,7 @@ impl TestServer {
                 account.api_keys[0].secret.clone(),
             ),
             service: account.default_chat_service_sid.to_string(),
+            state: Some(state),
             data_dir: data_dir.to_owned(),
             runtime: Some(runtime),
             shutdown: Some(tx),
@@ -119,7 +122,15 @@ impl TestServer {
         self._dir.take()
     }
 
+    /// The server's shared state: its engine, for setting up what a test
+    /// needs without going through REST. Released before the server stops,
+    /// so the server closes its engine itself.
+    pub fn state(&self) -> &server::AppState {
+        self.state.as_ref().expect("the server is running")
+    }
+
     fn stop_inner(&mut self) {
+        self.state = None;
         if let (Some(tx), Some(served), Some(rt)) = (
             self.shutdown.take(),
             self.served.take(),
