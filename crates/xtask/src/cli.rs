@@ -87,9 +87,12 @@ USAGE:
 
 COMMANDS:
     setup              Check the system packages RocksDB's build needs (a C++
-                       compiler, clang and libclang). If one is missing: as
+                       compiler, clang and libclang) and the browser-demo
+                       test's (chromium, chromedriver). If one is missing: as
                        root, install them with apt-get; otherwise print the
-                       exact command to run and exit with status 2.
+                       exact command to run and exit with status 2 (only a
+                       warning when just the browser is missing: that test
+                       skips).
     serve [ARGS...]    Run setup, then the server, the main job
                        (cargo run -p server --bin colloquy-server): the
                        Twilio Conversations REST API and WebSocket on
