@@ -73,7 +73,7 @@ async fn not_found(uri: Uri) -> ApiError {
 
 async fn index(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
     format!(
-        "Colloquy server\nREST API: {0}/v1 (HTTP Basic: account SID and auth token)\n",
+        "Colloquy server\nREST API: {0}/v1 (HTTP Basic: account SID and auth token)\nWebSocket: {0}/v1/Realtime (access token; see docs/REALTIME.md)\nDemo: {0}/demo\n",
         state.base_url
     )
 }
