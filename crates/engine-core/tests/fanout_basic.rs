@@ -303,7 +303,10 @@ fn a_stream_drained_through_session_mut_then_polled_skips_and_repeats_nothing() 
     });
     let live = live.unwrap().unwrap();
     assert_eq!(live.name(), "messageAdded");
-    assert_eq!(live.cursor(), Some(replayed.last().unwrap().cursor().unwrap() + 1));
+    assert_eq!(
+        live.cursor(),
+        Some(replayed.last().unwrap().cursor().unwrap() + 1)
+    );
     assert_eq!(stream.cursor(), Some(f.head() - 1));
 }
 

@@ -130,7 +130,10 @@ pub enum TokenError {
     Ttl(u64),
     /// [`mint`] was given an empty identity or one over
     /// [`events::limits::IDENTITY_CHARS_MAX`] characters.
-    #[error("an identity is 1 to {} characters", events::limits::IDENTITY_CHARS_MAX)]
+    #[error(
+        "an identity is 1 to {} characters",
+        events::limits::IDENTITY_CHARS_MAX
+    )]
     Identity,
 }
 
@@ -253,7 +256,8 @@ pub fn verify(account: &Account, token: &str, now: SystemTime) -> Result<Verifie
         return Err(TokenError::Malformed("too long"));
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Malformed("not three dot-separated parts"));
     };
@@ -264,7 +268,12 @@ pub fn verify(account: &Account, token: &str, now: SystemTime) -> Result<Verifie
     };
     let header: Header = serde_json::from_slice(&decode(h)?)
         .map_err(|_| TokenError::Malformed("the header is not JSON"))?;
-    if header.alg != "HS256" || header.cty.as_deref().is_some_and(|c| c != TOKEN_CONTENT_TYPE) {
+    if header.alg != "HS256"
+        || header
+            .cty
+            .as_deref()
+            .is_some_and(|c| c != TOKEN_CONTENT_TYPE)
+    {
         return Err(TokenError::Header);
     }
     let claims: Claims = serde_json::from_slice(&decode(c)?)
@@ -412,12 +421,17 @@ mod tests {
         assert_eq!(v.issuer, a.api_keys[0].sid);
         // Twilio's header and claim names.
         let mut parts = t.split('.');
-        let header: Value = serde_json::from_slice(&b64().decode(parts.next().unwrap()).unwrap()).unwrap();
+        let header: Value =
+            serde_json::from_slice(&b64().decode(parts.next().unwrap()).unwrap()).unwrap();
         assert_eq!(header["cty"], TOKEN_CONTENT_TYPE);
         assert_eq!(header["alg"], "HS256");
-        let claims: Value = serde_json::from_slice(&b64().decode(parts.next().unwrap()).unwrap()).unwrap();
+        let claims: Value =
+            serde_json::from_slice(&b64().decode(parts.next().unwrap()).unwrap()).unwrap();
         assert_eq!(claims["jti"], format!("{}-1000", a.api_keys[0].sid));
-        assert_eq!(claims["grants"]["chat"]["service_sid"], grant().service.to_string());
+        assert_eq!(
+            claims["grants"]["chat"]["service_sid"],
+            grant().service.to_string()
+        );
     }
 
     #[test]
@@ -462,10 +476,16 @@ mod tests {
             ..a.api_keys[0].clone()
         };
         let t3 = mint(&a.account_sid, &unknown, &grant(), HOUR, at(1_000)).unwrap();
-        assert!(matches!(verify(&a, &t3, at(1_000)), Err(TokenError::UnknownIssuer(_))));
+        assert!(matches!(
+            verify(&a, &t3, at(1_000)),
+            Err(TokenError::UnknownIssuer(_))
+        ));
         // Another account.
         let t4 = mint("ACother", &a.api_keys[0], &grant(), HOUR, at(1_000)).unwrap();
-        assert!(matches!(verify(&a, &t4, at(1_000)), Err(TokenError::WrongAccount(_))));
+        assert!(matches!(
+            verify(&a, &t4, at(1_000)),
+            Err(TokenError::WrongAccount(_))
+        ));
         // alg: none.
         let none = format!(
             "{}.{}.",
@@ -473,8 +493,17 @@ mod tests {
             parts[1]
         );
         assert_eq!(verify(&a, &none, at(1_000)), Err(TokenError::Header));
-        for bad in ["", "a.b", "a.b.c.d", "!!.??.**", &"a".repeat(TOKEN_BYTES_MAX + 1)] {
-            assert!(matches!(verify(&a, bad, at(1_000)), Err(TokenError::Malformed(_))), "{bad}");
+        for bad in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "!!.??.**",
+            &"a".repeat(TOKEN_BYTES_MAX + 1),
+        ] {
+            assert!(
+                matches!(verify(&a, bad, at(1_000)), Err(TokenError::Malformed(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -493,6 +522,9 @@ mod tests {
         );
         let mut g = grant();
         g.identity.clear();
-        assert_eq!(mint(&a.account_sid, k, &g, HOUR, at(0)), Err(TokenError::Identity));
+        assert_eq!(
+            mint(&a.account_sid, k, &g, HOUR, at(0)),
+            Err(TokenError::Identity)
+        );
     }
 }

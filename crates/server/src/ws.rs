@@ -60,7 +60,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use engine_core::{ClientEvent, ExecuteOptions, SessionError, SessionStart, SessionStream};
-use events::command::{CommandEnvelope, CommandId, ConversationRef, PostMessage, UpdateReadHorizon};
+use events::command::{
+    CommandEnvelope, CommandId, ConversationRef, PostMessage, UpdateReadHorizon,
+};
 use events::{ConversationSid, ParticipantSid, ServiceSid};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -840,7 +842,12 @@ async fn run(conn: &Conn, id: &str, request: Request) -> Result<Value, ApiError>
             let page = conn
                 .state
                 .read(move |q| {
-                    q.messages(&service, &ConversationRef::Sid(conversation), order, &request)
+                    q.messages(
+                        &service,
+                        &ConversationRef::Sid(conversation),
+                        order,
+                        &request,
+                    )
                 })
                 .await??;
             Ok(json!({
@@ -864,8 +871,8 @@ async fn execute<C: engine_core::TypedCommand>(
         return Err(ApiError::invalid("id", "every request names an id"));
     }
     let key = format!("ws/{}/{}/{id}", conn.service, conn.identity);
-    let envelope =
-        CommandEnvelope::new(CommandId::from_key(key.as_bytes()), command).acting_as(&conn.identity);
+    let envelope = CommandEnvelope::new(CommandId::from_key(key.as_bytes()), command)
+        .acting_as(&conn.identity);
     Ok(conn
         .state
         .engine
@@ -876,10 +883,7 @@ async fn execute<C: engine_core::TypedCommand>(
 /// The conversation (a SID or unique name) and the connection's
 /// participant in it; not-found alike for a conversation that does not
 /// exist and one the identity is not in.
-async fn membership(
-    conn: &Conn,
-    raw: &str,
-) -> Result<(ConversationSid, ParticipantSid), ApiError> {
+async fn membership(conn: &Conn, raw: &str) -> Result<(ConversationSid, ParticipantSid), ApiError> {
     let (service, identity) = (conn.service, conn.identity.clone());
     let named = conversation_ref(raw);
     let found = conn

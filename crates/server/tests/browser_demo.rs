@@ -78,7 +78,10 @@ impl Driver {
             if ready {
                 return driver;
             }
-            assert!(Instant::now() < deadline, "chromedriver ready within {WAIT:?}");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver ready within {WAIT:?}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -269,7 +272,10 @@ fn two_browser_pages_chat_live_with_typing_and_read_state() {
     bob.type_into("#input", "hi alice");
     bob.click("#send");
     let seen = alice.wait_for("bob's answer", "#messages", |t| t.contains("bob: hi alice"));
-    assert!(seen.find("alice: hello bob") < seen.find("bob: hi alice"), "{seen}");
+    assert!(
+        seen.find("alice: hello bob") < seen.find("bob: hi alice"),
+        "{seen}"
+    );
     for b in [&alice, &bob] {
         let log = b.text("#log");
         assert!(!log.contains("error:"), "the page logged an error: {log}");

@@ -101,7 +101,10 @@ impl Client {
                     let v: Value = serde_json::from_str(&t).unwrap();
                     if v["type"] == "event" {
                         if let Some(c) = v["cursor"].as_u64() {
-                            assert!(self.cursor.is_none_or(|old| c > old), "cursors increase: {v}");
+                            assert!(
+                                self.cursor.is_none_or(|old| c > old),
+                                "cursors increase: {v}"
+                            );
                             self.cursor = Some(c);
                         }
                         if v["event"] == "messageAdded" {
@@ -179,7 +182,11 @@ impl Client {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.read(left).await {
                 Got::Frame(_) => {}
-                Got::Closed => panic!("closed ({:?}) at {} of {n}", self.closed, self.indices.len()),
+                Got::Closed => panic!(
+                    "closed ({:?}) at {} of {n}",
+                    self.closed,
+                    self.indices.len()
+                ),
                 Got::Silent => panic!("{} of {n} messages within {WAIT:?}", self.indices.len()),
             }
         }
@@ -371,8 +378,11 @@ fn a_user_reaches_only_its_conversations_and_foreign_sids_answer_not_found() {
     let theirs = room(&s, &["carol"]);
     let unknown = "CH00000000000000000000000000000000";
     runtime().block_on(async {
-        let mut alice = Client::connect(&ws_url(&s, &format!("?token={}", token(&s, "alice")))).await;
-        alice.expect("connected", |v| v["type"] == "connected").await;
+        let mut alice =
+            Client::connect(&ws_url(&s, &format!("?token={}", token(&s, "alice")))).await;
+        alice
+            .expect("connected", |v| v["type"] == "connected")
+            .await;
         let head = s.state().engine.log().head().next_position;
         for conv in [theirs.conversation.to_string(), unknown.to_owned()] {
             let requests = [
@@ -386,10 +396,17 @@ fn a_user_reaches_only_its_conversations_and_foreign_sids_answer_not_found() {
                 assert_eq!(reply["type"], "error", "{reply}");
                 assert_eq!(reply["status"], 404, "{reply}");
                 assert_eq!(reply["code"], 20404, "{reply}");
-                assert_eq!(reply["message"], format!("The requested resource conversation {conv} was not found"));
+                assert_eq!(
+                    reply["message"],
+                    format!("The requested resource conversation {conv} was not found")
+                );
             }
         }
-        assert_eq!(s.state().engine.log().head().next_position, head, "nothing was written");
+        assert_eq!(
+            s.state().engine.log().head().next_position,
+            head,
+            "nothing was written"
+        );
         // carol's conversation is busy; alice sees none of it, only hers.
         host_post(&s, &theirs, "secret");
         host_post(&s, &mine, "public");
@@ -398,7 +415,8 @@ fn a_user_reaches_only_its_conversations_and_foreign_sids_answer_not_found() {
         let rest = alice.drain().await;
         let theirs_sid = theirs.conversation.to_string();
         assert!(
-            rest.iter().all(|v| v["conversation_sid"] != theirs_sid.as_str()),
+            rest.iter()
+                .all(|v| v["conversation_sid"] != theirs_sid.as_str()),
             "{rest:?}"
         );
     });
@@ -483,11 +501,22 @@ fn bad_tokens_and_bad_requests_are_refused_and_write_nothing() {
     // POST /v1/Tokens refuses what it cannot sign.
     support::assert_error(&s.post("/v1/Tokens", &[]), 400, 20001);
     let too_long = (server::token::TOKEN_TTL_SECS_MAX + 1).to_string();
-    support::assert_error(&s.post("/v1/Tokens", &[("Identity", "a"), ("Ttl", &too_long)]), 400, 20001);
-    support::assert_error(&s.post("/v1/Tokens", &[("Identity", "a"), ("Colour", "red")]), 400, 20001);
+    support::assert_error(
+        &s.post("/v1/Tokens", &[("Identity", "a"), ("Ttl", &too_long)]),
+        400,
+        20001,
+    );
+    support::assert_error(
+        &s.post("/v1/Tokens", &[("Identity", "a"), ("Colour", "red")]),
+        400,
+        20001,
+    );
     let unknown_service = format!("IS{}", "0".repeat(32));
     support::assert_error(
-        &s.post("/v1/Tokens", &[("Identity", "a"), ("ChatServiceSid", &unknown_service)]),
+        &s.post(
+            "/v1/Tokens",
+            &[("Identity", "a"), ("ChatServiceSid", &unknown_service)],
+        ),
         404,
         20404,
     );
@@ -507,12 +536,18 @@ fn a_client_that_stops_reading_is_closed_with_its_cursor_and_resumes_losing_noth
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
         let addr = s.base.trim_start_matches("http://").parse().unwrap();
-        let stream = tokio::time::timeout(WAIT, socket.connect(addr)).await.unwrap().unwrap();
-        let url = ws_url(&s, &format!("?token={}", token(&s, "slow")));
-        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)))
+        let stream = tokio::time::timeout(WAIT, socket.connect(addr))
             .await
             .unwrap()
             .unwrap();
+        let url = ws_url(&s, &format!("?token={}", token(&s, "slow")));
+        let (ws, _) = tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         let mut c = Client {
             ws,
             buffered: VecDeque::new(),
@@ -528,25 +563,42 @@ fn a_client_that_stops_reading_is_closed_with_its_cursor_and_resumes_losing_noth
     let deadline = std::time::Instant::now() + WAIT * 3;
     let mut posted = 0u64;
     while s.state().realtime.slow_consumer_closes() == 0 {
-        assert!(std::time::Instant::now() < deadline, "the slow client was never closed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow client was never closed"
+        );
         host_post(&s, &room, &body);
         posted += 1;
     }
     let (code, reason) = rt.block_on(slow.until_closed());
     assert_eq!(code, server::ws::CLOSE_SLOW_CONSUMER, "{reason}");
     assert_eq!(reason["reason"], "slow_consumer");
-    assert_eq!(reason["cursor"].as_u64(), slow.cursor, "the close names the last cursor it sent");
+    assert_eq!(
+        reason["cursor"].as_u64(),
+        slow.cursor,
+        "the close names the last cursor it sent"
+    );
     assert!(slow.indices.len() < posted as usize);
     // Resume from the close cursor: everything else, exactly once.
     let since = reason["cursor"].as_u64().unwrap();
     rt.block_on(async {
-        let mut again = Client::connect(&ws_url(&s, &format!("?token={}&since={since}", token(&s, "slow")))).await;
+        let mut again = Client::connect(&ws_url(
+            &s,
+            &format!("?token={}&since={since}", token(&s, "slow")),
+        ))
+        .await;
         again.cursor = Some(since);
-        again.messages_until(posted as usize - slow.indices.len()).await;
+        again
+            .messages_until(posted as usize - slow.indices.len())
+            .await;
         let mut all = slow.indices.clone();
         all.extend(&again.indices);
         assert_eq!(all, (0..posted).collect::<Vec<u64>>());
-        assert!(again.drain().await.iter().all(|v| v["event"] != "messageAdded"));
+        assert!(again
+            .drain()
+            .await
+            .iter()
+            .all(|v| v["event"] != "messageAdded"));
     });
 }
 

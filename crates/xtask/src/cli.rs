@@ -120,7 +120,7 @@ COMMANDS:
     bench NAME [--offline] [-- ARGS...]
                        Run the bench NAME of benches/ (engine_write,
                        latency, memory, open, fanout, verify, log_append,
-                       reactor, pre_event_hooks)
+                       reactor, pre_event_hooks, server_ws)
                        optimised without a release build: the dev profile
                        with Colloquy's own crates at opt-level 3, one
                        codegen unit, no debug assertions or overflow

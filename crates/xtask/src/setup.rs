@@ -19,7 +19,13 @@ use crate::Error;
 
 /// The Debian packages that provide everything [`check`] and
 /// [`check_browser`] look for.
-pub const APT_PACKAGES: [&str; 5] = ["clang", "libclang-dev", "g++", "chromium", "chromium-driver"];
+pub const APT_PACKAGES: [&str; 5] = [
+    "clang",
+    "libclang-dev",
+    "g++",
+    "chromium",
+    "chromium-driver",
+];
 
 /// The command a user without root privileges is told to run.
 pub fn sudo_install_command() -> String {
@@ -404,9 +410,7 @@ pub fn run() -> Result<(), Error> {
             c.name, c.looked_for
         );
     }
-    let build_missing = absent
-        .iter()
-        .any(|c| !BROWSER_CHECKS.contains(&c.name));
+    let build_missing = absent.iter().any(|c| !BROWSER_CHECKS.contains(&c.name));
     if !is_root() && !build_missing {
         // Only the test browser: the build and the server work without
         // it, and the browser-demo test skips.
