@@ -55,11 +55,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use engine_core::{ClientEvent, ExecuteOptions, SessionError, SessionStart, SessionStream};
+use engine_core::{
+    ClientEvent, ClientEventKind, ExecuteOptions, SessionError, SessionStart, SessionStream,
+};
 use events::command::{
     CommandEnvelope, CommandId, ConversationRef, PostMessage, UpdateReadHorizon,
 };
@@ -107,6 +109,11 @@ pub const WS_INBOUND_MESSAGE_BYTES_MAX: usize = 128 * 1024;
 pub const WS_REPLAY_BATCH_EVENTS: usize = 256;
 /// The longest client-chosen request `id`, in characters.
 pub const WS_REQUEST_ID_CHARS_MAX: usize = 128;
+/// Rendered event frames kept for sharing between connections: every
+/// recipient of one event is sent the same bytes, rendered once. Slots
+/// are picked by cursor, so 256 cover the spread between the fastest and
+/// the slowest live connection in a burst, at a few hundred bytes each.
+pub const WS_FRAME_CACHE_SLOTS: usize = 256;
 /// How long a server shutdown waits for its WebSocket connections to
 /// close before it closes the engine anyway (5 s: a close frame each, at
 /// most one write timeout for a stuck client is not waited out).
@@ -137,6 +144,7 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 pub struct Realtime {
     shutdown: Arc<watch::Sender<bool>>,
     slow_consumer_closes: Arc<AtomicU64>,
+    frames: Arc<FrameCache>,
 }
 
 impl Default for Realtime {
@@ -144,7 +152,62 @@ impl Default for Realtime {
         Realtime {
             shutdown: Arc::new(watch::channel(false).0),
             slow_consumer_closes: Arc::new(AtomicU64::new(0)),
+            frames: Arc::new(FrameCache::default()),
         }
+    }
+}
+
+/// The frames of recent logged events, rendered once and shared by every
+/// connection that sends them (a frame depends only on the event's log
+/// position and kind). A slot holds the last frame whose cursor maps to
+/// it; a miss renders the frame again, so the cache changes cost, never
+/// content.
+struct FrameCache {
+    slots: Box<[parking_lot::Mutex<Option<CachedFrame>>]>,
+}
+
+struct CachedFrame {
+    cursor: u64,
+    kind: ClientEventKind,
+    frame: Utf8Bytes,
+}
+
+impl Default for FrameCache {
+    fn default() -> Self {
+        FrameCache::with_slots(WS_FRAME_CACHE_SLOTS)
+    }
+}
+
+impl FrameCache {
+    fn with_slots(slots: usize) -> Self {
+        FrameCache {
+            slots: (0..slots.max(1))
+                .map(|_| parking_lot::Mutex::new(None))
+                .collect(),
+        }
+    }
+
+    /// `event`'s frame: from the cache if this position and kind were
+    /// rendered recently, else rendered (and kept, for logged events).
+    fn frame(&self, event: &ClientEvent) -> Utf8Bytes {
+        let Some(cursor) = event.cursor() else {
+            return render_event(event).into();
+        };
+        let slot = &self.slots[(cursor % self.slots.len() as u64) as usize];
+        if let Some(hit) = slot
+            .lock()
+            .as_ref()
+            .filter(|c| c.cursor == cursor && c.kind == event.kind())
+        {
+            return hit.frame.clone();
+        }
+        let frame: Utf8Bytes = render_event(event).into();
+        *slot.lock() = Some(CachedFrame {
+            cursor,
+            kind: event.kind(),
+            frame: frame.clone(),
+        });
+        frame
     }
 }
 
@@ -222,7 +285,7 @@ impl Closer {
 /// One text frame on its way out, holding its share of the outbound bound
 /// until written.
 struct Frame {
-    text: String,
+    text: Utf8Bytes,
     cursor: Option<u64>,
     _room: OwnedSemaphorePermit,
 }
@@ -239,12 +302,12 @@ struct Outbox {
 struct Full;
 
 impl Outbox {
-    fn permits(text: &str) -> u32 {
+    fn permits(text: &Utf8Bytes) -> u32 {
         text.len().clamp(1, WS_OUTBOUND_BYTES_MAX) as u32
     }
 
     /// Queues `text` if it fits now.
-    fn try_push(&self, text: String, cursor: Option<u64>) -> Result<(), Full> {
+    fn try_push(&self, text: Utf8Bytes, cursor: Option<u64>) -> Result<(), Full> {
         let room = self
             .room
             .clone()
@@ -260,7 +323,7 @@ impl Outbox {
     }
 
     /// Queues `text`, waiting for room. Errors: the writer is gone.
-    async fn push(&self, text: String, cursor: Option<u64>) -> Result<(), Full> {
+    async fn push(&self, text: Utf8Bytes, cursor: Option<u64>) -> Result<(), Full> {
         let room = self
             .room
             .clone()
@@ -540,7 +603,7 @@ async fn writer(
             _ = closing.changed() => break,
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
-                if write(&mut sink, Message::Text(frame.text.into())).await.is_err() {
+                if write(&mut sink, Message::Text(frame.text)).await.is_err() {
                     closer.close(Close::CLIENT_GONE);
                     return;
                 }
@@ -598,7 +661,7 @@ async fn pump(
             events = back;
             for event in batch {
                 tokio::select! {
-                    pushed = out.push(render_event(&event), event.cursor()) => {
+                    pushed = out.push(realtime.frames.frame(&event), event.cursor()) => {
                         if pushed.is_err() {
                             return;
                         }
@@ -628,7 +691,7 @@ async fn pump(
             }
             next = events.next() => match next {
                 Some(Ok(event)) => {
-                    if out.try_push(render_event(&event), event.cursor()).is_err() {
+                    if out.try_push(realtime.frames.frame(&event), event.cursor()).is_err() {
                         tracing::info!(
                             service = %events.session().service_sid(),
                             identity = %events.session().identity(),
@@ -694,7 +757,7 @@ async fn reader(
             Ok(Some(Ok(Message::Text(t)))) => t,
             Ok(Some(Ok(Message::Binary(_)))) => {
                 let e = ApiError::invalid("message", "send JSON text frames");
-                if out.push(error_frame(None, &e), None).await.is_err() {
+                if out.push(error_frame(None, &e).into(), None).await.is_err() {
                     return;
                 }
                 continue;
@@ -703,7 +766,7 @@ async fn reader(
         };
         let reply = handle(conn, &text).await;
         tokio::select! {
-            pushed = out.push(reply, None) => {
+            pushed = out.push(reply.into(), None) => {
                 if pushed.is_err() {
                     return;
                 }
@@ -930,4 +993,66 @@ fn render_message(m: &MessageRow) -> Value {
         "date_created": iso8601(m.date_created),
         "date_updated": iso8601(m.date_updated),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine_core::{Engine, LogOptions};
+    use events::command::{
+        AddParticipant, CreateConversation, CreateService, Keyed, ParticipantSpec,
+    };
+
+    #[test]
+    fn the_frame_cache_serves_exactly_what_rendering_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path(), LogOptions::default()).unwrap();
+        let service = engine.execute(CreateService::new("s").keyed("s")).unwrap();
+        let conversation = engine
+            .execute(CreateConversation::new(service).keyed("c"))
+            .unwrap();
+        let join = |who: &str| {
+            engine
+                .execute(
+                    AddParticipant::new(service, conversation, ParticipantSpec::chat(who))
+                        .keyed(who),
+                )
+                .unwrap();
+        };
+        join("alice");
+        let mut alice = engine
+            .open_session(service, "alice", SessionStart::Live)
+            .unwrap();
+        let mut bob = engine
+            .open_session(service, "bob", SessionStart::Live)
+            .unwrap();
+        // bob's join: bob gets conversationAdded, alice participantJoined,
+        // at the same cursor; then three messages.
+        join("bob");
+        for i in 0..3 {
+            engine
+                .execute(
+                    PostMessage::new(service, conversation)
+                        .author("alice")
+                        .body(format!("m{i}"))
+                        .keyed(format!("m{i}")),
+                )
+                .unwrap();
+        }
+        let wait = Duration::from_secs(10);
+        let take = |s: &mut engine_core::Session| {
+            (0..4)
+                .map(|_| s.recv_timeout(wait).unwrap().expect("an event"))
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (take(&mut alice), take(&mut bob));
+        assert_eq!(a[0].cursor(), b[0].cursor());
+        assert_ne!(a[0].kind(), b[0].kind());
+        // One slot: every event collides with the previous one.
+        for cache in [FrameCache::with_slots(1), FrameCache::default()] {
+            for e in a.iter().chain(&b).chain(&a) {
+                assert_eq!(cache.frame(e).as_str(), render_event(e), "{}", e.name());
+            }
+        }
+    }
 }
