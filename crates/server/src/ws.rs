@@ -32,10 +32,15 @@
 //!   read the log; live events are polled as an async stream. It closes
 //!   the connection when the token expires;
 //! - the **writer** owns the socket's sending half: it writes the queue in
-//!   order, each write within [`WS_WRITE_TIMEOUT`], pings every
+//!   order, what is queued together in one flush (up to
+//!   [`WS_WRITE_BATCH_FRAMES`]) within [`WS_WRITE_TIMEOUT`], pings every
 //!   [`WS_PING_INTERVAL`], and on close sends the close frame, whose reason
 //!   is `{"reason":…,"cursor":…}` with the cursor of the last event it
 //!   wrote.
+//!
+//! Each logged event's frame is rendered once and its bytes shared by
+//! every connection that sends it (a small cache keyed by cursor and kind,
+//! [`WS_FRAME_CACHE_SLOTS`]).
 //!
 //! A slow client is handled as the fan-out core handles one: never waited
 //! on, nothing lost, memory bounded. The outbound queue holds at most
@@ -101,6 +106,10 @@ pub const WS_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// events (about 200 bytes each) and any single one (a 32 KiB body,
 /// escaped, is well under it), and bounds 1,000 stalled clients at 1 GiB.
 pub const WS_OUTBOUND_BYTES_MAX: usize = 1024 * 1024;
+/// The most queued frames the writer sends per flush: a burst goes out in
+/// one write instead of one per frame, and one batch (at most this many
+/// frames, within the outbound bound) has one write deadline.
+pub const WS_WRITE_BATCH_FRAMES: usize = 64;
 /// The largest message a client may send: a request with the largest
 /// body (32 KiB) and attributes (4 KiB) fits with room for JSON escaping.
 pub const WS_INBOUND_MESSAGE_BYTES_MAX: usize = 128 * 1024;
@@ -588,6 +597,21 @@ async fn write(sink: &mut SplitSink<WebSocket, Message>, message: Message) -> Re
     }
 }
 
+/// Writes `batch` in order and flushes once, all within
+/// [`WS_WRITE_TIMEOUT`].
+async fn write_batch(sink: &mut SplitSink<WebSocket, Message>, batch: &[Frame]) -> Result<(), ()> {
+    let written = async {
+        for frame in batch {
+            sink.feed(Message::Text(frame.text.clone())).await?;
+        }
+        sink.flush().await
+    };
+    match tokio::time::timeout(WS_WRITE_TIMEOUT, written).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
 async fn writer(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::UnboundedReceiver<Frame>,
@@ -603,12 +627,21 @@ async fn writer(
             _ = closing.changed() => break,
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
-                if write(&mut sink, Message::Text(frame.text)).await.is_err() {
+                // Whatever else is queued goes out with it, in one flush.
+                let mut batch = vec![frame];
+                while batch.len() < WS_WRITE_BATCH_FRAMES {
+                    match rx.try_recv() {
+                        Ok(f) => batch.push(f),
+                        Err(_) => break,
+                    }
+                }
+                if write_batch(&mut sink, &batch).await.is_err() {
                     closer.close(Close::CLIENT_GONE);
                     return;
                 }
-                if frame.cursor.is_some() {
-                    cursor = frame.cursor;
+                // Written: the frames give their room back as they drop.
+                if let Some(c) = batch.iter().rev().find_map(|f| f.cursor) {
+                    cursor = Some(c);
                 }
             }
             _ = ping.tick() => {
