@@ -314,6 +314,16 @@ fn two_users_chat_type_read_and_a_dropped_one_resumes_with_since_missing_nothing
             .await;
         assert_eq!(h["data"]["read_horizon_updated"]["last_read_message_index"], 1);
 
+        // A fresh token extends the connection; another user's is refused.
+        let renewed = alice
+            .request(json!({"type": "update_token", "token": token(&s, "alice")}), "t1")
+            .await;
+        assert!(renewed["result"]["expires"].is_string(), "{renewed}");
+        let stolen = alice
+            .request(json!({"type": "update_token", "token": token(&s, "bob")}), "t2")
+            .await;
+        assert_eq!((stolen["status"].clone(), stolen["code"].clone()), (json!(401), json!(20101)), "{stolen}");
+
         // A retry under the same id is the same message, written once.
         let again = alice
             .request(json!({"type": "send_message", "conversation_sid": conv, "body": "hello"}), "a1")
