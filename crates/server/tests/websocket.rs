@@ -329,6 +329,11 @@ fn two_users_chat_type_read_and_a_dropped_one_resumes_with_since_missing_nothing
             .request(json!({"type": "send_message", "conversation_sid": conv, "body": "hello"}), "a1")
             .await;
         assert_eq!(again["result"], sent["result"]);
+        // The same id for something else is a conflict, not a second write.
+        let reused = alice
+            .request(json!({"type": "send_message", "conversation_sid": conv, "body": "other"}), "a1")
+            .await;
+        assert_eq!((reused["status"].clone(), reused["code"].clone()), (json!(409), json!(20409)), "{reused}");
 
         // bob drops; messages go on, from alice and from the host.
         bob.messages_until(2).await;
@@ -508,6 +513,10 @@ fn bad_tokens_and_bad_requests_are_refused_and_write_nothing() {
             .await;
         assert_eq!(ok["type"], "result", "{ok}");
     });
+    // A plain GET is no upgrade: a Twilio error body, not a socket.
+    let plain = s.get("/v1/Realtime");
+    assert!((400..500).contains(&plain.status), "{plain:?}");
+    assert_eq!(plain.body["code"], 20001, "{plain:?}");
     // POST /v1/Tokens refuses what it cannot sign.
     support::assert_error(&s.post("/v1/Tokens", &[]), 400, 20001);
     let too_long = (server::token::TOKEN_TTL_SECS_MAX + 1).to_string();
