@@ -2,7 +2,8 @@
 //! one drops and resumes with `since` and misses nothing; a user reaches
 //! only its own conversations; bad tokens and requests are refused and
 //! write nothing; a client that stops reading is closed with its resume
-//! cursor and loses nothing; a server shutdown closes with the cursor.
+//! cursor and loses nothing; an expiring token and a server shutdown close
+//! with the cursor.
 //!
 //! Participants are added through the engine (`TestServer::state`): the
 //! REST Participants resource is another part of issue 12.
@@ -638,4 +639,39 @@ fn a_server_shutdown_closes_sockets_with_going_away_and_the_cursor() {
     assert_eq!(code, u16::from(CloseCode::Away), "{reason}");
     assert_eq!(reason["reason"], "going_away");
     assert_eq!(reason["cursor"].as_u64(), alice.cursor);
+}
+
+#[test]
+fn a_connection_is_closed_when_its_token_expires_with_its_cursor() {
+    let s = TestServer::start();
+    let room = room(&s, &["alice"]);
+    let account = s.state().account.read().clone();
+    let grant = server::token::ChatGrant {
+        identity: "alice".into(),
+        service: room.service,
+    };
+    // Expired 2 s short of the clock-skew allowance: accepted now, closed
+    // about 2 s later.
+    let ttl = Duration::from_secs(3600);
+    let skew = Duration::from_secs(server::token::CLOCK_SKEW_SECS - 2);
+    let token = server::token::mint(
+        &account.account_sid,
+        &account.api_keys[0],
+        &grant,
+        ttl,
+        SystemTime::now() - ttl - skew,
+    )
+    .unwrap();
+    runtime().block_on(async {
+        let mut alice = Client::connect(&ws_url(&s, &format!("?token={token}"))).await;
+        alice
+            .expect("connected", |v| v["type"] == "connected")
+            .await;
+        host_post(&s, &room, "before it expires");
+        alice.messages_until(1).await;
+        let (code, reason) = alice.until_closed().await;
+        assert_eq!(code, server::ws::CLOSE_TOKEN_EXPIRED, "{reason}");
+        assert_eq!(reason["reason"], "token_expired");
+        assert_eq!(reason["cursor"].as_u64(), alice.cursor);
+    });
 }
