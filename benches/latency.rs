@@ -29,8 +29,6 @@
 
 mod support;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +37,7 @@ use colloquy::prelude::*;
 use engine_core::ClientEventKind;
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
+use support::redis_pubsub::{start_redis, subscriber, RedisServer, REDIS_CHANNEL};
 use support::{body, print_summary, Ids, Row};
 
 /// Chat members of the conversation, each with one live session (and
@@ -58,10 +57,6 @@ const RUNTIME_THREADS: usize = 2;
 const HISTOGRAM_MAX_NANOS: u64 = 60_000_000_000;
 /// The p99 target, in milliseconds.
 const P99_TARGET_MILLIS: f64 = 1.0;
-/// How long the bench waits for `redis-server` to accept connections.
-const REDIS_START_WAIT_MAX: Duration = Duration::from_secs(10);
-/// The Redis channel the messages go through.
-const REDIS_CHANNEL: &str = "colloquy-bench";
 
 /// Per post: when it was sent, how many recipients have it, and when the
 /// last one got it (nanoseconds since `base`).
@@ -194,101 +189,6 @@ fn engine(posts: u64) -> Histogram<u64> {
     tracker.histogram(posts)
 }
 
-/// A `redis-server` child on a free loopback port, killed when dropped.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `redis-server`, or says why not.
-fn start_redis() -> Result<RedisServer, String> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free loopback port: {e}"))?
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--maxclients", "4096"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| {
-            format!("redis-server could not start ({e}); install it to measure the baseline")
-        })?;
-    let server = RedisServer { child, port };
-    let deadline = Instant::now() + REDIS_START_WAIT_MAX;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return Err(format!(
-                "redis-server did not accept connections on port {port} within {REDIS_START_WAIT_MAX:?}"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(server)
-}
-
-/// The RESP frame Redis sends a subscriber for one published body of
-/// [`support::BODY_BYTES`] bytes on [`REDIS_CHANNEL`]: all frames have this
-/// length, so a subscriber counts messages by counting bytes.
-fn redis_message_frame_bytes() -> usize {
-    let head = format!(
-        "*3\r\n$7\r\nmessage\r\n${}\r\n{REDIS_CHANNEL}\r\n${}\r\n",
-        REDIS_CHANNEL.len(),
-        support::BODY_BYTES
-    );
-    head.len() + support::BODY_BYTES + 2
-}
-
-/// One subscriber connection: subscribes, reports it, then counts the
-/// messages as their bytes arrive until it has `posts`.
-async fn subscriber(
-    port: u16,
-    tracker: Arc<Tracker>,
-    subscribed: Arc<AtomicU64>,
-    posts: u64,
-) -> std::io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    stream.set_nodelay(true)?;
-    let channel = REDIS_CHANNEL;
-    let subscribe = format!(
-        "*2\r\n$9\r\nSUBSCRIBE\r\n${}\r\n{channel}\r\n",
-        channel.len()
-    );
-    stream.write_all(subscribe.as_bytes()).await?;
-    let confirm = format!(
-        "*3\r\n$9\r\nsubscribe\r\n${}\r\n{channel}\r\n:1\r\n",
-        channel.len()
-    );
-    let mut got = vec![0u8; confirm.len()];
-    stream.read_exact(&mut got).await?;
-    assert_eq!(got, confirm.as_bytes(), "Redis confirms the subscription");
-    subscribed.fetch_add(1, Ordering::AcqRel);
-    let frame = redis_message_frame_bytes();
-    let (mut buffer, mut pending, mut k) = (vec![0u8; 64 * 1024], 0usize, 0usize);
-    while (k as u64) < posts {
-        let n = stream.read(&mut buffer).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        pending += n;
-        while pending >= frame {
-            pending -= frame;
-            tracker.received(k);
-            k += 1;
-        }
-    }
-    Ok(())
-}
-
 /// Redis pub/sub: [`MEMBERS`] subscriber connections as tasks, each
 /// reading its socket directly (the cheapest consumer there is), and one
 /// publisher connection of the `redis` crate.
@@ -301,7 +201,9 @@ fn redis(server: &RedisServer, posts: u64) -> Result<Histogram<u64>, String> {
     for _ in 0..MEMBERS {
         let (tracker, subscribed, port) = (tracker.clone(), subscribed.clone(), server.port);
         rt.spawn(async move {
-            if let Err(e) = subscriber(port, tracker, subscribed, posts).await {
+            let received = |k| tracker.received(k);
+            if let Err(e) = subscriber(port, subscribed, posts, support::BODY_BYTES, received).await
+            {
                 panic!("Redis subscriber: {e}");
             }
         });

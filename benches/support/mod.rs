@@ -3,7 +3,8 @@
 //! the load average from `/proc`, sizes overridable from the environment,
 //! setting up a service with conversations through `Engine::execute`,
 //! posting from many threads, settling a closed store, and the summary
-//! table every bench prints last.
+//! table every bench prints last; [`redis_pubsub`] is the Redis baseline
+//! (`latency`, `server_ws`).
 //!
 //! Each bench uses a subset, hence the `dead_code` allowance.
 
@@ -14,6 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use colloquy::prelude::*;
+
+pub mod redis_pubsub;
 
 /// Linux's USER_HZ: the unit of the CPU times in `/proc/*/stat`.
 pub const CLOCK_TICKS_PER_SECOND: f64 = 100.0;

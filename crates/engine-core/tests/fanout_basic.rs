@@ -264,6 +264,53 @@ fn a_session_is_also_an_async_stream() {
 }
 
 #[test]
+fn a_stream_drained_through_session_mut_then_polled_skips_and_repeats_nothing() {
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    f.join(c, "alice");
+    for i in 0..5 {
+        f.post(c, "alice", &format!("m{i}"));
+    }
+    let session = f
+        .engine
+        .open_session(f.service, "alice", SessionStart::Beginning)
+        .unwrap();
+    let mut stream = session.into_stream();
+    // The replay, drained as a host drains it on a blocking thread.
+    let mut replayed = Vec::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !stream.session().is_live() {
+        assert!(std::time::Instant::now() < deadline, "the replay ends");
+        if let Some(e) = stream.session_mut().try_recv().unwrap() {
+            replayed.push(e);
+        }
+    }
+    let mut expected = vec!["conversationAdded"];
+    expected.extend(["messageAdded"; 5]);
+    assert_eq!(kinds(&replayed), expected);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    f.post(c, "alice", "live");
+    let live = rt.block_on(async {
+        tokio::time::timeout(
+            WAIT,
+            std::future::poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut stream), cx)),
+        )
+        .await
+        .expect("an event within the timeout")
+    });
+    let live = live.unwrap().unwrap();
+    assert_eq!(live.name(), "messageAdded");
+    assert_eq!(
+        live.cursor(),
+        Some(replayed.last().unwrap().cursor().unwrap() + 1)
+    );
+    assert_eq!(stream.cursor(), Some(f.head() - 1));
+}
+
+#[test]
 fn resume_replays_exactly_what_was_missed_then_goes_live() {
     let f = open(EngineOptions::default());
     let c = f.conversation();

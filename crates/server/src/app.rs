@@ -82,6 +82,8 @@ pub struct Inner {
     /// The engine's post-event webhook reactor (its metrics and parked
     /// calls); it runs until the engine closes.
     pub post_event_webhooks: ReactorHandle,
+    /// The WebSocket connections' shutdown signal and count.
+    pub realtime: crate::ws::Realtime,
 }
 
 impl std::ops::Deref for AppState {
@@ -258,6 +260,7 @@ impl Server {
             base_url,
             data_dir,
             post_event_webhooks,
+            realtime: crate::ws::Realtime::default(),
         }));
         Ok(Server {
             state,
@@ -294,8 +297,10 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets the
-    /// requests in flight finish, and closes the engine (which makes every
-    /// acknowledged command durable before it returns; nothing
+    /// requests in flight finish, closes the WebSocket connections (each
+    /// gets a `going_away` close with its resume cursor; waited for up to
+    /// [`crate::ws::WS_SHUTDOWN_DRAIN`]), and closes the engine (which
+    /// makes every acknowledged command durable before it returns; nothing
     /// acknowledged is lost). Errors: the listener failed.
     pub async fn run(
         self,
@@ -303,10 +308,23 @@ impl Server {
     ) -> Result<(), ServerError> {
         let addr = self.local_addr();
         let app = self.router();
+        let realtime = self.state.realtime.clone();
+        let shutdown = async move {
+            shutdown.await;
+            realtime.begin_shutdown();
+        };
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(|source| ServerError::Listen { addr, source })?;
+        let open = self
+            .state
+            .realtime
+            .drained(crate::ws::WS_SHUTDOWN_DRAIN)
+            .await;
+        if open > 0 {
+            tracing::warn!(open, "WebSocket connections still open after the drain");
+        }
         tracing::info!("drained; closing the engine");
         let engine = self.state.engine.clone();
         drop(self.state);

@@ -39,6 +39,10 @@ pub const CODE_USER_EXISTS: u32 = 50201;
 pub const CODE_PERMISSION_DENIED: u32 = 50107;
 /// Twilio 50527: the conversation is closed.
 pub const CODE_CONVERSATION_CLOSED: u32 = 50527;
+/// Twilio 20101: the access token is invalid.
+pub const CODE_ACCESS_TOKEN_INVALID: u32 = 20101;
+/// Twilio 20104: the access token has expired (or is not valid yet).
+pub const CODE_ACCESS_TOKEN_EXPIRED: u32 = 20104;
 
 /// An error answer: HTTP status, Twilio error code and a message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,11 @@
 //! - the account's credentials and configuration ([`account`]), made on
 //!   first start;
 //! - the inbound channel endpoint ([`inbound`]), where a gateway hands in
-//!   what it received and reports delivery statuses.
+//!   what it received and reports delivery statuses;
+//! - access tokens for real-time clients ([`token`]: minted in process or
+//!   with `POST /v1/Tokens`) and the real-time WebSocket ([`ws`],
+//!   `GET /v1/Realtime`, protocol in docs/REALTIME.md), with the browser
+//!   demo at `GET /demo`.
 //!
 //! The binary (`colloquy-server`, `src/main.rs`) resolves a
 //! [`ServerConfig`] from flags, environment and file, [`Server::bind`]s,
@@ -26,6 +30,7 @@ pub mod account;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod inbound;
 pub mod media;
@@ -33,6 +38,8 @@ pub mod paging;
 pub mod params;
 pub mod render;
 pub mod rest;
+pub mod token;
+pub mod ws;
 
 pub use account::{Account, Credentials};
 pub use app::{AppState, Server, ServerError};

@@ -43,6 +43,11 @@ async fn run(config: ServerConfig) -> Result<(), server::ServerError> {
     }
     println!("Colloquy server listening on {base}");
     println!("  REST API:  {base}/v1   (HTTP Basic: account SID and auth token)");
+    println!(
+        "  WebSocket: {}/v1/Realtime   (access tokens from POST {base}/v1/Tokens; docs/REALTIME.md)",
+        base.replacen("http", "ws", 1)
+    );
+    println!("  Demo:      {base}/demo   (paste the API key SID and secret)");
     println!("  Data:      {}", config.data_dir.display());
     tracing::info!(%base, data_dir = %config.data_dir.display(), "serving");
     server.run(shutdown_signal()).await

@@ -87,9 +87,12 @@ USAGE:
 
 COMMANDS:
     setup              Check the system packages RocksDB's build needs (a C++
-                       compiler, clang and libclang). If one is missing: as
+                       compiler, clang and libclang) and the browser-demo
+                       test's (chromium, chromedriver). If one is missing: as
                        root, install them with apt-get; otherwise print the
-                       exact command to run and exit with status 2.
+                       exact command to run and exit with status 2 (only a
+                       warning when just the browser is missing: that test
+                       skips).
     serve [ARGS...]    Run setup, then the server, the main job
                        (cargo run -p server --bin colloquy-server): the
                        Twilio Conversations REST API and WebSocket on
@@ -117,7 +120,7 @@ COMMANDS:
     bench NAME [--offline] [-- ARGS...]
                        Run the bench NAME of benches/ (engine_write,
                        latency, memory, open, fanout, verify, log_append,
-                       reactor, pre_event_hooks)
+                       reactor, pre_event_hooks, server_ws)
                        optimised without a release build: the dev profile
                        with Colloquy's own crates at opt-level 3, one
                        codegen unit, no debug assertions or overflow

@@ -89,12 +89,13 @@ fn run() -> Result<(), Error> {
 /// The workspace's own crates, optimised for `cargo xtask bench`; every
 /// other package keeps the dev profile's settings (RocksDB at
 /// `opt-level = 2`, already built), so nothing else is rebuilt.
-const BENCH_OPTIMISED_PACKAGES: [&str; 6] = [
+const BENCH_OPTIMISED_PACKAGES: [&str; 7] = [
     "events",
     "event-log",
     "engine-core",
     "projections",
     "commands",
+    "server",
     "colloquy",
 ];
 

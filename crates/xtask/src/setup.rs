@@ -1,4 +1,6 @@
-//! `cargo xtask setup`: the system packages RocksDB's build needs.
+//! `cargo xtask setup`: the system packages RocksDB's build needs, and the
+//! headless browser the server's browser-demo test drives (Debian's
+//! `chromium` and `chromium-driver`; without them that test skips).
 //!
 //! `librocksdb-sys` compiles RocksDB's C++ with the system C++ compiler and,
 //! with the `bindgen-runtime` feature, generates its bindings with bindgen,
@@ -15,8 +17,15 @@ use std::process::{Command, Stdio};
 use crate::process::{display_command, run_step};
 use crate::Error;
 
-/// The Debian packages that provide everything [`check`] looks for.
-pub const APT_PACKAGES: [&str; 3] = ["clang", "libclang-dev", "g++"];
+/// The Debian packages that provide everything [`check`] and
+/// [`check_browser`] look for.
+pub const APT_PACKAGES: [&str; 5] = [
+    "clang",
+    "libclang-dev",
+    "g++",
+    "chromium",
+    "chromium-driver",
+];
 
 /// The command a user without root privileges is told to run.
 pub fn sudo_install_command() -> String {
@@ -106,6 +115,32 @@ pub fn check(inputs: &Inputs) -> Vec<Check> {
         check_clang(inputs, path),
         check_libclang(inputs),
     ]
+}
+
+/// The names of [`check_browser`]'s requirements: missing, they make
+/// setup install them as root and only warn otherwise (the test skips).
+const BROWSER_CHECKS: [&str; 2] = ["chromium", "chromedriver"];
+
+/// Checks what the server's browser-demo test drives: `chromium` and
+/// `chromedriver` on `PATH`.
+pub fn check_browser(inputs: &Inputs) -> Vec<Check> {
+    let empty = OsString::new();
+    let path = inputs.path.as_deref().unwrap_or(&empty);
+    BROWSER_CHECKS
+        .into_iter()
+        .map(|program| Check {
+            name: program,
+            looked_for: format!("{program} on PATH"),
+            found: find_executable(OsStr::new(program), path),
+        })
+        .collect()
+}
+
+/// Every requirement setup installs: [`check`] then [`check_browser`].
+fn check_all(inputs: &Inputs) -> Vec<Check> {
+    let mut checks = check(inputs);
+    checks.extend(check_browser(inputs));
+    checks
 }
 
 fn check_cxx(inputs: &Inputs, path: &OsStr) -> Check {
@@ -360,11 +395,11 @@ fn apt_commands(apt_get: &Path) -> [Command; 2] {
 
 /// Runs `cargo xtask setup`.
 pub fn run() -> Result<(), Error> {
-    let checks = check(&Inputs::from_system());
+    let checks = check_all(&Inputs::from_system());
     let absent = missing(&checks);
     if absent.is_empty() {
         println!(
-            "xtask: [setup] RocksDB's build requirements are present: {}",
+            "xtask: [setup] RocksDB's build requirements and the test browser are present: {}",
             summary(&checks)
         );
         return Ok(());
@@ -375,17 +410,28 @@ pub fn run() -> Result<(), Error> {
             c.name, c.looked_for
         );
     }
+    let build_missing = absent.iter().any(|c| !BROWSER_CHECKS.contains(&c.name));
+    if !is_root() && !build_missing {
+        // Only the test browser: the build and the server work without
+        // it, and the browser-demo test skips.
+        eprintln!(
+            "xtask: [setup] the browser-demo test will skip without chromium; install it with:\n    {}",
+            sudo_install_command()
+        );
+        return Ok(());
+    }
     if !is_root() {
         return Err(Error::MissingSystemPackages(format!(
-            "RocksDB's build needs clang, libclang and a C++ compiler. Install them with:\n    {}",
+            "RocksDB's build needs clang, libclang and a C++ compiler; the browser-demo test \
+             needs chromium and chromedriver. Install them with:\n    {}",
             sudo_install_command()
         )));
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     let Some(apt_get) = find_executable(OsStr::new("apt-get"), &path) else {
         return Err(Error::MissingSystemPackages(format!(
-            "apt-get is not available: install clang, libclang and a C++ compiler with this \
-             system's package manager (on Debian or Ubuntu: {})",
+            "apt-get is not available: install clang, libclang, a C++ compiler, chromium and \
+             chromedriver with this system's package manager (on Debian or Ubuntu: {})",
             sudo_install_command()
         )));
     };
@@ -397,11 +443,11 @@ pub fn run() -> Result<(), Error> {
     run_step("setup: apt-get update", &mut update)?;
     run_step("setup: apt-get install", &mut install)?;
 
-    let checks = check(&Inputs::from_system());
+    let checks = check_all(&Inputs::from_system());
     let absent = missing(&checks);
     if absent.is_empty() {
         println!(
-            "xtask: [setup] installed; RocksDB's build requirements are present: {}",
+            "xtask: [setup] installed; RocksDB's build requirements and the test browser are present: {}",
             summary(&checks)
         );
         return Ok(());
@@ -520,7 +566,7 @@ mod tests {
     fn the_sudo_command_installs_every_package() {
         assert_eq!(
             sudo_install_command(),
-            "sudo apt-get install -y clang libclang-dev g++"
+            "sudo apt-get install -y clang libclang-dev g++ chromium chromium-driver"
         );
     }
 
@@ -531,7 +577,7 @@ mod tests {
         assert_eq!(
             display_command(&install),
             "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-             clang libclang-dev g++"
+             clang libclang-dev g++ chromium chromium-driver"
         );
     }
 
@@ -665,6 +711,17 @@ mod tests {
             let missing: Vec<&str> = missing(&checks).iter().map(|c| c.name).collect();
             assert_eq!(missing, *expected_missing, "case {index}: {checks:#?}");
         }
+    }
+
+    #[test]
+    fn the_browser_is_chromium_and_chromedriver_on_path() {
+        let scratch = Scratch::new();
+        scratch.file("usr/bin/chromium", 0o755);
+        let checks = check_browser(&scratch.inputs());
+        let absent: Vec<&str> = missing(&checks).iter().map(|c| c.name).collect();
+        assert_eq!(absent, ["chromedriver"]);
+        scratch.file("usr/bin/chromedriver", 0o755);
+        assert!(missing(&check_browser(&scratch.inputs())).is_empty());
     }
 
     #[test]

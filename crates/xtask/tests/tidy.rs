@@ -49,6 +49,7 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "event-log",
             "engine-core",
             "replay-tool",
+            "server",
         ],
     ),
     ("xtask", &[]),

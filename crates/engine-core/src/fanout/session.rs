@@ -465,6 +465,15 @@ impl SessionStream {
     pub fn session(&self) -> &Session {
         &self.session
     }
+
+    /// The underlying session, mutably: a host can drain a replay with
+    /// the blocking [`Session::try_recv`] on a thread where reading the
+    /// log is allowed (while `!session().is_live()`), then go on polling
+    /// the stream; the two read one sequence, so nothing is skipped or
+    /// repeated between them.
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
 }
 
 impl futures_core::Stream for SessionStream {

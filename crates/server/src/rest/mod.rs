@@ -158,6 +158,7 @@ pub fn router(state: AppState) -> Router {
                 .post(configuration::update_address)
                 .delete(configuration::delete_address),
         )
+        .route("/v1/Tokens", post(crate::token::create))
         .nest("/v1/Services/{ChatServiceSid}", service_scoped())
         .nest("/v1", service_scoped())
         .nest("/v1", crate::media::routes())
@@ -169,6 +170,9 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX));
     Router::new()
         .route("/", get(index))
+        // Authenticated by an access token, not Basic: outside the layer.
+        .route(crate::ws::WS_PATH, get(crate::ws::upgrade))
+        .route(crate::demo::DEMO_PATH, get(crate::demo::page))
         .merge(api)
         .with_state(state)
 }
@@ -196,7 +200,7 @@ async fn not_found(uri: Uri) -> ApiError {
 
 async fn index(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
     format!(
-        "Colloquy server\nREST API: {0}/v1 (HTTP Basic: account SID and auth token)\n",
+        "Colloquy server\nREST API: {0}/v1 (HTTP Basic: account SID and auth token)\nWebSocket: {0}/v1/Realtime (access token; see docs/REALTIME.md)\nDemo: {0}/demo\n",
         state.base_url
     )
 }

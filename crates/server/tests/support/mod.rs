@@ -30,12 +30,12 @@ pub struct TestServer {
     pub api_key: (String, String),
     /// The default service's SID.
     pub service: String,
+    state: Option<server::AppState>,
     data_dir: PathBuf,
     runtime: Option<tokio::runtime::Runtime>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<Result<(), server::ServerError>>>,
     agent: ureq::Agent,
-    engine: Option<std::sync::Arc<engine_core::Engine>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -77,7 +77,7 @@ impl TestServer {
             .expect("the server starts");
         let base = server.base_url().to_owned();
         let account = server.state().account.read().clone();
-        let engine = server.state().engine.clone();
+        let state = server.state().clone();
         assert_eq!(
             server.first_start_credentials().is_some(),
             first_start,
@@ -100,12 +100,12 @@ impl TestServer {
                 account.api_keys[0].secret.clone(),
             ),
             service: account.default_chat_service_sid.to_string(),
+            state: Some(state),
             data_dir: data_dir.to_owned(),
             runtime: Some(runtime),
             shutdown: Some(tx),
             served: Some(served),
             agent: ureq::Agent::new_with_config(agent_config),
-            engine: Some(engine),
             _dir: None,
         }
     }
@@ -123,16 +123,20 @@ impl TestServer {
     }
 
     /// The server's engine, for a test's setup of what another resource
-    /// would make (and for checks no resource answers). Dropped before
-    /// the server stops, so the engine closes with it.
+    /// would make (and for checks no resource answers).
     pub fn engine(&self) -> &engine_core::Engine {
-        self.engine.as_ref().expect("the server is running")
+        &self.state().engine
+    }
+
+    /// The server's shared state: its engine, for setting up what a test
+    /// needs without going through REST. Released before the server stops,
+    /// so the server closes its engine itself.
+    pub fn state(&self) -> &server::AppState {
+        self.state.as_ref().expect("the server is running")
     }
 
     fn stop_inner(&mut self) {
-        // The server closes the engine on shutdown only if it holds the
-        // last reference.
-        self.engine = None;
+        self.state = None;
         if let (Some(tx), Some(served), Some(rt)) = (
             self.shutdown.take(),
             self.served.take(),
