@@ -195,3 +195,39 @@ fn a_restart_keeps_the_account_and_what_was_written() {
     assert_eq!(again.service, service);
     assert_eq!(again.get("/v1/Conversations/kept").status, 200);
 }
+
+#[test]
+fn the_account_default_timers_apply_to_conversations_created_without_timers() {
+    let s = TestServer::start();
+    let r = s.post(
+        "/v1/Configuration",
+        &[
+            ("DefaultInactiveTimer", "PT2M"),
+            ("DefaultClosedTimer", "PT20M"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let plain = s.post("/v1/Conversations", &[]);
+    assert_eq!(plain.status, 201, "{:?}", plain.body);
+    let created = plain.body["date_created"].as_str().unwrap().to_owned();
+    let inactive = plain.body["timers"]["date_inactive"].as_str().unwrap();
+    let closed = plain.body["timers"]["date_closed"].as_str().unwrap();
+    assert!(
+        inactive > created.as_str() && closed > inactive,
+        "{:?}",
+        plain.body
+    );
+    // A timer the request sets wins; the other still takes the default.
+    let own = s.post("/v1/Conversations", &[("Timers.Closed", "PT1H")]);
+    assert_eq!(own.status, 201, "{:?}", own.body);
+    assert!(
+        own.body["timers"]["date_inactive"].is_string(),
+        "{:?}",
+        own.body
+    );
+    assert!(
+        own.body["timers"]["date_closed"].as_str().unwrap() > closed,
+        "{:?}",
+        own.body
+    );
+}

@@ -74,7 +74,7 @@ pub async fn create(
         &["Bindings.Email.Address", "Bindings.Email.Name"],
         "not supported: this server has no email channel",
     )?;
-    let spec = conversations::take_spec(&mut p)?;
+    let spec = conversations::take_spec(&mut p, &state)?;
     let raw = p.all("Participant");
     p.finish()?;
     if raw.len() > CONVERSATION_WITH_PARTICIPANTS_MAX {

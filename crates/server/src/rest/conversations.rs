@@ -104,16 +104,31 @@ fn take_fields(p: &mut Params) -> Result<Fields, ApiError> {
 }
 
 /// The create fields as a new conversation's spec (Conversations and
-/// ConversationWithParticipants take the same ones). Errors (400): a bad
-/// `State` or timer.
-pub(crate) fn take_spec(p: &mut Params) -> Result<ConversationSpec, ApiError> {
+/// ConversationWithParticipants take the same ones), with the account's
+/// default timers for the timers the request leaves out. Errors (400): a
+/// bad `State` or timer.
+pub(crate) fn take_spec(p: &mut Params, state: &AppState) -> Result<ConversationSpec, ApiError> {
     let f = take_fields(p)?;
+    // A timer the request does not set takes the account's default
+    // (Twilio's `DefaultInactiveTimer` / `DefaultClosedTimer`), which
+    // `POST /v1/Configuration` validated when it stored it.
+    let defaults = {
+        let account = state.account.read();
+        timers_from_iso8601(
+            account.default_inactive_timer.as_deref(),
+            account.default_closed_timer.as_deref(),
+        )
+        .map_err(|e| ApiError::internal(format!("a stored default timer is invalid: {e}")))?
+    };
+    let mut timers = f.timers.unwrap_or_default();
+    timers.inactive_micros = timers.inactive_micros.or(defaults.inactive_micros);
+    timers.closed_micros = timers.closed_micros.or(defaults.closed_micros);
     Ok(ConversationSpec {
         friendly_name: f.friendly_name,
         unique_name: f.unique_name,
         attributes: f.attributes,
         state: f.state,
-        timers: f.timers.unwrap_or_default(),
+        timers,
         messaging_service_sid: f.messaging_service_sid,
     })
 }
@@ -127,7 +142,7 @@ pub async fn create(
     headers: HeaderMap,
     Form(mut p): Form,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let spec = take_spec(&mut p)?;
+    let spec = take_spec(&mut p, &state)?;
     p.finish()?;
     let sid = state
         .execute(&headers, CreateConversation::with_spec(scope.service, spec))
