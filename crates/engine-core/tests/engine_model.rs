@@ -1872,7 +1872,7 @@ impl Model {
                 .auto_creation(AutoCreation {
                     enabled: *enabled,
                     conversation_service_sid: None,
-                    webhook_url: None,
+                    ..AutoCreation::default()
                 })
                 .into(),
             ),

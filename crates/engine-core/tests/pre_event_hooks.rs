@@ -773,7 +773,7 @@ fn an_inbound_message_fires_on_message_add_and_only_its_body_may_change() {
         CreateAddressConfiguration::new(s, AddressType::Sms, proxy).auto_creation(AutoCreation {
             enabled: true,
             conversation_service_sid: None,
-            webhook_url: None,
+            ..AutoCreation::default()
         }),
     );
     h.engine().set_pre_event_hook(

@@ -149,7 +149,7 @@ fn autocreate_on_number(f: &Fixture) {
             AutoCreation {
                 enabled: true,
                 conversation_service_sid: None,
-                webhook_url: None,
+                ..AutoCreation::default()
             },
         ),
     );

@@ -218,7 +218,8 @@ pub enum Event {
         /// The new level.
         notification_level: NotificationLevel,
     },
-    /// An address configuration was created.
+    /// An address configuration was created, as the first builds wrote it
+    /// (their autocreation had no type); [`Event::AddressConfigurationCreatedV2`] now.
     AddressConfigurationCreated {
         /// The configuration.
         address_configuration_sid: AddressConfigurationSid,
@@ -228,17 +229,18 @@ pub enum Event {
         address: String,
         /// Display name.
         friendly_name: Option<String>,
-        /// Autocreation settings.
-        auto_creation: AutoCreation,
+        /// Autocreation settings, in the first builds' shape.
+        auto_creation: AutoCreationV1,
     },
-    /// An address configuration changed (full new values).
+    /// An address configuration changed (full new values), as the first
+    /// builds wrote it; [`Event::AddressConfigurationUpdatedV2`] now.
     AddressConfigurationUpdated {
         /// The configuration.
         address_configuration_sid: AddressConfigurationSid,
         /// Display name.
         friendly_name: Option<String>,
-        /// Autocreation settings.
-        auto_creation: AutoCreation,
+        /// Autocreation settings, in the first builds' shape.
+        auto_creation: AutoCreationV1,
     },
     /// An address configuration was deleted.
     AddressConfigurationDeleted {
@@ -308,9 +310,78 @@ pub enum Event {
         /// The webhook.
         webhook_sid: WebhookSid,
     },
+    /// A conversation-scoped webhook with `Target=studio` was added: the
+    /// conversation is handed to a Studio flow (removed, like the others,
+    /// by [`Event::ConversationWebhookRemoved`]).
+    ConversationStudioWebhookCreated {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// The webhook.
+        webhook_sid: WebhookSid,
+        /// Its flow and replay point.
+        studio: StudioWebhook,
+    },
+    /// An address configuration was created.
+    AddressConfigurationCreatedV2 {
+        /// The configuration.
+        address_configuration_sid: AddressConfigurationSid,
+        /// Channel type.
+        address_type: AddressType,
+        /// The address.
+        address: String,
+        /// Display name.
+        friendly_name: Option<String>,
+        /// Autocreation settings.
+        auto_creation: AutoCreation,
+    },
+    /// An address configuration changed (full new values).
+    AddressConfigurationUpdatedV2 {
+        /// The configuration.
+        address_configuration_sid: AddressConfigurationSid,
+        /// Display name.
+        friendly_name: Option<String>,
+        /// Autocreation settings.
+        auto_creation: AutoCreation,
+    },
 }
 
 impl Event {
+    /// The event in the shape this build writes: an event kind the first
+    /// builds wrote and a later one replaced
+    /// ([`Event::AddressConfigurationCreated`],
+    /// [`Event::AddressConfigurationUpdated`]) becomes its successor with
+    /// the same meaning (an [`AutoCreationV1`] is an [`AutoCreation`] of
+    /// type `default`); every other event is borrowed as it is. Readers
+    /// that fold events match only the current kinds after this.
+    pub fn current_shape(&self) -> std::borrow::Cow<'_, Event> {
+        use std::borrow::Cow;
+        match self {
+            Event::AddressConfigurationCreated {
+                address_configuration_sid,
+                address_type,
+                address,
+                friendly_name,
+                auto_creation,
+            } => Cow::Owned(Event::AddressConfigurationCreatedV2 {
+                address_configuration_sid: *address_configuration_sid,
+                address_type: *address_type,
+                address: address.clone(),
+                friendly_name: friendly_name.clone(),
+                auto_creation: auto_creation.clone().into(),
+            }),
+            Event::AddressConfigurationUpdated {
+                address_configuration_sid,
+                friendly_name,
+                auto_creation,
+            } => Cow::Owned(Event::AddressConfigurationUpdatedV2 {
+                address_configuration_sid: *address_configuration_sid,
+                friendly_name: friendly_name.clone(),
+                auto_creation: auto_creation.clone().into(),
+            }),
+            other => Cow::Borrowed(other),
+        }
+    }
+
     /// The conversation this event belongs to, if any. The record envelope
     /// carries the same value (asserted when a record is built), so readers
     /// can filter by conversation without decoding the payload.
@@ -359,6 +430,9 @@ impl Event {
             }
             | ConversationWebhookRemoved {
                 conversation_sid, ..
+            }
+            | ConversationStudioWebhookCreated {
+                conversation_sid, ..
             } => Some(*conversation_sid),
             ServiceCreated { .. }
             | ServiceUpdated { .. }
@@ -372,6 +446,8 @@ impl Event {
             | AddressConfigurationCreated { .. }
             | AddressConfigurationUpdated { .. }
             | AddressConfigurationDeleted { .. }
+            | AddressConfigurationCreatedV2 { .. }
+            | AddressConfigurationUpdatedV2 { .. }
             | ServiceConfigurationUpdated { .. }
             | ServiceWebhooksUpdated { .. } => None,
         }
@@ -410,6 +486,9 @@ impl Event {
             ServiceWebhooksUpdated { .. } => "service_webhooks_updated",
             ConversationWebhookCreated { .. } => "conversation_webhook_created",
             ConversationWebhookRemoved { .. } => "conversation_webhook_removed",
+            ConversationStudioWebhookCreated { .. } => "conversation_studio_webhook_created",
+            AddressConfigurationCreatedV2 { .. } => "address_configuration_created_v2",
+            AddressConfigurationUpdatedV2 { .. } => "address_configuration_updated_v2",
         }
     }
 }

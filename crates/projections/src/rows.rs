@@ -193,8 +193,11 @@ pub const META_FORMAT_KEY: &[u8] = b"row_format";
 /// last activity when the message was deleted. Version 4: the service row
 /// carries its post-event webhook configuration ([`ServiceRow::webhooks`]),
 /// and conversation-scoped webhooks are rows of
-/// [`Table::ConversationWebhooks`].
-pub const READ_MODEL_FORMAT_VERSION: u32 = 4;
+/// [`Table::ConversationWebhooks`]. Version 5: a conversation webhook row
+/// holds a [`ConversationWebhookConfig`] (a URL webhook or a Studio one),
+/// and the address configuration row the typed autocreation
+/// ([`AutoCreation`] with `kind`, method, filters, flow).
+pub const READ_MODEL_FORMAT_VERSION: u32 = 5;
 
 /// A service (Twilio `service` plus its `configuration`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -399,6 +402,17 @@ pub struct AddressConfigurationRow {
     pub date_updated: TimestampMicros,
 }
 
+/// What a conversation-scoped webhook is: one that calls a URL (Twilio's
+/// `Target=webhook` and `Target=trigger`) or one that hands the
+/// conversation to a Studio flow (`Target=studio`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConversationWebhookConfig {
+    /// `Target=webhook` or `Target=trigger`.
+    Url(ConversationWebhook),
+    /// `Target=studio`.
+    Studio(StudioWebhook),
+}
+
 /// A conversation-scoped webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationWebhookRow {
@@ -409,7 +423,7 @@ pub struct ConversationWebhookRow {
     /// `WH…`.
     pub sid: WebhookSid,
     /// Its target and configuration.
-    pub webhook: ConversationWebhook,
+    pub webhook: ConversationWebhookConfig,
     /// Creation time, µs.
     pub date_created: TimestampMicros,
 }

@@ -916,8 +916,13 @@ impl ReadModels {
         let Some(svc) = self.services.get_mut(&svc_sid) else {
             return;
         };
-        match event {
+        let current = event.current_shape();
+        match current.as_ref() {
             Event::ServiceCreated { .. } | Event::ServiceDeleted => unreachable!("handled above"),
+            Event::AddressConfigurationCreated { .. }
+            | Event::AddressConfigurationUpdated { .. } => {
+                unreachable!("current_shape makes them their V2 successors")
+            }
             Event::ServiceUpdated { friendly_name } => {
                 svc.row.friendly_name = friendly_name.clone();
                 svc.row.date_updated = at;
@@ -1371,7 +1376,7 @@ impl ReadModels {
                     put_row(sink, Table::UserConversations, rk, &row);
                 }
             }
-            Event::AddressConfigurationCreated {
+            Event::AddressConfigurationCreatedV2 {
                 address_configuration_sid,
                 address_type,
                 address,
@@ -1399,7 +1404,7 @@ impl ReadModels {
                 svc.address_configurations
                     .insert(*address_configuration_sid, row);
             }
-            Event::AddressConfigurationUpdated {
+            Event::AddressConfigurationUpdatedV2 {
                 address_configuration_sid,
                 friendly_name,
                 auto_creation,
@@ -1487,7 +1492,30 @@ impl ReadModels {
                     chat_service_sid: svc_sid,
                     conversation_sid: *conversation_sid,
                     sid: *webhook_sid,
-                    webhook: webhook.clone(),
+                    webhook: ConversationWebhookConfig::Url(webhook.clone()),
+                    date_created: at,
+                };
+                put_row(
+                    sink,
+                    Table::ConversationWebhooks,
+                    webhook_key(&svc_sid, conversation_sid, webhook_sid),
+                    &row,
+                );
+                conv.webhooks.insert(*webhook_sid, row);
+            }
+            Event::ConversationStudioWebhookCreated {
+                conversation_sid,
+                webhook_sid,
+                studio,
+            } => {
+                let Some(conv) = svc.conversations.get_mut(conversation_sid) else {
+                    return;
+                };
+                let row = ConversationWebhookRow {
+                    chat_service_sid: svc_sid,
+                    conversation_sid: *conversation_sid,
+                    sid: *webhook_sid,
+                    webhook: ConversationWebhookConfig::Studio(studio.clone()),
                     date_created: at,
                 };
                 put_row(

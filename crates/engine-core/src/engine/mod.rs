@@ -209,8 +209,12 @@ impl CommandSink for Core {
         self
     }
 
-    fn execute(&self, envelope: CommandEnvelope) -> Result<CommandOutcome, CommandError> {
-        Core::execute(self, envelope)
+    fn execute(
+        &self,
+        envelope: CommandEnvelope,
+        options: ExecuteOptions,
+    ) -> Result<CommandOutcome, CommandError> {
+        Core::execute_with(self, envelope, options)
     }
 
     fn db(&self) -> &DB {

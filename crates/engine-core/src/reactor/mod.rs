@@ -119,6 +119,7 @@ use projections::ReadModels;
 
 use crate::commands::CommandError;
 use crate::fanout::Hub;
+use crate::hooks::ExecuteOptions;
 use crate::log::{Backoff, CommittedRecord};
 use crate::outcome::{typed_output, TypedCommand};
 use crate::read_view::read_scoped;
@@ -258,12 +259,30 @@ impl ReactorContext<'_> {
     /// command for this record, and waits until it is durable. If the
     /// record was handled before (a crash before the checkpoint, a retry, a
     /// replay), the command is not applied again: the first outcome is
-    /// returned.
+    /// returned. Pre-event hooks run as for [`crate::Engine::execute`]
+    /// (see [`ReactorContext::execute_with`] to opt out).
     ///
     /// Errors: as [`crate::Engine::execute`].
     pub fn execute<C: TypedCommand>(&mut self, command: C) -> Result<C::Output, CommandError> {
+        self.execute_with(command, ExecuteOptions::default())
+    }
+
+    /// [`ReactorContext::execute`] with `options`:
+    /// [`ExecuteOptions::without_pre_event_hooks`] runs the command without
+    /// pre-event hooks, as Twilio runs a REST action that does not ask for
+    /// webhooks (`X-Twilio-Webhook-Enabled`), so a reactor's own effects
+    /// are not re-moderated and cannot be refused by a hook. The command
+    /// id is the same as without options: the options are not part of
+    /// the command.
+    ///
+    /// Errors: as [`crate::Engine::execute_with`].
+    pub fn execute_with<C: TypedCommand>(
+        &mut self,
+        command: C,
+        options: ExecuteOptions,
+    ) -> Result<C::Output, CommandError> {
         let id = self.next_id();
-        self.run(CommandEnvelope::new(id, command))
+        self.run(CommandEnvelope::new(id, command), options)
     }
 
     /// [`ReactorContext::execute`] as the chat identity `acting` (checked
@@ -276,7 +295,10 @@ impl ReactorContext<'_> {
         command: C,
     ) -> Result<C::Output, CommandError> {
         let id = self.next_id();
-        self.run(CommandEnvelope::new(id, command).acting_as(acting))
+        self.run(
+            CommandEnvelope::new(id, command).acting_as(acting),
+            ExecuteOptions::default(),
+        )
     }
 
     fn next_id(&mut self) -> CommandId {
@@ -288,8 +310,15 @@ impl ReactorContext<'_> {
     fn run<C: TypedCommand>(
         &self,
         envelope: CommandEnvelope<C>,
+        options: ExecuteOptions,
     ) -> Result<C::Output, CommandError> {
-        typed_output::<C>(self.sink.execute(envelope.into_command())?)
+        typed_output::<C>(self.sink.execute(envelope.into_command(), options)?)
+    }
+
+    /// The engine's read side (log streams), for the engine's own
+    /// handlers.
+    pub(crate) fn reads(&self) -> &dyn crate::sources::ReadSource {
+        self.sink.reads()
     }
 
     /// Runs `query` on the read models as of the last durable batch (as
