@@ -19,7 +19,11 @@
 //!   JSON array of media descriptors, `DateCreated`, `Source`,
 //!   `ClientIdentity`, `ChatServiceSid`, `RetryCount`, …), form-encoded in
 //!   the body of a POST or in the query string of a GET. There is no
-//!   `AccountSid`: an embedded engine has no account.
+//!   `AccountSid`: an embedded engine has no account. Fields an update's
+//!   event does not carry but never change are added from the read models
+//!   (or, for a resource deleted since, from its creation record in the
+//!   log): `onMessageUpdated` has the message's `Author` and
+//!   `DateCreated`, `onUserUpdated` the user's `Identity`.
 //! - **Idempotency.** Every attempt at one webhook carries the same
 //!   [`IDEMPOTENCY_HEADER`] (`I-Twilio-Idempotency-Token`, Twilio's name):
 //!   `<service SID>-<log position>-<EventType>` (a record fires two
@@ -47,24 +51,30 @@
 //!
 //! - **State changes.** `onConversationStateUpdated` fires, after
 //!   `onConversationUpdated`, for a `ConversationUpdated` whose state
-//!   differs from the one before (`StateFrom`, `StateTo`,
-//!   `StateUpdated`). The event carries only the new state; the one before
-//!   comes from a cache of the states of conversations whose updates the
-//!   reactor handled (at most [`CONVERSATION_STATES_CACHED_MAX`], cleared
-//!   when full), and on a miss (first update since start, a replay, a
-//!   re-drive) from the conversation's stream in the log, read up to the
-//!   record. Only services with that filter use either.
+//!   differs from the one before (`StateFrom`, `StateTo`, `StateUpdated`,
+//!   and `Reason`: `TIMER` for a conversation timer's move, `EVENT` for
+//!   the reactivation a new message makes, `API` otherwise). The event
+//!   carries only the new state; the one before, and the last activity a
+//!   timer's command id derives from, come from a cache of conversations
+//!   (at most [`CONVERSATION_STATES_CACHED_MAX`], cleared when full) kept
+//!   current from the records the reactor handles, and on a miss (first
+//!   update since start, a replay, a re-drive) from the conversation's
+//!   stream in the log, read up to the record. Only services with that
+//!   filter use either.
 //!
 //! - **Conversation-scoped webhooks** ([`events::CreateConversationWebhook`],
-//!   rows of the conversation in the read models): a `webhook` target is
-//!   called like the service's URL for the events of its conversation its
-//!   filters name; a `trigger` is called with `onMessageAdded` when a new
-//!   message's body holds one of its keywords ([`body_triggers`]). Both
-//!   are signed with the service's secret, and their tokens end in
-//!   `-<webhook SID>`. They are read when the record is delivered, so a
-//!   deleted conversation's webhooks get no `onConversationRemoved`.
-//!   `Target=studio` is not built: a host hands conversations to a flow
-//!   with a reactor of its own ([`crate::reactor`]).
+//!   rows of the conversation in the read models, also created by an
+//!   address configuration's autocreation of type `webhook`): a `webhook`
+//!   target is called like the service's URL for the events of its
+//!   conversation its filters name; a `trigger` is called with
+//!   `onMessageAdded` when a new message's body holds one of its keywords
+//!   ([`body_triggers`]). Both are signed with the service's secret, and
+//!   their tokens end in `-<webhook SID>`. They are read when the record
+//!   is delivered, except for `onConversationRemoved`, which goes to the
+//!   webhooks the conversation had when it was removed (read from its
+//!   stream in the log: the read models no longer hold it). `Target=studio`
+//!   webhooks are not called here: they hand the conversation to a flow
+//!   ([`crate::studio`]).
 
 use std::collections::HashMap;
 use std::time::Duration;

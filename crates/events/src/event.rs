@@ -12,7 +12,10 @@
 //! the variant index, so a reorder changes what stored records mean) and
 //! comes with a golden set that holds it; changing an existing variant
 //! needs a new format version with its own decode path. The golden-file
-//! test (`tests/golden.rs`) catches both mistakes.
+//! test (`tests/golden.rs`) catches both mistakes. A kind whose fields had
+//! to change is succeeded by a new variant at the end (`…V2`), the old one
+//! staying readable forever; [`Event::current_shape`] turns an old kind
+//! into its successor, so folds match the current kinds only.
 
 use serde::{Deserialize, Serialize};
 
