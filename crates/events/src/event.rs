@@ -495,3 +495,68 @@ impl Event {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first builds' address configurations read as autocreation of
+    /// type `default` with what they stored (their URL was never called,
+    /// so a log keeps its behaviour), every other event as it is.
+    #[test]
+    fn a_first_builds_address_configuration_reads_as_type_default() {
+        let sid = AddressConfigurationSid::derive(b"a");
+        let v1 = AutoCreationV1 {
+            enabled: true,
+            conversation_service_sid: Some(ServiceSid::derive(b"s")),
+            webhook_url: Some("https://example.com/old".into()),
+        };
+        let want = AutoCreation {
+            enabled: true,
+            conversation_service_sid: Some(ServiceSid::derive(b"s")),
+            kind: AutoCreationType::Default,
+            webhook_url: Some("https://example.com/old".into()),
+            webhook_method: WebhookMethod::Post,
+            webhook_filters: Vec::new(),
+            studio_flow_sid: None,
+            studio_retry_count: None,
+        };
+        let created = Event::AddressConfigurationCreated {
+            address_configuration_sid: sid,
+            address_type: AddressType::Sms,
+            address: "+1555".into(),
+            friendly_name: Some("n".into()),
+            auto_creation: v1.clone(),
+        };
+        assert_eq!(
+            created.current_shape().into_owned(),
+            Event::AddressConfigurationCreatedV2 {
+                address_configuration_sid: sid,
+                address_type: AddressType::Sms,
+                address: "+1555".into(),
+                friendly_name: Some("n".into()),
+                auto_creation: want.clone(),
+            }
+        );
+        let updated = Event::AddressConfigurationUpdated {
+            address_configuration_sid: sid,
+            friendly_name: None,
+            auto_creation: v1,
+        };
+        assert_eq!(
+            updated.current_shape().into_owned(),
+            Event::AddressConfigurationUpdatedV2 {
+                address_configuration_sid: sid,
+                friendly_name: None,
+                auto_creation: want,
+            }
+        );
+        let other = Event::ServiceUpdated {
+            friendly_name: "x".into(),
+        };
+        assert!(matches!(
+            other.current_shape(),
+            std::borrow::Cow::Borrowed(e) if *e == other
+        ));
+    }
+}
