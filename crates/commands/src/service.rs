@@ -651,7 +651,7 @@ pub(super) fn create_address_configuration(
 /// - `webhook`: a webhook URL (as for [`update_webhooks`]) and 1 or more
 ///   filters, no flow;
 /// - `studio`: a flow, a retry count of at most
-///   [`AUTO_CREATION_STUDIO_RETRY_COUNT_MAX`], no webhook URL or filters.
+///   [`AUTO_CREATION_STUDIO_RETRIES_PER_CALL_MAX`], no webhook URL or filters.
 ///
 /// The method is read for type `webhook` only.
 ///
@@ -714,7 +714,7 @@ fn auto_creation_fits(
                 "only type studio has a retry count",
             ))
         }
-        Some(n) if n > AUTO_CREATION_STUDIO_RETRY_COUNT_MAX => {
+        Some(n) if n > AUTO_CREATION_STUDIO_RETRIES_PER_CALL_MAX => {
             return Err(invalid(
                 "auto_creation.studio_retry_count",
                 "Twilio's studio retry count is 0 to 3",

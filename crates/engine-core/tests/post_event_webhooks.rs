@@ -793,7 +793,7 @@ fn a_bad_autocreation_is_a_typed_error_and_writes_nothing() {
             ..studio()
         },
         AutoCreation {
-            studio_retry_count: Some(limits::AUTO_CREATION_STUDIO_RETRY_COUNT_MAX + 1),
+            studio_retry_count: Some(limits::AUTO_CREATION_STUDIO_RETRIES_PER_CALL_MAX + 1),
             ..studio()
         },
         AutoCreation {
@@ -837,7 +837,7 @@ fn a_bad_autocreation_is_a_typed_error_and_writes_nothing() {
         AutoCreation::enabled(),
         webhook(),
         AutoCreation {
-            studio_retry_count: Some(limits::AUTO_CREATION_STUDIO_RETRY_COUNT_MAX),
+            studio_retry_count: Some(limits::AUTO_CREATION_STUDIO_RETRIES_PER_CALL_MAX),
             ..studio()
         },
     ] {

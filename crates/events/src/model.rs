@@ -260,7 +260,7 @@ pub struct AutoCreation {
     pub studio_flow_sid: Option<FlowSid>,
     /// `AutoCreation.StudioRetryCount`: for type `studio`, how many times
     /// Twilio retries the flow's webhook (0 to
-    /// [`crate::limits::AUTO_CREATION_STUDIO_RETRY_COUNT_MAX`]). Stored and
+    /// [`crate::limits::AUTO_CREATION_STUDIO_RETRIES_PER_CALL_MAX`]). Stored and
     /// returned; the flow's retries are those of its reactor
     /// (`attempts_max`), set by the host that registers the flow.
     pub studio_retry_count: Option<u32>,
