@@ -267,12 +267,7 @@ pub(super) fn create_conversation_webhook(
             return Err(invalid("triggers", "a keyword is one word"));
         }
     }
-    at_most(
-        "webhooks",
-        conv.webhooks().len() + 1,
-        CONVERSATION_WEBHOOKS_PER_CONVERSATION_MAX,
-        "items",
-    )?;
+    webhook_fits(conv)?;
     let conversation_sid = conv.row().sid;
     let webhook_sid = WebhookSid::derive(&cx.seed());
     Ok(decision(
@@ -302,12 +297,7 @@ pub(super) fn create_conversation_studio_webhook(
     let svc = cx.service(&c.service)?;
     let conv = cx.conversation(svc, &c.conversation)?;
     cx.host_only()?;
-    at_most(
-        "webhooks",
-        conv.webhooks().len() + 1,
-        CONVERSATION_WEBHOOKS_PER_CONVERSATION_MAX,
-        "items",
-    )?;
+    webhook_fits(conv)?;
     let conversation_sid = conv.row().sid;
     let studio = StudioWebhook {
         flow_sid: c.flow_sid,
@@ -318,6 +308,17 @@ pub(super) fn create_conversation_studio_webhook(
         Some(conversation_sid),
         vec![studio_webhook_created(cx, conversation_sid, studio)],
     ))
+}
+
+/// One more conversation-scoped webhook fits in `conv`: at most
+/// [`CONVERSATION_WEBHOOKS_PER_CONVERSATION_MAX`], every target counted.
+fn webhook_fits(conv: &projections::Conversation) -> Result<(), CommandError> {
+    at_most(
+        "webhooks",
+        conv.webhooks().len() + 1,
+        CONVERSATION_WEBHOOKS_PER_CONVERSATION_MAX,
+        "items",
+    )
 }
 
 /// The event adding a Studio webhook to `conversation_sid`, with a fresh

@@ -176,6 +176,7 @@ impl<R: Reactor> StudioFlow<R> {
         header: &RecordHeader,
         conversation: ConversationSid,
     ) -> Result<bool, HandlerError> {
+        let cached = self.handed.get(&conversation).map(|h| h.next);
         if let Some(h) = self.handed.get(&conversation) {
             if h.next <= header.position {
                 return Ok(!h.webhooks.is_empty());
@@ -189,16 +190,20 @@ impl<R: Reactor> StudioFlow<R> {
             .map(|(sid, _)| sid)
             .collect::<BTreeSet<_>>();
         let handed = !webhooks.is_empty();
-        if self.handed.len() >= STUDIO_CONVERSATIONS_CACHED_MAX {
-            self.handed.clear();
+        // A cached entry ahead of the record (a replay, a re-drive) stays:
+        // the records between were tracked into it.
+        if cached.is_none() {
+            if self.handed.len() >= STUDIO_CONVERSATIONS_CACHED_MAX {
+                self.handed.clear();
+            }
+            self.handed.insert(
+                conversation,
+                Handed {
+                    next: header.position,
+                    webhooks,
+                },
+            );
         }
-        self.handed.insert(
-            conversation,
-            Handed {
-                next: header.position,
-                webhooks,
-            },
-        );
         Ok(handed)
     }
 
@@ -235,18 +240,11 @@ impl<R: Reactor> StudioFlow<R> {
         after: u64,
     ) -> Result<(), HandlerError> {
         let mut messages: Vec<CommittedRecord> = Vec::new();
-        for record in cx
-            .reads()
-            .read_stream(header.service_sid, Some(conversation), 0)
-        {
-            let record = record?;
-            if record.header.position >= header.position {
-                break;
-            }
-            match record.event()? {
-                event @ Event::MessageAdded { index, .. } if index > after => {
+        visit_stream_before(cx.reads(), header, Some(conversation), |h, event| {
+            match event {
+                Event::MessageAdded { index, .. } if index > after => {
                     messages.push(CommittedRecord {
-                        header: record.header.clone(),
+                        header: h.clone(),
                         event,
                     });
                 }
@@ -255,7 +253,8 @@ impl<R: Reactor> StudioFlow<R> {
                 }),
                 _ => {}
             }
-        }
+            true
+        })?;
         for message in &messages {
             self.inner.react(cx, message)?;
         }
@@ -273,10 +272,8 @@ impl<R: Reactor> Reactor for StudioFlow<R> {
         match &record.event {
             Event::MessageAdded {
                 conversation_sid, ..
-            } => {
-                if self.is_handed(cx.reads(), &record.header, *conversation_sid)? {
-                    self.inner.react(cx, record)?;
-                }
+            } if self.is_handed(cx.reads(), &record.header, *conversation_sid)? => {
+                self.inner.react(cx, record)?;
             }
             Event::ConversationStudioWebhookCreated {
                 conversation_sid,
@@ -320,12 +317,8 @@ pub(crate) fn conversation_webhooks_before(
     conversation: ConversationSid,
 ) -> Result<Vec<(WebhookSid, ConversationWebhookConfig)>, HandlerError> {
     let mut webhooks: Vec<(WebhookSid, ConversationWebhookConfig)> = Vec::new();
-    for record in reads.read_stream(header.service_sid, Some(conversation), 0) {
-        let record = record?;
-        if record.header.position >= header.position {
-            break;
-        }
-        match record.event()? {
+    visit_stream_before(reads, header, Some(conversation), |_, event| {
+        match event {
             Event::ConversationWebhookCreated {
                 webhook_sid,
                 webhook,
@@ -341,7 +334,34 @@ pub(crate) fn conversation_webhooks_before(
             }
             _ => {}
         }
-    }
+        true
+    })?;
     webhooks.sort_by_key(|(sid, _)| *sid);
     Ok(webhooks)
+}
+
+/// Calls `visit` with each record of the stream of `conversation` (or of
+/// the service's own records, for `None`) in the service of `header`, in
+/// log order, up to the record `header` (excluded) or until `visit`
+/// answers `false`: a reader's view of the log as it was just before a
+/// record.
+///
+/// Errors: reading the stream or decoding a record failed.
+pub(crate) fn visit_stream_before(
+    reads: &dyn ReadSource,
+    header: &RecordHeader,
+    conversation: Option<ConversationSid>,
+    mut visit: impl FnMut(&RecordHeader, Event) -> bool,
+) -> Result<(), HandlerError> {
+    for record in reads.read_stream(header.service_sid, conversation, 0) {
+        let record = record?;
+        if record.header.position >= header.position {
+            break;
+        }
+        let event = record.event()?;
+        if !visit(&record.header, event) {
+            break;
+        }
+    }
+    Ok(())
 }

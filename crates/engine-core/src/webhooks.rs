@@ -95,7 +95,7 @@ use crate::reactor::{
     REACTOR_BACKOFF_MAX_MS_DEFAULT,
 };
 use crate::sources::Sources;
-use crate::studio::conversation_webhooks_before;
+use crate::studio::{conversation_webhooks_before, visit_stream_before};
 use crate::timers::{timer_command_id, TimerKind};
 use crate::Engine;
 
@@ -267,6 +267,7 @@ impl PostEventWebhooks {
         header: &RecordHeader,
         conversation: ConversationSid,
     ) -> Result<Option<Snapshot>, HandlerError> {
+        let cached = self.snapshots.get(&conversation).map(|s| s.next);
         if let Some(s) = self.snapshots.get(&conversation) {
             if s.next <= header.position {
                 return Ok(Some(*s));
@@ -274,13 +275,9 @@ impl PostEventWebhooks {
         }
         let source = self.sources.upgrade().ok_or("the engine is closed")?;
         let mut before: Option<Snapshot> = None;
-        for record in source.read_stream(header.service_sid, Some(conversation), 0) {
-            let record = record?;
-            if record.header.position >= header.position {
-                break;
-            }
-            let at = record.header.recorded_at;
-            match record.event()? {
+        visit_stream_before(source.as_ref(), header, Some(conversation), |h, event| {
+            let at = h.recorded_at;
+            match event {
                 Event::ConversationCreated { state, .. } => {
                     before = Some(Snapshot {
                         next: 0,
@@ -300,15 +297,20 @@ impl PostEventWebhooks {
                 }
                 _ => {}
             }
-        }
+            true
+        })?;
         let Some(mut before) = before else {
             return Ok(None);
         };
         before.next = header.position;
-        if self.snapshots.len() >= CONVERSATION_STATES_CACHED_MAX {
-            self.snapshots.clear();
+        // A cached snapshot ahead of the record (a replay, a re-drive)
+        // stays: the records between were tracked into it.
+        if cached.is_none() {
+            if self.snapshots.len() >= CONVERSATION_STATES_CACHED_MAX {
+                self.snapshots.clear();
+            }
+            self.snapshots.insert(conversation, before);
         }
-        self.snapshots.insert(conversation, before);
         Ok(Some(before))
     }
 
@@ -597,7 +599,11 @@ impl Reactor for PostEventWebhooks {
         } = &record.event
         {
             if state_wanted {
-                if let Some(before) = self.snapshot_before(h, *conversation_sid)? {
+                let before = self.snapshot_before(h, *conversation_sid)?;
+                // Tracked before anything else can fail, so a record that
+                // ends up parked still moves the cache on.
+                self.track(record);
+                if let Some(before) = before {
                     if before.state != *state {
                         let reason = self.reason(record, *conversation_sid, *state, &before)?;
                         state_params = state_updated_payload(record, before.state).map(|mut p| {
@@ -608,6 +614,7 @@ impl Reactor for PostEventWebhooks {
                 }
             }
         }
+        // Once per record: a second call finds it applied.
         self.track(record);
         let retry_count = cx.attempt().saturating_sub(1).to_string();
         let token = |event: WebhookFilter, suffix: &str| {
@@ -678,21 +685,25 @@ fn message_added_before(
     message: &MessageSid,
 ) -> Result<(String, u64), HandlerError> {
     let source = sources.upgrade().ok_or("the engine is closed")?;
-    for record in source.read_stream(header.service_sid, Some(conversation), 0) {
-        let record = record?;
-        if record.header.position >= header.position {
-            break;
-        }
-        if let Event::MessageAdded {
-            message_sid,
-            author,
-            ..
-        } = record.event()?
-        {
-            if message_sid == *message {
-                return Ok((author, record.header.recorded_at));
+    let mut found = None;
+    visit_stream_before(
+        source.as_ref(),
+        header,
+        Some(conversation),
+        |h, event| match event {
+            Event::MessageAdded {
+                message_sid,
+                author,
+                ..
+            } if message_sid == *message => {
+                found = Some((author, h.recorded_at));
+                false
             }
-        }
+            _ => true,
+        },
+    )?;
+    if let Some(found) = found {
+        return Ok(found);
     }
     Err(format!(
         "no MessageAdded of {message} before position {}",
@@ -712,19 +723,18 @@ fn user_identity_before(
     user: &UserSid,
 ) -> Result<String, HandlerError> {
     let source = sources.upgrade().ok_or("the engine is closed")?;
-    for record in source.read_stream(header.service_sid, None, 0) {
-        let record = record?;
-        if record.header.position >= header.position {
-            break;
-        }
-        if let Event::UserCreated {
+    let mut found = None;
+    visit_stream_before(source.as_ref(), header, None, |_, event| match event {
+        Event::UserCreated {
             user_sid, identity, ..
-        } = record.event()?
-        {
-            if user_sid == *user {
-                return Ok(identity);
-            }
+        } if user_sid == *user => {
+            found = Some(identity);
+            false
         }
+        _ => true,
+    })?;
+    if let Some(found) = found {
+        return Ok(found);
     }
     Err(format!(
         "no UserCreated of {user} before position {}",

@@ -1016,3 +1016,61 @@ fn the_state_change_webhook_says_why_the_state_changed() {
         ]
     );
 }
+
+#[test]
+fn the_state_before_stays_right_across_updates_delivered_without_the_state_filter() {
+    // Regression: the cache of states learned only from updates whose
+    // state webhook was wanted, so an update delivered while the filter
+    // was off left it stale, and the next change named the wrong
+    // StateFrom.
+    let (url, seen) = serve(vec![(200, ""), (200, ""), (200, "")]);
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    let handle = f.engine.start_post_event_webhooks(fast_retries()).unwrap();
+    let state = |to: ConversationState| {
+        f.run(UpdateConversation::new(f.service, c).state(to));
+        settle(&f, &handle);
+    };
+    configure(
+        &f,
+        &url,
+        WebhookMethod::Post,
+        &["onConversationStateUpdated"],
+    );
+    state(ConversationState::Inactive);
+    configure(&f, &url, WebhookMethod::Post, &["onConversationUpdated"]);
+    state(ConversationState::Active);
+    configure(
+        &f,
+        &url,
+        WebhookMethod::Post,
+        &["onConversationStateUpdated"],
+    );
+    state(ConversationState::Closed);
+
+    let changes: Vec<(String, Option<String>)> = seen
+        .lock()
+        .iter()
+        .map(|s| {
+            let p = form_decode(&s.body);
+            (
+                param(&p, "EventType").unwrap().to_string(),
+                param(&p, "StateFrom").map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (
+                "onConversationStateUpdated".to_string(),
+                Some("active".to_string())
+            ),
+            ("onConversationUpdated".to_string(), None),
+            (
+                "onConversationStateUpdated".to_string(),
+                Some("active".to_string())
+            ),
+        ]
+    );
+}

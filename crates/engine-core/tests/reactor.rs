@@ -269,30 +269,11 @@ fn a_crash_between_the_effect_and_the_checkpoint_applies_the_effect_once() {
         ..
     } = f;
     drop(engine);
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_crash_between_the_effect_and_the_checkpoint_applies_the_effect_once",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CRASH_STORE_ENV, dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > WAIT * 3 {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the crashing reactor did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = run_child(
+        "a_crash_between_the_effect_and_the_checkpoint_applies_the_effect_once",
+        CRASH_STORE_ENV,
+        dir.path(),
+    );
     assert!(!status.success(), "the child aborts after the effect");
     // The effect is durable, the checkpoint is not past the record.
     {

@@ -8,7 +8,7 @@
 mod fanout_support;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use engine_core::{
     reactor_command_id, reactor_fn, studio_flow_reactor_name, CommandError, CommittedRecord,
@@ -368,30 +368,11 @@ fn a_kill_between_the_flows_effect_and_its_checkpoint_adds_the_agent_once() {
         ..
     } = f;
     drop(engine);
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_kill_between_the_flows_effect_and_its_checkpoint_adds_the_agent_once",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CRASH_STORE_ENV, dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > WAIT * 3 {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the crashing flow did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = run_child(
+        "a_kill_between_the_flows_effect_and_its_checkpoint_adds_the_agent_once",
+        CRASH_STORE_ENV,
+        dir.path(),
+    );
     assert!(!status.success(), "the child aborts after the effect");
     let engine = reopen_at(dir.path(), EngineOptions::default());
     assert_eq!(

@@ -586,6 +586,35 @@ fn sid_key(service: &ServiceSid, rest: &[&[u8]]) -> Vec<u8> {
     key(&parts)
 }
 
+/// Adds a conversation-scoped webhook's row (nothing for a conversation
+/// that does not exist).
+fn add_conversation_webhook(
+    svc: &mut Service,
+    sink: &mut dyn RowSink,
+    at: TimestampMicros,
+    (conversation_sid, webhook_sid): (ConversationSid, WebhookSid),
+    webhook: ConversationWebhookConfig,
+) {
+    let svc_sid = svc.row.sid;
+    let Some(conv) = svc.conversations.get_mut(&conversation_sid) else {
+        return;
+    };
+    let row = ConversationWebhookRow {
+        chat_service_sid: svc_sid,
+        conversation_sid,
+        sid: webhook_sid,
+        webhook,
+        date_created: at,
+    };
+    put_row(
+        sink,
+        Table::ConversationWebhooks,
+        webhook_key(&svc_sid, &conversation_sid, &webhook_sid),
+        &row,
+    );
+    conv.webhooks.insert(webhook_sid, row);
+}
+
 fn put_row<T: serde::Serialize>(sink: &mut dyn RowSink, table: Table, k: Vec<u8>, row: &T) {
     // Rows are built from events that were themselves encoded within
     // RECORD_BYTES_MAX, plus fixed-size fields; failure is a bug.
@@ -1484,48 +1513,24 @@ impl ReadModels {
                 conversation_sid,
                 webhook_sid,
                 webhook,
-            } => {
-                let Some(conv) = svc.conversations.get_mut(conversation_sid) else {
-                    return;
-                };
-                let row = ConversationWebhookRow {
-                    chat_service_sid: svc_sid,
-                    conversation_sid: *conversation_sid,
-                    sid: *webhook_sid,
-                    webhook: ConversationWebhookConfig::Url(webhook.clone()),
-                    date_created: at,
-                };
-                put_row(
-                    sink,
-                    Table::ConversationWebhooks,
-                    webhook_key(&svc_sid, conversation_sid, webhook_sid),
-                    &row,
-                );
-                conv.webhooks.insert(*webhook_sid, row);
-            }
+            } => add_conversation_webhook(
+                svc,
+                sink,
+                at,
+                (*conversation_sid, *webhook_sid),
+                ConversationWebhookConfig::Url(webhook.clone()),
+            ),
             Event::ConversationStudioWebhookCreated {
                 conversation_sid,
                 webhook_sid,
                 studio,
-            } => {
-                let Some(conv) = svc.conversations.get_mut(conversation_sid) else {
-                    return;
-                };
-                let row = ConversationWebhookRow {
-                    chat_service_sid: svc_sid,
-                    conversation_sid: *conversation_sid,
-                    sid: *webhook_sid,
-                    webhook: ConversationWebhookConfig::Studio(studio.clone()),
-                    date_created: at,
-                };
-                put_row(
-                    sink,
-                    Table::ConversationWebhooks,
-                    webhook_key(&svc_sid, conversation_sid, webhook_sid),
-                    &row,
-                );
-                conv.webhooks.insert(*webhook_sid, row);
-            }
+            } => add_conversation_webhook(
+                svc,
+                sink,
+                at,
+                (*conversation_sid, *webhook_sid),
+                ConversationWebhookConfig::Studio(studio.clone()),
+            ),
             Event::ConversationWebhookRemoved {
                 conversation_sid,
                 webhook_sid,
