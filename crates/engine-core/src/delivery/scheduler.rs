@@ -44,7 +44,8 @@ impl DeliveryThreads {
     }
 }
 
-/// Recovers the pending deliveries from the read models of `source` and
+/// Recovers the pending deliveries from the read models of `source` (their
+/// retry times measured on the log's clock, at `clock_now` µs) and
 /// starts the scheduler (reading `rx`, the inbox whose sender `shared`
 /// holds) and the sender threads, which record results with `execute`.
 /// The threads hold `source` and `execute` until
@@ -56,9 +57,10 @@ pub(crate) fn start(
     source: Arc<dyn ReadSource>,
     execute: Execute,
     rx: Receiver<SchedMsg>,
+    clock_now: u64,
 ) -> Result<DeliveryThreads, std::io::Error> {
     let now = Instant::now();
-    let (recovered_upto, entries) = recover(&*source, &shared.options, now);
+    let (recovered_upto, entries) = recover(&*source, &shared.options, now, clock_now);
     shared
         .counters
         .recovered

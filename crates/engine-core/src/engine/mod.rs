@@ -477,15 +477,21 @@ impl Engine {
             let own = ExecuteOptions::default().without_pre_event_hooks();
             Arc::new(move |envelope| core.execute_with(envelope, own).map(|_| ()))
         };
-        let mut delivery =
-            match delivery::start(&core.delivery, core.clone(), execute.clone(), delivery_rx) {
-                Ok(d) => d,
-                Err(e) => {
-                    let _ = core.fanout_tx.send(WorkerMsg::Shutdown);
-                    let _ = worker.join();
-                    return Err(EngineError::Spawn(e));
-                }
-            };
+        let clock_now = clock.now_micros();
+        let mut delivery = match delivery::start(
+            &core.delivery,
+            core.clone(),
+            execute.clone(),
+            delivery_rx,
+            clock_now,
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = core.fanout_tx.send(WorkerMsg::Shutdown);
+                let _ = worker.join();
+                return Err(EngineError::Spawn(e));
+            }
+        };
         let timers =
             match TimerThread::start(schedule, clock, core.clone(), execute, timer_tx, timer_rx) {
                 Ok(t) => t,
