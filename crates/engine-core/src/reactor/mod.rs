@@ -59,6 +59,9 @@
 //!
 //! The seed scenario (Twilio's "Using Conversations with Studio"): a
 //! customer writes "support" and an agent is added to the conversation.
+//! Below, a reactor sees every message; [`crate::Engine::start_studio_flow`]
+//! ([`crate::studio`]) runs the same handler for the conversations a
+//! `Target=studio` webhook hands to a flow.
 //!
 //! ```no_run
 //! use engine_core::reactor::{reactor_fn, ReactorFilter, ReactorSpec, ReactorStart};
