@@ -31,7 +31,9 @@
 //!   hands the flow, when the reactor handles the webhook's record, the
 //!   `MessageAdded` records of the conversation before it with an index
 //!   above `i` (in log order; messages removed before the webhook are
-//!   left out). They are handled within the webhook's record: the
+//!   left out). Only their positions are gathered (one pass over the
+//!   conversation's stream), and each is read again as it is handed over,
+//!   so a long conversation is not held in memory. They are handled within the webhook's record: the
 //!   handler's commands get ids derived from the webhook record's
 //!   position ([`ReactorContext::position`]) and their ordinals, so a
 //!   re-delivery replays them with the same ids, and their effects apply
@@ -43,7 +45,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use events::{ConversationSid, Event, FlowSid, RecordHeader, WebhookSid};
+use events::{ConversationSid, Event, FlowSid, MessageSid, RecordHeader, WebhookSid};
 use projections::ConversationWebhookConfig;
 
 use crate::log::CommittedRecord;
@@ -239,24 +241,34 @@ impl<R: Reactor> StudioFlow<R> {
         conversation: ConversationSid,
         after: u64,
     ) -> Result<(), HandlerError> {
-        let mut messages: Vec<CommittedRecord> = Vec::new();
+        // The positions only (8 bytes a message, plus the SID while it
+        // is live): a long conversation is not held in memory; each
+        // message is read again when it is handed over.
+        let mut live: HashMap<MessageSid, u64> = HashMap::new();
         visit_stream_before(cx.reads(), header, Some(conversation), |h, event| {
             match event {
-                Event::MessageAdded { index, .. } if index > after => {
-                    messages.push(CommittedRecord {
-                        header: h.clone(),
-                        event,
-                    });
+                Event::MessageAdded {
+                    index, message_sid, ..
+                } if index > after => {
+                    live.insert(message_sid, h.position);
                 }
-                Event::MessageRemoved { message_sid, .. } => messages.retain(|m| {
-                    !matches!(&m.event, Event::MessageAdded { message_sid: s, .. } if *s == message_sid)
-                }),
+                Event::MessageRemoved { message_sid, .. } => {
+                    live.remove(&message_sid);
+                }
                 _ => {}
             }
             true
         })?;
-        for message in &messages {
-            self.inner.react(cx, message)?;
+        let mut positions: Vec<u64> = live.into_values().collect();
+        positions.sort_unstable();
+        for position in positions {
+            let read = cx.reads().read_range(position..position + 1).next();
+            let record = read.ok_or_else(|| format!("no record at position {position}"))??;
+            let message = CommittedRecord {
+                event: record.event()?,
+                header: record.header,
+            };
+            self.inner.react(cx, &message)?;
         }
         Ok(())
     }
