@@ -33,11 +33,11 @@
 //!   above `i` (in log order; messages removed before the webhook are
 //!   left out). Only their positions are gathered (one pass over the
 //!   conversation's stream), and each is read again as it is handed over,
-//!   so a long conversation is not held in memory. They are handled within the webhook's record: the
-//!   handler's commands get ids derived from the webhook record's
-//!   position ([`ReactorContext::position`]) and their ordinals, so a
-//!   re-delivery replays them with the same ids, and their effects apply
-//!   once.
+//!   so a long conversation is not held in memory. They are handled
+//!   within the webhook's record: the handler's commands get ids derived
+//!   from the webhook record's position ([`ReactorContext::position`])
+//!   and their ordinals, so a re-delivery replays them with the same ids,
+//!   and their effects apply once.
 //! - **Retries.** Twilio's `StudioRetryCount` is stored with the address
 //!   configuration; the flow's retries are its reactor's
 //!   ([`StudioFlowSpec::attempts_max`]).
