@@ -463,6 +463,7 @@ impl Engine {
                 Sources::new(Arc::downgrade(&source)),
                 hub.clone(),
                 feed,
+                clock.clone(),
             )
         };
         let worker = std::thread::Builder::new()

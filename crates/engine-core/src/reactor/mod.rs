@@ -39,8 +39,9 @@
 //!   Effects outside the engine (an HTTP call) are at least once.
 //! - **Retry, then park.** A handler that fails (returns an error or
 //!   panics) is retried with jittered exponential backoff
-//!   ([`crate::log::Backoff`], [`ReactorSpec::backoff`]), holding back the
-//!   records after it. After [`ReactorSpec::attempts_max`] attempts
+//!   ([`crate::log::Backoff`], [`ReactorSpec::backoff`]), measured on the
+//!   log's clock ([`crate::log::Clock`]: with a `TestClock`, a retry comes
+//!   when the clock is moved past it), holding back the records after it. After [`ReactorSpec::attempts_max`] attempts
 //!   ([`REACTOR_ATTEMPTS_MAX_DEFAULT`]) the record is parked: a
 //!   [`ParkedEvent`] is written in the same batch as the checkpoint that
 //!   moves past it, and the reactor goes on. Parked events are listed with
@@ -123,7 +124,7 @@ use projections::ReadModels;
 use crate::commands::CommandError;
 use crate::fanout::Hub;
 use crate::hooks::ExecuteOptions;
-use crate::log::{Backoff, CommittedRecord};
+use crate::log::{Backoff, Clock, CommittedRecord};
 use crate::outcome::{typed_output, TypedCommand};
 use crate::read_view::read_scoped;
 use crate::sources::{CommandSink, Sources};
@@ -653,6 +654,8 @@ impl Counters {
 struct Shared {
     name: String,
     feed: Arc<LogFeed>,
+    /// The log's clock: retry backoffs are measured on it.
+    clock: Arc<dyn Clock>,
     state: Mutex<State>,
     /// Signalled when the checkpoint moves, a request is done or the
     /// thread ends.
@@ -833,23 +836,36 @@ pub(crate) struct Registry {
     sources: Sources,
     hub: Arc<Hub>,
     feed: Arc<LogFeed>,
+    clock: Arc<dyn Clock>,
     running: Mutex<HashMap<String, Running>>,
 }
 
 impl Registry {
     /// A registry with no reactor, for the engine behind `sink` (read
-    /// weakly through `sources` by each reactor's subscription).
+    /// weakly through `sources` by each reactor's subscription), whose
+    /// retry backoffs are measured on `clock`: a clock moved by hand
+    /// (`TestClock`) wakes the reactors' waits through the feed.
     pub(crate) fn new(
         sink: Arc<dyn CommandSink>,
         sources: Sources,
         hub: Arc<Hub>,
         feed: Arc<LogFeed>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
+        let woken = Arc::downgrade(&feed);
+        clock.listen(Box::new(move || match woken.upgrade() {
+            Some(feed) => {
+                feed.interrupt();
+                true
+            }
+            None => false,
+        }));
         Registry {
             sink,
             sources,
             hub,
             feed,
+            clock,
             running: Mutex::new(HashMap::new()),
         }
     }
@@ -920,6 +936,7 @@ impl Registry {
         let shared = Arc::new(Shared {
             name: spec.name.clone(),
             feed: self.feed.clone(),
+            clock: self.clock.clone(),
             state: Mutex::new(State {
                 requests: Requests::default(),
                 pending: 0,
