@@ -337,3 +337,64 @@ fn a_recovered_retry_waits_its_backoff_on_the_logs_clock() {
     assert!(adapter.wait_for_sent(1, WAIT), "{:?}", adapter.calls());
     assert_eq!(adapter.sent()[0].attempt, 2);
 }
+
+#[test]
+fn a_retry_waits_its_backoff_on_the_logs_clock() {
+    // Regression: the scheduler timed retries on the wall clock, so on a
+    // clock moved by hand (TestClock) a retry neither waited for the clock
+    // nor came when the clock passed its time.
+    const BACKOFF: Duration = Duration::from_secs(10);
+    /// Real time the retry may take once the clock has passed its time:
+    /// far below the backoff (at least half of it is drawn), so only a
+    /// wait on the clock can meet it.
+    const PROMPT: Duration = Duration::from_secs(3);
+    let clock = Arc::new(TestClock::new(1_700_000_000_000_000));
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(
+        dir.path(),
+        log_options().clock(clock.clone()),
+        EngineOptions::default().delivery(
+            DeliveryOptions::default()
+                .backoff_initial(BACKOFF)
+                .backoff_max(BACKOFF),
+        ),
+    )
+    .unwrap();
+    let adapter = Arc::new(InMemoryAdapter::new());
+    adapter.fail_next(1);
+    engine.register_channel_adapter(AddressType::Sms, adapter.clone());
+    let service = engine
+        .execute(CreateService::new("clock").keyed("service"))
+        .unwrap();
+    let c = engine
+        .execute(CreateConversation::new(service).keyed("conversation"))
+        .unwrap();
+    engine
+        .execute(AddParticipant::new(service, c, ParticipantSpec::binding(SMS, PROXY)).keyed("sms"))
+        .unwrap();
+    engine
+        .execute(
+            PostMessage::new(service, c)
+                .author("system")
+                .body("retried")
+                .keyed("post"),
+        )
+        .unwrap();
+    eventually("the failed attempt", || adapter.calls().len() == 1);
+    // Wall time alone does not bring the retry.
+    std::thread::sleep(QUIET);
+    assert_eq!(adapter.calls().len(), 1);
+    // The clock past the backoff does, at once. (Moved again until then:
+    // a move before the failure was recorded is not enough.)
+    let started = std::time::Instant::now();
+    while adapter.sent().is_empty() {
+        assert!(
+            started.elapsed() < PROMPT,
+            "no retry {PROMPT:?} after the clock passed the backoff: {:?}",
+            adapter.calls()
+        );
+        clock.advance(BACKOFF * 2);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(adapter.sent()[0].attempt, 2);
+}

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::ops::Bound;
-use std::time::{Duration, Instant};
 
 use events::{Event, MessageSid, ParticipantSid, ServiceSid};
 use projections::Conversation;
@@ -64,14 +63,13 @@ fn joined_before(
 /// Pending deliveries in the read models: for each message, each non-chat
 /// participant (not its author) that had joined before it and has no
 /// receipt for it. Returns the position the read models were at. A pair
-/// with failed attempts is due its backoff after the last one: measured
-/// on the log's clock (`clock_now`, µs), which stamped that failure, and
-/// placed that far after `now` on the scheduler's monotonic time.
+/// with failed attempts is due its backoff after the last one, on the
+/// log's clock, which stamped that failure; any other at `now` (the log's
+/// clock, µs).
 pub(crate) fn recover(
     source: &dyn ReadSource,
     options: &DeliveryOptions,
-    now: Instant,
-    clock_now: u64,
+    now: u64,
 ) -> (Option<u64>, Vec<(DeliveryId, Entry)>) {
     let rm = ReadView::acquire(source.read_models());
     let mut out = Vec::new();
@@ -129,8 +127,7 @@ pub(crate) fn recover(
                             None => now,
                             Some(a) => {
                                 let wait = options.backoff(failed).as_micros() as u64;
-                                let due_micros = a.last_failed_at.saturating_add(wait);
-                                now + Duration::from_micros(due_micros.saturating_sub(clock_now))
+                                a.last_failed_at.saturating_add(wait)
                             }
                         };
                         out.push((

@@ -478,13 +478,12 @@ impl Engine {
             let own = ExecuteOptions::default().without_pre_event_hooks();
             Arc::new(move |envelope| core.execute_with(envelope, own).map(|_| ()))
         };
-        let clock_now = clock.now_micros();
         let mut delivery = match delivery::start(
             &core.delivery,
             core.clone(),
             execute.clone(),
             delivery_rx,
-            clock_now,
+            clock.clone(),
         ) {
             Ok(d) => d,
             Err(e) => {
