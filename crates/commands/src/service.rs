@@ -648,11 +648,15 @@ pub(super) fn create_address_configuration(
 /// configuration's own service (one command writes to one service, which
 /// keeps services isolated), and each [`AutoCreationType`] takes only its
 /// own fields:
-/// - `default`: no webhook URL, filters or flow;
+/// - `default`: no filters or flow;
 /// - `webhook`: a webhook URL (as for [`update_webhooks`]) and 1 or more
 ///   filters, no flow;
 /// - `studio`: a flow, a retry count of at most
-///   [`AUTO_CREATION_STUDIO_RETRIES_PER_CALL_MAX`], no webhook URL or filters.
+///   [`AUTO_CREATION_STUDIO_RETRIES_PER_CALL_MAX`], no filters.
+///
+/// A webhook URL with another type than `webhook` is stored and never
+/// called (at most [`ADDRESS_CHARS_MAX`] bytes), as the first builds
+/// stored it and as Twilio ignores it.
 ///
 /// The method is read for type `webhook` only.
 ///
@@ -684,11 +688,10 @@ fn auto_creation_fits(
                 "type webhook needs a webhook URL",
             ))
         }
-        (Some(_), false) => {
-            return Err(invalid(
-                "auto_creation.webhook_url",
-                "only type webhook has a webhook URL",
-            ))
+        // Stored and not called, as the first builds stored it (and as
+        // Twilio ignores `WebhookUrl` for the other types).
+        (Some(url), false) => {
+            super::validate::bytes("auto_creation.webhook_url", url, ADDRESS_CHARS_MAX)?
         }
         (None, false) => {}
     }

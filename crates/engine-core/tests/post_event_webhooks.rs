@@ -797,16 +797,8 @@ fn a_bad_autocreation_is_a_typed_error_and_writes_nothing() {
             ..studio()
         },
         AutoCreation {
-            webhook_url: Some(url.into()),
-            ..studio()
-        },
-        AutoCreation {
             webhook_filters: filters.to_vec(),
             ..studio()
-        },
-        AutoCreation {
-            webhook_url: Some(url.into()),
-            ..AutoCreation::enabled()
         },
         AutoCreation {
             studio_retry_count: Some(0),
@@ -832,9 +824,14 @@ fn a_bad_autocreation_is_a_typed_error_and_writes_nothing() {
         assert_refused(&f, vec![(update, "invalid")]);
     }
     assert_eq!(f.head(), head_after_create, "nothing written");
-    // The good ones, each type.
+    // The good ones, each type; a URL with another type than webhook is
+    // stored, not called.
     for a in [
         AutoCreation::enabled(),
+        AutoCreation {
+            webhook_url: Some(url.into()),
+            ..AutoCreation::enabled()
+        },
         webhook(),
         AutoCreation {
             studio_retry_count: Some(limits::AUTO_CREATION_STUDIO_RETRIES_PER_CALL_MAX),

@@ -247,8 +247,8 @@ pub struct AutoCreation {
     /// `AutoCreation.Type`.
     pub kind: AutoCreationType,
     /// `AutoCreation.WebhookUrl`: for type `webhook`, where the webhook
-    /// calls (`http` or `https`); absent for the other types (records of
-    /// the first builds may hold one with type `default`: it is not called).
+    /// calls (`http` or `https`); with another type it is stored and never
+    /// called (as Twilio ignores it, and as the first builds stored it).
     pub webhook_url: Option<String>,
     /// `AutoCreation.WebhookMethod`: for type `webhook`, how it calls.
     pub webhook_method: WebhookMethod,
