@@ -186,9 +186,7 @@ impl<R: Reactor> StudioFlow<R> {
         }
         let webhooks = conversation_webhooks_before(reads, header, conversation)?
             .into_iter()
-            .filter(|(_, w)| {
-                matches!(w, ConversationWebhookConfig::Studio(s) if s.flow_sid == self.flow)
-            })
+            .filter(|(_, w)| w.studio().is_some_and(|s| s.flow_sid == self.flow))
             .map(|(sid, _)| sid)
             .collect::<BTreeSet<_>>();
         let handed = !webhooks.is_empty();

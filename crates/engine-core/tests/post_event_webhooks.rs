@@ -745,6 +745,9 @@ fn autocreation_of_type_webhook_gives_each_new_conversation_the_configured_webho
             triggers: Vec::new(),
         })
     );
+    assert_eq!(config.target_name(), "webhook");
+    assert!(config.studio().is_none());
+    assert_eq!(config.url().map(|w| w.url.as_str()), Some(url.as_str()));
     text("SM2", "again");
     settle(&f, &handle);
     let suffix = format!("-{hook_sid}");

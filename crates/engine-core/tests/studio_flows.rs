@@ -193,6 +193,9 @@ fn an_sms_support_to_a_studio_number_makes_the_flow_add_the_agent() {
             replay_after: None,
         })]
     );
+    assert_eq!(hooks[0].target_name(), "studio");
+    assert_eq!(hooks[0].studio().map(|s| s.flow_sid), Some(flow()));
+    assert!(hooks[0].url().is_none());
 }
 
 #[test]

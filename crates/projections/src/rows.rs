@@ -413,6 +413,35 @@ pub enum ConversationWebhookConfig {
     Studio(StudioWebhook),
 }
 
+impl ConversationWebhookConfig {
+    /// Twilio's `target`: `webhook`, `trigger` or `studio`.
+    pub fn target_name(&self) -> &'static str {
+        match self {
+            ConversationWebhookConfig::Url(w) => match w.target {
+                WebhookTarget::Webhook => "webhook",
+                WebhookTarget::Trigger => "trigger",
+            },
+            ConversationWebhookConfig::Studio(_) => "studio",
+        }
+    }
+
+    /// The URL webhook or trigger, if it is one.
+    pub fn url(&self) -> Option<&ConversationWebhook> {
+        match self {
+            ConversationWebhookConfig::Url(w) => Some(w),
+            ConversationWebhookConfig::Studio(_) => None,
+        }
+    }
+
+    /// The Studio hand-off, if it is one.
+    pub fn studio(&self) -> Option<&StudioWebhook> {
+        match self {
+            ConversationWebhookConfig::Url(_) => None,
+            ConversationWebhookConfig::Studio(s) => Some(s),
+        }
+    }
+}
+
 /// A conversation-scoped webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationWebhookRow {
