@@ -300,21 +300,30 @@ fn a_recovered_retry_waits_its_backoff_on_the_logs_clock() {
     let c = engine
         .execute(CreateConversation::new(service).keyed("conversation"))
         .unwrap();
-    engine
+    let sms = engine
         .execute(AddParticipant::new(service, c, ParticipantSpec::binding(SMS, PROXY)).keyed("sms"))
         .unwrap();
     let failing = Arc::new(InMemoryAdapter::new());
     failing.fail_next(1);
     engine.register_channel_adapter(AddressType::Sms, failing.clone());
-    engine
+    let m = engine
         .execute(
             PostMessage::new(service, c)
                 .author("system")
                 .body("later")
                 .keyed("post"),
         )
-        .unwrap();
-    eventually("the failed attempt", || failing.calls().len() == 1);
+        .unwrap()
+        .message_sid;
+    // Recorded in the log, not only attempted.
+    eventually("the recorded failure", || {
+        engine.read(|rm| {
+            rm.get_conversation(&service, &ConversationRef::Sid(c))
+                .unwrap()
+                .delivery_attempts(&m, &sms)
+                .is_some_and(|a| a.failed_attempts == 1)
+        })
+    });
     drop(engine);
 
     // Reopened at the same clock time: the retry is an hour away.
