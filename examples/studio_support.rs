@@ -1,24 +1,29 @@
-//! Twilio's "Using Conversations with Studio" tutorial, as a durable
-//! reactor: a customer texts the service's number, which autocreates a
-//! conversation; the text "support" makes the flow add the chat
-//! participant `agent`; other texts do nothing.
+//! Twilio's "Using Conversations with Studio" tutorial: a customer texts
+//! the service's number, whose address configuration autocreates a
+//! conversation and hands it to a Studio flow (autocreation type
+//! `studio`, a `Target=studio` conversation webhook); the flow, registered
+//! by the host under its flow SID, adds the chat participant `agent` when
+//! the text is "support"; other texts do nothing.
 //!
 //! Run it with `cargo run --example studio_support -- DIR` (default
 //! `./data-studio`). Every step is keyed (the inbound texts by their SMS
-//! gateway ids), and the reactor resumes from its checkpoint, so running
-//! it twice on the same store adds the agent once and prints the same
-//! result. A crash between the flow's command and its checkpoint re-runs
-//! the flow for that text, and its command, derived from the reactor's
-//! name and the text's log position, is answered as a duplicate.
+//! gateway ids), and the flow is a durable reactor that resumes from its
+//! checkpoint, so running it twice on the same store adds the agent once
+//! and prints the same result. A crash between the flow's command and its
+//! checkpoint re-runs the flow for that text, and its command, derived
+//! from the flow's reactor name and the text's log position, is answered
+//! as a duplicate.
 
 use std::time::{Duration, Instant};
 
 use colloquy::events::Event;
 use colloquy::prelude::*;
-use colloquy::CommittedRecord;
+use colloquy::{CommittedRecord, StudioFlowSpec};
 
 /// The service's SMS number.
 const NUMBER: &str = "+15559870000";
+/// The Studio flow the number hands its conversations to.
+const FLOW: &str = "FW00000000000000000000000000000001";
 /// How long the example waits for the flow to handle the texts.
 const FLOW_WAIT: Duration = Duration::from_secs(10);
 
@@ -28,22 +33,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "data-studio".into());
     let engine = Engine::open(&dir, LogOptions::default())?;
     let service = engine.execute(CreateService::new("studio").keyed("studio/service"))?;
-    // Texts to the number autocreate a conversation with the texter.
-    let auto_creation = AutoCreation {
-        enabled: true,
-        conversation_service_sid: None,
-        webhook_url: None,
-    };
+    // Texts to the number autocreate a conversation with the texter,
+    // handed to the flow.
+    let flow_sid: FlowSid = FLOW.parse()?;
     let number = CreateAddressConfiguration::new(service, AddressType::Sms, NUMBER)
-        .auto_creation(auto_creation);
+        .auto_creation(AutoCreation::studio(flow_sid));
     engine.execute(number.keyed("studio/number"))?;
 
-    // The flow: "support" adds the agent.
-    let spec = ReactorSpec::new("studio-support")
-        .filter(ReactorFilter::all().event_types(["message_added"]))
-        .start(ReactorStart::Beginning);
-    let flow = engine.start_reactor(
-        spec,
+    // The flow: it is handed each message of its conversations; "support"
+    // adds the agent.
+    let flow = engine.start_studio_flow(
+        StudioFlowSpec::new(flow_sid),
         reactor_fn(|cx, record: &CommittedRecord| {
             let Event::MessageAdded {
                 conversation_sid,

@@ -24,12 +24,14 @@ pub use events;
 pub use projections;
 
 pub use engine_core::log::hash_hex;
-/// Log subscriptions and durable reactors ([`Engine::subscribe`],
-/// [`Engine::start_reactor`]).
+/// Log subscriptions, durable reactors and Studio flows
+/// ([`Engine::subscribe`], [`Engine::start_reactor`],
+/// [`Engine::start_studio_flow`]).
 pub use engine_core::{
-    reactor_command_id, reactor_fn, CommittedRecord, HandlerError, ParkedEvent, Reactor,
-    ReactorContext, ReactorError, ReactorFilter, ReactorHandle, ReactorMetrics, ReactorSpec,
-    ReactorStart, SubscribeFrom, Subscription, SubscriptionError,
+    reactor_command_id, reactor_fn, studio_flow_reactor_name, CommittedRecord, HandlerError,
+    ParkedEvent, Reactor, ReactorContext, ReactorError, ReactorFilter, ReactorHandle,
+    ReactorMetrics, ReactorSpec, ReactorStart, StudioFlowSpec, SubscribeFrom, Subscription,
+    SubscriptionError,
 };
 pub use engine_core::{
     CommandError, CommandOutcome, Durability, Engine, EngineError, LogOptions, StorageFailure,

@@ -103,6 +103,9 @@ pub fn decide(
         Command::UpdateServiceWebhooks(c) => service::update_webhooks(&mut cx, c),
         Command::CreateConversationWebhook(c) => service::create_conversation_webhook(&mut cx, c),
         Command::DeleteConversationWebhook(c) => service::delete_conversation_webhook(&mut cx, c),
+        Command::CreateConversationStudioWebhook(c) => {
+            service::create_conversation_studio_webhook(&mut cx, c)
+        }
     }
 }
 

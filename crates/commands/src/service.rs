@@ -273,12 +273,7 @@ pub(super) fn create_conversation_webhook(
             return Err(invalid("triggers", "a keyword is one word"));
         }
     }
-    at_most(
-        "webhooks",
-        conv.webhooks().len() + 1,
-        CONVERSATION_WEBHOOKS_PER_CONVERSATION_MAX,
-        "items",
-    )?;
+    webhook_fits(conv)?;
     let conversation_sid = conv.row().sid;
     let webhook_sid = WebhookSid::derive(&cx.seed());
     Ok(decision(
@@ -296,6 +291,54 @@ pub(super) fn create_conversation_webhook(
             },
         }],
     ))
+}
+
+/// Adds a conversation-scoped Studio webhook (Twilio's `Target=studio`):
+/// host only; it counts against
+/// [`CONVERSATION_WEBHOOKS_PER_CONVERSATION_MAX`] like the others.
+pub(super) fn create_conversation_studio_webhook(
+    cx: &mut Cx,
+    c: &CreateConversationStudioWebhook,
+) -> Result<Decision, CommandError> {
+    let svc = cx.service(&c.service)?;
+    let conv = cx.conversation(svc, &c.conversation)?;
+    cx.host_only()?;
+    webhook_fits(conv)?;
+    let conversation_sid = conv.row().sid;
+    let studio = StudioWebhook {
+        flow_sid: c.flow_sid,
+        replay_after: c.replay_after,
+    };
+    Ok(decision(
+        c.service,
+        Some(conversation_sid),
+        vec![studio_webhook_created(cx, conversation_sid, studio)],
+    ))
+}
+
+/// One more conversation-scoped webhook fits in `conv`: at most
+/// [`CONVERSATION_WEBHOOKS_PER_CONVERSATION_MAX`], every target counted.
+fn webhook_fits(conv: &projections::Conversation) -> Result<(), CommandError> {
+    at_most(
+        "webhooks",
+        conv.webhooks().len() + 1,
+        CONVERSATION_WEBHOOKS_PER_CONVERSATION_MAX,
+        "items",
+    )
+}
+
+/// The event adding a Studio webhook to `conversation_sid`, with a fresh
+/// webhook SID.
+pub(super) fn studio_webhook_created(
+    cx: &mut Cx,
+    conversation_sid: ConversationSid,
+    studio: StudioWebhook,
+) -> Event {
+    Event::ConversationStudioWebhookCreated {
+        conversation_sid,
+        webhook_sid: WebhookSid::derive(&cx.seed()),
+        studio,
+    }
 }
 
 /// Deletes a conversation-scoped webhook: host only.
@@ -587,7 +630,7 @@ pub(super) fn create_address_configuration(
     cx.host_only()?;
     text("address", address, ADDRESS_CHARS_MAX)?;
     opt_text("friendly_name", friendly_name, FRIENDLY_NAME_CHARS_MAX)?;
-    auto_creation_fits(service, auto_creation)?;
+    let auto_creation = auto_creation_fits(service, auto_creation)?;
     if svc.address_configuration_by_address(address).is_some() {
         return Err(CommandError::AddressConfigurationExists {
             address: address.to_string(),
@@ -596,29 +639,100 @@ pub(super) fn create_address_configuration(
     Ok(decision(
         *service,
         None,
-        vec![Event::AddressConfigurationCreated {
+        vec![Event::AddressConfigurationCreatedV2 {
             address_configuration_sid: AddressConfigurationSid::derive(&cx.seed()),
             address_type,
             address: address.to_string(),
             friendly_name: friendly_name.map(str::to_string),
-            auto_creation: auto_creation.clone(),
+            auto_creation,
         }],
     ))
 }
 
-/// Autocreation may only target the configuration's own service: one
-/// command writes to one service, which keeps services isolated.
-fn auto_creation_fits(service: &ServiceSid, a: &AutoCreation) -> Result<(), CommandError> {
+/// Checks autocreation settings and returns them with the filters in
+/// their canonical order: autocreation may only target the
+/// configuration's own service (one command writes to one service, which
+/// keeps services isolated), and each [`AutoCreationType`] takes only its
+/// own fields:
+/// - `default`: no filters or flow;
+/// - `webhook`: a webhook URL (as for [`update_webhooks`]) and 1 or more
+///   filters, no flow;
+/// - `studio`: a flow, a retry count of at most
+///   [`AUTO_CREATION_STUDIO_RETRIES_PER_CALL_MAX`], no filters.
+///
+/// A webhook URL with another type than `webhook` is stored and never
+/// called (at most [`ADDRESS_CHARS_MAX`] bytes), as the first builds
+/// stored it and as Twilio ignores it.
+///
+/// The method is read for type `webhook` only.
+///
+/// Errors: [`CommandError::Invalid`] naming the offending field.
+fn auto_creation_fits(
+    service: &ServiceSid,
+    a: &AutoCreation,
+) -> Result<AutoCreation, CommandError> {
+    let invalid = |field, reason: &str| CommandError::Invalid {
+        field,
+        reason: reason.to_string(),
+    };
     if a.conversation_service_sid.is_some_and(|s| s != *service) {
-        return Err(CommandError::Invalid {
-            field: "auto_creation.conversation_service_sid",
-            reason: "must be the address configuration's own service".into(),
-        });
+        return Err(invalid(
+            "auto_creation.conversation_service_sid",
+            "must be the address configuration's own service",
+        ));
     }
-    if let Some(url) = &a.webhook_url {
-        super::validate::bytes("auto_creation.webhook_url", url, ADDRESS_CHARS_MAX)?;
+    let mut a = a.clone();
+    a.webhook_filters.sort_unstable();
+    a.webhook_filters.dedup();
+    let webhook = a.kind == AutoCreationType::Webhook;
+    let studio = a.kind == AutoCreationType::Studio;
+    match (&a.webhook_url, webhook) {
+        (Some(url), true) => webhook_url("auto_creation.webhook_url", url)?,
+        (None, true) => {
+            return Err(invalid(
+                "auto_creation.webhook_url",
+                "type webhook needs a webhook URL",
+            ))
+        }
+        // Stored and not called, as the first builds stored it (and as
+        // Twilio ignores `WebhookUrl` for the other types).
+        (Some(url), false) => {
+            super::validate::bytes("auto_creation.webhook_url", url, ADDRESS_CHARS_MAX)?
+        }
+        (None, false) => {}
     }
-    Ok(())
+    if webhook == a.webhook_filters.is_empty() {
+        let reason = if webhook {
+            "type webhook needs at least one filter"
+        } else {
+            "only type webhook has filters"
+        };
+        return Err(invalid("auto_creation.webhook_filters", reason));
+    }
+    if studio != a.studio_flow_sid.is_some() {
+        let reason = if studio {
+            "type studio needs a flow"
+        } else {
+            "only type studio has a flow"
+        };
+        return Err(invalid("auto_creation.studio_flow_sid", reason));
+    }
+    match a.studio_retry_count {
+        Some(_) if !studio => {
+            return Err(invalid(
+                "auto_creation.studio_retry_count",
+                "only type studio has a retry count",
+            ))
+        }
+        Some(n) if n > AUTO_CREATION_STUDIO_RETRIES_PER_CALL_MAX => {
+            return Err(invalid(
+                "auto_creation.studio_retry_count",
+                "Twilio's studio retry count is 0 to 3",
+            ))
+        }
+        _ => {}
+    }
+    Ok(a)
 }
 
 pub(super) fn update_address_configuration(
@@ -633,20 +747,19 @@ pub(super) fn update_address_configuration(
         .address_configuration(sid)
         .ok_or_else(|| not_found("address configuration", sid))?;
     opt_text("friendly_name", friendly_name, FRIENDLY_NAME_CHARS_MAX)?;
-    if let Some(a) = auto_creation {
-        auto_creation_fits(service, a)?;
-    }
+    let auto_creation = match auto_creation {
+        Some(a) => auto_creation_fits(service, a)?,
+        None => row.auto_creation.clone(),
+    };
     Ok(decision(
         *service,
         None,
-        vec![Event::AddressConfigurationUpdated {
+        vec![Event::AddressConfigurationUpdatedV2 {
             address_configuration_sid: *sid,
             friendly_name: friendly_name
                 .map(str::to_string)
                 .or_else(|| row.friendly_name.clone()),
-            auto_creation: auto_creation
-                .cloned()
-                .unwrap_or_else(|| row.auto_creation.clone()),
+            auto_creation,
         }],
     ))
 }

@@ -41,6 +41,7 @@ mod outcome;
 pub mod reactor;
 mod read_view;
 mod sources;
+pub mod studio;
 pub mod subscription;
 pub mod timers;
 #[cfg(feature = "webhook")]
@@ -80,6 +81,7 @@ pub use reactor::{
     reactor_command_id, reactor_fn, HandlerError, ParkedEvent, Reactor, ReactorContext,
     ReactorError, ReactorFilter, ReactorHandle, ReactorMetrics, ReactorSpec, ReactorStart,
 };
+pub use studio::{studio_flow_reactor_name, StudioFlowSpec};
 pub use subscription::{SubscribeFrom, Subscription, SubscriptionError};
 pub use timers::{timer_command_id, timer_dates, TimerDates, TimerKind, TimerMetrics};
 #[cfg(feature = "webhook")]

@@ -176,8 +176,13 @@ typed_commands! {
         Event::ConversationWebhookCreated { webhook_sid, .. } => Some(*webhook_sid),
         _ => None,
     });
+    CreateConversationStudioWebhook => WebhookSid: |o| o.events().find_map(|e| match e {
+        Event::ConversationStudioWebhookCreated { webhook_sid, .. } => Some(*webhook_sid),
+        _ => None,
+    });
     CreateAddressConfiguration => AddressConfigurationSid: |o| o.events().find_map(|e| match e {
-        Event::AddressConfigurationCreated { address_configuration_sid, .. } => {
+        Event::AddressConfigurationCreated { address_configuration_sid, .. }
+        | Event::AddressConfigurationCreatedV2 { address_configuration_sid, .. } => {
             Some(*address_configuration_sid)
         }
         _ => None,

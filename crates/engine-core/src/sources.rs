@@ -23,6 +23,7 @@ use projections::ReadModels;
 use rocksdb::DB;
 
 use crate::commands::CommandError;
+use crate::hooks::ExecuteOptions;
 use crate::log::{ReadError, RecordIter, StreamIter};
 use crate::outcome::CommandOutcome;
 
@@ -64,9 +65,13 @@ pub(crate) trait CommandSink: Send + Sync {
     fn reads(&self) -> &dyn ReadSource;
 
     /// Executes a command and waits until it is durable (as
-    /// [`crate::Engine::execute`] for the serialisable command, errors
-    /// included).
-    fn execute(&self, envelope: CommandEnvelope) -> Result<CommandOutcome, CommandError>;
+    /// [`crate::Engine::execute_with`] for the serialisable command,
+    /// pre-event hooks as `options` say, errors included).
+    fn execute(
+        &self,
+        envelope: CommandEnvelope,
+        options: ExecuteOptions,
+    ) -> Result<CommandOutcome, CommandError>;
 
     /// The engine's RocksDB store.
     fn db(&self) -> &DB;

@@ -19,7 +19,11 @@
 //!   JSON array of media descriptors, `DateCreated`, `Source`,
 //!   `ClientIdentity`, `ChatServiceSid`, `RetryCount`, …), form-encoded in
 //!   the body of a POST or in the query string of a GET. There is no
-//!   `AccountSid`: an embedded engine has no account.
+//!   `AccountSid`: an embedded engine has no account. Fields an update's
+//!   event does not carry but never change are added from the read models
+//!   (or, for a resource deleted since, from its creation record in the
+//!   log): `onMessageUpdated` has the message's `Author` and
+//!   `DateCreated`, `onUserUpdated` the user's `Identity`.
 //! - **Idempotency.** Every attempt at one webhook carries the same
 //!   [`IDEMPOTENCY_HEADER`] (`I-Twilio-Idempotency-Token`, Twilio's name):
 //!   `<service SID>-<log position>-<EventType>` (a record fires two
@@ -47,34 +51,41 @@
 //!
 //! - **State changes.** `onConversationStateUpdated` fires, after
 //!   `onConversationUpdated`, for a `ConversationUpdated` whose state
-//!   differs from the one before (`StateFrom`, `StateTo`,
-//!   `StateUpdated`). The event carries only the new state; the one before
-//!   comes from a cache of the states of conversations whose updates the
-//!   reactor handled (at most [`CONVERSATION_STATES_CACHED_MAX`], cleared
-//!   when full), and on a miss (first update since start, a replay, a
-//!   re-drive) from the conversation's stream in the log, read up to the
-//!   record. Only services with that filter use either.
+//!   differs from the one before (`StateFrom`, `StateTo`, `StateUpdated`,
+//!   and `Reason`: `TIMER` for a conversation timer's move, `EVENT` for
+//!   the reactivation a new message makes, `API` otherwise). The event
+//!   carries only the new state; the one before, and the last activity a
+//!   timer's command id derives from, come from a cache of conversations
+//!   (at most [`CONVERSATION_STATES_CACHED_MAX`], cleared when full) kept
+//!   current from the records the reactor handles, and on a miss (first
+//!   update since start, a replay, a re-drive) from the conversation's
+//!   stream in the log, read up to the record. Only services with that
+//!   filter use either.
 //!
 //! - **Conversation-scoped webhooks** ([`events::CreateConversationWebhook`],
-//!   rows of the conversation in the read models): a `webhook` target is
-//!   called like the service's URL for the events of its conversation its
-//!   filters name; a `trigger` is called with `onMessageAdded` when a new
-//!   message's body holds one of its keywords ([`body_triggers`]). Both
-//!   are signed with the service's secret, and their tokens end in
-//!   `-<webhook SID>`. They are read when the record is delivered, so a
-//!   deleted conversation's webhooks get no `onConversationRemoved`.
-//!   `Target=studio` is not built: a host hands conversations to a flow
-//!   with a reactor of its own ([`crate::reactor`]).
+//!   rows of the conversation in the read models, also created by an
+//!   address configuration's autocreation of type `webhook`): a `webhook`
+//!   target is called like the service's URL for the events of its
+//!   conversation its filters name; a `trigger` is called with
+//!   `onMessageAdded` when a new message's body holds one of its keywords
+//!   ([`body_triggers`]). Both are signed with the service's secret, and
+//!   their tokens end in `-<webhook SID>`. They are read when the record
+//!   is delivered, except for `onConversationRemoved`, which goes to the
+//!   webhooks the conversation had when it was removed (read from its
+//!   stream in the log: the read models no longer hold it). `Target=studio`
+//!   webhooks are not called here: they hand the conversation to a flow
+//!   ([`crate::studio`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use events::{
-    ConversationSid, ConversationState, Event, MessagingBinding, ParticipantKind, RecordHeader,
-    WebhookFilter, WebhookMethod, WebhookTarget,
+    ConversationSid, ConversationState, ConversationWebhook, Event, MessageSid, MessagingBinding,
+    ParticipantKind, RecordHeader, UserSid, WebhookFilter, WebhookMethod, WebhookSid,
+    WebhookTarget,
 };
 use hmac::{Hmac, Mac};
-use projections::ConversationWebhookRow;
+use projections::ConversationWebhookConfig;
 use sha1::Sha1;
 
 use crate::log::CommittedRecord;
@@ -84,6 +95,8 @@ use crate::reactor::{
     REACTOR_BACKOFF_MAX_MS_DEFAULT,
 };
 use crate::sources::Sources;
+use crate::studio::{conversation_webhooks_before, visit_stream_before};
+use crate::timers::{timer_command_id, TimerKind};
 use crate::Engine;
 
 /// The name of the post-event webhook reactor: its checkpoint and parked
@@ -208,15 +221,26 @@ impl Engine {
     }
 }
 
+/// What `onConversationStateUpdated` needs of a conversation as of a
+/// log position: its state and last activity after every record of it
+/// before `next`.
+#[derive(Debug, Clone, Copy)]
+struct Snapshot {
+    next: u64,
+    state: ConversationState,
+    /// The time of its last message, or of its creation before any: the
+    /// activity a timer is measured from.
+    activity: u64,
+}
+
 /// The post-event webhook reactor's handler.
 struct PostEventWebhooks {
     agent: ureq::Agent,
     /// The engine's read side, for conversation streams.
     sources: Sources,
-    /// Per conversation, the position and state of the last update whose
-    /// webhooks succeeded (services with `onConversationStateUpdated`
-    /// only).
-    states: HashMap<ConversationSid, (u64, ConversationState)>,
+    /// Per conversation, its [`Snapshot`] (conversations whose state
+    /// change was asked for since start only).
+    snapshots: HashMap<ConversationSid, Snapshot>,
 }
 
 impl PostEventWebhooks {
@@ -228,40 +252,140 @@ impl PostEventWebhooks {
         PostEventWebhooks {
             agent: ureq::Agent::new_with_config(config),
             sources,
-            states: HashMap::new(),
+            snapshots: HashMap::new(),
         }
     }
 
-    /// The state `conversation` had before the record at `position`: from
-    /// the cache if it holds an earlier update, else from the
-    /// conversation's stream in the log.
+    /// The state and activity `conversation` had before the record
+    /// `header`: from the cache if it is current there, else from the
+    /// conversation's stream in the log (then cached).
     ///
     /// Errors: the engine is closed, or reading or decoding the stream
     /// failed (the attempt fails and is retried).
-    fn state_before(
-        &self,
+    fn snapshot_before(
+        &mut self,
         header: &RecordHeader,
         conversation: ConversationSid,
-    ) -> Result<Option<ConversationState>, HandlerError> {
-        if let Some((at, state)) = self.states.get(&conversation) {
-            if *at < header.position {
-                return Ok(Some(*state));
+    ) -> Result<Option<Snapshot>, HandlerError> {
+        let cached = self.snapshots.get(&conversation).map(|s| s.next);
+        if let Some(s) = self.snapshots.get(&conversation) {
+            if s.next <= header.position {
+                return Ok(Some(*s));
             }
         }
         let source = self.sources.upgrade().ok_or("the engine is closed")?;
-        let mut before = None;
-        for record in source.read_stream(header.service_sid, Some(conversation), 0) {
-            let record = record?;
-            if record.header.position >= header.position {
-                break;
-            }
-            match record.event()? {
-                Event::ConversationCreated { state, .. }
-                | Event::ConversationUpdated { state, .. } => before = Some(state),
+        let mut before: Option<Snapshot> = None;
+        visit_stream_before(source.as_ref(), header, Some(conversation), |h, event| {
+            let at = h.recorded_at;
+            match event {
+                Event::ConversationCreated { state, .. } => {
+                    before = Some(Snapshot {
+                        next: 0,
+                        state,
+                        activity: at,
+                    })
+                }
+                Event::ConversationUpdated { state, .. } => {
+                    if let Some(b) = &mut before {
+                        b.state = state;
+                    }
+                }
+                Event::MessageAdded { .. } => {
+                    if let Some(b) = &mut before {
+                        b.activity = at;
+                    }
+                }
                 _ => {}
             }
+            true
+        })?;
+        let Some(mut before) = before else {
+            return Ok(None);
+        };
+        before.next = header.position;
+        // A cached snapshot ahead of the record (a replay, a re-drive)
+        // stays: the records between were tracked into it.
+        if cached.is_none() {
+            if self.snapshots.len() >= CONVERSATION_STATES_CACHED_MAX {
+                self.snapshots.clear();
+            }
+            self.snapshots.insert(conversation, before);
         }
-        Ok(before)
+        Ok(Some(before))
+    }
+
+    /// Keeps a cached [`Snapshot`] current with `record` (once: a retry of
+    /// the record finds it applied); a snapshot already past the record (a
+    /// replay, a re-drive) is dropped, to be read again from the log.
+    fn track(&mut self, record: &CommittedRecord) {
+        let (conversation, state) = match &record.event {
+            Event::ConversationUpdated {
+                conversation_sid,
+                state,
+                ..
+            } => (conversation_sid, Some(*state)),
+            Event::MessageAdded {
+                conversation_sid, ..
+            } => (conversation_sid, None),
+            Event::ConversationRemoved { conversation_sid } => {
+                self.snapshots.remove(conversation_sid);
+                return;
+            }
+            _ => return,
+        };
+        let position = record.header.position;
+        let Some(s) = self.snapshots.get_mut(conversation) else {
+            return;
+        };
+        if s.next <= position {
+            match state {
+                Some(state) => s.state = state,
+                None => s.activity = record.header.recorded_at,
+            }
+            s.next = position + 1;
+        } else if s.next != position + 1 {
+            self.snapshots.remove(conversation);
+        }
+    }
+
+    /// Why the `ConversationUpdated` record `record` changed its
+    /// conversation's state from `before` (Twilio's `Reason`): `TIMER` if
+    /// its command is the conversation timer's for that activity,
+    /// `EVENT` if it is the reactivation a new message makes (the next
+    /// record, of the same command, adds a message), `API` otherwise.
+    ///
+    /// Errors: the engine is closed, or reading the next record failed.
+    fn reason(
+        &self,
+        record: &CommittedRecord,
+        conversation: ConversationSid,
+        to: ConversationState,
+        before: &Snapshot,
+    ) -> Result<&'static str, HandlerError> {
+        let h = &record.header;
+        let timer = match to {
+            ConversationState::Inactive => Some(TimerKind::Inactive),
+            ConversationState::Closed => Some(TimerKind::Closed),
+            _ => None,
+        };
+        if timer.is_some_and(|kind| {
+            h.command_id == timer_command_id(h.service_sid, conversation, before.activity, kind)
+        }) {
+            return Ok("TIMER");
+        }
+        if before.state == ConversationState::Inactive && to == ConversationState::Active {
+            let source = self.sources.upgrade().ok_or("the engine is closed")?;
+            let next = source.read_range(h.position + 1..h.position + 2).next();
+            if let Some(next) = next {
+                let next = next?;
+                if next.header.command_id == h.command_id
+                    && matches!(next.event()?, Event::MessageAdded { .. })
+                {
+                    return Ok("EVENT");
+                }
+            }
+        }
+        Ok("API")
     }
 
     /// Calls one webhook: `params` to `url` by `method`, signed with
@@ -379,41 +503,95 @@ impl Reactor for PostEventWebhooks {
         record: &CommittedRecord,
     ) -> Result<(), HandlerError> {
         let h = &record.header;
-        if let Event::ConversationRemoved { conversation_sid } = &record.event {
-            self.states.remove(conversation_sid);
-        }
         let Some((filter, params)) = post_event_payload(record) else {
             return Ok(());
         };
-        // A deleted service (or conversation) has no configuration:
-        // nothing to call.
-        let Some((config, hooks)) = cx.read(|rm| {
+        // The configuration in force when the record is delivered; a
+        // deleted service has none: nothing to call.
+        let Some((config, hooks, message, identity)) = cx.read(|rm| {
             let svc = rm.service(&h.service_sid)?;
-            let hooks: Vec<ConversationWebhookRow> = h
-                .conversation_sid
-                .and_then(|c| svc.conversation_by_sid(&c))
-                .map(|c| c.webhooks().values().cloned().collect())
+            let conv = h.conversation_sid.and_then(|c| svc.conversation_by_sid(&c));
+            let hooks: Vec<(WebhookSid, ConversationWebhookConfig)> = conv
+                .map(|c| {
+                    c.webhooks()
+                        .iter()
+                        .map(|(sid, row)| (*sid, row.webhook.clone()))
+                        .collect()
+                })
                 .unwrap_or_default();
-            Some((svc.webhooks().clone(), hooks))
+            // The fields an update's event does not carry, which never
+            // change: a message's author and post time, a user's identity.
+            let message = match (&record.event, conv) {
+                (Event::MessageUpdated { message_sid, .. }, Some(conv)) => {
+                    rm.message_in(conv, message_sid).ok().flatten()
+                }
+                _ => None,
+            };
+            let identity = match &record.event {
+                Event::UserUpdated { user_sid, .. } => {
+                    svc.user(user_sid).map(|u| u.identity.clone())
+                }
+                _ => None,
+            };
+            Some((svc.webhooks().clone(), hooks, message, identity))
         }) else {
             return Ok(());
         };
+        let mut params = params;
+        match &record.event {
+            Event::MessageUpdated {
+                conversation_sid,
+                message_sid,
+                ..
+            } => {
+                let (author, created) = match message {
+                    Some(m) => (m.author, m.date_created),
+                    // Deleted since: its post is in the log.
+                    None => message_added_before(&self.sources, h, *conversation_sid, message_sid)?,
+                };
+                params.push(("Author", author));
+                params.push(("DateCreated", iso8601_millis(created)));
+            }
+            Event::UserUpdated { user_sid, .. } => {
+                let identity = match identity {
+                    Some(identity) => identity,
+                    // Deleted since: its creation is in the log.
+                    None => user_identity_before(&self.sources, h, user_sid)?,
+                };
+                params.push(("Identity", identity));
+            }
+            _ => {}
+        }
+        // A removed conversation's own webhooks are gone from the read
+        // models: it gets those it had when it was removed.
+        let hooks = match &record.event {
+            Event::ConversationRemoved { conversation_sid } => {
+                let source = self.sources.upgrade().ok_or("the engine is closed")?;
+                conversation_webhooks_before(source.as_ref(), h, *conversation_sid)?
+            }
+            _ => hooks,
+        };
+        let hooks: Vec<(WebhookSid, ConversationWebhook)> = hooks
+            .into_iter()
+            .filter_map(|(sid, w)| match w {
+                ConversationWebhookConfig::Url(w) => Some((sid, w)),
+                ConversationWebhookConfig::Studio(_) => None,
+            })
+            .collect();
         // (url, method, filters, token suffix) of each webhook with filters.
         let mut targets: Vec<(&str, WebhookMethod, &[WebhookFilter], String)> = Vec::new();
         if let Some(url) = config.post_webhook_url.as_deref() {
             targets.push((url, config.method, &config.filters, String::new()));
         }
-        for hook in &hooks {
-            if hook.webhook.target == WebhookTarget::Webhook {
-                let w = &hook.webhook;
-                targets.push((&w.url, w.method, &w.filters, format!("-{}", hook.sid)));
+        for (sid, w) in &hooks {
+            if w.target == WebhookTarget::Webhook {
+                targets.push((&w.url, w.method, &w.filters, format!("-{sid}")));
             }
         }
         let state_wanted = targets
             .iter()
             .any(|t| t.2.contains(&WebhookFilter::OnConversationStateUpdated));
         let mut state_params = None;
-        let mut new_state = None;
         if let Event::ConversationUpdated {
             conversation_sid,
             state,
@@ -421,11 +599,23 @@ impl Reactor for PostEventWebhooks {
         } = &record.event
         {
             if state_wanted {
-                let before = self.state_before(h, *conversation_sid)?;
-                state_params = before.and_then(|b| state_updated_payload(record, b));
-                new_state = Some((*conversation_sid, *state));
+                let before = self.snapshot_before(h, *conversation_sid)?;
+                // Tracked before anything else can fail, so a record that
+                // ends up parked still moves the cache on.
+                self.track(record);
+                if let Some(before) = before {
+                    if before.state != *state {
+                        let reason = self.reason(record, *conversation_sid, *state, &before)?;
+                        state_params = state_updated_payload(record, before.state).map(|mut p| {
+                            p.push(("Reason", reason.to_string()));
+                            p
+                        });
+                    }
+                }
             }
         }
+        // Once per record: a second call finds it applied.
+        self.track(record);
         let retry_count = cx.attempt().saturating_sub(1).to_string();
         let token = |event: WebhookFilter, suffix: &str| {
             format!(
@@ -464,13 +654,12 @@ impl Reactor for PostEventWebhooks {
             body: Some(body), ..
         } = &record.event
         {
-            for hook in &hooks {
-                let w = &hook.webhook;
+            for (sid, w) in &hooks {
                 if w.target == WebhookTarget::Trigger && body_triggers(body, &w.triggers) {
                     calls.push(Call {
                         url: w.url.clone(),
                         method: w.method,
-                        token: token(filter, &format!("-{}", hook.sid)),
+                        token: token(filter, &format!("-{sid}")),
                         params: with_retry(params.clone()),
                     });
                 }
@@ -479,14 +668,79 @@ impl Reactor for PostEventWebhooks {
         for call in &calls {
             self.call(call, config.signing_secret.as_deref())?;
         }
-        if let Some((conversation, state)) = new_state {
-            if self.states.len() >= CONVERSATION_STATES_CACHED_MAX {
-                self.states.clear();
-            }
-            self.states.insert(conversation, (h.position, state));
-        }
         Ok(())
     }
+}
+
+/// The author and post time of `message`, from its `MessageAdded` record
+/// in `conversation`'s stream before the record `header` (for a message
+/// deleted since).
+///
+/// Errors: the engine is closed, reading the stream failed, or the
+/// stream holds no such message (a damaged log).
+fn message_added_before(
+    sources: &Sources,
+    header: &RecordHeader,
+    conversation: ConversationSid,
+    message: &MessageSid,
+) -> Result<(String, u64), HandlerError> {
+    let source = sources.upgrade().ok_or("the engine is closed")?;
+    let mut found = None;
+    visit_stream_before(
+        source.as_ref(),
+        header,
+        Some(conversation),
+        |h, event| match event {
+            Event::MessageAdded {
+                message_sid,
+                author,
+                ..
+            } if message_sid == *message => {
+                found = Some((author, h.recorded_at));
+                false
+            }
+            _ => true,
+        },
+    )?;
+    if let Some(found) = found {
+        return Ok(found);
+    }
+    Err(format!(
+        "no MessageAdded of {message} before position {}",
+        header.position
+    )
+    .into())
+}
+
+/// The identity of `user`, from its `UserCreated` record in the service's
+/// stream before the record `header` (for a user deleted since).
+///
+/// Errors: the engine is closed, reading the stream failed, or the
+/// stream holds no such user (a damaged log).
+fn user_identity_before(
+    sources: &Sources,
+    header: &RecordHeader,
+    user: &UserSid,
+) -> Result<String, HandlerError> {
+    let source = sources.upgrade().ok_or("the engine is closed")?;
+    let mut found = None;
+    visit_stream_before(source.as_ref(), header, None, |_, event| match event {
+        Event::UserCreated {
+            user_sid, identity, ..
+        } if user_sid == *user => {
+            found = Some(identity);
+            false
+        }
+        _ => true,
+    })?;
+    if let Some(found) = found {
+        return Ok(found);
+    }
+    Err(format!(
+        "no UserCreated of {user} before position {}",
+        header.position
+    )
+    .into())
 }
 
 /// The `onConversationStateUpdated` webhook's parameters for a

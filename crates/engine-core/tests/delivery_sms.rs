@@ -1,15 +1,15 @@
 //! Non-chat delivery through the in-memory adapter: exactly once per
 //! (message, participant) even when the adapter fails the first tries,
 //! failed attempts recorded, receipts and the delivery summary, the final
-//! `failed` receipt, recovery after a restart, and no concurrent sends of
-//! one pair.
+//! `failed` receipt, recovery after a restart (retry times on the log's
+//! clock), and no concurrent sends of one pair.
 
 mod fanout_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine_core::{DeliveryOptions, EngineOptions, InMemoryAdapter};
+use engine_core::{DeliveryOptions, Engine, EngineOptions, InMemoryAdapter, TestClock};
 use events::*;
 use fanout_support::*;
 
@@ -274,4 +274,136 @@ fn a_participant_that_leaves_gets_nothing_more() {
     std::thread::sleep(QUIET * 2);
     assert!(adapter.calls().is_empty());
     assert_eq!(f.engine.delivery_metrics().pending, 0);
+}
+
+#[test]
+fn a_recovered_retry_waits_its_backoff_on_the_logs_clock() {
+    // Regression: recovery measured a failed attempt's backoff against the
+    // wall clock, while the log's clock had stamped the failure; with a
+    // clock in the past every recovered retry went out at once (and with
+    // one in the future it would wait the difference).
+    const HOUR: Duration = Duration::from_secs(3600);
+    let clock = Arc::new(TestClock::new(1_700_000_000_000_000));
+    let dir = tempfile::tempdir().unwrap();
+    let open_at = |backoff: Duration| {
+        Engine::open_with(
+            dir.path(),
+            log_options().clock(clock.clone()),
+            EngineOptions::default().delivery(DeliveryOptions::default().backoff_initial(backoff)),
+        )
+        .unwrap()
+    };
+    let engine = open_at(HOUR);
+    let service = engine
+        .execute(CreateService::new("clock").keyed("service"))
+        .unwrap();
+    let c = engine
+        .execute(CreateConversation::new(service).keyed("conversation"))
+        .unwrap();
+    let sms = engine
+        .execute(AddParticipant::new(service, c, ParticipantSpec::binding(SMS, PROXY)).keyed("sms"))
+        .unwrap();
+    let failing = Arc::new(InMemoryAdapter::new());
+    failing.fail_next(1);
+    engine.register_channel_adapter(AddressType::Sms, failing.clone());
+    let m = engine
+        .execute(
+            PostMessage::new(service, c)
+                .author("system")
+                .body("later")
+                .keyed("post"),
+        )
+        .unwrap()
+        .message_sid;
+    // Recorded in the log, not only attempted.
+    eventually("the recorded failure", || {
+        engine.read(|rm| {
+            rm.get_conversation(&service, &ConversationRef::Sid(c))
+                .unwrap()
+                .delivery_attempts(&m, &sms)
+                .is_some_and(|a| a.failed_attempts == 1)
+        })
+    });
+    drop(engine);
+
+    // Reopened at the same clock time: the retry is an hour away.
+    let engine = open_at(HOUR);
+    assert_eq!(engine.delivery_metrics().recovered, 1);
+    let adapter = Arc::new(InMemoryAdapter::new());
+    engine.register_channel_adapter(AddressType::Sms, adapter.clone());
+    assert!(
+        !adapter.wait_for_sent(1, QUIET),
+        "retried before its backoff: {:?}",
+        adapter.calls()
+    );
+    drop(engine);
+
+    // Two hours later on the clock: due, sent on open.
+    clock.advance(2 * HOUR);
+    let engine = open_at(HOUR);
+    let adapter = Arc::new(InMemoryAdapter::new());
+    engine.register_channel_adapter(AddressType::Sms, adapter.clone());
+    assert!(adapter.wait_for_sent(1, WAIT), "{:?}", adapter.calls());
+    assert_eq!(adapter.sent()[0].attempt, 2);
+}
+
+#[test]
+fn a_retry_waits_its_backoff_on_the_logs_clock() {
+    // Regression: the scheduler timed retries on the wall clock, so on a
+    // clock moved by hand (TestClock) a retry neither waited for the clock
+    // nor came when the clock passed its time.
+    const BACKOFF: Duration = Duration::from_secs(10);
+    /// Real time the retry may take once the clock has passed its time:
+    /// far below the backoff (at least half of it is drawn), so only a
+    /// wait on the clock can meet it.
+    const PROMPT: Duration = Duration::from_secs(3);
+    let clock = Arc::new(TestClock::new(1_700_000_000_000_000));
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(
+        dir.path(),
+        log_options().clock(clock.clone()),
+        EngineOptions::default().delivery(
+            DeliveryOptions::default()
+                .backoff_initial(BACKOFF)
+                .backoff_max(BACKOFF),
+        ),
+    )
+    .unwrap();
+    let adapter = Arc::new(InMemoryAdapter::new());
+    adapter.fail_next(1);
+    engine.register_channel_adapter(AddressType::Sms, adapter.clone());
+    let service = engine
+        .execute(CreateService::new("clock").keyed("service"))
+        .unwrap();
+    let c = engine
+        .execute(CreateConversation::new(service).keyed("conversation"))
+        .unwrap();
+    engine
+        .execute(AddParticipant::new(service, c, ParticipantSpec::binding(SMS, PROXY)).keyed("sms"))
+        .unwrap();
+    engine
+        .execute(
+            PostMessage::new(service, c)
+                .author("system")
+                .body("retried")
+                .keyed("post"),
+        )
+        .unwrap();
+    eventually("the failed attempt", || adapter.calls().len() == 1);
+    // Wall time alone does not bring the retry.
+    std::thread::sleep(QUIET);
+    assert_eq!(adapter.calls().len(), 1);
+    // The clock past the backoff does, at once. (Moved again until then:
+    // a move before the failure was recorded is not enough.)
+    let started = std::time::Instant::now();
+    while adapter.sent().is_empty() {
+        assert!(
+            started.elapsed() < PROMPT,
+            "no retry {PROMPT:?} after the clock passed the backoff: {:?}",
+            adapter.calls()
+        );
+        clock.advance(BACKOFF * 2);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(adapter.sent()[0].attempt, 2);
 }

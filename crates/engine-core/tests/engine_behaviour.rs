@@ -323,7 +323,7 @@ fn configure(h: &mut Harness, s: ServiceSid, address: &str, channel: AddressType
         CreateAddressConfiguration::new(s, channel, address).auto_creation(AutoCreation {
             enabled,
             conversation_service_sid: None,
-            webhook_url: None,
+            ..AutoCreation::default()
         }),
     );
 }

@@ -7,6 +7,9 @@
 //! unique name, the conversation list, participants, bindings, users, each
 //! identity's conversations with unread counts in order, and message pages.
 //! The model learns SIDs and timestamps from the engine's outcomes.
+//! Conversation-scoped webhooks (URL, trigger and Studio ones, and those
+//! an address configuration's autocreation of type `webhook` or `studio`
+//! gives a new conversation) are generated and checked too.
 //!
 //! A case is a short, mostly valid prelude (conversations with
 //! participants, address configurations, posts) and then up to 34 steps of
@@ -34,6 +37,13 @@ const IDENTITIES: &[&str] = &["alice", "bob", "carol", "dave"];
 const ADDRESSES: &[&str] = &["+15550001", "+15550002", "+15550003"];
 const PROXIES: &[&str] = &["+15559001", "+15559002"];
 const UNIQUE_NAMES: &[&str] = &["room-a", "room-b", "room-c"];
+/// Where the generated URL webhooks call (never called: no reactor runs).
+const WEBHOOK_URL: &str = "https://example.com/hook";
+
+/// The Studio flow generated webhooks name.
+fn flow() -> FlowSid {
+    FlowSid::derive(b"model flow")
+}
 
 // ---------------------------------------------------------------------------
 // The reference model.
@@ -127,6 +137,8 @@ struct MConv {
     last_activity: u64,
     parts: BTreeMap<ParticipantSid, MPart>,
     msgs: BTreeMap<u64, MMsg>,
+    /// Its conversation-scoped webhooks (every target).
+    webhooks: BTreeSet<WebhookSid>,
 }
 
 impl MConv {
@@ -146,6 +158,7 @@ impl MConv {
             last_activity: 0,
             parts: BTreeMap::new(),
             msgs: BTreeMap::new(),
+            webhooks: BTreeSet::new(),
         }
     }
 
@@ -177,8 +190,8 @@ struct MService {
     convs: BTreeMap<ConversationSid, MConv>,
     /// identity → (user, service role)
     users: BTreeMap<String, (UserSid, Option<RoleSid>)>,
-    /// address → (channel, autocreation enabled)
-    configs: BTreeMap<String, (AddressType, bool)>,
+    /// address → (channel, autocreation enabled, autocreation type)
+    configs: BTreeMap<String, (AddressType, bool, AutoCreationType)>,
 }
 
 impl MService {
@@ -440,7 +453,29 @@ enum Change {
         address: String,
         channel: AddressType,
         enabled: bool,
+        kind: AutoCreationType,
     },
+    Webhook {
+        svc: usize,
+        conv: ConversationSid,
+    },
+    DeleteWebhook {
+        svc: usize,
+        conv: ConversationSid,
+        hook: WebhookSid,
+    },
+}
+
+/// The conversation-scoped webhooks `outcome` created.
+fn created_webhooks(outcome: &CommandOutcome) -> Vec<WebhookSid> {
+    outcome
+        .events()
+        .filter_map(|e| match e {
+            Event::ConversationWebhookCreated { webhook_sid, .. }
+            | Event::ConversationStudioWebhookCreated { webhook_sid, .. } => Some(*webhook_sid),
+            _ => None,
+        })
+        .collect()
 }
 
 struct Plan {
@@ -465,6 +500,7 @@ struct Model {
     all_msgs: Vec<MessageSid>,
     all_users: Vec<UserSid>,
     all_roles: Vec<RoleSid>,
+    all_webhooks: Vec<WebhookSid>,
 }
 
 impl Model {
@@ -991,12 +1027,13 @@ impl Model {
                     return Err(MErr::AddressConfigurationExists(address.clone()));
                 }
                 Ok(Plan {
-                    kinds: vec!["address_configuration_created"],
+                    kinds: vec!["address_configuration_created_v2"],
                     change: Change::Config {
                         svc: si,
                         address: address.clone(),
                         channel: *address_type,
                         enabled: auto_creation.enabled,
+                        kind: auto_creation.kind,
                     },
                 })
             }
@@ -1034,9 +1071,10 @@ impl Model {
                         },
                     });
                 }
-                if s.configs.get(to) != Some(&(*channel, true)) {
-                    return Err(MErr::NoRoute);
-                }
+                let kind = match s.configs.get(to) {
+                    Some((ch, true, kind)) if ch == channel => *kind,
+                    _ => return Err(MErr::NoRoute),
+                };
                 let spec = ParticipantSpec {
                     kind: ParticipantKind::Messaging(MessagingBinding {
                         address: from.clone(),
@@ -1049,8 +1087,15 @@ impl Model {
                 let member = self.member(s, None, &spec, &mut Claims::default())?;
                 text("author", from, AUTHOR_CHARS_MAX)?;
                 body_ok(body.as_ref(), media.len())?;
+                let mut kinds = vec!["conversation_created"];
+                match kind {
+                    AutoCreationType::Default => {}
+                    AutoCreationType::Webhook => kinds.push("conversation_webhook_created"),
+                    AutoCreationType::Studio => kinds.push("conversation_studio_webhook_created"),
+                }
+                kinds.extend(["participant_added", "message_added"]);
                 Ok(Plan {
-                    kinds: vec!["conversation_created", "participant_added", "message_added"],
+                    kinds,
                     change: Change::Conversation {
                         svc: si,
                         conv: MConv::new(None, None, "{}".to_string(), ConversationState::Active),
@@ -1065,8 +1110,74 @@ impl Model {
                     },
                 })
             }
+            Command::CreateConversationWebhook(CreateConversationWebhook {
+                service,
+                conversation,
+                filters,
+                ..
+            }) => {
+                let si = self.svc(service)?;
+                let cs = self.conv(si, conversation)?;
+                host_only(acting)?;
+                // The generator makes valid webhooks and triggers, and
+                // webhooks without filters.
+                if filters.is_empty()
+                    && matches!(command, Command::CreateConversationWebhook(c) if c.target == WebhookTarget::Webhook)
+                {
+                    return Err(MErr::Invalid("filters"));
+                }
+                self.webhook_fits(si, cs)?;
+                Ok(Plan {
+                    kinds: vec!["conversation_webhook_created"],
+                    change: Change::Webhook { svc: si, conv: cs },
+                })
+            }
+            Command::CreateConversationStudioWebhook(CreateConversationStudioWebhook {
+                service,
+                conversation,
+                ..
+            }) => {
+                let si = self.svc(service)?;
+                let cs = self.conv(si, conversation)?;
+                host_only(acting)?;
+                self.webhook_fits(si, cs)?;
+                Ok(Plan {
+                    kinds: vec!["conversation_studio_webhook_created"],
+                    change: Change::Webhook { svc: si, conv: cs },
+                })
+            }
+            Command::DeleteConversationWebhook(DeleteConversationWebhook {
+                service,
+                conversation,
+                webhook,
+            }) => {
+                let si = self.svc(service)?;
+                let cs = self.conv(si, conversation)?;
+                host_only(acting)?;
+                if !self.services[si].convs[&cs].webhooks.contains(webhook) {
+                    return Err(MErr::NotFound("webhook"));
+                }
+                Ok(Plan {
+                    kinds: vec!["conversation_webhook_removed"],
+                    change: Change::DeleteWebhook {
+                        svc: si,
+                        conv: cs,
+                        hook: *webhook,
+                    },
+                })
+            }
             other => panic!("the generator never makes {other:?}"),
         }
+    }
+
+    /// One more webhook fits in the conversation.
+    fn webhook_fits(&self, si: usize, cs: ConversationSid) -> Result<(), MErr> {
+        if self.services[si].convs[&cs].webhooks.len() + 1
+            > CONVERSATION_WEBHOOKS_PER_CONVERSATION_MAX
+        {
+            return Err(MErr::TooLong("webhooks"));
+        }
+        Ok(())
     }
 
     fn learn_users(&mut self, si: usize, outcome: &CommandOutcome) {
@@ -1176,6 +1287,9 @@ impl Model {
                     conv.parts.insert(*ps, part);
                     self.all_parts.push(*ps);
                 }
+                let hooks = created_webhooks(outcome);
+                conv.webhooks.extend(hooks.iter().copied());
+                self.all_webhooks.extend(hooks);
                 let s = &mut self.services[svc];
                 s.convs.insert(cs, conv);
                 s.conv_history.push(cs);
@@ -1274,10 +1388,30 @@ impl Model {
                 address,
                 channel,
                 enabled,
+                kind,
             } => {
                 self.services[svc]
                     .configs
-                    .insert(address, (channel, enabled));
+                    .insert(address, (channel, enabled, kind));
+            }
+            Change::Webhook { svc, conv } => {
+                let hooks = created_webhooks(outcome);
+                prop_assert_eq!(hooks.len(), 1);
+                self.services[svc]
+                    .convs
+                    .get_mut(&conv)
+                    .unwrap()
+                    .webhooks
+                    .extend(hooks.iter().copied());
+                self.all_webhooks.extend(hooks);
+            }
+            Change::DeleteWebhook { svc, conv, hook } => {
+                self.services[svc]
+                    .convs
+                    .get_mut(&conv)
+                    .unwrap()
+                    .webhooks
+                    .remove(&hook);
             }
         }
         Ok(())
@@ -1385,6 +1519,19 @@ struct PartGen {
     role: RolePick,
 }
 
+/// A generated conversation-scoped webhook.
+#[derive(Debug, Clone, Copy)]
+enum HookGen {
+    /// `Target=webhook` with a filter.
+    Webhook,
+    /// `Target=webhook` without filters: refused.
+    NoFilters,
+    /// `Target=trigger` with a keyword.
+    Trigger,
+    /// `Target=studio`.
+    Studio,
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     CreateService(Name),
@@ -1471,6 +1618,19 @@ enum Op {
         proxy: usize,
         channel: AddressType,
         enabled: bool,
+        kind: AutoCreationType,
+    },
+    CreateWebhook {
+        svc: SvcPick,
+        acting: Option<usize>,
+        conv: ConvPick,
+        target: HookGen,
+    },
+    DeleteWebhook {
+        svc: SvcPick,
+        acting: Option<usize>,
+        conv: ConvPick,
+        hook: Pick,
     },
     Inbound {
         svc: SvcPick,
@@ -1862,20 +2022,76 @@ impl Model {
                 proxy,
                 channel,
                 enabled,
-            } => (
-                None,
-                CreateAddressConfiguration::new(
-                    self.service_sid(svc),
-                    *channel,
-                    PROXIES[proxy % PROXIES.len()],
+                kind,
+            } => {
+                let typed = match kind {
+                    AutoCreationType::Default => AutoCreation::enabled(),
+                    AutoCreationType::Webhook => {
+                        AutoCreation::webhook(WEBHOOK_URL, [WebhookFilter::OnMessageAdded])
+                    }
+                    AutoCreationType::Studio => AutoCreation::studio(flow()),
+                };
+                (
+                    None,
+                    CreateAddressConfiguration::new(
+                        self.service_sid(svc),
+                        *channel,
+                        PROXIES[proxy % PROXIES.len()],
+                    )
+                    .auto_creation(AutoCreation {
+                        enabled: *enabled,
+                        ..typed
+                    })
+                    .into(),
                 )
-                .auto_creation(AutoCreation {
-                    enabled: *enabled,
-                    conversation_service_sid: None,
-                    webhook_url: None,
-                })
-                .into(),
-            ),
+            }
+            Op::CreateWebhook {
+                svc,
+                acting,
+                conv,
+                target,
+            } => {
+                let service = self.service_sid(svc);
+                let conversation = self.conv_ref(&service, conv);
+                let url = |t| {
+                    CreateConversationWebhook::new(service, conversation.clone(), t, WEBHOOK_URL)
+                };
+                let command: Command = match target {
+                    HookGen::Webhook => url(WebhookTarget::Webhook)
+                        .filters(["onMessageAdded"])
+                        .into(),
+                    HookGen::NoFilters => url(WebhookTarget::Webhook).into(),
+                    HookGen::Trigger => url(WebhookTarget::Trigger).triggers(["help"]).into(),
+                    HookGen::Studio => {
+                        CreateConversationStudioWebhook::new(service, conversation.clone(), flow())
+                            .into()
+                    }
+                };
+                (acting_of(acting), command)
+            }
+            Op::DeleteWebhook {
+                svc,
+                acting,
+                conv,
+                hook,
+            } => {
+                let service = self.service_sid(svc);
+                let conversation = self.conv_ref(&service, conv);
+                let own: Vec<WebhookSid> = self
+                    .resolved(&service, &conversation)
+                    .map(|c| c.webhooks.iter().copied().collect())
+                    .unwrap_or_default();
+                let webhook = match hook {
+                    Pick::Own(i) => pick(&own, *i).or(pick(&self.all_webhooks, *i)),
+                    Pick::Any(i) => pick(&self.all_webhooks, *i),
+                    Pick::Bogus => None,
+                }
+                .unwrap_or_else(|| WebhookSid::derive(b"no such webhook"));
+                (
+                    acting_of(acting),
+                    DeleteConversationWebhook::new(service, conversation, webhook).into(),
+                )
+            }
             Op::Inbound {
                 svc,
                 channel,
@@ -1925,6 +2141,15 @@ fn item_pick() -> impl Strategy<Value = Pick> {
         8 => (0usize..16).prop_map(Pick::Own),
         2 => (0usize..16).prop_map(Pick::Any),
         1 => Just(Pick::Bogus),
+    ]
+}
+
+/// An autocreation type, mostly `default`.
+fn auto_kind() -> impl Strategy<Value = AutoCreationType> {
+    prop_oneof![
+        2 => Just(AutoCreationType::Default),
+        1 => Just(AutoCreationType::Webhook),
+        1 => Just(AutoCreationType::Studio),
     ]
 }
 
@@ -2165,15 +2390,46 @@ fn op() -> impl Strategy<Value = Op> {
         0usize..PROXIES.len(),
         channel(),
         prop::bool::weighted(0.7),
+        auto_kind(),
     )
         .prop_map(
-            |(svc, proxy, channel, enabled)| Op::CreateAddressConfiguration {
+            |(svc, proxy, channel, enabled, kind)| Op::CreateAddressConfiguration {
                 svc,
                 proxy,
                 channel,
                 enabled,
+                kind,
             },
         );
+    let webhook = (
+        svc_pick(),
+        prop_oneof![6 => Just(None), 1 => acting()],
+        conv_pick(),
+        prop_oneof![
+            3 => Just(HookGen::Webhook),
+            1 => Just(HookGen::NoFilters),
+            2 => Just(HookGen::Trigger),
+            3 => Just(HookGen::Studio),
+        ],
+    )
+        .prop_map(|(svc, acting, conv, target)| Op::CreateWebhook {
+            svc,
+            acting,
+            conv,
+            target,
+        });
+    let delete_webhook = (
+        svc_pick(),
+        prop_oneof![6 => Just(None), 1 => acting()],
+        conv_pick(),
+        item_pick(),
+    )
+        .prop_map(|(svc, acting, conv, hook)| Op::DeleteWebhook {
+            svc,
+            acting,
+            conv,
+            hook,
+        });
     let inbound = (
         svc_pick(),
         channel(),
@@ -2203,6 +2459,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => delete_user,
         2 => config,
         3 => inbound,
+        3 => webhook,
+        2 => delete_webhook,
         1 => Just(Op::Reopen),
     ]
 }
@@ -2240,15 +2498,15 @@ fn prelude_op() -> impl Strategy<Value = Op> {
             state: None,
             with: Some(parts),
         });
-    let config =
-        (svc.clone(), 0usize..PROXIES.len(), channel()).prop_map(|(svc, proxy, channel)| {
-            Op::CreateAddressConfiguration {
-                svc,
-                proxy,
-                channel,
-                enabled: true,
-            }
-        });
+    let config = (svc.clone(), 0usize..PROXIES.len(), channel(), auto_kind()).prop_map(
+        |(svc, proxy, channel, kind)| Op::CreateAddressConfiguration {
+            svc,
+            proxy,
+            channel,
+            enabled: true,
+            kind,
+        },
+    );
     let post = (svc, 0usize..16, 0usize..IDENTITIES.len(), 0u8..8).prop_map(
         |(svc, conv, author, body)| Op::PostMessage {
             svc,
@@ -2437,6 +2695,10 @@ fn check_queries(rm: &ReadModels, m: &Model) -> Result<(), TestCaseError> {
                 .collect();
             prop_assert_eq!(got, want, "participants of {}", cs);
 
+            // Conversation-scoped webhooks, by SID.
+            let hooks: BTreeSet<WebhookSid> = conv.webhooks().keys().copied().collect();
+            prop_assert_eq!(&hooks, &mc.webhooks, "webhooks of {}", cs);
+
             // Messages: all of them oldest first, then the latest page.
             let shape = |rows: Vec<projections::MessageRow>| -> Vec<_> {
                 rows.into_iter()
@@ -2525,10 +2787,11 @@ fn check_queries(rm: &ReadModels, m: &Model) -> Result<(), TestCaseError> {
                 );
             }
             match s.configs.get(*proxy) {
-                Some((channel, enabled)) => {
+                Some((channel, enabled, kind)) => {
                     let row = rm.address_configuration_by_address(svc, proxy).unwrap();
                     prop_assert_eq!(row.address_type, *channel);
                     prop_assert_eq!(row.auto_creation.enabled, *enabled);
+                    prop_assert_eq!(row.auto_creation.kind, *kind);
                 }
                 None => prop_assert!(not_found(
                     rm.address_configuration_by_address(svc, proxy),

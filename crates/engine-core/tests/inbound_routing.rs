@@ -16,7 +16,7 @@ fn address_configuration(f: &Fixture, address: &str, enabled: bool) {
     let auto_creation = AutoCreation {
         enabled,
         conversation_service_sid: None,
-        webhook_url: None,
+        ..AutoCreation::default()
     };
     f.run(
         CreateAddressConfiguration::new(f.service, AddressType::Sms, address)

@@ -15,10 +15,11 @@ use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
 use engine_core::webhooks::{twilio_signature, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
-use engine_core::{CommandError, EngineOptions, ReactorHandle, WebhookOptions};
+use engine_core::{CommandError, EngineOptions, ReactorHandle, ReactorStart, WebhookOptions};
 use events::*;
 use fanout_support::*;
 use http_support::*;
+use projections::ConversationWebhookConfig;
 
 const SECRET: &str = "webhook-secret-✓";
 
@@ -343,13 +344,13 @@ fn a_conversation_webhook_gets_its_conversations_filtered_events() {
     });
     assert_eq!(
         stored,
-        Some(ConversationWebhook {
+        Some(ConversationWebhookConfig::Url(ConversationWebhook {
             target: WebhookTarget::Webhook,
             url: url.clone(),
             method: WebhookMethod::Get,
             filters: vec![WebhookFilter::OnParticipantAdded],
             triggers: Vec::new(),
-        })
+        }))
     );
     let handle = f.engine.start_post_event_webhooks(fast_retries()).unwrap();
     f.post(c, "system", "not a participant event");
@@ -668,4 +669,408 @@ sys.exit(0 if RequestValidator(secret).validate(url, params, signature) else 1)
         let accepted = run_bounded(&python, &["-c", script, "wrong", &called, body, signature]);
         assert_eq!(accepted, Ok(false));
     }
+}
+
+/// The requests' (EventType, token suffix after the event type).
+fn events_and_suffixes(seen: &[Seen]) -> Vec<(String, String)> {
+    seen.iter()
+        .map(|s| {
+            let p = form_decode(&s.body);
+            let event = param(&p, "EventType").unwrap().to_string();
+            let token = header(s, &IDEMPOTENCY_HEADER.to_ascii_lowercase()).unwrap();
+            let suffix = token.split_once(event.as_str()).unwrap().1.to_string();
+            (event, suffix)
+        })
+        .collect()
+}
+
+/// The service's SMS number for autocreation.
+const NUMBER: &str = "+15559870000";
+
+#[test]
+fn autocreation_of_type_webhook_gives_each_new_conversation_the_configured_webhook() {
+    let (url, seen) = serve(vec![(200, ""), (200, ""), (200, "")]);
+    let f = open(EngineOptions::default());
+    let auto = AutoCreation {
+        webhook_method: WebhookMethod::Post,
+        ..AutoCreation::webhook(
+            url.clone(),
+            [
+                WebhookFilter::OnMessageAdded,
+                WebhookFilter::OnParticipantAdded,
+                // Repeats are dropped.
+                WebhookFilter::OnMessageAdded,
+            ],
+        )
+    };
+    f.run(CreateAddressConfiguration::new(f.service, AddressType::Sms, NUMBER).auto_creation(auto));
+    let handle = f.engine.start_post_event_webhooks(fast_retries()).unwrap();
+    let text = |id: &str, body: &str| {
+        let inbound =
+            ReceiveInbound::new(f.service, AddressType::Sms, "+15550000001", NUMBER).body(body);
+        f.engine.receive_inbound(id, inbound).unwrap()
+    };
+    let first = text("SM1", "hello");
+    let c = first.message().unwrap().conversation_sid;
+    // The webhook is part of the autocreating command, before the
+    // participant and the message, so it sees both.
+    let types: Vec<&str> = first.events().map(|e| e.type_name()).collect();
+    assert_eq!(
+        types,
+        [
+            "conversation_created",
+            "conversation_webhook_created",
+            "participant_added",
+            "message_added"
+        ]
+    );
+    let hook = f.engine.read(|rm| {
+        let conv = rm.service(&f.service)?.conversation_by_sid(&c)?;
+        conv.webhooks()
+            .iter()
+            .map(|(sid, row)| (*sid, row.webhook.clone()))
+            .next()
+    });
+    let (hook_sid, config) = hook.expect("the conversation has its webhook");
+    assert_eq!(
+        config,
+        ConversationWebhookConfig::Url(ConversationWebhook {
+            target: WebhookTarget::Webhook,
+            url: url.clone(),
+            method: WebhookMethod::Post,
+            filters: vec![
+                WebhookFilter::OnMessageAdded,
+                WebhookFilter::OnParticipantAdded
+            ],
+            triggers: Vec::new(),
+        })
+    );
+    assert_eq!(config.target_name(), "webhook");
+    assert!(config.studio().is_none());
+    assert_eq!(config.url().map(|w| w.url.as_str()), Some(url.as_str()));
+    text("SM2", "again");
+    settle(&f, &handle);
+    let suffix = format!("-{hook_sid}");
+    assert_eq!(
+        events_and_suffixes(&seen.lock()),
+        [
+            ("onParticipantAdded".to_string(), suffix.clone()),
+            ("onMessageAdded".to_string(), suffix.clone()),
+            ("onMessageAdded".to_string(), suffix),
+        ]
+    );
+    for s in seen.lock().iter() {
+        let p = form_decode(&s.body);
+        assert_eq!(param(&p, "ConversationSid"), Some(&*c.to_string()));
+    }
+}
+
+#[test]
+fn a_bad_autocreation_is_a_typed_error_and_writes_nothing() {
+    let f = open(EngineOptions::default());
+    let head = f.head();
+    let url = "https://example.com/auto";
+    let flow: FlowSid = "FW0123456789abcdef0123456789abcdef".parse().unwrap();
+    let filters = [WebhookFilter::OnMessageAdded];
+    let webhook = || AutoCreation::webhook(url, filters);
+    let studio = || AutoCreation::studio(flow);
+    let bad: Vec<AutoCreation> = vec![
+        AutoCreation {
+            webhook_url: None,
+            ..webhook()
+        },
+        AutoCreation {
+            webhook_url: Some("mailto:x".into()),
+            ..webhook()
+        },
+        AutoCreation {
+            webhook_filters: Vec::new(),
+            ..webhook()
+        },
+        AutoCreation {
+            studio_flow_sid: Some(flow),
+            ..webhook()
+        },
+        AutoCreation {
+            studio_flow_sid: None,
+            ..studio()
+        },
+        AutoCreation {
+            studio_retry_count: Some(limits::AUTO_CREATION_STUDIO_RETRIES_PER_CALL_MAX + 1),
+            ..studio()
+        },
+        AutoCreation {
+            webhook_filters: filters.to_vec(),
+            ..studio()
+        },
+        AutoCreation {
+            studio_retry_count: Some(0),
+            ..AutoCreation::enabled()
+        },
+        AutoCreation {
+            conversation_service_sid: Some(ServiceSid::derive(b"elsewhere")),
+            ..AutoCreation::enabled()
+        },
+    ];
+    let config = f.run(CreateAddressConfiguration::new(
+        f.service,
+        AddressType::Sms,
+        NUMBER,
+    ));
+    let head_after_create = f.head();
+    assert_eq!(head_after_create, head + 1);
+    for a in bad {
+        let create = CreateAddressConfiguration::new(f.service, AddressType::Sms, "+15550009999")
+            .auto_creation(a.clone());
+        let update = UpdateAddressConfiguration::new(f.service, config).auto_creation(a);
+        assert_refused(&f, vec![(create, "invalid")]);
+        assert_refused(&f, vec![(update, "invalid")]);
+    }
+    assert_eq!(f.head(), head_after_create, "nothing written");
+    // The good ones, each type; a URL with another type than webhook is
+    // stored, not called.
+    for a in [
+        AutoCreation::enabled(),
+        AutoCreation {
+            webhook_url: Some(url.into()),
+            ..AutoCreation::enabled()
+        },
+        webhook(),
+        AutoCreation {
+            studio_retry_count: Some(limits::AUTO_CREATION_STUDIO_RETRIES_PER_CALL_MAX),
+            ..studio()
+        },
+    ] {
+        f.run(UpdateAddressConfiguration::new(f.service, config).auto_creation(a.clone()));
+        let stored = f.engine.read(|rm| {
+            rm.service(&f.service)
+                .unwrap()
+                .address_configuration(&config)
+                .unwrap()
+                .auto_creation
+                .clone()
+        });
+        assert_eq!(stored, a);
+    }
+}
+
+#[test]
+fn on_message_updated_carries_the_author_and_post_time_even_once_deleted() {
+    let (url, seen) = serve(vec![(200, ""); 4]);
+    let f = open(EngineOptions::default());
+    configure(
+        &f,
+        &url,
+        WebhookMethod::Post,
+        &["onMessageAdded", "onMessageUpdated"],
+    );
+    let c = f.conversation();
+    let kept = f.post(c, "alice", "first");
+    let gone = f.post(c, "bob", "second");
+    let edit = |m: MessageSid, body: &str| {
+        f.run(EditMessage::new(f.service, c, m).body(body));
+    };
+    edit(kept.message_sid, "first, edited");
+    edit(gone.message_sid, "second, edited");
+    // Deleted before the webhook reactor sees its edit: the author and
+    // post time come from the log.
+    f.run(DeleteMessage::new(f.service, c, gone.message_sid));
+    let handle = f
+        .engine
+        .start_post_event_webhooks(fast_retries().start(ReactorStart::Beginning))
+        .unwrap();
+    settle(&f, &handle);
+
+    let seen: Vec<Vec<(String, String)>> =
+        seen.lock().iter().map(|s| form_decode(&s.body)).collect();
+    assert_eq!(seen.len(), 4);
+    let (added, updated) = seen.split_at(2);
+    for ((add, update), author) in added.iter().zip(updated).zip(["alice", "bob"]) {
+        assert_eq!(param(add, "EventType"), Some("onMessageAdded"));
+        assert_eq!(param(update, "EventType"), Some("onMessageUpdated"));
+        assert_eq!(param(update, "MessageSid"), param(add, "MessageSid"));
+        assert_eq!(param(update, "Author"), Some(author));
+        // The post's own date, as its onMessageAdded gave it.
+        assert_eq!(param(update, "DateCreated"), param(add, "DateCreated"));
+        assert!(param(update, "DateUpdated") >= param(update, "DateCreated"));
+    }
+    assert_eq!(
+        param(&updated[1], "MessageSid"),
+        Some(&*gone.message_sid.to_string())
+    );
+}
+
+#[test]
+fn on_user_updated_carries_the_identity_even_once_deleted() {
+    let (url, seen) = serve(vec![(200, ""), (200, "")]);
+    let f = open(EngineOptions::default());
+    configure(&f, &url, WebhookMethod::Post, &["onUserUpdated"]);
+    let kept = f.run(CreateUser::new(f.service, "alice"));
+    let gone = f.run(CreateUser::new(f.service, "bob"));
+    for u in [kept, gone] {
+        f.run(UpdateUser::new(f.service, u).friendly_name("Renamed"));
+    }
+    f.run(DeleteUser::new(f.service, gone));
+    let handle = f
+        .engine
+        .start_post_event_webhooks(fast_retries().start(ReactorStart::Beginning))
+        .unwrap();
+    settle(&f, &handle);
+
+    let identities: Vec<(String, String)> = seen
+        .lock()
+        .iter()
+        .map(|s| {
+            let p = form_decode(&s.body);
+            assert_eq!(param(&p, "EventType"), Some("onUserUpdated"));
+            (
+                param(&p, "UserSid").unwrap().to_string(),
+                param(&p, "Identity").unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        identities,
+        [
+            (kept.to_string(), "alice".to_string()),
+            (gone.to_string(), "bob".to_string())
+        ]
+    );
+}
+
+#[test]
+fn a_deleted_conversations_own_webhook_gets_on_conversation_removed() {
+    let (url, seen) = serve(vec![(200, "")]);
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    let hook = f.run(
+        CreateConversationWebhook::new(f.service, c, WebhookTarget::Webhook, url.clone())
+            .filters(["onConversationRemoved"]),
+    );
+    let handle = f.engine.start_post_event_webhooks(fast_retries()).unwrap();
+    f.run(DeleteConversation::new(f.service, c));
+    settle(&f, &handle);
+
+    let seen = seen.lock().clone();
+    assert_eq!(
+        events_and_suffixes(&seen),
+        [("onConversationRemoved".to_string(), format!("-{hook}"))]
+    );
+    let p = form_decode(&seen[0].body);
+    assert_eq!(param(&p, "ConversationSid"), Some(&*c.to_string()));
+}
+
+#[test]
+fn the_state_change_webhook_says_why_the_state_changed() {
+    let (url, seen) = serve(vec![(200, ""), (200, ""), (200, "")]);
+    let f = open(EngineOptions::default());
+    configure(
+        &f,
+        &url,
+        WebhookMethod::Post,
+        &["onConversationStateUpdated"],
+    );
+    let handle = f.engine.start_post_event_webhooks(fast_retries()).unwrap();
+    let c = f.conversation();
+    f.join(c, "alice");
+    // The host makes it inactive; a new message reactivates it.
+    f.run(UpdateConversation::new(f.service, c).state(ConversationState::Inactive));
+    f.post(c, "alice", "back again");
+    // The conversation timer closes it: its command id, as the timer
+    // thread derives it from the last activity.
+    let activity = f.engine.read(|rm| {
+        rm.service(&f.service)
+            .unwrap()
+            .conversation_by_sid(&c)
+            .unwrap()
+            .last_activity()
+    });
+    let close = UpdateConversation::new(f.service, c).state(ConversationState::Closed);
+    f.engine
+        .execute(CommandEnvelope::new(
+            engine_core::timer_command_id(f.service, c, activity, engine_core::TimerKind::Closed),
+            close,
+        ))
+        .unwrap();
+    settle(&f, &handle);
+
+    let reasons: Vec<(String, String, String)> = seen
+        .lock()
+        .iter()
+        .map(|s| {
+            let p = form_decode(&s.body);
+            (
+                param(&p, "StateFrom").unwrap().to_string(),
+                param(&p, "StateTo").unwrap().to_string(),
+                param(&p, "Reason").unwrap().to_string(),
+            )
+        })
+        .collect();
+    let row = |from: &str, to: &str, reason: &str| (from.into(), to.into(), reason.into());
+    assert_eq!(
+        reasons,
+        [
+            row("active", "inactive", "API"),
+            row("inactive", "active", "EVENT"),
+            row("active", "closed", "TIMER"),
+        ]
+    );
+}
+
+#[test]
+fn the_state_before_stays_right_across_updates_delivered_without_the_state_filter() {
+    // Regression: the cache of states learned only from updates whose
+    // state webhook was wanted, so an update delivered while the filter
+    // was off left it stale, and the next change named the wrong
+    // StateFrom.
+    let (url, seen) = serve(vec![(200, ""), (200, ""), (200, "")]);
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    let handle = f.engine.start_post_event_webhooks(fast_retries()).unwrap();
+    let state = |to: ConversationState| {
+        f.run(UpdateConversation::new(f.service, c).state(to));
+        settle(&f, &handle);
+    };
+    configure(
+        &f,
+        &url,
+        WebhookMethod::Post,
+        &["onConversationStateUpdated"],
+    );
+    state(ConversationState::Inactive);
+    configure(&f, &url, WebhookMethod::Post, &["onConversationUpdated"]);
+    state(ConversationState::Active);
+    configure(
+        &f,
+        &url,
+        WebhookMethod::Post,
+        &["onConversationStateUpdated"],
+    );
+    state(ConversationState::Closed);
+
+    let changes: Vec<(String, Option<String>)> = seen
+        .lock()
+        .iter()
+        .map(|s| {
+            let p = form_decode(&s.body);
+            (
+                param(&p, "EventType").unwrap().to_string(),
+                param(&p, "StateFrom").map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (
+                "onConversationStateUpdated".to_string(),
+                Some("active".to_string())
+            ),
+            ("onConversationUpdated".to_string(), None),
+            (
+                "onConversationStateUpdated".to_string(),
+                Some("active".to_string())
+            ),
+        ]
+    );
 }

@@ -16,9 +16,9 @@ use std::time::Duration;
 use common::*;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use engine_core::{
-    CommandError, CommandOutcome, ExecuteOptions, FailurePolicy, HookDecision, HookFailure,
-    HookField, HookRefusal, HookScope, Modifications, PreEvent, PreEventFilter, PreEventHookConfig,
-    PreEventTarget,
+    reactor_fn, CommandError, CommandOutcome, ExecuteOptions, FailurePolicy, HookDecision,
+    HookFailure, HookField, HookRefusal, HookScope, Modifications, PreEvent, PreEventFilter,
+    PreEventHookConfig, PreEventTarget, ReactorFilter, ReactorSpec, ReactorStart,
 };
 use events::*;
 
@@ -429,6 +429,90 @@ fn a_command_that_opts_out_runs_no_hook() {
 }
 
 #[test]
+fn a_reactor_command_can_opt_out_of_pre_event_hooks() {
+    // Twilio's REST actions trigger no pre-event webhooks unless asked: a
+    // reactor's own effects need the same opt-out.
+    let (mut h, s, c) = setup();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    h.engine().set_pre_event_hook(
+        HookScope::Engine,
+        PreEventHookConfig::new([PreEventFilter::OnMessageAdd], move |e: &PreEvent| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(match e.field(HookField::Body).as_deref() {
+                Some(body) if body.starts_with("bot:") => HookDecision::reject("no bots"),
+                _ => HookDecision::Accept,
+            })
+        }),
+    );
+    let results: Arc<Mutex<Vec<Result<(), String>>>> = Arc::new(Mutex::new(Vec::new()));
+    let log = results.clone();
+    let spec = ReactorSpec::new("replier")
+        .filter(ReactorFilter::all().event_types(["message_added"]))
+        .start(ReactorStart::Beginning);
+    let handle = h
+        .engine()
+        .start_reactor(
+            spec,
+            reactor_fn(move |cx, record| {
+                let Event::MessageAdded {
+                    conversation_sid,
+                    author,
+                    ..
+                } = &record.event
+                else {
+                    return Ok(());
+                };
+                if author != "alice" {
+                    return Ok(());
+                }
+                let reply = |body: &str| {
+                    PostMessage::new(record.header.service_sid, *conversation_sid)
+                        .author("bot")
+                        .body(body)
+                };
+                let mut log = log.lock().unwrap();
+                log.push(
+                    cx.execute(reply("bot: hooked"))
+                        .map(drop)
+                        .map_err(|e| e.to_string()),
+                );
+                log.push(
+                    cx.execute_with(
+                        reply("bot: opted out"),
+                        ExecuteOptions::default().without_pre_event_hooks(),
+                    )
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                );
+                Ok(())
+            }),
+        )
+        .unwrap();
+    h.ok(post(s, c, "hello"));
+    let head = h.head().next_position;
+    assert!(handle.wait_for(head, std::time::Instant::now() + BLOCK_MAX));
+    let results = results.lock().unwrap().clone();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(
+        results[0].as_ref().is_err_and(|e| e.contains("no bots")),
+        "{results:?}"
+    );
+    assert_eq!(results[1], Ok(()));
+    // The hook ran for alice's message and the hooked reply only.
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let bodies: Vec<String> = h.engine().read(|rm| {
+        let svc = rm.service(&s).unwrap();
+        let conv = svc.conversation_by_sid(&c).unwrap();
+        (0..conv.next_message_index())
+            .filter_map(|i| rm.message_at(conv, i).unwrap())
+            .filter_map(|m| m.body)
+            .collect()
+    });
+    assert_eq!(bodies, ["hello", "bot: opted out"]);
+}
+
+#[test]
 fn a_blocked_hook_for_one_service_does_not_stall_commands_of_another() {
     let mut h = Harness::new();
     let a = h.ok(CreateService::new("a"));
@@ -773,7 +857,7 @@ fn an_inbound_message_fires_on_message_add_and_only_its_body_may_change() {
         CreateAddressConfiguration::new(s, AddressType::Sms, proxy).auto_creation(AutoCreation {
             enabled: true,
             conversation_service_sid: None,
-            webhook_url: None,
+            ..AutoCreation::default()
         }),
     );
     h.engine().set_pre_event_hook(

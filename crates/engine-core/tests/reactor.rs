@@ -149,7 +149,7 @@ fn autocreate_on_number(f: &Fixture) {
             AutoCreation {
                 enabled: true,
                 conversation_service_sid: None,
-                webhook_url: None,
+                ..AutoCreation::default()
             },
         ),
     );
@@ -269,30 +269,11 @@ fn a_crash_between_the_effect_and_the_checkpoint_applies_the_effect_once() {
         ..
     } = f;
     drop(engine);
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_crash_between_the_effect_and_the_checkpoint_applies_the_effect_once",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CRASH_STORE_ENV, dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > WAIT * 3 {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the crashing reactor did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = run_child(
+        "a_crash_between_the_effect_and_the_checkpoint_applies_the_effect_once",
+        CRASH_STORE_ENV,
+        dir.path(),
+    );
     assert!(!status.success(), "the child aborts after the effect");
     // The effect is durable, the checkpoint is not past the record.
     {
@@ -815,4 +796,63 @@ fn a_host_killed_at_a_random_moment_applies_each_reactor_effect_once() {
              message answered exactly once"
         );
     }
+}
+
+#[test]
+fn a_retry_waits_its_backoff_on_the_logs_clock() {
+    // Regression: the backoff between attempts was wall time, so on a
+    // clock moved by hand (TestClock) a retry neither waited for the
+    // clock nor came when the clock passed its time.
+    const BACKOFF: Duration = Duration::from_secs(10);
+    /// Real time the retry may take once the clock has passed its time:
+    /// far below the backoff (at least half of it is drawn), so only a
+    /// wait on the clock can meet it.
+    const PROMPT: Duration = Duration::from_secs(3);
+    let clock = Arc::new(engine_core::TestClock::new(1_700_000_000_000_000));
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_core::Engine::open_with(
+        dir.path(),
+        fanout_support::log_options().clock(clock.clone()),
+        EngineOptions::default(),
+    )
+    .unwrap();
+    let attempts = Arc::new(AtomicU32::new(0));
+    let seen = attempts.clone();
+    let spec = ReactorSpec::new("clocked")
+        .filter(ReactorFilter::all().event_types(["service_created"]))
+        .start(ReactorStart::Beginning)
+        .backoff(BACKOFF, BACKOFF);
+    let handle = engine
+        .start_reactor(
+            spec,
+            reactor_fn(move |_, _| {
+                if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Err("the first attempt fails".into());
+                }
+                Ok(())
+            }),
+        )
+        .unwrap();
+    engine
+        .execute(CreateService::new("clocked").keyed("service"))
+        .unwrap();
+    eventually("the first attempt", || {
+        handle.metrics().failed_attempts == 1
+    });
+    // Wall time alone does not bring the retry.
+    std::thread::sleep(QUIET);
+    assert_eq!(attempts.load(Ordering::SeqCst), 1);
+    // The clock past the backoff does, at once. (Moved again until then:
+    // a move just before the reactor took its start time is not enough.)
+    let started = Instant::now();
+    while attempts.load(Ordering::SeqCst) < 2 {
+        assert!(
+            started.elapsed() < PROMPT,
+            "no retry {PROMPT:?} after the clock passed the backoff"
+        );
+        clock.advance(BACKOFF * 2);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(handle.wait_for(engine.log().head().next_position, deadline()));
+    assert_eq!(handle.metrics().handled, 1);
 }

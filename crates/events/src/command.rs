@@ -1373,6 +1373,47 @@ impl DeleteConversationWebhook {
     }
 }
 
+/// Add a conversation-scoped webhook with Twilio's `Target=studio`
+/// (`Configuration.FlowSid`, `Configuration.ReplayAfter`): it hands the
+/// conversation to the Studio flow `flow_sid`, a reactor the host
+/// registers under that SID (`Engine::start_studio_flow`). Delete it with
+/// [`DeleteConversationWebhook`]. Returns its SID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateConversationStudioWebhook {
+    /// The service.
+    pub service: ServiceSid,
+    /// The conversation.
+    pub conversation: ConversationRef,
+    /// `Configuration.FlowSid`.
+    pub flow_sid: FlowSid,
+    /// `Configuration.ReplayAfter`: hand the flow the messages already in
+    /// the conversation with an index above this one.
+    pub replay_after: Option<u64>,
+}
+
+impl CreateConversationStudioWebhook {
+    /// A Studio webhook handing `conversation` to `flow_sid`, with no
+    /// replay.
+    pub fn new(
+        service: ServiceSid,
+        conversation: impl Into<ConversationRef>,
+        flow_sid: FlowSid,
+    ) -> Self {
+        CreateConversationStudioWebhook {
+            service,
+            conversation: conversation.into(),
+            flow_sid,
+            replay_after: None,
+        }
+    }
+
+    /// Sets `Configuration.ReplayAfter`.
+    pub fn replay_after(mut self, index: u64) -> Self {
+        self.replay_after = Some(index);
+        self
+    }
+}
+
 /// Declares [`Command`]: one newtype variant per command struct, in this
 /// order (the order is the serialised form: variant indices are part of a
 /// command's canonical bytes, hence of its idempotency fingerprint, so
@@ -1468,6 +1509,7 @@ commands! {
     UpdateServiceWebhooks,
     CreateConversationWebhook,
     DeleteConversationWebhook,
+    CreateConversationStudioWebhook,
 }
 
 impl Command {

@@ -12,7 +12,10 @@
 //! the variant index, so a reorder changes what stored records mean) and
 //! comes with a golden set that holds it; changing an existing variant
 //! needs a new format version with its own decode path. The golden-file
-//! test (`tests/golden.rs`) catches both mistakes.
+//! test (`tests/golden.rs`) catches both mistakes. A kind whose fields had
+//! to change is succeeded by a new variant at the end (`…V2`), the old one
+//! staying readable forever; [`Event::current_shape`] turns an old kind
+//! into its successor, so folds match the current kinds only.
 
 use serde::{Deserialize, Serialize};
 
@@ -218,7 +221,8 @@ pub enum Event {
         /// The new level.
         notification_level: NotificationLevel,
     },
-    /// An address configuration was created.
+    /// An address configuration was created, as the first builds wrote it
+    /// (their autocreation had no type); [`Event::AddressConfigurationCreatedV2`] now.
     AddressConfigurationCreated {
         /// The configuration.
         address_configuration_sid: AddressConfigurationSid,
@@ -228,17 +232,18 @@ pub enum Event {
         address: String,
         /// Display name.
         friendly_name: Option<String>,
-        /// Autocreation settings.
-        auto_creation: AutoCreation,
+        /// Autocreation settings, in the first builds' shape.
+        auto_creation: AutoCreationV1,
     },
-    /// An address configuration changed (full new values).
+    /// An address configuration changed (full new values), as the first
+    /// builds wrote it; [`Event::AddressConfigurationUpdatedV2`] now.
     AddressConfigurationUpdated {
         /// The configuration.
         address_configuration_sid: AddressConfigurationSid,
         /// Display name.
         friendly_name: Option<String>,
-        /// Autocreation settings.
-        auto_creation: AutoCreation,
+        /// Autocreation settings, in the first builds' shape.
+        auto_creation: AutoCreationV1,
     },
     /// An address configuration was deleted.
     AddressConfigurationDeleted {
@@ -308,9 +313,78 @@ pub enum Event {
         /// The webhook.
         webhook_sid: WebhookSid,
     },
+    /// A conversation-scoped webhook with `Target=studio` was added: the
+    /// conversation is handed to a Studio flow (removed, like the others,
+    /// by [`Event::ConversationWebhookRemoved`]).
+    ConversationStudioWebhookCreated {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// The webhook.
+        webhook_sid: WebhookSid,
+        /// Its flow and replay point.
+        studio: StudioWebhook,
+    },
+    /// An address configuration was created.
+    AddressConfigurationCreatedV2 {
+        /// The configuration.
+        address_configuration_sid: AddressConfigurationSid,
+        /// Channel type.
+        address_type: AddressType,
+        /// The address.
+        address: String,
+        /// Display name.
+        friendly_name: Option<String>,
+        /// Autocreation settings.
+        auto_creation: AutoCreation,
+    },
+    /// An address configuration changed (full new values).
+    AddressConfigurationUpdatedV2 {
+        /// The configuration.
+        address_configuration_sid: AddressConfigurationSid,
+        /// Display name.
+        friendly_name: Option<String>,
+        /// Autocreation settings.
+        auto_creation: AutoCreation,
+    },
 }
 
 impl Event {
+    /// The event in the shape this build writes: an event kind the first
+    /// builds wrote and a later one replaced
+    /// ([`Event::AddressConfigurationCreated`],
+    /// [`Event::AddressConfigurationUpdated`]) becomes its successor with
+    /// the same meaning (an [`AutoCreationV1`] is an [`AutoCreation`] of
+    /// type `default`); every other event is borrowed as it is. Readers
+    /// that fold events match only the current kinds after this.
+    pub fn current_shape(&self) -> std::borrow::Cow<'_, Event> {
+        use std::borrow::Cow;
+        match self {
+            Event::AddressConfigurationCreated {
+                address_configuration_sid,
+                address_type,
+                address,
+                friendly_name,
+                auto_creation,
+            } => Cow::Owned(Event::AddressConfigurationCreatedV2 {
+                address_configuration_sid: *address_configuration_sid,
+                address_type: *address_type,
+                address: address.clone(),
+                friendly_name: friendly_name.clone(),
+                auto_creation: auto_creation.clone().into(),
+            }),
+            Event::AddressConfigurationUpdated {
+                address_configuration_sid,
+                friendly_name,
+                auto_creation,
+            } => Cow::Owned(Event::AddressConfigurationUpdatedV2 {
+                address_configuration_sid: *address_configuration_sid,
+                friendly_name: friendly_name.clone(),
+                auto_creation: auto_creation.clone().into(),
+            }),
+            other => Cow::Borrowed(other),
+        }
+    }
+
     /// The conversation this event belongs to, if any. The record envelope
     /// carries the same value (asserted when a record is built), so readers
     /// can filter by conversation without decoding the payload.
@@ -359,6 +433,9 @@ impl Event {
             }
             | ConversationWebhookRemoved {
                 conversation_sid, ..
+            }
+            | ConversationStudioWebhookCreated {
+                conversation_sid, ..
             } => Some(*conversation_sid),
             ServiceCreated { .. }
             | ServiceUpdated { .. }
@@ -372,6 +449,8 @@ impl Event {
             | AddressConfigurationCreated { .. }
             | AddressConfigurationUpdated { .. }
             | AddressConfigurationDeleted { .. }
+            | AddressConfigurationCreatedV2 { .. }
+            | AddressConfigurationUpdatedV2 { .. }
             | ServiceConfigurationUpdated { .. }
             | ServiceWebhooksUpdated { .. } => None,
         }
@@ -410,6 +489,74 @@ impl Event {
             ServiceWebhooksUpdated { .. } => "service_webhooks_updated",
             ConversationWebhookCreated { .. } => "conversation_webhook_created",
             ConversationWebhookRemoved { .. } => "conversation_webhook_removed",
+            ConversationStudioWebhookCreated { .. } => "conversation_studio_webhook_created",
+            AddressConfigurationCreatedV2 { .. } => "address_configuration_created_v2",
+            AddressConfigurationUpdatedV2 { .. } => "address_configuration_updated_v2",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first builds' address configurations read as autocreation of
+    /// type `default` with what they stored (their URL was never called,
+    /// so a log keeps its behaviour), every other event as it is.
+    #[test]
+    fn a_first_builds_address_configuration_reads_as_type_default() {
+        let sid = AddressConfigurationSid::derive(b"a");
+        let v1 = AutoCreationV1 {
+            enabled: true,
+            conversation_service_sid: Some(ServiceSid::derive(b"s")),
+            webhook_url: Some("https://example.com/old".into()),
+        };
+        let want = AutoCreation {
+            enabled: true,
+            conversation_service_sid: Some(ServiceSid::derive(b"s")),
+            kind: AutoCreationType::Default,
+            webhook_url: Some("https://example.com/old".into()),
+            webhook_method: WebhookMethod::Post,
+            webhook_filters: Vec::new(),
+            studio_flow_sid: None,
+            studio_retry_count: None,
+        };
+        let created = Event::AddressConfigurationCreated {
+            address_configuration_sid: sid,
+            address_type: AddressType::Sms,
+            address: "+1555".into(),
+            friendly_name: Some("n".into()),
+            auto_creation: v1.clone(),
+        };
+        assert_eq!(
+            created.current_shape().into_owned(),
+            Event::AddressConfigurationCreatedV2 {
+                address_configuration_sid: sid,
+                address_type: AddressType::Sms,
+                address: "+1555".into(),
+                friendly_name: Some("n".into()),
+                auto_creation: want.clone(),
+            }
+        );
+        let updated = Event::AddressConfigurationUpdated {
+            address_configuration_sid: sid,
+            friendly_name: None,
+            auto_creation: v1,
+        };
+        assert_eq!(
+            updated.current_shape().into_owned(),
+            Event::AddressConfigurationUpdatedV2 {
+                address_configuration_sid: sid,
+                friendly_name: None,
+                auto_creation: want,
+            }
+        );
+        let other = Event::ServiceUpdated {
+            friendly_name: "x".into(),
+        };
+        assert!(matches!(
+            other.current_shape(),
+            std::borrow::Cow::Borrowed(e) if *e == other
+        ));
     }
 }

@@ -35,16 +35,16 @@ use crate::command::CommandId;
 use crate::event::Event;
 use crate::limits::{IDENTITY_CHARS_MAX, RECORD_BYTES_MAX};
 use crate::model::{
-    AddressType, AutoCreation, ConversationState, ConversationWebhook, DeliveryStatus, Media,
-    MessagingBinding, NotificationLevel, ParticipantKind, Permission, RoleType, ServiceWebhooks,
-    Timers, WebhookFilter, WebhookMethod, WebhookTarget,
+    AddressType, AutoCreation, AutoCreationV1, ConversationState, ConversationWebhook,
+    DeliveryStatus, Media, MessagingBinding, NotificationLevel, ParticipantKind, Permission,
+    RoleType, ServiceWebhooks, StudioWebhook, Timers, WebhookFilter, WebhookMethod, WebhookTarget,
 };
 use crate::record::{
     chain_hash_of_bytes, decode_event, encode_header, CodecError, Hash, Record, RecordHeader,
 };
 use crate::sid::{
-    AddressConfigurationSid, ConversationSid, MediaSid, MessageSid, ParticipantSid, ReceiptSid,
-    RoleSid, ServiceSid, UserSid, WebhookSid,
+    AddressConfigurationSid, ConversationSid, FlowSid, MediaSid, MessageSid, ParticipantSid,
+    ReceiptSid, RoleSid, ServiceSid, UserSid, WebhookSid,
 };
 
 /// The format versions the fast path parses in place: every version the
@@ -65,7 +65,7 @@ const VARINT_U64_TAG: u8 = 253;
 
 /// Variants of [`Event`]: the length of [`EVENT_TYPE_NAMES`], which
 /// [`event_variant_index`] (an exhaustive match) indexes.
-pub const EVENT_VARIANTS: usize = 29;
+pub const EVENT_VARIANTS: usize = 32;
 /// Variants of [`crate::Permission`].
 pub const PERMISSION_VARIANTS: u64 = 21;
 /// Variants of [`crate::RoleType`].
@@ -84,6 +84,8 @@ pub const DELIVERY_STATUS_VARIANTS: u64 = 5;
 pub const WEBHOOK_METHOD_VARIANTS: u64 = 2;
 /// Variants of [`crate::WebhookTarget`].
 pub const WEBHOOK_TARGET_VARIANTS: u64 = 2;
+/// Variants of [`crate::AutoCreationType`].
+pub const AUTO_CREATION_TYPE_VARIANTS: u64 = 3;
 /// Variants of [`crate::WebhookFilter`].
 pub const WEBHOOK_FILTER_VARIANTS: u64 = crate::WebhookFilter::ALL.len() as u64;
 
@@ -118,6 +120,9 @@ pub const EVENT_TYPE_NAMES: [&str; EVENT_VARIANTS] = [
     "service_webhooks_updated",
     "conversation_webhook_created",
     "conversation_webhook_removed",
+    "conversation_studio_webhook_created",
+    "address_configuration_created_v2",
+    "address_configuration_updated_v2",
 ];
 
 /// The declaration index of an event's variant: a compile error here means
@@ -154,6 +159,9 @@ pub fn event_variant_index(event: &Event) -> usize {
         ServiceWebhooksUpdated { .. } => 26,
         ConversationWebhookCreated { .. } => 27,
         ConversationWebhookRemoved { .. } => 28,
+        ConversationStudioWebhookCreated { .. } => 29,
+        AddressConfigurationCreatedV2 { .. } => 30,
+        AddressConfigurationUpdatedV2 { .. } => 31,
     }
 }
 
@@ -466,6 +474,20 @@ impl Cursor<'_> {
         self.opt_string()
     }
 
+    /// `AutoCreation { enabled, conversation_service_sid, kind,
+    /// webhook_url, webhook_method, webhook_filters, studio_flow_sid,
+    /// studio_retry_count }`.
+    fn auto_creation_v2(&mut self) -> Step {
+        self.tag()?;
+        self.opt_sid()?;
+        self.unit_enum(AUTO_CREATION_TYPE_VARIANTS)?;
+        self.opt_string()?;
+        self.unit_enum(WEBHOOK_METHOD_VARIANTS)?;
+        self.seq(|c| c.unit_enum(WEBHOOK_FILTER_VARIANTS))?;
+        self.opt_sid()?;
+        self.opt(Self::u32)
+    }
+
     fn event(&mut self) -> Step {
         let variant = self.varint()?;
         if variant >= EVENT_VARIANTS as u64 {
@@ -664,6 +686,30 @@ impl Cursor<'_> {
                 self.sid()?;
                 self.sid()
             }
+            // ConversationStudioWebhookCreated { conversation_sid,
+            // webhook_sid, studio: { flow_sid, replay_after } }
+            29 => {
+                self.sid()?;
+                self.sid()?;
+                self.sid()?;
+                self.opt(Self::u64)
+            }
+            // AddressConfigurationCreatedV2 { sid, address_type, address,
+            // friendly_name, auto_creation }
+            30 => {
+                self.sid()?;
+                self.unit_enum(ADDRESS_TYPE_VARIANTS)?;
+                self.string()?;
+                self.opt_string()?;
+                self.auto_creation_v2()
+            }
+            // AddressConfigurationUpdatedV2 { sid, friendly_name,
+            // auto_creation }
+            31 => {
+                self.sid()?;
+                self.opt_string()?;
+                self.auto_creation_v2()
+            }
             _ => None,
         }
     }
@@ -698,11 +744,12 @@ pub fn is_valid_event_v1(payload: &[u8], conversation: Option<&[u8; SID_BYTES]>)
     // after the variant index (a one-byte varint: fewer than 251 variants).
     // Those variants: ConversationCreated ..= MessageRemoved (6..=15),
     // UserConversationUpdated (19), DeliveryReceiptRecorded (23),
-    // DeliveryAttemptFailed (25), ConversationWebhookCreated and
-    // ConversationWebhookRemoved (27, 28).
+    // DeliveryAttemptFailed (25), ConversationWebhookCreated,
+    // ConversationWebhookRemoved and ConversationStudioWebhookCreated
+    // (27 ..= 29).
     let has_conversation = matches!(
         payload.first(),
-        Some(6..=15) | Some(19) | Some(23) | Some(25) | Some(27) | Some(28)
+        Some(6..=15) | Some(19) | Some(23) | Some(25) | Some(27..=29)
     );
     match (has_conversation, conversation) {
         (true, Some(c)) => payload.get(1..1 + SID_BYTES) == Some(c.as_slice()),
@@ -957,7 +1004,7 @@ pub fn sample_events() -> Vec<Event> {
             address_type: AddressType::Chat,
             address: "+1555".into(),
             friendly_name: None,
-            auto_creation: AutoCreation {
+            auto_creation: AutoCreationV1 {
                 enabled: true,
                 conversation_service_sid: Some(ServiceSid::derive(b"s")),
                 webhook_url: Some("https://example.com".into()),
@@ -966,7 +1013,7 @@ pub fn sample_events() -> Vec<Event> {
         Event::AddressConfigurationUpdated {
             address_configuration_sid: a,
             friendly_name: Some("x".into()),
-            auto_creation: AutoCreation::default(),
+            auto_creation: AutoCreationV1::default(),
         },
         Event::AddressConfigurationDeleted {
             address_configuration_sid: a,
@@ -1025,6 +1072,46 @@ pub fn sample_events() -> Vec<Event> {
         Event::ConversationWebhookRemoved {
             conversation_sid: c,
             webhook_sid: WebhookSid::derive(b"w"),
+        },
+        Event::ConversationStudioWebhookCreated {
+            conversation_sid: c,
+            webhook_sid: WebhookSid::derive(b"s"),
+            studio: StudioWebhook {
+                flow_sid: FlowSid::derive(b"f"),
+                replay_after: Some(1 << 40),
+            },
+        },
+        Event::ConversationStudioWebhookCreated {
+            conversation_sid: c,
+            webhook_sid: WebhookSid::derive(b"t"),
+            studio: StudioWebhook {
+                flow_sid: FlowSid::derive(b"g"),
+                replay_after: None,
+            },
+        },
+        Event::AddressConfigurationCreatedV2 {
+            address_configuration_sid: a,
+            address_type: AddressType::Sms,
+            address: "+1555".into(),
+            friendly_name: Some("n".into()),
+            auto_creation: AutoCreation {
+                conversation_service_sid: Some(ServiceSid::derive(b"s")),
+                webhook_method: WebhookMethod::Get,
+                ..AutoCreation::webhook("https://example.com/a", WebhookFilter::ALL)
+            },
+        },
+        Event::AddressConfigurationUpdatedV2 {
+            address_configuration_sid: a,
+            friendly_name: None,
+            auto_creation: AutoCreation {
+                studio_retry_count: Some(3),
+                ..AutoCreation::studio(FlowSid::derive(b"f"))
+            },
+        },
+        Event::AddressConfigurationUpdatedV2 {
+            address_configuration_sid: a,
+            friendly_name: None,
+            auto_creation: AutoCreation::default(),
         },
     ]
 }
@@ -1323,6 +1410,7 @@ mod tests {
         assert!(count_is::<NotificationLevel>(NOTIFICATION_LEVEL_VARIANTS));
         assert!(count_is::<AddressType>(ADDRESS_TYPE_VARIANTS));
         assert!(count_is::<DeliveryStatus>(DELIVERY_STATUS_VARIANTS));
+        assert!(count_is::<AutoCreationType>(AUTO_CREATION_TYPE_VARIANTS));
         // A data-carrying enum: the next variant index is refused.
         let past = encode(&PARTICIPANT_KIND_VARIANTS).unwrap();
         assert!(decode::<ParticipantKind>(&past).is_err());

@@ -34,14 +34,14 @@ pub mod sid;
 pub use command::{
     idempotency_fingerprint, idempotency_scope_of_first_record, AddParticipant, Command,
     CommandEnvelope, CommandId, ConversationRef, ConversationSpec, CreateAddressConfiguration,
-    CreateConversation, CreateConversationWebhook, CreateConversationWithParticipants, CreateRole,
-    CreateService, CreateUser, DecideContext, Decision, DeleteAddressConfiguration,
-    DeleteConversation, DeleteConversationWebhook, DeleteMessage, DeleteRole, DeleteService,
-    DeleteUser, EditMessage, Fingerprint, Keyed, ParticipantSpec, PostMessage, ReceiveInbound,
-    RecordDeliveryAttemptFailed, RecordDeliveryReceipt, RemoveParticipant,
-    UpdateAddressConfiguration, UpdateConversation, UpdateParticipant, UpdateReadHorizon,
-    UpdateRole, UpdateService, UpdateServiceConfiguration, UpdateServiceWebhooks, UpdateUser,
-    UpdateUserConversation,
+    CreateConversation, CreateConversationStudioWebhook, CreateConversationWebhook,
+    CreateConversationWithParticipants, CreateRole, CreateService, CreateUser, DecideContext,
+    Decision, DeleteAddressConfiguration, DeleteConversation, DeleteConversationWebhook,
+    DeleteMessage, DeleteRole, DeleteService, DeleteUser, EditMessage, Fingerprint, Keyed,
+    ParticipantSpec, PostMessage, ReceiveInbound, RecordDeliveryAttemptFailed,
+    RecordDeliveryReceipt, RemoveParticipant, UpdateAddressConfiguration, UpdateConversation,
+    UpdateParticipant, UpdateReadHorizon, UpdateRole, UpdateService, UpdateServiceConfiguration,
+    UpdateServiceWebhooks, UpdateUser, UpdateUserConversation,
 };
 pub use duration::{parse_iso8601_duration_micros, timers_from_iso8601, DurationError};
 pub use event::Event;

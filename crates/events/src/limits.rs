@@ -80,3 +80,6 @@ pub const CONVERSATION_WEBHOOKS_PER_CONVERSATION_MAX: usize = 10;
 pub const WEBHOOK_TRIGGERS_PER_WEBHOOK_MAX: usize = 32;
 /// One trigger keyword, in characters. Ours: a keyword is one word.
 pub const WEBHOOK_TRIGGER_CHARS_MAX: usize = 64;
+/// `AutoCreation.StudioRetryCount`, the most retries of one call of the
+/// flow: Twilio accepts 0 to 3.
+pub const AUTO_CREATION_STUDIO_RETRIES_PER_CALL_MAX: u32 = 3;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::sid::{MediaSid, ServiceSid};
+use crate::sid::{FlowSid, MediaSid, ServiceSid};
 
 /// Microseconds since the Unix epoch (UTC).
 pub type TimestampMicros = u64;
@@ -184,7 +184,59 @@ pub enum AddressType {
     Chat,
 }
 
-/// What an Address Configuration does with a message from an unknown binding.
+/// What an Address Configuration does with a message from an unknown
+/// binding, as written by the first builds: the shape of
+/// [`crate::Event::AddressConfigurationCreated`] and
+/// [`crate::Event::AddressConfigurationUpdated`], which are never written
+/// now (their `…V2` successors carry [`AutoCreation`]). Read as an
+/// [`AutoCreation`] of type [`AutoCreationType::Default`]: those builds
+/// stored the webhook URL but never called it, so a log folds to the same
+/// behaviour it had.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct AutoCreationV1 {
+    /// `AutoCreation.Enabled`.
+    pub enabled: bool,
+    /// `AutoCreation.ConversationServiceSid`.
+    pub conversation_service_sid: Option<ServiceSid>,
+    /// `AutoCreation.WebhookUrl`, stored and never called.
+    pub webhook_url: Option<String>,
+}
+
+impl From<AutoCreationV1> for AutoCreation {
+    fn from(v1: AutoCreationV1) -> Self {
+        AutoCreation {
+            enabled: v1.enabled,
+            conversation_service_sid: v1.conversation_service_sid,
+            webhook_url: v1.webhook_url,
+            ..AutoCreation::default()
+        }
+    }
+}
+
+/// What an autocreated conversation is handed to (Twilio
+/// `AutoCreation.Type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoCreationType {
+    /// Nothing: the conversation is created with no webhook of its own
+    /// (Twilio's default).
+    #[default]
+    Default,
+    /// A conversation-scoped webhook calling `WebhookUrl` by
+    /// `WebhookMethod` for `WebhookFilters`.
+    Webhook,
+    /// A conversation-scoped Studio webhook handing the conversation to
+    /// the flow `StudioFlowSid`.
+    Studio,
+}
+
+/// What an Address Configuration does with a message from an unknown
+/// binding (Twilio's `AutoCreation.*` parameters). With `enabled`, such a
+/// message creates a conversation; its [`AutoCreationType`] says whether
+/// the conversation also gets a conversation-scoped webhook, in the same
+/// command's events, so it is called exactly as one created with
+/// [`crate::CreateConversationWebhook`] (type `webhook`) or
+/// [`crate::CreateConversationStudioWebhook`] (type `studio`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct AutoCreation {
     /// `AutoCreation.Enabled`: create a conversation for an unknown binding.
@@ -192,8 +244,62 @@ pub struct AutoCreation {
     /// `AutoCreation.ConversationServiceSid`: the service the conversation is
     /// created in; `None` means the address configuration's own service.
     pub conversation_service_sid: Option<ServiceSid>,
-    /// `AutoCreation.WebhookUrl`: an optional webhook to notify.
+    /// `AutoCreation.Type`.
+    pub kind: AutoCreationType,
+    /// `AutoCreation.WebhookUrl`: for type `webhook`, where the webhook
+    /// calls (`http` or `https`); with another type it is stored and never
+    /// called (as Twilio ignores it, and as the first builds stored it).
     pub webhook_url: Option<String>,
+    /// `AutoCreation.WebhookMethod`: for type `webhook`, how it calls.
+    pub webhook_method: WebhookMethod,
+    /// `AutoCreation.WebhookFilters`: for type `webhook`, the events it is
+    /// called for (1 or more), without repeats, in [`WebhookFilter::ALL`]
+    /// order; empty for the other types.
+    pub webhook_filters: Vec<WebhookFilter>,
+    /// `AutoCreation.StudioFlowSid`: for type `studio`, the flow.
+    pub studio_flow_sid: Option<FlowSid>,
+    /// `AutoCreation.StudioRetryCount`: for type `studio`, how many times
+    /// Twilio retries the flow's webhook (0 to
+    /// [`crate::limits::AUTO_CREATION_STUDIO_RETRIES_PER_CALL_MAX`]). Stored and
+    /// returned; the flow's retries are those of its reactor
+    /// (`attempts_max`), set by the host that registers the flow.
+    pub studio_retry_count: Option<u32>,
+}
+
+impl AutoCreation {
+    /// Autocreation on, with no webhook (type `default`).
+    pub fn enabled() -> Self {
+        AutoCreation {
+            enabled: true,
+            ..AutoCreation::default()
+        }
+    }
+
+    /// Autocreation on, each new conversation getting a webhook that calls
+    /// `url` by POST for `filters` (type `webhook`).
+    pub fn webhook(
+        url: impl Into<String>,
+        filters: impl IntoIterator<Item = WebhookFilter>,
+    ) -> Self {
+        AutoCreation {
+            enabled: true,
+            kind: AutoCreationType::Webhook,
+            webhook_url: Some(url.into()),
+            webhook_filters: filters.into_iter().collect(),
+            ..AutoCreation::default()
+        }
+    }
+
+    /// Autocreation on, each new conversation handed to the Studio flow
+    /// `flow` (type `studio`).
+    pub fn studio(flow: FlowSid) -> Self {
+        AutoCreation {
+            enabled: true,
+            kind: AutoCreationType::Studio,
+            studio_flow_sid: Some(flow),
+            ..AutoCreation::default()
+        }
+    }
 }
 
 /// A delivery receipt's status (Twilio `delivery_status`).
@@ -355,8 +461,8 @@ impl std::fmt::Debug for ServiceWebhooks {
     }
 }
 
-/// What a conversation-scoped webhook does (Twilio `Target`; `studio` is
-/// not built: a host hands conversations to a flow with a reactor).
+/// What a conversation-scoped webhook does (Twilio `Target`; a `studio`
+/// target is a [`StudioWebhook`], created with its own command and event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookTarget {
@@ -365,6 +471,22 @@ pub enum WebhookTarget {
     /// Calls its URL with `onMessageAdded` when a new message's body holds
     /// one of its keywords (`Configuration.Triggers`).
     Trigger,
+}
+
+/// A conversation-scoped webhook with Twilio's `Target=studio`: it hands
+/// the conversation to a Studio flow, which in Colloquy is a reactor the
+/// host registers under the flow's SID (`Engine::start_studio_flow`). The
+/// flow receives each message added to the conversation while the webhook
+/// exists.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StudioWebhook {
+    /// `Configuration.FlowSid`: the flow.
+    pub flow_sid: FlowSid,
+    /// `Configuration.ReplayAfter`: when set, the messages the
+    /// conversation already holds with an index above it are handed to
+    /// the flow when the webhook is created (messages removed by then are
+    /// not).
+    pub replay_after: Option<u64>,
 }
 
 /// A conversation-scoped webhook (Twilio's conversation Webhook

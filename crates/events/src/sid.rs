@@ -160,6 +160,10 @@ sid_type!(
 sid_type!(
     /// A delivery Receipt (`DY…`).
     ReceiptSid, "DY");
+sid_type!(
+    /// A Studio Flow (`FW…`): the host-registered flow a `studio`
+    /// conversation webhook hands its conversation to.
+    FlowSid, "FW");
 
 #[cfg(test)]
 mod tests {

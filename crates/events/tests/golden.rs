@@ -73,6 +73,11 @@ const GOLDEN_SETS: &[GoldenSet] = &[
         format_version: 2,
         fixture: v2_conversation_webhooks,
     },
+    GoldenSet {
+        name: "v2_studio_autocreation",
+        format_version: 2,
+        fixture: v2_studio_autocreation,
+    },
 ];
 
 fn golden_dir() -> PathBuf {
@@ -663,7 +668,7 @@ fn v1_records() -> Vec<(RecordHeader, Event)> {
                 address_type: AddressType::Whatsapp,
                 address: "whatsapp:+15559870000".into(),
                 friendly_name: Some("WhatsApp inbound".into()),
-                auto_creation: AutoCreation {
+                auto_creation: AutoCreationV1 {
                     enabled: true,
                     conversation_service_sid: Some(other_service),
                     webhook_url: Some("https://example.com/hook?a=1&b=ü".into()),
@@ -675,7 +680,7 @@ fn v1_records() -> Vec<(RecordHeader, Event)> {
             Event::AddressConfigurationUpdated {
                 address_configuration_sid: address_configuration,
                 friendly_name: None,
-                auto_creation: AutoCreation {
+                auto_creation: AutoCreationV1 {
                     enabled: false,
                     conversation_service_sid: None,
                     webhook_url: None,
@@ -886,6 +891,94 @@ fn v2_conversation_webhooks() -> Vec<(RecordHeader, Event)> {
                 conversation_sid: event.conversation_sid(),
                 command_id: CommandId(command_id),
                 actor: None,
+            };
+            (header, event)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// The version-2 Studio and autocreation fixture. Frozen: it is what
+// v2_studio_autocreation.* were written from.
+// ---------------------------------------------------------------------------
+
+/// `ConversationStudioWebhookCreated`, `AddressConfigurationCreatedV2` and
+/// `AddressConfigurationUpdatedV2`, appended to `Event` after the
+/// v2_conversation_webhooks set: Studio webhooks with and without a replay
+/// point, and address configurations of each autocreation type.
+fn v2_studio_autocreation() -> Vec<(RecordHeader, Event)> {
+    let service: ServiceSid = sid("IS0123456789abcdef0123456789abcdef");
+    let conversation: ConversationSid = sid("CHc0ffee00000000000000000000000002");
+    let flow: FlowSid = sid("FW0123456789abcdef0123456789abcdef");
+    let address_configuration: AddressConfigurationSid = sid("IG00000000000000000000000000000009");
+    let story = vec![
+        Event::ConversationStudioWebhookCreated {
+            conversation_sid: conversation,
+            webhook_sid: sid("WH00000000000000000000000000000011"),
+            studio: StudioWebhook {
+                flow_sid: flow,
+                replay_after: None,
+            },
+        },
+        Event::ConversationStudioWebhookCreated {
+            conversation_sid: conversation,
+            webhook_sid: sid("WH00000000000000000000000000000012"),
+            studio: StudioWebhook {
+                flow_sid: sid("FWffffffffffffffffffffffffffffffff"),
+                replay_after: Some(300),
+            },
+        },
+        Event::AddressConfigurationCreatedV2 {
+            address_configuration_sid: address_configuration,
+            address_type: AddressType::Sms,
+            address: "+15559870000".into(),
+            friendly_name: Some("Support line".into()),
+            auto_creation: AutoCreation {
+                enabled: true,
+                conversation_service_sid: Some(service),
+                kind: AutoCreationType::Studio,
+                webhook_url: None,
+                webhook_method: WebhookMethod::Post,
+                webhook_filters: Vec::new(),
+                studio_flow_sid: Some(flow),
+                studio_retry_count: Some(3),
+            },
+        },
+        Event::AddressConfigurationUpdatedV2 {
+            address_configuration_sid: address_configuration,
+            friendly_name: None,
+            auto_creation: AutoCreation {
+                enabled: true,
+                conversation_service_sid: None,
+                kind: AutoCreationType::Webhook,
+                webhook_url: Some("https://example.com/auto?a=1&b=ü".into()),
+                webhook_method: WebhookMethod::Get,
+                webhook_filters: WebhookFilter::ALL.to_vec(),
+                studio_flow_sid: None,
+                studio_retry_count: None,
+            },
+        },
+        Event::AddressConfigurationUpdatedV2 {
+            address_configuration_sid: address_configuration,
+            friendly_name: Some("Off".into()),
+            auto_creation: AutoCreation::default(),
+        },
+    ];
+    story
+        .into_iter()
+        .enumerate()
+        .map(|(position, event)| {
+            let mut command_id = [0u8; 16];
+            command_id[0] = 0xc5;
+            command_id[15] = position as u8;
+            let header = RecordHeader {
+                position: position as u64,
+                // One second apart, from 2026-01-03T00:00:00Z.
+                recorded_at: 1_767_398_400_000_000 + position as u64 * 1_000_000,
+                service_sid: service,
+                conversation_sid: event.conversation_sid(),
+                command_id: CommandId(command_id),
+                actor: Some("host".into()),
             };
             (header, event)
         })

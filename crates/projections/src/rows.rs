@@ -193,8 +193,11 @@ pub const META_FORMAT_KEY: &[u8] = b"row_format";
 /// last activity when the message was deleted. Version 4: the service row
 /// carries its post-event webhook configuration ([`ServiceRow::webhooks`]),
 /// and conversation-scoped webhooks are rows of
-/// [`Table::ConversationWebhooks`].
-pub const READ_MODEL_FORMAT_VERSION: u32 = 4;
+/// [`Table::ConversationWebhooks`]. Version 5: a conversation webhook row
+/// holds a [`ConversationWebhookConfig`] (a URL webhook or a Studio one),
+/// and the address configuration row the typed autocreation
+/// ([`AutoCreation`] with `kind`, method, filters, flow).
+pub const READ_MODEL_FORMAT_VERSION: u32 = 5;
 
 /// A service (Twilio `service` plus its `configuration`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -399,6 +402,46 @@ pub struct AddressConfigurationRow {
     pub date_updated: TimestampMicros,
 }
 
+/// What a conversation-scoped webhook is: one that calls a URL (Twilio's
+/// `Target=webhook` and `Target=trigger`) or one that hands the
+/// conversation to a Studio flow (`Target=studio`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConversationWebhookConfig {
+    /// `Target=webhook` or `Target=trigger`.
+    Url(ConversationWebhook),
+    /// `Target=studio`.
+    Studio(StudioWebhook),
+}
+
+impl ConversationWebhookConfig {
+    /// Twilio's `target`: `webhook`, `trigger` or `studio`.
+    pub fn target_name(&self) -> &'static str {
+        match self {
+            ConversationWebhookConfig::Url(w) => match w.target {
+                WebhookTarget::Webhook => "webhook",
+                WebhookTarget::Trigger => "trigger",
+            },
+            ConversationWebhookConfig::Studio(_) => "studio",
+        }
+    }
+
+    /// The URL webhook or trigger, if it is one.
+    pub fn url(&self) -> Option<&ConversationWebhook> {
+        match self {
+            ConversationWebhookConfig::Url(w) => Some(w),
+            ConversationWebhookConfig::Studio(_) => None,
+        }
+    }
+
+    /// The Studio hand-off, if it is one.
+    pub fn studio(&self) -> Option<&StudioWebhook> {
+        match self {
+            ConversationWebhookConfig::Url(_) => None,
+            ConversationWebhookConfig::Studio(s) => Some(s),
+        }
+    }
+}
+
 /// A conversation-scoped webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationWebhookRow {
@@ -409,7 +452,7 @@ pub struct ConversationWebhookRow {
     /// `WH…`.
     pub sid: WebhookSid,
     /// Its target and configuration.
-    pub webhook: ConversationWebhook,
+    pub webhook: ConversationWebhookConfig,
     /// Creation time, µs.
     pub date_created: TimestampMicros,
 }

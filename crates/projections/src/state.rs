@@ -586,6 +586,35 @@ fn sid_key(service: &ServiceSid, rest: &[&[u8]]) -> Vec<u8> {
     key(&parts)
 }
 
+/// Adds a conversation-scoped webhook's row (nothing for a conversation
+/// that does not exist).
+fn add_conversation_webhook(
+    svc: &mut Service,
+    sink: &mut dyn RowSink,
+    at: TimestampMicros,
+    (conversation_sid, webhook_sid): (ConversationSid, WebhookSid),
+    webhook: ConversationWebhookConfig,
+) {
+    let svc_sid = svc.row.sid;
+    let Some(conv) = svc.conversations.get_mut(&conversation_sid) else {
+        return;
+    };
+    let row = ConversationWebhookRow {
+        chat_service_sid: svc_sid,
+        conversation_sid,
+        sid: webhook_sid,
+        webhook,
+        date_created: at,
+    };
+    put_row(
+        sink,
+        Table::ConversationWebhooks,
+        webhook_key(&svc_sid, &conversation_sid, &webhook_sid),
+        &row,
+    );
+    conv.webhooks.insert(webhook_sid, row);
+}
+
 fn put_row<T: serde::Serialize>(sink: &mut dyn RowSink, table: Table, k: Vec<u8>, row: &T) {
     // Rows are built from events that were themselves encoded within
     // RECORD_BYTES_MAX, plus fixed-size fields; failure is a bug.
@@ -916,8 +945,13 @@ impl ReadModels {
         let Some(svc) = self.services.get_mut(&svc_sid) else {
             return;
         };
-        match event {
+        let current = event.current_shape();
+        match current.as_ref() {
             Event::ServiceCreated { .. } | Event::ServiceDeleted => unreachable!("handled above"),
+            Event::AddressConfigurationCreated { .. }
+            | Event::AddressConfigurationUpdated { .. } => {
+                unreachable!("current_shape makes them their V2 successors")
+            }
             Event::ServiceUpdated { friendly_name } => {
                 svc.row.friendly_name = friendly_name.clone();
                 svc.row.date_updated = at;
@@ -1371,7 +1405,7 @@ impl ReadModels {
                     put_row(sink, Table::UserConversations, rk, &row);
                 }
             }
-            Event::AddressConfigurationCreated {
+            Event::AddressConfigurationCreatedV2 {
                 address_configuration_sid,
                 address_type,
                 address,
@@ -1399,7 +1433,7 @@ impl ReadModels {
                 svc.address_configurations
                     .insert(*address_configuration_sid, row);
             }
-            Event::AddressConfigurationUpdated {
+            Event::AddressConfigurationUpdatedV2 {
                 address_configuration_sid,
                 friendly_name,
                 auto_creation,
@@ -1479,25 +1513,24 @@ impl ReadModels {
                 conversation_sid,
                 webhook_sid,
                 webhook,
-            } => {
-                let Some(conv) = svc.conversations.get_mut(conversation_sid) else {
-                    return;
-                };
-                let row = ConversationWebhookRow {
-                    chat_service_sid: svc_sid,
-                    conversation_sid: *conversation_sid,
-                    sid: *webhook_sid,
-                    webhook: webhook.clone(),
-                    date_created: at,
-                };
-                put_row(
-                    sink,
-                    Table::ConversationWebhooks,
-                    webhook_key(&svc_sid, conversation_sid, webhook_sid),
-                    &row,
-                );
-                conv.webhooks.insert(*webhook_sid, row);
-            }
+            } => add_conversation_webhook(
+                svc,
+                sink,
+                at,
+                (*conversation_sid, *webhook_sid),
+                ConversationWebhookConfig::Url(webhook.clone()),
+            ),
+            Event::ConversationStudioWebhookCreated {
+                conversation_sid,
+                webhook_sid,
+                studio,
+            } => add_conversation_webhook(
+                svc,
+                sink,
+                at,
+                (*conversation_sid, *webhook_sid),
+                ConversationWebhookConfig::Studio(studio.clone()),
+            ),
             Event::ConversationWebhookRemoved {
                 conversation_sid,
                 webhook_sid,

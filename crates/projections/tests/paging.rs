@@ -139,7 +139,7 @@ impl Fixture {
             ),
             List::AddressConfigurations => self.apply(
                 SERVICE,
-                Event::AddressConfigurationCreated {
+                Event::AddressConfigurationCreatedV2 {
                     address_configuration_sid: AddressConfigurationSid::derive(&seed),
                     address_type: AddressType::Sms,
                     address: format!("+1999{n:07}"),

@@ -213,8 +213,17 @@ pub fn summary(event: &Event) -> String {
             address_configuration_sid,
             address,
             ..
+        }
+        | AddressConfigurationCreatedV2 {
+            address_configuration_sid,
+            address,
+            ..
         } => format!("{address_configuration_sid} {address}"),
         AddressConfigurationUpdated {
+            address_configuration_sid,
+            ..
+        }
+        | AddressConfigurationUpdatedV2 {
             address_configuration_sid,
             ..
         }
@@ -253,6 +262,11 @@ pub fn summary(event: &Event) -> String {
             ..
         } => format!("{webhook_sid} {:?} {}", webhook.target, webhook.url),
         ConversationWebhookRemoved { webhook_sid, .. } => webhook_sid.to_string(),
+        ConversationStudioWebhookCreated {
+            webhook_sid,
+            studio,
+            ..
+        } => format!("{webhook_sid} studio {}", studio.flow_sid),
     };
     cell(&text)
 }

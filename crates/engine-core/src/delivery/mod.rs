@@ -10,12 +10,15 @@
 //!   with status `sent` and the channel's message id;
 //! - a failed send records [`events::Command::RecordDeliveryAttemptFailed`]
 //!   and is retried after an exponential backoff with jitter
-//!   ([`DeliveryOptions::backoff`]); after
+//!   ([`DeliveryOptions::backoff`]), measured on the log's clock
+//!   ([`crate::log::Clock`]: with a `TestClock`, a retry comes when the
+//!   clock is moved past it); after
 //!   [`DeliveryOptions::attempts_max`] attempts, or a permanent error, a
 //!   `failed` receipt ends it;
 //! - on open, pending deliveries are recovered from the read models
 //!   (messages without a receipt for a non-chat participant that had
-//!   joined before the message), with their attempt counts;
+//!   joined before the message), with their attempt counts, each due its
+//!   backoff after its last failure on the same clock;
 //! - a pair is never sent twice concurrently; after a crash between a send
 //!   and its receipt the send is repeated (at least once), and the adapter
 //!   gets the [`DeliveryId`] to deduplicate;

@@ -3,8 +3,6 @@
 //! senders run. A leaf module: every other delivery module depends on it,
 //! it depends on none of them.
 
-use std::time::Instant;
-
 use events::{AddressType, ConversationSid, MessageSid, ParticipantSid, ServiceSid};
 
 use super::{DeliveryId, SharedAdapter};
@@ -41,6 +39,8 @@ pub(crate) enum SchedMsg {
     AdapterAdded(AddressType),
     /// A sender finished a job.
     Finished { id: DeliveryId, outcome: Outcome },
+    /// The log's clock was moved by hand: re-check what is due.
+    ClockMoved,
     /// Stop.
     Shutdown,
 }
@@ -63,7 +63,8 @@ pub(crate) enum Outcome {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum State {
-    Waiting(Instant),
+    /// Due at this time of the log's clock, µs.
+    Waiting(u64),
     Parked,
     InFlight,
     Stuck,

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::ops::Bound;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use events::{Event, MessageSid, ParticipantSid, ServiceSid};
 use projections::Conversation;
@@ -18,13 +17,6 @@ use crate::sources::ReadSource;
 /// scan each, so a conversation with a long history is walked with bounded
 /// memory.
 pub const RECOVERY_SCAN_MESSAGES: usize = 1024;
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
 
 /// Whether non-chat participant `participant` had joined `conv` before
 /// message `message` was posted, by timestamps, and by log positions when
@@ -70,13 +62,15 @@ fn joined_before(
 
 /// Pending deliveries in the read models: for each message, each non-chat
 /// participant (not its author) that had joined before it and has no
-/// receipt for it. Returns the position the read models were at.
+/// receipt for it. Returns the position the read models were at. A pair
+/// with failed attempts is due its backoff after the last one, on the
+/// log's clock, which stamped that failure; any other at `now` (the log's
+/// clock, µs).
 pub(crate) fn recover(
     source: &dyn ReadSource,
     options: &DeliveryOptions,
-    now: Instant,
+    now: u64,
 ) -> (Option<u64>, Vec<(DeliveryId, Entry)>) {
-    let wall_now = now_micros();
     let rm = ReadView::acquire(source.read_models());
     let mut out = Vec::new();
     for svc in rm.services() {
@@ -133,8 +127,7 @@ pub(crate) fn recover(
                             None => now,
                             Some(a) => {
                                 let wait = options.backoff(failed).as_micros() as u64;
-                                let due_micros = a.last_failed_at.saturating_add(wait);
-                                now + Duration::from_micros(due_micros.saturating_sub(wall_now))
+                                a.last_failed_at.saturating_add(wait)
                             }
                         };
                         out.push((

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
@@ -16,6 +16,7 @@ use super::recovery::recover;
 use super::sender::{sender_loop, Execute};
 use super::shared::DeliveryShared;
 use super::DeliveryId;
+use crate::log::Clock;
 use crate::sources::ReadSource;
 
 struct Scheduler {
@@ -23,8 +24,11 @@ struct Scheduler {
     rx: Receiver<SchedMsg>,
     jobs: Sender<Job>,
     entries: HashMap<DeliveryId, Entry>,
-    queue: BTreeSet<(Instant, DeliveryId)>,
+    /// (due on the log's clock in µs, delivery), soonest first.
+    queue: BTreeSet<(u64, DeliveryId)>,
     recovered_upto: Option<u64>,
+    /// The log's clock: retry times are measured on it.
+    clock: Arc<dyn Clock>,
 }
 
 /// The delivery threads, joined by [`DeliveryThreads::join`].
@@ -45,7 +49,8 @@ impl DeliveryThreads {
 }
 
 /// Recovers the pending deliveries from the read models of `source` and
-/// starts the scheduler (reading `rx`, the inbox whose sender `shared`
+/// starts the scheduler, whose retry times are measured on `clock` (the
+/// log's; a clock moved by hand wakes it through `shared`'s inbox), (reading `rx`, the inbox whose sender `shared`
 /// holds) and the sender threads, which record results with `execute`.
 /// The threads hold `source` and `execute` until
 /// [`DeliveryThreads::join`] returns.
@@ -56,9 +61,11 @@ pub(crate) fn start(
     source: Arc<dyn ReadSource>,
     execute: Execute,
     rx: Receiver<SchedMsg>,
+    clock: Arc<dyn Clock>,
 ) -> Result<DeliveryThreads, std::io::Error> {
-    let now = Instant::now();
-    let (recovered_upto, entries) = recover(&*source, &shared.options, now);
+    let (recovered_upto, entries) = recover(&*source, &shared.options, clock.now_micros());
+    let moved = shared.tx.clone();
+    clock.listen(Box::new(move || moved.send(SchedMsg::ClockMoved).is_ok()));
     shared
         .counters
         .recovered
@@ -81,6 +88,7 @@ pub(crate) fn start(
         entries: HashMap::new(),
         queue: BTreeSet::new(),
         recovered_upto,
+        clock,
     };
     for (id, entry) in entries {
         scheduler.insert(id, entry);
@@ -105,13 +113,20 @@ pub(crate) fn start(
 impl Scheduler {
     fn run(&mut self) {
         loop {
-            self.dispatch_due(Instant::now());
+            self.dispatch_due(self.clock.now_micros());
             self.shared
                 .counters
                 .pending
                 .store(self.entries.len() as u64, Ordering::Relaxed);
-            let msg = match self.queue.first() {
-                Some((due, _)) => match self.rx.recv_deadline(*due) {
+            // The wall time the clock needs to reach the first due time: a
+            // moving clock's, a re-check of a still one (whose moves arrive
+            // as `ClockMoved`). None past what an `Instant` can hold.
+            let deadline = self.queue.first().and_then(|(due, _)| {
+                let left = due.saturating_sub(self.clock.now_micros());
+                Instant::now().checked_add(Duration::from_micros(left))
+            });
+            let msg = match deadline {
+                Some(deadline) => match self.rx.recv_deadline(deadline) {
                     Ok(m) => m,
                     Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => return,
@@ -128,7 +143,7 @@ impl Scheduler {
                     }
                 }
                 SchedMsg::AdapterAdded(channel) => {
-                    let now = Instant::now();
+                    let now = self.clock.now_micros();
                     let parked: Vec<DeliveryId> = self
                         .entries
                         .iter()
@@ -140,6 +155,7 @@ impl Scheduler {
                     }
                 }
                 SchedMsg::Finished { id, outcome } => self.finished(id, outcome),
+                SchedMsg::ClockMoved => {}
                 SchedMsg::Shutdown => return,
             }
         }
@@ -152,14 +168,14 @@ impl Scheduler {
         self.entries.insert(id, entry);
     }
 
-    fn wait(&mut self, id: DeliveryId, due: Instant) {
+    fn wait(&mut self, id: DeliveryId, due: u64) {
         if let Some(e) = self.entries.get_mut(&id) {
             e.state = State::Waiting(due);
             self.queue.insert((due, id));
         }
     }
 
-    fn dispatch_due(&mut self, now: Instant) {
+    fn dispatch_due(&mut self, now: u64) {
         while let Some(&(due, id)) = self.queue.first() {
             if due > now {
                 break;
@@ -202,7 +218,7 @@ impl Scheduler {
                     // Recovery already saw this message in the read models.
                     return;
                 }
-                let now = Instant::now();
+                let now = self.clock.now_micros();
                 for (participant, channel) in recipients {
                     let id = DeliveryId {
                         message_sid: message,
@@ -265,7 +281,8 @@ impl Scheduler {
                     %error,
                     "delivery attempt failed; retrying after the backoff"
                 );
-                self.wait(id, Instant::now() + backoff);
+                let backoff_micros = u64::try_from(backoff.as_micros()).unwrap_or(u64::MAX);
+                self.wait(id, self.clock.now_micros().saturating_add(backoff_micros));
             }
             Outcome::Stuck => {
                 tracing::error!(delivery = %id, "delivery result could not be recorded; the delivery is held until the engine is reopened");

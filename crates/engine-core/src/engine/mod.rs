@@ -209,8 +209,12 @@ impl CommandSink for Core {
         self
     }
 
-    fn execute(&self, envelope: CommandEnvelope) -> Result<CommandOutcome, CommandError> {
-        Core::execute(self, envelope)
+    fn execute(
+        &self,
+        envelope: CommandEnvelope,
+        options: ExecuteOptions,
+    ) -> Result<CommandOutcome, CommandError> {
+        Core::execute_with(self, envelope, options)
     }
 
     fn db(&self) -> &DB {
@@ -459,6 +463,7 @@ impl Engine {
                 Sources::new(Arc::downgrade(&source)),
                 hub.clone(),
                 feed,
+                clock.clone(),
             )
         };
         let worker = std::thread::Builder::new()
@@ -473,15 +478,20 @@ impl Engine {
             let own = ExecuteOptions::default().without_pre_event_hooks();
             Arc::new(move |envelope| core.execute_with(envelope, own).map(|_| ()))
         };
-        let mut delivery =
-            match delivery::start(&core.delivery, core.clone(), execute.clone(), delivery_rx) {
-                Ok(d) => d,
-                Err(e) => {
-                    let _ = core.fanout_tx.send(WorkerMsg::Shutdown);
-                    let _ = worker.join();
-                    return Err(EngineError::Spawn(e));
-                }
-            };
+        let mut delivery = match delivery::start(
+            &core.delivery,
+            core.clone(),
+            execute.clone(),
+            delivery_rx,
+            clock.clone(),
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = core.fanout_tx.send(WorkerMsg::Shutdown);
+                let _ = worker.join();
+                return Err(EngineError::Spawn(e));
+            }
+        };
         let timers =
             match TimerThread::start(schedule, clock, core.clone(), execute, timer_tx, timer_rx) {
                 Ok(t) => t,

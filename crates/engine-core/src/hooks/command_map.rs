@@ -60,7 +60,8 @@ pub(crate) fn pre_events(command: &Command) -> Vec<(PreEventFilter, PreEventTarg
         | Command::RecordDeliveryAttemptFailed(_)
         | Command::UpdateServiceWebhooks(_)
         | Command::CreateConversationWebhook(_)
-        | Command::DeleteConversationWebhook(_) => Vec::new(),
+        | Command::DeleteConversationWebhook(_)
+        | Command::CreateConversationStudioWebhook(_) => Vec::new(),
     }
 }
 

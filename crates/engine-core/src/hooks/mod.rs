@@ -44,7 +44,8 @@
 //!   audits a hook, so whether one ran changes nothing a reader of the log
 //!   could check.
 //! - **Whose commands.** Every caller's: the host's, a chat identity's,
-//!   an inbound channel message's, a reactor's. The engine's own commands
+//!   an inbound channel message's, a reactor's (a reactor opts a command
+//!   out with [`crate::ReactorContext::execute_with`]). The engine's own commands
 //!   (delivery receipts, conversation timer moves) run none: hooks vet
 //!   what callers ask, not what the engine's channels and clock record.
 //!   Hooks live in memory, like channel adapters: a host registers them

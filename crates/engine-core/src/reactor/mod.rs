@@ -39,8 +39,9 @@
 //!   Effects outside the engine (an HTTP call) are at least once.
 //! - **Retry, then park.** A handler that fails (returns an error or
 //!   panics) is retried with jittered exponential backoff
-//!   ([`crate::log::Backoff`], [`ReactorSpec::backoff`]), holding back the
-//!   records after it. After [`ReactorSpec::attempts_max`] attempts
+//!   ([`crate::log::Backoff`], [`ReactorSpec::backoff`]), measured on the
+//!   log's clock ([`crate::log::Clock`]: with a `TestClock`, a retry comes
+//!   when the clock is moved past it), holding back the records after it. After [`ReactorSpec::attempts_max`] attempts
 //!   ([`REACTOR_ATTEMPTS_MAX_DEFAULT`]) the record is parked: a
 //!   [`ParkedEvent`] is written in the same batch as the checkpoint that
 //!   moves past it, and the reactor goes on. Parked events are listed with
@@ -59,6 +60,9 @@
 //!
 //! The seed scenario (Twilio's "Using Conversations with Studio"): a
 //! customer writes "support" and an agent is added to the conversation.
+//! Below, a reactor sees every message; [`crate::Engine::start_studio_flow`]
+//! ([`crate::studio`]) runs the same handler for the conversations a
+//! `Target=studio` webhook hands to a flow.
 //!
 //! ```no_run
 //! use engine_core::reactor::{reactor_fn, ReactorFilter, ReactorSpec, ReactorStart};
@@ -119,7 +123,8 @@ use projections::ReadModels;
 
 use crate::commands::CommandError;
 use crate::fanout::Hub;
-use crate::log::{Backoff, CommittedRecord};
+use crate::hooks::ExecuteOptions;
+use crate::log::{Backoff, Clock, CommittedRecord};
 use crate::outcome::{typed_output, TypedCommand};
 use crate::read_view::read_scoped;
 use crate::sources::{CommandSink, Sources};
@@ -258,12 +263,30 @@ impl ReactorContext<'_> {
     /// command for this record, and waits until it is durable. If the
     /// record was handled before (a crash before the checkpoint, a retry, a
     /// replay), the command is not applied again: the first outcome is
-    /// returned.
+    /// returned. Pre-event hooks run as for [`crate::Engine::execute`]
+    /// (see [`ReactorContext::execute_with`] to opt out).
     ///
     /// Errors: as [`crate::Engine::execute`].
     pub fn execute<C: TypedCommand>(&mut self, command: C) -> Result<C::Output, CommandError> {
+        self.execute_with(command, ExecuteOptions::default())
+    }
+
+    /// [`ReactorContext::execute`] with `options`:
+    /// [`ExecuteOptions::without_pre_event_hooks`] runs the command without
+    /// pre-event hooks, as Twilio runs a REST action that does not ask for
+    /// webhooks (`X-Twilio-Webhook-Enabled`), so a reactor's own effects
+    /// are not re-moderated and cannot be refused by a hook. The command
+    /// id is the same as without options: the options are not part of
+    /// the command.
+    ///
+    /// Errors: as [`crate::Engine::execute_with`].
+    pub fn execute_with<C: TypedCommand>(
+        &mut self,
+        command: C,
+        options: ExecuteOptions,
+    ) -> Result<C::Output, CommandError> {
         let id = self.next_id();
-        self.run(CommandEnvelope::new(id, command))
+        self.run(CommandEnvelope::new(id, command), options)
     }
 
     /// [`ReactorContext::execute`] as the chat identity `acting` (checked
@@ -276,7 +299,10 @@ impl ReactorContext<'_> {
         command: C,
     ) -> Result<C::Output, CommandError> {
         let id = self.next_id();
-        self.run(CommandEnvelope::new(id, command).acting_as(acting))
+        self.run(
+            CommandEnvelope::new(id, command).acting_as(acting),
+            ExecuteOptions::default(),
+        )
     }
 
     fn next_id(&mut self) -> CommandId {
@@ -288,8 +314,15 @@ impl ReactorContext<'_> {
     fn run<C: TypedCommand>(
         &self,
         envelope: CommandEnvelope<C>,
+        options: ExecuteOptions,
     ) -> Result<C::Output, CommandError> {
-        typed_output::<C>(self.sink.execute(envelope.into_command())?)
+        typed_output::<C>(self.sink.execute(envelope.into_command(), options)?)
+    }
+
+    /// The engine's read side (log streams), for the engine's own
+    /// handlers.
+    pub(crate) fn reads(&self) -> &dyn crate::sources::ReadSource {
+        self.sink.reads()
     }
 
     /// Runs `query` on the read models as of the last durable batch (as
@@ -621,6 +654,8 @@ impl Counters {
 struct Shared {
     name: String,
     feed: Arc<LogFeed>,
+    /// The log's clock: retry backoffs are measured on it.
+    clock: Arc<dyn Clock>,
     state: Mutex<State>,
     /// Signalled when the checkpoint moves, a request is done or the
     /// thread ends.
@@ -801,23 +836,36 @@ pub(crate) struct Registry {
     sources: Sources,
     hub: Arc<Hub>,
     feed: Arc<LogFeed>,
+    clock: Arc<dyn Clock>,
     running: Mutex<HashMap<String, Running>>,
 }
 
 impl Registry {
     /// A registry with no reactor, for the engine behind `sink` (read
-    /// weakly through `sources` by each reactor's subscription).
+    /// weakly through `sources` by each reactor's subscription), whose
+    /// retry backoffs are measured on `clock`: a clock moved by hand
+    /// (`TestClock`) wakes the reactors' waits through the feed.
     pub(crate) fn new(
         sink: Arc<dyn CommandSink>,
         sources: Sources,
         hub: Arc<Hub>,
         feed: Arc<LogFeed>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
+        let woken = Arc::downgrade(&feed);
+        clock.listen(Box::new(move || match woken.upgrade() {
+            Some(feed) => {
+                feed.interrupt();
+                true
+            }
+            None => false,
+        }));
         Registry {
             sink,
             sources,
             hub,
             feed,
+            clock,
             running: Mutex::new(HashMap::new()),
         }
     }
@@ -888,6 +936,7 @@ impl Registry {
         let shared = Arc::new(Shared {
             name: spec.name.clone(),
             feed: self.feed.clone(),
+            clock: self.clock.clone(),
             state: Mutex::new(State {
                 requests: Requests::default(),
                 pending: 0,

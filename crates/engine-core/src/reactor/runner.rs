@@ -268,17 +268,25 @@ impl Runner {
         }
     }
 
-    /// Waits `delay`, cut short by a stop, a replay or the engine closing.
-    /// Returns `false` if cut short.
+    /// Waits `delay` on the log's clock, cut short by a stop, a replay or
+    /// the engine closing. Returns `false` if cut short. On a clock moved
+    /// by hand the wait ends when the clock reaches the end (its moves
+    /// wake the feed), whatever the wall time.
     fn pause(&self, delay: Duration) -> bool {
-        let deadline = Instant::now() + delay;
         let shared = self.shared.clone();
-        // No position is ever committed past u64::MAX: only the deadline,
-        // a request or the close end the wait.
-        self.shared
-            .feed
-            .wait_for(u64::MAX, Some(deadline), &|| shared.interrupting());
-        !(self.shared.interrupting() || self.shared.feed.is_closed())
+        let delay_micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        let due = shared.clock.now_micros().saturating_add(delay_micros);
+        let done = || shared.interrupting() || shared.clock.now_micros() >= due;
+        while !done() && !shared.feed.is_closed() {
+            // The wall time the clock would need: a moving clock's end, a
+            // re-check of a still one.
+            let left = due.saturating_sub(shared.clock.now_micros());
+            let deadline = Instant::now() + Duration::from_micros(left);
+            // No position is ever committed past u64::MAX: only the
+            // deadline, a request, a clock move or the close end the wait.
+            shared.feed.wait_for(u64::MAX, Some(deadline), &done);
+        }
+        !(shared.interrupting() || shared.feed.is_closed())
     }
 
     /// Writes `stage` and the checkpoint in one batch, retrying with

@@ -157,3 +157,29 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Runs this test binary's test `test` alone in a child process with
+/// `env` set to `store` (the child sees it and plays its part, typically
+/// dying on purpose), and waits for it, at most three times [`WAIT`]
+/// (past it the child is killed and this panics). Returns how it ended.
+pub fn run_child(test: &str, env: &str, store: &Path) -> std::process::ExitStatus {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(env, store)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > WAIT * 3 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child running {test} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -126,6 +126,7 @@ sid_strategies! {
     arb_role_sid => RoleSid,
     arb_address_configuration_sid => AddressConfigurationSid,
     arb_webhook_sid => WebhookSid,
+    arb_flow_sid => FlowSid,
     arb_receipt_sid => ReceiptSid,
 }
 
@@ -296,18 +297,58 @@ pub fn arb_media_list() -> impl Strategy<Value = Vec<Media>> + Clone {
     proptest::collection::vec(arb_media(), 0..=events::limits::MEDIA_PER_MESSAGE_MAX + 1)
 }
 
-/// Any autocreation settings.
-pub fn arb_auto_creation() -> impl Strategy<Value = AutoCreation> + Clone {
+/// Any autocreation settings in the first builds' shape.
+pub fn arb_auto_creation_v1() -> impl Strategy<Value = AutoCreationV1> + Clone {
     (
         any::<bool>(),
         proptest::option::of(arb_service_sid()),
         arb_opt_text(),
     )
         .prop_map(
-            |(enabled, conversation_service_sid, webhook_url)| AutoCreation {
+            |(enabled, conversation_service_sid, webhook_url)| AutoCreationV1 {
                 enabled,
                 conversation_service_sid,
                 webhook_url,
+            },
+        )
+}
+
+/// Any autocreation settings.
+pub fn arb_auto_creation() -> impl Strategy<Value = AutoCreation> + Clone {
+    (
+        (
+            any::<bool>(),
+            proptest::option::of(arb_service_sid()),
+            proptest::sample::select(vec![
+                AutoCreationType::Default,
+                AutoCreationType::Webhook,
+                AutoCreationType::Studio,
+            ]),
+            arb_opt_text(),
+        ),
+        (
+            any::<bool>(),
+            proptest::sample::subsequence(
+                WebhookFilter::ALL.to_vec(),
+                0..=WebhookFilter::ALL.len(),
+            ),
+            proptest::option::of(arb_flow_sid()),
+            proptest::option::of(arb_u32()),
+        ),
+    )
+        .prop_map(
+            |(
+                (enabled, conversation_service_sid, kind, webhook_url),
+                (get, webhook_filters, studio_flow_sid, studio_retry_count),
+            )| AutoCreation {
+                enabled,
+                conversation_service_sid,
+                kind,
+                webhook_url,
+                webhook_method: webhook_method(get),
+                webhook_filters,
+                studio_flow_sid,
+                studio_retry_count,
             },
         )
 }
@@ -415,6 +456,9 @@ pub fn command_variant_name(command: &Command) -> &'static str {
         }
         Command::DeleteConversationWebhook(DeleteConversationWebhook { .. }) => {
             "delete_conversation_webhook"
+        }
+        Command::CreateConversationStudioWebhook(CreateConversationStudioWebhook { .. }) => {
+            "create_conversation_studio_webhook"
         }
     }
 }
@@ -876,6 +920,21 @@ pub fn arb_command() -> BoxedStrategy<Command> {
                 })
             })
             .boxed(),
+        (
+            arb_service_sid(),
+            arb_conversation_sid(),
+            arb_flow_sid(),
+            proptest::option::of(arb_u64()),
+        )
+            .prop_map(|(service, conversation, flow_sid, replay_after)| {
+                Command::CreateConversationStudioWebhook(CreateConversationStudioWebhook {
+                    service,
+                    conversation: conversation.into(),
+                    flow_sid,
+                    replay_after,
+                })
+            })
+            .boxed(),
     ];
     Union::new(arms).boxed()
 }
@@ -954,6 +1013,9 @@ pub fn event_variant_name(event: &Event) -> &'static str {
         Event::ServiceWebhooksUpdated { .. } => "service_webhooks_updated",
         Event::ConversationWebhookCreated { .. } => "conversation_webhook_created",
         Event::ConversationWebhookRemoved { .. } => "conversation_webhook_removed",
+        Event::ConversationStudioWebhookCreated { .. } => "conversation_studio_webhook_created",
+        Event::AddressConfigurationCreatedV2 { .. } => "address_configuration_created_v2",
+        Event::AddressConfigurationUpdatedV2 { .. } => "address_configuration_updated_v2",
     }
 }
 
@@ -1221,7 +1283,7 @@ pub fn arb_event() -> BoxedStrategy<Event> {
             arb_address_type(),
             arb_text(),
             arb_opt_text(),
-            arb_auto_creation(),
+            arb_auto_creation_v1(),
         )
             .prop_map(
                 |(
@@ -1244,7 +1306,7 @@ pub fn arb_event() -> BoxedStrategy<Event> {
         (
             arb_address_configuration_sid(),
             arb_opt_text(),
-            arb_auto_creation(),
+            arb_auto_creation_v1(),
         )
             .prop_map(
                 |(address_configuration_sid, friendly_name, auto_creation)| {
@@ -1381,6 +1443,63 @@ pub fn arb_event() -> BoxedStrategy<Event> {
                 |(conversation_sid, webhook_sid)| Event::ConversationWebhookRemoved {
                     conversation_sid,
                     webhook_sid,
+                },
+            )
+            .boxed(),
+        (
+            arb_conversation_sid(),
+            arb_webhook_sid(),
+            arb_flow_sid(),
+            proptest::option::of(arb_u64()),
+        )
+            .prop_map(|(conversation_sid, webhook_sid, flow_sid, replay_after)| {
+                Event::ConversationStudioWebhookCreated {
+                    conversation_sid,
+                    webhook_sid,
+                    studio: StudioWebhook {
+                        flow_sid,
+                        replay_after,
+                    },
+                }
+            })
+            .boxed(),
+        (
+            arb_address_configuration_sid(),
+            arb_address_type(),
+            arb_text(),
+            arb_opt_text(),
+            arb_auto_creation(),
+        )
+            .prop_map(
+                |(
+                    address_configuration_sid,
+                    address_type,
+                    address,
+                    friendly_name,
+                    auto_creation,
+                )| {
+                    Event::AddressConfigurationCreatedV2 {
+                        address_configuration_sid,
+                        address_type,
+                        address,
+                        friendly_name,
+                        auto_creation,
+                    }
+                },
+            )
+            .boxed(),
+        (
+            arb_address_configuration_sid(),
+            arb_opt_text(),
+            arb_auto_creation(),
+        )
+            .prop_map(
+                |(address_configuration_sid, friendly_name, auto_creation)| {
+                    Event::AddressConfigurationUpdatedV2 {
+                        address_configuration_sid,
+                        friendly_name,
+                        auto_creation,
+                    }
                 },
             )
             .boxed(),
