@@ -33,10 +33,12 @@
 //!   receiver can drop repeats. Delivery is at least once; a record's
 //!   webhooks are called in order (service, then conversation-scoped by
 //!   SID), and a retry calls them all again.
-//! - **Signature.** With a signing secret, [`SIGNATURE_HEADER`]
-//!   (`X-Twilio-Signature`) is [`twilio_signature`] of the URL called and
-//!   the form parameters, exactly as Twilio computes it, so Twilio's
-//!   request validators accept the request unchanged.
+//! - **Signature.** With a signing secret (the service's own, else the
+//!   host's [`WebhookOptions::default_signing_secret`], which is never
+//!   written to the log), [`SIGNATURE_HEADER`] (`X-Twilio-Signature`) is
+//!   [`twilio_signature`] of the URL called and the form parameters,
+//!   exactly as Twilio computes it, so Twilio's request validators accept
+//!   the request unchanged.
 //! - **Retries.** A 2xx answer is success. Anything else (another status,
 //!   a connection error, no answer within the timeout,
 //!   [`POST_EVENT_WEBHOOK_TIMEOUT_MS_DEFAULT`]) fails the attempt; the
@@ -150,6 +152,17 @@ pub struct WebhookOptions {
     backoff_initial: Duration,
     backoff_max: Duration,
     start: ReactorStart,
+    default_signing_secret: Option<SigningSecret>,
+}
+
+/// A signing secret held in memory only; its `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+struct SigningSecret(String);
+
+impl std::fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningSecret(..)")
+    }
 }
 
 impl Default for WebhookOptions {
@@ -162,6 +175,7 @@ impl Default for WebhookOptions {
             backoff_initial: Duration::from_millis(REACTOR_BACKOFF_INITIAL_MS_DEFAULT),
             backoff_max: Duration::from_millis(REACTOR_BACKOFF_MAX_MS_DEFAULT),
             start: ReactorStart::Now,
+            default_signing_secret: None,
         }
     }
 }
@@ -194,6 +208,17 @@ impl WebhookOptions {
         self.start = start;
         self
     }
+
+    /// Signs the webhooks of every service whose configuration names no
+    /// signing secret with `secret`. A host that signs as Twilio does,
+    /// with its account's auth token, passes the token here: it stays in
+    /// this process's memory and is never written to the log, where a
+    /// secret in a service's configuration would be. A service's own
+    /// secret still wins.
+    pub fn default_signing_secret(mut self, secret: impl Into<String>) -> Self {
+        self.default_signing_secret = Some(SigningSecret(secret.into()));
+        self
+    }
 }
 
 impl Engine {
@@ -214,10 +239,9 @@ impl Engine {
             .start(options.start)
             .attempts_max(options.attempts_max)
             .backoff(options.backoff_initial, options.backoff_max);
-        self.start_reactor(
-            spec,
-            PostEventWebhooks::new(options.timeout, self.sources()),
-        )
+        let mut handler = PostEventWebhooks::new(options.timeout, self.sources());
+        handler.default_secret = options.default_signing_secret.map(|s| s.0);
+        self.start_reactor(spec, handler)
     }
 }
 
@@ -241,6 +265,9 @@ struct PostEventWebhooks {
     /// Per conversation, its [`Snapshot`] (conversations whose state
     /// change was asked for since start only).
     snapshots: HashMap<ConversationSid, Snapshot>,
+    /// The secret for services whose configuration names none
+    /// ([`WebhookOptions::default_signing_secret`]).
+    default_secret: Option<String>,
 }
 
 impl PostEventWebhooks {
@@ -253,6 +280,7 @@ impl PostEventWebhooks {
             agent: ureq::Agent::new_with_config(config),
             sources,
             snapshots: HashMap::new(),
+            default_secret: None,
         }
     }
 
@@ -666,7 +694,11 @@ impl Reactor for PostEventWebhooks {
             }
         }
         for call in &calls {
-            self.call(call, config.signing_secret.as_deref())?;
+            let secret = config
+                .signing_secret
+                .as_deref()
+                .or(self.default_secret.as_deref());
+            self.call(call, secret)?;
         }
         Ok(())
     }

@@ -232,8 +232,12 @@ impl Server {
                 let (account, credentials) = Account::load_or_create(&dir, &engine)?;
                 // The services' post-event webhooks (configured through
                 // `…/Configuration/Webhooks` and conversation-scoped Webhooks)
-                // are called by the engine's built-in durable reactor.
-                let webhooks = engine.start_post_event_webhooks(WebhookOptions::default())?;
+                // are called by the engine's built-in durable reactor, signed
+                // with the auth token as Twilio signs them; the token stays
+                // in memory, never in the log.
+                let webhooks = engine.start_post_event_webhooks(
+                    WebhookOptions::default().default_signing_secret(account.auth_token.clone()),
+                )?;
                 Ok::<_, ServerError>((engine, account, credentials, webhooks))
             })
             .await??;

@@ -649,6 +649,25 @@ fn a_configured_post_event_webhook_is_called_signed_with_the_auth_token() {
         .map(|(_, v)| v.clone())
         .expect("the call is signed");
     assert_eq!(signature, twilio_signature(&s.auth_token, &url, &params));
+    assert_the_auth_token_is_not_in_the_log(&s);
+}
+
+/// The auth token signs webhooks from the server's memory: no record of
+/// the log holds it (a log is read by auditors and replay tools, which
+/// must not learn the account's credential).
+#[track_caller]
+fn assert_the_auth_token_is_not_in_the_log(s: &TestServer) {
+    let log = s.engine().log();
+    let head = log.head().next_position;
+    assert!(head > 0);
+    for record in log.read_range(0..head) {
+        let event = record.expect("a record").event().expect("an event");
+        let json = serde_json::to_string(&event).expect("events serialise");
+        assert!(
+            !json.contains(&s.auth_token),
+            "the auth token was written to the log: {json}"
+        );
+    }
 }
 
 #[test]
@@ -695,6 +714,7 @@ fn a_conversation_webhook_is_called_signed_with_the_auth_token() {
         .map(|(_, v)| v.clone())
         .expect("the call is signed");
     assert_eq!(signature, twilio_signature(&s.auth_token, &url, &params));
+    assert_the_auth_token_is_not_in_the_log(&s);
 }
 
 #[test]
@@ -777,6 +797,10 @@ fn conversation_webhooks_are_created_listed_fetched_and_deleted() {
     for bad in [
         vec![("Target", "studio"), ("Configuration.FlowSid", "FW1")],
         vec![
+            ("Target", "studio"),
+            ("Configuration.Url", "http://127.0.0.1:9/c"),
+        ],
+        vec![
             ("Target", "webhook"),
             ("Configuration.Url", "http://127.0.0.1:9/c"),
         ],
@@ -842,7 +866,7 @@ fn address_configurations_live_in_a_service_and_are_listed_across_services() {
         r.body["auto_creation"]["conversation_service_sid"],
         s.service
     );
-    assert!(r.body["auto_creation"]["type"].is_null());
+    assert_eq!(r.body["auto_creation"]["type"], "default");
     assert!(r.body["address_country"].is_null());
     assert_eq!(
         r.body["url"],
@@ -967,4 +991,116 @@ fn address_configurations_live_in_a_service_and_are_listed_across_services() {
         .unwrap()
         .clone();
     assert_eq!(left.len(), 1);
+}
+
+#[test]
+fn autocreation_of_type_webhook_and_studio_is_taken_and_answered() {
+    let s = TestServer::start();
+    let r = s.post(
+        "/v1/Configuration/Addresses",
+        &[
+            ("Type", "sms"),
+            ("Address", "+15550011"),
+            ("AutoCreation.Enabled", "true"),
+            ("AutoCreation.Type", "webhook"),
+            ("AutoCreation.WebhookUrl", "http://127.0.0.1:9/auto"),
+            ("AutoCreation.WebhookMethod", "GET"),
+            ("AutoCreation.WebhookFilters", "onParticipantAdded"),
+            ("AutoCreation.WebhookFilters", "onMessageAdded"),
+        ],
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let a = &r.body["auto_creation"];
+    assert_eq!(a["type"], "webhook");
+    assert_eq!(a["webhook_method"], "get");
+    assert_eq!(
+        a["webhook_filters"],
+        serde_json::json!(["onMessageAdded", "onParticipantAdded"]),
+        "stored without repeats in Twilio's order"
+    );
+    let sid = r.body["sid"].as_str().unwrap().to_owned();
+    let flow = "FW0123456789abcdef0123456789abcdef";
+    let r = s.post(
+        &format!("/v1/Configuration/Addresses/{sid}"),
+        &[
+            ("AutoCreation.Type", "studio"),
+            ("AutoCreation.StudioFlowSid", flow),
+            ("AutoCreation.StudioRetryCount", "2"),
+            ("AutoCreation.WebhookUrl", ""),
+        ],
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["auto_creation"]["type"], "studio");
+    assert_eq!(r.body["auto_creation"]["studio_flow_sid"], flow);
+    assert_eq!(r.body["auto_creation"]["studio_retry_count"], 2);
+    // A studio type without a flow, a bad flow SID, an unknown filter:
+    // refused, nothing written.
+    let before = s.get(&format!("/v1/Configuration/Addresses/{sid}")).body;
+    for bad in [
+        vec![
+            ("Type", "sms"),
+            ("Address", "+15550012"),
+            ("AutoCreation.Type", "studio"),
+        ],
+        vec![
+            ("Type", "sms"),
+            ("Address", "+15550012"),
+            ("AutoCreation.StudioFlowSid", "FW1"),
+        ],
+        vec![
+            ("Type", "sms"),
+            ("Address", "+15550012"),
+            ("AutoCreation.WebhookFilters", "onMessageSend"),
+        ],
+    ] {
+        assert_error(&s.post("/v1/Configuration/Addresses", &bad), 400, 20001);
+    }
+    assert_eq!(
+        s.get(&format!("/v1/Configuration/Addresses/{sid}")).body,
+        before
+    );
+    assert_eq!(
+        count(
+            &s.get("/v1/Configuration/Addresses"),
+            "address_configurations"
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_studio_conversation_webhook_names_its_flow_and_takes_only_its_parameters() {
+    let s = TestServer::start();
+    let conversation = conversation_with(&s, "studio", &["alice"], 2);
+    let base = format!("/v1/Conversations/{conversation}/Webhooks");
+    let flow = "FW0123456789abcdef0123456789abcdef";
+    let r = s.post(
+        &base,
+        &[
+            ("Target", "studio"),
+            ("Configuration.FlowSid", flow),
+            ("Configuration.ReplayAfter", "0"),
+        ],
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["target"], "studio");
+    assert_eq!(r.body["configuration"]["flow_sid"], flow);
+    assert_eq!(r.body["configuration"]["replay_after"], 0);
+    assert!(r.body["configuration"]["url"].is_null(), "{:?}", r.body);
+    let hook = r.body["sid"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.get(&format!("{base}/{hook}")).body["configuration"]["flow_sid"],
+        flow
+    );
+    for bad in [
+        vec![("Target", "studio")],
+        vec![
+            ("Target", "studio"),
+            ("Configuration.FlowSid", flow),
+            ("Configuration.Url", "http://127.0.0.1:9/c"),
+        ],
+    ] {
+        assert_error(&s.post(&base, &bad), 400, 20001);
+    }
+    assert_eq!(count(&s.get(&base), "webhooks"), 1, "nothing else written");
 }

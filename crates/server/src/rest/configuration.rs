@@ -14,10 +14,10 @@
 //! - `…/Configuration/Webhooks` (service) and `/v1/Configuration/Webhooks`
 //!   (account): the post-event webhook configuration of the service (the
 //!   account-level resource is the default service's), written with
-//!   `UpdateServiceWebhooks` and signed with the account's auth token, as
-//!   Twilio signs (so the token is stored in the log with the
-//!   configuration, as the engine stores every signing secret; see
-//!   `events::ServiceWebhooks`). Given parameters replace their field; absent ones are
+//!   `UpdateServiceWebhooks`, and signed with the account's auth token as
+//!   Twilio signs (the server hands the token to the engine's webhook
+//!   reactor in memory: it is never written to the log). Given parameters
+//!   replace their field; absent ones are
 //!   kept; an empty `PostWebhookUrl` turns post-event webhooks off.
 //!   `PreWebhookUrl` is refused (400) unless empty: pre-event hooks are
 //!   in-process code registered by the host (`Engine::set_pre_event_hook`),
@@ -28,10 +28,12 @@
 //!   names, or else the account's default service; that is where its
 //!   inbound messages autocreate conversations, through that service's
 //!   inbound endpoint ([`crate::inbound`]). The account-level list gathers
-//!   them from every service, ordered by SID. Parameters the engine does not
-//!   model yet (`AutoCreation.Type`, `.WebhookMethod`, `.WebhookFilters`,
-//!   `.StudioFlowSid`, `.StudioRetryCount`, `AddressCountry`) are refused
-//!   with a 400 naming them and answered as `null`.
+//!   them from every service, ordered by SID. `AutoCreation.Type`
+//!   `webhook` gives each autocreated conversation a conversation-scoped
+//!   webhook (`WebhookUrl`, `WebhookMethod`, `WebhookFilters`), `studio` a
+//!   Studio webhook to `StudioFlowSid`, in the same command as the
+//!   conversation. `AddressCountry` is refused with a 400 naming it (the
+//!   engine does not model it) and answered as `null`.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -42,8 +44,8 @@ use events::command::{
 };
 use events::limits::{TIMER_CLOSED_MICROS_MIN, TIMER_INACTIVE_MICROS_MIN};
 use events::{
-    parse_iso8601_duration_micros, AddressConfigurationSid, AddressType, AutoCreation, RoleSid,
-    ServiceSid, ServiceWebhooks, WebhookMethod,
+    parse_iso8601_duration_micros, AddressConfigurationSid, AddressType, AutoCreation,
+    AutoCreationType, FlowSid, RoleSid, ServiceSid, ServiceWebhooks, WebhookFilter, WebhookMethod,
 };
 use projections::{AddressConfigurationRow, ServiceRow};
 use serde_json::{json, Value};
@@ -384,33 +386,10 @@ fn take_webhook_params(p: &mut Params) -> Result<WebhookParams, ApiError> {
     })
 }
 
-/// Makes `service`'s webhooks (its own and its conversations') signed
-/// with the account's auth token, as Twilio signs every webhook, keeping
-/// the rest of its configuration: one `UpdateServiceWebhooks` (under the
-/// request's idempotency `step`) if its signing secret is another, none
-/// otherwise. Errors: the service is gone (404), the engine's refusal.
-pub async fn sign_service_webhooks(
-    state: &AppState,
-    headers: &HeaderMap,
-    step: &str,
-    service: ServiceSid,
-) -> Result<(), ApiError> {
-    let current = service_webhooks(state, service).await?;
-    let token = state.account.read().auth_token.clone();
-    if current.signing_secret.as_deref() == Some(token.as_str()) {
-        return Ok(());
-    }
-    let mut command = UpdateServiceWebhooks::new(service)
-        .method(current.method)
-        .filters(filter_names(&current))
-        .signing_secret(token);
-    command.post_webhook_url = current.post_webhook_url;
-    state.execute_step(headers, step, command).await?;
-    Ok(())
-}
-
 /// Writes `service`'s webhook configuration: the given fields over the
-/// current ones, signed with the account's auth token.
+/// current ones. Requests are signed with the account's auth token, which
+/// the server hands the webhook reactor in memory (never in the log); a
+/// signing secret an embedding host set on the service is kept.
 async fn update_webhooks(
     state: &AppState,
     headers: &HeaderMap,
@@ -418,9 +397,9 @@ async fn update_webhooks(
     given: WebhookParams,
 ) -> Result<ServiceWebhooks, ApiError> {
     let current = service_webhooks(state, service).await?;
-    let mut command = UpdateServiceWebhooks::new(service)
-        .method(given.method.unwrap_or(current.method))
-        .signing_secret(state.account.read().auth_token.clone());
+    let mut command =
+        UpdateServiceWebhooks::new(service).method(given.method.unwrap_or(current.method));
+    command.signing_secret = current.signing_secret.clone();
     command.post_webhook_url = match given.post_url {
         Some(url) if url.is_empty() => None,
         Some(url) => Some(url),
@@ -518,13 +497,16 @@ fn render_address(state: &AppState, row: &AddressConfigurationRow) -> Value {
         "friendly_name": row.friendly_name,
         "auto_creation": {
             "enabled": a.enabled,
-            "type": null,
+            "type": enum_str(&a.kind),
             "conversation_service_sid": row.chat_service_sid.to_string(),
             "webhook_url": a.webhook_url,
-            "webhook_method": null,
-            "webhook_filters": null,
-            "studio_flow_sid": null,
-            "studio_retry_count": null,
+            "webhook_method": match a.webhook_method {
+                WebhookMethod::Get => "get",
+                WebhookMethod::Post => "post",
+            },
+            "webhook_filters": a.webhook_filters.iter().map(|f| f.twilio_name()).collect::<Vec<_>>(),
+            "studio_flow_sid": a.studio_flow_sid.map(|f| f.to_string()),
+            "studio_retry_count": a.studio_retry_count,
         },
         "date_created": iso8601(row.date_created),
         "date_updated": iso8601(row.date_updated),
@@ -547,31 +529,94 @@ fn refuse_unmodelled(p: &mut Params, names: &[&str]) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The `AutoCreation.*` parameters Twilio documents beyond what the
-/// engine models.
-const AUTO_CREATION_UNMODELLED: [&str; 5] = [
-    "AutoCreation.Type",
-    "AutoCreation.WebhookMethod",
-    "AutoCreation.WebhookFilters",
-    "AutoCreation.StudioFlowSid",
-    "AutoCreation.StudioRetryCount",
-];
-
 /// The autocreation parameters given.
 struct AutoCreationParams {
     enabled: Option<bool>,
     service: Option<ServiceSid>,
+    kind: Option<AutoCreationType>,
     webhook_url: Option<String>,
+    webhook_method: Option<WebhookMethod>,
+    webhook_filters: Vec<WebhookFilter>,
+    studio_flow_sid: Option<FlowSid>,
+    studio_retry_count: Option<u32>,
 }
 
 fn take_auto_creation(p: &mut Params) -> Result<AutoCreationParams, ApiError> {
-    let out = AutoCreationParams {
+    let kind = p
+        .opt("AutoCreation.Type")?
+        .map(|t| parse_enum("AutoCreation.Type", &t))
+        .transpose()?;
+    let webhook_method = p
+        .opt("AutoCreation.WebhookMethod")?
+        .map(|m| parse_method("AutoCreation.WebhookMethod", &m))
+        .transpose()?;
+    let webhook_filters = p
+        .all("AutoCreation.WebhookFilters")
+        .iter()
+        .map(|name| {
+            WebhookFilter::from_twilio_name(name).ok_or_else(|| {
+                ApiError::invalid(
+                    "AutoCreation.WebhookFilters",
+                    format!("{name:?} is not a post-event webhook filter"),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(AutoCreationParams {
         enabled: p.opt_bool("AutoCreation.Enabled")?,
         service: p.opt_parse("AutoCreation.ConversationServiceSid")?,
+        kind,
         webhook_url: p.opt("AutoCreation.WebhookUrl")?,
-    };
-    refuse_unmodelled(p, &AUTO_CREATION_UNMODELLED)?;
-    Ok(out)
+        webhook_method,
+        webhook_filters,
+        studio_flow_sid: p.opt_parse("AutoCreation.StudioFlowSid")?,
+        studio_retry_count: p.opt_parse("AutoCreation.StudioRetryCount")?,
+    })
+}
+
+impl AutoCreationParams {
+    /// Whether any autocreation parameter was given.
+    fn any(&self) -> bool {
+        self.enabled.is_some()
+            || self.kind.is_some()
+            || self.webhook_url.is_some()
+            || self.webhook_method.is_some()
+            || !self.webhook_filters.is_empty()
+            || self.studio_flow_sid.is_some()
+            || self.studio_retry_count.is_some()
+    }
+
+    /// The given fields over `current` (an empty `WebhookUrl` clears it).
+    /// A change of `Type` drops the current type's own settings (its
+    /// method and filters, or its flow and retry count) unless given
+    /// again. The engine checks the result (a webhook type needs a URL and
+    /// filters, a studio type a flow) and refuses it whole.
+    fn over(self, current: &AutoCreation) -> AutoCreation {
+        let kind = self.kind.unwrap_or(current.kind);
+        let kept = if kind == current.kind {
+            current.clone()
+        } else {
+            AutoCreation::default()
+        };
+        AutoCreation {
+            enabled: self.enabled.unwrap_or(current.enabled),
+            conversation_service_sid: current.conversation_service_sid,
+            kind,
+            webhook_url: match self.webhook_url {
+                Some(url) if url.is_empty() => None,
+                Some(url) => Some(url),
+                None => current.webhook_url.clone(),
+            },
+            webhook_method: self.webhook_method.unwrap_or(kept.webhook_method),
+            webhook_filters: if self.webhook_filters.is_empty() {
+                kept.webhook_filters
+            } else {
+                self.webhook_filters
+            },
+            studio_flow_sid: self.studio_flow_sid.or(kept.studio_flow_sid),
+            studio_retry_count: self.studio_retry_count.or(kept.studio_retry_count),
+        }
+    }
 }
 
 /// The address configuration `sid` and the service holding it, from any
@@ -596,9 +641,13 @@ fn address_sid(path: &[(String, String)]) -> Result<AddressConfigurationSid, Api
 /// `POST /v1/Configuration/Addresses`: `Type` and `Address` (required),
 /// `FriendlyName`, `AutoCreation.Enabled`,
 /// `AutoCreation.ConversationServiceSid` (the service it lives in;
-/// default: the account's default service), `AutoCreation.WebhookUrl`
-/// (stored). 201 with the configuration. Errors: 400 for bad or
-/// unmodelled parameters or an unknown service, 409 for an address that
+/// default: the account's default service), `AutoCreation.Type`,
+/// `AutoCreation.WebhookUrl`, `AutoCreation.WebhookMethod`,
+/// `AutoCreation.WebhookFilters` (repeated), `AutoCreation.StudioFlowSid`,
+/// `AutoCreation.StudioRetryCount`. 201 with the configuration. Errors:
+/// 400 for bad or unmodelled parameters, an autocreation the engine
+/// refuses (a webhook type without URL or filters, a studio type without
+/// a flow) or an unknown service, 409 for an address that
 /// already has a configuration in that service.
 pub async fn create_address(
     State(state): State<AppState>,
@@ -625,11 +674,7 @@ pub async fn create_address(
         None => state.account.read().default_chat_service_sid,
     };
     let mut command = CreateAddressConfiguration::new(service, address_type, address)
-        .auto_creation(AutoCreation {
-            enabled: auto.enabled.unwrap_or(false),
-            conversation_service_sid: None,
-            webhook_url: auto.webhook_url.filter(|u| !u.is_empty()),
-        });
+        .auto_creation(auto.over(&AutoCreation::default()));
     command.friendly_name = friendly_name;
     let sid = state.execute(&headers, command).await?;
     let row = find_address(&state, sid).await?;
@@ -684,9 +729,9 @@ pub async fn fetch_address(
     Ok(Json(render_address(&state, &row)))
 }
 
-/// `POST /v1/Configuration/Addresses/{Sid}`: `FriendlyName`,
-/// `AutoCreation.Enabled`, `AutoCreation.WebhookUrl` (empty: none), and
-/// `AutoCreation.ConversationServiceSid`, which must be the service the
+/// `POST /v1/Configuration/Addresses/{Sid}`: `FriendlyName`, the
+/// `AutoCreation.*` parameters of the create (`WebhookUrl` empty: none),
+/// and `AutoCreation.ConversationServiceSid`, which must be the service the
 /// configuration lives in (to move it, delete it and create it in the
 /// other service). Absent ones are unchanged. 200 with the configuration.
 pub async fn update_address(
@@ -710,17 +755,8 @@ pub async fn update_address(
     }
     let mut command = UpdateAddressConfiguration::new(row.chat_service_sid, row.sid);
     command.friendly_name = friendly_name;
-    if auto.enabled.is_some() || auto.webhook_url.is_some() {
-        let current = &row.auto_creation;
-        command.auto_creation = Some(AutoCreation {
-            enabled: auto.enabled.unwrap_or(current.enabled),
-            conversation_service_sid: current.conversation_service_sid,
-            webhook_url: match auto.webhook_url {
-                Some(url) if url.is_empty() => None,
-                Some(url) => Some(url),
-                None => current.webhook_url.clone(),
-            },
-        });
+    if auto.any() {
+        command.auto_creation = Some(auto.over(&row.auto_creation));
     }
     state.execute(&headers, command).await?;
     let row = find_address(&state, row.sid).await?;

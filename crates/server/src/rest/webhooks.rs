@@ -5,53 +5,68 @@
 //! `Configuration.Filters` name; a `trigger` is called with
 //! `onMessageAdded` when a new message holds one of its
 //! `Configuration.Triggers` keywords. The engine's post-event webhook
-//! reactor calls both, signed with the service's signing secret, which
-//! creating one sets to the account's auth token if it is not already
-//! (as Twilio signs every webhook with it). What the engine
-//! does not build is refused with a 400 naming it: `Target=studio` (and
-//! its `Configuration.FlowSid` / `Configuration.ReplayAfter`). A webhook
-//! cannot be changed in place (the engine has no update command): its
-//! update answers 405 (Twilio 20004); delete it and create it again.
+//! reactor calls both, signed with the account's auth token as Twilio
+//! signs them (the server hands the token to the reactor at start; it is
+//! never written to the log). A `studio` target hands the conversation to
+//! the Studio flow `Configuration.FlowSid`, a reactor the host registers
+//! with `Engine::start_studio_flow`; `Configuration.ReplayAfter` also hands
+//! it the messages already there with a higher index. A webhook cannot be
+//! changed in place (the engine has no update command): its update
+//! answers 405 (Twilio 20004); delete it and create it again.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use events::command::{ConversationRef, CreateConversationWebhook, DeleteConversationWebhook};
-use events::{WebhookMethod, WebhookSid, WebhookTarget};
+use events::command::{
+    ConversationRef, CreateConversationStudioWebhook, CreateConversationWebhook,
+    DeleteConversationWebhook,
+};
+use events::{FlowSid, WebhookMethod, WebhookSid, WebhookTarget};
 use projections::ConversationWebhookRow;
 use serde_json::{json, Value};
 
 use crate::app::{conversation_ref, AppState, Scope};
 use crate::error::{ApiError, CODE_METHOD_NOT_ALLOWED};
 use crate::paging::Paging;
-use crate::params::{Form, Params, Query};
-use crate::render::{enum_str, iso8601};
-use crate::rest::configuration::sign_service_webhooks;
+use crate::params::{Form, Query};
+use crate::render::iso8601;
 use crate::rest::conversations::path_param;
 use crate::rest::path_sid;
 
 /// Twilio's conversation-scoped Webhook resource. `date_updated` is the
-/// creation date: a webhook never changes after it is created.
-/// `configuration.flow_sid` is `null` (Studio is not built).
+/// creation date: a webhook never changes after it is created. A Studio
+/// webhook answers its `flow_sid` and `replay_after` and no URL, method,
+/// filters or triggers; a URL webhook the reverse.
 pub fn render(state: &AppState, scope: &Scope, row: &ConversationWebhookRow) -> Value {
-    let w = &row.webhook;
-    json!({
-        "sid": row.sid.to_string(),
-        "account_sid": state.account.read().account_sid,
-        "chat_service_sid": row.chat_service_sid.to_string(),
-        "conversation_sid": row.conversation_sid.to_string(),
-        "target": enum_str(&w.target),
-        "url": format!(
-            "{}/Conversations/{}/Webhooks/{}",
-            scope.prefix, row.conversation_sid, row.sid
-        ),
-        "configuration": {
+    let configuration = match (row.webhook.url(), row.webhook.studio()) {
+        (Some(w), _) => json!({
             "url": w.url,
             "method": method_name(w.method),
             "filters": w.filters.iter().map(|f| f.twilio_name()).collect::<Vec<_>>(),
             "triggers": w.triggers,
             "flow_sid": Value::Null,
-        },
+            "replay_after": Value::Null,
+        }),
+        (None, studio) => json!({
+            "url": Value::Null,
+            "method": Value::Null,
+            "filters": Value::Null,
+            "triggers": Value::Null,
+            "flow_sid": studio.map(|s| s.flow_sid.to_string()),
+            "replay_after": studio.and_then(|s| s.replay_after),
+        }),
+    };
+    json!({
+        "sid": row.sid.to_string(),
+        "account_sid": state.account.read().account_sid,
+        "chat_service_sid": row.chat_service_sid.to_string(),
+        "conversation_sid": row.conversation_sid.to_string(),
+        "target": row.webhook.target_name(),
+        "url": format!(
+            "{}/Conversations/{}/Webhooks/{}",
+            scope.prefix, row.conversation_sid, row.sid
+        ),
+        "configuration": configuration,
         "date_created": iso8601(row.date_created),
         "date_updated": iso8601(row.date_created),
     })
@@ -77,19 +92,6 @@ pub fn parse_method(name: &str, raw: &str) -> Result<WebhookMethod, ApiError> {
             format!("{raw:?} is not GET or POST"),
         )),
     }
-}
-
-/// Refuses the Studio parameters of `p` (400 naming the first given).
-fn refuse_studio(p: &mut Params) -> Result<(), ApiError> {
-    for name in ["Configuration.FlowSid", "Configuration.ReplayAfter"] {
-        if p.opt(name)?.is_some() {
-            return Err(ApiError::invalid(
-                name,
-                "Studio targets are not supported by this server: use a webhook or trigger target",
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn webhook_sid(path: &[(String, String)]) -> Result<WebhookSid, ApiError> {
@@ -128,12 +130,13 @@ async fn load(
 }
 
 /// `POST …/Conversations/{ConversationSid}/Webhooks`: `Target`
-/// (`webhook`|`trigger`; required), `Configuration.Url`,
-/// `Configuration.Method`, `Configuration.Filters` (repeated, for a
-/// webhook), `Configuration.Triggers` (repeated, for a trigger). 201 with
-/// the webhook. Errors (400): `studio` or its parameters, a missing URL,
-/// unknown filter names, a webhook without filters or a trigger without
-/// keywords.
+/// (`webhook`|`trigger`|`studio`; required); for a webhook or trigger
+/// `Configuration.Url`, `Configuration.Method`, `Configuration.Filters`
+/// (repeated, for a webhook), `Configuration.Triggers` (repeated, for a
+/// trigger); for studio `Configuration.FlowSid` and
+/// `Configuration.ReplayAfter`. 201 with the webhook. Errors (400): a
+/// parameter of another target, a missing URL or flow, unknown filter
+/// names, a webhook without filters or a trigger without keywords.
 pub async fn create(
     State(state): State<AppState>,
     scope: Scope,
@@ -141,15 +144,12 @@ pub async fn create(
     Path(path): Path<Vec<(String, String)>>,
     Form(mut p): Form,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let target = match p.req("Target")?.as_str() {
-        "webhook" => WebhookTarget::Webhook,
-        "trigger" => WebhookTarget::Trigger,
-        "studio" => {
-            return Err(ApiError::invalid(
-                "Target",
-                "studio is not supported by this server: use webhook or trigger",
-            ))
-        }
+    let target = p.req("Target")?;
+    let studio = target == "studio";
+    let url_target = match target.as_str() {
+        "webhook" => Some(WebhookTarget::Webhook),
+        "trigger" => Some(WebhookTarget::Trigger),
+        "studio" => None,
         other => {
             return Err(ApiError::invalid(
                 "Target",
@@ -157,25 +157,60 @@ pub async fn create(
             ))
         }
     };
-    let url = p.opt("Configuration.Url")?.ok_or_else(|| {
-        ApiError::invalid("Configuration.Url", "is required for a webhook or trigger")
-    })?;
+    let url = p.opt("Configuration.Url")?;
     let method = p
         .opt("Configuration.Method")?
         .map(|m| parse_method("Configuration.Method", &m))
-        .transpose()?
-        .unwrap_or_default();
+        .transpose()?;
     let filters = p.all("Configuration.Filters");
     let triggers = p.all("Configuration.Triggers");
-    refuse_studio(&mut p)?;
+    let flow: Option<FlowSid> = p.opt_parse("Configuration.FlowSid")?;
+    let replay_after: Option<u64> = p.opt_parse("Configuration.ReplayAfter")?;
     p.finish()?;
+    // Each target takes only its own parameters.
+    let foreign: &[(&str, bool)] = if studio {
+        &[
+            ("Configuration.Url", url.is_some()),
+            ("Configuration.Method", method.is_some()),
+            ("Configuration.Filters", !filters.is_empty()),
+            ("Configuration.Triggers", !triggers.is_empty()),
+        ]
+    } else {
+        &[
+            ("Configuration.FlowSid", flow.is_some()),
+            ("Configuration.ReplayAfter", replay_after.is_some()),
+        ]
+    };
+    if let Some((name, _)) = foreign.iter().find(|(_, given)| *given) {
+        return Err(ApiError::invalid(
+            name,
+            format!("is not a parameter of Target={target}"),
+        ));
+    }
     let conversation = conversation_sid(&state, &scope, &path).await?;
-    sign_service_webhooks(&state, &headers, "signing-secret", scope.service).await?;
-    let command = CreateConversationWebhook::new(scope.service, conversation, target, url)
-        .method(method)
-        .filters(filters)
-        .triggers(triggers);
-    let sid = state.execute(&headers, command).await?;
+    let sid = match url_target {
+        Some(target) => {
+            let url = url.ok_or_else(|| {
+                ApiError::invalid("Configuration.Url", "is required for a webhook or trigger")
+            })?;
+            let command = CreateConversationWebhook::new(scope.service, conversation, target, url)
+                .method(method.unwrap_or_default())
+                .filters(filters)
+                .triggers(triggers);
+            state.execute(&headers, command).await?
+        }
+        None => {
+            let flow = flow.ok_or_else(|| {
+                ApiError::invalid("Configuration.FlowSid", "is required for Target=studio")
+            })?;
+            let mut command =
+                CreateConversationStudioWebhook::new(scope.service, conversation, flow);
+            if let Some(index) = replay_after {
+                command = command.replay_after(index);
+            }
+            state.execute(&headers, command).await?
+        }
+    };
     let service = scope.service;
     let row = state
         .read(move |q| {
