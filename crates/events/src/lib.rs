@@ -41,7 +41,7 @@ pub use command::{
     ParticipantSpec, PostMessage, ReceiveInbound, RecordDeliveryAttemptFailed,
     RecordDeliveryReceipt, RemoveParticipant, UpdateAddressConfiguration, UpdateConversation,
     UpdateParticipant, UpdateReadHorizon, UpdateRole, UpdateService, UpdateServiceConfiguration,
-    UpdateServiceWebhooks, UpdateUser, UpdateUserConversation,
+    UpdateConversationWebhook, UpdateServiceWebhooks, UpdateUser, UpdateUserConversation,
 };
 pub use duration::{parse_iso8601_duration_micros, timers_from_iso8601, DurationError};
 pub use event::Event;
