@@ -356,7 +356,9 @@ pub(super) fn update_conversation_webhook(
                 c.url.clone().unwrap_or_else(|| current.url.clone()),
                 c.method.unwrap_or(current.method),
                 &filter_names,
-                c.triggers.clone().unwrap_or_else(|| current.triggers.clone()),
+                c.triggers
+                    .clone()
+                    .unwrap_or_else(|| current.triggers.clone()),
             )?)
         }
         ConversationWebhookConfig::Studio(current) => {

@@ -1192,7 +1192,11 @@ fn a_bad_conversation_webhook_update_is_a_typed_error_and_writes_nothing() {
             "{command:?}"
         );
     }
-    assert_eq!(f.head(), head + 1, "only the other conversation was written");
+    assert_eq!(
+        f.head(),
+        head + 1,
+        "only the other conversation was written"
+    );
     f.join(c, "alice");
     let head_after_other = f.head();
     let as_alice = f.engine.execute(

@@ -36,9 +36,9 @@ use crate::event::Event;
 use crate::limits::{IDENTITY_CHARS_MAX, RECORD_BYTES_MAX};
 use crate::model::{
     AddressType, AutoCreation, AutoCreationV1, ConversationState, ConversationWebhook,
-    ConversationWebhookConfig,
-    DeliveryStatus, Media, MessagingBinding, NotificationLevel, ParticipantKind, Permission,
-    RoleType, ServiceWebhooks, StudioWebhook, Timers, WebhookFilter, WebhookMethod, WebhookTarget,
+    ConversationWebhookConfig, DeliveryStatus, Media, MessagingBinding, NotificationLevel,
+    ParticipantKind, Permission, RoleType, ServiceWebhooks, StudioWebhook, Timers, WebhookFilter,
+    WebhookMethod, WebhookTarget,
 };
 use crate::record::{
     chain_hash_of_bytes, decode_event, encode_header, CodecError, Hash, Record, RecordHeader,

@@ -817,7 +817,10 @@ fn conversation_webhooks_are_created_listed_fetched_and_deleted() {
     );
     assert_eq!(r.body["configuration"]["url"], "http://127.0.0.1:9/a2");
     let r = s.post(
-        &format!("/v1/Services/{}/Conversations/hooks/Webhooks/{trigger}", s.service),
+        &format!(
+            "/v1/Services/{}/Conversations/hooks/Webhooks/{trigger}",
+            s.service
+        ),
         &[
             ("Configuration.Triggers", "urgent"),
             ("Configuration.Triggers", "sos"),
@@ -830,26 +833,42 @@ fn conversation_webhooks_are_created_listed_fetched_and_deleted() {
         serde_json::json!(["urgent", "sos"])
     );
     assert_eq!(r.body["configuration"]["url"], "http://127.0.0.1:9/b");
-    assert_eq!(s.get(&one).body["configuration"]["url"], "http://127.0.0.1:9/a2");
+    assert_eq!(
+        s.get(&one).body["configuration"]["url"],
+        "http://127.0.0.1:9/a2"
+    );
 
     // Bad updates are refused and write nothing.
     let before = s.get(&one).body;
     let head = s.engine().log().head().next_position;
     let trigger_path = format!("{base}/{trigger}");
     for (path, bad) in [
-        (&one, vec![("Configuration.FlowSid", "FW0123456789abcdef0123456789abcdef")]),
+        (
+            &one,
+            vec![(
+                "Configuration.FlowSid",
+                "FW0123456789abcdef0123456789abcdef",
+            )],
+        ),
         (&one, vec![("Configuration.Filters", "onMessageSend")]),
         (&one, vec![("Configuration.Url", "not a url")]),
         (&one, vec![("Configuration.Method", "PUT")]),
         (&one, vec![("Configuration.Triggers", "help")]),
         (&one, vec![("Configuration.ReplayAfter", "3")]),
         (&one, vec![("Target", "trigger")]),
-        (&trigger_path, vec![("Configuration.Filters", "onMessageAdded")]),
+        (
+            &trigger_path,
+            vec![("Configuration.Filters", "onMessageAdded")],
+        ),
         (&trigger_path, vec![("Configuration.Triggers", "two words")]),
     ] {
         assert_error(&s.post(path, &bad), 400, 20001);
     }
-    assert_eq!(s.engine().log().head().next_position, head, "nothing was written");
+    assert_eq!(
+        s.engine().log().head().next_position,
+        head,
+        "nothing was written"
+    );
     assert_eq!(s.get(&one).body, before);
     let other_conversation = conversation_with(&s, "elsewhere", &["carol"], 0);
     for path in [
@@ -1194,7 +1213,11 @@ fn a_studio_conversation_webhook_names_its_flow_and_takes_only_its_parameters() 
     ] {
         assert_error(&s.post(&format!("{base}/{hook}"), &bad), 400, 20001);
     }
-    assert_eq!(s.engine().log().head().next_position, head, "nothing was written");
+    assert_eq!(
+        s.engine().log().head().next_position,
+        head,
+        "nothing was written"
+    );
     assert_eq!(
         s.get(&format!("{base}/{hook}")).body["configuration"]["flow_sid"],
         other_flow

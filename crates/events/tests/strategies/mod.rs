@@ -1442,13 +1442,13 @@ pub fn arb_event() -> BoxedStrategy<Event> {
             arb_webhook_sid(),
             arb_conversation_webhook(),
         )
-            .prop_map(
-                |(conversation_sid, webhook_sid, webhook)| Event::ConversationWebhookCreated {
+            .prop_map(|(conversation_sid, webhook_sid, webhook)| {
+                Event::ConversationWebhookCreated {
                     conversation_sid,
                     webhook_sid,
                     webhook,
-                },
-            )
+                }
+            })
             .boxed(),
         (arb_conversation_sid(), arb_webhook_sid())
             .prop_map(
@@ -1528,13 +1528,13 @@ pub fn arb_event() -> BoxedStrategy<Event> {
                 ),
             ],
         )
-            .prop_map(
-                |(conversation_sid, webhook_sid, webhook)| Event::ConversationWebhookUpdated {
+            .prop_map(|(conversation_sid, webhook_sid, webhook)| {
+                Event::ConversationWebhookUpdated {
                     conversation_sid,
                     webhook_sid,
                     webhook,
-                },
-            )
+                }
+            })
             .boxed(),
     ];
     Union::new(arms).boxed()
@@ -1546,10 +1546,7 @@ fn arb_conversation_webhook() -> impl Strategy<Value = ConversationWebhook> {
         any::<bool>(),
         arb_text(),
         any::<bool>(),
-        proptest::sample::subsequence(
-            WebhookFilter::ALL.to_vec(),
-            0..=WebhookFilter::ALL.len(),
-        ),
+        proptest::sample::subsequence(WebhookFilter::ALL.to_vec(), 0..=WebhookFilter::ALL.len()),
         proptest::collection::vec(arb_text(), 0..4),
     )
         .prop_map(
