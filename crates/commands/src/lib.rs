@@ -106,6 +106,7 @@ pub fn decide(
         Command::CreateConversationStudioWebhook(c) => {
             service::create_conversation_studio_webhook(&mut cx, c)
         }
+        Command::UpdateConversationWebhook(c) => service::update_conversation_webhook(&mut cx, c),
     }
 }
 

@@ -237,42 +237,13 @@ pub(super) fn create_conversation_webhook(
     let svc = cx.service(&c.service)?;
     let conv = cx.conversation(svc, &c.conversation)?;
     cx.host_only()?;
-    webhook_url("url", &c.url)?;
-    let filters = webhook_filters(&c.filters)?;
-    let invalid = |field, reason: &str| CommandError::Invalid {
-        field,
-        reason: reason.to_string(),
-    };
-    match c.target {
-        WebhookTarget::Webhook => {
-            if filters.is_empty() {
-                return Err(invalid("filters", "a webhook needs at least one filter"));
-            }
-            if !c.triggers.is_empty() {
-                return Err(invalid("triggers", "only a trigger has keywords"));
-            }
-        }
-        WebhookTarget::Trigger => {
-            if c.triggers.is_empty() {
-                return Err(invalid("triggers", "a trigger needs at least one keyword"));
-            }
-            if !filters.is_empty() {
-                return Err(invalid("filters", "a trigger has keywords, not filters"));
-            }
-        }
-    }
-    at_most(
-        "triggers",
-        c.triggers.len(),
-        WEBHOOK_TRIGGERS_PER_WEBHOOK_MAX,
-        "items",
+    let webhook = url_webhook(
+        c.target,
+        c.url.clone(),
+        c.method,
+        &c.filters,
+        c.triggers.clone(),
     )?;
-    for t in &c.triggers {
-        text("triggers", t, WEBHOOK_TRIGGER_CHARS_MAX)?;
-        if t.chars().any(char::is_whitespace) {
-            return Err(invalid("triggers", "a keyword is one word"));
-        }
-    }
     webhook_fits(conv)?;
     let conversation_sid = conv.row().sid;
     let webhook_sid = WebhookSid::derive(&cx.seed());
@@ -282,13 +253,140 @@ pub(super) fn create_conversation_webhook(
         vec![Event::ConversationWebhookCreated {
             conversation_sid,
             webhook_sid,
-            webhook: ConversationWebhook {
-                target: c.target,
-                url: c.url.clone(),
-                method: c.method,
-                filters,
-                triggers: c.triggers.clone(),
-            },
+            webhook,
+        }],
+    ))
+}
+
+/// A URL webhook or trigger checked as [`create_conversation_webhook`]
+/// documents (URL, filter names, keywords, the fields of the other
+/// target refused), filters resolved.
+///
+/// Errors: [`CommandError::Invalid`], [`CommandError::UnknownWebhookFilter`].
+fn url_webhook(
+    target: WebhookTarget,
+    url: String,
+    method: WebhookMethod,
+    filter_names: &[String],
+    triggers: Vec<String>,
+) -> Result<ConversationWebhook, CommandError> {
+    webhook_url("url", &url)?;
+    let filters = webhook_filters(filter_names)?;
+    let invalid = |field, reason: &str| CommandError::Invalid {
+        field,
+        reason: reason.to_string(),
+    };
+    match target {
+        WebhookTarget::Webhook => {
+            if filters.is_empty() {
+                return Err(invalid("filters", "a webhook needs at least one filter"));
+            }
+            if !triggers.is_empty() {
+                return Err(invalid("triggers", "only a trigger has keywords"));
+            }
+        }
+        WebhookTarget::Trigger => {
+            if triggers.is_empty() {
+                return Err(invalid("triggers", "a trigger needs at least one keyword"));
+            }
+            if !filters.is_empty() {
+                return Err(invalid("filters", "a trigger has keywords, not filters"));
+            }
+        }
+    }
+    at_most(
+        "triggers",
+        triggers.len(),
+        WEBHOOK_TRIGGERS_PER_WEBHOOK_MAX,
+        "items",
+    )?;
+    for t in &triggers {
+        text("triggers", t, WEBHOOK_TRIGGER_CHARS_MAX)?;
+        if t.chars().any(char::is_whitespace) {
+            return Err(invalid("triggers", "a keyword is one word"));
+        }
+    }
+    Ok(ConversationWebhook {
+        target,
+        url,
+        method,
+        filters,
+        triggers,
+    })
+}
+
+/// Updates a conversation-scoped webhook in place: host only; the fields
+/// given replace the current ones, the others stay, and the result is
+/// checked like a new webhook of the same target ([`url_webhook`]);
+/// `flow_sid` on a URL webhook or trigger, or any URL field on a Studio
+/// webhook, is refused (the target never changes).
+///
+/// Errors: [`CommandError::NotFound`] for an unknown conversation or
+/// webhook, [`CommandError::Invalid`] and
+/// [`CommandError::UnknownWebhookFilter`] for bad fields.
+pub(super) fn update_conversation_webhook(
+    cx: &mut Cx,
+    c: &UpdateConversationWebhook,
+) -> Result<Decision, CommandError> {
+    let svc = cx.service(&c.service)?;
+    let conv = cx.conversation(svc, &c.conversation)?;
+    cx.host_only()?;
+    let Some(row) = conv.webhooks().get(&c.webhook) else {
+        return Err(not_found("webhook", c.webhook));
+    };
+    let invalid = |field, reason: &str| CommandError::Invalid {
+        field,
+        reason: reason.to_string(),
+    };
+    let webhook = match &row.webhook {
+        ConversationWebhookConfig::Url(current) => {
+            if c.flow_sid.is_some() {
+                return Err(invalid("flow_sid", "only a studio webhook has a flow"));
+            }
+            let filter_names: Vec<String> = match &c.filters {
+                Some(names) => names.clone(),
+                None => current
+                    .filters
+                    .iter()
+                    .map(|f| f.twilio_name().to_string())
+                    .collect(),
+            };
+            ConversationWebhookConfig::Url(url_webhook(
+                current.target,
+                c.url.clone().unwrap_or_else(|| current.url.clone()),
+                c.method.unwrap_or(current.method),
+                &filter_names,
+                c.triggers
+                    .clone()
+                    .unwrap_or_else(|| current.triggers.clone()),
+            )?)
+        }
+        ConversationWebhookConfig::Studio(current) => {
+            let url_field = [
+                ("url", c.url.is_some()),
+                ("method", c.method.is_some()),
+                ("filters", c.filters.is_some()),
+                ("triggers", c.triggers.is_some()),
+            ]
+            .into_iter()
+            .find_map(|(field, set)| set.then_some(field));
+            if let Some(field) = url_field {
+                return Err(invalid(field, "a studio webhook has a flow, not a URL"));
+            }
+            ConversationWebhookConfig::Studio(StudioWebhook {
+                flow_sid: c.flow_sid.unwrap_or(current.flow_sid),
+                replay_after: current.replay_after,
+            })
+        }
+    };
+    let conversation_sid = conv.row().sid;
+    Ok(decision(
+        c.service,
+        Some(conversation_sid),
+        vec![Event::ConversationWebhookUpdated {
+            conversation_sid,
+            webhook_sid: c.webhook,
+            webhook,
         }],
     ))
 }

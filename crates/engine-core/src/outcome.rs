@@ -211,6 +211,7 @@ typed_commands! {
     RecordDeliveryAttemptFailed,
     UpdateServiceWebhooks,
     DeleteConversationWebhook,
+    UpdateConversationWebhook,
 }
 
 /// `C`'s output from `outcome`, or the internal error that says which

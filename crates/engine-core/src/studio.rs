@@ -20,8 +20,9 @@
 //! - **Deciding.** Per conversation the wrapper caches the flow's Studio
 //!   webhooks as of a position, kept current from the webhook records the
 //!   reactor also receives (its filter holds `message_added`,
-//!   `conversation_studio_webhook_created`, `conversation_webhook_removed`
-//!   and `conversation_removed`). A conversation not in the cache (the
+//!   `conversation_studio_webhook_created`, `conversation_webhook_updated`
+//!   (a Studio webhook moved to another flow, or to this one),
+//!   `conversation_webhook_removed` and `conversation_removed`). A conversation not in the cache (the
 //!   first of its records since the reactor started, or one before the
 //!   cached position after a replay) costs one read of its stream in the
 //!   log up to the record. The cache holds at most
@@ -64,9 +65,10 @@ pub const STUDIO_CONVERSATIONS_CACHED_MAX: usize = 65_536;
 
 /// The event types a flow's reactor receives: the messages, and what
 /// changes which conversations are handed to a flow.
-const STUDIO_EVENT_TYPES: [&str; 4] = [
+const STUDIO_EVENT_TYPES: [&str; 5] = [
     "message_added",
     "conversation_studio_webhook_created",
+    "conversation_webhook_updated",
     "conversation_webhook_removed",
     "conversation_removed",
 ];
@@ -299,6 +301,20 @@ impl<R: Reactor> Reactor for StudioFlow<R> {
                     self.replay(cx, &record.header, *conversation_sid, after)?;
                 }
             }
+            Event::ConversationWebhookUpdated {
+                conversation_sid,
+                webhook_sid,
+                webhook,
+            } => {
+                let flow = self.flow;
+                self.track(*conversation_sid, position, |w| {
+                    if webhook.studio().is_some_and(|s| s.flow_sid == flow) {
+                        w.insert(*webhook_sid);
+                    } else {
+                        w.remove(webhook_sid);
+                    }
+                })
+            }
             Event::ConversationWebhookRemoved {
                 conversation_sid,
                 webhook_sid,
@@ -339,6 +355,16 @@ pub(crate) fn conversation_webhooks_before(
                 studio,
                 ..
             } => webhooks.push((webhook_sid, ConversationWebhookConfig::Studio(studio))),
+            Event::ConversationWebhookUpdated {
+                webhook_sid,
+                webhook,
+                ..
+            } => {
+                if let Some((_, current)) = webhooks.iter_mut().find(|(sid, _)| *sid == webhook_sid)
+                {
+                    *current = webhook;
+                }
+            }
             Event::ConversationWebhookRemoved { webhook_sid, .. } => {
                 webhooks.retain(|(sid, _)| *sid != webhook_sid)
             }

@@ -72,9 +72,11 @@
 //!   `onMessageAdded` when a new message's body holds one of its keywords
 //!   ([`body_triggers`]). Both are signed with the service's secret, and
 //!   their tokens end in `-<webhook SID>`. They are read when the record
-//!   is delivered, except for `onConversationRemoved`, which goes to the
-//!   webhooks the conversation had when it was removed (read from its
-//!   stream in the log: the read models no longer hold it). `Target=studio`
+//!   is delivered (so an [`events::UpdateConversationWebhook`] applies to
+//!   every record delivered after it), except for `onConversationRemoved`,
+//!   which goes to the webhooks the conversation had when it was removed
+//!   (folded, updates included, from its stream in the log: the read
+//!   models no longer hold it). `Target=studio`
 //!   webhooks are not called here: they hand the conversation to a flow
 //!   ([`crate::studio`]).
 

@@ -9,7 +9,8 @@
 //! The model learns SIDs and timestamps from the engine's outcomes.
 //! Conversation-scoped webhooks (URL, trigger and Studio ones, and those
 //! an address configuration's autocreation of type `webhook` or `studio`
-//! gives a new conversation) are generated and checked too.
+//! gives a new conversation), and their updates in place, are generated
+//! and checked too.
 //!
 //! A case is a short, mostly valid prelude (conversations with
 //! participants, address configurations, posts) and then up to 34 steps of
@@ -39,6 +40,8 @@ const PROXIES: &[&str] = &["+15559001", "+15559002"];
 const UNIQUE_NAMES: &[&str] = &["room-a", "room-b", "room-c"];
 /// Where the generated URL webhooks call (never called: no reactor runs).
 const WEBHOOK_URL: &str = "https://example.com/hook";
+/// Where an updated URL webhook calls (never called either).
+const WEBHOOK_URL_UPDATED: &str = "https://example.com/moved";
 
 /// The Studio flow generated webhooks name.
 fn flow() -> FlowSid {
@@ -466,6 +469,38 @@ enum Change {
     },
 }
 
+/// The targets of the conversation-scoped webhooks `outcome` created.
+fn created_webhook_targets(outcome: &CommandOutcome) -> Vec<(WebhookSid, HookTarget)> {
+    outcome
+        .events()
+        .filter_map(|e| match e {
+            Event::ConversationWebhookCreated {
+                webhook_sid,
+                webhook,
+                ..
+            } => Some((
+                *webhook_sid,
+                match webhook.target {
+                    WebhookTarget::Webhook => HookTarget::Webhook,
+                    WebhookTarget::Trigger => HookTarget::Trigger,
+                },
+            )),
+            Event::ConversationStudioWebhookCreated { webhook_sid, .. } => {
+                Some((*webhook_sid, HookTarget::Studio))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A conversation-scoped webhook's target, which never changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HookTarget {
+    Webhook,
+    Trigger,
+    Studio,
+}
+
 /// The conversation-scoped webhooks `outcome` created.
 fn created_webhooks(outcome: &CommandOutcome) -> Vec<WebhookSid> {
     outcome
@@ -501,6 +536,9 @@ struct Model {
     all_users: Vec<UserSid>,
     all_roles: Vec<RoleSid>,
     all_webhooks: Vec<WebhookSid>,
+    /// The target of each of `all_webhooks` (an update must keep to its
+    /// own target's fields).
+    webhook_targets: BTreeMap<WebhookSid, HookTarget>,
 }
 
 impl Model {
@@ -1166,6 +1204,39 @@ impl Model {
                     },
                 })
             }
+            Command::UpdateConversationWebhook(UpdateConversationWebhook {
+                service,
+                conversation,
+                webhook,
+                url,
+                flow_sid,
+                filters,
+                ..
+            }) => {
+                let si = self.svc(service)?;
+                let cs = self.conv(si, conversation)?;
+                host_only(acting)?;
+                if !self.services[si].convs[&cs].webhooks.contains(webhook) {
+                    return Err(MErr::NotFound("webhook"));
+                }
+                // The generator sets one field: a URL, a flow or filters
+                // (valid ones); each is refused on a target without it.
+                let target = self.webhook_targets[webhook];
+                match (target, url, flow_sid, filters) {
+                    (HookTarget::Studio, Some(_), _, _) => return Err(MErr::Invalid("url")),
+                    (HookTarget::Studio | HookTarget::Trigger, _, _, Some(_)) => {
+                        return Err(MErr::Invalid("filters"))
+                    }
+                    (HookTarget::Webhook | HookTarget::Trigger, _, Some(_), _) => {
+                        return Err(MErr::Invalid("flow_sid"))
+                    }
+                    _ => {}
+                }
+                Ok(Plan {
+                    kinds: vec!["conversation_webhook_updated"],
+                    change: Change::Nothing,
+                })
+            }
             other => panic!("the generator never makes {other:?}"),
         }
     }
@@ -1290,6 +1361,8 @@ impl Model {
                 let hooks = created_webhooks(outcome);
                 conv.webhooks.extend(hooks.iter().copied());
                 self.all_webhooks.extend(hooks);
+                self.webhook_targets
+                    .extend(created_webhook_targets(outcome));
                 let s = &mut self.services[svc];
                 s.convs.insert(cs, conv);
                 s.conv_history.push(cs);
@@ -1404,6 +1477,8 @@ impl Model {
                     .webhooks
                     .extend(hooks.iter().copied());
                 self.all_webhooks.extend(hooks);
+                self.webhook_targets
+                    .extend(created_webhook_targets(outcome));
             }
             Change::DeleteWebhook { svc, conv, hook } => {
                 self.services[svc]
@@ -1519,6 +1594,17 @@ struct PartGen {
     role: RolePick,
 }
 
+/// A generated update of a conversation-scoped webhook: one field.
+#[derive(Debug, Clone, Copy)]
+enum HookEdit {
+    /// A new URL (refused on a Studio webhook).
+    Url,
+    /// A new flow (refused on a URL webhook or trigger).
+    Flow,
+    /// New filters (refused on a Studio webhook and on a trigger).
+    Filters,
+}
+
 /// A generated conversation-scoped webhook.
 #[derive(Debug, Clone, Copy)]
 enum HookGen {
@@ -1631,6 +1717,13 @@ enum Op {
         acting: Option<usize>,
         conv: ConvPick,
         hook: Pick,
+    },
+    UpdateWebhook {
+        svc: SvcPick,
+        acting: Option<usize>,
+        conv: ConvPick,
+        hook: Pick,
+        edit: HookEdit,
     },
     Inbound {
         svc: SvcPick,
@@ -2092,6 +2185,33 @@ impl Model {
                     DeleteConversationWebhook::new(service, conversation, webhook).into(),
                 )
             }
+            Op::UpdateWebhook {
+                svc,
+                acting,
+                conv,
+                hook,
+                edit,
+            } => {
+                let service = self.service_sid(svc);
+                let conversation = self.conv_ref(&service, conv);
+                let own: Vec<WebhookSid> = self
+                    .resolved(&service, &conversation)
+                    .map(|c| c.webhooks.iter().copied().collect())
+                    .unwrap_or_default();
+                let webhook = match hook {
+                    Pick::Own(i) => pick(&own, *i).or(pick(&self.all_webhooks, *i)),
+                    Pick::Any(i) => pick(&self.all_webhooks, *i),
+                    Pick::Bogus => None,
+                }
+                .unwrap_or_else(|| WebhookSid::derive(b"no such webhook"));
+                let update = UpdateConversationWebhook::new(service, conversation, webhook);
+                let update = match edit {
+                    HookEdit::Url => update.url(WEBHOOK_URL_UPDATED),
+                    HookEdit::Flow => update.flow_sid(FlowSid::derive(b"another flow")),
+                    HookEdit::Filters => update.filters(["onMessageAdded", "onMessageRemoved"]),
+                };
+                (acting_of(acting), update.into())
+            }
             Op::Inbound {
                 svc,
                 channel,
@@ -2430,6 +2550,24 @@ fn op() -> impl Strategy<Value = Op> {
             conv,
             hook,
         });
+    let update_webhook = (
+        svc_pick(),
+        prop_oneof![6 => Just(None), 1 => acting()],
+        conv_pick(),
+        item_pick(),
+        prop_oneof![
+            Just(HookEdit::Url),
+            Just(HookEdit::Flow),
+            Just(HookEdit::Filters),
+        ],
+    )
+        .prop_map(|(svc, acting, conv, hook, edit)| Op::UpdateWebhook {
+            svc,
+            acting,
+            conv,
+            hook,
+            edit,
+        });
     let inbound = (
         svc_pick(),
         channel(),
@@ -2461,6 +2599,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => inbound,
         3 => webhook,
         2 => delete_webhook,
+        2 => update_webhook,
         1 => Just(Op::Reopen),
     ]
 }

@@ -1074,3 +1074,140 @@ fn the_state_before_stays_right_across_updates_delivered_without_the_state_filte
         ]
     );
 }
+
+#[test]
+fn an_updated_conversation_webhook_is_called_as_updated_and_on_its_conversations_removal() {
+    let (url, seen) = serve(vec![(200, ""), (200, "")]);
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    // As created it would call nobody for these records.
+    let hook = f.run(
+        CreateConversationWebhook::new(
+            f.service,
+            c,
+            WebhookTarget::Webhook,
+            "http://127.0.0.1:9/never",
+        )
+        .filters(["onMessageRemoved"]),
+    );
+    f.run(
+        UpdateConversationWebhook::new(f.service, c, hook)
+            .url(url.clone())
+            .filters(["onMessageAdded", "onConversationRemoved"]),
+    );
+    let stored = f.engine.read(|rm| {
+        let conv = rm
+            .service(&f.service)
+            .unwrap()
+            .conversation_by_sid(&c)
+            .unwrap();
+        conv.webhooks().get(&hook).cloned()
+    });
+    let row = stored.expect("the webhook is still there");
+    assert_eq!(
+        row.webhook,
+        ConversationWebhookConfig::Url(ConversationWebhook {
+            target: WebhookTarget::Webhook,
+            url: url.clone(),
+            method: WebhookMethod::Post,
+            filters: vec![
+                WebhookFilter::OnMessageAdded,
+                WebhookFilter::OnConversationRemoved
+            ],
+            triggers: Vec::new(),
+        })
+    );
+    assert!(row.date_updated >= row.date_created, "{row:?}");
+    let handle = f.engine.start_post_event_webhooks(fast_retries()).unwrap();
+    f.post(c, "system", "after the update");
+    // onConversationRemoved goes to the webhooks as of the removal, read
+    // from the log: the update applies there too.
+    f.run(DeleteConversation::new(f.service, c));
+    settle(&f, &handle);
+
+    let seen = seen.lock().clone();
+    assert_eq!(
+        events_and_suffixes(&seen),
+        [
+            ("onMessageAdded".to_string(), format!("-{hook}")),
+            ("onConversationRemoved".to_string(), format!("-{hook}")),
+        ]
+    );
+    assert_eq!(handle.metrics().parked, 0);
+}
+
+#[test]
+fn a_bad_conversation_webhook_update_is_a_typed_error_and_writes_nothing() {
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    let url = "https://example.com/w";
+    let webhook = f.run(
+        CreateConversationWebhook::new(f.service, c, WebhookTarget::Webhook, url)
+            .filters(["onMessageAdded"]),
+    );
+    let trigger = f.run(
+        CreateConversationWebhook::new(f.service, c, WebhookTarget::Trigger, url).triggers(["ok"]),
+    );
+    let studio = f.run(CreateConversationStudioWebhook::new(
+        f.service,
+        c,
+        FlowSid::derive(b"flow"),
+    ));
+    let head = f.head();
+    let update = |hook| UpdateConversationWebhook::new(f.service, c, hook);
+    let cases: Vec<(UpdateConversationWebhook, &str)> = vec![
+        (update(webhook).url("mailto:x"), "invalid"),
+        (update(webhook).filters(["onMessageAdd"]), "unknown"),
+        (update(webhook).triggers(["x"]), "invalid"),
+        (update(webhook).flow_sid(FlowSid::derive(b"f")), "invalid"),
+        (update(trigger).filters(["onMessageAdded"]), "invalid"),
+        (update(trigger).triggers(["two words"]), "invalid"),
+        (
+            update(trigger).triggers(["k".repeat(limits::WEBHOOK_TRIGGER_CHARS_MAX + 1)]),
+            "too long",
+        ),
+        (
+            update(trigger)
+                .triggers((0..=limits::WEBHOOK_TRIGGERS_PER_WEBHOOK_MAX).map(|i| format!("k{i}"))),
+            "too long",
+        ),
+        (update(trigger).flow_sid(FlowSid::derive(b"f")), "invalid"),
+        (update(studio).url(url), "invalid"),
+        (update(studio).method(WebhookMethod::Get), "invalid"),
+        (update(studio).filters(["onMessageAdded"]), "invalid"),
+        (update(studio).triggers(["ok"]), "invalid"),
+    ];
+    assert_refused(&f, cases);
+    let other = f.conversation();
+    for command in [
+        update(WebhookSid::derive(b"none")),
+        UpdateConversationWebhook::new(f.service, other, webhook),
+        UpdateConversationWebhook::new(f.service, ConversationSid::derive(b"none"), webhook),
+    ] {
+        assert!(
+            matches!(
+                f.try_run(command.clone()),
+                Err(CommandError::NotFound { .. })
+            ),
+            "{command:?}"
+        );
+    }
+    assert_eq!(
+        f.head(),
+        head + 1,
+        "only the other conversation was written"
+    );
+    f.join(c, "alice");
+    let head_after_other = f.head();
+    let as_alice = f.engine.execute(
+        update(webhook)
+            .url(url)
+            .keyed("as-alice")
+            .acting_as("alice"),
+    );
+    assert!(
+        matches!(as_alice, Err(CommandError::PermissionDenied { .. })),
+        "{as_alice:?}"
+    );
+    assert_eq!(f.head(), head_after_other, "nothing written");
+}

@@ -394,3 +394,41 @@ fn a_kill_between_the_flows_effect_and_its_checkpoint_adds_the_agent_once() {
     );
     assert_eq!(agents(&engine, service, asking.conversation_sid), 1);
 }
+
+#[test]
+fn a_studio_webhook_moved_between_flows_hands_over_from_its_update_on() {
+    let f = open(EngineOptions::default());
+    let c = f.conversation();
+    f.join(c, "customer");
+    let hook = f.run(CreateConversationStudioWebhook::new(
+        f.service,
+        c,
+        other_flow(),
+    ));
+    f.post(c, "customer", "for the other flow");
+    f.run(UpdateConversationWebhook::new(f.service, c, hook).flow_sid(flow()));
+    f.post(c, "customer", "moved here");
+    // Decided from the log: the flow starts after all of it.
+    let flow_run = start_flow(&f.engine);
+    flow_run.settle(&f.engine);
+    assert_eq!(flow_run.seen(), ["moved here"]);
+    // Decided live, from the update records the flow receives.
+    f.run(UpdateConversationWebhook::new(f.service, c, hook).flow_sid(other_flow()));
+    f.post(c, "customer", "moved away");
+    f.run(UpdateConversationWebhook::new(f.service, c, hook).flow_sid(flow()));
+    f.post(c, "customer", "back again");
+    flow_run.settle(&f.engine);
+    assert_eq!(flow_run.seen(), ["moved here", "back again"]);
+    let hooks = f.engine.read(|rm| {
+        rm.service(&f.service)
+            .and_then(|s| s.conversation_by_sid(&c))
+            .map(|c| c.webhooks().values().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+    });
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(
+        hooks[0].webhook.studio().map(|s| s.flow_sid),
+        Some(flow()),
+        "{hooks:?}"
+    );
+}

@@ -1414,6 +1414,84 @@ impl CreateConversationStudioWebhook {
     }
 }
 
+/// Update a conversation-scoped webhook in place (Twilio's
+/// UpdateConversationScopedWebhook): each field set replaces that part of
+/// its configuration, each absent one stays. Its target never changes:
+/// `url`, `method`, `filters` and `triggers` apply to a URL webhook or
+/// trigger, `flow_sid` to a Studio webhook; a field of the other kind is
+/// refused when the command is decided, as are the checks of
+/// [`CreateConversationWebhook`] on the resulting configuration. Returns
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateConversationWebhook {
+    /// The service.
+    pub service: ServiceSid,
+    /// The conversation.
+    pub conversation: ConversationRef,
+    /// The webhook.
+    pub webhook: WebhookSid,
+    /// New `Configuration.Url`.
+    pub url: Option<String>,
+    /// New `Configuration.Method`.
+    pub method: Option<WebhookMethod>,
+    /// New `Configuration.Filters`, by Twilio's names.
+    pub filters: Option<Vec<String>>,
+    /// New `Configuration.Triggers`.
+    pub triggers: Option<Vec<String>>,
+    /// New `Configuration.FlowSid`.
+    pub flow_sid: Option<FlowSid>,
+}
+
+impl UpdateConversationWebhook {
+    /// An update of `webhook` in `conversation` that changes nothing yet.
+    pub fn new(
+        service: ServiceSid,
+        conversation: impl Into<ConversationRef>,
+        webhook: WebhookSid,
+    ) -> Self {
+        UpdateConversationWebhook {
+            service,
+            conversation: conversation.into(),
+            webhook,
+            url: None,
+            method: None,
+            filters: None,
+            triggers: None,
+            flow_sid: None,
+        }
+    }
+
+    /// Sets the new URL.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// Sets how it calls.
+    pub fn method(mut self, method: WebhookMethod) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    /// Sets the new filters, by Twilio's names (`onMessageAdded`, …).
+    pub fn filters<S: Into<String>>(mut self, filters: impl IntoIterator<Item = S>) -> Self {
+        self.filters = Some(filters.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets the new trigger keywords.
+    pub fn triggers<S: Into<String>>(mut self, triggers: impl IntoIterator<Item = S>) -> Self {
+        self.triggers = Some(triggers.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets the new Studio flow.
+    pub fn flow_sid(mut self, flow_sid: FlowSid) -> Self {
+        self.flow_sid = Some(flow_sid);
+        self
+    }
+}
+
 /// Declares [`Command`]: one newtype variant per command struct, in this
 /// order (the order is the serialised form: variant indices are part of a
 /// command's canonical bytes, hence of its idempotency fingerprint, so
@@ -1510,6 +1588,7 @@ commands! {
     CreateConversationWebhook,
     DeleteConversationWebhook,
     CreateConversationStudioWebhook,
+    UpdateConversationWebhook,
 }
 
 impl Command {

@@ -346,6 +346,17 @@ pub enum Event {
         /// Autocreation settings.
         auto_creation: AutoCreation,
     },
+    /// A conversation-scoped webhook's configuration was replaced (its
+    /// target stays: a URL webhook or trigger stays one, a Studio webhook
+    /// stays one).
+    ConversationWebhookUpdated {
+        /// The conversation.
+        conversation_sid: ConversationSid,
+        /// The webhook.
+        webhook_sid: WebhookSid,
+        /// Its whole new configuration.
+        webhook: ConversationWebhookConfig,
+    },
 }
 
 impl Event {
@@ -436,6 +447,9 @@ impl Event {
             }
             | ConversationStudioWebhookCreated {
                 conversation_sid, ..
+            }
+            | ConversationWebhookUpdated {
+                conversation_sid, ..
             } => Some(*conversation_sid),
             ServiceCreated { .. }
             | ServiceUpdated { .. }
@@ -492,6 +506,7 @@ impl Event {
             ConversationStudioWebhookCreated { .. } => "conversation_studio_webhook_created",
             AddressConfigurationCreatedV2 { .. } => "address_configuration_created_v2",
             AddressConfigurationUpdatedV2 { .. } => "address_configuration_updated_v2",
+            ConversationWebhookUpdated { .. } => "conversation_webhook_updated",
         }
     }
 }

@@ -36,8 +36,9 @@ use crate::event::Event;
 use crate::limits::{IDENTITY_CHARS_MAX, RECORD_BYTES_MAX};
 use crate::model::{
     AddressType, AutoCreation, AutoCreationV1, ConversationState, ConversationWebhook,
-    DeliveryStatus, Media, MessagingBinding, NotificationLevel, ParticipantKind, Permission,
-    RoleType, ServiceWebhooks, StudioWebhook, Timers, WebhookFilter, WebhookMethod, WebhookTarget,
+    ConversationWebhookConfig, DeliveryStatus, Media, MessagingBinding, NotificationLevel,
+    ParticipantKind, Permission, RoleType, ServiceWebhooks, StudioWebhook, Timers, WebhookFilter,
+    WebhookMethod, WebhookTarget,
 };
 use crate::record::{
     chain_hash_of_bytes, decode_event, encode_header, CodecError, Hash, Record, RecordHeader,
@@ -65,7 +66,7 @@ const VARINT_U64_TAG: u8 = 253;
 
 /// Variants of [`Event`]: the length of [`EVENT_TYPE_NAMES`], which
 /// [`event_variant_index`] (an exhaustive match) indexes.
-pub const EVENT_VARIANTS: usize = 32;
+pub const EVENT_VARIANTS: usize = 33;
 /// Variants of [`crate::Permission`].
 pub const PERMISSION_VARIANTS: u64 = 21;
 /// Variants of [`crate::RoleType`].
@@ -123,6 +124,7 @@ pub const EVENT_TYPE_NAMES: [&str; EVENT_VARIANTS] = [
     "conversation_studio_webhook_created",
     "address_configuration_created_v2",
     "address_configuration_updated_v2",
+    "conversation_webhook_updated",
 ];
 
 /// The declaration index of an event's variant: a compile error here means
@@ -162,6 +164,7 @@ pub fn event_variant_index(event: &Event) -> usize {
         ConversationStudioWebhookCreated { .. } => 29,
         AddressConfigurationCreatedV2 { .. } => 30,
         AddressConfigurationUpdatedV2 { .. } => 31,
+        ConversationWebhookUpdated { .. } => 32,
     }
 }
 
@@ -477,6 +480,22 @@ impl Cursor<'_> {
     /// `AutoCreation { enabled, conversation_service_sid, kind,
     /// webhook_url, webhook_method, webhook_filters, studio_flow_sid,
     /// studio_retry_count }`.
+    /// A [`ConversationWebhook`]: { target, url, method, filters,
+    /// triggers }.
+    fn conversation_webhook(&mut self) -> Step {
+        self.unit_enum(WEBHOOK_TARGET_VARIANTS)?;
+        self.string()?;
+        self.unit_enum(WEBHOOK_METHOD_VARIANTS)?;
+        self.seq(|c| c.unit_enum(WEBHOOK_FILTER_VARIANTS))?;
+        self.seq(Self::string)
+    }
+
+    /// A [`StudioWebhook`]: { flow_sid, replay_after }.
+    fn studio_webhook(&mut self) -> Step {
+        self.sid()?;
+        self.opt(Self::u64)
+    }
+
     fn auto_creation_v2(&mut self) -> Step {
         self.tag()?;
         self.opt_sid()?;
@@ -675,11 +694,7 @@ impl Cursor<'_> {
             27 => {
                 self.sid()?;
                 self.sid()?;
-                self.unit_enum(WEBHOOK_TARGET_VARIANTS)?;
-                self.string()?;
-                self.unit_enum(WEBHOOK_METHOD_VARIANTS)?;
-                self.seq(|c| c.unit_enum(WEBHOOK_FILTER_VARIANTS))?;
-                self.seq(Self::string)
+                self.conversation_webhook()
             }
             // ConversationWebhookRemoved { conversation_sid, webhook_sid }
             28 => {
@@ -691,8 +706,7 @@ impl Cursor<'_> {
             29 => {
                 self.sid()?;
                 self.sid()?;
-                self.sid()?;
-                self.opt(Self::u64)
+                self.studio_webhook()
             }
             // AddressConfigurationCreatedV2 { sid, address_type, address,
             // friendly_name, auto_creation }
@@ -709,6 +723,18 @@ impl Cursor<'_> {
                 self.sid()?;
                 self.opt_string()?;
                 self.auto_creation_v2()
+            }
+            // ConversationWebhookUpdated { conversation_sid, webhook_sid,
+            // webhook: Url({ target, url, method, filters, triggers }) |
+            // Studio({ flow_sid, replay_after }) }
+            32 => {
+                self.sid()?;
+                self.sid()?;
+                match self.varint()? {
+                    0 => self.conversation_webhook(),
+                    1 => self.studio_webhook(),
+                    _ => None,
+                }
             }
             _ => None,
         }
@@ -746,10 +772,10 @@ pub fn is_valid_event_v1(payload: &[u8], conversation: Option<&[u8; SID_BYTES]>)
     // UserConversationUpdated (19), DeliveryReceiptRecorded (23),
     // DeliveryAttemptFailed (25), ConversationWebhookCreated,
     // ConversationWebhookRemoved and ConversationStudioWebhookCreated
-    // (27 ..= 29).
+    // (27 ..= 29), ConversationWebhookUpdated (32).
     let has_conversation = matches!(
         payload.first(),
-        Some(6..=15) | Some(19) | Some(23) | Some(25) | Some(27..=29)
+        Some(6..=15) | Some(19) | Some(23) | Some(25) | Some(27..=29) | Some(32)
     );
     match (has_conversation, conversation) {
         (true, Some(c)) => payload.get(1..1 + SID_BYTES) == Some(c.as_slice()),
@@ -1112,6 +1138,25 @@ pub fn sample_events() -> Vec<Event> {
             address_configuration_sid: a,
             friendly_name: None,
             auto_creation: AutoCreation::default(),
+        },
+        Event::ConversationWebhookUpdated {
+            conversation_sid: c,
+            webhook_sid: WebhookSid::derive(b"x"),
+            webhook: ConversationWebhookConfig::Url(ConversationWebhook {
+                target: WebhookTarget::Webhook,
+                url: "https://example.com/v".into(),
+                method: WebhookMethod::Post,
+                filters: WebhookFilter::ALL.to_vec(),
+                triggers: Vec::new(),
+            }),
+        },
+        Event::ConversationWebhookUpdated {
+            conversation_sid: c,
+            webhook_sid: WebhookSid::derive(b"s"),
+            webhook: ConversationWebhookConfig::Studio(StudioWebhook {
+                flow_sid: FlowSid::derive(b"h"),
+                replay_after: Some(7),
+            }),
         },
     ]
 }

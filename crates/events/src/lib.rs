@@ -40,8 +40,8 @@ pub use command::{
     DeleteMessage, DeleteRole, DeleteService, DeleteUser, EditMessage, Fingerprint, Keyed,
     ParticipantSpec, PostMessage, ReceiveInbound, RecordDeliveryAttemptFailed,
     RecordDeliveryReceipt, RemoveParticipant, UpdateAddressConfiguration, UpdateConversation,
-    UpdateParticipant, UpdateReadHorizon, UpdateRole, UpdateService, UpdateServiceConfiguration,
-    UpdateServiceWebhooks, UpdateUser, UpdateUserConversation,
+    UpdateConversationWebhook, UpdateParticipant, UpdateReadHorizon, UpdateRole, UpdateService,
+    UpdateServiceConfiguration, UpdateServiceWebhooks, UpdateUser, UpdateUserConversation,
 };
 pub use duration::{parse_iso8601_duration_micros, timers_from_iso8601, DurationError};
 pub use event::Event;

@@ -509,3 +509,43 @@ pub struct ConversationWebhook {
     /// word of a new message's body ignoring case; empty for a webhook.
     pub triggers: Vec<String>,
 }
+
+/// What a conversation-scoped webhook is: one that calls a URL (Twilio's
+/// `Target=webhook` and `Target=trigger`) or one that hands the
+/// conversation to a Studio flow (`Target=studio`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConversationWebhookConfig {
+    /// `Target=webhook` or `Target=trigger`.
+    Url(ConversationWebhook),
+    /// `Target=studio`.
+    Studio(StudioWebhook),
+}
+
+impl ConversationWebhookConfig {
+    /// Twilio's `target`: `webhook`, `trigger` or `studio`.
+    pub fn target_name(&self) -> &'static str {
+        match self {
+            ConversationWebhookConfig::Url(w) => match w.target {
+                WebhookTarget::Webhook => "webhook",
+                WebhookTarget::Trigger => "trigger",
+            },
+            ConversationWebhookConfig::Studio(_) => "studio",
+        }
+    }
+
+    /// The URL webhook or trigger, if it is one.
+    pub fn url(&self) -> Option<&ConversationWebhook> {
+        match self {
+            ConversationWebhookConfig::Url(w) => Some(w),
+            ConversationWebhookConfig::Studio(_) => None,
+        }
+    }
+
+    /// The Studio hand-off, if it is one.
+    pub fn studio(&self) -> Option<&StudioWebhook> {
+        match self {
+            ConversationWebhookConfig::Url(_) => None,
+            ConversationWebhookConfig::Studio(s) => Some(s),
+        }
+    }
+}

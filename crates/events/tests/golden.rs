@@ -78,6 +78,11 @@ const GOLDEN_SETS: &[GoldenSet] = &[
         format_version: 2,
         fixture: v2_studio_autocreation,
     },
+    GoldenSet {
+        name: "v2_webhook_updates",
+        format_version: 2,
+        fixture: v2_webhook_updates,
+    },
 ];
 
 fn golden_dir() -> PathBuf {
@@ -979,6 +984,70 @@ fn v2_studio_autocreation() -> Vec<(RecordHeader, Event)> {
                 conversation_sid: event.conversation_sid(),
                 command_id: CommandId(command_id),
                 actor: Some("host".into()),
+            };
+            (header, event)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// The version-2 webhook update fixture. Frozen: it is what
+// v2_webhook_updates.* were written from.
+// ---------------------------------------------------------------------------
+
+/// `ConversationWebhookUpdated`, appended to `Event` after the
+/// v2_studio_autocreation set: a webhook, a trigger and a Studio webhook
+/// each given a new configuration.
+fn v2_webhook_updates() -> Vec<(RecordHeader, Event)> {
+    let service: ServiceSid = sid("IS0123456789abcdef0123456789abcdef");
+    let conversation: ConversationSid = sid("CHc0ffee00000000000000000000000003");
+    let story = vec![
+        Event::ConversationWebhookUpdated {
+            conversation_sid: conversation,
+            webhook_sid: sid("WH00000000000000000000000000000021"),
+            webhook: ConversationWebhookConfig::Url(ConversationWebhook {
+                target: WebhookTarget::Webhook,
+                url: "https://example.com/moved?a=1&b=ü".into(),
+                method: WebhookMethod::Get,
+                filters: WebhookFilter::ALL.to_vec(),
+                triggers: Vec::new(),
+            }),
+        },
+        Event::ConversationWebhookUpdated {
+            conversation_sid: conversation,
+            webhook_sid: sid("WH00000000000000000000000000000022"),
+            webhook: ConversationWebhookConfig::Url(ConversationWebhook {
+                target: WebhookTarget::Trigger,
+                url: "https://example.com/trigger".into(),
+                method: WebhookMethod::Post,
+                filters: Vec::new(),
+                triggers: vec!["urgent".into(), "sos".into()],
+            }),
+        },
+        Event::ConversationWebhookUpdated {
+            conversation_sid: conversation,
+            webhook_sid: sid("WH00000000000000000000000000000023"),
+            webhook: ConversationWebhookConfig::Studio(StudioWebhook {
+                flow_sid: sid("FWfedcba9876543210fedcba9876543210"),
+                replay_after: Some(42),
+            }),
+        },
+    ];
+    story
+        .into_iter()
+        .enumerate()
+        .map(|(position, event)| {
+            let mut command_id = [0u8; 16];
+            command_id[0] = 0xc6;
+            command_id[15] = position as u8;
+            let header = RecordHeader {
+                position: position as u64,
+                // One second apart, from 2026-01-04T00:00:00Z.
+                recorded_at: 1_767_484_800_000_000 + position as u64 * 1_000_000,
+                service_sid: service,
+                conversation_sid: event.conversation_sid(),
+                command_id: CommandId(command_id),
+                actor: None,
             };
             (header, event)
         })

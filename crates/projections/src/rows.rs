@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use events::*;
 
+pub use events::ConversationWebhookConfig;
+
 /// A read-model table. Each is one RocksDB column family named
 /// [`Table::name`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -196,8 +198,10 @@ pub const META_FORMAT_KEY: &[u8] = b"row_format";
 /// [`Table::ConversationWebhooks`]. Version 5: a conversation webhook row
 /// holds a [`ConversationWebhookConfig`] (a URL webhook or a Studio one),
 /// and the address configuration row the typed autocreation
-/// ([`AutoCreation`] with `kind`, method, filters, flow).
-pub const READ_MODEL_FORMAT_VERSION: u32 = 5;
+/// ([`AutoCreation`] with `kind`, method, filters, flow). Version 6: a
+/// conversation webhook row has a `date_updated`
+/// ([`ConversationWebhookRow::date_updated`]).
+pub const READ_MODEL_FORMAT_VERSION: u32 = 6;
 
 /// A service (Twilio `service` plus its `configuration`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -402,46 +406,6 @@ pub struct AddressConfigurationRow {
     pub date_updated: TimestampMicros,
 }
 
-/// What a conversation-scoped webhook is: one that calls a URL (Twilio's
-/// `Target=webhook` and `Target=trigger`) or one that hands the
-/// conversation to a Studio flow (`Target=studio`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ConversationWebhookConfig {
-    /// `Target=webhook` or `Target=trigger`.
-    Url(ConversationWebhook),
-    /// `Target=studio`.
-    Studio(StudioWebhook),
-}
-
-impl ConversationWebhookConfig {
-    /// Twilio's `target`: `webhook`, `trigger` or `studio`.
-    pub fn target_name(&self) -> &'static str {
-        match self {
-            ConversationWebhookConfig::Url(w) => match w.target {
-                WebhookTarget::Webhook => "webhook",
-                WebhookTarget::Trigger => "trigger",
-            },
-            ConversationWebhookConfig::Studio(_) => "studio",
-        }
-    }
-
-    /// The URL webhook or trigger, if it is one.
-    pub fn url(&self) -> Option<&ConversationWebhook> {
-        match self {
-            ConversationWebhookConfig::Url(w) => Some(w),
-            ConversationWebhookConfig::Studio(_) => None,
-        }
-    }
-
-    /// The Studio hand-off, if it is one.
-    pub fn studio(&self) -> Option<&StudioWebhook> {
-        match self {
-            ConversationWebhookConfig::Url(_) => None,
-            ConversationWebhookConfig::Studio(s) => Some(s),
-        }
-    }
-}
-
 /// A conversation-scoped webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationWebhookRow {
@@ -455,6 +419,9 @@ pub struct ConversationWebhookRow {
     pub webhook: ConversationWebhookConfig,
     /// Creation time, µs.
     pub date_created: TimestampMicros,
+    /// Last update time ([`Event::ConversationWebhookUpdated`]), µs; the
+    /// creation time until then.
+    pub date_updated: TimestampMicros,
 }
 
 /// The latest delivery receipt of one message to one participant.

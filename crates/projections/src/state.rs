@@ -605,6 +605,7 @@ fn add_conversation_webhook(
         sid: webhook_sid,
         webhook,
         date_created: at,
+        date_updated: at,
     };
     put_row(
         sink,
@@ -1531,6 +1532,27 @@ impl ReadModels {
                 (*conversation_sid, *webhook_sid),
                 ConversationWebhookConfig::Studio(studio.clone()),
             ),
+            Event::ConversationWebhookUpdated {
+                conversation_sid,
+                webhook_sid,
+                webhook,
+            } => {
+                let Some(row) = svc
+                    .conversations
+                    .get_mut(conversation_sid)
+                    .and_then(|conv| conv.webhooks.get_mut(webhook_sid))
+                else {
+                    return;
+                };
+                row.webhook = webhook.clone();
+                row.date_updated = at;
+                put_row(
+                    sink,
+                    Table::ConversationWebhooks,
+                    webhook_key(&svc_sid, conversation_sid, webhook_sid),
+                    row,
+                );
+            }
             Event::ConversationWebhookRemoved {
                 conversation_sid,
                 webhook_sid,

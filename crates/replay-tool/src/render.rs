@@ -1,7 +1,7 @@
 //! Turning records and events into JSON lines and readable tables.
 
 use engine_core::log::hash_hex;
-use events::{Event, ParticipantKind, RecordHeader};
+use events::{ConversationWebhookConfig, Event, ParticipantKind, RecordHeader};
 use serde_json::{json, Map, Value};
 
 use crate::timefmt::format_micros;
@@ -267,6 +267,14 @@ pub fn summary(event: &Event) -> String {
             studio,
             ..
         } => format!("{webhook_sid} studio {}", studio.flow_sid),
+        ConversationWebhookUpdated {
+            webhook_sid,
+            webhook,
+            ..
+        } => match webhook {
+            ConversationWebhookConfig::Url(w) => format!("{webhook_sid} {:?} {}", w.target, w.url),
+            ConversationWebhookConfig::Studio(s) => format!("{webhook_sid} studio {}", s.flow_sid),
+        },
     };
     cell(&text)
 }

@@ -94,12 +94,22 @@ impl ServiceStats {
 }
 
 /// Counts folded from the log.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Stats {
     /// Records per event type, indexed like [`EVENT_TYPES`].
     pub by_type: [u64; EVENT_TYPES.len()],
     /// Counts per service.
     pub by_service: BTreeMap<ServiceSid, ServiceStats>,
+}
+
+// By hand: `Default` is derived for arrays of at most 32 elements only.
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            by_type: [0; EVENT_TYPES.len()],
+            by_service: BTreeMap::new(),
+        }
+    }
 }
 
 impl Accumulator for Stats {

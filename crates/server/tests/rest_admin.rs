@@ -755,6 +755,7 @@ fn conversation_webhooks_are_created_listed_fetched_and_deleted() {
         r.body["configuration"]["triggers"],
         serde_json::json!(["help"])
     );
+    let trigger = r.body["sid"].as_str().unwrap().to_owned();
 
     // Paged by SID; by unique name and under the service prefix too.
     let first = s.get(&format!("{base}?PageSize=1"));
@@ -785,15 +786,103 @@ fn conversation_webhooks_are_created_listed_fetched_and_deleted() {
     );
     assert_error(&s.get(&format!("{base}?PageToken=garbage")), 400, 20001);
 
-    // No update in place.
-    assert_error(
-        &s.post(
-            &format!("{base}/{hook}"),
-            &[("Configuration.Url", "http://x/")],
-        ),
-        405,
-        20004,
+    // Updated in place: the parts given change, the others stay.
+    let one = format!("{base}/{hook}");
+    let r = s.post(
+        &one,
+        &[
+            ("Configuration.Url", "http://127.0.0.1:9/a2"),
+            ("Configuration.Method", "POST"),
+        ],
     );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["sid"], hook);
+    assert_eq!(r.body["target"], "webhook");
+    assert_eq!(r.body["configuration"]["url"], "http://127.0.0.1:9/a2");
+    assert_eq!(r.body["configuration"]["method"], "post");
+    assert_eq!(
+        r.body["configuration"]["filters"],
+        serde_json::json!(["onMessageAdded", "onParticipantAdded"])
+    );
+    assert!(
+        r.body["date_updated"].as_str() >= r.body["date_created"].as_str(),
+        "{:?}",
+        r.body
+    );
+    let r = s.post(&one, &[("Configuration.Filters", "onMessageRemoved")]);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.body["configuration"]["filters"],
+        serde_json::json!(["onMessageRemoved"])
+    );
+    assert_eq!(r.body["configuration"]["url"], "http://127.0.0.1:9/a2");
+    let r = s.post(
+        &format!(
+            "/v1/Services/{}/Conversations/hooks/Webhooks/{trigger}",
+            s.service
+        ),
+        &[
+            ("Configuration.Triggers", "urgent"),
+            ("Configuration.Triggers", "sos"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["target"], "trigger");
+    assert_eq!(
+        r.body["configuration"]["triggers"],
+        serde_json::json!(["urgent", "sos"])
+    );
+    assert_eq!(r.body["configuration"]["url"], "http://127.0.0.1:9/b");
+    assert_eq!(
+        s.get(&one).body["configuration"]["url"],
+        "http://127.0.0.1:9/a2"
+    );
+
+    // Bad updates are refused and write nothing.
+    let before = s.get(&one).body;
+    let head = s.engine().log().head().next_position;
+    let trigger_path = format!("{base}/{trigger}");
+    for (path, bad) in [
+        (
+            &one,
+            vec![(
+                "Configuration.FlowSid",
+                "FW0123456789abcdef0123456789abcdef",
+            )],
+        ),
+        (&one, vec![("Configuration.Filters", "onMessageSend")]),
+        (&one, vec![("Configuration.Url", "not a url")]),
+        (&one, vec![("Configuration.Method", "PUT")]),
+        (&one, vec![("Configuration.Triggers", "help")]),
+        (&one, vec![("Configuration.ReplayAfter", "3")]),
+        (&one, vec![("Target", "trigger")]),
+        (
+            &trigger_path,
+            vec![("Configuration.Filters", "onMessageAdded")],
+        ),
+        (&trigger_path, vec![("Configuration.Triggers", "two words")]),
+    ] {
+        assert_error(&s.post(path, &bad), 400, 20001);
+    }
+    assert_eq!(
+        s.engine().log().head().next_position,
+        head,
+        "nothing was written"
+    );
+    assert_eq!(s.get(&one).body, before);
+    let other_conversation = conversation_with(&s, "elsewhere", &["carol"], 0);
+    for path in [
+        format!("/v1/Conversations/{other_conversation}/Webhooks/{hook}"),
+        format!("{base}/WH00000000000000000000000000000000"),
+        format!("/v1/Conversations/CH00000000000000000000000000000000/Webhooks/{hook}"),
+    ] {
+        assert_error(
+            &s.post(&path, &[("Configuration.Url", "http://127.0.0.1:9/z")]),
+            404,
+            20404,
+        );
+    }
+    assert_eq!(s.get(&one).body, before);
     for bad in [
         vec![("Target", "studio"), ("Configuration.FlowSid", "FW1")],
         vec![
@@ -1103,4 +1192,79 @@ fn a_studio_conversation_webhook_names_its_flow_and_takes_only_its_parameters() 
         assert_error(&s.post(&base, &bad), 400, 20001);
     }
     assert_eq!(count(&s.get(&base), "webhooks"), 1, "nothing else written");
+
+    // Updated in place: another flow, the same replay point; no URL
+    // parameters, and a bad flow SID, refused without writing.
+    let other_flow = "FWfedcba9876543210fedcba9876543210";
+    let r = s.post(
+        &format!("{base}/{hook}"),
+        &[("Configuration.FlowSid", other_flow)],
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["target"], "studio");
+    assert_eq!(r.body["configuration"]["flow_sid"], other_flow);
+    assert_eq!(r.body["configuration"]["replay_after"], 0);
+    let head = s.engine().log().head().next_position;
+    for bad in [
+        vec![("Configuration.Url", "http://127.0.0.1:9/c")],
+        vec![("Configuration.Filters", "onMessageAdded")],
+        vec![("Configuration.FlowSid", "FW1")],
+        vec![("Configuration.ReplayAfter", "1")],
+    ] {
+        assert_error(&s.post(&format!("{base}/{hook}"), &bad), 400, 20001);
+    }
+    assert_eq!(
+        s.engine().log().head().next_position,
+        head,
+        "nothing was written"
+    );
+    assert_eq!(
+        s.get(&format!("{base}/{hook}")).body["configuration"]["flow_sid"],
+        other_flow
+    );
+}
+
+#[test]
+fn an_updated_conversation_webhook_is_called_at_its_new_url_for_its_new_filters() {
+    let s = TestServer::start();
+    let sid = conversation_with(&s, "moved", &["alice"], 0);
+    let r = s.post(
+        &format!("/v1/Conversations/{sid}/Webhooks"),
+        &[
+            ("Target", "webhook"),
+            ("Configuration.Url", "http://127.0.0.1:9/old"),
+            ("Configuration.Filters", "onConversationRemoved"),
+        ],
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let hook = r.body["sid"].as_str().unwrap().to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/new-hook", listener.local_addr().unwrap());
+    let r = s.post(
+        &format!("/v1/Conversations/{sid}/Webhooks/{hook}"),
+        &[
+            ("Configuration.Url", &url),
+            ("Configuration.Filters", "onMessageAdded"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let service: ServiceSid = s.service.parse().unwrap();
+    let conversation: ConversationSid = sid.parse().unwrap();
+    s.engine()
+        .execute(
+            PostMessage::new(service, conversation)
+                .author("alice")
+                .body("after the update")
+                .keyed("updated-hook-post"),
+        )
+        .expect("the message is posted");
+    let got = receive_one(&listener);
+    assert_eq!(got.path, "/new-hook");
+    let params: Vec<(String, String)> = form_urlencoded::parse(got.body.as_bytes())
+        .into_owned()
+        .collect();
+    assert!(
+        params.contains(&("EventType".to_owned(), "onMessageAdded".to_owned())),
+        "{params:?}"
+    );
 }

@@ -61,7 +61,8 @@ pub(crate) fn pre_events(command: &Command) -> Vec<(PreEventFilter, PreEventTarg
         | Command::UpdateServiceWebhooks(_)
         | Command::CreateConversationWebhook(_)
         | Command::DeleteConversationWebhook(_)
-        | Command::CreateConversationStudioWebhook(_) => Vec::new(),
+        | Command::CreateConversationStudioWebhook(_)
+        | Command::UpdateConversationWebhook(_) => Vec::new(),
     }
 }
 

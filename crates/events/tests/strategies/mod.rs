@@ -460,6 +460,9 @@ pub fn command_variant_name(command: &Command) -> &'static str {
         Command::CreateConversationStudioWebhook(CreateConversationStudioWebhook { .. }) => {
             "create_conversation_studio_webhook"
         }
+        Command::UpdateConversationWebhook(UpdateConversationWebhook { .. }) => {
+            "update_conversation_webhook"
+        }
     }
 }
 
@@ -935,6 +938,29 @@ pub fn arb_command() -> BoxedStrategy<Command> {
                 })
             })
             .boxed(),
+        (
+            (arb_service_sid(), arb_conversation_sid(), arb_webhook_sid()),
+            proptest::option::of(arb_text()),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(proptest::collection::vec(arb_text(), 0..4)),
+            proptest::option::of(proptest::collection::vec(arb_text(), 0..4)),
+            proptest::option::of(arb_flow_sid()),
+        )
+            .prop_map(
+                |((service, conversation, webhook), url, get, filters, triggers, flow_sid)| {
+                    Command::UpdateConversationWebhook(UpdateConversationWebhook {
+                        service,
+                        conversation: conversation.into(),
+                        webhook,
+                        url,
+                        method: get.map(webhook_method),
+                        filters,
+                        triggers,
+                        flow_sid,
+                    })
+                },
+            )
+            .boxed(),
     ];
     Union::new(arms).boxed()
 }
@@ -1016,6 +1042,7 @@ pub fn event_variant_name(event: &Event) -> &'static str {
         Event::ConversationStudioWebhookCreated { .. } => "conversation_studio_webhook_created",
         Event::AddressConfigurationCreatedV2 { .. } => "address_configuration_created_v2",
         Event::AddressConfigurationUpdatedV2 { .. } => "address_configuration_updated_v2",
+        Event::ConversationWebhookUpdated { .. } => "conversation_webhook_updated",
     }
 }
 
@@ -1413,30 +1440,15 @@ pub fn arb_event() -> BoxedStrategy<Event> {
         (
             arb_conversation_sid(),
             arb_webhook_sid(),
-            any::<bool>(),
-            arb_text(),
-            any::<bool>(),
-            proptest::sample::subsequence(
-                WebhookFilter::ALL.to_vec(),
-                0..=WebhookFilter::ALL.len(),
-            ),
-            proptest::collection::vec(arb_text(), 0..4),
+            arb_conversation_webhook(),
         )
-            .prop_map(
-                |(conversation_sid, webhook_sid, trigger, url, get, filters, triggers)| {
-                    Event::ConversationWebhookCreated {
-                        conversation_sid,
-                        webhook_sid,
-                        webhook: ConversationWebhook {
-                            target: webhook_target(trigger),
-                            url,
-                            method: webhook_method(get),
-                            filters,
-                            triggers,
-                        },
-                    }
-                },
-            )
+            .prop_map(|(conversation_sid, webhook_sid, webhook)| {
+                Event::ConversationWebhookCreated {
+                    conversation_sid,
+                    webhook_sid,
+                    webhook,
+                }
+            })
             .boxed(),
         (arb_conversation_sid(), arb_webhook_sid())
             .prop_map(
@@ -1503,8 +1515,49 @@ pub fn arb_event() -> BoxedStrategy<Event> {
                 },
             )
             .boxed(),
+        (
+            arb_conversation_sid(),
+            arb_webhook_sid(),
+            prop_oneof![
+                arb_conversation_webhook().prop_map(ConversationWebhookConfig::Url),
+                (arb_flow_sid(), proptest::option::of(arb_u64())).prop_map(
+                    |(flow_sid, replay_after)| ConversationWebhookConfig::Studio(StudioWebhook {
+                        flow_sid,
+                        replay_after,
+                    })
+                ),
+            ],
+        )
+            .prop_map(|(conversation_sid, webhook_sid, webhook)| {
+                Event::ConversationWebhookUpdated {
+                    conversation_sid,
+                    webhook_sid,
+                    webhook,
+                }
+            })
+            .boxed(),
     ];
     Union::new(arms).boxed()
+}
+
+/// Any URL webhook or trigger configuration.
+fn arb_conversation_webhook() -> impl Strategy<Value = ConversationWebhook> {
+    (
+        any::<bool>(),
+        arb_text(),
+        any::<bool>(),
+        proptest::sample::subsequence(WebhookFilter::ALL.to_vec(), 0..=WebhookFilter::ALL.len()),
+        proptest::collection::vec(arb_text(), 0..4),
+    )
+        .prop_map(
+            |(trigger, url, get, filters, triggers)| ConversationWebhook {
+                target: webhook_target(trigger),
+                url,
+                method: webhook_method(get),
+                filters,
+                triggers,
+            },
+        )
 }
 
 // ---------------------------------------------------------------------------

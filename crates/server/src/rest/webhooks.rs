@@ -10,31 +10,31 @@
 //! never written to the log). A `studio` target hands the conversation to
 //! the Studio flow `Configuration.FlowSid`, a reactor the host registers
 //! with `Engine::start_studio_flow`; `Configuration.ReplayAfter` also hands
-//! it the messages already there with a higher index. A webhook cannot be
-//! changed in place (the engine has no update command): its update
-//! answers 405 (Twilio 20004); delete it and create it again.
+//! it the messages already there with a higher index. An update
+//! (`events::UpdateConversationWebhook`) replaces the parts of the
+//! configuration it names and keeps its target; the reactors read the new
+//! configuration for the records after it.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use events::command::{
     ConversationRef, CreateConversationStudioWebhook, CreateConversationWebhook,
-    DeleteConversationWebhook,
+    DeleteConversationWebhook, UpdateConversationWebhook,
 };
 use events::{FlowSid, WebhookMethod, WebhookSid, WebhookTarget};
 use projections::ConversationWebhookRow;
 use serde_json::{json, Value};
 
 use crate::app::{conversation_ref, AppState, Scope};
-use crate::error::{ApiError, CODE_METHOD_NOT_ALLOWED};
+use crate::error::ApiError;
 use crate::paging::Paging;
 use crate::params::{Form, Query};
 use crate::render::iso8601;
 use crate::rest::conversations::path_param;
 use crate::rest::path_sid;
 
-/// Twilio's conversation-scoped Webhook resource. `date_updated` is the
-/// creation date: a webhook never changes after it is created. A Studio
+/// Twilio's conversation-scoped Webhook resource. A Studio
 /// webhook answers its `flow_sid` and `replay_after` and no URL, method,
 /// filters or triggers; a URL webhook the reverse.
 pub fn render(state: &AppState, scope: &Scope, row: &ConversationWebhookRow) -> Value {
@@ -68,7 +68,7 @@ pub fn render(state: &AppState, scope: &Scope, row: &ConversationWebhookRow) -> 
         ),
         "configuration": configuration,
         "date_created": iso8601(row.date_created),
-        "date_updated": iso8601(row.date_created),
+        "date_updated": iso8601(row.date_updated),
     })
 }
 
@@ -262,23 +262,60 @@ pub async fn fetch(
     Ok(Json(render(&state, &scope, &row)))
 }
 
-/// `POST …/Conversations/{ConversationSid}/Webhooks/{Sid}`: refused with
-/// 405 (Twilio 20004) after the webhook is found (404 otherwise): the
-/// engine keeps a webhook as created. Delete it and create it again.
+/// `POST …/Conversations/{ConversationSid}/Webhooks/{Sid}`:
+/// `Configuration.Url`, `Configuration.Method`, `Configuration.Filters`
+/// (repeated), `Configuration.Triggers` (repeated) for a webhook or
+/// trigger, `Configuration.FlowSid` for a studio webhook; each given
+/// replaces that part of the configuration, the others stay (the target
+/// never changes). 200 with the webhook. Errors: 404 for an unknown
+/// conversation or webhook; 400 for a parameter of another target, a bad
+/// URL, method or flow SID, unknown filter names, and the checks of
+/// [`create`] on the resulting configuration.
 pub async fn update(
     State(state): State<AppState>,
     scope: Scope,
+    headers: HeaderMap,
     Path(path): Path<Vec<(String, String)>>,
+    Form(mut p): Form,
 ) -> Result<Json<Value>, ApiError> {
+    let url = p.opt("Configuration.Url")?;
+    let method = p
+        .opt("Configuration.Method")?
+        .map(|m| parse_method("Configuration.Method", &m))
+        .transpose()?;
+    let filters = p.all("Configuration.Filters");
+    let triggers = p.all("Configuration.Triggers");
+    let flow: Option<FlowSid> = p.opt_parse("Configuration.FlowSid")?;
+    p.finish()?;
     let row = load(&state, &scope, &path).await?;
-    Err(ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        CODE_METHOD_NOT_ALLOWED,
-        format!(
-            "webhook {} cannot be changed in place on this server: delete it and create it again",
-            row.sid
-        ),
-    ))
+    // Each target takes only its own parameters (the engine checks it
+    // again when it decides the update).
+    let studio = row.webhook.studio().is_some();
+    let foreign: &[(&str, bool)] = if studio {
+        &[
+            ("Configuration.Url", url.is_some()),
+            ("Configuration.Method", method.is_some()),
+            ("Configuration.Filters", !filters.is_empty()),
+            ("Configuration.Triggers", !triggers.is_empty()),
+        ]
+    } else {
+        &[("Configuration.FlowSid", flow.is_some())]
+    };
+    if let Some((name, _)) = foreign.iter().find(|(_, given)| *given) {
+        return Err(ApiError::invalid(
+            name,
+            format!("is not a parameter of Target={}", row.webhook.target_name()),
+        ));
+    }
+    let mut command = UpdateConversationWebhook::new(scope.service, row.conversation_sid, row.sid);
+    command.url = url;
+    command.method = method;
+    command.filters = (!filters.is_empty()).then_some(filters);
+    command.triggers = (!triggers.is_empty()).then_some(triggers);
+    command.flow_sid = flow;
+    state.execute(&headers, command).await?;
+    let row = load(&state, &scope, &path).await?;
+    Ok(Json(render(&state, &scope, &row)))
 }
 
 /// `DELETE …/Conversations/{ConversationSid}/Webhooks/{Sid}`: 204.
