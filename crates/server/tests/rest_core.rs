@@ -231,3 +231,12 @@ fn the_account_default_timers_apply_to_conversations_created_without_timers() {
         own.body
     );
 }
+
+#[test]
+fn a_method_a_resource_does_not_take_gets_405_with_a_twilio_body() {
+    let s = TestServer::start();
+    // DELETE on a list, and POST on a Service (Twilio has no service update).
+    assert_error(&s.delete("/v1/Conversations"), 405, 20004);
+    let service = s.service.clone();
+    assert_error(&s.post(&format!("/v1/Services/{service}"), &[]), 405, 20004);
+}

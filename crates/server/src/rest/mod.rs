@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::{middleware, Router};
 
 use crate::app::AppState;
-use crate::error::{ApiError, CODE_NOT_FOUND};
+use crate::error::{ApiError, CODE_METHOD_NOT_ALLOWED, CODE_NOT_FOUND};
 use crate::params::REQUEST_BODY_BYTES_MAX;
 
 pub mod configuration;
@@ -163,6 +163,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", service_scoped())
         .nest("/v1", crate::media::routes())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::basic,
@@ -195,6 +196,14 @@ async fn not_found(uri: Uri) -> ApiError {
         StatusCode::NOT_FOUND,
         CODE_NOT_FOUND,
         format!("The requested resource {} was not found", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        CODE_METHOD_NOT_ALLOWED,
+        format!("Method {method} is not allowed on {}", uri.path()),
     )
 }
 
