@@ -569,6 +569,32 @@ struct Received {
 
 /// Accepts one request on `listener` within [`WEBHOOK_WAIT`] and answers
 /// 200.
+/// Posts `body` as alice in conversation `sid` (through the engine: the
+/// message, not the post, is what the test is about) and returns the one
+/// webhook call `listener` receives, with its form parameters.
+fn post_and_receive(
+    s: &TestServer,
+    sid: &str,
+    body: &str,
+    listener: &TcpListener,
+) -> (Received, Vec<(String, String)>) {
+    let service: ServiceSid = s.service.parse().unwrap();
+    let conversation: ConversationSid = sid.parse().unwrap();
+    s.engine()
+        .execute(
+            PostMessage::new(service, conversation)
+                .author("alice")
+                .body(body)
+                .keyed(format!("post/{sid}/{body}")),
+        )
+        .expect("the message is posted");
+    let got = receive_one(listener);
+    let params = form_urlencoded::parse(got.body.as_bytes())
+        .into_owned()
+        .collect();
+    (got, params)
+}
+
 fn receive_one(listener: &TcpListener) -> Received {
     listener.set_nonblocking(true).unwrap();
     let deadline = Instant::now() + WEBHOOK_WAIT;
@@ -688,21 +714,8 @@ fn a_conversation_webhook_is_called_signed_with_the_auth_token() {
         ],
     );
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let service: ServiceSid = s.service.parse().unwrap();
-    let conversation: ConversationSid = sid.parse().unwrap();
-    s.engine()
-        .execute(
-            PostMessage::new(service, conversation)
-                .author("alice")
-                .body("hello hook")
-                .keyed("hooked-post"),
-        )
-        .expect("the message is posted");
-    let got = receive_one(&listener);
+    let (got, params) = post_and_receive(&s, &sid, "hello hook", &listener);
     assert_eq!(got.path, "/conversation-hook");
-    let params: Vec<(String, String)> = form_urlencoded::parse(got.body.as_bytes())
-        .into_owned()
-        .collect();
     assert!(
         params.contains(&("Body".to_owned(), "hello hook".to_owned())),
         "{params:?}"
@@ -1248,21 +1261,8 @@ fn an_updated_conversation_webhook_is_called_at_its_new_url_for_its_new_filters(
         ],
     );
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let service: ServiceSid = s.service.parse().unwrap();
-    let conversation: ConversationSid = sid.parse().unwrap();
-    s.engine()
-        .execute(
-            PostMessage::new(service, conversation)
-                .author("alice")
-                .body("after the update")
-                .keyed("updated-hook-post"),
-        )
-        .expect("the message is posted");
-    let got = receive_one(&listener);
+    let (got, params) = post_and_receive(&s, &sid, "after the update", &listener);
     assert_eq!(got.path, "/new-hook");
-    let params: Vec<(String, String)> = form_urlencoded::parse(got.body.as_bytes())
-        .into_owned()
-        .collect();
     assert!(
         params.contains(&("EventType".to_owned(), "onMessageAdded".to_owned())),
         "{params:?}"
