@@ -1120,6 +1120,10 @@ fn an_updated_conversation_webhook_is_called_as_updated_and_on_its_conversations
     assert!(row.date_updated >= row.date_created, "{row:?}");
     let handle = f.engine.start_post_event_webhooks(fast_retries()).unwrap();
     f.post(c, "system", "after the update");
+    // The configuration is read when a record is delivered: let the
+    // message's webhook go out before the conversation (and with it the
+    // webhook's row) is removed.
+    settle(&f, &handle);
     // onConversationRemoved goes to the webhooks as of the removal, read
     // from the log: the update applies there too.
     f.run(DeleteConversation::new(f.service, c));
